@@ -1,0 +1,134 @@
+"""Connector files: `connectors/<id>.toml`, one downstream MCP server each.
+
+A connector names its transport (`stdio`, `http` for Streamable HTTP, `sse` for the legacy HTTP+SSE
+transport), how to reach the server, and the protocol era to speak (`auto` probes, `legacy` pins
+2025-11-25, `2026-07-28` pins the stateless era). Secrets are never written in these files: values
+of `env` and `headers` may reference the hub's environment as `${NAME}`, expanded only when the hub
+connects, and any value whose key looks like a credential must be such a reference.
+
+Loading is all-or-nothing: the first bad file raises `ConfigError` and the hub does not start.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from mcp_hub.config._toml import read_toml, validate
+from mcp_hub.errors import ConfigError
+
+CONNECTOR_ID_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
+"""Lowercase letters, digits and `-`, at most 32 characters: no `_`, so `<id>__<tool>` splits uniquely."""
+
+_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_CREDENTIAL_KEY = re.compile(r"(?i)(authorization|token|secret|password|passwd|api[-_]?key|cookie|credential)")
+
+Transport = Literal["stdio", "http", "sse"]
+ProtocolChoice = Literal["auto", "legacy", "2026-07-28"]
+
+
+class ConnectorSpec(BaseModel):
+    """One downstream server as the operator declared it (secrets still as `${NAME}` references)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    transport: Transport
+    protocol: ProtocolChoice = "auto"
+    enabled: bool = True
+    description: str = ""
+    call_timeout_seconds: Annotated[float, Field(gt=0)] | None = None
+    max_concurrent_calls: Annotated[int, Field(gt=0, le=10_000)] = 32
+    # stdio
+    command: str | None = None
+    args: list[str] = Field(default_factory=list[str])
+    env: dict[str, str] = Field(default_factory=dict[str, str])
+    cwd: str | None = None
+    # http / sse
+    url: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict[str, str])
+
+    @field_validator("id")
+    @classmethod
+    def _id_shape(cls, value: str) -> str:
+        if not CONNECTOR_ID_PATTERN.fullmatch(value):
+            raise ValueError("must be 1-32 lowercase letters, digits or '-', not starting or ending with '-'")
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _url_shape(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @field_validator("env", "headers")
+    @classmethod
+    def _secrets_are_references(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, item in value.items():
+            if _CREDENTIAL_KEY.search(key) and not _ENV_REFERENCE.search(item):
+                raise ValueError(f"{key!r} looks like a credential: write it as a reference such as \"${{MY_TOKEN}}\"")
+        return value
+
+    @model_validator(mode="after")
+    def _transport_fields(self) -> ConnectorSpec:
+        if self.transport == "stdio":
+            if not self.command:
+                raise ValueError("a stdio connector needs 'command'")
+            if self.url is not None or self.headers:
+                raise ValueError("'url' and 'headers' are for http and sse connectors, not stdio")
+        else:
+            if not self.url:
+                raise ValueError(f"an {self.transport} connector needs 'url'")
+            if self.command is not None or self.args or self.env or self.cwd is not None:
+                raise ValueError("'command', 'args', 'env' and 'cwd' are for stdio connectors")
+        if self.transport == "sse" and self.protocol == "2026-07-28":
+            raise ValueError("the legacy HTTP+SSE transport only speaks the 2025-11-25 era: use protocol = 'legacy'")
+        return self
+
+    @property
+    def referenced_env_vars(self) -> set[str]:
+        values = [*self.env.values(), *self.headers.values()]
+        return {name for value in values for name in _ENV_REFERENCE.findall(value)}
+
+    def resolved_env(self) -> dict[str, str]:
+        """`env` with references expanded from the hub's environment (call only when connecting)."""
+        return {key: _expand(value) for key, value in self.env.items()}
+
+    def resolved_headers(self) -> dict[str, str]:
+        """`headers` with references expanded from the hub's environment (call only when connecting)."""
+        return {key: _expand(value) for key, value in self.headers.items()}
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 of the declaration (references unexpanded), to notice a changed connector file."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _expand(value: str) -> str:
+    return _ENV_REFERENCE.sub(lambda match: os.environ.get(match.group(1), ""), value)
+
+
+def load_connector(path: Path) -> ConnectorSpec:
+    """Load and check one connector file."""
+    spec = validate(ConnectorSpec, read_toml(path), path)
+    if spec.id != path.stem:
+        raise ConfigError(str(path), "id", f"{spec.id!r} must equal the file name {path.stem!r}")
+    missing = sorted(name for name in spec.referenced_env_vars if name not in os.environ)
+    if missing and spec.enabled:
+        raise ConfigError(str(path), "env/headers", f"environment variable(s) not set: {', '.join(missing)}")
+    return spec
+
+
+def load_connectors(directory: Path) -> list[ConnectorSpec]:
+    """Load every `*.toml` in `directory`, sorted by id; any bad file raises `ConfigError`."""
+    if not directory.is_dir():
+        raise ConfigError(str(directory), None, "connectors directory not found")
+    return [load_connector(path) for path in sorted(directory.glob("*.toml"))]
