@@ -1,0 +1,168 @@
+"""`AuditWriter`: a bounded queue of audit events, drained into the database in batches.
+
+Recording never drops an event: when the queue is full `record()` waits (backpressure on the calls
+being audited), and a batch whose insert fails is kept and retried with capped exponential backoff
+until it is stored. Batches are written in the order their events were recorded.
+
+A batch is written as soon as it holds `batch_size` events, or `flush_interval_ms` after its first
+event arrived, or at once when someone awaits `flush()` or `running()` is being left.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import AsyncGenerator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+import anyio
+import structlog
+from sqlalchemy.exc import SQLAlchemyError
+
+from mcp_hub.db.store import AuditEvent, HubStore
+from mcp_hub.errors import DatabaseError
+
+_log = structlog.get_logger(__name__)
+
+_RETRYABLE = (SQLAlchemyError, DatabaseError, OSError)
+"""What a failed insert may raise: the database is down, locked or refusing; the batch is retried."""
+
+
+class AuditWriter:
+    """Writes `AuditEvent`s to a `HubStore` in batches, from a background task run by `running()`."""
+
+    def __init__(
+        self,
+        store: HubStore,
+        *,
+        batch_size: int,
+        flush_interval_ms: int,
+        queue_size: int,
+        retry_initial_seconds: float = 0.1,
+        retry_max_seconds: float = 10.0,
+    ) -> None:
+        if batch_size <= 0 or flush_interval_ms <= 0 or queue_size <= 0:
+            raise ValueError("batch_size, flush_interval_ms and queue_size must be positive")
+        if retry_initial_seconds <= 0 or retry_max_seconds < retry_initial_seconds:
+            raise ValueError("retry delays must be positive, the maximum at least the initial one")
+        self._store = store
+        self._batch_size = batch_size
+        self._flush_interval = flush_interval_ms / 1000
+        self._queue_size = queue_size
+        self._retry_initial = retry_initial_seconds
+        self._retry_max = retry_max_seconds
+        self._pending: deque[AuditEvent] = deque()
+        self._recorded = 0  # events ever queued
+        self._written = 0  # events stored; always a prefix of the recorded ones
+        self._flush_target = 0  # the writer skips the interval until `_written` reaches this
+        self._in_flight = 0
+        self._running = False
+        self._closing = False
+        # The writer waits on `_wake`; recorders and flushers wait on `_progress`. Each is replaced by
+        # a fresh Event once it fired, and every waiter re-checks the state it waits for in a loop.
+        self._wake = anyio.Event()
+        self._progress = anyio.Event()
+
+    async def record(self, event: AuditEvent) -> None:
+        """Queue `event`; waits while the queue is full. Raises `RuntimeError` outside `running()`."""
+        self._require_running()
+        while len(self._pending) >= self._queue_size:
+            await self._progress.wait()
+            self._require_running()
+        self._pending.append(event)
+        self._recorded += 1
+        self._wake.set()
+
+    async def flush(self) -> None:
+        """Return once every event recorded before this call is stored."""
+        self._require_running()
+        target = self._recorded
+        self._flush_target = max(self._flush_target, target)
+        self._wake.set()
+        while self._written < target:
+            await self._progress.wait()
+            self._require_running()
+
+    def running(self) -> AbstractAsyncContextManager[AuditWriter]:
+        """Run the background writer; on exit, store everything still queued, then stop."""
+        return self._run()
+
+    @asynccontextmanager
+    async def _run(self) -> AsyncGenerator[AuditWriter, None]:
+        if self._running:
+            raise RuntimeError("this AuditWriter is already running")
+        self._running, self._closing = True, False
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(self._drain)
+                try:
+                    yield self
+                finally:
+                    self._closing = True
+                    self._wake.set()
+        finally:
+            self._running = False
+
+    def _require_running(self) -> None:
+        if not self._running:
+            raise RuntimeError("AuditWriter is not running: use `async with writer.running():`")
+
+    def _signal_progress(self) -> None:
+        fired, self._progress = self._progress, anyio.Event()
+        fired.set()
+
+    async def _wait_for_wake(self) -> None:
+        await self._wake.wait()
+        self._wake = anyio.Event()
+
+    def _hurry(self) -> bool:
+        return self._closing or self._flush_target > self._written
+
+    async def _drain(self) -> None:
+        try:
+            while True:
+                while not self._pending:
+                    if self._closing:
+                        return
+                    await self._wait_for_wake()
+                with anyio.move_on_after(self._flush_interval):
+                    while len(self._pending) < self._batch_size and not self._hurry():
+                        await self._wait_for_wake()
+                count = min(self._batch_size, len(self._pending))
+                batch = [self._pending.popleft() for _ in range(count)]
+                self._in_flight = count
+                self._signal_progress()  # room in the queue
+                await self._write(batch)
+                self._in_flight = 0
+                self._written += count
+                self._signal_progress()
+        finally:
+            # Stop accepting in the same step as the last emptiness check: nothing recorded later can
+            # sit unwritten in the queue.
+            self._running = False
+            self._signal_progress()
+            lost = len(self._pending) + self._in_flight
+            if lost:
+                _log.error("audit writer stopped before storing every event", lost_events=lost)
+
+    async def _write(self, batch: list[AuditEvent]) -> None:
+        delay = self._retry_initial
+        attempt = 1
+        while True:
+            try:
+                await self._store.insert_audit(batch)
+            except _RETRYABLE as exc:
+                _log.warning(
+                    "audit insert failed; retrying",
+                    events=len(batch),
+                    attempt=attempt,
+                    retry_in_seconds=delay,
+                    error=str(exc),
+                    error_type=type(exc).__name__,
+                )
+            else:
+                if attempt > 1:
+                    _log.info("audit insert succeeded after retrying", events=len(batch), attempt=attempt)
+                return
+            await anyio.sleep(delay)
+            delay = min(delay * 2, self._retry_max)
+            attempt += 1

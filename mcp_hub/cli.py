@@ -1,0 +1,274 @@
+"""The `mcp-hub` command: serve, stdio, migrate, connectors list|check, catalog."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx2
+
+from mcp_hub.config.connectors import ConnectorSpec, load_connectors
+from mcp_hub.config.settings import HubSettings, load_settings
+from mcp_hub.errors import ConfigError, DatabaseError, HubError
+from mcp_hub.logs import configure_logging
+
+EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mcp-hub", description="An MCP aggregation gateway.")
+    parser.add_argument("--config", type=Path, default=Path("config.toml"), help="the hub's config.toml")
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--log-json", action="store_true", help="log JSON lines instead of text")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="serve MCP over Streamable HTTP (both eras) and /healthz")
+    serve.add_argument("--host", help="listen address (overrides hub.listen_host)")
+    serve.add_argument("--port", type=int, help="listen port (overrides hub.listen_port)")
+
+    commands.add_parser("stdio", help="serve the same catalog over stdin/stdout for one local client")
+
+    migrate = commands.add_parser("migrate", help="upgrade the database schema")
+    migrate.add_argument("--revision", default="head")
+
+    connectors = commands.add_parser("connectors", help="inspect connectors")
+    connector_commands = connectors.add_subparsers(dest="connectors_command", required=True)
+    listing = connector_commands.add_parser("list", help="every connector with its health")
+    listing.add_argument("--json", action="store_true")
+    check = connector_commands.add_parser("check", help="connect to one connector and list its tools")
+    check.add_argument("connector_id")
+
+    catalog = commands.add_parser("catalog", help="public tool names and their connectors")
+    catalog.add_argument("--json", action="store_true")
+    catalog.add_argument("--live", action="store_true", help="connect to every connector now instead of reading the database")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    configure_logging(args.log_level, json=args.log_json)
+    try:
+        settings = load_settings(args.config)
+        return _dispatch(args, settings)
+    except ConfigError as exc:
+        print(f"mcp-hub: configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except DatabaseError as exc:
+        print(f"mcp-hub: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except HubError as exc:
+        print(f"mcp-hub: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return EXIT_FAILURE
+
+
+def _dispatch(args: argparse.Namespace, settings: HubSettings) -> int:
+    command: str = args.command
+    if command == "migrate":
+        return anyio.run(_migrate, settings, args.revision)
+    if command == "serve":
+        settings = settings.with_listen(args.host, args.port)
+        return _serve(settings, load_connectors(settings.connectors_dir))
+    if command == "stdio":
+        return anyio.run(_stdio, settings, load_connectors(settings.connectors_dir))
+    if command == "connectors":
+        specs = load_connectors(settings.connectors_dir)
+        if args.connectors_command == "list":
+            return anyio.run(_connectors_list, settings, specs, args.json)
+        return anyio.run(_connectors_check, settings, specs, args.connector_id)
+    if command == "catalog":
+        specs = load_connectors(settings.connectors_dir)
+        return anyio.run(_catalog, settings, specs, args.json, args.live)
+    raise AssertionError(command)  # pragma: no cover - argparse rejects unknown commands
+
+
+async def _migrate(settings: HubSettings, revision: str) -> int:
+    from mcp_hub.db.engine import upgrade
+
+    await upgrade(settings.database.url, revision)
+    print(f"mcp-hub: database upgraded to {revision}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _serve(settings: HubSettings, specs: list[ConnectorSpec]) -> int:
+    import uvicorn
+
+    from mcp_hub.db.engine import create_engine, require_current_schema
+    from mcp_hub.gateway.app import build_app
+    from mcp_hub.runtime import Hub
+
+    async def check_schema() -> None:
+        engine = create_engine(settings.database.url)
+        try:
+            await require_current_schema(engine)
+        finally:
+            await engine.dispose()
+
+    # Refuse before binding the port, so a half-started hub never answers.
+    anyio.run(check_schema)
+    hub = Hub(settings, specs)
+    config = uvicorn.Config(
+        build_app(hub),
+        host=settings.hub.listen_host,
+        port=settings.hub.listen_port,
+        log_config=None,
+        lifespan="on",
+        timeout_graceful_shutdown=int(settings.timeouts.shutdown_seconds),
+    )
+    server = uvicorn.Server(config)
+    server.run()
+    return EXIT_OK if server.started else EXIT_FAILURE
+
+
+async def _stdio(settings: HubSettings, specs: list[ConnectorSpec]) -> int:
+    from mcp_hub.gateway.stdio import serve_stdio
+    from mcp_hub.runtime import Hub
+
+    await serve_stdio(Hub(settings, specs))
+    return EXIT_OK
+
+
+async def _connectors_list(settings: HubSettings, specs: list[ConnectorSpec], as_json: bool) -> int:
+    rows: list[dict[str, Any]]
+    source = f"live, from {settings.public_base_url}/healthz"
+    try:
+        async with httpx2.AsyncClient(timeout=2.0) as client:
+            response = await client.get(f"{settings.public_base_url}/healthz")
+            response.raise_for_status()
+            live: dict[str, dict[str, Any]] = response.json()["connectors"]
+    except (httpx2.HTTPError, ValueError, KeyError):
+        live = {}
+        source = "the hub is not running: last state recorded in the database"
+    recorded = {} if live else await _recorded_health(settings)
+    rows = []
+    for spec in specs:
+        state = live.get(spec.id) or recorded.get(spec.id) or {}
+        rows.append(
+            {
+                "id": spec.id,
+                "transport": spec.transport,
+                "protocol": spec.protocol,
+                "enabled": spec.enabled,
+                "state": state.get("state", "unknown"),
+                "era": state.get("era"),
+                "tools": state.get("tools", 0),
+                "detail": state.get("detail"),
+            }
+        )
+    if as_json:
+        print(json.dumps({"source": source, "connectors": rows}, indent=2))
+        return EXIT_OK
+    print(f"# {source}")
+    print(f"{'ID':<20} {'TRANSPORT':<9} {'PROTOCOL':<10} {'STATE':<10} {'ERA':<10} {'TOOLS':>5}  DETAIL")
+    for row in rows:
+        print(
+            f"{row['id']:<20} {row['transport']:<9} {row['protocol']:<10} {row['state']:<10} "
+            f"{row['era'] or '-':<10} {row['tools']:>5}  {row['detail'] or ''}"
+        )
+    return EXIT_OK
+
+
+async def _recorded_health(settings: HubSettings) -> dict[str, dict[str, Any]]:
+    from mcp_hub.db import HubStore
+    from mcp_hub.db.engine import create_engine, require_current_schema
+
+    engine = create_engine(settings.database.url)
+    try:
+        await require_current_schema(engine)
+        statuses = await HubStore(engine).list_connectors()
+    except DatabaseError:
+        return {}
+    finally:
+        await engine.dispose()
+    return {
+        status.id: {"state": status.health, "era": status.era, "tools": status.tool_count, "detail": status.health_detail}
+        for status in statuses
+    }
+
+
+async def _connect_once(
+    settings: HubSettings, specs: list[ConnectorSpec]
+) -> dict[str, tuple[str, list[dict[str, Any]], str | None]]:
+    """Connect to each connector once (concurrently); per connector: (state, tools, detail)."""
+    from mcp_hub.downstream.connection import DownstreamConnection
+    from mcp_hub.downstream.health import Health, HealthState
+
+    found: dict[str, list[dict[str, Any]]] = {}
+    settled: dict[str, anyio.Event] = {spec.id: anyio.Event() for spec in specs}
+
+    async def on_tools(connector_id: str, definitions: list[dict[str, Any]]) -> None:
+        found[connector_id] = definitions
+
+    async def on_health(connector_id: str, state: HealthState) -> None:
+        if state.state in (Health.READY, Health.DOWN, Health.DISABLED):
+            settled[connector_id].set()
+
+    connections = [
+        DownstreamConnection(spec, settings.timeouts, on_tools=on_tools, on_health=on_health) for spec in specs
+    ]
+    async with anyio.create_task_group() as tasks:
+        for connection in connections:
+            tasks.start_soon(connection.run)
+        with anyio.move_on_after(settings.timeouts.connect_seconds + 5):
+            for event in settled.values():
+                await event.wait()
+        tasks.cancel_scope.cancel()
+    return {
+        connection.spec.id: (connection.health.state.value, found.get(connection.spec.id, []), connection.health.detail)
+        for connection in connections
+    }
+
+
+async def _connectors_check(settings: HubSettings, specs: list[ConnectorSpec], connector_id: str) -> int:
+    spec = next((item for item in specs if item.id == connector_id), None)
+    if spec is None:
+        known = ", ".join(item.id for item in specs) or "none"
+        print(f"mcp-hub: no connector {connector_id!r} (configured: {known})", file=sys.stderr)
+        return EXIT_FAILURE
+    state, tools, detail = (await _connect_once(settings, [spec.model_copy(update={"enabled": True})]))[spec.id]
+    if state != "ready":
+        print(f"{connector_id}: {state}: {detail or 'no answer'}")
+        return EXIT_FAILURE
+    print(f"{connector_id}: ready, {len(tools)} tool(s)")
+    for tool in sorted(tools, key=lambda item: str(item["name"])):
+        print(f"  {tool['name']}")
+    return EXIT_OK
+
+
+async def _catalog(settings: HubSettings, specs: list[ConnectorSpec], as_json: bool, live: bool) -> int:
+    from mcp_hub.catalog.catalog import Catalog
+
+    pairs: list[tuple[str, str, str]]
+    if live:
+        catalog = Catalog()
+        results = await _connect_once(settings, [spec for spec in specs if spec.enabled])
+        for connector_id, (_, tools, _) in results.items():
+            catalog.replace_connector(connector_id, tools)
+        pairs = [(tool.public_name, tool.connector_id, tool.downstream_name) for tool in catalog.tools()]
+    else:
+        from mcp_hub.db import HubStore
+        from mcp_hub.db.engine import create_engine, require_current_schema
+
+        engine = create_engine(settings.database.url)
+        try:
+            await require_current_schema(engine)
+            rows = await HubStore(engine).catalog()
+        finally:
+            await engine.dispose()
+        pairs = [(row.public_name, row.connector_id, row.downstream_name) for row in rows]
+    if as_json:
+        print(json.dumps([{"name": p, "connector": c, "downstream_name": d} for p, c, d in pairs], indent=2))
+        return EXIT_OK
+    for public_name, connector_id, _ in pairs:
+        print(f"{public_name}\t{connector_id}")
+    return EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

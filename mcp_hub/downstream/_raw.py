@@ -1,0 +1,32 @@
+"""Forwarding a request on an SDK client session without building and validating typed models.
+
+The typed `ClientSession.call_tool` costs milliseconds of CPU per call in pydantic validation that a
+gateway does not need: the front door validates the result once, for the era its own client speaks.
+This module sends the already-shaped params through the session's own stamping (era envelope,
+`Mcp-Method`/`Mcp-Name` headers) and dispatcher. It reaches into two private attributes of
+`ClientSession` (pinned SDK version `mcp==2.3.0`); `tests/test_forwarding.py` covers it against real servers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from mcp.client.session import ClientSession
+from mcp.shared.dispatcher import CallOptions, ProgressFnT
+
+
+async def send_raw_request(
+    session: ClientSession,
+    method: str,
+    params: Mapping[str, Any],
+    *,
+    on_progress: ProgressFnT | None = None,
+) -> dict[str, Any]:
+    """Send `method` with `params` and return the raw result dict (errors raise `MCPError`)."""
+    data: dict[str, Any] = {"method": method, "params": dict(params)}
+    opts: CallOptions = {}
+    if on_progress is not None:
+        opts["on_progress"] = on_progress
+    session._stamp(data, opts)  # pyright: ignore[reportPrivateUsage]
+    return await session._dispatcher.send_raw_request(method, data.get("params"), opts)  # pyright: ignore[reportPrivateUsage]

@@ -1,0 +1,115 @@
+"""Building the client transport for a connector, and noticing when it ends.
+
+The SDK's client keeps running after its transport hits end-of-file (every pending and later request
+fails with CONNECTION_CLOSED), so the hub wraps the read stream and raises a signal the moment the
+stream ends: that is how a crashed stdio child or a dropped SSE stream starts a reconnect at once
+instead of at the next call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import AsyncGenerator, Callable
+from types import TracebackType
+from typing import Any, TextIO
+
+import anyio
+import httpx2
+from mcp.client._transport import ReadStream, Transport, TransportStreams
+from mcp.client.sse import sse_client
+from mcp.client.stdio import StdioServerParameters, stdio_client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.message import SessionMessage
+from typing_extensions import Self
+
+from mcp_hub.config.connectors import ConnectorSpec
+
+_HTTP_READ_TIMEOUT_SECONDS = 300.0
+
+
+class _WatchedReadStream:
+    """Delegates to a transport's read stream and calls `on_end` once when it ends."""
+
+    def __init__(self, inner: ReadStream[SessionMessage | Exception], on_end: Callable[[str], None]) -> None:
+        self._inner = inner
+        self._on_end = on_end
+
+    @property
+    def last_context(self) -> Any:
+        return getattr(self._inner, "last_context", None)
+
+    async def receive(self) -> SessionMessage | Exception:
+        try:
+            return await self._inner.receive()
+        except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
+            self._on_end("the downstream closed the connection")
+            raise
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> SessionMessage | Exception:
+        try:
+            return await self.receive()
+        except anyio.EndOfStream:
+            raise StopAsyncIteration from None
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc_val: BaseException | None, exc_tb: TracebackType | None
+    ) -> bool | None:
+        await self.aclose()
+        return None
+
+
+class WatchedTransport:
+    """A `Transport` whose end (EOF, crash, close) is reported through `on_end`."""
+
+    def __init__(self, inner: contextlib.AbstractAsyncContextManager[TransportStreams], on_end: Callable[[str], None]):
+        self._inner = inner
+        self._on_end = on_end
+
+    async def __aenter__(self) -> TransportStreams:
+        read_stream, write_stream = await self._inner.__aenter__()
+        return _WatchedReadStream(read_stream, self._on_end), write_stream
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc_val: BaseException | None, exc_tb: TracebackType | None
+    ) -> bool | None:
+        return await self._inner.__aexit__(exc_type, exc_val, exc_tb)
+
+
+@contextlib.asynccontextmanager
+async def _streamable_http(url: str, headers: dict[str, str], connect_timeout: float) -> AsyncGenerator[TransportStreams]:
+    timeout = httpx2.Timeout(connect_timeout, read=_HTTP_READ_TIMEOUT_SECONDS)
+    async with (
+        httpx2.AsyncClient(headers=headers, timeout=timeout) as http_client,
+        streamable_http_client(url, http_client=http_client) as streams,
+    ):
+        yield streams
+
+
+def build_transport(
+    spec: ConnectorSpec, *, connect_timeout: float, on_end: Callable[[str], None], errlog: TextIO = sys.stderr
+) -> Transport:
+    """The transport for `spec`, with `${NAME}` references expanded now (at connect time)."""
+    inner: contextlib.AbstractAsyncContextManager[TransportStreams]
+    if spec.transport == "stdio":
+        assert spec.command is not None  # noqa: S101 - guaranteed by ConnectorSpec validation
+        params = StdioServerParameters(
+            command=spec.command, args=list(spec.args), env=spec.resolved_env() or None, cwd=spec.cwd
+        )
+        inner = stdio_client(params, errlog=errlog)
+    elif spec.transport == "http":
+        assert spec.url is not None  # noqa: S101
+        inner = _streamable_http(spec.url, spec.resolved_headers(), connect_timeout)
+    else:
+        assert spec.url is not None  # noqa: S101
+        inner = sse_client(spec.url, headers=spec.resolved_headers(), timeout=connect_timeout)
+    return WatchedTransport(inner, on_end)

@@ -1,0 +1,116 @@
+"""The hub's MCP server: tools/list from the catalog, tools/call through the forwarder.
+
+Implements the server side of MCP tools for both eras the hub serves
+(https://modelcontextprotocol.io/specification/2026-07-28/server/tools and
+https://modelcontextprotocol.io/specification/2025-11-25/server/tools): lists are paginated, in a
+deterministic order, and carry `ttlMs`/`cacheScope` on 2026-07-28
+(https://modelcontextprotocol.io/specification/2026-07-28/basic/utilities/caching).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mcp_types as types
+from mcp.server.context import ServerRequestContext
+from mcp.server.lowlevel.server import NotificationOptions, Server
+from mcp.server.models import InitializationOptions
+from starlette.requests import Request
+
+import mcp_hub
+from mcp_hub.catalog.catalog import Catalog, InvalidCursorError
+from mcp_hub.errors import UnknownToolError
+from mcp_hub.gateway.errors import to_mcp_error
+from mcp_hub.gateway.forwarding import Caller, Forwarder
+from mcp_hub.gateway.notifications import ChangeNotifier
+
+INSTRUCTIONS = (
+    "mcp-hub federates several MCP servers. Tool names are '<connector>__<tool>': the part before the "
+    "double underscore names the downstream server that runs the tool."
+)
+
+
+class HubServer(Server[Any]):
+    """A low-level SDK server that advertises `listChanged` to 2025-11-25 clients too."""
+
+    def create_initialization_options(
+        self,
+        notification_options: NotificationOptions | None = None,
+        experimental_capabilities: dict[str, dict[str, Any]] | None = None,
+        extensions: dict[str, dict[str, Any]] | None = None,
+    ) -> InitializationOptions:
+        return super().create_initialization_options(
+            notification_options or NotificationOptions(tools_changed=True),
+            experimental_capabilities,
+            extensions,
+        )
+
+
+def _caller_of(ctx: ServerRequestContext[Any, Any]) -> Caller:
+    """Self-reported identity (clientInfo and peer address): audit context, never a security input."""
+    client_info: types.Implementation | None = None
+    if ctx.session.client_params is not None:
+        client_info = ctx.session.client_params.client_info
+    elif ctx.meta is not None:
+        raw_info = ctx.meta.get(types.CLIENT_INFO_META_KEY)
+        if isinstance(raw_info, dict):
+            name = raw_info.get("name")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+            client_info = types.Implementation(name=str(name), version="") if name else None  # pyright: ignore[reportUnknownArgumentType]
+    label = client_info.name if client_info is not None else "unknown"
+    session_id: str | None = None
+    request = ctx.request
+    if isinstance(request, Request):
+        peer = request.client.host if request.client is not None else "?"
+        label = f"{label}@{peer}"
+        session_id = request.headers.get("mcp-session-id")
+    else:
+        label = f"{label}@stdio"
+    return Caller(client=label, session=session_id)
+
+
+def build_server(catalog: Catalog, forwarder: Forwarder, notifier: ChangeNotifier, *, page_size: int, list_ttl_ms: int) -> HubServer:
+    """The hub's MCP server, wired to its catalog, forwarder and change notifier."""
+
+    async def list_tools(
+        ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams
+    ) -> dict[str, Any]:
+        try:
+            tools, next_cursor = catalog.page(params.cursor, page_size)
+        except InvalidCursorError as exc:
+            raise to_mcp_error(exc) from None
+        result: dict[str, Any] = {
+            "resultType": "complete",
+            "tools": tools,
+            "ttlMs": list_ttl_ms,
+            "cacheScope": "public",
+        }
+        if next_cursor is not None:
+            result["nextCursor"] = next_cursor
+        return result
+
+    async def call_tool(ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams) -> dict[str, Any]:
+        async def relay_progress(progress: float, total: float | None, message: str | None) -> None:
+            await ctx.session.report_progress(progress, total, message)
+
+        wants_progress = bool(ctx.meta and ctx.meta.get("progressToken") is not None)
+        try:
+            return await forwarder.call_tool(
+                params.name,
+                params.arguments,
+                _caller_of(ctx),
+                on_progress=relay_progress if wants_progress else None,
+            )
+        except UnknownToolError as exc:
+            raise to_mcp_error(exc) from None
+
+    server = HubServer(
+        "mcp-hub",
+        version=mcp_hub.__version__,
+        instructions=INSTRUCTIONS,
+        on_subscriptions_listen=notifier.listen_handler,
+    )
+    # Registered as raw handlers: they return wire dicts, which the SDK validates once on the way out.
+    server.add_request_handler("tools/list", types.PaginatedRequestParams, list_tools)
+    server.add_request_handler("tools/call", types.CallToolRequestParams, call_tool)
+    server.middleware.append(notifier)
+    return server

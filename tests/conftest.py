@@ -1,0 +1,132 @@
+"""Shared fixtures: a real hub (uvicorn on a loopback port) over real downstream servers."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import sys
+from collections.abc import AsyncGenerator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+import uvicorn
+
+from mcp_hub.config.connectors import load_connectors
+from mcp_hub.config.settings import load_settings
+from mcp_hub.db.engine import upgrade
+from mcp_hub.downstream.health import Health
+from mcp_hub.gateway.app import build_app
+from mcp_hub.runtime import Hub
+
+REPO = Path(__file__).resolve().parent.parent
+FAULT_SERVER = Path(__file__).resolve().parent / "fixtures" / "fault_server.py"
+PYTHON = sys.executable
+NODE_BIN = REPO / "node_modules" / ".bin"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(item) for item in value) + "]"  # pyright: ignore[reportUnknownVariableType]
+    if isinstance(value, dict):
+        items = ", ".join(f"{key} = {toml_value(item)}" for key, item in value.items())  # pyright: ignore[reportUnknownVariableType, reportUnknownArgumentType]
+        return "{ " + items + " }"
+    raise TypeError(type(value))
+
+
+def connector_toml(**fields: Any) -> str:
+    return "".join(f"{key} = {toml_value(value)}\n" for key, value in fields.items())
+
+
+def fault_connector(connector_id: str = "faults", **fields: Any) -> str:
+    """A stdio connector running the fault fixture server (both eras)."""
+    defaults: dict[str, Any] = {
+        "id": connector_id,
+        "transport": "stdio",
+        "protocol": "legacy",
+        "command": PYTHON,
+        "args": [str(FAULT_SERVER)],
+    }
+    return connector_toml(**{**defaults, **fields})
+
+
+def time_connector(connector_id: str = "time", **fields: Any) -> str:
+    """The PyPI reference server mcp-server-time over stdio."""
+    command = shutil.which("mcp-server-time") or str(Path(PYTHON).parent / "mcp-server-time")
+    defaults: dict[str, Any] = {
+        "id": connector_id,
+        "transport": "stdio",
+        "protocol": "auto",
+        "command": command,
+        "args": ["--local-timezone", "UTC"],
+    }
+    return connector_toml(**{**defaults, **fields})
+
+
+def write_config(directory: Path, connectors: Mapping[str, str], extra: str = "") -> Path:
+    """A config.toml (SQLite in `directory`, fast reconnects) and one file per connector."""
+    connectors_dir = directory / "connectors"
+    connectors_dir.mkdir(exist_ok=True)
+    for connector_id, text in connectors.items():
+        (connectors_dir / f"{connector_id}.toml").write_text(text)
+    config = directory / "config.toml"
+    config.write_text(
+        "[database]\n"
+        f'url = "sqlite+aiosqlite:///{directory / "hub.db"}"\n'
+        "[timeouts]\n"
+        "connect_seconds = 20\n"
+        "call_seconds = 10\n"
+        "reconnect_initial_seconds = 0.05\n"
+        "reconnect_max_seconds = 0.5\n" + extra
+    )
+    return config
+
+
+@dataclass
+class RunningHub:
+    hub: Hub
+    url: str
+    """The MCP endpoint, e.g. http://127.0.0.1:PORT/mcp."""
+    base_url: str
+
+    async def wait_ready(self, *connector_ids: str, timeout: float = 30) -> None:
+        with anyio.fail_after(timeout):
+            for connector_id in connector_ids or tuple(self.hub.pool.connections):
+                await self.hub.pool.get(connector_id).wait_for(Health.READY)
+
+
+@asynccontextmanager
+async def running_hub(config: Path) -> AsyncGenerator[RunningHub]:
+    """Migrate, start the hub on a free loopback port, and stop it (and its children) on exit."""
+    settings = load_settings(config)
+    await upgrade(settings.database.url)
+    hub = Hub(settings, load_connectors(settings.connectors_dir))
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    started = anyio.Event()
+    server = uvicorn.Server(uvicorn.Config(build_app(hub, on_started=started.set), log_config=None, lifespan="on"))
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(server.serve, [listener])
+        with anyio.fail_after(30):
+            await started.wait()
+        base_url = f"http://127.0.0.1:{port}"
+        try:
+            yield RunningHub(hub=hub, url=f"{base_url}{settings.hub.mcp_path}", base_url=base_url)
+        finally:
+            server.should_exit = True
+    listener.close()
