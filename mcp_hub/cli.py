@@ -45,7 +45,9 @@ def _parser() -> argparse.ArgumentParser:
 
     catalog = commands.add_parser("catalog", help="public tool names and their connectors")
     catalog.add_argument("--json", action="store_true")
-    catalog.add_argument("--live", action="store_true", help="connect to every connector now instead of reading the database")
+    catalog.add_argument(
+        "--live", action="store_true", help="connect to every connector now instead of reading the database"
+    )
     return parser
 
 
@@ -187,7 +189,12 @@ async def _recorded_health(settings: HubSettings) -> dict[str, dict[str, Any]]:
     finally:
         await engine.dispose()
     return {
-        status.id: {"state": status.health, "era": status.era, "tools": status.tool_count, "detail": status.health_detail}
+        status.id: {
+            "state": status.health,
+            "era": status.era,
+            "tools": status.tool_count,
+            "detail": status.health_detail,
+        }
         for status in statuses
     }
 

@@ -24,6 +24,7 @@ from mcp_hub.db import ConnectorRecord, HubStore, ToolRecord
 from mcp_hub.db.engine import create_engine, require_current_schema
 from mcp_hub.downstream.health import HealthState
 from mcp_hub.downstream.pool import DownstreamPool
+from mcp_hub.errors import HubError
 from mcp_hub.gateway.forwarding import Forwarder
 from mcp_hub.gateway.notifications import ChangeNotifier
 from mcp_hub.gateway.server import HubServer, build_server
@@ -98,7 +99,11 @@ class Hub:
         }
         enabled = [c for c in connectors.values() if c["state"] != "disabled"]
         all_ready = all(c["state"] == "ready" for c in enabled)
-        return {"status": "ok" if all_ready else "degraded", "tools": len(self.catalog.tools()), "connectors": connectors}
+        return {
+            "status": "ok" if all_ready else "degraded",
+            "tools": len(self.catalog.tools()),
+            "connectors": connectors,
+        }
 
     async def _on_tools(self, connector_id: str, definitions: list[dict[str, Any]]) -> None:
         change = self.catalog.replace_connector(connector_id, definitions)
@@ -121,12 +126,12 @@ class Hub:
         ]
         try:
             await self.store.sync_catalog(connector_id, records, datetime.now(UTC))
-        except SQLAlchemyError:
+        except (SQLAlchemyError, HubError):
             logger.exception("could not persist the catalog", connector=connector_id)
 
     async def _on_health(self, connector_id: str, state: HealthState) -> None:
-        logger.info("connector health", connector=connector_id, state=state.state.value, detail=state.detail)
+        logger.debug("connector health", connector=connector_id, state=state.state.value, detail=state.detail)
         try:
             await self.store.record_health(connector_id, state.state.value, state.detail, state.era, state.tool_count)
-        except SQLAlchemyError:
+        except (SQLAlchemyError, HubError):
             logger.exception("could not persist connector health", connector=connector_id)

@@ -28,7 +28,7 @@ PYTHON = sys.executable
 NODE_BIN = REPO / "node_modules" / ".bin"
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def anyio_backend() -> str:
     return "asyncio"
 
@@ -41,7 +41,8 @@ def toml_value(value: Any) -> str:
     if isinstance(value, str):
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if isinstance(value, list):
-        return "[" + ", ".join(toml_value(item) for item in value) + "]"  # pyright: ignore[reportUnknownVariableType]
+        items: list[Any] = value  # pyright: ignore[reportUnknownVariableType]
+        return "[" + ", ".join(toml_value(item) for item in items) + "]"
     if isinstance(value, dict):
         items = ", ".join(f"{key} = {toml_value(item)}" for key, item in value.items())  # pyright: ignore[reportUnknownVariableType, reportUnknownArgumentType]
         return "{ " + items + " }"
@@ -103,8 +104,8 @@ class RunningHub:
     """The MCP endpoint, e.g. http://127.0.0.1:PORT/mcp."""
     base_url: str
 
-    async def wait_ready(self, *connector_ids: str, timeout: float = 30) -> None:
-        with anyio.fail_after(timeout):
+    async def wait_ready(self, *connector_ids: str, within_seconds: float = 30) -> None:
+        with anyio.fail_after(within_seconds):
             for connector_id in connector_ids or tuple(self.hub.pool.connections):
                 await self.hub.pool.get(connector_id).wait_for(Health.READY)
 
@@ -115,18 +116,18 @@ async def running_hub(config: Path) -> AsyncGenerator[RunningHub]:
     settings = load_settings(config)
     await upgrade(settings.database.url)
     hub = Hub(settings, load_connectors(settings.connectors_dir))
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.bind(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    started = anyio.Event()
-    server = uvicorn.Server(uvicorn.Config(build_app(hub, on_started=started.set), log_config=None, lifespan="on"))
-    async with anyio.create_task_group() as tasks:
-        tasks.start_soon(server.serve, [listener])
-        with anyio.fail_after(30):
-            await started.wait()
-        base_url = f"http://127.0.0.1:{port}"
-        try:
-            yield RunningHub(hub=hub, url=f"{base_url}{settings.hub.mcp_path}", base_url=base_url)
-        finally:
-            server.should_exit = True
-    listener.close()
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        port = listener.getsockname()[1]
+        started = anyio.Event()
+        app = build_app(hub, on_started=started.set)
+        server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="on"))
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(server.serve, [listener])
+            with anyio.fail_after(30):
+                await started.wait()
+            base_url = f"http://127.0.0.1:{port}"
+            try:
+                yield RunningHub(hub=hub, url=f"{base_url}{settings.hub.mcp_path}", base_url=base_url)
+            finally:
+                server.should_exit = True

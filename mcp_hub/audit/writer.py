@@ -15,6 +15,7 @@ from collections.abc import AsyncGenerator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import anyio
+import anyio.lowlevel
 import structlog
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -64,6 +65,7 @@ class AuditWriter:
 
     async def record(self, event: AuditEvent) -> None:
         """Queue `event`; waits while the queue is full. Raises `RuntimeError` outside `running()`."""
+        await anyio.lowlevel.checkpoint()
         self._require_running()
         while len(self._pending) >= self._queue_size:
             await self._progress.wait()

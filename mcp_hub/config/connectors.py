@@ -73,7 +73,7 @@ class ConnectorSpec(BaseModel):
     def _secrets_are_references(cls, value: dict[str, str]) -> dict[str, str]:
         for key, item in value.items():
             if _CREDENTIAL_KEY.search(key) and not _ENV_REFERENCE.search(item):
-                raise ValueError(f"{key!r} looks like a credential: write it as a reference such as \"${{MY_TOKEN}}\"")
+                raise ValueError(f'{key!r} looks like a credential: write it as a reference such as "${{MY_TOKEN}}"')
         return value
 
     @model_validator(mode="after")

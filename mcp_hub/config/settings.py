@@ -130,7 +130,7 @@ def _resolve_sqlite_url(url: str, base: Path) -> str:
     if not url.startswith(prefix):
         return url
     file_part = url.removeprefix(prefix)
-    if file_part.startswith(":memory:") or file_part.startswith("/"):
+    if file_part.startswith((":memory:", "/")):
         return url
     return prefix + str(_resolve(base, file_part))
 

@@ -85,9 +85,8 @@ class DownstreamConnection:
         self._refresh_requested = anyio.Event()
         self._ready = anyio.Event()
         self._health_changed = anyio.Event()
-        self.health = HealthState(
-            state=Health.CONNECTING if spec.enabled else Health.DISABLED, since=datetime.now(UTC)
-        )
+        self.connections_made = 0
+        self.health = HealthState(state=Health.CONNECTING if spec.enabled else Health.DISABLED, since=datetime.now(UTC))
 
     @property
     def call_timeout(self) -> float:
@@ -102,6 +101,11 @@ class DownstreamConnection:
         while self.health.state not in states:
             await self._health_changed.wait()
         return self.health
+
+    async def wait_connections(self, count: int) -> None:
+        """Return once the connector has become ready `count` times (reconnects included)."""
+        while self.connections_made < count:
+            await self._health_changed.wait()
 
     async def run(self) -> None:
         """Connect, serve, reconnect with backoff; returns only when cancelled or disabled."""
@@ -124,7 +128,8 @@ class DownstreamConnection:
             if connected:
                 attempts, backoff = 0, self._timeouts.reconnect_initial_seconds
             attempts += 1
-            logger.warning("downstream connection lost", connector=self.spec.id, reason=self._lost_reason)
+            if attempts == 1 or self._lost_reason != self.health.detail:
+                logger.warning("downstream connection lost", connector=self.spec.id, reason=self._lost_reason)
             await self._set_health(Health.DOWN, self._lost_reason, attempts=attempts)
             # Full jitter keeps replicas and connectors from reconnecting in lockstep.
             await anyio.sleep(random.uniform(backoff / 2, backoff))  # noqa: S311 - jitter, not security
@@ -150,16 +155,25 @@ class DownstreamConnection:
             tools = await self._list_tools(client)
             await self._on_tools(self.spec.id, tools)
             self._client = client
+            self.connections_made += 1
+            logger.info("downstream ready", connector=self.spec.id, era=client.protocol_version, tools=len(tools))
             await self._set_health(Health.READY, None, era=client.protocol_version, tool_count=len(tools))
             self._ready.set()
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(self._refresh_on_request, client)
-                capabilities = client.server_capabilities.tools
+                capabilities = (await self._server_capabilities(client)).tools
                 if client.protocol_version == "2026-07-28" and capabilities and capabilities.list_changed:
                     tasks.start_soon(self._listen_for_changes, client)
                 await self._lost.wait()
                 tasks.cancel_scope.cancel()
             return True
+
+    async def _server_capabilities(self, client: Client) -> types.ServerCapabilities:
+        if self.spec.protocol != "2026-07-28":
+            return client.server_capabilities
+        # A pinned modern era skips the handshake, so the client only holds placeholder capabilities.
+        raw = await client.session.send_discover("2026-07-28")
+        return types.DiscoverResult.model_validate(raw).capabilities
 
     async def _list_tools(self, client: Client) -> list[dict[str, Any]]:
         definitions: list[dict[str, Any]] = []

@@ -12,7 +12,7 @@ import contextlib
 import sys
 from collections.abc import AsyncGenerator, Callable
 from types import TracebackType
-from typing import Any, TextIO
+from typing import Any, Self, TextIO
 
 import anyio
 import httpx2
@@ -21,7 +21,6 @@ from mcp.client.sse import sse_client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.message import SessionMessage
-from typing_extensions import Self
 
 from mcp_hub.config.connectors import ConnectorSpec
 
@@ -86,7 +85,9 @@ class WatchedTransport:
 
 
 @contextlib.asynccontextmanager
-async def _streamable_http(url: str, headers: dict[str, str], connect_timeout: float) -> AsyncGenerator[TransportStreams]:
+async def _streamable_http(
+    url: str, headers: dict[str, str], connect_timeout: float
+) -> AsyncGenerator[TransportStreams]:
     timeout = httpx2.Timeout(connect_timeout, read=_HTTP_READ_TIMEOUT_SECONDS)
     async with (
         httpx2.AsyncClient(headers=headers, timeout=timeout) as http_client,
@@ -101,15 +102,15 @@ def build_transport(
     """The transport for `spec`, with `${NAME}` references expanded now (at connect time)."""
     inner: contextlib.AbstractAsyncContextManager[TransportStreams]
     if spec.transport == "stdio":
-        assert spec.command is not None  # noqa: S101 - guaranteed by ConnectorSpec validation
+        assert spec.command is not None
         params = StdioServerParameters(
             command=spec.command, args=list(spec.args), env=spec.resolved_env() or None, cwd=spec.cwd
         )
         inner = stdio_client(params, errlog=errlog)
     elif spec.transport == "http":
-        assert spec.url is not None  # noqa: S101
+        assert spec.url is not None
         inner = _streamable_http(spec.url, spec.resolved_headers(), connect_timeout)
     else:
-        assert spec.url is not None  # noqa: S101
+        assert spec.url is not None
         inner = sse_client(spec.url, headers=spec.resolved_headers(), timeout=connect_timeout)
     return WatchedTransport(inner, on_end)

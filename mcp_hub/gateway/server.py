@@ -15,6 +15,7 @@ import mcp_types as types
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel.server import NotificationOptions, Server
 from mcp.server.models import InitializationOptions
+from mcp.shared.jsonrpc_dispatcher import progress_token_from_params
 from starlette.requests import Request
 
 import mcp_hub
@@ -68,12 +69,12 @@ def _caller_of(ctx: ServerRequestContext[Any, Any]) -> Caller:
     return Caller(client=label, session=session_id)
 
 
-def build_server(catalog: Catalog, forwarder: Forwarder, notifier: ChangeNotifier, *, page_size: int, list_ttl_ms: int) -> HubServer:
+def build_server(
+    catalog: Catalog, forwarder: Forwarder, notifier: ChangeNotifier, *, page_size: int, list_ttl_ms: int
+) -> HubServer:
     """The hub's MCP server, wired to its catalog, forwarder and change notifier."""
 
-    async def list_tools(
-        ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams
-    ) -> dict[str, Any]:
+    async def list_tools(ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams) -> dict[str, Any]:
         try:
             tools, next_cursor = catalog.page(params.cursor, page_size)
         except InvalidCursorError as exc:
@@ -92,7 +93,7 @@ def build_server(catalog: Catalog, forwarder: Forwarder, notifier: ChangeNotifie
         async def relay_progress(progress: float, total: float | None, message: str | None) -> None:
             await ctx.session.report_progress(progress, total, message)
 
-        wants_progress = bool(ctx.meta and ctx.meta.get("progressToken") is not None)
+        wants_progress = progress_token_from_params(ctx.params) is not None
         try:
             return await forwarder.call_tool(
                 params.name,

@@ -1,0 +1,83 @@
+"""Fixtures for the database tests: one fresh database per test, on SQLite and on PostgreSQL.
+
+PostgreSQL is reached at `MCP_HUB_TEST_POSTGRES_URL` (default: the local server, user `postgres`,
+trust authentication). Each test gets its own database, dropped afterwards. Without a reachable
+server the PostgreSQL cases are skipped, except under CI (`CI` set), where they fail instead.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
+
+from mcp_hub.db import HubStore, create_engine, upgrade
+
+POSTGRES_URL_ENV = "MCP_HUB_TEST_POSTGRES_URL"
+DEFAULT_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """SQLAlchemy's asyncio extension and asyncpg run on asyncio only."""
+    return "asyncio"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """The URL of a fresh, empty database on each backend."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}"
+        return
+    async with _fresh_postgres_database() as url:
+        yield url
+
+
+@asynccontextmanager
+async def _fresh_postgres_database() -> AsyncGenerator[str, None]:
+    admin_url = os.environ.get(POSTGRES_URL_ENV, DEFAULT_POSTGRES_URL)
+    name = f"mcp_hub_test_{uuid.uuid4().hex[:16]}"
+    admin = create_async_engine(
+        admin_url, isolation_level="AUTOCOMMIT", poolclass=NullPool, connect_args={"timeout": 5}
+    )
+    try:
+        try:
+            async with admin.connect() as connection:
+                await connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        except (OSError, SQLAlchemyError) as exc:
+            reason = f"PostgreSQL at {make_url(admin_url).render_as_string()} is not usable ({exc!r})"
+            if os.environ.get("CI"):
+                pytest.fail(f"{reason}; CI must run the PostgreSQL tests (set {POSTGRES_URL_ENV})")
+            pytest.skip(f"{reason}; start it or set {POSTGRES_URL_ENV}")
+        try:
+            yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+        finally:
+            async with admin.connect() as connection:
+                await connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.dispose()
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on the (still empty) test database."""
+    engine = create_engine(database_url)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+async def store(database_url: str, engine: AsyncEngine) -> HubStore:
+    """A `HubStore` on a test database migrated to head."""
+    await upgrade(database_url)
+    return HubStore(engine)

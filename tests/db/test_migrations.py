@@ -1,0 +1,111 @@
+"""Migrations, the schema check and engine setup, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from mcp_hub.db import (
+    create_engine,
+    display_url,
+    downgrade,
+    metadata,
+    require_current_schema,
+    schema_status,
+    upgrade,
+)
+from mcp_hub.errors import SchemaOutOfDateError
+
+HUB_TABLES = {"connectors", "catalog_tools", "audit_calls"}
+
+
+async def _tables(engine: AsyncEngine) -> set[str]:
+    async with engine.connect() as connection:
+        names = await connection.run_sync(lambda sync: inspect(sync).get_table_names())
+    return set(names)
+
+
+async def test_an_empty_database_upgrades_to_head_downgrades_to_base_and_upgrades_again(
+    database_url: str, engine: AsyncEngine
+) -> None:
+    """Our choice (style.md §10): every migration is reversible, checked on both backends."""
+    assert not (await _tables(engine)) & HUB_TABLES
+
+    await upgrade(database_url)
+    assert await _tables(engine) >= HUB_TABLES
+
+    await downgrade(database_url, "base")
+    assert not (await _tables(engine)) & HUB_TABLES
+    assert (await schema_status(engine)).current is None
+
+    await upgrade(database_url)
+    assert await _tables(engine) >= HUB_TABLES
+    assert (await schema_status(engine)).is_current
+
+
+async def test_the_models_match_what_the_migrations_create(database_url: str, engine: AsyncEngine) -> None:
+    """Our choice: the ORM models and the hand-written migrations describe the same schema."""
+    await upgrade(database_url)
+
+    def differences(connection: Connection) -> list[object]:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        return list(compare_metadata(context, metadata))
+
+    async with engine.connect() as connection:
+        assert await connection.run_sync(differences) == []
+
+
+async def test_an_empty_database_is_refused_with_an_instruction_to_migrate(engine: AsyncEngine) -> None:
+    """Our choice: the hub never starts on a schema it was not written for, and says how to fix it."""
+    with pytest.raises(SchemaOutOfDateError, match=r"revision None \(empty\).*0001_initial.*mcp-hub migrate"):
+        await require_current_schema(engine)
+
+
+async def test_a_database_at_head_passes_the_schema_check(database_url: str, engine: AsyncEngine) -> None:
+    """Our choice: after `mcp-hub migrate` the check is silent."""
+    await upgrade(database_url)
+    await require_current_schema(engine)
+    status = await schema_status(engine)
+    assert (status.current, status.head, status.is_current) == ("0001_initial", "0001_initial", True)
+
+
+async def test_a_database_migrated_by_a_newer_hub_is_refused_without_suggesting_migrate(
+    database_url: str, engine: AsyncEngine
+) -> None:
+    """Our choice: a newer schema cannot be fixed by migrating, so the message says something else."""
+    await upgrade(database_url)
+    async with engine.begin() as connection:
+        await connection.execute(text("UPDATE alembic_version SET version_num = '0099_from_the_future'"))
+
+    with pytest.raises(SchemaOutOfDateError, match="newer mcp-hub") as caught:
+        await require_current_schema(engine)
+    assert "mcp-hub migrate" not in str(caught.value)
+
+
+def test_database_urls_in_messages_never_show_the_password() -> None:
+    """Our choice: database passwords never reach logs or terminals."""
+    shown = display_url("postgresql+asyncpg://hub:s3cret@db.example:5432/hub")
+    assert "s3cret" not in shown
+    assert shown == "postgresql+asyncpg://hub:***@db.example:5432/hub"
+
+
+async def test_a_sqlite_engine_creates_its_directory_and_enforces_foreign_keys_with_wal(tmp_path: Path) -> None:
+    """Our choice: SQLite runs with foreign keys, write-ahead logging and a busy timeout."""
+    path = tmp_path / "not" / "yet" / "there" / "hub.db"
+    engine = create_engine(f"sqlite+aiosqlite:///{path}")
+    try:
+        async with engine.connect() as connection:
+            pragmas = [
+                (await connection.exec_driver_sql(f"PRAGMA {name}")).scalar_one()
+                for name in ("foreign_keys", "journal_mode", "busy_timeout")
+            ]
+        assert pragmas == [1, "wal", 5000]
+        assert path.is_file()
+    finally:
+        await engine.dispose()
