@@ -240,6 +240,37 @@ def callers_for(driver: str, target: Target, count: int) -> AbstractAsyncContext
     return raw_http_callers(target, count)
 
 
+# --- CPU accounting ------------------------------------------------------------------------------------
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process `pid` so far (Linux /proc; 0.0 where unavailable)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
+@dataclass
+class CpuMeter:
+    """CPU seconds spent by the hub process (and its stdio child) while the hub path is driven."""
+
+    pid: int | None = None
+    spent: float = 0.0
+    calls: int = 0
+
+    def reading(self) -> float:
+        if self.pid is None:
+            return 0.0
+        return cpu_seconds(self.pid)
+
+    def per_call_ms(self) -> float:
+        return self.spent / self.calls * 1000 if self.calls and self.pid is not None else float("nan")
+
+
 # --- measurements ----------------------------------------------------------------------------------------
 
 
@@ -258,6 +289,9 @@ class LatencyRow:
     driver: str
     direct_ms: list[float] = field(default_factory=list[float])
     hub_ms: list[float] = field(default_factory=list[float])
+    hub_cpu: CpuMeter = field(default_factory=CpuMeter)
+    client_cpu_direct_s: float = 0.0
+    client_cpu_hub_s: float = 0.0
 
     def summary(self) -> dict[str, float]:
         d50, d99 = percentile(self.direct_ms, 50), percentile(self.direct_ms, 99)
@@ -280,6 +314,7 @@ class ThroughputRow:
     hub_rps: float
     direct_p50_ms: float = float("nan")
     hub_p50_ms: float = float("nan")
+    hub_cpu: CpuMeter = field(default_factory=CpuMeter)
 
     @property
     def ratio(self) -> float:
@@ -292,9 +327,11 @@ async def _timed(call: Call, sink: list[float]) -> None:
     sink.append((time.perf_counter() - started) * 1000)
 
 
-async def sequential(driver: str, direct: Target, hub: Target, calls: int, rounds: int, warmup: int) -> LatencyRow:
+async def sequential(
+    driver: str, direct: Target, hub: Target, calls: int, rounds: int, warmup: int, hub_pid: int | None
+) -> LatencyRow:
     """`calls` sequential calls per path, in `rounds` interleaved blocks."""
-    row = LatencyRow(downstream=direct.label.split()[0], driver=driver)
+    row = LatencyRow(downstream=direct.label.split()[0], driver=driver, hub_cpu=CpuMeter(hub_pid))
     async with callers_for(driver, direct, 1) as direct_callers, callers_for(driver, hub, 1) as hub_callers:
         direct_call: Call = direct_callers[0]
         hub_call: Call = hub_callers[0]
@@ -303,10 +340,16 @@ async def sequential(driver: str, direct: Target, hub: Target, calls: int, round
             await hub_call()
         per_round = max(1, calls // rounds)
         for _ in range(rounds):
+            client_before = time.process_time()
             for _ in range(per_round):
                 await _timed(direct_call, row.direct_ms)
+            hub_before, client_middle = row.hub_cpu.reading(), time.process_time()
             for _ in range(per_round):
                 await _timed(hub_call, row.hub_ms)
+            row.hub_cpu.spent += row.hub_cpu.reading() - hub_before
+            row.hub_cpu.calls += per_round
+            row.client_cpu_direct_s += client_middle - client_before
+            row.client_cpu_hub_s += time.process_time() - client_middle
     return row
 
 
@@ -334,22 +377,27 @@ async def _load_round(callers: Sequence[Call], seconds: float, latencies: list[f
 
 
 async def throughput(
-    driver: str, direct: Target, hub: Target, concurrency: int, seconds: float, rounds: int
+    driver: str, direct: Target, hub: Target, concurrency: int, seconds: float, rounds: int, hub_pid: int | None
 ) -> ThroughputRow:
     """Alternating timed rounds at `concurrency` workers; calls/s over all rounds of each path."""
+    hub_cpu = CpuMeter(hub_pid)
     totals = {direct.label: [0, 0.0], hub.label: [0, 0.0]}
     latencies: dict[str, list[float]] = {direct.label: [], hub.label: []}
     async with (
         callers_for(driver, direct, concurrency) as direct_callers,
         callers_for(driver, hub, concurrency) as hub_callers,
     ):
-        await _load_round(direct_callers, min(1.0, seconds), [])  # warm-up: connections, caches
-        await _load_round(hub_callers, min(1.0, seconds), [])
+        await _load_round(direct_callers, min(1.0, seconds / 3), [])  # warm-up: connections, caches
+        await _load_round(hub_callers, min(1.0, seconds / 3), [])
         for _ in range(rounds):
             for target, callers in ((direct, direct_callers), (hub, hub_callers)):
+                before = hub_cpu.reading()
                 completed, elapsed = await _load_round(callers, seconds, latencies[target.label])
                 totals[target.label][0] += completed
                 totals[target.label][1] += elapsed
+                if target is hub:
+                    hub_cpu.spent += hub_cpu.reading() - before
+                    hub_cpu.calls += completed
     direct_rps = totals[direct.label][0] / totals[direct.label][1]
     hub_rps = totals[hub.label][0] / totals[hub.label][1]
     return ThroughputRow(
@@ -359,6 +407,7 @@ async def throughput(
         hub_rps=hub_rps,
         direct_p50_ms=percentile(latencies[direct.label], 50),
         hub_p50_ms=percentile(latencies[hub.label], 50),
+        hub_cpu=hub_cpu,
     )
 
 
@@ -389,9 +438,12 @@ class WrkResult:
     rps: float
     p50_ms: float
     p99_ms: float
+    hub_cpu_ms: float = float("nan")
 
 
-def run_wrk(wrk: str, target: Target, connections: int, seconds: float, scripts: Path) -> WrkResult:
+def run_wrk(
+    wrk: str, target: Target, connections: int, seconds: float, scripts: Path, hub_pid: int | None = None
+) -> WrkResult:
     assert target.url is not None
     script = scripts / f"{target.tool}.lua"
     headers = "\n".join(f'wrk.headers["{name}"] = "{value}"' for name, value in request_headers(target.tool).items())
@@ -399,7 +451,10 @@ def run_wrk(wrk: str, target: Target, connections: int, seconds: float, scripts:
     script.write_text(_WRK_SCRIPT.format(body=body, headers=headers, text=ECHO_TEXT))
     threads = min(connections, 2)
     command = [wrk, f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "-s", str(script), target.url]
+    meter = CpuMeter(hub_pid)
+    before = meter.reading()
     completed = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60, check=False)
+    meter.spent = meter.reading() - before
     output = completed.stdout
     rps = re.search(r"Requests/sec:\s+([\d.]+)", output)
     bad = re.search(r"BAD_RESPONSES (\d+)", output)
@@ -409,7 +464,14 @@ def run_wrk(wrk: str, target: Target, connections: int, seconds: float, scripts:
     errors = re.search(r"Socket errors: .*|Non-2xx or 3xx responses: \d+", output)
     if int(bad.group(1)) or errors:
         raise BenchError(f"wrk saw {bad.group(1)} bad responses on {target.label}: {output}")
-    return WrkResult(rps=float(rps.group(1)), p50_ms=int(p50.group(1)) / 1000, p99_ms=int(p99.group(1)) / 1000)
+    requests = re.search(r"(\d+) requests in", output)
+    meter.calls = int(requests.group(1)) if requests else 0
+    return WrkResult(
+        rps=float(rps.group(1)),
+        p50_ms=int(p50.group(1)) / 1000,
+        p99_ms=int(p99.group(1)) / 1000,
+        hub_cpu_ms=meter.per_call_ms(),
+    )
 
 
 # --- processes -------------------------------------------------------------------------------------------
@@ -587,7 +649,7 @@ async def measure(options: Options, targets: dict[str, Target], hub_pid: int, py
         for driver in options.drivers:
             log(f"sequential: {downstream}, {driver}, {options.calls} calls per path")
             report.latency.append(
-                await sequential(driver, direct, hub, options.calls, options.latency_rounds, options.warmup)
+                await sequential(driver, direct, hub, options.calls, options.latency_rounds, options.warmup, hub_pid)
             )
             log(
                 f"throughput: {downstream}, {driver}, {options.concurrency} clients, "
@@ -597,20 +659,25 @@ async def measure(options: Options, targets: dict[str, Target], hub_pid: int, py
             seconds = options.rounds * options.seconds * 2 + 3
             async with py_spy(py_spy_exe, profile_dir, hub_pid, f"hub-{downstream}-{driver}", seconds):
                 report.throughput.append(
-                    await throughput(driver, direct, hub, options.concurrency, options.seconds, options.rounds)
+                    await throughput(
+                        driver, direct, hub, options.concurrency, options.seconds, options.rounds, hub_pid
+                    )
                 )
     return report
 
 
-def measure_wrk(report: Report, options: Options, targets: dict[str, Target], scripts: Path) -> None:
+def measure_wrk(
+    report: Report, options: Options, targets: dict[str, Target], scripts: Path, hub_pid: int
+) -> None:
     wrk = shutil.which("wrk")
     if wrk is None:
         report.notes.append("wrk is not installed (apt-get install wrk): its rows are skipped")
         return
     for label in ("http direct", "http hub", "stdio hub"):
         log(f"wrk: {label}")
-        report.wrk_latency[label] = run_wrk(wrk, targets[label], 1, options.seconds, scripts)
-        report.wrk_load[label] = run_wrk(wrk, targets[label], options.concurrency, options.seconds, scripts)
+        pid = hub_pid if label.endswith("hub") else None
+        report.wrk_latency[label] = run_wrk(wrk, targets[label], 1, options.seconds, scripts, pid)
+        report.wrk_load[label] = run_wrk(wrk, targets[label], options.concurrency, options.seconds, scripts, pid)
 
 
 def run(options: Options) -> Report:
@@ -643,7 +710,7 @@ def run(options: Options) -> Report:
             log(f"hub ready (pid {hub_process.pid}); downstream eras: {eras}")
             report = anyio.run(measure, options, targets, hub_process.pid, py_spy_exe)
             if options.use_wrk:
-                measure_wrk(report, options, targets, directory)
+                measure_wrk(report, options, targets, directory, hub_process.pid)
             if hub_process.poll() is not None:
                 raise BenchError(f"the hub died during the run:\n{_tail(hub_log)}")
     return report
@@ -661,13 +728,15 @@ def render(report: Report, options: Options) -> str:
     )
     lines.append("")
     lines.append(f"Sequential tools/call (concurrency 1), ms; {options.calls} calls per path")
+    lines.append("(hub cpu: the hub process's CPU per call; client cpu: the load generator's, direct/hub path)")
     header = f"{'downstream':<10} {'driver':<6} {'direct p50':>10} {'direct p99':>10} {'hub p50':>9} {'hub p99':>9}"
-    lines.append(f"{header} {'added p50':>10} {'added p99':>10}")
+    lines.append(f"{header} {'added p50':>10} {'added p99':>10} {'hub cpu':>8} {'client cpu':>12}")
     for row in report.latency:
         s = row.summary()
         lines.append(
             f"{row.downstream:<10} {row.driver:<6} {s['direct_p50']:>10.2f} {s['direct_p99']:>10.2f} "
-            f"{s['hub_p50']:>9.2f} {s['hub_p99']:>9.2f} {s['added_p50']:>10.2f} {s['added_p99']:>10.2f}"
+            f"{s['hub_p50']:>9.2f} {s['hub_p99']:>9.2f} {s['added_p50']:>10.2f} {s['added_p99']:>10.2f} "
+            f"{row.hub_cpu.per_call_ms():>8.2f} {s['client_cpu_direct']:>5.2f}/{s['client_cpu_hub']:<5.2f}"
         )
     for label in ("http", "stdio"):
         direct = report.wrk_latency.get(f"{label} direct")
@@ -678,14 +747,17 @@ def render(report: Report, options: Options) -> str:
         d99 = f"{direct.p99_ms:>10.2f}" if direct else f"{'-':>10}"
         a50 = f"{hub.p50_ms - direct.p50_ms:>10.2f}" if direct else f"{'-':>10}"
         a99 = f"{hub.p99_ms - direct.p99_ms:>10.2f}" if direct else f"{'-':>10}"
-        lines.append(f"{label:<10} {'wrk':<6} {d50} {d99} {hub.p50_ms:>9.2f} {hub.p99_ms:>9.2f} {a50} {a99}")
+        lines.append(
+            f"{label:<10} {'wrk':<6} {d50} {d99} {hub.p50_ms:>9.2f} {hub.p99_ms:>9.2f} {a50} {a99} "
+            f"{hub.hub_cpu_ms:>8.2f}"
+        )
     lines.append("")
     lines.append(f"Throughput at {options.concurrency} concurrent clients, calls/s (p50 latency under load, ms)")
-    lines.append(f"{'downstream':<10} {'driver':<6} {'direct':>16} {'hub':>16} {'hub/direct':>10}")
+    lines.append(f"{'downstream':<10} {'driver':<6} {'direct':>16} {'hub':>16} {'hub/direct':>10} {'hub cpu':>8}")
     for row in report.throughput:
         lines.append(
             f"{row.downstream:<10} {row.driver:<6} {row.direct_rps:>8.0f} ({row.direct_p50_ms:>5.1f}) "
-            f"{row.hub_rps:>8.0f} ({row.hub_p50_ms:>5.1f}) {row.ratio:>10.0%}"
+            f"{row.hub_rps:>8.0f} ({row.hub_p50_ms:>5.1f}) {row.ratio:>10.0%} {row.hub_cpu.per_call_ms():>8.2f}"
         )
     for label in ("http", "stdio"):
         direct = report.wrk_load.get(f"{label} direct")
@@ -694,7 +766,9 @@ def render(report: Report, options: Options) -> str:
             continue
         shown = f"{direct.rps:>8.0f} ({direct.p50_ms:>5.1f})" if direct else f"{'-':>16}"
         ratio = f"{hub.rps / direct.rps:>10.0%}" if direct else f"{'-':>10}"
-        lines.append(f"{label:<10} {'wrk':<6} {shown} {hub.rps:>8.0f} ({hub.p50_ms:>5.1f}) {ratio}")
+        lines.append(
+            f"{label:<10} {'wrk':<6} {shown} {hub.rps:>8.0f} ({hub.p50_ms:>5.1f}) {ratio} {hub.hub_cpu_ms:>8.2f}"
+        )
     lines.append("")
     lines.extend(verdict(report))
     lines.extend(f"note: {note}" for note in report.notes)
@@ -734,9 +808,9 @@ def verdict(report: Report) -> list[str]:
 
 def parse_options(argv: Sequence[str] | None = None) -> Options:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--calls", type=int, help="sequential calls per path (default 2000; 200 with --quick)")
+    parser.add_argument("--calls", type=int, help="sequential calls per path (default 2000; 100 with --quick)")
     parser.add_argument("--concurrency", type=int, default=20, help="concurrent clients for throughput (default 20)")
-    parser.add_argument("--seconds", type=float, help="length of one throughput round (default 5; 2 with --quick)")
+    parser.add_argument("--seconds", type=float, help="length of one throughput round (default 5; 1.5 with --quick)")
     parser.add_argument("--rounds", type=int, help="alternating throughput rounds per path (default 3; 1 quick)")
     parser.add_argument("--quick", action="store_true", help="a smoke run of about a minute")
     parser.add_argument("--driver", action="append", choices=["raw", "sdk"], help="load generator(s) (default both)")
@@ -745,16 +819,16 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
     parser.add_argument("--py-spy", type=Path, metavar="DIR", help="profile the hub (collapsed stacks) into DIR")
     args = parser.parse_args(argv)
     quick: bool = args.quick
-    calls: int = args.calls if args.calls is not None else (200 if quick else 2000)
+    calls: int = args.calls if args.calls is not None else (100 if quick else 2000)
     if calls <= 0 or args.concurrency <= 0:
         parser.error("--calls and --concurrency must be positive")
     return Options(
         calls=calls,
         concurrency=args.concurrency,
-        seconds=args.seconds if args.seconds is not None else (2.0 if quick else 5.0),
+        seconds=args.seconds if args.seconds is not None else (1.5 if quick else 5.0),
         rounds=args.rounds if args.rounds is not None else (1 if quick else 3),
         latency_rounds=2 if quick else 5,
-        warmup=20 if quick else 100,
+        warmup=10 if quick else 100,
         drivers=args.driver or ["raw", "sdk"],
         use_wrk=not args.no_wrk,
         era=args.era,

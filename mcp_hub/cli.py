@@ -21,33 +21,34 @@ EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mcp-hub", description="An MCP aggregation gateway.")
-    parser.add_argument("--config", type=Path, default=Path("config.toml"), help="the hub's config.toml")
-    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    parser.add_argument("--log-json", action="store_true", help="log JSON lines instead of text")
+    # The common options are accepted before or after the command (`mcp-hub serve --config x.toml`).
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="the hub's config.toml")
+    common.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default=argparse.SUPPRESS)
+    common.add_argument("--log-json", action="store_true", default=argparse.SUPPRESS, help="log JSON lines")
+    parser = argparse.ArgumentParser(prog="mcp-hub", description="An MCP aggregation gateway.", parents=[common])
+    parser.set_defaults(config=Path("config.toml"), log_level="info", log_json=False)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    serve = commands.add_parser("serve", help="serve MCP over Streamable HTTP (both eras) and /healthz")
+    serve = commands.add_parser("serve", parents=[common], help="serve MCP over Streamable HTTP and /healthz")
     serve.add_argument("--host", help="listen address (overrides hub.listen_host)")
     serve.add_argument("--port", type=int, help="listen port (overrides hub.listen_port)")
 
-    commands.add_parser("stdio", help="serve the same catalog over stdin/stdout for one local client")
+    commands.add_parser("stdio", parents=[common], help="serve the catalog over stdin/stdout for one local client")
 
-    migrate = commands.add_parser("migrate", help="upgrade the database schema")
+    migrate = commands.add_parser("migrate", parents=[common], help="upgrade the database schema")
     migrate.add_argument("--revision", default="head")
 
-    connectors = commands.add_parser("connectors", help="inspect connectors")
+    connectors = commands.add_parser("connectors", parents=[common], help="inspect connectors")
     connector_commands = connectors.add_subparsers(dest="connectors_command", required=True)
-    listing = connector_commands.add_parser("list", help="every connector with its health")
+    listing = connector_commands.add_parser("list", parents=[common], help="every connector with its health")
     listing.add_argument("--json", action="store_true")
-    check = connector_commands.add_parser("check", help="connect to one connector and list its tools")
+    check = connector_commands.add_parser("check", parents=[common], help="connect to one connector, list its tools")
     check.add_argument("connector_id")
 
-    catalog = commands.add_parser("catalog", help="public tool names and their connectors")
+    catalog = commands.add_parser("catalog", parents=[common], help="public tool names and their connectors")
     catalog.add_argument("--json", action="store_true")
-    catalog.add_argument(
-        "--live", action="store_true", help="connect to every connector now instead of reading the database"
-    )
+    catalog.add_argument("--live", action="store_true", help="connect to every connector, not read the database")
     return parser
 
 

@@ -25,6 +25,8 @@ def redact_secrets(_logger: Any, _method: str, event: MutableMapping[str, Any]) 
 def configure_logging(level: str = "info", *, json: bool = False) -> None:
     numeric = logging.getLevelNamesMapping()[level.upper()]
     logging.basicConfig(level=numeric, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    # One line per outbound HTTP request is noise at info level (downstream calls, CLI health probes).
+    logging.getLogger("httpx2").setLevel(max(numeric, logging.WARNING))
     renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
     structlog.configure(
         processors=[

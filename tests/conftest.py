@@ -41,12 +41,12 @@ def toml_value(value: Any) -> str:
     if isinstance(value, str):
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if isinstance(value, list):
-        items: list[Any] = value  # pyright: ignore[reportUnknownVariableType]
-        return "[" + ", ".join(toml_value(item) for item in items) + "]"
+        elements: list[Any] = value  # pyright: ignore[reportUnknownVariableType]
+        return "[" + ", ".join(toml_value(item) for item in elements) + "]"
     if isinstance(value, dict):
-        items = ", ".join(f"{key} = {toml_value(item)}" for key, item in value.items())  # pyright: ignore[reportUnknownVariableType, reportUnknownArgumentType]
-        return "{ " + items + " }"
-    raise TypeError(type(value))
+        table: dict[str, Any] = value  # pyright: ignore[reportUnknownVariableType]
+        return "{ " + ", ".join(f"{key} = {toml_value(item)}" for key, item in table.items()) + " }"
+    raise TypeError(f"no TOML form for {value!r}")
 
 
 def connector_toml(**fields: Any) -> str:

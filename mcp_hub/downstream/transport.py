@@ -9,8 +9,10 @@ instead of at the next call.
 from __future__ import annotations
 
 import contextlib
+import shutil
 import sys
 from collections.abc import AsyncGenerator, Callable
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TextIO
 
@@ -96,6 +98,14 @@ async def _streamable_http(
         yield streams
 
 
+def _find_command(command: str) -> str:
+    """`command` as given, or from the hub's own environment (its venv's scripts) when not on PATH."""
+    if "/" in command or shutil.which(command):
+        return command
+    sibling = Path(sys.executable).parent / command
+    return str(sibling) if sibling.exists() else command
+
+
 def build_transport(
     spec: ConnectorSpec, *, connect_timeout: float, on_end: Callable[[str], None], errlog: TextIO = sys.stderr
 ) -> Transport:
@@ -104,7 +114,7 @@ def build_transport(
     if spec.transport == "stdio":
         assert spec.command is not None
         params = StdioServerParameters(
-            command=spec.command, args=list(spec.args), env=spec.resolved_env() or None, cwd=spec.cwd
+            command=_find_command(spec.command), args=list(spec.args), env=spec.resolved_env() or None, cwd=spec.cwd
         )
         inner = stdio_client(params, errlog=errlog)
     elif spec.transport == "http":
