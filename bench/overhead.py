@@ -693,16 +693,18 @@ def run(options: Options) -> Report:
         http_port, hub_port = free_port(), free_port()
         config = write_config(directory, hub_port, http_port, options.era)
         targets = build_targets(http_port, hub_port)
-        hub_cli = [PYTHON, "-m", "mcp_hub", "--config", str(config), "--log-level", "warning"]
+        # The options go after the command: `mcp-hub --config X serve` ignores X (see docs/benchmarks.md).
+        options_after = ["--config", str(config), "--log-level", "warning"]
         migrate = subprocess.run(
-            [*hub_cli, "migrate"], capture_output=True, text=True, timeout=120, check=False, cwd=REPO
+            [PYTHON, "-m", "mcp_hub", "migrate", *options_after],
+            capture_output=True, text=True, timeout=120, check=False, cwd=REPO,
         )
         if migrate.returncode != 0:
             raise BenchError(f"mcp-hub migrate failed:\n{migrate.stdout}{migrate.stderr}")
         echo_log, hub_log = directory / "echo.log", directory / "hub.log"
         with (
             child([PYTHON, str(ECHO_SERVER), "--http", str(http_port)], echo_log) as echo_process,
-            child([*hub_cli, "serve"], hub_log) as hub_process,
+            child([PYTHON, "-m", "mcp_hub", "serve", *options_after], hub_log) as hub_process,
         ):
             wait_for_echo(targets["http direct"], echo_process, echo_log)
             health = wait_for_hub(f"http://127.0.0.1:{hub_port}", hub_process, hub_log)

@@ -180,6 +180,31 @@ async def test_a_crashed_stdio_downstream_is_reported_then_reconnected(hub: Runn
     assert text_of(still_fine) == "unaffected"
 
 
+async def test_a_downstream_that_returns_with_a_different_list_is_refreshed_and_announced(hub: RunningHub) -> None:
+    """Issue 2 §5: a reconnect with a different tool list updates the catalog and notifies clients."""
+    connection = hub.hub.pool.get("faults")
+    connections_before = connection.connections_made
+    announcements, announced = anyio.create_memory_object_stream[str](16)
+
+    async def on_message(message: IncomingMessage) -> None:
+        if isinstance(message, types.ToolListChangedNotification):
+            await announcements.send("tools changed")
+
+    async with Client(hub.url, mode="legacy", message_handler=on_message) as legacy, announced:
+        await legacy.call_tool("faults__add_tool", {"name": "ephemeral"})
+        with anyio.fail_after(10):
+            await announced.receive()
+        assert "faults__ephemeral" in [tool.name for tool in (await legacy.list_tools()).tools]
+        await legacy.call_tool("faults__crash", {})  # the restarted server no longer has the added tool
+        with anyio.fail_after(20):
+            await connection.wait_connections(connections_before + 1)
+            await announced.receive()
+        names = [tool.name for tool in (await legacy.list_tools()).tools]
+    announcements.close()
+    assert "faults__ephemeral" not in names
+    assert "faults__echo" in names
+
+
 async def test_the_callers_meta_and_identity_are_not_forwarded_downstream(hub: RunningHub) -> None:
     """T01 groundwork, our choice: the downstream sees the hub's envelope, never the agent's `_meta`."""
     async with Client(
