@@ -303,6 +303,8 @@ class LatencyRow:
             "hub_p99": h99,
             "added_p50": h50 - d50,
             "added_p99": h99 - d99,
+            "client_cpu_direct": self.client_cpu_direct_s / max(1, len(self.direct_ms)) * 1000,
+            "client_cpu_hub": self.client_cpu_hub_s / max(1, len(self.hub_ms)) * 1000,
         }
 
 
@@ -659,16 +661,12 @@ async def measure(options: Options, targets: dict[str, Target], hub_pid: int, py
             seconds = options.rounds * options.seconds * 2 + 3
             async with py_spy(py_spy_exe, profile_dir, hub_pid, f"hub-{downstream}-{driver}", seconds):
                 report.throughput.append(
-                    await throughput(
-                        driver, direct, hub, options.concurrency, options.seconds, options.rounds, hub_pid
-                    )
+                    await throughput(driver, direct, hub, options.concurrency, options.seconds, options.rounds, hub_pid)
                 )
     return report
 
 
-def measure_wrk(
-    report: Report, options: Options, targets: dict[str, Target], scripts: Path, hub_pid: int
-) -> None:
+def measure_wrk(report: Report, options: Options, targets: dict[str, Target], scripts: Path, hub_pid: int) -> None:
     wrk = shutil.which("wrk")
     if wrk is None:
         report.notes.append("wrk is not installed (apt-get install wrk): its rows are skipped")
@@ -697,7 +695,11 @@ def run(options: Options) -> Report:
         options_after = ["--config", str(config), "--log-level", "warning"]
         migrate = subprocess.run(
             [PYTHON, "-m", "mcp_hub", "migrate", *options_after],
-            capture_output=True, text=True, timeout=120, check=False, cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            cwd=REPO,
         )
         if migrate.returncode != 0:
             raise BenchError(f"mcp-hub migrate failed:\n{migrate.stdout}{migrate.stderr}")
@@ -812,7 +814,7 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--calls", type=int, help="sequential calls per path (default 2000; 100 with --quick)")
     parser.add_argument("--concurrency", type=int, default=20, help="concurrent clients for throughput (default 20)")
-    parser.add_argument("--seconds", type=float, help="length of one throughput round (default 5; 1.5 with --quick)")
+    parser.add_argument("--seconds", type=float, help="length of one throughput round (default 5; 1 with --quick)")
     parser.add_argument("--rounds", type=int, help="alternating throughput rounds per path (default 3; 1 quick)")
     parser.add_argument("--quick", action="store_true", help="a smoke run of about a minute")
     parser.add_argument("--driver", action="append", choices=["raw", "sdk"], help="load generator(s) (default both)")
@@ -827,7 +829,7 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
     return Options(
         calls=calls,
         concurrency=args.concurrency,
-        seconds=args.seconds if args.seconds is not None else (1.5 if quick else 5.0),
+        seconds=args.seconds if args.seconds is not None else (1.0 if quick else 5.0),
         rounds=args.rounds if args.rounds is not None else (1 if quick else 3),
         latency_rounds=2 if quick else 5,
         warmup=10 if quick else 100,

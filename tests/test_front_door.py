@@ -18,14 +18,19 @@ MODERN_HEADERS = {
     "Accept": "application/json, text/event-stream",
     "MCP-Protocol-Version": "2026-07-28",
 }
-ENVELOPE = {
+ENVELOPE: dict[str, Any] = {
     "io.modelcontextprotocol/protocolVersion": "2026-07-28",
     "io.modelcontextprotocol/clientCapabilities": {},
 }
 
 
 def request(method: str, params: dict[str, Any], *, meta: dict[str, Any] | None = None) -> bytes:
-    body = {"jsonrpc": "2.0", "id": 7, "method": method, "params": {**params, "_meta": meta or ENVELOPE}}
+    body: dict[str, Any] = {
+        "jsonrpc": "2.0",
+        "id": 7,
+        "method": method,
+        "params": {**params, "_meta": meta or ENVELOPE},
+    }
     return json.dumps(body).encode()
 
 
