@@ -1,0 +1,257 @@
+"""Configuration: `config.toml` and `connectors/<id>.toml`, loaded all-or-nothing with errors that say where.
+
+Issue 2 §3 asks that a bad file stop the hub with a message naming the file, the key and the problem;
+these tests load real files from a temporary directory (no mocks) and read that message.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mcp_hub.config.connectors import load_connector, load_connectors
+from mcp_hub.config.settings import DATABASE_URL_ENV, load_settings
+from mcp_hub.errors import ConfigError
+from tests.conftest import REPO, connector_toml, fault_connector, write_config
+
+
+@pytest.fixture(autouse=True)
+def _no_database_override(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The developer's or CI's `MCP_HUB_DATABASE_URL` must not leak into what these tests read."""
+    monkeypatch.delenv(DATABASE_URL_ENV, raising=False)
+
+
+def http_connector(connector_id: str = "remote", **fields: Any) -> str:
+    defaults: dict[str, Any] = {"id": connector_id, "transport": "http", "url": "https://mcp.example.com/mcp"}
+    return connector_toml(**{**defaults, **fields})
+
+
+def config_error_for(directory: Path, file_id: str, text: str) -> ConfigError:
+    """Load a connectors directory holding one good connector and `<file_id>.toml`; return the error."""
+    write_config(directory, {"good": fault_connector("good"), file_id: text})
+    with pytest.raises(ConfigError) as caught:
+        load_connectors(directory / "connectors")
+    return caught.value
+
+
+def test_a_valid_config_and_its_connectors_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 2 §3: the settings and every connector file load, sorted by id, with defaults filled in."""
+    monkeypatch.setenv("HUB_TEST_API_TOKEN", "t0ken")
+    config = write_config(
+        tmp_path,
+        {
+            "faults": fault_connector(call_timeout_seconds=2),
+            "remote": http_connector(headers={"Authorization": "Bearer ${HUB_TEST_API_TOKEN}"}),
+            "old-sse": connector_toml(id="old-sse", transport="sse", protocol="legacy", url="http://127.0.0.1:9/sse"),
+        },
+        extra='[hub]\nlisten_port = 9000\nmcp_path = "/gateway/"\n',
+    )
+
+    settings = load_settings(config)
+    specs = load_connectors(settings.connectors_dir)
+
+    assert settings.hub.listen_port == 9000
+    assert settings.hub.mcp_path == "/gateway"
+    assert settings.timeouts.connect_seconds == 20
+    assert settings.catalog.page_size == 500
+    assert [spec.id for spec in specs] == ["faults", "old-sse", "remote"]
+    faults, old_sse, remote = specs
+    assert (faults.transport, faults.protocol, faults.call_timeout_seconds) == ("stdio", "legacy", 2)
+    assert (old_sse.transport, old_sse.protocol) == ("sse", "legacy")
+    assert (remote.transport, remote.protocol, remote.enabled) == ("http", "auto", True)
+
+
+def test_the_shipped_config_and_connectors_load() -> None:
+    """Our choice: the repository's own `config.toml` and `connectors/` are examples that must stay valid."""
+    settings = load_settings(REPO / "config.toml")
+    specs = load_connectors(settings.connectors_dir)
+    assert settings.connectors_dir == REPO / "connectors"
+    assert {spec.id for spec in specs} >= {"time"}
+
+
+BAD_CONNECTORS: list[Any] = [
+    pytest.param(
+        "Bad_Id", connector_toml(id="Bad_Id", transport="stdio", command="x"), "id", "lowercase", id="id-shape"
+    ),
+    pytest.param("other", fault_connector("faults"), "id", "must equal the file name 'other'", id="id-not-file-name"),
+    pytest.param("typo", fault_connector("typo", comand="x"), "comand", "unknown key", id="unknown-key"),
+    pytest.param(
+        "ws", connector_toml(id="ws", transport="websocket", url="https://x"), "transport", "'stdio'", id="transport"
+    ),
+    pytest.param("nocmd", connector_toml(id="nocmd", transport="stdio"), "command", "needs", id="stdio-no-command"),
+    pytest.param("nourl", connector_toml(id="nourl", transport="http"), "url", "needs", id="http-no-url"),
+    pytest.param("ftp", http_connector("ftp", url="ftp://example.com/mcp"), "url", "http:// or https://", id="scheme"),
+    pytest.param(
+        "mixed", fault_connector("mixed", url="http://127.0.0.1:9/mcp"), "url", "not stdio", id="stdio-with-url"
+    ),
+    pytest.param(
+        "literal-header",
+        http_connector("literal-header", headers={"Authorization": "Bearer abc"}),
+        "headers",
+        "'Authorization' looks like a credential",
+        id="literal-secret-header",
+    ),
+    pytest.param(
+        "literal-env",
+        fault_connector("literal-env", env={"GITHUB_TOKEN": "ghp_x"}),
+        "env",
+        "'GITHUB_TOKEN' looks like a credential",
+        id="literal-secret-env",
+    ),
+    pytest.param(
+        "unset-var",
+        fault_connector("unset-var", env={"GITHUB_TOKEN": "${HUB_TEST_UNSET_VARIABLE}"}),
+        "env",
+        "not set: HUB_TEST_UNSET_VARIABLE",
+        id="unset-reference",
+    ),
+    pytest.param(
+        "modern-sse",
+        connector_toml(id="modern-sse", transport="sse", protocol="2026-07-28", url="http://127.0.0.1:9/sse"),
+        "protocol",
+        "only speaks the 2025-11-25 era",
+        id="sse-modern",
+    ),
+    pytest.param("broken", 'id = "broken"\ntransport = stdio\n', "line 2", "not valid TOML", id="toml-syntax"),
+]
+
+
+@pytest.mark.parametrize(("file_id", "text", "key", "problem"), BAD_CONNECTORS)
+def test_a_bad_connector_file_stops_loading_with_an_error_naming_the_file_the_key_and_the_problem(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, file_id: str, text: str, key: str, problem: str
+) -> None:
+    """Issue 2 §3 (our choice of checks, all-or-nothing): one bad file fails the whole directory, and says where.
+
+    For a TOML syntax error the "key" is the line the parser stopped at.
+    """
+    monkeypatch.delenv("HUB_TEST_UNSET_VARIABLE", raising=False)
+    error = config_error_for(tmp_path, file_id, text)
+    bad_file = tmp_path / "connectors" / f"{file_id}.toml"
+    message = str(error)
+    assert error.file == str(bad_file)
+    assert message.startswith(f"{bad_file}: ")
+    assert key in message
+    assert problem in message
+
+
+def test_an_unset_reference_is_allowed_in_a_disabled_connector(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Our choice: a disabled connector never connects, so its references need not be set yet."""
+    monkeypatch.delenv("HUB_TEST_UNSET_VARIABLE", raising=False)
+    write_config(
+        tmp_path, {"later": fault_connector("later", enabled=False, env={"API_KEY": "${HUB_TEST_UNSET_VARIABLE}"})}
+    )
+    (spec,) = load_connectors(tmp_path / "connectors")
+    assert spec.enabled is False
+
+
+def test_references_are_kept_in_the_spec_and_expanded_only_when_resolved(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 2 §3, our choice: secrets live in the environment; the spec (and its fingerprint) keep `${NAME}`."""
+    monkeypatch.setenv("HUB_TEST_GITHUB_TOKEN", "ghp_secret_value")
+    monkeypatch.setenv("HUB_TEST_API_TOKEN", "api_secret_value")
+    write_config(
+        tmp_path,
+        {
+            "gh": fault_connector("gh", env={"GITHUB_TOKEN": "${HUB_TEST_GITHUB_TOKEN}", "MODE": "plain"}),
+            "remote": http_connector(headers={"Authorization": "Bearer ${HUB_TEST_API_TOKEN}"}),
+        },
+    )
+    gh = load_connector(tmp_path / "connectors" / "gh.toml")
+    remote = load_connector(tmp_path / "connectors" / "remote.toml")
+
+    assert gh.env == {"GITHUB_TOKEN": "${HUB_TEST_GITHUB_TOKEN}", "MODE": "plain"}
+    assert remote.headers == {"Authorization": "Bearer ${HUB_TEST_API_TOKEN}"}
+    assert "secret_value" not in gh.model_dump_json() + remote.model_dump_json()
+    assert gh.resolved_env() == {"GITHUB_TOKEN": "ghp_secret_value", "MODE": "plain"}
+    assert remote.resolved_headers() == {"Authorization": "Bearer api_secret_value"}
+
+    fingerprint = gh.fingerprint
+    monkeypatch.setenv("HUB_TEST_GITHUB_TOKEN", "rotated")
+    assert gh.resolved_env()["GITHUB_TOKEN"] == "rotated"
+    assert gh.fingerprint == fingerprint
+
+
+def test_relative_paths_resolve_against_the_config_files_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 2 §3, our choice: `mcp-hub --config /etc/mcp-hub/config.toml` works from any working directory."""
+    home = (tmp_path / "etc" / "hub").resolve()
+    home.mkdir(parents=True)
+    (home / "config.toml").write_text(
+        '[hub]\nconnectors_dir = "conn.d"\n[database]\nurl = "sqlite+aiosqlite:///data/hub.db"\n'
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+
+    settings = load_settings(Path("..") / "etc" / "hub" / "config.toml")
+
+    assert settings.config_path == home / "config.toml"
+    assert settings.connectors_dir == home / "conn.d"
+    assert settings.database.url == f"sqlite+aiosqlite:///{home / 'data' / 'hub.db'}"
+
+
+def test_absolute_and_in_memory_sqlite_urls_are_left_alone(tmp_path: Path) -> None:
+    """Our choice: only a relative SQLite path is rewritten."""
+    absolute = tmp_path / "abs.db"
+    (tmp_path / "a.toml").write_text(f'[database]\nurl = "sqlite+aiosqlite:///{absolute}"\n')
+    (tmp_path / "m.toml").write_text('[database]\nurl = "sqlite+aiosqlite:///:memory:"\n')
+    assert load_settings(tmp_path / "a.toml").database.url == f"sqlite+aiosqlite:///{absolute}"
+    assert load_settings(tmp_path / "m.toml").database.url == "sqlite+aiosqlite:///:memory:"
+
+
+def test_the_database_url_environment_variable_overrides_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 2 §3, our choice: `MCP_HUB_DATABASE_URL` replaces `database.url` (containers, CI)."""
+    config = write_config(tmp_path, {})
+    override = f"sqlite+aiosqlite:///{tmp_path / 'override.db'}"
+    monkeypatch.setenv(DATABASE_URL_ENV, override)
+    assert load_settings(config).database.url == override
+
+    monkeypatch.setenv(DATABASE_URL_ENV, "postgresql+asyncpg://hub@db.example:5432/mcp_hub")
+    assert load_settings(config).database.url == "postgresql+asyncpg://hub@db.example:5432/mcp_hub"
+
+
+def test_a_bad_database_url_override_names_the_environment_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Our choice: the error says the bad value came from the environment, not from the file."""
+    config = write_config(tmp_path, {})
+    monkeypatch.setenv(DATABASE_URL_ENV, "mysql://hub@db/mcp_hub")
+    with pytest.raises(ConfigError, match=r"^\$MCP_HUB_DATABASE_URL: .*must start with one of"):
+        load_settings(config)
+
+
+@pytest.mark.parametrize(
+    ("extra", "key", "problem"),
+    [
+        pytest.param("[hub]\nlisten_prot = 8080\n", "hub.listen_prot", "unknown key", id="unknown-key"),
+        pytest.param("[hubb]\nlisten_port = 8080\n", "hubb", "unknown key", id="unknown-section"),
+        pytest.param("[hub]\nlisten_port = 70000\n", "hub.listen_port", "65535", id="port-range"),
+        pytest.param('[hub]\nmcp_path = "mcp"\n', "hub.mcp_path", "must start with '/'", id="mcp-path"),
+        pytest.param('[hub]\npublic_base_url = "hub.example.com"\n', "hub.public_base_url", "http", id="base-url"),
+        pytest.param("[catalog]\npage_size = 0\n", "catalog.page_size", "greater than 0", id="page-size"),
+    ],
+)
+def test_a_bad_setting_raises_an_error_naming_the_file_and_the_key(
+    tmp_path: Path, extra: str, key: str, problem: str
+) -> None:
+    """Issue 2 §3: settings are checked like connectors (the file, the dotted key, the problem)."""
+    config = write_config(tmp_path, {}, extra=extra)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    assert (caught.value.file, caught.value.key) == (str(config), key)
+    assert str(caught.value).startswith(f"{config}: {key}: ")
+    assert problem in caught.value.problem
+
+
+def test_a_missing_config_file_or_connectors_directory_is_a_config_error(tmp_path: Path) -> None:
+    """Our choice: a wrong `--config` path is reported as such, never as a traceback."""
+    with pytest.raises(ConfigError, match="file not found"):
+        load_settings(tmp_path / "nope.toml")
+    with pytest.raises(ConfigError, match="connectors directory not found"):
+        load_connectors(tmp_path / "nope")
