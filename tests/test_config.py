@@ -222,8 +222,25 @@ def test_a_bad_database_url_override_names_the_environment_variable(
     """Our choice: the error says the bad value came from the environment, not from the file."""
     config = write_config(tmp_path, {})
     monkeypatch.setenv(DATABASE_URL_ENV, "mysql://hub@db/mcp_hub")
-    with pytest.raises(ConfigError, match=r"^\$MCP_HUB_DATABASE_URL: .*must start with one of"):
+    with pytest.raises(ConfigError) as caught:
         load_settings(config)
+    assert caught.value.file == "$MCP_HUB_DATABASE_URL"
+    assert "must start with one of sqlite+aiosqlite://, postgresql+asyncpg://" in str(caught.value)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="hub bug: settings.py wraps str(ValidationError), whose input_value repeats the URL with its password",
+)
+def test_a_bad_database_url_override_does_not_echo_its_password(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Our choice (style.md §11, redaction): a secret in a rejected URL never reaches the terminal or logs."""
+    config = write_config(tmp_path, {})
+    monkeypatch.setenv(DATABASE_URL_ENV, "postgresql://hub:hunter2@db.example/mcp_hub")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    assert "hunter2" not in str(caught.value)
 
 
 @pytest.mark.parametrize(

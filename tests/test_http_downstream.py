@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator, Generator
 from contextlib import contextmanager
 
 import anyio
@@ -26,7 +26,7 @@ def free_port() -> int:
 
 
 @contextmanager
-def http_fault_server(port: int) -> Iterator[subprocess.Popen[bytes]]:
+def http_fault_server(port: int) -> Generator[subprocess.Popen[bytes]]:
     process = subprocess.Popen([sys.executable, str(FAULT_SERVER), "--http", str(port)])
     try:
         yield process
