@@ -1,6 +1,7 @@
 """What the hub adds to a trivial `tools/call`: direct to a downstream vs through `mcp-hub serve`.
 
-    .venv/bin/python bench/overhead.py [--calls N] [--concurrency 20] [--quick] [--py-spy DIR]
+    .venv/bin/python bench/overhead.py [--calls N] [--concurrency 20] [--quick]
+        [--wait-quiet SECONDS] [--extra-tools N] [--driver raw|sdk] [--no-wrk] [--py-spy DIR]
 
 Two downstreams (`bench/echo_server.py`, one `echo` tool): one served over Streamable HTTP by its own
 process, one the hub spawns over stdio ("direct" for stdio spawns the same server from the load
@@ -16,12 +17,16 @@ Load generators, all speaking 2026-07-28:
 
 Sequential latency (concurrency 1) interleaves direct and hub blocks so that drift on a shared machine
 hits both paths alike; throughput runs `--concurrency` workers in alternating timed rounds. Every
-response is checked (the echoed text), and any failure aborts the run.
+response is checked (the echoed text), and any failure aborts the run. Besides latency and calls/s, the
+report shows the hub process's CPU time per call (from /proc), which a busy shared machine disturbs far
+less than wall-clock figures. `--py-spy DIR` samples the hub during the raw throughput runs; read the
+result with `bench/profile_summary.py`. See docs/benchmarks.md for results and analysis.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import re
@@ -44,6 +49,7 @@ import mcp_types as types
 from anyio.abc import Process
 from anyio.streams.buffered import BufferedByteReceiveStream
 from mcp import Client, StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
 
 REPO = Path(__file__).resolve().parent.parent
 ECHO_SERVER = Path(__file__).resolve().parent / "echo_server.py"
@@ -85,14 +91,17 @@ def request_body(tool: str, request_id: int) -> dict[str, Any]:
     }
 
 
-def request_headers(tool: str) -> dict[str, str]:
-    return {
+def request_headers(tool: str, token: str | None = None) -> dict[str, str]:
+    headers = {
         "MCP-Protocol-Version": MODERN,
         "Mcp-Method": "tools/call",
         "Mcp-Name": tool,
         "Accept": "application/json, text/event-stream",
         "Content-Type": "application/json",
     }
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    return headers
 
 
 def check_echo(message: Any, request_id: int | None = None) -> None:
@@ -120,6 +129,7 @@ class Target:
     label: str  # e.g. "http direct"
     tool: str
     url: str | None = None  # Streamable HTTP endpoint; None: spawn the echo server over stdio
+    token: str | None = None  # bearer token for a hub with auth enabled (--auth)
 
 
 @asynccontextmanager
@@ -127,7 +137,7 @@ async def raw_http_callers(target: Target, count: int) -> AsyncGenerator[list[Ca
     """`count` callers, each with its own keep-alive connection."""
     assert target.url is not None
     url = target.url
-    headers = request_headers(target.tool)
+    headers = request_headers(target.tool, target.token)
     async with AsyncExitStack() as stack:
         callers: list[Call] = []
         for _ in range(count):
@@ -217,7 +227,10 @@ async def sdk_callers(target: Target, count: int) -> AsyncGenerator[list[Call]]:
             clients = [await stack.enter_async_context(shared)] * count
         else:
             for _ in range(count):
-                clients.append(await stack.enter_async_context(Client(target.url, mode=MODERN)))
+                auth = {"Authorization": f"Bearer {target.token}"} if target.token else {}
+                http = await stack.enter_async_context(httpx2.AsyncClient(headers=auth, timeout=30))
+                transport = streamable_http_client(target.url, http_client=http)
+                clients.append(await stack.enter_async_context(Client(transport, mode=MODERN)))
         yield [_sdk_call(client, target.tool) for client in clients]
 
 
@@ -254,9 +267,38 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
 
 
+def machine_busy(seconds: float = 1.0) -> float:
+    """Fraction of all CPUs busy over `seconds` (from /proc/stat): other work on a shared machine."""
+
+    def sample() -> tuple[int, int]:
+        try:
+            values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+        except (OSError, ValueError):
+            return 0, 0
+        idle = values[3] + (values[4] if len(values) > 4 else 0)
+        return sum(values) - idle, sum(values)
+
+    busy0, total0 = sample()
+    time.sleep(seconds)
+    busy1, total1 = sample()
+    return (busy1 - busy0) / (total1 - total0) if total1 > total0 else float("nan")
+
+
+def wait_for_quiet(max_seconds: float, threshold: float = 0.25) -> float:
+    """Wait (at most `max_seconds`) until the machine is less than `threshold` busy; the last reading."""
+    busy = machine_busy()
+    for _ in range(max(0, round(max_seconds / 2))):
+        if busy < threshold:
+            break
+        log(f"machine {busy:.0%} busy with other work: waiting")
+        time.sleep(1.0)
+        busy = machine_busy()
+    return busy
+
+
 @dataclass
 class CpuMeter:
-    """CPU seconds spent by the hub process (and its stdio child) while the hub path is driven."""
+    """CPU seconds spent by the hub process (not its stdio child) while the hub path is driven."""
 
     pid: int | None = None
     spent: float = 0.0
@@ -448,7 +490,9 @@ def run_wrk(
 ) -> WrkResult:
     assert target.url is not None
     script = scripts / f"{target.tool}.lua"
-    headers = "\n".join(f'wrk.headers["{name}"] = "{value}"' for name, value in request_headers(target.tool).items())
+    headers = "\n".join(
+        f'wrk.headers["{name}"] = "{value}"' for name, value in request_headers(target.tool, target.token).items()
+    )
     body = json.dumps(request_body(target.tool, 1), separators=(",", ":"))
     script.write_text(_WRK_SCRIPT.format(body=body, headers=headers, text=ECHO_TEXT))
     threads = min(connections, 2)
@@ -503,7 +547,9 @@ def child(command: Sequence[str], log: Path) -> Generator[subprocess.Popen[bytes
                     process.wait(timeout=5)
 
 
-def write_config(directory: Path, hub_port: int, http_port: int, era: str) -> Path:
+def write_config(
+    directory: Path, hub_port: int, http_port: int, era: str, extra_tools: int = 0, auth: bool = False
+) -> Path:
     """The hub's config.toml (SQLite in `directory`) and its two connector files."""
     connectors = directory / "connectors"
     connectors.mkdir()
@@ -513,13 +559,15 @@ def write_config(directory: Path, hub_port: int, http_port: int, era: str) -> Pa
     )
     (connectors / f"{STDIO_CONNECTOR}.toml").write_text(
         f'id = "{STDIO_CONNECTOR}"\ntransport = "stdio"\nprotocol = "{era}"\n'
-        f"command = {json.dumps(PYTHON)}\nargs = [{json.dumps(str(ECHO_SERVER))}]\nmax_concurrent_calls = 256\n"
+        f"command = {json.dumps(PYTHON)}\nmax_concurrent_calls = 256\n"
+        f'args = [{json.dumps(str(ECHO_SERVER))}, "--extra-tools", "{extra_tools}"]\n'
     )
     config = directory / "config.toml"
     config.write_text(
         f'[hub]\nlisten_host = "127.0.0.1"\nlisten_port = {hub_port}\n'
         f'[database]\nurl = "sqlite+aiosqlite:///{directory / "hub.db"}"\n'
         "[timeouts]\nconnect_seconds = 20\ncall_seconds = 30\n"
+        + ("[auth]\naccess_token_ttl_seconds = 3600\n" if auth else "[auth]\nenabled = false\n")
     )
     return config
 
@@ -614,6 +662,9 @@ class Options:
     era: str
     py_spy_dir: Path | None
     quick: bool
+    extra_tools: int = 0
+    wait_quiet: float = 0.0
+    auth: bool = False
 
 
 @dataclass
@@ -623,20 +674,31 @@ class Report:
     wrk_latency: dict[str, WrkResult] = field(default_factory=dict[str, WrkResult])
     wrk_load: dict[str, WrkResult] = field(default_factory=dict[str, WrkResult])
     notes: list[str] = field(default_factory=list[str])
+    busy_before: float = float("nan")
 
 
 def log(message: str, out: TextIO = sys.stderr) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=out, flush=True)
 
 
-def build_targets(http_port: int, hub_port: int) -> dict[str, Target]:
+def build_targets(http_port: int, hub_port: int, token: str | None = None) -> dict[str, Target]:
     hub_url = f"http://127.0.0.1:{hub_port}/mcp"
     return {
         "http direct": Target("http direct", "echo", f"http://127.0.0.1:{http_port}/mcp"),
-        "http hub": Target("http hub", f"{HTTP_CONNECTOR}__echo", hub_url),
+        "http hub": Target("http hub", f"{HTTP_CONNECTOR}__echo", hub_url, token),
         "stdio direct": Target("stdio direct", "echo"),
-        "stdio hub": Target("stdio hub", f"{STDIO_CONNECTOR}__echo", hub_url),
+        "stdio hub": Target("stdio hub", f"{STDIO_CONNECTOR}__echo", hub_url, token),
     }
+
+
+def hub_command(*args: str) -> str:
+    """Run `mcp-hub ARGS` to completion; its standard output."""
+    done = subprocess.run(
+        [PYTHON, "-m", "mcp_hub", *args], capture_output=True, text=True, timeout=120, check=False, cwd=REPO
+    )
+    if done.returncode != 0:
+        raise BenchError(f"mcp-hub {args[0]} failed:\n{done.stdout}{done.stderr}")
+    return done.stdout
 
 
 async def measure(options: Options, targets: dict[str, Target], hub_pid: int, py_spy_exe: str | None) -> Report:
@@ -689,30 +751,29 @@ def run(options: Options) -> Report:
     with tempfile.TemporaryDirectory(prefix="mcp-hub-bench-") as tmp:
         directory = Path(tmp)
         http_port, hub_port = free_port(), free_port()
-        config = write_config(directory, hub_port, http_port, options.era)
-        targets = build_targets(http_port, hub_port)
-        # The options go after the command: `mcp-hub --config X serve` ignores X (see docs/benchmarks.md).
+        config = write_config(directory, hub_port, http_port, options.era, options.extra_tools, options.auth)
         options_after = ["--config", str(config), "--log-level", "warning"]
-        migrate = subprocess.run(
-            [PYTHON, "-m", "mcp_hub", "migrate", *options_after],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-            cwd=REPO,
-        )
-        if migrate.returncode != 0:
-            raise BenchError(f"mcp-hub migrate failed:\n{migrate.stdout}{migrate.stderr}")
+        hub_command("migrate", *options_after)
+        token: str | None = None
+        if options.auth:
+            hub_command("agents", "create", "bench", "--grant", "tool:*", *options_after)
+            token = hub_command("token", "bench", *options_after).strip()
+        targets = build_targets(http_port, hub_port, token)
         echo_log, hub_log = directory / "echo.log", directory / "hub.log"
         with (
-            child([PYTHON, str(ECHO_SERVER), "--http", str(http_port)], echo_log) as echo_process,
+            child(
+                [PYTHON, str(ECHO_SERVER), "--http", str(http_port), "--extra-tools", str(options.extra_tools)],
+                echo_log,
+            ) as echo_process,
             child([PYTHON, "-m", "mcp_hub", "serve", *options_after], hub_log) as hub_process,
         ):
             wait_for_echo(targets["http direct"], echo_process, echo_log)
             health = wait_for_hub(f"http://127.0.0.1:{hub_port}", hub_process, hub_log)
             eras = {name: c.get("era") for name, c in health["connectors"].items()}
             log(f"hub ready (pid {hub_process.pid}); downstream eras: {eras}")
+            busy_before = wait_for_quiet(options.wait_quiet)
             report = anyio.run(measure, options, targets, hub_process.pid, py_spy_exe)
+            report.busy_before = busy_before
             if options.use_wrk:
                 measure_wrk(report, options, targets, directory, hub_process.pid)
             if hub_process.poll() is not None:
@@ -726,9 +787,15 @@ def run(options: Options) -> Report:
 def render(report: Report, options: Options) -> str:
     lines: list[str] = []
     load = os.getloadavg()
+    fast = [name for name in ("uvloop", "httptools") if importlib.util.find_spec(name) is not None]
     lines.append(
-        f"machine: {os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; "
-        f"Python {sys.version.split()[0]}; hub -> downstream era {options.era}"
+        f"machine: {os.cpu_count()} CPUs, {report.busy_before:.0%} busy with other work before the run, "
+        f"load average now {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
+    )
+    lines.append(
+        f"Python {sys.version.split()[0]}; uvicorn extras: {', '.join(fast) or 'none (asyncio loop, h11)'}; "
+        f"hub -> downstream era {options.era}; catalog {2 * options.extra_tools + 2} tools; "
+        f"auth {'on (bearer token, tool:* grant)' if options.auth else 'off'}"
     )
     lines.append("")
     lines.append(f"Sequential tools/call (concurrency 1), ms; {options.calls} calls per path")
@@ -820,7 +887,14 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
     parser.add_argument("--driver", action="append", choices=["raw", "sdk"], help="load generator(s) (default both)")
     parser.add_argument("--no-wrk", action="store_true", help="skip the wrk rows even if wrk is installed")
     parser.add_argument("--era", default=MODERN, choices=[MODERN, "legacy"], help="the hub's era with the downstreams")
+    parser.add_argument(
+        "--extra-tools", type=int, default=0, help="inert tools per downstream (a hub catalog of 2N+2 tools)"
+    )
+    parser.add_argument(
+        "--wait-quiet", type=float, default=0.0, metavar="S", help="wait up to S seconds for an idle machine first"
+    )
     parser.add_argument("--py-spy", type=Path, metavar="DIR", help="profile the hub (collapsed stacks) into DIR")
+    parser.add_argument("--auth", action="store_true", help="auth on: every hub call carries a bearer token")
     args = parser.parse_args(argv)
     quick: bool = args.quick
     calls: int = args.calls if args.calls is not None else (100 if quick else 2000)
@@ -838,6 +912,9 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         era=args.era,
         py_spy_dir=args.py_spy,
         quick=quick,
+        extra_tools=args.extra_tools,
+        wait_quiet=args.wait_quiet,
+        auth=args.auth,
     )
 
 

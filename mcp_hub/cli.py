@@ -12,12 +12,13 @@ from typing import Any
 import anyio
 import httpx2
 
+from mcp_hub.admin.cli import ADMIN_COMMANDS, add_admin_commands, run_admin
 from mcp_hub.config.connectors import ConnectorSpec, load_connectors
 from mcp_hub.config.settings import HubSettings, load_settings
 from mcp_hub.errors import ConfigError, DatabaseError, HubError
 from mcp_hub.logs import configure_logging
 
-EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
+EXIT_OK, EXIT_FAILURE, EXIT_CONFIG, EXIT_USAGE = 0, 1, 2, 2
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -27,14 +28,18 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default=argparse.SUPPRESS)
     common.add_argument("--log-json", action="store_true", default=argparse.SUPPRESS, help="log JSON lines")
     parser = argparse.ArgumentParser(prog="mcp-hub", description="An MCP aggregation gateway.", parents=[common])
-    parser.set_defaults(config=Path("config.toml"), log_level="info", log_json=False)
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", parents=[common], help="serve MCP over Streamable HTTP and /healthz")
     serve.add_argument("--host", help="listen address (overrides hub.listen_host)")
     serve.add_argument("--port", type=int, help="listen port (overrides hub.listen_port)")
 
-    commands.add_parser("stdio", parents=[common], help="serve the catalog over stdin/stdout for one local client")
+    stdio = commands.add_parser(
+        "stdio", parents=[common], help="serve the catalog over stdin/stdout for one local client"
+    )
+    stdio.add_argument(
+        "--agent", metavar="NAME", help="the agent whose grants apply (with auth; or an access token in MCP_HUB_TOKEN)"
+    )
 
     migrate = commands.add_parser("migrate", parents=[common], help="upgrade the database schema")
     migrate.add_argument("--revision", default="head")
@@ -49,11 +54,25 @@ def _parser() -> argparse.ArgumentParser:
     catalog = commands.add_parser("catalog", parents=[common], help="public tool names and their connectors")
     catalog.add_argument("--json", action="store_true")
     catalog.add_argument("--live", action="store_true", help="connect to every connector, not read the database")
+    add_admin_commands(commands, common)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+_COMMON_DEFAULTS: dict[str, Any] = {"config": Path("config.toml"), "log_level": "info", "log_json": False}
+
+
+def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    # The defaults are applied after parsing: `set_defaults` would change the actions the subcommands share
+    # with the top-level parser, and a subcommand's default would then overwrite `mcp-hub --config X serve`.
     args = _parser().parse_args(argv)
+    for name, default in _COMMON_DEFAULTS.items():
+        if not hasattr(args, name):
+            setattr(args, name, default)
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_arguments(argv)
     configure_logging(args.log_level, json=args.log_json)
     try:
         settings = load_settings(args.config)
@@ -67,19 +86,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HubError as exc:
         print(f"mcp-hub: {exc}", file=sys.stderr)
         return EXIT_FAILURE
+    except ValueError as exc:
+        print(f"mcp-hub: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         return EXIT_FAILURE
 
 
 def _dispatch(args: argparse.Namespace, settings: HubSettings) -> int:
     command: str = args.command
+    if command in ADMIN_COMMANDS:
+        return run_admin(args, settings)
     if command == "migrate":
         return anyio.run(_migrate, settings, args.revision)
     if command == "serve":
         settings = settings.with_listen(args.host, args.port)
         return _serve(settings, load_connectors(settings.connectors_dir))
     if command == "stdio":
-        return anyio.run(_stdio, settings, load_connectors(settings.connectors_dir))
+        return anyio.run(_stdio, settings, load_connectors(settings.connectors_dir), args.agent)
     if command == "connectors":
         specs = load_connectors(settings.connectors_dir)
         if args.connectors_command == "list":
@@ -129,11 +153,11 @@ def _serve(settings: HubSettings, specs: list[ConnectorSpec]) -> int:
     return EXIT_OK if server.started else EXIT_FAILURE
 
 
-async def _stdio(settings: HubSettings, specs: list[ConnectorSpec]) -> int:
-    from mcp_hub.gateway.stdio import serve_stdio
+async def _stdio(settings: HubSettings, specs: list[ConnectorSpec], agent: str | None) -> int:
+    from mcp_hub.gateway.stdio import serve_stdio, token_from_environment
     from mcp_hub.runtime import Hub
 
-    await serve_stdio(Hub(settings, specs))
+    await serve_stdio(Hub(settings, specs), agent=agent, token=token_from_environment())
     return EXIT_OK
 
 

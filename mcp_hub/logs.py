@@ -27,6 +27,8 @@ def configure_logging(level: str = "info", *, json: bool = False) -> None:
     logging.basicConfig(level=numeric, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     # One line per outbound HTTP request is noise at info level (downstream calls, CLI health probes).
     logging.getLogger("httpx2").setLevel(max(numeric, logging.WARNING))
+    # Alembic announces its context on every schema check (each command, each start).
+    logging.getLogger("alembic").setLevel(max(numeric, logging.WARNING))
     renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
     structlog.configure(
         processors=[

@@ -78,21 +78,32 @@ def time_connector(connector_id: str = "time", **fields: Any) -> str:
     return connector_toml(**{**defaults, **fields})
 
 
-def write_config(directory: Path, connectors: Mapping[str, str], extra: str = "") -> Path:
-    """A config.toml (SQLite in `directory`, fast reconnects) and one file per connector."""
+def write_config(
+    directory: Path,
+    connectors: Mapping[str, str],
+    extra: str = "",
+    *,
+    auth: bool = False,
+    database_url: str | None = None,
+) -> Path:
+    """A config.toml (SQLite in `directory`, fast reconnects) and one file per connector.
+
+    Authentication is off unless `auth` is set: the federation tests exercise the open loopback hub.
+    """
     connectors_dir = directory / "connectors"
     connectors_dir.mkdir(exist_ok=True)
     for connector_id, text in connectors.items():
         (connectors_dir / f"{connector_id}.toml").write_text(text)
     config = directory / "config.toml"
+    url = database_url or f"sqlite+aiosqlite:///{directory / 'hub.db'}"
     config.write_text(
         "[database]\n"
-        f'url = "sqlite+aiosqlite:///{directory / "hub.db"}"\n'
+        f'url = "{url}"\n'
         "[timeouts]\n"
         "connect_seconds = 20\n"
         "call_seconds = 10\n"
         "reconnect_initial_seconds = 0.05\n"
-        "reconnect_max_seconds = 0.5\n" + extra
+        "reconnect_max_seconds = 0.5\n" + ("" if auth else "[auth]\nenabled = false\n") + extra
     )
     return config
 
@@ -115,13 +126,22 @@ async def running_hub(config: Path) -> AsyncGenerator[RunningHub]:
     """Migrate, start the hub on a free loopback port, and stop it (and its children) on exit."""
     settings = load_settings(config)
     await upgrade(settings.database.url)
-    hub = Hub(settings, load_connectors(settings.connectors_dir))
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
         listener.bind(("127.0.0.1", 0))
         port = listener.getsockname()[1]
+        # The hub's public URL (issuer, token audience) must be the one clients reach.
+        settings = settings.with_listen(None, port)
+        hub = Hub(settings, load_connectors(settings.connectors_dir))
         started = anyio.Event()
         app = build_app(hub, on_started=started.set)
-        server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="on"))
+        server = uvicorn.Server(
+            uvicorn.Config(
+                app,
+                log_config=None,
+                lifespan="on",
+                timeout_graceful_shutdown=int(settings.timeouts.shutdown_seconds),  # as `mcp-hub serve`
+            )
+        )
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(server.serve, [listener])
             with anyio.fail_after(30):

@@ -125,3 +125,12 @@ def test_a_tool_whose_short_form_equals_another_tools_name_is_refused_not_shadow
     change = Catalog().replace_connector("s", [tool(shadow), tool(long_name)])
     assert change.added == (f"s__{shadow}",)
     assert change.rejected == (long_name,)
+
+
+def test_the_input_schema_lookup_answers_by_public_name_and_never_raises() -> None:
+    """The SDK's Mcp-Param-* header check asks for a schema on every call; unknown tools answer None."""
+    catalog = Catalog()
+    schema = {"type": "object", "properties": {"region": {"type": "string", "x-mcp-header": "Region"}}}
+    catalog.replace_connector("cloud", [{"name": "deploy", "inputSchema": schema}])
+    assert catalog.input_schema("cloud__deploy") == schema
+    assert catalog.input_schema("cloud__missing") is None

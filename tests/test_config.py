@@ -115,6 +115,26 @@ BAD_CONNECTORS: list[Any] = [
         id="sse-modern",
     ),
     pytest.param("broken", 'id = "broken"\ntransport = stdio\n', "line 2", "not valid TOML", id="toml-syntax"),
+    pytest.param(
+        "literal-oauth",
+        http_connector(
+            "literal-oauth",
+            oauth={"token_url": "https://as.example.com/token", "client_id": "hub", "client_secret": "s3cret"},
+        ),
+        "oauth.client_secret",
+        "reference",
+        id="literal-oauth-secret",
+    ),
+    pytest.param(
+        "stdio-oauth",
+        fault_connector(
+            "stdio-oauth",
+            oauth={"token_url": "https://as.example.com/token", "client_id": "hub", "client_secret": "${X_SECRET}"},
+        ),
+        "oauth",
+        "for http and sse connectors",
+        id="oauth-on-stdio",
+    ),
 ]
 
 
@@ -134,6 +154,7 @@ def test_a_bad_connector_file_stops_loading_with_an_error_naming_the_file_the_ke
     assert message.startswith(f"{bad_file}: ")
     assert key in message
     assert problem in message
+    assert "Value error" not in message  # pydantic's wording stays inside the hub
 
 
 def test_an_unset_reference_is_allowed_in_a_disabled_connector(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -228,10 +249,6 @@ def test_a_bad_database_url_override_names_the_environment_variable(
     assert "must start with one of sqlite+aiosqlite://, postgresql+asyncpg://" in str(caught.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="hub bug: settings.py wraps str(ValidationError), whose input_value repeats the URL with its password",
-)
 def test_a_bad_database_url_override_does_not_echo_its_password(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -241,6 +258,7 @@ def test_a_bad_database_url_override_does_not_echo_its_password(
     with pytest.raises(ConfigError) as caught:
         load_settings(config)
     assert "hunter2" not in str(caught.value)
+    assert "postgresql+asyncpg://" in str(caught.value)  # still says what is wrong
 
 
 @pytest.mark.parametrize(
@@ -272,3 +290,52 @@ def test_a_missing_config_file_or_connectors_directory_is_a_config_error(tmp_pat
         load_settings(tmp_path / "nope.toml")
     with pytest.raises(ConfigError, match="connectors directory not found"):
         load_connectors(tmp_path / "nope")
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.0.2.10", "hub.example.com", "::"])  # noqa: S104 - the point
+def test_auth_can_only_be_turned_off_on_a_loopback_listener(tmp_path: Path, host: str) -> None:
+    """Issue 3 §7 (fail closed, style.md §9): `[auth] enabled = false` on a reachable address is refused."""
+    config = write_config(tmp_path, {}, extra=f'[hub]\nlisten_host = "{host}"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    assert caught.value.key == "auth.enabled"
+    assert "loopback" in str(caught.value)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1", "localhost"])
+def test_auth_off_is_accepted_on_loopback_but_not_after_a_host_override(tmp_path: Path, host: str) -> None:
+    """Our choice: `mcp-hub serve --host 0.0.0.0` cannot expose an unauthenticated hub either."""
+    settings = load_settings(write_config(tmp_path, {}, extra=f'[hub]\nlisten_host = "{host}"\n'))
+    assert settings.auth.enabled is False
+    with pytest.raises(ConfigError, match="loopback"):
+        settings.with_listen("0.0.0.0", None)  # noqa: S104 - the point
+
+
+def test_the_default_configuration_has_auth_on_and_short_tokens() -> None:
+    """Issue 3 §3: tokens last minutes by default, at most an hour."""
+    settings = load_settings(REPO / "config.toml")
+    assert settings.auth.enabled is True
+    assert settings.auth.access_token_ttl_seconds == 300
+    assert settings.mcp_resource_url == "http://127.0.0.1:8420/mcp"
+
+
+@pytest.mark.parametrize(
+    ("rule", "problem"),
+    [
+        pytest.param('webhook_url = "https://hooks.example.com/x"\n', "needs a webhook_secret", id="unsigned"),
+        pytest.param(
+            'webhook_url = "http://hooks.example.com/x"\nwebhook_secret = "${S}"\n', "must be https", id="plain-http"
+        ),
+        pytest.param('approvers = ["team:ops"]\n', "role:approver", id="bad-approver"),
+        pytest.param('when = [{ field = "n", op = ">", value = "ten" }]\n', "numeric", id="non-numeric-threshold"),
+        pytest.param('when = [{ field = "p", op = "matches", value = "(" }]\n', "regular expression", id="bad-regex"),
+    ],
+)
+def test_a_bad_approval_rule_is_refused_naming_the_problem(tmp_path: Path, rule: str, problem: str) -> None:
+    """Issue 4 §1, T22 (our choice): webhooks are always signed and go to https; rules are checked at start."""
+    extra = f'[[approvals.rules]]\nname = "r"\ntools = ["x__*"]\n{rule}'
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write_config(tmp_path, {}, extra=extra))
+    assert caught.value.key is not None
+    assert caught.value.key.startswith("approvals.rules")
+    assert problem in str(caught.value)

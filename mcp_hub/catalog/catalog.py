@@ -15,7 +15,7 @@ import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import rfc8785
 import structlog
@@ -105,6 +105,20 @@ class Catalog:
             raise UnknownToolError(public_name)
         return tool
 
+    def tools_by_name(self) -> Mapping[str, CatalogTool]:
+        return self._by_public
+
+    def tool_exists(self, public_name: str) -> bool:
+        return public_name in self._by_public
+
+    def input_schema(self, public_name: str) -> Mapping[str, Any] | None:
+        """The tool's `inputSchema`, or None for an unknown tool (a lookup that never raises)."""
+        tool = self._by_public.get(public_name)
+        if tool is None:
+            return None
+        schema = tool.public_definition.get("inputSchema")
+        return cast("Mapping[str, Any]", schema) if isinstance(schema, Mapping) else None
+
     def tools(self) -> Sequence[CatalogTool]:
         """Every tool, sorted by public name."""
         return self._sorted_tools
@@ -112,11 +126,30 @@ class Catalog:
     def tools_of(self, connector_id: str) -> Sequence[CatalogTool]:
         return sorted(self._by_connector.get(connector_id, {}).values(), key=lambda tool: tool.public_name)
 
-    def page(self, cursor: str | None, size: int) -> tuple[list[Mapping[str, Any]], str | None]:
-        """One page of public tool definitions and the cursor of the next page, if any."""
+    def page(
+        self, cursor: str | None, size: int, visible: Callable[[str], bool] | None = None
+    ) -> tuple[list[Mapping[str, Any]], str | None]:
+        """One page of public tool definitions and the cursor of the next page, if any.
+
+        With `visible`, only the tools it accepts are listed (and counted towards `size`).
+        """
         start = 0 if cursor is None else bisect.bisect_right(self._sorted_names, decode_cursor(cursor))
-        chunk = self._sorted_tools[start : start + size]
-        more = start + size < len(self._sorted_tools)
+        chunk: Sequence[CatalogTool]
+        if visible is None:
+            chunk = self._sorted_tools[start : start + size]
+            more = start + size < len(self._sorted_tools)
+        else:
+            picked: list[CatalogTool] = []
+            position = start
+            for position in range(start, len(self._sorted_tools)):
+                tool = self._sorted_tools[position]
+                if visible(tool.public_name):
+                    picked.append(tool)
+                    if len(picked) == size:
+                        break
+            chunk = picked
+            # A full page may be followed by an empty one: cheaper than scanning ahead, and valid pagination.
+            more = len(chunk) == size and position + 1 < len(self._sorted_tools)
         next_cursor = encode_cursor(chunk[-1].public_name) if more and chunk else None
         return [tool.public_definition for tool in chunk], next_cursor
 

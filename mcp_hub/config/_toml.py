@@ -33,7 +33,7 @@ def validate(model: type[ModelT], data: dict[str, Any], path: Path) -> ModelT:
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         key = ".".join(str(part) for part in first["loc"]) or None
-        problem = first["msg"]
+        problem = first["msg"].removeprefix("Value error, ")
         if first["type"] == "extra_forbidden":
             problem = "unknown key (check the spelling)"
         elif first["type"] == "missing":

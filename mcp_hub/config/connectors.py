@@ -33,6 +33,38 @@ Transport = Literal["stdio", "http", "sse"]
 ProtocolChoice = Literal["auto", "legacy", "2026-07-28"]
 
 
+class DownstreamOAuth(BaseModel):
+    """OAuth client credentials the hub uses to authenticate to an HTTP downstream (RFC 6749 §4.4).
+
+    The hub obtains the token itself and refreshes it before expiry; agents never see it, and their own
+    tokens are never sent downstream.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    token_url: str
+    client_id: str
+    client_secret: str
+    scope: str | None = None
+    resource: str | None = None
+    """RFC 8707 resource indicator; defaults to the connector's `url`."""
+    auth_method: Literal["client_secret_basic", "client_secret_post"] = "client_secret_basic"
+
+    @field_validator("token_url")
+    @classmethod
+    def _token_url_shape(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @field_validator("client_secret")
+    @classmethod
+    def _secret_is_reference(cls, value: str) -> str:
+        if not _ENV_REFERENCE.search(value):
+            raise ValueError('write the secret as a reference such as "${MY_CLIENT_SECRET}"')
+        return value
+
+
 class ConnectorSpec(BaseModel):
     """One downstream server as the operator declared it (secrets still as `${NAME}` references)."""
 
@@ -53,6 +85,9 @@ class ConnectorSpec(BaseModel):
     # http / sse
     url: str | None = None
     headers: dict[str, str] = Field(default_factory=dict[str, str])
+    oauth: DownstreamOAuth | None = None
+    sensitive_tools: list[str] = Field(default_factory=list[str])
+    """Globs over this connector's own tool names whose calls always need a human's approval (issue 4)."""
 
     @field_validator("id")
     @classmethod
@@ -81,8 +116,8 @@ class ConnectorSpec(BaseModel):
         if self.transport == "stdio":
             if not self.command:
                 raise ValueError("a stdio connector needs 'command'")
-            if self.url is not None or self.headers:
-                raise ValueError("'url' and 'headers' are for http and sse connectors, not stdio")
+            if self.url is not None or self.headers or self.oauth is not None:
+                raise ValueError("'url', 'headers' and 'oauth' are for http and sse connectors, not stdio")
         else:
             if not self.url:
                 raise ValueError(f"an {self.transport} connector needs 'url'")
@@ -95,6 +130,8 @@ class ConnectorSpec(BaseModel):
     @property
     def referenced_env_vars(self) -> set[str]:
         values = [*self.env.values(), *self.headers.values()]
+        if self.oauth is not None:
+            values += [self.oauth.client_id, self.oauth.client_secret]
         return {name for value in values for name in _ENV_REFERENCE.findall(value)}
 
     def resolved_env(self) -> dict[str, str]:
@@ -104,6 +141,14 @@ class ConnectorSpec(BaseModel):
     def resolved_headers(self) -> dict[str, str]:
         """`headers` with references expanded from the hub's environment (call only when connecting)."""
         return {key: _expand(value) for key, value in self.headers.items()}
+
+    def resolved_oauth(self) -> DownstreamOAuth | None:
+        """`oauth` with references expanded (call only when connecting)."""
+        if self.oauth is None:
+            return None
+        return self.oauth.model_copy(
+            update={"client_id": _expand(self.oauth.client_id), "client_secret": _expand(self.oauth.client_secret)}
+        )
 
     @property
     def fingerprint(self) -> str:

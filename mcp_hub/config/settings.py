@@ -7,11 +7,13 @@ The environment variable `MCP_HUB_DATABASE_URL`, when set, replaces `database.ur
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mcp_hub.config._toml import read_toml, validate
 from mcp_hub.errors import ConfigError
@@ -80,12 +82,109 @@ class AuditSection(_Section):
     queue_size: Annotated[int, Field(gt=0)] = 10_000
 
 
+class AuthSection(_Section):
+    """The hub as OAuth 2.1 authorization server and resource server (issue 3)."""
+
+    enabled: bool = True
+    # RFC 9068 access tokens: minutes, never more than an hour.
+    access_token_ttl_seconds: Annotated[int, Field(ge=30, le=3600)] = 300
+    refresh_token_ttl_seconds: Annotated[int, Field(gt=0)] = 30 * 24 * 3600
+    authorization_code_ttl_seconds: Annotated[int, Field(ge=10, le=600)] = 60
+    # How long a stored decision (agent enabled, grants) may be served from memory: the bound on how late a
+    # revoked grant or a disabled agent takes effect.
+    decision_cache_seconds: Annotated[float, Field(ge=0, le=30)] = 2.0
+    # A rotated-in signing key is published this long before it signs, so caches of the JWKS can learn it.
+    key_publish_ahead_seconds: Annotated[int, Field(ge=0, le=86_400)] = 60
+    clock_skew_seconds: Annotated[int, Field(ge=0, le=300)] = 30
+    web_session_ttl_seconds: Annotated[int, Field(ge=60)] = 8 * 3600
+    dynamic_client_registration: bool = True
+    client_id_metadata_documents: bool = True
+
+
+class ApprovalCondition(_Section):
+    """A condition on one argument: `field` is a dotted path into the arguments object."""
+
+    field: Annotated[str, Field(min_length=1, max_length=200)]
+    op: Literal[">", ">=", "<", "<=", "==", "!=", "matches", "exists"]
+    value: float | int | str | bool | None = None
+
+    @model_validator(mode="after")
+    def _value_fits_op(self) -> ApprovalCondition:
+        if self.op in (">", ">=", "<", "<=") and not isinstance(self.value, int | float):
+            raise ValueError(f"'{self.op}' compares numbers: give a numeric value")
+        if self.op == "matches":
+            if not isinstance(self.value, str):
+                raise ValueError("'matches' needs a regular expression as value")
+            try:
+                re.compile(self.value)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression: {exc}") from None
+        return self
+
+
+class ApprovalRule(_Section):
+    """Which calls need a human's approval, and who may give it (issue 4 §1)."""
+
+    name: Annotated[str, Field(min_length=1, max_length=64)]
+    tools: Annotated[list[str], Field(min_length=1)]
+    """Globs over public tool names (`*`, `?`), e.g. `git__git_push` or `*__delete_*`."""
+    connectors: list[str] = Field(default_factory=list[str])
+    agents: list[str] = Field(default_factory=list[str])
+    when: list[ApprovalCondition] = Field(default_factory=list[ApprovalCondition])
+    """All must hold (AND); empty: every call of a matching tool."""
+    approvers: list[str] = Field(default_factory=lambda: ["role:approver"])
+    """`role:approver`, `role:admin` or `user:NAME`."""
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
+    """A `${VAR}` reference: the HMAC key that signs webhook deliveries."""
+
+    @field_validator("approvers")
+    @classmethod
+    def _approvers_shape(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if not re.fullmatch(r"role:(approver|admin)|user:[a-z0-9][a-z0-9_.-]{0,63}", item):
+                raise ValueError(f"{item!r}: expected role:approver, role:admin or user:NAME")
+        if not value:
+            raise ValueError("name at least one approver")
+        return value
+
+    @model_validator(mode="after")
+    def _webhooks_are_signed(self) -> ApprovalRule:
+        if self.webhook_url is not None:
+            if self.webhook_secret is None:
+                raise ValueError("a webhook_url needs a webhook_secret: receivers must be able to verify deliveries")
+            loopback = re.match(r"^http://(127\.0\.0\.1|localhost|\[::1\])(:\d+)?/", self.webhook_url)
+            if not self.webhook_url.startswith("https://") and not loopback:
+                raise ValueError("webhook_url must be https:// (plain http only to a loopback receiver)")
+        return self
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _secret_is_reference(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}", value):
+            raise ValueError('write the secret as a reference such as "${APPROVAL_WEBHOOK_SECRET}"')
+        return value
+
+
+class ApprovalsSection(_Section):
+    """Human approval of sensitive calls (issue 4)."""
+
+    hold_seconds: Annotated[float, Field(ge=0, le=600)] = 60.0
+    """How long a caller without the Tasks extension is held waiting for a decision."""
+    pending_ttl_seconds: Annotated[int, Field(ge=10, le=7 * 24 * 3600)] = 900
+    max_pending_per_agent: Annotated[int, Field(ge=1, le=10_000)] = 10
+    progress_interval_seconds: Annotated[float, Field(gt=0, le=60)] = 5.0
+    rules: list[ApprovalRule] = Field(default_factory=list[ApprovalRule])
+
+
 class _SettingsFile(_Section):
     hub: HubSection = Field(default_factory=HubSection)
     database: DatabaseSection = Field(default_factory=DatabaseSection)
     timeouts: TimeoutsSection = Field(default_factory=TimeoutsSection)
     catalog: CatalogSection = Field(default_factory=CatalogSection)
     audit: AuditSection = Field(default_factory=AuditSection)
+    auth: AuthSection = Field(default_factory=AuthSection)
+    approvals: ApprovalsSection = Field(default_factory=ApprovalsSection)
 
 
 class HubSettings(BaseModel):
@@ -99,6 +198,22 @@ class HubSettings(BaseModel):
     timeouts: TimeoutsSection
     catalog: CatalogSection
     audit: AuditSection
+    auth: AuthSection = Field(default_factory=AuthSection)
+    approvals: ApprovalsSection = Field(default_factory=ApprovalsSection)
+
+    @model_validator(mode="after")
+    def _auth_off_only_on_loopback(self) -> HubSettings:
+        if not self.auth.enabled and not is_loopback(self.hub.listen_host):
+            raise ValueError(
+                f"auth.enabled = false is only allowed when the hub listens on loopback, "
+                f"not on {self.hub.listen_host!r}"
+            )
+        return self
+
+    @property
+    def mcp_resource_url(self) -> str:
+        """The hub's canonical MCP resource URL (RFC 8707): the `aud` of every access token."""
+        return self.public_base_url + self.hub.mcp_path
 
     @property
     def connectors_dir(self) -> Path:
@@ -117,7 +232,21 @@ class HubSettings(BaseModel):
         hub = self.hub.model_copy(
             update={k: v for k, v in (("listen_host", host), ("listen_port", port)) if v is not None}
         )
-        return self.model_copy(update={"hub": hub})
+        try:
+            return HubSettings.model_validate({**dict(self), "hub": hub})
+        except ValidationError as exc:
+            problem = exc.errors(include_url=False, include_input=False)[0]["msg"].removeprefix("Value error, ")
+            raise ConfigError("--host", None, problem) from None
+
+
+def is_loopback(host: str) -> bool:
+    """True for a listen address only this machine can reach."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _resolve(base: Path, value: str) -> Path:
@@ -143,14 +272,22 @@ def load_settings(path: Path) -> HubSettings:
     if override := os.environ.get(DATABASE_URL_ENV):
         try:
             database = DatabaseSection(url=override)
-        except ValueError as exc:
-            raise ConfigError(f"${DATABASE_URL_ENV}", None, str(exc)) from None
+        except ValidationError as exc:
+            # Only the message: pydantic's full text repeats the input, and a URL may hold a password.
+            problem = exc.errors(include_url=False, include_input=False)[0]["msg"].removeprefix("Value error, ")
+            raise ConfigError(f"${DATABASE_URL_ENV}", None, problem) from None
     database = DatabaseSection(url=_resolve_sqlite_url(database.url, path.parent))
-    return HubSettings(
-        config_path=path,
-        hub=parsed.hub,
-        database=database,
-        timeouts=parsed.timeouts,
-        catalog=parsed.catalog,
-        audit=parsed.audit,
-    )
+    try:
+        return HubSettings(
+            config_path=path,
+            hub=parsed.hub,
+            database=database,
+            timeouts=parsed.timeouts,
+            catalog=parsed.catalog,
+            audit=parsed.audit,
+            auth=parsed.auth,
+            approvals=parsed.approvals,
+        )
+    except ValidationError as exc:
+        problem = exc.errors(include_url=False, include_input=False)[0]["msg"].removeprefix("Value error, ")
+        raise ConfigError(str(path), "auth.enabled", problem) from None

@@ -5,7 +5,9 @@ On SQLite every connection enforces foreign keys, uses write-ahead logging
 (https://www.sqlite.org/wal.html) and waits for locks instead of failing at once; SQLAlchemy emits
 `BEGIN IMMEDIATE` itself (the recipe of SQLAlchemy's "Transactions with SQLite and the sqlite3 driver"),
 so a transaction that reads and then writes cannot fail half-way with SQLITE_BUSY when another
-connection wrote in between.
+connection wrote in between. Read-only work goes through `read_only(engine)`, whose transactions open
+with a plain `BEGIN`: in WAL mode readers never wait for the single writer, and they must not hold its
+lock either, or every read would queue behind every write.
 
 Migrations are Alembic's, run on a connection of the caller's event loop through
 `AsyncConnection.run_sync`; `require_current_schema` is what `mcp-hub serve` calls before touching
@@ -45,6 +47,15 @@ def migrations_dir() -> Path:
     package = Path(mcp_hub.__file__).parent
     shipped = package / "_migrations"
     return shipped if shipped.is_dir() else package.parent / "migrations"
+
+
+READ_ONLY_OPTION = "mcp_hub_read_only"
+"""Execution option marking an engine whose transactions only read (see `read_only`)."""
+
+
+def read_only(engine: AsyncEngine) -> AsyncEngine:
+    """`engine` for transactions that never write: same pool, but no write lock taken on SQLite."""
+    return engine.execution_options(**{READ_ONLY_OPTION: True})
 
 
 def display_url(url: str | URL) -> str:
@@ -88,7 +99,8 @@ def _sqlite_engine(url: URL, *, foreign_keys: bool) -> AsyncEngine:
             cursor.close()
 
     def on_begin(connection: Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        read_only_work = connection.get_execution_options().get(READ_ONLY_OPTION, False)
+        connection.exec_driver_sql("BEGIN" if read_only_work else "BEGIN IMMEDIATE")
 
     event.listen(engine.sync_engine, "connect", on_connect)
     event.listen(engine.sync_engine, "begin", on_begin)

@@ -19,6 +19,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    CheckConstraint,
     DateTime,
     Dialect,
     Float,
@@ -140,3 +141,199 @@ class AuditCall(Base):
     outcome: Mapped[str] = mapped_column(String(32))
     latency_ms: Mapped[float] = mapped_column(Float)
     detail: Mapped[str | None] = mapped_column(Text)
+
+
+# --- Identity and authorization (issue 3) ---------------------------------------------------------------
+# Secrets are never stored: client secrets, refresh tokens, authorization codes and session ids are kept as
+# SHA-256 digests of high-entropy random values; passwords as Argon2id hashes.
+
+
+class Agent(Base):
+    """An OAuth client: an agent the admin created, or a client registered by DCR or a metadata document."""
+
+    __tablename__ = "agents"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    client_id: Mapped[str] = mapped_column(String(512), unique=True)
+    source: Mapped[str] = mapped_column(String(16))  # admin | dcr | cimd
+    auth_method: Mapped[str] = mapped_column(String(32))  # client_secret_basic | ..._post | private_key_jwt | none
+    secret_sha256: Mapped[str | None] = mapped_column(String(64))
+    jwks: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    redirect_uris: Mapped[list[str]] = mapped_column(JSON)
+    grant_types: Mapped[list[str]] = mapped_column(JSON)
+    display_name: Mapped[str | None] = mapped_column(Text)
+    client_uri: Mapped[str | None] = mapped_column(Text)
+    owner_user_id: Mapped[str | None] = mapped_column(String(36), ForeignKey("users.id", ondelete="SET NULL"))
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class User(Base):
+    """A human who logs in to the hub's web pages: an admin or an approver."""
+
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))  # admin | approver
+    password_hash: Mapped[str] = mapped_column(Text)
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class Grant(Base):
+    """A scope pattern granted to an agent (client credentials) or to a user (tokens issued on their behalf)."""
+
+    __tablename__ = "grants"
+    __table_args__ = (
+        UniqueConstraint("agent_id", "user_id", "pattern"),
+        CheckConstraint("(agent_id IS NULL) <> (user_id IS NULL)", name="one_subject"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    agent_id: Mapped[str | None] = mapped_column(String(36), ForeignKey("agents.id", ondelete="CASCADE"))
+    user_id: Mapped[str | None] = mapped_column(String(36), ForeignKey("users.id", ondelete="CASCADE"))
+    pattern: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class SigningKey(Base):
+    """A key pair that signs access tokens, published in the JWKS from `published_at` until `retires_at`."""
+
+    __tablename__ = "signing_keys"
+
+    kid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    algorithm: Mapped[str] = mapped_column(String(16))
+    private_jwk: Mapped[dict[str, Any]] = mapped_column(JSON)
+    public_jwk: Mapped[dict[str, Any]] = mapped_column(JSON)
+    published_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    signs_from: Mapped[datetime] = mapped_column(UtcDateTime())
+    retires_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class RefreshFamily(Base):
+    """One chain of rotated refresh tokens; revoking it kills every token of the chain (RFC 9700 §4.14.2)."""
+
+    __tablename__ = "refresh_families"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    agent_id: Mapped[str] = mapped_column(String(36), ForeignKey("agents.id", ondelete="CASCADE"))
+    user_id: Mapped[str | None] = mapped_column(String(36), ForeignKey("users.id", ondelete="CASCADE"))
+    scope: Mapped[str] = mapped_column(Text)
+    resource: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    revoked_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class RefreshToken(Base):
+    """One refresh token of a family; `used_at` is set exactly once, by the refresh that rotates it."""
+
+    __tablename__ = "refresh_tokens"
+    __table_args__ = (Index(None, "family_id"),)
+
+    token_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    family_id: Mapped[str] = mapped_column(String(36), ForeignKey("refresh_families.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class AuthorizationCode(Base):
+    """A single-use authorization code (RFC 6749 §4.1, PKCE RFC 7636), bound to client and redirect URI."""
+
+    __tablename__ = "authorization_codes"
+
+    code_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    agent_id: Mapped[str] = mapped_column(String(36), ForeignKey("agents.id", ondelete="CASCADE"))
+    user_id: Mapped[str] = mapped_column(String(36), ForeignKey("users.id", ondelete="CASCADE"))
+    redirect_uri: Mapped[str] = mapped_column(Text)
+    code_challenge: Mapped[str] = mapped_column(String(128))
+    scope: Mapped[str] = mapped_column(Text)
+    resource: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    family_id: Mapped[str | None] = mapped_column(String(36))
+
+
+class RevokedToken(Base):
+    """An access token revoked before its expiry (RFC 7009), kept until it would have expired anyway."""
+
+    __tablename__ = "revoked_tokens"
+    __table_args__ = (Index(None, "expires_at"),)
+
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    revoked_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class WebSession(Base):
+    """A logged-in human's browser session (the cookie holds the random id; the row holds its digest)."""
+
+    __tablename__ = "web_sessions"
+    __table_args__ = (Index(None, "user_id"),)
+
+    id_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(36), ForeignKey("users.id", ondelete="CASCADE"))
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class ConsentRequest(Base):
+    """An authorization request waiting for the user's consent; its id is single-use (T06)."""
+
+    __tablename__ = "consent_requests"
+
+    id_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(36), ForeignKey("users.id", ondelete="CASCADE"))
+    agent_id: Mapped[str] = mapped_column(String(36), ForeignKey("agents.id", ondelete="CASCADE"))
+    parameters: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+# --- Human approval of sensitive calls (issue 4) -----------------------------------------------------------
+
+
+class ApprovalAction(Base):
+    """A held tool call: its exact arguments, the digest binding them, and where it is in its life.
+
+    pending → approved → executing → done, or pending → denied | expired | withdrawn; `reported_at` is set
+    when the outcome has been handed to the agent, which closes the action (a new identical call makes a
+    new one).
+    """
+
+    __tablename__ = "approval_actions"
+    __table_args__ = (
+        Index(None, "agent_id", "digest"),
+        Index(None, "status", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    agent_id: Mapped[str] = mapped_column(String(36), ForeignKey("agents.id", ondelete="CASCADE"))
+    user_id: Mapped[str | None] = mapped_column(String(36), ForeignKey("users.id", ondelete="SET NULL"))
+    agent_name: Mapped[str] = mapped_column(String(64))
+    public_name: Mapped[str] = mapped_column(String(64))
+    connector_id: Mapped[str] = mapped_column(String(32))
+    downstream_name: Mapped[str] = mapped_column(String(256))
+    definition_sha256: Mapped[str] = mapped_column(String(64))
+    description: Mapped[str] = mapped_column(Text)
+    arguments: Mapped[dict[str, Any]] = mapped_column(JSON)
+    digest: Mapped[str] = mapped_column(String(64))
+    rules: Mapped[list[str]] = mapped_column(JSON)
+    approvers: Mapped[list[str]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    decided_by: Mapped[str | None] = mapped_column(String(64))
+    decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    completed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    reported_at: Mapped[datetime | None] = mapped_column(UtcDateTime())

@@ -14,12 +14,31 @@ from typing import Any, Final
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from mcp_hub.db.engine import read_only
 from mcp_hub.db.models import AuditCall, CatalogTool, Connector
 from mcp_hub.errors import CatalogError, DatabaseError
 
 HEALTH_STATES: Final = frozenset({"connecting", "ready", "degraded", "down", "disabled"})
 AUDIT_OUTCOMES: Final = frozenset(
-    {"ok", "tool_error", "unknown_tool", "unavailable", "timeout", "downstream_error", "cancelled", "internal_error"}
+    {
+        "ok",
+        "tool_error",
+        "unknown_tool",
+        "unavailable",
+        "timeout",
+        "downstream_error",
+        "cancelled",
+        "internal_error",
+        "forbidden",
+        "approval_requested",
+        "approval_approved",
+        "approval_denied",
+        "approval_expired",
+        "approval_withdrawn",
+        "approval_executed",
+        "approval_returned",
+        "approval_refused",
+    }
 )
 
 
@@ -123,6 +142,7 @@ class HubStore:
 
     def __init__(self, engine: AsyncEngine, *, clock: Callable[[], datetime] = _utc_now) -> None:
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        self._reads = async_sessionmaker(read_only(engine), expire_on_commit=False)
         self._clock = clock
 
     async def register_connectors(self, connectors: Sequence[ConnectorRecord]) -> None:
@@ -169,7 +189,7 @@ class HubStore:
 
     async def list_connectors(self) -> list[ConnectorStatus]:
         """Every stored connector, configured or not, sorted by id."""
-        async with self._sessions() as session:
+        async with self._reads() as session:
             rows = (await session.scalars(select(Connector).order_by(Connector.id))).all()
             return [_connector_status(row) for row in rows]
 
@@ -241,7 +261,7 @@ class HubStore:
         query = select(CatalogTool).order_by(CatalogTool.public_name)
         if not include_removed:
             query = query.where(CatalogTool.removed_at.is_(None))
-        async with self._sessions() as session:
+        async with self._reads() as session:
             return [_catalog_record(row) for row in (await session.scalars(query)).all()]
 
     async def insert_audit(self, events: Sequence[AuditEvent]) -> None:
@@ -255,7 +275,7 @@ class HubStore:
     async def recent_audit(self, limit: int = 100) -> list[AuditEvent]:
         """The latest `limit` audit events, newest first."""
         query = select(AuditCall).order_by(AuditCall.at.desc(), AuditCall.id.desc()).limit(limit)
-        async with self._sessions() as session:
+        async with self._reads() as session:
             return [_audit_event(row) for row in (await session.scalars(query)).all()]
 
 

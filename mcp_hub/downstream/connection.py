@@ -153,9 +153,10 @@ class DownstreamConnection:
             )
             await stack.enter_async_context(client)
             tools = await self._list_tools(client)
-            await self._on_tools(self.spec.id, tools)
+            # Callable before the catalog announces the tools: a client may call as soon as it hears of them.
             self._client = client
             self.connections_made += 1
+            await self._on_tools(self.spec.id, tools)
             logger.info("downstream ready", connector=self.spec.id, era=client.protocol_version, tools=len(tools))
             await self._set_health(Health.READY, None, era=client.protocol_version, tool_count=len(tools))
             self._ready.set()

@@ -25,6 +25,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.message import SessionMessage
 
 from mcp_hub.config.connectors import ConnectorSpec
+from mcp_hub.downstream.oauth import ClientCredentialsAuth
 
 _HTTP_READ_TIMEOUT_SECONDS = 300.0
 
@@ -88,11 +89,11 @@ class WatchedTransport:
 
 @contextlib.asynccontextmanager
 async def _streamable_http(
-    url: str, headers: dict[str, str], connect_timeout: float
+    url: str, headers: dict[str, str], connect_timeout: float, auth: httpx2.Auth | None
 ) -> AsyncGenerator[TransportStreams]:
     timeout = httpx2.Timeout(connect_timeout, read=_HTTP_READ_TIMEOUT_SECONDS)
     async with (
-        httpx2.AsyncClient(headers=headers, timeout=timeout) as http_client,
+        httpx2.AsyncClient(headers=headers, timeout=timeout, auth=auth) as http_client,
         streamable_http_client(url, http_client=http_client) as streams,
     ):
         yield streams
@@ -104,6 +105,14 @@ def _find_command(command: str) -> str:
         return command
     sibling = Path(sys.executable).parent / command
     return str(sibling) if sibling.exists() else command
+
+
+def _downstream_auth(spec: ConnectorSpec) -> httpx2.Auth | None:
+    """The connector's own credentials for an OAuth-protected downstream (never an agent's token)."""
+    oauth = spec.resolved_oauth()
+    if oauth is None or spec.url is None:
+        return None
+    return ClientCredentialsAuth(oauth, spec.url)
 
 
 def build_transport(
@@ -119,8 +128,10 @@ def build_transport(
         inner = stdio_client(params, errlog=errlog)
     elif spec.transport == "http":
         assert spec.url is not None
-        inner = _streamable_http(spec.url, spec.resolved_headers(), connect_timeout)
+        inner = _streamable_http(spec.url, spec.resolved_headers(), connect_timeout, _downstream_auth(spec))
     else:
         assert spec.url is not None
-        inner = sse_client(spec.url, headers=spec.resolved_headers(), timeout=connect_timeout)
+        inner = sse_client(
+            spec.url, headers=spec.resolved_headers(), timeout=connect_timeout, auth=_downstream_auth(spec)
+        )
     return WatchedTransport(inner, on_end)

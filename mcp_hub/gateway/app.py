@@ -17,9 +17,13 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
+from mcp_hub.authz.endpoints import auth_routes
+from mcp_hub.authz.resource import BearerAuthMiddleware
+from mcp_hub.gateway.forwarding import Caller
 from mcp_hub.runtime import Hub
+from mcp_hub.web.approvals import approval_routes
 
 _LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 
@@ -54,6 +58,11 @@ def build_app(hub: Hub, *, on_started: Callable[[], None] | None = None) -> Star
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse(hub.health_report())
 
+    routes: list[BaseRoute] = list(mcp_app.routes)
+    if hub.auth is not None:
+        routes = [_protected(route, hub) for route in routes] + auth_routes(hub.auth)
+        routes += approval_routes(hub.approvals, hub.auth)  # issue 4: pages and API for approvers
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncGenerator[None]:
         async with hub.running(), hub.server.session_manager.run():
@@ -61,4 +70,18 @@ def build_app(hub: Hub, *, on_started: Callable[[], None] | None = None) -> Star
                 on_started()
             yield
 
-    return Starlette(routes=[*mcp_app.routes, Route("/healthz", healthz, methods=["GET"])], lifespan=lifespan)
+    return Starlette(routes=[*routes, Route("/healthz", healthz, methods=["GET"])], lifespan=lifespan)
+
+
+def _protected(route: BaseRoute, hub: Hub) -> BaseRoute:
+    """The MCP endpoint behind the bearer-token middleware (other routes of the SDK app stay as they are)."""
+    if not isinstance(route, Route) or route.path != hub.settings.hub.mcp_path or hub.auth is None:
+        return route
+    guarded = BearerAuthMiddleware(
+        route.app,
+        hub.auth,
+        tool_exists=hub.catalog.tool_exists,
+        max_body_bytes=hub.settings.hub.max_request_body_bytes,
+        on_refused=lambda tool, label: hub.forwarder.audit_refusal(tool, Caller(client=label)),
+    )
+    return Route(route.path, guarded, methods=sorted(route.methods or ()), name=route.name)

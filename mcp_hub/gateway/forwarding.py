@@ -67,6 +67,23 @@ class Forwarder:
         self._pool = pool
         self._audit = audit
 
+    async def audit_refusal(self, public_name: str, caller: Caller) -> None:
+        """Record a call the caller's grants refused before it reached any downstream."""
+        tool = self._catalog.tools_by_name().get(public_name)
+        event = AuditEvent(
+            at=datetime.now(UTC),
+            client=caller.client,
+            session=caller.session,
+            public_name=public_name,
+            connector_id=tool.connector_id if tool is not None else None,
+            downstream_name=tool.downstream_name if tool is not None else None,
+            outcome="forbidden",
+            latency_ms=0.0,
+            detail="outside the caller's grants",
+        )
+        with anyio.CancelScope(shield=True):
+            await self._audit.record(event)
+
     async def call_tool(
         self,
         public_name: str,

@@ -15,13 +15,19 @@ import mcp_types as types
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel.server import NotificationOptions, Server
 from mcp.server.models import InitializationOptions
+from mcp.shared.exceptions import MCPError
 from mcp.shared.jsonrpc_dispatcher import progress_token_from_params
 from starlette.requests import Request
 
 import mcp_hub
+from mcp_hub.approvals.service import ApprovalService
+from mcp_hub.approvals.tasks import ApprovalTasks
+from mcp_hub.authz.decisions import AccessDecider, Principal, ToolAccess
+from mcp_hub.authz.resource import FORBIDDEN_CODE, principal_of
+from mcp_hub.authz.scopes import required_scope
 from mcp_hub.catalog.catalog import Catalog, InvalidCursorError
-from mcp_hub.errors import UnknownToolError
-from mcp_hub.gateway.errors import to_mcp_error
+from mcp_hub.errors import ApprovalError, UnknownToolError
+from mcp_hub.gateway.errors import to_mcp_error, tool_error_result
 from mcp_hub.gateway.forwarding import Caller, Forwarder
 from mcp_hub.gateway.notifications import ChangeNotifier
 
@@ -70,20 +76,51 @@ def _caller_of(ctx: ServerRequestContext[Any, Any]) -> Caller:
 
 
 def build_server(
-    catalog: Catalog, forwarder: Forwarder, notifier: ChangeNotifier, *, page_size: int, list_ttl_ms: int
+    catalog: Catalog,
+    forwarder: Forwarder,
+    notifier: ChangeNotifier,
+    *,
+    page_size: int,
+    list_ttl_ms: int,
+    decider: AccessDecider | None = None,
+    stdio_principal: Principal | None = None,
+    approvals: ApprovalService | None = None,
 ) -> HubServer:
-    """The hub's MCP server, wired to its catalog, forwarder and change notifier."""
+    """The hub's MCP server, wired to its catalog, forwarder and change notifier.
+
+    With a `decider` (auth enabled) every list and call is decided for the caller: the principal the
+    bearer middleware put in the request scope, or `stdio_principal` for the stdio front door. A request
+    with neither is refused (fail closed).
+    """
+
+    async def access_of(ctx: ServerRequestContext[Any, Any]) -> tuple[Principal, ToolAccess] | None:
+        if decider is None:
+            return None
+        request = ctx.request
+        if isinstance(request, Request):
+            found = principal_of(request.scope)
+            if found is not None:
+                return found
+        elif stdio_principal is not None:
+            return stdio_principal, await decider.access(stdio_principal)
+        raise MCPError(code=FORBIDDEN_CODE, message="no authenticated principal for this request")
+
+    tasks = ApprovalTasks(approvals, access_of) if approvals is not None else None
 
     async def list_tools(ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams) -> dict[str, Any]:
+        decided = await access_of(ctx)
         try:
-            tools, next_cursor = catalog.page(params.cursor, page_size)
+            tools, next_cursor = catalog.page(
+                params.cursor, page_size, decided[1].allows if decided is not None else None
+            )
         except InvalidCursorError as exc:
             raise to_mcp_error(exc) from None
         result: dict[str, Any] = {
             "resultType": "complete",
             "tools": tools,
             "ttlMs": list_ttl_ms,
-            "cacheScope": "public",
+            # T27: a list filtered for this caller must not be reused for another.
+            "cacheScope": "public" if decided is None else "private",
         }
         if next_cursor is not None:
             result["nextCursor"] = next_cursor
@@ -94,11 +131,49 @@ def build_server(
             await ctx.session.report_progress(progress, total, message)
 
         wants_progress = progress_token_from_params(ctx.params) is not None
+        decided = await access_of(ctx)
+        caller = _caller_of(ctx)
+        if decided is not None:
+            principal, access = decided
+            caller = Caller(client=principal.label, session=caller.session)
+            if not access.allows(params.name) and catalog.tool_exists(params.name):
+                needed = required_scope("tool", params.name)
+                await forwarder.audit_refusal(params.name, caller)
+                raise MCPError(
+                    code=FORBIDDEN_CODE,
+                    message=f"this agent may not call {params.name} (needs scope {needed})",
+                    data={"error": "insufficient_scope", "scope": needed},
+                )
+        tool = catalog.tools_by_name().get(params.name)
+        if approvals is not None and tasks is not None and tool is not None:
+            arguments = dict(params.arguments or {})
+            requirement = approvals.requirement(decided[0] if decided else None, tool, arguments)
+            if requirement is not None:
+                if decided is None:
+                    # Fail closed: an approval is bound to an agent, and without auth there is none.
+                    await forwarder.audit_refusal(params.name, caller)
+                    return tool_error_result(
+                        f"[mcp-hub] {params.name} needs a human's approval, which needs an authenticated agent: "
+                        "turn [auth] on"
+                    )
+                try:
+                    return await tasks.answer_held_call(
+                        ctx,
+                        decided[0],
+                        decided[1],
+                        tool,
+                        arguments,
+                        requirement,
+                        session=caller.session,
+                        report_progress=relay_progress if wants_progress else None,
+                    )
+                except ApprovalError as exc:
+                    return tool_error_result(f"[mcp-hub] {exc}")
         try:
             return await forwarder.call_tool(
                 params.name,
                 params.arguments,
-                _caller_of(ctx),
+                caller,
                 on_progress=relay_progress if wants_progress else None,
             )
         except UnknownToolError as exc:
@@ -109,9 +184,13 @@ def build_server(
         version=mcp_hub.__version__,
         instructions=INSTRUCTIONS,
         on_subscriptions_listen=notifier.listen_handler,
+        # Mcp-Param-* header checks: a dictionary lookup instead of the SDK's default walk of tools/list per call.
+        get_tool_input_schema=catalog.input_schema,
     )
     # Registered as raw handlers: they return wire dicts, which the SDK validates once on the way out.
     server.add_request_handler("tools/list", types.PaginatedRequestParams, list_tools)
     server.add_request_handler("tools/call", types.CallToolRequestParams, call_tool)
+    if tasks is not None:
+        tasks.register(server)
     server.middleware.append(notifier)
     return server

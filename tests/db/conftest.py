@@ -37,12 +37,12 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}"
         return
-    async with _fresh_postgres_database() as url:
+    async with fresh_postgres_database() as url:
         yield url
 
 
 @asynccontextmanager
-async def _fresh_postgres_database() -> AsyncGenerator[str, None]:
+async def fresh_postgres_database() -> AsyncGenerator[str, None]:
     admin_url = os.environ.get(POSTGRES_URL_ENV, DEFAULT_POSTGRES_URL)
     name = f"mcp_hub_test_{uuid.uuid4().hex[:16]}"
     admin = create_async_engine(

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect, text
+from sqlalchemy import insert, inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mcp_hub.db import (
+    HubStore,
     create_engine,
     display_url,
     downgrade,
@@ -20,6 +22,7 @@ from mcp_hub.db import (
     schema_status,
     upgrade,
 )
+from mcp_hub.db.models import AuditCall
 from mcp_hub.errors import SchemaOutOfDateError
 
 HUB_TABLES = {"connectors", "catalog_tools", "audit_calls"}
@@ -63,7 +66,7 @@ async def test_the_models_match_what_the_migrations_create(database_url: str, en
 
 async def test_an_empty_database_is_refused_with_an_instruction_to_migrate(engine: AsyncEngine) -> None:
     """Our choice: the hub never starts on a schema it was not written for, and says how to fix it."""
-    with pytest.raises(SchemaOutOfDateError, match=r"revision None \(empty\).*0001_initial.*mcp-hub migrate"):
+    with pytest.raises(SchemaOutOfDateError, match=r"revision None \(empty\).*0003_approvals.*mcp-hub migrate"):
         await require_current_schema(engine)
 
 
@@ -72,7 +75,7 @@ async def test_a_database_at_head_passes_the_schema_check(database_url: str, eng
     await upgrade(database_url)
     await require_current_schema(engine)
     status = await schema_status(engine)
-    assert (status.current, status.head, status.is_current) == ("0001_initial", "0001_initial", True)
+    assert (status.current, status.head, status.is_current) == ("0003_approvals", "0003_approvals", True)
 
 
 async def test_a_database_migrated_by_a_newer_hub_is_refused_without_suggesting_migrate(
@@ -107,5 +110,26 @@ async def test_a_sqlite_engine_creates_its_directory_and_enforces_foreign_keys_w
             ]
         assert pragmas == [1, "wal", 5000]
         assert path.is_file()
+    finally:
+        await engine.dispose()
+
+
+async def test_sqlite_reads_do_not_queue_behind_a_writer_holding_the_lock(tmp_path: Path) -> None:
+    """Our choice: only writers open with BEGIN IMMEDIATE; with WAL a read needs no lock at all.
+
+    Were reads to take the write lock too, this read would wait the busy timeout and fail with
+    "database is locked" (seen under load when every store read opened BEGIN IMMEDIATE).
+    """
+    url = f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}"
+    await upgrade(url)
+    engine = create_engine(url)
+    try:
+        store = HubStore(engine)
+        async with engine.begin() as writer:
+            row = {"at": datetime.now(UTC), "client": "c", "public_name": "t", "outcome": "ok", "latency_ms": 1.0}
+            await writer.execute(insert(AuditCall), [row])
+            assert await store.list_connectors() == []
+            assert await store.recent_audit(limit=5) == []  # the writer's row is not committed yet
+        assert len(await store.recent_audit(limit=5)) == 1
     finally:
         await engine.dispose()

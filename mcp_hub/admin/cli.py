@@ -1,0 +1,213 @@
+"""`mcp-hub agents|grants|users|token|keys`: the admin commands of issue 3."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+
+from mcp_hub.admin import identity
+from mcp_hub.admin.approvals_cli import add_approvals_command, run_approvals
+from mcp_hub.authz.service import AuthService
+from mcp_hub.authz.wiring import build_auth_service
+from mcp_hub.config.settings import HubSettings
+from mcp_hub.db.engine import create_engine, require_current_schema
+
+ADMIN_COMMANDS = frozenset({"agents", "grants", "users", "token", "keys", "approvals"})
+
+
+def add_admin_commands(commands: Any, common: argparse.ArgumentParser) -> None:
+    """Register the admin subcommands on the top-level `commands` sub-parser action."""
+    agents = commands.add_parser("agents", parents=[common], help="OAuth clients (agents)")
+    agent_commands = agents.add_subparsers(dest="agents_command", required=True)
+    create = agent_commands.add_parser("create", parents=[common], help="create an agent; prints its secret once")
+    create.add_argument("name")
+    create.add_argument("--grant", action="append", default=[], metavar="PATTERN", help="e.g. 'tool:time__*'")
+    create.add_argument("--public", action="store_true", help="a public client (authorization code + PKCE)")
+    create.add_argument("--redirect-uri", action="append", default=[], help="for --public clients")
+    create.add_argument("--owner", metavar="USER", help="the user responsible (who may not approve its actions)")
+    create.add_argument("--json", action="store_true")
+    listing = agent_commands.add_parser("list", parents=[common], help="every agent")
+    listing.add_argument("--json", action="store_true")
+    for verb in ("disable", "enable", "rotate-secret"):
+        agent_commands.add_parser(verb, parents=[common]).add_argument("name")
+
+    grants = commands.add_parser("grants", parents=[common], help="scope grants of agents (or user:NAME)")
+    grant_commands = grants.add_subparsers(dest="grants_command", required=True)
+    for verb in ("add", "remove"):
+        grant = grant_commands.add_parser(verb, parents=[common])
+        grant.add_argument("subject", help="an agent name, or user:NAME")
+        grant.add_argument("pattern", help="tool:<glob>, e.g. tool:time__*")
+    grant_commands.add_parser("list", parents=[common]).add_argument("subject")
+
+    users = commands.add_parser("users", parents=[common], help="humans who log in to the web pages")
+    user_commands = users.add_subparsers(dest="users_command", required=True)
+    user = user_commands.add_parser("create", parents=[common], help="create a user (password asked for)")
+    user.add_argument("name")
+    user.add_argument("--role", choices=["admin", "approver"], required=True)
+    user.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    user_commands.add_parser("list", parents=[common])
+
+    token = commands.add_parser("token", parents=[common], help="print an access token for an agent")
+    token.add_argument("name")
+    token.add_argument("--scope", help="narrow the token (space-separated patterns)")
+    token.add_argument("--json", action="store_true", help="the whole token response")
+
+    keys = commands.add_parser("keys", parents=[common], help="token signing keys")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True)
+    key_commands.add_parser("rotate", parents=[common], help="publish a new signing key")
+    key_commands.add_parser("list", parents=[common], help="published keys")
+
+    add_approvals_command(commands, common)
+
+
+def run_admin(args: argparse.Namespace, settings: HubSettings) -> int:
+    handler = _HANDLERS[args.command]
+    password: str | None = None
+    if args.command == "users" and args.users_command == "create":
+        password = _read_password(args.password_stdin)
+
+    def action(service: AuthService) -> Awaitable[int]:
+        return handler(service, args, password)
+
+    return anyio.run(_with_service, settings, action)
+
+
+async def _with_service(settings: HubSettings, action: Callable[[AuthService], Awaitable[int]]) -> int:
+    engine = create_engine(settings.database.url)
+    try:
+        await require_current_schema(engine)
+        service = build_auth_service(settings, engine)
+        await service.start()
+        return await action(service)
+    finally:
+        await engine.dispose()
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    if not sys.stdin.isatty():
+        raise ValueError("no terminal to ask for the password: use --password-stdin")
+    first = getpass.getpass("Password: ")
+    if getpass.getpass("Repeat: ") != first:
+        raise ValueError("the passwords differ")
+    return first
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, default=str))
+
+
+async def _agents(service: AuthService, args: argparse.Namespace, _password: str | None) -> int:
+    verb: str = args.agents_command
+    if verb == "create":
+        created = await identity.create_agent(
+            service, args.name, args.grant, public=args.public, redirect_uris=args.redirect_uri, owner=args.owner
+        )
+        body = {
+            "name": created.agent.name,
+            "client_id": created.agent.client_id,
+            "client_secret": created.client_secret,
+            "grants": list(created.grants),
+            "token_endpoint": service.url("/oauth/token"),
+        }
+        if args.json:
+            _print_json(body)
+        else:
+            print(f"agent {created.agent.name} created")
+            print(f"  client_id:     {created.agent.client_id}")
+            if created.client_secret is not None:
+                print(f"  client_secret: {created.client_secret}   (shown once: store it now)")
+            print(f"  grants:        {' '.join(created.grants) or '(none yet: mcp-hub grants add)'}")
+        return 0
+    if verb == "list":
+        agents = await service.store.list_agents()
+        rows: list[dict[str, Any]] = [
+            {
+                "name": agent.name,
+                "client_id": agent.client_id,
+                "kind": "public" if agent.is_public else "confidential",
+                "source": agent.source,
+                "enabled": agent.enabled,
+                "grants": await service.store.grants_of(agent_id=agent.id),
+            }
+            for agent in agents
+        ]
+        if args.json:
+            _print_json(rows)
+        else:
+            print(f"{'NAME':<24} {'ENABLED':<8} {'KIND':<13} {'SOURCE':<6} GRANTS")
+            for row in rows:
+                enabled = "yes" if row["enabled"] else "no"
+                print(f"{row['name']:<24} {enabled:<8} {row['kind']:<13} {row['source']:<6} {' '.join(row['grants'])}")
+        return 0
+    if verb in ("disable", "enable"):
+        await identity.set_agent_enabled(service, args.name, verb == "enable")
+        print(f"agent {args.name} {verb}d")
+        return 0
+    secret = await identity.rotate_agent_secret(service, args.name)
+    print(f"new client_secret for {args.name}: {secret}   (shown once; the old one no longer works)")
+    return 0
+
+
+async def _grants(service: AuthService, args: argparse.Namespace, _password: str | None) -> int:
+    verb: str = args.grants_command
+    if verb == "add":
+        added = await identity.add_grant(service, args.subject, args.pattern)
+        print(f"{args.subject}: {args.pattern} {'granted' if added else 'was already granted'}")
+        return 0
+    if verb == "remove":
+        removed = await identity.remove_grant(service, args.subject, args.pattern)
+        print(f"{args.subject}: {args.pattern} {'removed' if removed else 'was not granted'}")
+        return 0 if removed else 1
+    for pattern in await identity.list_grants(service, args.subject):
+        print(pattern)
+    return 0
+
+
+async def _users(service: AuthService, args: argparse.Namespace, password: str | None) -> int:
+    if args.users_command == "create":
+        if password is None:
+            raise ValueError("a password is required")
+        user = await identity.create_user(service, args.name, args.role, password)
+        print(f"user {user.name} created with role {user.role}")
+        return 0
+    for user in await service.store.list_users():
+        print(f"{user.name:<24} {user.role:<9} {'enabled' if user.enabled else 'disabled'}")
+    return 0
+
+
+async def _token(service: AuthService, args: argparse.Namespace, _password: str | None) -> int:
+    response = await identity.mint_token(service, args.name, args.scope)
+    if args.json:
+        _print_json(response)
+    else:
+        print(response["access_token"])
+    return 0
+
+
+async def _keys(service: AuthService, args: argparse.Namespace, _password: str | None) -> int:
+    if args.keys_command == "rotate":
+        record = await service.keys.rotate()
+        print(f"published key {record.kid}; it signs from {record.signs_from.isoformat()}")
+        return 0
+    for record in await service.store.signing_keys():
+        retires = record.retires_at.isoformat() if record.retires_at else "-"
+        print(f"{record.kid}  {record.algorithm}  signs from {record.signs_from.isoformat()}  retires {retires}")
+    return 0
+
+
+_HANDLERS: dict[str, Callable[[AuthService, argparse.Namespace, str | None], Awaitable[int]]] = {
+    "agents": _agents,
+    "grants": _grants,
+    "users": _users,
+    "token": _token,
+    "keys": _keys,
+    "approvals": run_approvals,
+}

@@ -1,0 +1,114 @@
+"""Which calls need a human's approval (issue 4 §1).
+
+Rules come from `config.toml` (`[[approvals.rules]]`: public tool globs, optionally connectors and agents,
+conditions on arguments, approvers) and from connector files (`sensitive_tools`, globs over the connector's
+own names, approvers `role:approver`). Every matching rule applies: the approvers are the union of theirs.
+A downstream's tool annotations are never read here: a server's own `readOnlyHint` cannot lower the bar.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+from mcp_hub.authz.scopes import matches
+from mcp_hub.catalog.catalog import CatalogTool
+from mcp_hub.config.connectors import ConnectorSpec
+from mcp_hub.config.settings import ApprovalCondition, ApprovalRule
+
+SENSITIVE_RULE_PREFIX = "sensitive:"
+_MISSING = object()
+
+
+@dataclass(frozen=True, slots=True)
+class Webhook:
+    rule: str
+    url: str
+    secret_reference: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Requirement:
+    """Why a call is held (rule names) and who may decide it."""
+
+    rules: tuple[str, ...]
+    approvers: tuple[str, ...]
+    webhooks: tuple[Webhook, ...]
+
+
+def _lookup(arguments: Mapping[str, Any], path: str) -> object:
+    current: object = arguments
+    for part in path.split("."):
+        if not isinstance(current, Mapping):
+            return _MISSING
+        current = cast("Mapping[str, object]", current).get(part, _MISSING)
+    return current
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def condition_holds(condition: ApprovalCondition, arguments: Mapping[str, Any]) -> bool:
+    """Does one condition hold for these arguments? A missing field satisfies only `!=`."""
+    value = _lookup(arguments, condition.field)
+    if condition.op == "exists":
+        return value is not _MISSING
+    if value is _MISSING:
+        return condition.op == "!="
+    if condition.op == "matches":
+        return isinstance(value, str) and re.search(str(condition.value), value) is not None
+    if condition.op == "==":
+        return value == condition.value
+    if condition.op == "!=":
+        return value != condition.value
+    if not _is_number(value) or not _is_number(condition.value):
+        return False
+    number, threshold = float(cast("float", value)), float(cast("float", condition.value))
+    return {
+        ">": number > threshold,
+        ">=": number >= threshold,
+        "<": number < threshold,
+        "<=": number <= threshold,
+    }[condition.op]
+
+
+class ApprovalPolicy:
+    """The rules, ready to answer per call."""
+
+    def __init__(self, rules: Sequence[ApprovalRule], connectors: Sequence[ConnectorSpec]) -> None:
+        self._rules = list(rules)
+        self._sensitive = {spec.id: list(spec.sensitive_tools) for spec in connectors if spec.sensitive_tools}
+
+    @property
+    def is_empty(self) -> bool:
+        return not self._rules and not self._sensitive
+
+    def requirement(self, agent_name: str, tool: CatalogTool, arguments: Mapping[str, Any]) -> Requirement | None:
+        """None when the call may run now; otherwise the rules that hold it and who may decide."""
+        rules: list[str] = []
+        approvers: list[str] = []
+        webhooks: list[Webhook] = []
+        for rule in self._rules:
+            if not any(matches(f"tool:{glob}", "tool", tool.public_name) for glob in rule.tools):
+                continue
+            if rule.connectors and tool.connector_id not in rule.connectors:
+                continue
+            if rule.agents and agent_name not in rule.agents:
+                continue
+            if not all(condition_holds(condition, arguments) for condition in rule.when):
+                continue
+            rules.append(rule.name)
+            approvers.extend(rule.approvers)
+            if rule.webhook_url:
+                webhooks.append(Webhook(rule.name, rule.webhook_url, rule.webhook_secret))
+        for glob in self._sensitive.get(tool.connector_id, []):
+            if matches(f"tool:{glob}", "tool", tool.downstream_name):
+                rules.append(f"{SENSITIVE_RULE_PREFIX}{tool.connector_id}")
+                approvers.append("role:approver")
+                break
+        if not rules:
+            return None
+        return Requirement(tuple(rules), tuple(dict.fromkeys(approvers)), tuple(webhooks))

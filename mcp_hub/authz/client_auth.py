@@ -1,0 +1,106 @@
+"""Client authentication at the token, revocation and introspection endpoints.
+
+RFC 6749 §2.3.1 (`client_secret_basic`: HTTP Basic with form-urlencoded id and secret;
+`client_secret_post`: the same in the body), RFC 7523 §2.2 (`private_key_jwt`, see
+`mcp_hub.authz.private_key_jwt`) and public clients (`none`, RFC 6749 §2.1). A client uses exactly one
+method per request (RFC 6749 §2.3), the one it registered; every failure is `invalid_client` (401), with
+no hint of whether the client exists.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Awaitable, Callable, Mapping
+from urllib.parse import unquote_plus
+
+from starlette.requests import Request
+
+from mcp_hub.authz._random import same_digest
+from mcp_hub.db.auth_store import AgentRecord, AuthStore
+from mcp_hub.errors import OAuthError
+
+CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+AssertionVerifier = Callable[[str, str], Awaitable[AgentRecord]]
+"""(client_assertion, endpoint URL) → the agent it authenticates, or `OAuthError(invalid_client)`."""
+
+
+def _invalid_client(description: str = "client authentication failed") -> OAuthError:
+    return OAuthError("invalid_client", description, status=401)
+
+
+def _basic_credentials(request: Request) -> tuple[str, str] | None:
+    header = request.headers.get("authorization")
+    if header is None:
+        return None
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic":
+        raise _invalid_client("only HTTP Basic client authentication is accepted in the Authorization header")
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        raise _invalid_client("malformed HTTP Basic credentials") from None
+    client_id, separator, secret = decoded.partition(":")
+    if not separator:
+        raise _invalid_client("malformed HTTP Basic credentials")
+    return unquote_plus(client_id), unquote_plus(secret)
+
+
+async def authenticate_client(
+    request: Request,
+    form: Mapping[str, str],
+    store: AuthStore,
+    *,
+    endpoint_url: str,
+    verify_assertion: AssertionVerifier | None = None,
+    allow_public: bool = True,
+    find_public_client: Callable[[str], Awaitable[AgentRecord | None]] | None = None,
+) -> AgentRecord:
+    """The agent the request authenticates as; `OAuthError("invalid_client", ..., 401)` otherwise."""
+    basic = _basic_credentials(request)
+    posted_secret = form.get("client_secret")
+    assertion = form.get("client_assertion")
+    methods_used = sum(item is not None for item in (basic, posted_secret, assertion))
+    if methods_used > 1:
+        raise OAuthError("invalid_request", "use exactly one client authentication method")
+
+    if basic is not None:
+        client_id, secret = basic
+        if form.get("client_id") not in (None, client_id):
+            raise OAuthError("invalid_request", "client_id in the body differs from the Basic credentials")
+        return await _by_secret(store, client_id, secret, "client_secret_basic")
+    if posted_secret is not None:
+        client_id = form.get("client_id")
+        if client_id is None:
+            raise _invalid_client()
+        return await _by_secret(store, client_id, posted_secret, "client_secret_post")
+    if assertion is not None:
+        if form.get("client_assertion_type") != CLIENT_ASSERTION_TYPE:
+            raise _invalid_client(f"client_assertion_type must be {CLIENT_ASSERTION_TYPE}")
+        if verify_assertion is None:
+            raise _invalid_client("private_key_jwt is not supported here")
+        agent = await verify_assertion(assertion, endpoint_url)
+        if form.get("client_id") not in (None, agent.client_id):
+            raise _invalid_client()
+        return agent
+
+    client_id = form.get("client_id")
+    if client_id is None or not allow_public:
+        raise _invalid_client()
+    # A public client may be known by its Client ID Metadata Document URL only (fetched on first sight).
+    agent = await (find_public_client or store.agent_by_client_id)(client_id)
+    if agent is None or not agent.enabled or not agent.is_public:
+        raise _invalid_client()
+    return agent
+
+
+async def _by_secret(store: AuthStore, client_id: str, secret: str, method: str) -> AgentRecord:
+    agent = await store.agent_by_client_id(client_id)
+    if agent is None or not agent.enabled or not same_digest(secret, agent.secret_sha256):
+        raise _invalid_client()
+    # Both secret methods carry the same secret; a client registered for one may use the other, but never
+    # a secret-less or key-based client.
+    if agent.auth_method not in ("client_secret_basic", "client_secret_post"):
+        raise _invalid_client(f"this client authenticates with {agent.auth_method}, not {method}")
+    return agent

@@ -1,0 +1,150 @@
+"""The one decision point: which tools a caller may see and call (threats T09, T10, T27).
+
+A decision comes from the stored grants, read through a short cache (`decision_cache_seconds`, default 2 s):
+revoking a grant, disabling an agent or user, revoking a token or its refresh family takes effect within
+that bound on every replica, without a database round trip per call. The token's scopes only cap what the
+grants allow: a tool is allowed when a grant AND a token scope match its public name. `tools/list` and
+`tools/call` both ask `ToolAccess.allows`, so a list never shows what a call would refuse, or the reverse.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from mcp_hub.authz import scopes
+from mcp_hub.authz.tokens import AccessToken
+from mcp_hub.db.auth_store import AgentRecord, AuthStore, SubjectGrants
+from mcp_hub.errors import InvalidTokenError
+
+ValueT = TypeVar("ValueT")
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: an agent, acting for itself or on a user's behalf, with the token's scope cap."""
+
+    agent_id: str
+    agent_name: str
+    user_id: str | None = None
+    token_scopes: tuple[str, ...] | None = None
+    """None: no token (stdio `--agent`), so the grants alone decide."""
+
+    @property
+    def key(self) -> tuple[str, str | None]:
+        return (self.agent_id, self.user_id)
+
+    @property
+    def label(self) -> str:
+        """How the audit trail names the caller."""
+        return f"agent:{self.agent_name}" + (f" for user:{self.user_id}" if self.user_id else "")
+
+
+@dataclass(frozen=True, slots=True)
+class ToolAccess:
+    """A caller's decision, ready for the hot path: pure, synchronous, no I/O."""
+
+    grants: tuple[str, ...]
+    token_scopes: tuple[str, ...] | None
+
+    def allows(self, public_name: str) -> bool:
+        if not scopes.any_matches(self.grants, "tool", public_name):
+            return False
+        return self.token_scopes is None or scopes.any_matches(self.token_scopes, "tool", public_name)
+
+
+class _TtlCache(Generic[ValueT]):
+    """A small map whose entries expire after `ttl` seconds (monotonic clock); bounded by `max_entries`."""
+
+    def __init__(self, ttl: float, max_entries: int = 10_000, clock: Callable[[], float] = time.monotonic) -> None:
+        self._ttl = ttl
+        self._max_entries = max_entries
+        self._clock = clock
+        self._entries: dict[object, tuple[float, ValueT]] = {}
+
+    def get(self, key: object) -> ValueT | None:
+        entry = self._entries.get(key)
+        if entry is None or entry[0] <= self._clock():
+            return None
+        return entry[1]
+
+    def put(self, key: object, value: ValueT) -> None:
+        if len(self._entries) >= self._max_entries:
+            now = self._clock()
+            self._entries = {k: v for k, v in self._entries.items() if v[0] > now}
+            if len(self._entries) >= self._max_entries:
+                self._entries.clear()
+        self._entries[key] = (self._clock() + self._ttl, value)
+
+    def drop(self, key: object) -> None:
+        self._entries.pop(key, None)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+class AccessDecider:
+    """Turns a verified token (or an agent name on stdio) into a `Principal` and its `ToolAccess`."""
+
+    def __init__(self, store: AuthStore, *, ttl_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._store = store
+        self._grants = _TtlCache[SubjectGrants](ttl_seconds, clock=clock)
+        self._agents = _TtlCache[AgentRecord](ttl_seconds, clock=clock)
+        self._revoked = _TtlCache[bool](ttl_seconds, clock=clock)
+
+    async def principal_for_token(self, token: AccessToken) -> Principal:
+        """The caller behind a verified token; `InvalidTokenError` if it was revoked or its agent is unknown."""
+        agent = self._agents.get(token.client_id)
+        if agent is None:
+            agent = await self._store.agent_by_client_id(token.client_id)
+            if agent is None:
+                raise InvalidTokenError("the access token's client no longer exists")
+            self._agents.put(token.client_id, agent)
+        if await self._is_revoked(token):
+            raise InvalidTokenError("the access token has been revoked")
+        return Principal(agent_id=agent.id, agent_name=agent.name, user_id=token.user_id, token_scopes=token.scopes)
+
+    async def principal_for_agent(self, name: str) -> Principal:
+        """A principal without a token (the stdio front door started with `--agent NAME`)."""
+        agent = await self._store.agent_by_name(name)
+        return Principal(agent_id=agent.id, agent_name=agent.name)
+
+    async def access(self, principal: Principal) -> ToolAccess:
+        """The caller's decision; a disabled agent or user gets no grants at all."""
+        grants = self._grants.get(principal.key)
+        if grants is None:
+            grants = await self._store.subject_grants(principal.agent_id, principal.user_id)
+            self._grants.put(principal.key, grants)
+        return ToolAccess(grants=grants.patterns, token_scopes=principal.token_scopes)
+
+    async def is_enabled(self, principal: Principal) -> bool:
+        grants = self._grants.get(principal.key)
+        if grants is None:
+            grants = await self._store.subject_grants(principal.agent_id, principal.user_id)
+            self._grants.put(principal.key, grants)
+        return grants.enabled
+
+    def forget_revocation(self, jti: str | None = None) -> None:
+        """Forget the cached revocation state of one token (or of all, after a family is revoked)."""
+        if jti is None:
+            self._revoked.clear()
+        else:
+            self._revoked.drop(jti)
+
+    def forget(self) -> None:
+        """Drop every cached decision (after an admin change made by this process)."""
+        self._grants.clear()
+        self._agents.clear()
+        self._revoked.clear()
+
+    async def _is_revoked(self, token: AccessToken) -> bool:
+        cached = self._revoked.get(token.jti)
+        if cached is not None:
+            return cached
+        revoked = await self._store.is_access_token_revoked(token.jti)
+        if not revoked and token.family_id is not None:
+            revoked = bool(await self._store.revoked_families([token.family_id]))
+        self._revoked.put(token.jti, revoked)
+        return revoked

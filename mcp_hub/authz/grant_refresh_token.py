@@ -1,0 +1,98 @@
+"""The `refresh_token` grant (RFC 6749 §6) with rotation in families (OAuth 2.1 §4.3.1, RFC 9700 §4.14.2).
+
+A refresh family starts with each authorization code exchange (`grant_authorization_code`); every access
+token of the family carries its id as `sid`. Each refresh token is single use: it is consumed with one
+conditional UPDATE (`AuthStore.consume_refresh_token`), so of N concurrent refreshes with the same token
+exactly one wins (threat T07). The winner gets a new access token and a new refresh token in the same
+family. A refresh token presented again ("reused") means two parties hold it, one of them an attacker: the
+whole family is revoked, so the winner's new refresh token and every access token of the family
+(through `sid`, checked by `AccessDecider`) stop working too. The same happens when another client
+presents the family's token.
+
+The new access token's scope is the family's (what the user approved) or, if `scope` is sent, a
+narrower subset (§6: never wider), decided again against the user's current grants. The family's own
+scope never changes (§6: the new refresh token has the scope of the old one).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+from mcp_hub.authz import scopes
+from mcp_hub.authz._random import new_secret, sha256_hex
+from mcp_hub.authz.delegated_scopes import delegated_scopes
+from mcp_hub.authz.service import AuthService, TokenRequest
+from mcp_hub.errors import OAuthError
+
+REFRESH_TOKEN_PREFIX: Final = "mcphr_"  # noqa: S105 - a prefix for leaked-secret scanners, not a secret
+_MAX_TOKEN_LENGTH: Final = 256
+
+
+async def new_refresh_token(service: AuthService, family_id: str) -> str:
+    """A fresh refresh token of `family_id`: 256 random bits, stored as its SHA-256 only."""
+    token = new_secret(REFRESH_TOKEN_PREFIX)
+    expires_at = datetime.now(UTC) + timedelta(seconds=service.settings.auth.refresh_token_ttl_seconds)
+    await service.store.add_refresh_token(family_id, sha256_hex(token), expires_at)
+    return token
+
+
+def _narrowed(family_scope: str, requested: str | None) -> str:
+    """§6: the requested scope, if every part of it is within the family's; the family's otherwise."""
+    if requested is None:
+        return family_scope
+    try:
+        wanted = scopes.parse_scope(requested) or []
+    except ValueError as exc:
+        raise OAuthError("invalid_scope", str(exc)) from None
+    approved = family_scope.split()
+    wider = [item for item in wanted if not any(scopes.covers(grant, item) for grant in approved)]
+    if wider:
+        raise OAuthError("invalid_scope", f"a refresh cannot widen the scope: {' '.join(wider)} was not approved")
+    return scopes.format_scope(wanted)
+
+
+async def refresh_token_grant(service: AuthService, request: TokenRequest) -> dict[str, Any]:
+    agent = request.agent
+    if "refresh_token" not in agent.grant_types:
+        raise OAuthError("unauthorized_client", "this client is not registered for refresh_token")
+    token = request.form.get("refresh_token")
+    if token is None:
+        raise OAuthError("invalid_request", "refresh_token is required")
+    if len(token) > _MAX_TOKEN_LENGTH:
+        raise OAuthError("invalid_grant", "the refresh token is not valid")
+    token_sha256 = sha256_hex(token)
+    # The scope is checked against the family before the token is consumed, so a refused narrowing does
+    # not burn the token (a family's scope never changes, so the later consume cannot see another one).
+    known = await service.store.family_of_refresh_token(token_sha256)
+    if known is None:
+        raise OAuthError("invalid_grant", "the refresh token is not valid")
+    scope = _narrowed(known.scope, request.form.get("scope"))
+
+    status, family = await service.store.consume_refresh_token(token_sha256)
+    if family is None:
+        raise OAuthError("invalid_grant", "the refresh token is not valid")
+    if status == "reused":
+        await service.store.revoke_family(family.id, "refresh token reused")
+        raise OAuthError("invalid_grant", "the refresh token was already used; its tokens are revoked")
+    if family.agent_id != agent.id:
+        await service.store.revoke_family(family.id, f"refresh token presented by another client {agent.client_id}")
+        raise OAuthError("invalid_grant", "the refresh token is not valid")
+    if status != "ok":
+        raise OAuthError("invalid_grant", f"the refresh token is {status}")
+    if family.resource != request.resource:
+        raise OAuthError("invalid_grant", "the refresh token was issued for another resource")
+
+    if family.user_id is None:
+        granted = await service.granted_scopes(agent, None, scope)
+    else:
+        try:
+            granted = await delegated_scopes(service, agent, family.user_id, scope)
+        except OAuthError as exc:
+            if exc.error == "access_denied":
+                raise OAuthError("invalid_grant", "the user is disabled") from None
+            raise
+    refresh = await new_refresh_token(service, family.id)
+    return service.access_token_response(
+        agent, granted, user_id=family.user_id, family_id=family.id, refresh_token=refresh
+    )

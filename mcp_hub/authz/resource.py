@@ -1,0 +1,203 @@
+"""The resource server in front of `/mcp`: bearer tokens (RFC 6750), scope checks, session binding.
+
+Pure ASGI middleware (it must not buffer responses, which may be SSE streams). Per request:
+1. `Authorization: Bearer <token>` (RFC 6750 §2.1; tokens in the query string or body are not accepted).
+   Missing or invalid → 401 with `WWW-Authenticate: Bearer resource_metadata=..., scope=...` (RFC 9728 §5.1,
+   MCP authorization spec), so clients can discover the authorization server.
+2. The token's principal and its `ToolAccess` (`mcp_hub.authz.decisions`) go into the ASGI scope for the
+   MCP handlers (`scope["mcp_hub.principal"]`, `scope["mcp_hub.access"]`).
+3. A 2026-07-28 `tools/call` outside the caller's grants is answered here with 403
+   `error="insufficient_scope"` naming the scope (RFC 6750 §3.1). The decision reads the JSON-RPC body,
+   never the `Mcp-Name` header (threat T14). Legacy sessions and stdio get a JSON-RPC error from the
+   handler instead, from the same decision.
+4. A 2025-11-25 session id is bound to the principal that created it; another principal presenting it
+   gets 404, as if the session did not exist (threat T13).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from typing import Any, Final, cast
+
+from starlette.datastructures import Headers
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mcp_hub.authz import scopes
+from mcp_hub.authz.decisions import Principal, ToolAccess
+from mcp_hub.authz.http import bearer_challenge
+from mcp_hub.authz.service import AuthService
+from mcp_hub.errors import InvalidTokenError
+
+PRINCIPAL_KEY: Final = "mcp_hub.principal"
+ACCESS_KEY: Final = "mcp_hub.access"
+FORBIDDEN_CODE: Final = -32003
+"""The hub's JSON-RPC error code for a call outside the caller's grants (implementation-defined range)."""
+MODERN_ERA: Final = "2026-07-28"
+_MAX_BOUND_SESSIONS: Final = 100_000
+
+
+def principal_of(scope: Scope) -> tuple[Principal, ToolAccess] | None:
+    principal = scope.get(PRINCIPAL_KEY)
+    access = scope.get(ACCESS_KEY)
+    if isinstance(principal, Principal) and isinstance(access, ToolAccess):
+        return principal, access
+    return None
+
+
+class BearerAuthMiddleware:
+    """Requires a valid access token on every request to the wrapped MCP app."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        service: AuthService,
+        *,
+        tool_exists: Callable[[str], bool],
+        max_body_bytes: int,
+        on_refused: Callable[[str, str], Awaitable[None]],
+        # (tool, caller label): the audit record of a refused call
+    ) -> None:
+        self._app = app
+        self._service = service
+        self._tool_exists = tool_exists
+        self._on_refused = on_refused
+        self._max_body_bytes = max_body_bytes
+        self._session_owners: OrderedDict[str, tuple[str, str | None]] = OrderedDict()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        try:
+            principal = await self._authenticate(headers)
+        except InvalidTokenError as exc:
+            await self._unauthorized(exc, scope, receive, send)
+            return
+        access = await self._service.decider.access(principal)
+        session_id = headers.get("mcp-session-id")
+        if session_id is not None and self._session_owners.get(session_id, principal.key) != principal.key:
+            response = JSONResponse(
+                {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": "Session not found"}},
+                status_code=404,
+            )
+            await response(scope, receive, send)
+            return
+        scope[PRINCIPAL_KEY] = principal
+        scope[ACCESS_KEY] = access
+
+        if scope["method"] == "POST" and headers.get("mcp-protocol-version") == MODERN_ERA:
+            body, receive = await _buffer_body(receive, self._max_body_bytes)
+            denied = self._denied_tool(body, access)
+            if denied is not None:
+                await self._on_refused(denied, principal.label)
+                await self._forbidden(denied, body, scope, receive, send)
+                return
+
+        if session_id is None and scope["method"] == "POST":
+            send = self._binding_sessions_to(principal, send)
+        await self._app(scope, receive, send)
+
+    async def _authenticate(self, headers: Headers) -> Principal:
+        authorization = headers.get("authorization")
+        if authorization is None:
+            raise InvalidTokenError("an access token is required", error=None)
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise InvalidTokenError("use the Bearer scheme: Authorization: Bearer <access token>")
+        claims = await self._service.tokens.verify(token.strip())
+        principal = await self._service.decider.principal_for_token(claims)
+        if not await self._service.decider.is_enabled(principal):
+            raise InvalidTokenError("this agent or user is disabled")
+        return principal
+
+    def _denied_tool(self, body: bytes, access: ToolAccess) -> str | None:
+        try:
+            message: Any = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            return None  # the SDK answers malformed JSON-RPC with its own parse error
+        if not isinstance(message, dict):
+            return None
+        fields = cast("dict[str, Any]", message)
+        params: object = fields.get("params")
+        if fields.get("method") != "tools/call" or not isinstance(params, dict):
+            return None
+        name: object = cast("dict[str, Any]", params).get("name")
+        if not isinstance(name, str) or not self._tool_exists(name) or access.allows(name):
+            return None  # unknown tools get the SDK's -32602 from the handler, as without auth
+        return name
+
+    async def _unauthorized(self, exc: InvalidTokenError, scope: Scope, receive: Receive, send: Send) -> None:
+        challenge = bearer_challenge(
+            self._service.resource_metadata_url, error=exc.error, description=exc.description, scope="tool:*"
+        )
+        body = {"error": exc.error or "unauthorized", "error_description": exc.description}
+        response = JSONResponse(body, status_code=401, headers={"WWW-Authenticate": challenge})
+        await response(scope, receive, send)
+
+    async def _forbidden(self, tool: str, body: bytes, scope: Scope, receive: Receive, send: Send) -> None:
+        needed = scopes.required_scope("tool", tool)
+        description = f"this agent may not call {tool} (needs scope {needed})"
+        challenge = bearer_challenge(
+            self._service.resource_metadata_url, error="insufficient_scope", description=description, scope=needed
+        )
+        request_id: Any = None
+        try:
+            request_id = json.loads(body).get("id")
+        except (ValueError, AttributeError):
+            request_id = None
+        payload = {
+            "jsonrpc": "2.0",
+            "id": request_id,
+            "error": {
+                "code": FORBIDDEN_CODE,
+                "message": description,
+                "data": {"error": "insufficient_scope", "scope": needed},
+            },
+        }
+        response = JSONResponse(payload, status_code=403, headers={"WWW-Authenticate": challenge})
+        await response(scope, receive, send)
+
+    def _binding_sessions_to(self, principal: Principal, send: Send) -> Send:
+        async def send_and_bind(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                session_id = Headers(raw=message.get("headers", [])).get("mcp-session-id")
+                if session_id is not None:
+                    self._session_owners[session_id] = principal.key
+                    while len(self._session_owners) > _MAX_BOUND_SESSIONS:
+                        self._session_owners.popitem(last=False)
+            await send(message)
+
+        return send_and_bind
+
+
+async def _buffer_body(receive: Receive, limit: int) -> tuple[bytes, Receive]:
+    """Read the body (up to `limit` + 1 bytes are kept) and return a `receive` that replays it."""
+    # Past the limit the rest is drained, not kept: the SDK sees limit + 1 bytes and answers 413 itself.
+    chunks: list[bytes] = []
+    kept = 0
+    more = True
+    while more:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunk: bytes = message.get("body", b"")
+        if kept <= limit:
+            piece = chunk[: limit + 1 - kept]
+            chunks.append(piece)
+            kept += len(piece)
+        more = bool(message.get("more_body", False))
+    body = b"".join(chunks)
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return body, replay

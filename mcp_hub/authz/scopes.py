@@ -1,0 +1,85 @@
+"""Grant patterns and OAuth scope strings.
+
+A grant (and a scope, RFC 6749 §3.3) is `<kind>:<glob>` with kind `tool` (and `resource`, `prompt` once
+those are federated): `tool:time__*`, `tool:*`, `tool:git__git_status`. The glob is matched against public
+names with `*` (any run) and `?` (one character), case-sensitively; no other glob syntax is accepted, so a
+pattern's meaning is obvious to the admin who writes it.
+
+The token's scopes are a cap, not the source of truth: a call is allowed when a stored grant AND a token
+scope both match it (`mcp_hub.authz.decisions`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+from typing import Final
+
+SCOPE_KINDS: Final = ("tool", "resource", "prompt")
+_PATTERN = re.compile(r"^(tool|resource|prompt):[A-Za-z0-9_.*?-]{1,200}$")
+
+
+def validate_pattern(pattern: str) -> str:
+    """Return `pattern` if it is a well-formed grant pattern; ValueError naming the problem otherwise."""
+    if not _PATTERN.match(pattern):
+        raise ValueError(
+            f"{pattern!r} is not a grant pattern: expected <kind>:<glob>, kind one of {', '.join(SCOPE_KINDS)}, "
+            "glob of letters, digits, '_', '.', '-', '*', '?' (e.g. tool:time__*)"
+        )
+    return pattern
+
+
+@lru_cache(maxsize=4096)
+def _glob(glob: str, *, over_globs: bool = False) -> re.Pattern[str]:
+    # Over another glob (`covers`), a `?` must not stand for the other glob's `*`, which matches more.
+    one = "[^*]" if over_globs else "."
+    parts = (".*" if char == "*" else one if char == "?" else re.escape(char) for char in glob)
+    return re.compile("".join(parts), re.DOTALL)
+
+
+def matches(pattern: str, kind: str, name: str) -> bool:
+    """Does `pattern` cover the public `name` of that `kind`?"""
+    pattern_kind, _, glob = pattern.partition(":")
+    return pattern_kind == kind and _glob(glob).fullmatch(name) is not None
+
+
+def any_matches(patterns: Iterable[str], kind: str, name: str) -> bool:
+    return any(matches(pattern, kind, name) for pattern in patterns)
+
+
+def covers(granted: str, requested: str) -> bool:
+    """Is every name `requested` could match also matched by `granted`? (Conservative: globs as text.)"""
+    granted_kind, _, granted_glob = granted.partition(":")
+    requested_kind, _, requested_glob = requested.partition(":")
+    return granted_kind == requested_kind and _glob(granted_glob, over_globs=True).fullmatch(requested_glob) is not None
+
+
+def parse_scope(scope: str | None) -> list[str] | None:
+    """RFC 6749 §3.3: space-delimited; None when absent. Malformed entries raise ValueError."""
+    if scope is None:
+        return None
+    return [validate_pattern(item) for item in dict.fromkeys(scope.split())]
+
+
+def format_scope(patterns: Iterable[str]) -> str:
+    return " ".join(sorted(set(patterns)))
+
+
+def narrow(requested: Sequence[str] | None, granted: Sequence[str]) -> list[str]:
+    """The scopes a token gets: requested ∩ granted, taken both ways; everything granted if nothing was asked.
+
+    A requested pattern a grant covers is kept (`tool:time__now` under `tool:time__*`), and so is a grant
+    the request covers (`tool:time__*` under a request for `tool:*`, which MCP clients send because the
+    hub's 401 says `scope="tool:*"`). Patterns that merely overlap are dropped: conservative, never wider.
+    """
+    if requested is None:
+        return sorted(set(granted))
+    kept = {item for item in requested if any(covers(grant, item) for grant in granted)}
+    kept.update(grant for grant in granted if any(covers(item, grant) for item in requested))
+    return sorted(kept)
+
+
+def required_scope(kind: str, name: str) -> str:
+    """The narrowest scope that would allow `name`: what a 403 names."""
+    return f"{kind}:{name}"

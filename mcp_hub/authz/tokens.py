@@ -1,0 +1,198 @@
+"""JWT access tokens: RFC 9068 (JWT profile for OAuth 2.0 access tokens), signed per RFC 7515 with ES256.
+
+Issued: header `{"typ": "at+jwt", "alg": "ES256", "kid": ...}`; claims `iss`, `sub`, `aud` (the hub's MCP
+resource URL, RFC 8707), `exp`, `iat`, `nbf`, `jti`, `client_id`, `scope`, and for refresh-token chains
+`sid` (the refresh family, so revoking the family also ends its access tokens).
+
+Verified (threat T02, in this order, failing closed): compact JWS with exactly the header fields we allow;
+`alg` = ES256 only (so `none`, HS256 with the public key as secret, RS256 are refused before any key is
+used); `typ` = `at+jwt` (so an ID token or other JWT is not an access token); a `kid` the key ring knows;
+the signature; then `iss` exact, `aud` containing the resource, `exp`/`nbf`/`iat` against the clock with a
+small skew, and `sub`, `client_id`, `jti` present.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final, TypeGuard, cast
+
+from joserfc import jwt
+from joserfc.errors import InvalidPayloadError, JoseError
+from joserfc.jws import extract_compact
+
+from mcp_hub.authz.keys import ALGORITHM, KeyRing
+from mcp_hub.errors import InvalidTokenError
+
+TOKEN_TYPE: Final = "at+jwt"  # noqa: S105 - a media type, not a secret
+_ACCEPTED_TYPES: Final = frozenset({"at+jwt", "application/at+jwt"})
+_ALLOWED_HEADER_FIELDS: Final = frozenset({"alg", "typ", "kid"})
+_MAX_TOKEN_LENGTH: Final = 8192
+_MAX_CACHED_TOKENS: Final = 10_000
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _is_int(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True, slots=True)
+class AccessToken:
+    """The verified (or just issued) claims of one access token."""
+
+    jti: str
+    subject: str
+    client_id: str
+    scopes: tuple[str, ...]
+    audience: str
+    issued_at: int
+    expires_at: int
+    user_id: str | None
+    family_id: str | None
+
+
+class TokenService:
+    """Issues and verifies the hub's access tokens."""
+
+    def __init__(
+        self, keys: KeyRing, *, issuer: str, resource: str, skew_seconds: int, clock: Callable[[], datetime] = _utc_now
+    ) -> None:
+        self._keys = keys
+        self._issuer = issuer
+        self._resource = resource
+        self._skew = skew_seconds
+        self._clock = clock
+        # Verified tokens by their text: a signature is checked once per token, not once per request.
+        # Only time-dependent checks run again on a hit; revocation is the decider's job.
+        self._verified: dict[str, AccessToken] = {}
+
+    @property
+    def resource(self) -> str:
+        return self._resource
+
+    def issue(
+        self,
+        *,
+        client_id: str,
+        scopes: Sequence[str],
+        lifetime_seconds: int,
+        user_id: str | None = None,
+        family_id: str | None = None,
+    ) -> tuple[str, AccessToken]:
+        """Sign a new access token; `sub` is the user when there is one, the client otherwise (RFC 9068 §2.2)."""
+        now = int(self._clock().timestamp())
+        claims = AccessToken(
+            jti=uuid.uuid4().hex,
+            subject=user_id or client_id,
+            client_id=client_id,
+            scopes=tuple(scopes),
+            audience=self._resource,
+            issued_at=now,
+            expires_at=now + lifetime_seconds,
+            user_id=user_id,
+            family_id=family_id,
+        )
+        payload: dict[str, Any] = {
+            "iss": self._issuer,
+            "sub": claims.subject,
+            "aud": claims.audience,
+            "iat": now,
+            "nbf": now,
+            "exp": claims.expires_at,
+            "jti": claims.jti,
+            "client_id": client_id,
+            "scope": " ".join(claims.scopes),
+        }
+        if family_id is not None:
+            payload["sid"] = family_id
+        key = self._keys.signing_key()
+        header = {"alg": ALGORITHM, "typ": TOKEN_TYPE, "kid": key.record.kid}
+        return jwt.encode(header, payload, key.private, algorithms=[ALGORITHM]), claims
+
+    async def verify(self, token: str) -> AccessToken:
+        """The token's claims, or `InvalidTokenError` saying what is wrong (never which key would have fit)."""
+        cached = self._verified.get(token)
+        if cached is not None:
+            if cached.expires_at <= int(self._clock().timestamp()) - self._skew:
+                del self._verified[token]
+                raise InvalidTokenError("the access token has expired")
+            return cached
+        claims = await self._verify_uncached(token)
+        if len(self._verified) >= _MAX_CACHED_TOKENS:
+            now = int(self._clock().timestamp()) - self._skew
+            self._verified = {text: item for text, item in self._verified.items() if item.expires_at > now}
+            if len(self._verified) >= _MAX_CACHED_TOKENS:
+                self._verified.clear()
+        self._verified[token] = claims
+        return claims
+
+    async def _verify_uncached(self, token: str) -> AccessToken:
+        if len(token) > _MAX_TOKEN_LENGTH or token.count(".") != 2:
+            raise InvalidTokenError("the access token is not a compact JWS")
+        try:
+            header = extract_compact(token.encode()).headers()
+        except (JoseError, ValueError, UnicodeError):
+            raise InvalidTokenError("the access token is not a compact JWS") from None
+        if set(header) - _ALLOWED_HEADER_FIELDS:
+            raise InvalidTokenError("the access token's header has fields this hub never sets")
+        if header.get("alg") != ALGORITHM:
+            raise InvalidTokenError(f"the access token's alg must be {ALGORITHM}")
+        if str(header.get("typ", "")).lower() not in _ACCEPTED_TYPES:
+            raise InvalidTokenError("the token is not an access token (typ must be at+jwt, RFC 9068)")
+        kid = header.get("kid")
+        if not isinstance(kid, str):
+            raise InvalidTokenError("the access token names no key (kid)")
+        key = self._keys.verification_key(kid) or await self._keys.reload_for_unknown_kid(kid)
+        if key is None:
+            raise InvalidTokenError("the access token was signed by a key this hub does not know")
+        try:
+            decoded = jwt.decode(token, key.public, algorithms=[ALGORITHM])
+        except InvalidPayloadError:  # a JoseError too: it must come first
+            raise InvalidTokenError("the access token's payload is not a JSON object") from None
+        except JoseError:
+            raise InvalidTokenError("the access token's signature does not verify") from None
+        except (ValueError, json.JSONDecodeError):
+            raise InvalidTokenError("the access token's payload is not a JSON object") from None
+        return self._check_claims(decoded.claims)
+
+    def _check_claims(self, claims: dict[str, Any]) -> AccessToken:
+        now = int(self._clock().timestamp())
+        if claims.get("iss") != self._issuer:
+            raise InvalidTokenError("the access token was issued by someone else (iss)")
+        audience: object = claims.get("aud")
+        audiences = cast("list[object]", audience) if isinstance(audience, list) else [audience]
+        if self._resource not in audiences:
+            raise InvalidTokenError(f"the access token is not for this resource (aud must be {self._resource})")
+        expires_at, issued_at, not_before = claims.get("exp"), claims.get("iat"), claims.get("nbf", 0)
+        if not _is_int(expires_at) or not _is_int(issued_at):
+            raise InvalidTokenError("the access token lacks exp or iat")
+        if not _is_int(not_before):
+            raise InvalidTokenError("the access token's nbf is not a number")
+        if expires_at <= now - self._skew:
+            raise InvalidTokenError("the access token has expired")
+        if not_before > now + self._skew or issued_at > now + self._skew:
+            raise InvalidTokenError("the access token is not valid yet")
+        subject, client_id, jti = claims.get("sub"), claims.get("client_id"), claims.get("jti")
+        if not (isinstance(subject, str) and isinstance(client_id, str) and isinstance(jti, str)):
+            raise InvalidTokenError("the access token lacks sub, client_id or jti")
+        scope = claims.get("scope", "")
+        if not isinstance(scope, str):
+            raise InvalidTokenError("the access token's scope is not a string")
+        family = claims.get("sid")
+        return AccessToken(
+            jti=jti,
+            subject=subject,
+            client_id=client_id,
+            scopes=tuple(scope.split()),
+            audience=self._resource,
+            issued_at=issued_at,
+            expires_at=expires_at,
+            user_id=subject if subject != client_id else None,
+            family_id=family if isinstance(family, str) else None,
+        )

@@ -1,0 +1,286 @@
+"""`ApprovalStore`: the durable pending actions of issue 4, and their state machine.
+
+Every transition is one conditional `UPDATE ... WHERE status = <expected>`: two approvers deciding at once,
+or two replicas executing at once, cannot both win (threats T19, T20). Expiry is applied by the same kind
+of update, so an expired action can never be approved afterwards (T21).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final, cast
+
+from sqlalchemy import CursorResult, Result, func, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+
+from mcp_hub.db.engine import read_only
+from mcp_hub.db.models import ApprovalAction
+
+OPEN_STATUSES: Final = ("pending", "approved", "executing", "done", "failed", "denied", "expired", "withdrawn")
+DECIDED_STATUSES: Final = ("approved", "executing", "done", "failed", "denied", "expired", "withdrawn")
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _rowcount(result: Result[Any]) -> int:
+    return cast("CursorResult[Any]", result).rowcount
+
+
+@dataclass(frozen=True, slots=True)
+class ActionRecord:
+    """One pending (or decided) action, as stored."""
+
+    id: str
+    agent_id: str
+    user_id: str | None
+    agent_name: str
+    public_name: str
+    connector_id: str
+    downstream_name: str
+    definition_sha256: str
+    description: str
+    arguments: dict[str, Any]
+    digest: str
+    rules: tuple[str, ...]
+    approvers: tuple[str, ...]
+    status: str
+    reason: str | None
+    decided_by: str | None
+    decided_at: datetime | None
+    created_at: datetime
+    expires_at: datetime
+    result: dict[str, Any] | None
+    completed_at: datetime | None
+    reported_at: datetime | None
+
+
+def _record(row: ApprovalAction) -> ActionRecord:
+    return ActionRecord(
+        id=row.id,
+        agent_id=row.agent_id,
+        user_id=row.user_id,
+        agent_name=row.agent_name,
+        public_name=row.public_name,
+        connector_id=row.connector_id,
+        downstream_name=row.downstream_name,
+        definition_sha256=row.definition_sha256,
+        description=row.description,
+        arguments=dict(row.arguments),
+        digest=row.digest,
+        rules=tuple(row.rules),
+        approvers=tuple(row.approvers),
+        status=row.status,
+        reason=row.reason,
+        decided_by=row.decided_by,
+        decided_at=row.decided_at,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        result=row.result,
+        completed_at=row.completed_at,
+        reported_at=row.reported_at,
+    )
+
+
+class ApprovalStore:
+    """Reads and conditional transitions of `approval_actions`."""
+
+    def __init__(self, engine: AsyncEngine, *, clock: Callable[[], datetime] = _utc_now) -> None:
+        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        self._reads = async_sessionmaker(read_only(engine), expire_on_commit=False)
+        self._clock = clock
+        self.on_expired: Callable[[list[str]], Awaitable[None]] | None = None
+        """Told which actions a read expired, so that each expiry is audited and announced once."""
+
+    async def create(self, action: ActionRecord) -> ActionRecord:
+        async with self._sessions.begin() as session:
+            session.add(
+                ApprovalAction(
+                    id=action.id,
+                    agent_id=action.agent_id,
+                    user_id=action.user_id,
+                    agent_name=action.agent_name,
+                    public_name=action.public_name,
+                    connector_id=action.connector_id,
+                    downstream_name=action.downstream_name,
+                    definition_sha256=action.definition_sha256,
+                    description=action.description,
+                    arguments=action.arguments,
+                    digest=action.digest,
+                    rules=list(action.rules),
+                    approvers=list(action.approvers),
+                    status="pending",
+                    created_at=action.created_at,
+                    expires_at=action.expires_at,
+                )
+            )
+        return action
+
+    async def get(self, action_id: str) -> ActionRecord | None:
+        await self.expire_due()
+        async with self._reads() as session:
+            row = await session.get(ApprovalAction, action_id)
+        return None if row is None else _record(row)
+
+    async def open_action(self, agent_id: str, user_id: str | None, digest: str) -> ActionRecord | None:
+        """The newest action of this caller with this digest whose outcome the caller has not collected yet."""
+        await self.expire_due()
+        async with self._reads() as session:
+            row = await session.scalar(
+                select(ApprovalAction)
+                .where(
+                    ApprovalAction.agent_id == agent_id,
+                    ApprovalAction.user_id.is_(None) if user_id is None else ApprovalAction.user_id == user_id,
+                    ApprovalAction.digest == digest,
+                    ApprovalAction.reported_at.is_(None),
+                )
+                .order_by(ApprovalAction.created_at.desc())
+                .limit(1)
+            )
+        return None if row is None else _record(row)
+
+    async def count_pending(self, agent_id: str) -> int:
+        await self.expire_due()
+        async with self._reads() as session:
+            count = await session.scalar(
+                select(func.count())
+                .select_from(ApprovalAction)
+                .where(ApprovalAction.agent_id == agent_id, ApprovalAction.status == "pending")
+            )
+        return int(count or 0)
+
+    async def list_actions(self, statuses: Sequence[str], limit: int = 100) -> list[ActionRecord]:
+        await self.expire_due()
+        async with self._reads() as session:
+            rows = await session.scalars(
+                select(ApprovalAction)
+                .where(ApprovalAction.status.in_(list(statuses)))
+                .order_by(ApprovalAction.created_at.desc())
+                .limit(limit)
+            )
+            return [_record(row) for row in rows.all()]
+
+    async def expire_due(self) -> list[str]:
+        """Pending actions past their expiry become `expired` (= denied); returns their ids."""
+        now = self._clock()
+        # Every read runs this: look without the write lock, and take it only when something is due.
+        async with self._reads() as session:
+            due = list(
+                (
+                    await session.scalars(
+                        select(ApprovalAction.id).where(
+                            ApprovalAction.status == "pending", ApprovalAction.expires_at <= now
+                        )
+                    )
+                ).all()
+            )
+        if not due:
+            return []
+        expired: list[str] = []
+        async with self._sessions.begin() as session:
+            for action_id in due:  # one by one: report only the rows this call changed, not a concurrent one's
+                result = await session.execute(
+                    update(ApprovalAction)
+                    .where(ApprovalAction.id == action_id, ApprovalAction.status == "pending")
+                    .values(status="expired", reason="no decision before the action expired", decided_at=now)
+                )
+                if _rowcount(result):
+                    expired.append(action_id)
+        if expired and self.on_expired is not None:
+            await self.on_expired(expired)
+        return expired
+
+    async def decide(self, action_id: str, approve: bool, decided_by: str, reason: str | None) -> bool:
+        """pending → approved | denied, only if still pending and not expired; False otherwise (→ 409)."""
+        await self.expire_due()
+        now = self._clock()
+        async with self._sessions.begin() as session:
+            result = await session.execute(
+                update(ApprovalAction)
+                .where(
+                    ApprovalAction.id == action_id,
+                    ApprovalAction.status == "pending",
+                    ApprovalAction.expires_at > now,
+                )
+                .values(
+                    status="approved" if approve else "denied", decided_by=decided_by, reason=reason, decided_at=now
+                )
+            )
+        return _rowcount(result) == 1
+
+    async def withdraw(self, action_id: str, agent_id: str) -> bool:
+        """pending → withdrawn, by the agent that asked (tasks/cancel)."""
+        async with self._sessions.begin() as session:
+            result = await session.execute(
+                update(ApprovalAction)
+                .where(
+                    ApprovalAction.id == action_id,
+                    ApprovalAction.agent_id == agent_id,
+                    ApprovalAction.status == "pending",
+                )
+                .values(status="withdrawn", reason="withdrawn by the agent", decided_at=self._clock())
+            )
+        return _rowcount(result) == 1
+
+    async def start_execution(self, action_id: str) -> bool:
+        """approved → executing: exactly one caller wins and runs the call."""
+        async with self._sessions.begin() as session:
+            result = await session.execute(
+                update(ApprovalAction)
+                .where(ApprovalAction.id == action_id, ApprovalAction.status == "approved")
+                .values(status="executing")
+            )
+        return _rowcount(result) == 1
+
+    async def finish(self, action_id: str, result: dict[str, Any], *, failed: bool = False) -> None:
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(ApprovalAction)
+                .where(ApprovalAction.id == action_id, ApprovalAction.status == "executing")
+                .values(status="failed" if failed else "done", result=result, completed_at=self._clock())
+            )
+
+    async def mark_reported(self, action_id: str) -> bool:
+        """The outcome was handed to the agent: the action is closed (True for the one reporter)."""
+        async with self._sessions.begin() as session:
+            result = await session.execute(
+                update(ApprovalAction)
+                .where(
+                    ApprovalAction.id == action_id,
+                    ApprovalAction.reported_at.is_(None),
+                    ApprovalAction.status.in_(["done", "failed", "denied", "expired", "withdrawn"]),
+                )
+                .values(reported_at=self._clock())
+            )
+        return _rowcount(result) == 1
+
+    async def interrupt_executions(self) -> list[str]:
+        """At start-up: calls left `executing` by a crashed process may or may not have run; never re-run them."""
+        async with self._sessions.begin() as session:
+            stuck = list(
+                (await session.scalars(select(ApprovalAction.id).where(ApprovalAction.status == "executing"))).all()
+            )
+            if stuck:
+                await session.execute(
+                    update(ApprovalAction)
+                    .where(ApprovalAction.id.in_(stuck), ApprovalAction.status == "executing")
+                    .values(
+                        status="failed",
+                        completed_at=self._clock(),
+                        result={
+                            "resultType": "complete",
+                            "isError": True,
+                            "content": [
+                                {
+                                    "type": "text",
+                                    "text": "[mcp-hub] the hub stopped while this approved call was running; "
+                                    "it was not run again (it may or may not have taken effect)",
+                                }
+                            ],
+                        },
+                    )
+                )
+        return stuck

@@ -1,0 +1,146 @@
+"""`mcp-hub approvals list|show|approve|deny`, run as operators run it: the console script in a subprocess.
+
+The hub runs in this process (fault fixture server as `faults`, `faults__echo` held for 30 s); the command
+works on the same database, and the held call sees its decision. Mandated by issue 4 §5 and threat T20
+(`--as USER` gets the same separation-of-duties checks as the web page); the output format is ours.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import AsyncGenerator
+from pathlib import Path
+from subprocess import CompletedProcess
+
+import anyio
+import pytest
+from anyio.abc import TaskGroup
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.types import CallToolResult, TextContent
+
+from mcp_hub.admin import identity
+from mcp_hub.config.settings import DATABASE_URL_ENV
+from mcp_hub.db.approval_store import ActionRecord
+from tests.authz.conftest import AgentCredentials, auth_service, bearer, client_credentials_token, make_agent
+from tests.conftest import RunningHub, fault_connector, running_hub, write_config
+
+pytestmark = pytest.mark.anyio
+
+MCP_HUB = Path(sys.executable).parent / "mcp-hub"
+RESULTS: dict[str, CallToolResult] = {}
+APPROVALS = """
+[approvals]
+hold_seconds = 30
+
+[[approvals.rules]]
+name = "echo-needs-a-human"
+tools = ["faults__echo"]
+"""
+
+
+def hub_env() -> dict[str, str]:
+    return {key: value for key, value in os.environ.items() if key != DATABASE_URL_ENV}
+
+
+async def mcp_hub(config: Path, *args: str) -> CompletedProcess[bytes]:
+    with anyio.fail_after(40):
+        return await anyio.run_process([str(MCP_HUB), *args, "--config", str(config)], check=False, env=hub_env())
+
+
+@pytest.fixture
+async def hub_and_config(tmp_path: Path) -> AsyncGenerator[tuple[RunningHub, Path]]:
+    config = write_config(tmp_path, {"faults": fault_connector()}, APPROVALS, auth=True)
+    async with running_hub(config) as hub:
+        await hub.wait_ready("faults")
+        for name in ("alice", "bob"):
+            await identity.create_user(auth_service(hub), name, "approver", "a long enough password")
+        yield hub, config
+
+
+async def pending_action(
+    tasks: TaskGroup, hub: RunningHub, agent: AgentCredentials, text: str
+) -> tuple[ActionRecord, anyio.Event]:
+    """Start a held echo call as `agent` in the background; its action once created, and an event set when
+    the call returns (its result in `RESULTS[agent.name]`)."""
+    created = anyio.Event()
+    seen: list[ActionRecord] = []
+
+    async def on_change(action: ActionRecord) -> None:
+        if action.agent_name == agent.name and action.status == "pending":
+            seen.append(action)
+            created.set()
+
+    hub.hub.approvals.on_change(on_change)
+    returned = anyio.Event()
+
+    async def call() -> None:
+        token = await client_credentials_token(hub, agent)
+        async with (
+            bearer(token) as http,
+            Client(streamable_http_client(hub.url, http_client=http), mode="legacy") as client,
+        ):
+            RESULTS[agent.name] = await client.call_tool("faults__echo", {"text": text})
+        returned.set()
+
+    tasks.start_soon(call)
+    with anyio.fail_after(20):
+        await created.wait()
+    return seen[0], returned
+
+
+def text_of(result: CallToolResult) -> str:
+    return "".join(block.text for block in result.content if isinstance(block, TextContent))
+
+
+async def test_list_show_and_approve_from_the_command_line(hub_and_config: tuple[RunningHub, Path]) -> None:
+    hub, config = hub_and_config
+    agent = await make_agent(hub, "cli-agent", "tool:faults__*")
+    async with anyio.create_task_group() as tasks:
+        action, returned = await pending_action(tasks, hub, agent, "from the terminal")
+        listed = await mcp_hub(config, "approvals", "list", "--json")
+        assert listed.returncode == 0, listed.stderr
+        rows = json.loads(listed.stdout)
+        assert [(row["id"], row["agent"], row["tool"]) for row in rows] == [(action.id, "cli-agent", "faults__echo")]
+        plain = await mcp_hub(config, "approvals", "list")
+        assert action.id in plain.stdout.decode()
+        shown = await mcp_hub(config, "approvals", "show", action.id, "--json")
+        assert json.loads(shown.stdout)["arguments"] == {"text": "from the terminal"}
+        approved = await mcp_hub(config, "approvals", "approve", action.id, "--as", "alice", "--reason", "ok")
+        assert approved.returncode == 0, approved.stderr
+        assert approved.stdout.decode().strip() == f"action {action.id} approved by alice"
+        with anyio.fail_after(20):
+            await returned.wait()  # the hub polls the database and runs the call
+        assert text_of(RESULTS[agent.name]) == "from the terminal"
+        again = await mcp_hub(config, "approvals", "deny", action.id, "--as", "bob")
+        assert again.returncode == 1
+        assert "decisions are final" in again.stderr.decode()
+        everything = await mcp_hub(config, "approvals", "list", "--all", "--json")
+        assert [row["status"] for row in json.loads(everything.stdout)] == ["done"]
+
+
+async def test_the_command_line_applies_separation_of_duties(hub_and_config: tuple[RunningHub, Path]) -> None:
+    hub, config = hub_and_config
+    agent = await make_agent(hub, "bobs-cli-agent", "tool:faults__*")
+    store = auth_service(hub).store
+    bob = await store.user_by_name("bob")
+    assert bob is not None
+    await store.update_agent_metadata((await store.agent_by_name(agent.name)).id, owner_user_id=bob.id)
+    async with anyio.create_task_group() as tasks:
+        action, returned = await pending_action(tasks, hub, agent, "self-service")
+        own = await mcp_hub(config, "approvals", "approve", action.id, "--as", "bob")
+        assert own.returncode == 1
+        assert "you own the agent that asks" in own.stderr.decode()
+        nobody = await mcp_hub(config, "approvals", "approve", action.id, "--as", "mallory")
+        assert nobody.returncode == 1
+        assert "no user 'mallory'" in nobody.stderr.decode()
+        denied = await mcp_hub(config, "approvals", "deny", action.id, "--as", "alice", "--reason", "ask bob's lead")
+        assert denied.returncode == 0, denied.stderr
+        with anyio.fail_after(20):
+            await returned.wait()
+        assert "denied by alice: ask bob's lead" in text_of(RESULTS[agent.name])
+    missing = await mcp_hub(config, "approvals", "show", "apv_nope")
+    assert missing.returncode == 1
+    assert "no action 'apv_nope'" in missing.stderr.decode()

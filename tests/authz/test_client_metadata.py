@@ -1,0 +1,374 @@
+"""Client ID Metadata Documents and the egress guard that fetches them (threat T11)."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import socket
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncGenerator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx2
+import pytest
+import uvicorn
+from joserfc import jwt
+from joserfc.jwk import ECKey
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from mcp_hub.admin import identity
+from mcp_hub.authz.client_metadata import (
+    ClientMetadataResolver,
+    EgressPolicy,
+    EgressRefusedError,
+    check_client_id_url,
+    fetch_json,
+    install_resolver,
+    resolve_client,
+    resolve_public,
+)
+from tests.authz.conftest import auth_service
+from tests.conftest import RunningHub, fault_connector, running_hub, write_config
+
+pytestmark = pytest.mark.anyio
+
+LOOPBACK_FOR_TESTS = EgressPolicy(allow_loopback_http=True, timeout_seconds=1.0)
+REDIRECT_URI = "http://127.0.0.1:33418/callback"
+
+
+@dataclass
+class DocumentServer:
+    """A local web server that serves client metadata documents (and misbehaves on request)."""
+
+    base_url: str
+    answers: dict[str, tuple[int, dict[str, str], bytes]] = field(
+        default_factory=dict[str, tuple[int, dict[str, str], bytes]]
+    )
+    hits: Counter[str] = field(default_factory=Counter[str])
+    release: anyio.Event = field(default_factory=anyio.Event)
+    """Set at teardown: requests for `hang.json` wait for it."""
+
+    def url(self, name: str) -> str:
+        return f"{self.base_url}/{name}"
+
+    def serve(self, name: str, body: object, status: int = 200, headers: dict[str, str] | None = None) -> str:
+        content = body if isinstance(body, bytes) else json.dumps(body).encode()
+        self.answers[name] = (status, {"Content-Type": "application/json", **(headers or {})}, content)
+        return self.url(name)
+
+    def document(self, name: str, **members: Any) -> str:
+        """Serve a valid public-client document at `name` (members override or, as None, drop fields)."""
+        url = self.url(name)
+        document: dict[str, Any] = {
+            "client_id": url,
+            "client_name": "Example CIMD App",
+            "redirect_uris": [REDIRECT_URI],
+            "grant_types": ["authorization_code", "refresh_token"],
+            "token_endpoint_auth_method": "none",
+        }
+        document.update(members)
+        return self.serve(name, {key: value for key, value in document.items() if value is not None})
+
+
+@asynccontextmanager
+async def document_server() -> AsyncGenerator[DocumentServer]:
+    started = anyio.Event()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncGenerator[None]:
+        started.set()
+        yield
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        server = DocumentServer(base_url=f"http://127.0.0.1:{listener.getsockname()[1]}")
+
+        async def answer(request: Request) -> Response:
+            name = request.path_params["name"]
+            server.hits[name] += 1
+            if name == "hang.json":
+                await server.release.wait()
+            status, headers, body = server.answers.get(name, (404, {}, b"not found"))
+            return Response(body, status_code=status, headers=headers)
+
+        app = Starlette(routes=[Route("/{name:path}", answer)], lifespan=lifespan)
+        uvicorn_server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="on"))
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(uvicorn_server.serve, [listener])
+            with anyio.fail_after(10):
+                await started.wait()
+            try:
+                yield server
+            finally:
+                server.release.set()
+                uvicorn_server.should_exit = True
+
+
+@pytest.fixture
+async def documents() -> AsyncGenerator[DocumentServer]:
+    async with document_server() as server:
+        yield server
+
+
+def trust_loopback(hub: RunningHub) -> None:
+    """Install the test override: the hub may fetch documents from the local document server."""
+    service = auth_service(hub)
+    install_resolver(service, ClientMetadataResolver(service, egress=LOOPBACK_FOR_TESTS))
+
+
+async def revoke_as_public_client(hub: RunningHub, client_id: str) -> httpx2.Response:
+    async with httpx2.AsyncClient() as client:
+        return await client.post(f"{hub.base_url}/oauth/revoke", data={"client_id": client_id, "token": "unknown"})
+
+
+# --- the guard, without DNS or network --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "127.0.0.1",
+        "127.1.2.3",
+        "10.0.0.5",
+        "172.16.0.1",
+        "192.168.1.1",
+        "169.254.169.254",
+        "100.64.0.1",
+        "0.0.0.0",  # noqa: S104 - an address the guard must refuse, not one we bind
+        "224.0.0.1",
+        "255.255.255.255",
+        "::1",
+        "[::1]",
+        "::",
+        "fe80::1",
+        "fd00::1",
+        "ff02::1",
+        "::ffff:127.0.0.1",
+        "::ffff:169.254.169.254",
+        "2002:a00:1::",
+        "64:ff9b::a9fe:a9fe",
+    ],
+)
+async def test_the_guard_refuses_every_address_that_is_not_public(address: str) -> None:
+    """T11: loopback, private, link-local (cloud metadata), CGNAT, multicast, reserved; also inside IPv6 wrappers."""
+    with pytest.raises(EgressRefusedError, match="not a public address"):
+        await resolve_public(address, 443)
+
+
+@pytest.mark.parametrize("address", ["93.184.215.14", "2606:4700:4700::1111"])
+async def test_the_guard_accepts_public_addresses_without_asking_dns(address: str) -> None:
+    """A literal address is judged as it is: no resolver is involved."""
+    assert await resolve_public(address, 443) == [ipaddress.ip_address(address)]
+
+
+@pytest.mark.parametrize(("address", "allowed"), [("127.0.0.1", True), ("::1", True), ("10.0.0.5", False)])
+async def test_the_test_override_admits_loopback_only(address: str, allowed: bool) -> None:
+    """Chosen: the override exists for local test servers; private and link-local ranges stay refused."""
+    if allowed:
+        assert await resolve_public(address, 80, LOOPBACK_FOR_TESTS) == [ipaddress.ip_address(address)]
+    else:
+        with pytest.raises(EgressRefusedError):
+            await resolve_public(address, 80, LOOPBACK_FOR_TESTS)
+    with pytest.raises(EgressRefusedError):
+        await resolve_public("169.254.169.254", 80, LOOPBACK_FOR_TESTS)
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("http://93.184.215.14/client.json", "only https"),
+        ("https://127.0.0.1/client.json", "not a public address"),
+        ("https://169.254.169.254/latest/meta-data/", "not a public address"),
+        ("https://10.0.0.1/client.json", "not a public address"),
+        ("https://user@93.184.215.14/client.json", "user information"),
+        ("ftp://93.184.215.14/client.json", "only https"),
+    ],
+)
+async def test_the_strict_guard_refuses_before_connecting(url: str, problem: str) -> None:
+    """T11: the scheme and every resolved address are checked before any connection is made."""
+    with pytest.raises(EgressRefusedError, match=problem):
+        await fetch_json(url)
+
+
+@pytest.mark.parametrize(
+    "client_id",
+    [
+        "https://app.example.com",
+        "https://app.example.com/",
+        "https://app.example.com/client.json?v=1",
+        "https://app.example.com/client.json#me",
+        "https://app.example.com/a/../client.json",
+        "https://app.example.com/./client.json",
+        "https://user@app.example.com/client.json",
+        "http://app.example.com/client.json",
+        "https://app.example.com/" + "a" * 600,
+    ],
+)
+def test_client_id_urls_follow_the_drafts_rules(client_id: str) -> None:
+    """draft-ietf-oauth-client-id-metadata-document §3 (and our refusal of query strings)."""
+    with pytest.raises(EgressRefusedError):
+        check_client_id_url(client_id)
+
+
+# --- documents through a running hub ---------------------------------------------------------------------
+
+
+async def test_a_metadata_document_becomes_a_cimd_agent_and_is_cached(
+    auth_hub: RunningHub, documents: DocumentServer
+) -> None:
+    """MCP 2025-11-25 client registration: the document describes the client; one fetch serves many requests."""
+    trust_loopback(auth_hub)
+    service = auth_service(auth_hub)
+    url = documents.document("client.json")
+
+    first = await resolve_client(service, url)
+    again = await resolve_client(service, url)
+
+    assert first is not None
+    assert first.source == "cimd"
+    assert first.auth_method == "none"
+    assert first.redirect_uris == (REDIRECT_URI,)
+    assert first.display_name == "Example CIMD App"
+    assert first.grant_types == ("authorization_code", "refresh_token")
+    assert await service.store.grants_of(agent_id=first.id) == []
+    assert again == first
+    assert documents.hits["client.json"] == 1
+
+
+async def test_the_strict_guard_refuses_a_loopback_document_end_to_end(
+    auth_hub: RunningHub, documents: DocumentServer
+) -> None:
+    """T11 end to end: the hub's own (strict) resolver never connects to loopback or cloud metadata addresses."""
+    url = documents.document("client.json")
+    same_server_over_https = url.replace("http://", "https://")
+
+    loopback = await revoke_as_public_client(auth_hub, same_server_over_https)
+    cloud_metadata = await revoke_as_public_client(auth_hub, "https://169.254.169.254/latest/meta-data/client.json")
+    private = await resolve_client(auth_service(auth_hub), "https://10.0.0.1/client.json")
+    plain_http = await resolve_client(auth_service(auth_hub), url)
+    hits_under_the_strict_guard = documents.hits["client.json"]
+    trust_loopback(auth_hub)
+    trusted = await revoke_as_public_client(auth_hub, url)
+
+    assert loopback.status_code == 401
+    assert cloud_metadata.status_code == 401
+    assert private is None
+    assert plain_http is None
+    assert hits_under_the_strict_guard == 0
+    assert trusted.status_code == 200, trusted.text
+    assert documents.hits["client.json"] == 1
+
+
+UNTRUSTWORTHY = [
+    "client_id of another URL",
+    "redirect to a good document",
+    "larger than 64 KiB",
+    "shared-secret method",
+    "not found",
+    "HTML",
+    "never answers",
+    "javascript redirect URI",
+    "not an object",
+]
+
+
+@pytest.mark.parametrize("case", UNTRUSTWORTHY)
+async def test_documents_the_hub_must_not_trust_are_refused(
+    auth_hub: RunningHub, documents: DocumentServer, case: str
+) -> None:
+    """draft §4 (client_id must equal the URL, no shared secrets) and T11 (no redirects, size and time caps)."""
+    trust_loopback(auth_hub)
+    service = auth_service(auth_hub)
+    good = documents.document("good.json")
+    urls = {
+        "client_id of another URL": lambda: documents.document("mismatch.json", client_id=good),
+        "redirect to a good document": lambda: documents.serve("moved.json", b"", 302, {"Location": good}),
+        "larger than 64 KiB": lambda: documents.document("huge.json", padding="x" * 70_000),
+        "shared-secret method": lambda: documents.document(
+            "secret.json", token_endpoint_auth_method="client_secret_basic"
+        ),
+        "not found": lambda: documents.url("missing.json"),
+        "HTML": lambda: documents.serve("page.json", b"<html></html>", headers={"Content-Type": "text/html"}),
+        "never answers": lambda: documents.url("hang.json"),
+        "javascript redirect URI": lambda: documents.document("script.json", redirect_uris=["javascript:alert(1)"]),
+        "not an object": lambda: documents.serve("list.json", [1, 2, 3]),
+    }
+    url = urls[case]()
+
+    with anyio.fail_after(10):
+        resolved = await resolve_client(service, url)
+
+    assert resolved is None
+    assert await service.store.agent_by_client_id(url) is None
+    assert documents.hits["good.json"] == 0
+
+
+async def test_a_cimd_client_with_a_jwks_uri_authenticates_with_a_signed_assertion(
+    auth_hub: RunningHub, documents: DocumentServer
+) -> None:
+    """draft §4 + RFC 7523: keys from the document's jwks_uri (fetched through the guard) verify the assertion."""
+    trust_loopback(auth_hub)
+    key = ECKey.generate_key("P-256", private=True)
+    jwks_uri = documents.serve("jwks.json", {"keys": [key.as_dict(private=False)]})
+    url = documents.document("keyed.json", token_endpoint_auth_method="private_key_jwt", jwks_uri=jwks_uri)
+    now = int(time.time())
+    claims = {"iss": url, "sub": url, "aud": auth_hub.base_url, "iat": now, "exp": now + 60, "jti": uuid.uuid4().hex}
+    assertion = jwt.encode({"alg": "ES256"}, claims, key, algorithms=["ES256"])
+
+    async with httpx2.AsyncClient() as client:
+        response = await client.post(
+            f"{auth_hub.base_url}/oauth/introspect",
+            data={
+                "token": "not-a-token",
+                "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                "client_assertion": assertion,
+            },
+        )
+
+    assert response.status_code == 200, response.text
+    assert response.json() == {"active": False}
+
+
+async def test_an_admin_can_disable_a_cimd_agent_and_the_cache_does_not_hide_it(
+    auth_hub: RunningHub, documents: DocumentServer
+) -> None:
+    """Chosen: the document is cached, the agent row is not; `agents disable` shows at once."""
+    trust_loopback(auth_hub)
+    service = auth_service(auth_hub)
+    url = documents.document("client.json")
+    agent = await resolve_client(service, url)
+    assert agent is not None
+
+    await identity.set_agent_enabled(service, agent.name, False)
+    disabled = await resolve_client(service, url)
+    refused = await revoke_as_public_client(auth_hub, url)
+
+    assert disabled is not None
+    assert disabled.enabled is False
+    assert refused.status_code == 401
+    assert documents.hits["client.json"] == 1
+
+
+async def test_documents_are_not_fetched_when_the_admin_turned_them_off(
+    tmp_path: Path, documents: DocumentServer
+) -> None:
+    """`[auth] client_id_metadata_documents = false`: URL client ids name nobody."""
+    config = write_config(
+        tmp_path, {"faults": fault_connector()}, "[auth]\nclient_id_metadata_documents = false\n", auth=True
+    )
+    url = documents.document("client.json")
+    async with running_hub(config) as hub:
+        trust_loopback(hub)
+        resolved = await resolve_client(auth_service(hub), url)
+
+    assert resolved is None
+    assert documents.hits["client.json"] == 0

@@ -1,0 +1,185 @@
+"""Sessions bound to their principal, per-caller lists marked private, and no token passthrough, with auth on.
+
+- T13 (session hijack): a 2025-11-25 `Mcp-Session-Id` belongs to the principal that created it; another
+  agent presenting it gets 404 as if it did not exist (our choice: the spec only says session ids must be
+  unguessable and that a server MAY bind them; we do, and hide their existence).
+- T27 (cross-agent cache leakage): a filtered `tools/list` carries `cacheScope: "private"`
+  (spec 2026-07-28, basic/utilities/caching), and two agents' lists differ; unfiltered, `"public"`.
+- T01 (token passthrough): the MCP security best practices forbid forwarding the client's token; a
+  recording downstream never sees the agent's bearer token or any part of it, whatever credential the
+  connector itself uses.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncGenerator
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import mcp_types as types
+import pytest
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+
+from tests.authz.conftest import bearer, client_credentials_token, make_agent
+from tests.conftest import RunningHub, connector_toml, fault_connector, running_hub, write_config
+from tests.test_http_downstream import free_port, http_fault_server
+
+pytestmark = pytest.mark.anyio
+
+LEGACY = "2025-11-25"
+MODERN = "2026-07-28"
+ACCEPT = "application/json, text/event-stream"
+CANARY = "canary-hub-credential-71c4"
+
+
+def legacy_headers(token: str, session: str | None = None) -> dict[str, str]:
+    headers = {"Content-Type": "application/json", "Accept": ACCEPT, "Authorization": f"Bearer {token}"}
+    if session is not None:
+        headers |= {"Mcp-Session-Id": session, "MCP-Protocol-Version": LEGACY}
+    return headers
+
+
+async def open_legacy_session(http: httpx2.AsyncClient, url: str, token: str) -> str:
+    """`initialize` + `notifications/initialized` over raw HTTP; the session id the hub assigned."""
+    initialize = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {"protocolVersion": LEGACY, "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}},
+    }
+    response = await http.post(url, headers=legacy_headers(token), json=initialize)
+    assert response.status_code == 200, response.text
+    session = response.headers["mcp-session-id"]
+    initialized = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+    acknowledged = await http.post(url, headers=legacy_headers(token, session), json=initialized)
+    assert acknowledged.status_code == 202, acknowledged.text
+    return session
+
+
+LIST_TOOLS: dict[str, Any] = {"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}}
+
+
+@pytest.fixture(scope="module")
+async def hub(tmp_path_factory: pytest.TempPathFactory) -> AsyncGenerator[RunningHub]:
+    config = write_config(tmp_path_factory.mktemp("sessions"), {"faults": fault_connector()}, auth=True)
+    async with running_hub(config) as running:
+        await running.wait_ready("faults")
+        yield running
+
+
+async def test_another_agent_presenting_a_legacy_session_id_gets_404(hub: RunningHub) -> None:
+    """T13, our choice: B with A's Mcp-Session-Id is told the session does not exist; A's session lives on."""
+    alice = await make_agent(hub, "session-alice", "tool:faults__*")
+    mallory = await make_agent(hub, "session-mallory", "tool:faults__*")
+    alice_token = await client_credentials_token(hub, alice)
+    mallory_token = await client_credentials_token(hub, mallory)
+    async with httpx2.AsyncClient(timeout=10) as http:
+        session = await open_legacy_session(http, hub.url, alice_token)
+        hijacked = await http.post(hub.url, headers=legacy_headers(mallory_token, session), json=LIST_TOOLS)
+        hijacked_stream = await http.get(hub.url, headers=legacy_headers(mallory_token, session))
+        hijacked_delete = await http.delete(hub.url, headers=legacy_headers(mallory_token, session))
+        owner = await http.post(hub.url, headers=legacy_headers(alice_token, session), json=LIST_TOOLS)
+    assert hijacked.status_code == 404
+    assert hijacked.json()["error"]["message"] == "Session not found"
+    assert hijacked_stream.status_code == 404
+    assert hijacked_delete.status_code == 404
+    assert owner.status_code == 200  # the DELETE did not end Alice's session
+
+
+async def test_an_agent_without_a_token_cannot_use_a_known_session_id(hub: RunningHub) -> None:
+    """T13, MCP authorization spec: a session id is never a credential; without a token it is 401."""
+    alice = await make_agent(hub, "session-owner", "tool:faults__*")
+    token = await client_credentials_token(hub, alice)
+    async with httpx2.AsyncClient(timeout=10) as http:
+        session = await open_legacy_session(http, hub.url, token)
+        headers = {"Content-Type": "application/json", "Accept": ACCEPT, "Mcp-Session-Id": session}
+        response = await http.post(hub.url, headers={**headers, "MCP-Protocol-Version": LEGACY}, json=LIST_TOOLS)
+    assert response.status_code == 401
+
+
+async def modern_list(url: str, token: str | None) -> dict[str, Any]:
+    """A raw 2026-07-28 `tools/list`: its `result`."""
+    headers = {"Content-Type": "application/json", "Accept": ACCEPT, "MCP-Protocol-Version": MODERN}
+    headers["Mcp-Method"] = "tools/list"
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    meta: dict[str, Any] = {
+        "io.modelcontextprotocol/protocolVersion": MODERN,
+        "io.modelcontextprotocol/clientCapabilities": {},
+    }
+    body = {"jsonrpc": "2.0", "id": 3, "method": "tools/list", "params": {"_meta": meta}}
+    async with httpx2.AsyncClient(timeout=10) as http:
+        response = await http.post(url, headers=headers, json=body)
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()["result"]
+    return result
+
+
+async def test_two_agents_lists_are_private_and_differ(hub: RunningHub) -> None:
+    """T27, spec 2026-07-28 (caching): a list filtered for its caller is `cacheScope: private`."""
+    echo_only = await make_agent(hub, "cache-echo", "tool:faults__echo")
+    pid_only = await make_agent(hub, "cache-pid", "tool:faults__pid")
+    echo_list = await modern_list(hub.url, await client_credentials_token(hub, echo_only))
+    pid_list = await modern_list(hub.url, await client_credentials_token(hub, pid_only))
+    assert echo_list["cacheScope"] == pid_list["cacheScope"] == "private"
+    assert [tool["name"] for tool in echo_list["tools"]] == ["faults__echo"]
+    assert [tool["name"] for tool in pid_list["tools"]] == ["faults__pid"]
+
+
+async def test_with_auth_disabled_the_list_is_public(tmp_path: Path) -> None:
+    """T27, spec 2026-07-28 (caching): the same list for every caller may be shared: `cacheScope: public`."""
+    config = write_config(tmp_path, {"faults": fault_connector()})
+    async with running_hub(config) as open_hub:
+        await open_hub.wait_ready("faults")
+        result = await modern_list(open_hub.url, None)
+    assert result["cacheScope"] == "public"
+    assert "faults__echo" in {tool["name"] for tool in result["tools"]}
+
+
+def text_of(result: types.CallToolResult) -> str:
+    first = result.content[0]
+    assert isinstance(first, types.TextContent)
+    return first.text
+
+
+def pieces(token: str, length: int = 12) -> list[str]:
+    """Every run of `length` characters of the token: none may reach the downstream."""
+    return [token[start : start + length] for start in range(len(token) - length + 1)]
+
+
+@pytest.mark.parametrize("era", ["legacy", "2026-07-28"])
+async def test_a_downstream_never_sees_the_agents_bearer_token_or_any_part_of_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, era: str
+) -> None:
+    """T01, spec (security best practices: no token passthrough), with auth on and in both eras.
+
+    Connector `web` has its own credential (it gets exactly that), connector `bare` none (it gets no
+    Authorization header at all); both record the headers each call arrived with.
+    """
+    monkeypatch.setenv("WEB_TOKEN", CANARY)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/mcp"
+    connectors = {
+        "web": connector_toml(id="web", transport="http", url=url, headers={"Authorization": "Bearer ${WEB_TOKEN}"}),
+        "bare": connector_toml(id="bare", transport="http", url=url),
+    }
+    config = write_config(tmp_path, connectors, auth=True)
+    with http_fault_server(port):
+        async with running_hub(config) as running:
+            await running.wait_ready("web", "bare", within_seconds=30)
+            agent = await make_agent(running, "passthrough-probe", "tool:web__headers", "tool:bare__headers")
+            token = await client_credentials_token(running, agent)
+            async with (
+                bearer(token) as http,
+                Client(streamable_http_client(running.url, http_client=http), mode=era) as client,
+            ):
+                with_credential = text_of(await client.call_tool("web__headers", {}))
+                without_credential = text_of(await client.call_tool("bare__headers", {}))
+    assert json.loads(with_credential)["authorization"] == f"Bearer {CANARY}"
+    assert "authorization" not in json.loads(without_credential)
+    for seen in (with_credential, without_credential):
+        leaked = [piece for piece in pieces(token) if piece in seen]
+        assert leaked == [], f"parts of the agent's token reached the downstream: {leaked[:3]}"

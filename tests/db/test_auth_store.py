@@ -1,0 +1,314 @@
+"""`AuthStore` on SQLite and PostgreSQL: identities, grants, single-use artefacts and signing-key bookkeeping.
+
+Every test runs on both backends (`database_url` in `tests/db/conftest.py`). Single-use consumption is one
+conditional UPDATE, so of N concurrent consumers exactly one wins on either database: threat T07 (refresh
+token races) and T04 (authorization-code replay) at the store level, where the guarantee actually lives.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import anyio
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from mcp_hub.authz.keys import generate_key_record
+from mcp_hub.db import upgrade
+from mcp_hub.db.auth_store import AgentRecord, AuthorizationCodeRecord, AuthStore, NewAgent
+from mcp_hub.errors import ConflictError, NotFoundError
+
+pytestmark = pytest.mark.anyio
+
+T0 = datetime(2026, 7, 28, 12, 0, tzinfo=UTC)
+CONCURRENT_CONSUMERS = 12
+
+
+@dataclass
+class Clock:
+    """The store's clock, settable: expiry is tested by moving time, not by waiting."""
+
+    now: datetime
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(T0)
+
+
+@pytest.fixture
+async def auth_store(database_url: str, engine: AsyncEngine, clock: Clock) -> AuthStore:
+    await upgrade(database_url)
+    return AuthStore(engine, clock=clock)
+
+
+async def new_agent(store: AuthStore, name: str = "agent-a") -> AgentRecord:
+    return await store.create_agent(
+        NewAgent(name=name, client_id=f"agt_{name}", source="admin", auth_method="client_secret_basic")
+    )
+
+
+# --- agents, users, grants ----------------------------------------------------------------------------------
+
+
+async def test_an_agent_is_created_found_listed_and_updated(auth_store: AuthStore) -> None:
+    """Our choice: records come back as frozen dataclasses, found by name, client id or id."""
+    created = await auth_store.create_agent(
+        NewAgent(
+            name="agent-a",
+            client_id="agt_a",
+            source="admin",
+            auth_method="client_secret_basic",
+            secret_sha256="0" * 64,
+            redirect_uris=("https://app.example/cb",),
+            grant_types=("client_credentials",),
+        )
+    )
+    await new_agent(auth_store, "agent-b")
+    await auth_store.set_agent_enabled("agent-a", False)
+    await auth_store.set_agent_secret("agent-a", "1" * 64)
+
+    by_name = await auth_store.agent_by_name("agent-a")
+    assert created.enabled is True
+    assert created.created_at.tzinfo is not None
+    assert await auth_store.agent_by_client_id("agt_a") == by_name
+    assert await auth_store.agent_by_id(created.id) == by_name
+    assert by_name.enabled is False
+    assert by_name.secret_sha256 == "1" * 64
+    assert by_name.redirect_uris == ("https://app.example/cb",)
+    assert [agent.name for agent in await auth_store.list_agents()] == ["agent-a", "agent-b"]
+    assert await auth_store.agent_by_client_id("agt_nobody") is None
+
+
+async def test_a_duplicate_agent_is_a_conflict_and_an_unknown_one_is_not_found(auth_store: AuthStore) -> None:
+    """Our choice: admin errors name the problem (`ConflictError`, `NotFoundError`), never a raw IntegrityError."""
+    await new_agent(auth_store)
+    with pytest.raises(ConflictError):
+        await new_agent(auth_store)
+    with pytest.raises(NotFoundError):
+        await auth_store.agent_by_name("nobody")
+    with pytest.raises(NotFoundError):
+        await auth_store.set_agent_enabled("nobody", False)
+    with pytest.raises(ValueError, match="source"):
+        NewAgent(name="x", client_id="x", source="elsewhere", auth_method="none")
+
+
+async def test_users_are_created_found_and_disabled(auth_store: AuthStore) -> None:
+    """Our choice: two roles only; a duplicate name is a conflict."""
+    user = await auth_store.create_user("alice", "approver", "argon2-hash")
+    await auth_store.set_user_enabled("alice", False)
+    await auth_store.set_user_password_hash(user.id, "new-hash")
+    found = await auth_store.user_by_name("alice")
+    assert found is not None
+    assert await auth_store.user_by_id(user.id) == found
+    assert (found.enabled, found.password_hash, found.role) == (False, "new-hash", "approver")
+    assert [item.name for item in await auth_store.list_users()] == ["alice"]
+    assert await auth_store.user_by_name("bob") is None
+    with pytest.raises(ConflictError):
+        await auth_store.create_user("alice", "admin", "hash")
+    with pytest.raises(ValueError, match="role"):
+        await auth_store.create_user("carol", "superuser", "hash")
+    with pytest.raises(NotFoundError):
+        await auth_store.set_user_enabled("bob", True)
+
+
+async def test_grants_are_added_listed_removed_and_decide_only_for_an_enabled_subject(
+    auth_store: AuthStore,
+) -> None:
+    """T10/T09 groundwork, our design: one read gives a decision; a disabled agent or user has no grants."""
+    agent = await new_agent(auth_store)
+    user = await auth_store.create_user("alice", "approver", "hash")
+    assert await auth_store.add_grant("tool:time__*", agent_id=agent.id) is True
+    assert await auth_store.add_grant("tool:git__*", agent_id=agent.id) is True
+    assert await auth_store.add_grant("tool:faults__echo", user_id=user.id) is True
+
+    assert await auth_store.grants_of(agent_id=agent.id) == ["tool:git__*", "tool:time__*"]
+    assert set((await auth_store.subject_grants(agent.id, None)).patterns) == {"tool:git__*", "tool:time__*"}
+    on_behalf = await auth_store.subject_grants(agent.id, user.id)
+    assert (on_behalf.enabled, on_behalf.patterns) == (True, ("tool:faults__echo",))
+
+    assert await auth_store.remove_grant("tool:git__*", agent_id=agent.id) is True
+    assert await auth_store.remove_grant("tool:git__*", agent_id=agent.id) is False
+    assert await auth_store.grants_of(agent_id=agent.id) == ["tool:time__*"]
+
+    await auth_store.set_user_enabled("alice", False)
+    assert (await auth_store.subject_grants(agent.id, user.id)).patterns == ()
+    await auth_store.set_agent_enabled(agent.name, False)
+    disabled = await auth_store.subject_grants(agent.id, None)
+    assert (disabled.enabled, disabled.patterns) == (False, ())
+
+    with pytest.raises(ValueError, match="exactly one subject"):
+        await auth_store.add_grant("tool:*", agent_id=agent.id, user_id=user.id)
+    with pytest.raises(ValueError, match="exactly one subject"):
+        await auth_store.add_grant("tool:*")
+
+
+async def test_granting_the_same_pattern_twice_is_reported_and_stored_once(auth_store: AuthStore) -> None:
+    """Our choice (documented by `add_grant`): a repeated grant returns False and adds no second row."""
+    agent = await new_agent(auth_store)
+    assert await auth_store.add_grant("tool:time__*", agent_id=agent.id) is True
+    assert await auth_store.add_grant("tool:time__*", agent_id=agent.id) is False
+    assert await auth_store.grants_of(agent_id=agent.id) == ["tool:time__*"]
+
+
+# --- refresh tokens (T07) -----------------------------------------------------------------------------------
+
+
+async def test_of_n_concurrent_refresh_token_consumers_exactly_one_wins(auth_store: AuthStore) -> None:
+    """T07, OAuth 2.1 §4.3.1 (rotation): one atomic consume; every other concurrent caller sees a reuse."""
+    agent = await new_agent(auth_store)
+    family = await auth_store.create_refresh_family(agent.id, None, "tool:*", "https://hub.example/mcp")
+    await auth_store.add_refresh_token(family.id, "a" * 64, T0 + timedelta(days=1))
+    outcomes: list[str] = []
+
+    async def consume() -> None:
+        outcome, consumed_family = await auth_store.consume_refresh_token("a" * 64)
+        assert consumed_family is not None
+        assert consumed_family.id == family.id
+        outcomes.append(outcome)
+
+    with anyio.fail_after(30):
+        async with anyio.create_task_group() as tasks:
+            for _ in range(CONCURRENT_CONSUMERS):
+                tasks.start_soon(consume)
+    assert sorted(outcomes) == ["ok"] + ["reused"] * (CONCURRENT_CONSUMERS - 1)
+
+
+async def test_a_refresh_token_reports_unknown_expired_and_revoked(auth_store: AuthStore, clock: Clock) -> None:
+    """T07, our design: the caller learns why a token failed (a reuse must revoke the family; expiry must not)."""
+    agent = await new_agent(auth_store)
+    family = await auth_store.create_refresh_family(agent.id, None, "tool:*", "https://hub.example/mcp")
+    await auth_store.add_refresh_token(family.id, "expiring", T0 + timedelta(minutes=5))
+    await auth_store.add_refresh_token(family.id, "in-revoked-family", T0 + timedelta(days=1))
+
+    assert await auth_store.consume_refresh_token("never-issued") == ("unknown", None)
+    clock.now = T0 + timedelta(minutes=5)
+    outcome, _ = await auth_store.consume_refresh_token("expiring")
+    assert outcome == "expired"
+    await auth_store.revoke_family(family.id, "reuse detected")
+    outcome, revoked = await auth_store.consume_refresh_token("in-revoked-family")
+    assert outcome == "revoked"
+    assert revoked is not None
+    assert revoked.revoked_at == clock.now
+
+
+async def test_a_revoked_family_stays_revoked_from_its_first_revocation(auth_store: AuthStore, clock: Clock) -> None:
+    """T07/T09, our choice: revocation is idempotent and keeps the first time; lookups find the family."""
+    agent = await new_agent(auth_store)
+    kept = await auth_store.create_refresh_family(agent.id, None, "tool:*", "https://hub.example/mcp")
+    revoked = await auth_store.create_refresh_family(agent.id, None, "tool:*", "https://hub.example/mcp")
+    await auth_store.add_refresh_token(revoked.id, "r1", T0 + timedelta(days=1))
+
+    await auth_store.revoke_family(revoked.id, "logout")
+    first_revocation = clock.now
+    clock.now = T0 + timedelta(hours=1)
+    await auth_store.revoke_family(revoked.id, "again")
+
+    assert await auth_store.revoked_families([kept.id, revoked.id]) == {revoked.id}
+    assert await auth_store.revoked_families([]) == set()
+    found = await auth_store.family_of_refresh_token("r1")
+    assert found is not None
+    assert (found.id, found.revoked_at) == (revoked.id, first_revocation)
+    assert await auth_store.family_of_refresh_token("nope") is None
+
+
+# --- authorization codes (T04) ------------------------------------------------------------------------------
+
+
+async def code_for(store: AuthStore, code_sha256: str, expires_at: datetime) -> AgentRecord:
+    agent = await new_agent(store, f"app-{code_sha256[:6]}")
+    user = await store.create_user(f"user-{code_sha256[:6]}", "approver", "hash")
+    record = AuthorizationCodeRecord(
+        agent_id=agent.id,
+        user_id=user.id,
+        redirect_uri="https://app.example/cb",
+        code_challenge="c" * 43,
+        scope="tool:*",
+        resource="https://hub.example/mcp",
+        expires_at=expires_at,
+        family_id=None,
+    )
+    await store.add_authorization_code(code_sha256, record)
+    return agent
+
+
+async def test_an_authorization_code_is_single_use_and_its_replay_names_the_family(auth_store: AuthStore) -> None:
+    """T04, RFC 6749 §4.1.2 (codes single-use; a replay should revoke what the code produced)."""
+    agent = await code_for(auth_store, "code01", T0 + timedelta(seconds=60))
+    outcome, first = await auth_store.consume_authorization_code("code01")
+    assert outcome == "ok"
+    assert first is not None
+    assert first.agent_id == agent.id
+    family = await auth_store.create_refresh_family(agent.id, first.user_id, first.scope, first.resource)
+    await auth_store.bind_code_to_family("code01", family.id)
+
+    outcome, replayed = await auth_store.consume_authorization_code("code01")
+    assert outcome == "reused"
+    assert replayed is not None
+    assert replayed.family_id == family.id
+    assert await auth_store.consume_authorization_code("never-issued") == ("unknown", None)
+
+
+async def test_of_n_concurrent_code_redemptions_exactly_one_wins(auth_store: AuthStore) -> None:
+    """T04, RFC 6749 §4.1.2: a code is redeemed once even when the requests race."""
+    await code_for(auth_store, "code02", T0 + timedelta(seconds=60))
+    outcomes: list[str] = []
+
+    async def redeem() -> None:
+        outcome, _ = await auth_store.consume_authorization_code("code02")
+        outcomes.append(outcome)
+
+    with anyio.fail_after(30):
+        async with anyio.create_task_group() as tasks:
+            for _ in range(CONCURRENT_CONSUMERS):
+                tasks.start_soon(redeem)
+    assert sorted(outcomes) == ["ok"] + ["reused"] * (CONCURRENT_CONSUMERS - 1)
+
+
+async def test_an_expired_authorization_code_is_reported_expired(auth_store: AuthStore, clock: Clock) -> None:
+    """T04, RFC 6749 §4.1.2 (a short lifetime, ~60 s here): past it, the code is spent and refused."""
+    await code_for(auth_store, "code03", T0 + timedelta(seconds=60))
+    clock.now = T0 + timedelta(seconds=60)
+    outcome, _ = await auth_store.consume_authorization_code("code03")
+    assert outcome == "expired"
+    outcome, _ = await auth_store.consume_authorization_code("code03")
+    assert outcome == "reused"
+
+
+# --- signing keys (T03) and access-token revocation (T09) ---------------------------------------------------
+
+
+async def test_rotation_retires_every_unretired_key_at_the_given_time(auth_store: AuthStore) -> None:
+    """T03, our design: adding a key with `retire_others_at` retires the keys without a date, and only those."""
+    first = generate_key_record(T0, T0)
+    await auth_store.add_signing_key(first, retire_others_at=None)
+    second = generate_key_record(T0 + timedelta(minutes=1), T0)
+    await auth_store.add_signing_key(second, retire_others_at=T0 + timedelta(hours=1))
+    third = generate_key_record(T0 + timedelta(minutes=2), T0 + timedelta(minutes=1))
+    await auth_store.add_signing_key(third, retire_others_at=T0 + timedelta(hours=2))
+
+    keys = await auth_store.signing_keys()
+    assert [key.kid for key in keys] == [first.kid, second.kid, third.kid]  # ordered by signs_from
+    assert [key.retires_at for key in keys] == [T0 + timedelta(hours=1), T0 + timedelta(hours=2), None]
+    assert keys[0].private_jwk == first.private_jwk
+    assert keys[0].public_jwk == first.public_jwk
+    assert "d" not in keys[0].public_jwk  # the public half carries no private parameter
+
+
+async def test_a_revoked_access_token_is_remembered_until_it_would_have_expired(
+    auth_store: AuthStore, clock: Clock
+) -> None:
+    """T09, RFC 7009: revocation is recorded by jti, idempotently; rows past the token's expiry are purged."""
+    await auth_store.revoke_access_token("jti-1", T0 + timedelta(minutes=5))
+    await auth_store.revoke_access_token("jti-1", T0 + timedelta(minutes=5))
+    assert await auth_store.is_access_token_revoked("jti-1") is True
+    assert await auth_store.is_access_token_revoked("jti-2") is False
+
+    clock.now = T0 + timedelta(minutes=5)
+    await auth_store.revoke_access_token("jti-2", T0 + timedelta(minutes=10))
+    assert await auth_store.is_access_token_revoked("jti-1") is False  # purged: the token itself is dead
+    assert await auth_store.is_access_token_revoked("jti-2") is True
