@@ -328,6 +328,7 @@ def test_the_default_configuration_has_auth_on_and_short_tokens() -> None:
         ),
         pytest.param('approvers = ["team:ops"]\n', "role:approver", id="bad-approver"),
         pytest.param('when = [{ field = "n", op = ">", value = "ten" }]\n', "numeric", id="non-numeric-threshold"),
+        pytest.param('when = [{ field = "n", op = ">", value = true }]\n', "numeric", id="boolean-threshold"),
         pytest.param('when = [{ field = "p", op = "matches", value = "(" }]\n', "regular expression", id="bad-regex"),
     ],
 )

@@ -51,21 +51,32 @@ def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def _kind(value: object) -> str:
+    if value is None or isinstance(value, bool | str):
+        return type(value).__name__
+    return "number" if _is_number(value) else "structured"
+
+
 def condition_holds(condition: ApprovalCondition, arguments: Mapping[str, Any]) -> bool:
-    """Does one condition hold for these arguments? A missing field satisfies only `!=`."""
+    """Does one condition hold for these arguments? A missing field satisfies only `!=`.
+
+    A value of another JSON type than the condition expects holds the call: the hub does not validate
+    arguments against the tool's schema, and many servers coerce `"true"` to true or `"5000"` to 5000,
+    so answering "does not match" to a value the rule cannot judge would let such a call through unheld.
+    """
     value = _lookup(arguments, condition.field)
     if condition.op == "exists":
         return value is not _MISSING
     if value is _MISSING:
         return condition.op == "!="
     if condition.op == "matches":
-        return isinstance(value, str) and re.search(str(condition.value), value) is not None
+        return not isinstance(value, str) or re.search(str(condition.value), value) is not None
     if condition.op == "==":
-        return value == condition.value
+        return value == condition.value or _kind(value) != _kind(condition.value)
     if condition.op == "!=":
         return value != condition.value
-    if not _is_number(value) or not _is_number(condition.value):
-        return False
+    if not _is_number(value):
+        return True
     number, threshold = float(cast("float", value)), float(cast("float", condition.value))
     return {
         ">": number > threshold,

@@ -110,7 +110,9 @@ class ApprovalCondition(_Section):
 
     @model_validator(mode="after")
     def _value_fits_op(self) -> ApprovalCondition:
-        if self.op in (">", ">=", "<", "<=") and not isinstance(self.value, int | float):
+        if self.op in (">", ">=", "<", "<=") and (
+            not isinstance(self.value, int | float) or isinstance(self.value, bool)
+        ):
             raise ValueError(f"'{self.op}' compares numbers: give a numeric value")
         if self.op == "matches":
             if not isinstance(self.value, str):
