@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import asyncio.runners
 import shutil
 import socket
 import sys
@@ -31,6 +33,32 @@ NODE_BIN = REPO / "node_modules" / ".bin"
 @pytest.fixture(scope="session")
 def anyio_backend() -> str:
     return "asyncio"
+
+
+def _report_tasks_left_at_runner_close() -> None:
+    """Diagnostics for a rare CI stall: name the tasks the event loop still has when the test runner closes.
+
+    A loaded CI run once hung in asyncio's `_cancel_all_tasks` after a module's hub shut down: some task
+    outlived its hub and did not end when cancelled. pytest-timeout then fails the run, but says nothing
+    about the task; this prints each leftover task's stack to the real stderr before it is cancelled.
+    """
+    original = getattr(asyncio.runners, "_cancel_all_tasks", None)
+    if original is None:
+        return
+
+    def reporting(loop: asyncio.AbstractEventLoop) -> None:
+        left = [task for task in asyncio.all_tasks(loop) if not task.done()]
+        if left:
+            print(f"\n[tests] {len(left)} task(s) left when the event loop closed:", file=sys.__stderr__)
+            for task in left:
+                print(f"[tests] {task!r}", file=sys.__stderr__)
+                task.print_stack(limit=12, file=sys.__stderr__)
+        original(loop)
+
+    asyncio.runners._cancel_all_tasks = reporting  # pyright: ignore[reportAttributeAccessIssue]
+
+
+_report_tasks_left_at_runner_close()
 
 
 def toml_value(value: Any) -> str:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
@@ -123,7 +123,12 @@ class ApprovalService:
     ) -> ActionRecord:
         """The caller's open action for exactly this call, or a new pending one (`ApprovalError` beyond the cap)."""
         digest = action_digest(principal, tool, arguments)
-        existing = await self.store.open_action(principal.agent_id, principal.user_id, digest)
+        existing = await self.store.open_action(
+            principal.agent_id,
+            principal.user_id,
+            digest,
+            collected_within=timedelta(seconds=self.settings.collect_again_seconds),
+        )
         if existing is not None:
             return existing
         if await self.store.count_pending(principal.agent_id) >= self.settings.max_pending_per_agent:
@@ -198,10 +203,14 @@ class ApprovalService:
         """The outcome of a decided action for its caller: run it (once) if approved, then report it."""
         if action.status == "approved":
             action = await self._execute(action, principal, access, session)
-        elif action.status == "executing":
-            while action.status == "executing":  # another request of this caller is running it right now
-                await self.wait_for_change(action.id, POLL_SECONDS)
+        if action.status == "executing":
+            # Another request of this caller runs it right now: wait as long as a held call would.
+            deadline = anyio.current_time() + self.settings.hold_seconds
+            while action.status == "executing" and anyio.current_time() < deadline:
+                await self.wait_for_change(action.id, deadline - anyio.current_time())
                 action = await self._reload(action.id)
+        if action.status in ("approved", "executing"):
+            return self._running_result(action)
         if action.status in ("done", "failed"):
             result = dict(action.result or tool_error_result("[mcp-hub] the approved call left no result"))
         elif action.status == "pending":
@@ -251,7 +260,8 @@ class ApprovalService:
         if refusal is not None:
             raise ApprovalError("forbidden", refusal)
         reason = (reason or "").strip()[:2000] or None
-        if not await self.store.decide(action_id, approve, user.name, reason):
+        run_within = timedelta(seconds=self.settings.pending_ttl_seconds)
+        if not await self.store.decide(action_id, approve, user.name, reason, run_within=run_within):
             current = await self._reload(action_id)
             raise ApprovalError("conflict", f"action {action_id} was already {current.status}: decisions are final")
         action = await self._reload(action_id)
@@ -275,7 +285,7 @@ class ApprovalService:
         """The store expired these while reading (every read does): audit and announce each once."""
         for action_id in action_ids:
             action = await self._reload(action_id)
-            await self._record(action, "approval_expired", "no decision before it expired")
+            await self._record(action, "approval_expired", action.reason or "expired")
             await self._changed_locally(action)
 
     async def recover(self) -> None:
@@ -290,6 +300,24 @@ class ApprovalService:
     ) -> ActionRecord:
         if not await self.store.start_execution(action.id):
             return await self._reload(action.id)
+        await self._changed_locally(replace(action, status="executing"))
+        # Once started, the approved call runs to its end and its outcome is stored even if the request
+        # that started it is cancelled or its client goes away: never left `executing`, and calling again
+        # collects the outcome. The downstream call is bounded by the connector's call timeout.
+        with anyio.CancelScope(shield=True):
+            try:
+                action = await self._run_approved(action, principal, access, session)
+            except Exception as exc:
+                logger.exception("approved call failed in the hub", action=action.id)
+                await self.store.finish(
+                    action.id, tool_error_result(f"[mcp-hub] the approved call failed in the hub: {exc}"), failed=True
+                )
+                action = await self._reload(action.id)
+        return action
+
+    async def _run_approved(
+        self, action: ActionRecord, principal: Principal, access: ToolAccess, session: str | None
+    ) -> ActionRecord:
         current = self._catalog.tools_by_name().get(action.public_name)
         refusal: str | None = None
         if current is None:
@@ -309,6 +337,15 @@ class ApprovalService:
         await self._changed_locally(action)
         return action
 
+    def _running_result(self, action: ActionRecord) -> dict[str, Any]:
+        text = (
+            f"[mcp-hub] Action {action.id} was approved and {action.public_name} is running now. "
+            "Call this tool again with exactly the same arguments to collect the outcome."
+        )
+        result = tool_error_result(text)
+        result["_meta"] = {APPROVAL_META_KEY: self._summary(action)}
+        return result
+
     def _pending_result(self, action: ActionRecord) -> dict[str, Any]:
         text = (
             f"[mcp-hub] This call needs a human's approval. Action {action.id} is pending "
@@ -323,6 +360,8 @@ class ApprovalService:
     def _refusal_result(self, action: ActionRecord) -> dict[str, Any]:
         if action.status == "denied":
             why = f"denied by {action.decided_by}" + (f": {action.reason}" if action.reason else " (no reason given)")
+        elif action.status == "expired" and action.decided_by is not None:
+            why = action.reason or "approved, but not run before the approval lapsed"
         elif action.status == "expired":
             why = "expired without a decision, which counts as denied"
         else:

@@ -126,6 +126,8 @@ class ApprovalTasks:
             session = request.headers.get("mcp-session-id") if isinstance(request, Request) else None
             result = await self._approvals.settle(action, principal, access, session=session)
             action = await self._reload(action.id)
+            if action.status in ("approved", "executing"):  # another request runs it and has not finished yet
+                return {"resultType": "complete", **self._task(action, "working")}
             return {"resultType": "complete", **self._task(action, "completed"), "result": result}
         if action.status in ("pending", "executing"):
             return {"resultType": "complete", **self._task(action, "working")}

@@ -174,6 +174,9 @@ class ApprovalsSection(_Section):
     hold_seconds: Annotated[float, Field(ge=0, le=600)] = 60.0
     """How long a caller without the Tasks extension is held waiting for a decision."""
     pending_ttl_seconds: Annotated[int, Field(ge=10, le=7 * 24 * 3600)] = 900
+    """No decision by then = denied; an approval, once given, is good for as long again."""
+    collect_again_seconds: Annotated[float, Field(ge=0, le=3600)] = 120.0
+    """After an outcome was returned, the same call gets it again for this long (its response may have been lost)."""
     max_pending_per_agent: Annotated[int, Field(ge=1, le=10_000)] = 10
     progress_interval_seconds: Annotated[float, Field(gt=0, le=60)] = 5.0
     rules: list[ApprovalRule] = Field(default_factory=list[ApprovalRule])

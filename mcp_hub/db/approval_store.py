@@ -9,16 +9,21 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final, cast
 
-from sqlalchemy import CursorResult, Result, func, select, update
+from sqlalchemy import CursorResult, Result, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from mcp_hub.db.engine import read_only
 from mcp_hub.db.models import ApprovalAction
 
 OPEN_STATUSES: Final = ("pending", "approved", "executing", "done", "failed", "denied", "expired", "withdrawn")
+_EXPIRING: Final = {
+    "pending": "no decision before the action expired",
+    "approved": "approved, but not run before the approval lapsed; call again to ask anew",
+}
+"""The statuses that expire at `expires_at`, with the reason an expired action then gives."""
 DECIDED_STATUSES: Final = ("approved", "executing", "done", "failed", "denied", "expired", "withdrawn")
 
 
@@ -125,9 +130,13 @@ class ApprovalStore:
             row = await session.get(ApprovalAction, action_id)
         return None if row is None else _record(row)
 
-    async def open_action(self, agent_id: str, user_id: str | None, digest: str) -> ActionRecord | None:
-        """The newest action of this caller with this digest whose outcome the caller has not collected yet."""
+    async def open_action(
+        self, agent_id: str, user_id: str | None, digest: str, *, collected_within: timedelta = timedelta(0)
+    ) -> ActionRecord | None:
+        """The newest action of this caller with this digest whose outcome was not returned, or was returned
+        less than `collected_within` ago (the response carrying it may never have reached the caller)."""
         await self.expire_due()
+        returned_after = self._clock() - collected_within
         async with self._reads() as session:
             row = await session.scalar(
                 select(ApprovalAction)
@@ -135,7 +144,7 @@ class ApprovalStore:
                     ApprovalAction.agent_id == agent_id,
                     ApprovalAction.user_id.is_(None) if user_id is None else ApprovalAction.user_id == user_id,
                     ApprovalAction.digest == digest,
-                    ApprovalAction.reported_at.is_(None),
+                    or_(ApprovalAction.reported_at.is_(None), ApprovalAction.reported_at > returned_after),
                 )
                 .order_by(ApprovalAction.created_at.desc())
                 .limit(1)
@@ -164,28 +173,32 @@ class ApprovalStore:
             return [_record(row) for row in rows.all()]
 
     async def expire_due(self) -> list[str]:
-        """Pending actions past their expiry become `expired` (= denied); returns their ids."""
+        """Actions past their expiry become `expired` (= denied); returns their ids.
+
+        A pending action expires without a decision; an approved one that nobody ran before its
+        approval lapsed expires too, so an old approval cannot be cashed in days later (T19).
+        """
         now = self._clock()
         # Every read runs this: look without the write lock, and take it only when something is due.
         async with self._reads() as session:
-            due = list(
-                (
-                    await session.scalars(
-                        select(ApprovalAction.id).where(
-                            ApprovalAction.status == "pending", ApprovalAction.expires_at <= now
-                        )
-                    )
-                ).all()
+            rows = await session.execute(
+                select(ApprovalAction.id, ApprovalAction.status).where(
+                    ApprovalAction.status.in_(_EXPIRING), ApprovalAction.expires_at <= now
+                )
             )
+            due = [(action_id, status) for action_id, status in rows.all()]
         if not due:
             return []
         expired: list[str] = []
         async with self._sessions.begin() as session:
-            for action_id in due:  # one by one: report only the rows this call changed, not a concurrent one's
+            for action_id, status in due:  # one by one: report only the rows this call changed, not a concurrent one's
+                values: dict[str, Any] = {"status": "expired", "reason": _EXPIRING[status]}
+                if status == "pending":
+                    values["decided_at"] = now
                 result = await session.execute(
                     update(ApprovalAction)
-                    .where(ApprovalAction.id == action_id, ApprovalAction.status == "pending")
-                    .values(status="expired", reason="no decision before the action expired", decided_at=now)
+                    .where(ApprovalAction.id == action_id, ApprovalAction.status == status)
+                    .values(**values)
                 )
                 if _rowcount(result):
                     expired.append(action_id)
@@ -193,10 +206,18 @@ class ApprovalStore:
             await self.on_expired(expired)
         return expired
 
-    async def decide(self, action_id: str, approve: bool, decided_by: str, reason: str | None) -> bool:
-        """pending → approved | denied, only if still pending and not expired; False otherwise (→ 409)."""
+    async def decide(
+        self, action_id: str, approve: bool, decided_by: str, reason: str | None, *, run_within: timedelta
+    ) -> bool:
+        """pending → approved | denied, only if still pending and not expired; False otherwise (→ 409).
+
+        An approval is good for `run_within`: an approved action not run by then expires.
+        """
         await self.expire_due()
         now = self._clock()
+        decision: dict[str, Any] = {"status": "denied"}
+        if approve:
+            decision = {"status": "approved", "expires_at": now + run_within}
         async with self._sessions.begin() as session:
             result = await session.execute(
                 update(ApprovalAction)
@@ -205,9 +226,7 @@ class ApprovalStore:
                     ApprovalAction.status == "pending",
                     ApprovalAction.expires_at > now,
                 )
-                .values(
-                    status="approved" if approve else "denied", decided_by=decided_by, reason=reason, decided_at=now
-                )
+                .values(decided_by=decided_by, reason=reason, decided_at=now, **decision)
             )
         return _rowcount(result) == 1
 
@@ -226,11 +245,15 @@ class ApprovalStore:
         return _rowcount(result) == 1
 
     async def start_execution(self, action_id: str) -> bool:
-        """approved → executing: exactly one caller wins and runs the call."""
+        """approved → executing, while the approval holds: exactly one caller wins and runs the call."""
         async with self._sessions.begin() as session:
             result = await session.execute(
                 update(ApprovalAction)
-                .where(ApprovalAction.id == action_id, ApprovalAction.status == "approved")
+                .where(
+                    ApprovalAction.id == action_id,
+                    ApprovalAction.status == "approved",
+                    ApprovalAction.expires_at > self._clock(),
+                )
                 .values(status="executing")
             )
         return _rowcount(result) == 1

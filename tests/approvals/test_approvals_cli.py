@@ -33,7 +33,9 @@ MCP_HUB = Path(sys.executable).parent / "mcp-hub"
 RESULTS: dict[str, CallToolResult] = {}
 APPROVALS = """
 [approvals]
-hold_seconds = 30
+# Long: each `mcp-hub` subprocess imports the whole hub, which takes seconds on a loaded machine, and the
+# call must still be held when the decision comes.
+hold_seconds = 180
 
 [[approvals.rules]]
 name = "echo-needs-a-human"
@@ -111,7 +113,7 @@ async def test_list_show_and_approve_from_the_command_line(hub_and_config: tuple
         approved = await mcp_hub(config, "approvals", "approve", action.id, "--as", "alice", "--reason", "ok")
         assert approved.returncode == 0, approved.stderr
         assert approved.stdout.decode().strip() == f"action {action.id} approved by alice"
-        with anyio.fail_after(20):
+        with anyio.fail_after(60):
             await returned.wait()  # the hub polls the database and runs the call
         assert text_of(RESULTS[agent.name]) == "from the terminal"
         again = await mcp_hub(config, "approvals", "deny", action.id, "--as", "bob")
@@ -138,7 +140,7 @@ async def test_the_command_line_applies_separation_of_duties(hub_and_config: tup
         assert "no user 'mallory'" in nobody.stderr.decode()
         denied = await mcp_hub(config, "approvals", "deny", action.id, "--as", "alice", "--reason", "ask bob's lead")
         assert denied.returncode == 0, denied.stderr
-        with anyio.fail_after(20):
+        with anyio.fail_after(60):
             await returned.wait()
         assert "denied by alice: ask bob's lead" in text_of(RESULTS[agent.name])
     missing = await mcp_hub(config, "approvals", "show", "apv_nope")

@@ -8,6 +8,7 @@ approval to the server.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -341,3 +342,111 @@ def test_a_downstreams_read_only_hint_does_not_lower_the_bar() -> None:
 
     assert requirement is not None
     assert requirement.rules == ("all-echo",)
+
+
+SLOW_RULE = """
+[[approvals.rules]]
+name = "slow-needs-a-human"
+tools = ["faults__slow"]
+"""
+
+
+class Transitions:
+    """Every status an action passes through in this hub, in order (an `on_change` listener)."""
+
+    def __init__(self, hub: RunningHub) -> None:
+        self.seen: list[ActionRecord] = []
+        self._changed = anyio.Event()
+        hub.hub.approvals.on_change(self._on_change)
+
+    async def _on_change(self, action: ActionRecord) -> None:
+        self.seen.append(action)
+        self._changed.set()
+        self._changed = anyio.Event()
+
+    async def reached(self, status: str) -> ActionRecord:
+        with anyio.fail_after(20):
+            while True:
+                changed = self._changed
+                for action in self.seen:
+                    if action.status == status:
+                        return action
+                await changed.wait()
+
+
+@pytest.mark.parametrize("era", ERAS)
+async def test_an_approved_call_whose_collector_is_cancelled_still_finishes_once_and_can_be_collected(
+    tmp_path: Path, era: str
+) -> None:
+    """T19 (exactly once), our choice: cancelling the request that runs an approved call does not cut the call.
+
+    Before, the cancelled request left the action `executing` for good (2026-07-28) or closed it with a
+    result nobody received (legacy), so calling again waited forever or asked for a second approval.
+    """
+    arguments = {"seconds": 1.0, "key": f"collector-{era}"}
+    async with hub_with(tmp_path, hold_seconds=0, rules=SLOW_RULE) as hub:
+        token = await agent_token(hub, "impatient")
+        user = await approver(hub)
+        transitions = Transitions(hub)
+        pending = await call(hub, token, era, arguments, tool="faults__slow")
+        await hub.hub.approvals.decide(action_id_of(pending), user, True, None)
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(functools.partial(call, hub, token, era, arguments, tool="faults__slow"))
+            await transitions.reached("executing")
+            tasks.cancel_scope.cancel()  # the collecting client goes away mid-run
+        finished = await transitions.reached("done")
+        collected = await call(hub, token, era, arguments, tool="faults__slow")
+        runs = await downstream_runs(hub, "faults__slow")
+        still_open = await hub.hub.approvals.store.list_actions(["pending", "approved", "executing"])
+
+    assert finished.id == action_id_of(pending)
+    assert collected.is_error is False
+    assert text_of(collected) == "done"
+    assert runs == 1
+    assert still_open == []
+
+
+async def test_an_approval_not_used_before_it_lapses_expires_and_runs_nothing(tmp_path: Path) -> None:
+    """T19 (time of check, time of use), our choice: an approval is good for `pending_ttl_seconds` only."""
+    async with hub_with(tmp_path, hold_seconds=0, pending_ttl_seconds=10) as hub:
+        token = await agent_token(hub, "forgetful")
+        user = await approver(hub)
+        pending = await call(hub, token, "legacy", DANGEROUS)
+        await hub.hub.approvals.decide(action_id_of(pending), user, True, "go ahead")
+        later = ApprovalStore(hub.hub.engine, clock=lambda: datetime.now(UTC) + timedelta(seconds=11))
+        later.on_expired = hub.hub.approvals.store.on_expired
+        expired = await later.expire_due()
+        told = await call(hub, token, "legacy", DANGEROUS)
+        runs = await downstream_runs(hub, "faults__echo")
+        trail = [row.detail for row in await hub.hub.store.recent_audit(limit=20) if row.outcome == "approval_expired"]
+
+    assert expired == [action_id_of(pending)]
+    assert told.is_error is True
+    assert "approved, but not run before the approval lapsed" in text_of(told)
+    assert runs == 0
+    assert [detail.split(": ", 1)[1] for detail in trail if detail] == [
+        "approved, but not run before the approval lapsed; call again to ask anew"
+    ]
+
+
+async def test_an_outcome_is_returned_again_for_a_while_then_the_same_call_asks_anew(tmp_path: Path) -> None:
+    """T19 (replay), our choice: a collected outcome answers a repeat for `collect_again_seconds`, then a new
+    action is needed; the downstream never runs twice for one approval."""
+    async with hub_with(tmp_path, hold_seconds=0) as hub:
+        token = await agent_token(hub, "repeater")
+        user = await approver(hub)
+        pending = await call(hub, token, "legacy", DANGEROUS)
+        await hub.hub.approvals.decide(action_id_of(pending), user, True, None)
+        collected = await call(hub, token, "legacy", DANGEROUS)
+        repeated = await call(hub, token, "legacy", DANGEROUS)
+        action = await hub.hub.approvals.store.get(action_id_of(pending))
+        assert action is not None
+        # Outside the window (a zero window here) the same call would make a new action.
+        after_the_window = await hub.hub.approvals.store.open_action(action.agent_id, None, action.digest)
+        runs = await downstream_runs(hub, "faults__echo")
+
+    assert (collected.is_error, text_of(collected)) == (False, DANGEROUS["text"])
+    assert (repeated.is_error, text_of(repeated)) == (False, DANGEROUS["text"])
+    assert after_the_window is None
+    assert runs == 1
