@@ -149,7 +149,7 @@ async def sign_in_page(env: Approvals, name: str, path: str, viewport: dict[str,
     """A new browser context with `name`'s web session, showing `path`.
 
     The session comes from the login form posted over HTTP (`tests.web.browser.sign_in`) and is handed to
-    the browser as its cookie: chromium itself cannot sign in yet, see
+    the browser as its cookie, which is quicker than typing; signing in through the form in chromium is
     `test_signing_in_through_the_login_page_in_a_real_browser`.
     """
     async with httpx2.AsyncClient() as client:
