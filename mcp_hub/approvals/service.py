@@ -197,11 +197,10 @@ class ApprovalService:
     ) -> dict[str, Any]:
         """The outcome of a decided action for its caller: run it (once) if approved, then report it."""
         if action.status == "approved":
-            action = await self._execute(action, principal, access, session)
-        elif action.status == "executing":
-            while action.status == "executing":  # another request of this caller is running it right now
-                await self.wait_for_change(action.id, POLL_SECONDS)
-                action = await self._reload(action.id)
+            action = await self._execute(action, principal, access, session)  # executing: another request won
+        while action.status == "executing":  # another request of this caller is running it right now
+            await self.wait_for_change(action.id, POLL_SECONDS)
+            action = await self._reload(action.id)
         if action.status in ("done", "failed"):
             result = dict(action.result or tool_error_result("[mcp-hub] the approved call left no result"))
         elif action.status == "pending":

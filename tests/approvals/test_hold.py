@@ -8,7 +8,7 @@ approval to the server.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,6 +27,7 @@ from mcp_hub.config.settings import ApprovalRule
 from mcp_hub.db.approval_store import ActionRecord, ApprovalStore
 from mcp_hub.errors import ApprovalError
 from tests.approvals.holding import (
+    TwoRequestsRunTheApprovedCall,
     agent_token,
     approval_config,
     approval_hub,
@@ -89,6 +90,73 @@ class NewActions:
         return self.created[count - 1]
 
 
+class Callers:
+    """Concurrent callers of one held call: which action each is held on (from its progress) or its answer."""
+
+    def __init__(self) -> None:
+        self.held_on: dict[int, str] = {}
+        self.answers: dict[int, types.CallToolResult] = {}
+        self._changed = anyio.Event()
+
+    def progress_of(self, caller: int) -> Callable[[float, float | None, str | None], Awaitable[None]]:
+        async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+            # "waiting for a human to approve action apv_..."
+            self.held_on.setdefault(caller, (message or "").rsplit(" ", 1)[-1])
+            self._change()
+
+        return on_progress
+
+    def answered(self, caller: int, answer: types.CallToolResult) -> None:
+        self.answers[caller] = answer
+        self._change()
+
+    def _change(self) -> None:
+        self._changed.set()
+        self._changed = anyio.Event()
+
+    async def held_or_answered(self, *callers: int) -> None:
+        with anyio.fail_after(20):
+            while not set(callers) <= self.held_on.keys() | self.answers.keys():
+                await self._changed.wait()
+
+
+async def approve_all_pending(hub: RunningHub, approver_name: str = "alice") -> None:
+    user = await approver(hub, approver_name)
+    for action in await hub.hub.approvals.store.list_actions(["pending"]):
+        await hub.hub.approvals.decide(action.id, user, True, None)
+
+
+BLOCKING_TOOL = "faults__wait_cancelled"
+BLOCKING = {"key": "approved-run"}
+BLOCKING_RULE = f"""
+[[approvals.rules]]
+name = "blocking"
+tools = ["{BLOCKING_TOOL}"]
+"""
+"""Holds `faults__wait_cancelled`, which answers only once a `faults__slow` call with its key is cancelled."""
+
+
+async def release_blocked_call(hub: RunningHub, token: str) -> None:
+    """Let the approved `faults__wait_cancelled` answer: start a `faults__slow` with its key and cancel it."""
+    started = anyio.Event()
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        started.set()
+
+    async def slow_call(client: Client) -> None:
+        await client.call_tool("faults__slow", {"seconds": 60, **BLOCKING}, progress_callback=on_progress)
+
+    async with (
+        bearer(token) as http,
+        Client(streamable_http_client(hub.url, http_client=http), mode="legacy") as client,
+        anyio.create_task_group() as tasks,
+    ):
+        tasks.start_soon(slow_call, client)
+        with anyio.fail_after(10):
+            await started.wait()
+        tasks.cancel_scope.cancel()
+
+
 @asynccontextmanager
 async def hub_with(tmp_path: Path, **settings: Any) -> AsyncGenerator[RunningHub]:
     async with approval_hub(approval_config(tmp_path, **settings)) as hub:
@@ -134,6 +202,40 @@ async def test_a_call_approved_while_held_returns_the_downstreams_result_and_run
     ]
     assert "by alice" in trail[1][1]
     assert all(action_id in detail for _, detail in trail)
+
+
+async def test_a_request_that_loses_the_run_of_an_approved_action_waits_for_the_result_of_the_one_that_won(
+    tmp_path: Path,
+) -> None:
+    """T19 (single use), issue 4 (calling again collects the outcome): two requests held on one action (the same
+    call made again while the first still waits) both find it approved; one runs it, and the other, refused
+    `approved → executing`, waits for that run's result instead of answering that the action "was executing".
+    The approved tool blocks downstream until the test releases it, so the loser always sees the run going on."""
+    async with hub_with(tmp_path, hold_seconds=30, rules=BLOCKING_RULE) as hub:
+        token = await agent_token(hub, "twice")
+        race = TwoRequestsRunTheApprovedCall.install(hub)
+        callers = Callers()
+
+        async def held_call(caller: int) -> None:
+            answer = await call(
+                hub, token, "2026-07-28", BLOCKING, tool=BLOCKING_TOOL, progress=callers.progress_of(caller)
+            )
+            callers.answered(caller, answer)
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(held_call, 0)
+            await callers.held_or_answered(0)
+            tasks.start_soon(held_call, 1)  # the same call again, while the first request still waits
+            await callers.held_or_answered(1)
+            await approve_all_pending(hub)
+            with anyio.fail_after(20):
+                await race.lost.wait()
+            await release_blocked_call(hub, token)
+        runs = await downstream_runs(hub, BLOCKING_TOOL)
+
+    assert callers.held_on[0] == callers.held_on[1]
+    assert [(answer.is_error, text_of(answer)) for answer in callers.answers.values()] == [(False, "cancelled")] * 2
+    assert runs == 1
 
 
 @pytest.mark.parametrize("era", ERAS)
