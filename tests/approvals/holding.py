@@ -12,7 +12,7 @@ import anyio
 import httpx2
 
 from mcp_hub.admin import identity
-from mcp_hub.db.approval_store import ApprovalStore
+from mcp_hub.db.approval_store import ActionRecord, ApprovalStore
 from mcp_hub.db.auth_store import UserRecord
 from tests.authz.conftest import auth_service, client_credentials_token, make_agent
 from tests.conftest import RunningHub, fault_connector, running_hub, write_config
@@ -109,6 +109,38 @@ class ChoreographedStore(ApprovalStore):
         store = cls(hub)
         hub.hub.approvals.store = store
         return store
+
+
+class TwoIdenticalFirstCalls(ChoreographedStore):
+    """Two identical first calls: both look for an open action before either stores one, and the second
+    counts the agent's pending actions only after the first stored its action."""
+
+    def __init__(self, hub: RunningHub) -> None:
+        super().__init__(hub)
+        self._looks = 0
+        self._counts = 0
+        self._both_looked = anyio.Event()
+        self._first_created = anyio.Event()
+
+    async def open_action(self, agent_id: str, user_id: str | None, digest: str) -> ActionRecord | None:
+        found = await super().open_action(agent_id, user_id, digest)
+        self._looks += 1
+        if self._looks <= 2:
+            if self._looks == 2:
+                self._both_looked.set()
+            await self._both_looked.wait()
+        return found
+
+    async def count_pending(self, agent_id: str) -> int:
+        self._counts += 1
+        if self._counts == 2:
+            await self._first_created.wait()
+        return await super().count_pending(agent_id)
+
+    async def create(self, action: ActionRecord) -> ActionRecord:
+        stored = await super().create(action)
+        self._first_created.set()
+        return stored
 
 
 class TwoRequestsRunTheApprovedCall(ChoreographedStore):

@@ -24,9 +24,10 @@ from mcp_hub.admin import identity
 from mcp_hub.approvals.policy import ApprovalPolicy
 from mcp_hub.catalog.catalog import Catalog
 from mcp_hub.config.settings import ApprovalRule
-from mcp_hub.db.approval_store import ActionRecord, ApprovalStore
+from mcp_hub.db.approval_store import OPEN_STATUSES, ActionRecord, ApprovalStore
 from mcp_hub.errors import ApprovalError
 from tests.approvals.holding import (
+    TwoIdenticalFirstCalls,
     TwoRequestsRunTheApprovedCall,
     agent_token,
     approval_config,
@@ -126,6 +127,29 @@ async def approve_all_pending(hub: RunningHub, approver_name: str = "alice") -> 
         await hub.hub.approvals.decide(action.id, user, True, None)
 
 
+async def approval_trail(hub: RunningHub) -> list[str]:
+    await hub.hub.audit.flush()
+    rows = reversed(await hub.hub.store.recent_audit(limit=50))
+    return [row.outcome for row in rows if row.outcome.startswith("approval_")]
+
+
+async def race_two_identical_first_calls(hub: RunningHub, era: str) -> tuple[Callers, list[ActionRecord]]:
+    """Two identical held calls at once (the race pinned down), then approve whatever is pending; every action."""
+    token = await agent_token(hub, "twin")
+    TwoIdenticalFirstCalls.install(hub)
+    callers = Callers()
+
+    async def held_call(caller: int) -> None:
+        callers.answered(caller, await call(hub, token, era, DANGEROUS, progress=callers.progress_of(caller)))
+
+    async with anyio.create_task_group() as tasks:
+        for caller in range(2):
+            tasks.start_soon(held_call, caller)
+        await callers.held_or_answered(0, 1)
+        await approve_all_pending(hub)
+    return callers, await hub.hub.approvals.store.list_actions(OPEN_STATUSES)
+
+
 BLOCKING_TOOL = "faults__wait_cancelled"
 BLOCKING = {"key": "approved-run"}
 BLOCKING_RULE = f"""
@@ -202,6 +226,43 @@ async def test_a_call_approved_while_held_returns_the_downstreams_result_and_run
     ]
     assert "by alice" in trail[1][1]
     assert all(action_id in detail for _, detail in trail)
+
+
+@pytest.mark.parametrize("era", ERAS)
+async def test_two_identical_first_calls_at_once_share_one_action_that_runs_once_for_both(
+    tmp_path: Path, era: str
+) -> None:
+    """Issue 4 ("calling again with the same arguments ... does not create a second action"), T19 (single use):
+    two identical calls racing to create the action are held on one action; approved once, the downstream
+    runs once, both requests return its result, and the request, decision, run and return are audited once."""
+    async with hub_with(tmp_path, hold_seconds=30) as hub:
+        callers, actions = await race_two_identical_first_calls(hub, era)
+        runs = await downstream_runs(hub, "faults__echo")
+        trail = await approval_trail(hub)
+
+    assert [action.id for action in actions] == [callers.held_on[0]] == [callers.held_on[1]]
+    assert [(answer.is_error, text_of(answer)) for answer in callers.answers.values()] == [
+        (False, DANGEROUS["text"])
+    ] * 2
+    assert runs == 1
+    # Each transition once. The other request may return the result before the runner's "executed" row is
+    # written (it sees `done` as soon as the result is stored), so only the first two are in a fixed order.
+    assert trail[:2] == ["approval_requested", "approval_approved"]
+    assert sorted(trail[2:]) == ["approval_executed", "approval_returned"]
+
+
+async def test_an_identical_call_racing_to_the_pending_cap_joins_the_action_instead_of_being_refused(
+    tmp_path: Path,
+) -> None:
+    """T21 (the cap counts a call once), issue 4: with room for one pending action, the second of two identical
+    calls counts the first's action, which is its own too, so it waits on it rather than being refused."""
+    async with hub_with(tmp_path, hold_seconds=30, max_pending=1) as hub:
+        callers, actions = await race_two_identical_first_calls(hub, "2026-07-28")
+        runs = await downstream_runs(hub, "faults__echo")
+
+    assert [text_of(answer) for answer in callers.answers.values()] == [DANGEROUS["text"]] * 2
+    assert [action.id for action in actions] == [callers.held_on[0]] == [callers.held_on[1]]
+    assert runs == 1
 
 
 async def test_a_request_that_loses_the_run_of_an_approved_action_waits_for_the_result_of_the_one_that_won(
