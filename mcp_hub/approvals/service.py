@@ -2,8 +2,9 @@
 
 A call that a rule holds becomes a durable action bound to a digest of {agent, user, connector, tool,
 downstream name, definition hash, arguments} (RFC 8785 canonical JSON, SHA-256; threat T19). The same
-caller calling again with the same arguments finds that action instead of making a second one; different
-arguments make a new one. What the caller sees:
+caller calling again with the same arguments finds that action instead of making a second one, also when
+both calls arrive at once (the store keeps one open action per digest); different arguments make a new
+one. What the caller sees:
 - held for up to `hold_seconds` (progress notifications every `progress_interval_seconds` when it asked for
   progress); decided in time → the result, or a tool error with the approver's reason;
 - otherwise a tool error saying the action is pending, its id and link, and that calling again with the same
@@ -132,6 +133,10 @@ class ApprovalService:
         if existing is not None:
             return existing
         if await self.store.count_pending(principal.agent_id) >= self.settings.max_pending_per_agent:
+            # The count may include this very call, made at the same time by another request since we looked.
+            existing = await self.store.open_action(principal.agent_id, principal.user_id, digest)
+            if existing is not None:
+                return existing
             raise ApprovalError(
                 "too_many_pending",
                 f"agent {principal.agent_name!r} already has {self.settings.max_pending_per_agent} actions waiting "
@@ -162,7 +167,11 @@ class ApprovalService:
             completed_at=None,
             reported_at=None,
         )
-        await self.store.create(action)
+        stored = await self.store.create(action)
+        if stored.id != action.id:
+            # The same call, made at the same time by another request, created it first: share that action
+            # (announced and audited once), exactly as if this request had called again a moment later.
+            return stored
         await self._record(
             action, "approval_requested", f"rules {', '.join(action.rules)}; expires {action.expires_at.isoformat()}"
         )

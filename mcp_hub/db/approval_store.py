@@ -2,7 +2,9 @@
 
 Every transition is one conditional `UPDATE ... WHERE status = <expected>`: two approvers deciding at once,
 or two replicas executing at once, cannot both win (threats T19, T20). Expiry is applied by the same kind
-of update, so an expired action can never be approved afterwards (T21).
+of update, so an expired action can never be approved afterwards (T21). A caller has at most one open
+(uncollected) action per digest, enforced by partial unique indexes: of simultaneous identical first calls
+one creates the action and the others are handed it (`create`), so it is asked for, counted and run once.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final, cast
 
 from sqlalchemy import CursorResult, Result, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from mcp_hub.db.engine import read_only
@@ -25,6 +28,7 @@ _EXPIRING: Final = {
 }
 """The statuses that expire at `expires_at`, with the reason an expired action then gives."""
 DECIDED_STATUSES: Final = ("approved", "executing", "done", "failed", "denied", "expired", "withdrawn")
+_CREATE_ATTEMPTS: Final = 3
 
 
 def _utc_now() -> datetime:
@@ -61,6 +65,27 @@ class ActionRecord:
     result: dict[str, Any] | None
     completed_at: datetime | None
     reported_at: datetime | None
+
+
+def _row(action: ActionRecord) -> ApprovalAction:
+    return ApprovalAction(
+        id=action.id,
+        agent_id=action.agent_id,
+        user_id=action.user_id,
+        agent_name=action.agent_name,
+        public_name=action.public_name,
+        connector_id=action.connector_id,
+        downstream_name=action.downstream_name,
+        definition_sha256=action.definition_sha256,
+        description=action.description,
+        arguments=action.arguments,
+        digest=action.digest,
+        rules=list(action.rules),
+        approvers=list(action.approvers),
+        status="pending",
+        created_at=action.created_at,
+        expires_at=action.expires_at,
+    )
 
 
 def _record(row: ApprovalAction) -> ActionRecord:
@@ -101,28 +126,27 @@ class ApprovalStore:
         """Told which actions a read expired, so that each expiry is audited and announced once."""
 
     async def create(self, action: ActionRecord) -> ActionRecord:
-        async with self._sessions.begin() as session:
-            session.add(
-                ApprovalAction(
-                    id=action.id,
-                    agent_id=action.agent_id,
-                    user_id=action.user_id,
-                    agent_name=action.agent_name,
-                    public_name=action.public_name,
-                    connector_id=action.connector_id,
-                    downstream_name=action.downstream_name,
-                    definition_sha256=action.definition_sha256,
-                    description=action.description,
-                    arguments=action.arguments,
-                    digest=action.digest,
-                    rules=list(action.rules),
-                    approvers=list(action.approvers),
-                    status="pending",
-                    created_at=action.created_at,
-                    expires_at=action.expires_at,
-                )
-            )
-        return action
+        """Store `action` as pending, unless its caller already has an open action with its digest: then that one.
+
+        Two partial unique indexes allow one open action per (agent, user, digest), so of two simultaneous
+        identical first calls exactly one inserts; the other gets the winner's row, as if it had called again.
+        """
+        attempts = 0
+        while True:
+            try:
+                async with self._sessions.begin() as session:
+                    session.add(_row(action))
+            except IntegrityError:
+                attempts += 1
+                existing = await self.open_action(action.agent_id, action.user_id, action.digest)
+                if existing is not None:
+                    return existing
+                # Nothing open: another constraint failed (re-raised at the last attempt), or the winner was
+                # decided and collected in between, which leaves room for this action: try again.
+                if attempts >= _CREATE_ATTEMPTS:
+                    raise
+            else:
+                return action
 
     async def get(self, action_id: str) -> ActionRecord | None:
         await self.expire_due()

@@ -306,13 +306,32 @@ class ApprovalAction(Base):
 
     pending → approved → executing → done, or pending → denied | expired | withdrawn; `reported_at` is set
     when the outcome has been handed to the agent, which closes the action (a new identical call makes a
-    new one).
+    new one). At most one action per (agent, user, digest) is open: two partial unique indexes, one for
+    calls on behalf of a user and one for calls without (NULLs are distinct in a unique index, and SQLite
+    cannot reflect an index over `coalesce(user_id, '')`).
     """
 
     __tablename__ = "approval_actions"
     __table_args__ = (
         Index(None, "agent_id", "digest"),
         Index(None, "status", "created_at"),
+        Index(
+            "uq_approval_actions_open_agent_user_digest",
+            "agent_id",
+            "user_id",
+            "digest",
+            unique=True,
+            sqlite_where=text("reported_at IS NULL AND user_id IS NOT NULL"),
+            postgresql_where=text("reported_at IS NULL AND user_id IS NOT NULL"),
+        ),
+        Index(
+            "uq_approval_actions_open_agent_digest_no_user",
+            "agent_id",
+            "digest",
+            unique=True,
+            sqlite_where=text("reported_at IS NULL AND user_id IS NULL"),
+            postgresql_where=text("reported_at IS NULL AND user_id IS NULL"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)

@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
+import anyio
 import httpx2
 
 from mcp_hub.admin import identity
+from mcp_hub.db.approval_store import ActionRecord, ApprovalStore
 from mcp_hub.db.auth_store import UserRecord
 from tests.authz.conftest import auth_service, client_credentials_token, make_agent
 from tests.conftest import RunningHub, fault_connector, running_hub, write_config
@@ -91,3 +94,74 @@ async def modern(
         response = await client.post(hub.url, headers=headers, content=json.dumps(body).encode())
     answer: dict[str, Any] = response.json()
     return answer
+
+
+class ChoreographedStore(ApprovalStore):
+    """The hub's own store with one race pinned down instead of left to luck: every read and write still goes
+    to the database, only their order is fixed. `install` puts it in the hub's approval service, which the
+    hold path and the Tasks path both use."""
+
+    def __init__(self, hub: RunningHub) -> None:
+        super().__init__(hub.hub.engine)
+        self.on_expired = hub.hub.approvals.store.on_expired
+
+    @classmethod
+    def install(cls, hub: RunningHub) -> Self:
+        store = cls(hub)
+        hub.hub.approvals.store = store
+        return store
+
+
+class TwoIdenticalFirstCalls(ChoreographedStore):
+    """Two identical first calls: both look for an open action before either stores one, and the second
+    counts the agent's pending actions only after the first stored its action."""
+
+    def __init__(self, hub: RunningHub) -> None:
+        super().__init__(hub)
+        self._looks = 0
+        self._counts = 0
+        self._both_looked = anyio.Event()
+        self._first_created = anyio.Event()
+
+    async def open_action(
+        self, agent_id: str, user_id: str | None, digest: str, *, collected_within: timedelta = timedelta(0)
+    ) -> ActionRecord | None:
+        found = await super().open_action(agent_id, user_id, digest, collected_within=collected_within)
+        self._looks += 1
+        if self._looks <= 2:
+            if self._looks == 2:
+                self._both_looked.set()
+            await self._both_looked.wait()
+        return found
+
+    async def count_pending(self, agent_id: str) -> int:
+        self._counts += 1
+        if self._counts == 2:
+            await self._first_created.wait()
+        return await super().count_pending(agent_id)
+
+    async def create(self, action: ActionRecord) -> ActionRecord:
+        stored = await super().create(action)
+        self._first_created.set()
+        return stored
+
+
+class TwoRequestsRunTheApprovedCall(ChoreographedStore):
+    """Two requests held on one action both read it approved and try to run it: neither starts before both
+    try. `lost` is set once the loser has been refused the `approved → executing` step."""
+
+    def __init__(self, hub: RunningHub) -> None:
+        super().__init__(hub)
+        self._tries = 0
+        self._both_try = anyio.Event()
+        self.lost = anyio.Event()
+
+    async def start_execution(self, action_id: str) -> bool:
+        self._tries += 1
+        if self._tries == 2:
+            self._both_try.set()
+        await self._both_try.wait()
+        won = await super().start_execution(action_id)
+        if not won:
+            self.lost.set()
+        return won

@@ -9,7 +9,7 @@ approval to the server.
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,9 +25,11 @@ from mcp_hub.admin import identity
 from mcp_hub.approvals.policy import ApprovalPolicy
 from mcp_hub.catalog.catalog import Catalog
 from mcp_hub.config.settings import ApprovalRule
-from mcp_hub.db.approval_store import ActionRecord, ApprovalStore
+from mcp_hub.db.approval_store import OPEN_STATUSES, ActionRecord, ApprovalStore
 from mcp_hub.errors import ApprovalError
 from tests.approvals.holding import (
+    TwoIdenticalFirstCalls,
+    TwoRequestsRunTheApprovedCall,
     agent_token,
     approval_config,
     approval_hub,
@@ -90,6 +92,96 @@ class NewActions:
         return self.created[count - 1]
 
 
+class Callers:
+    """Concurrent callers of one held call: which action each is held on (from its progress) or its answer."""
+
+    def __init__(self) -> None:
+        self.held_on: dict[int, str] = {}
+        self.answers: dict[int, types.CallToolResult] = {}
+        self._changed = anyio.Event()
+
+    def progress_of(self, caller: int) -> Callable[[float, float | None, str | None], Awaitable[None]]:
+        async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+            # "waiting for a human to approve action apv_..."
+            self.held_on.setdefault(caller, (message or "").rsplit(" ", 1)[-1])
+            self._change()
+
+        return on_progress
+
+    def answered(self, caller: int, answer: types.CallToolResult) -> None:
+        self.answers[caller] = answer
+        self._change()
+
+    def _change(self) -> None:
+        self._changed.set()
+        self._changed = anyio.Event()
+
+    async def held_or_answered(self, *callers: int) -> None:
+        with anyio.fail_after(20):
+            while not set(callers) <= self.held_on.keys() | self.answers.keys():
+                await self._changed.wait()
+
+
+async def approve_all_pending(hub: RunningHub, approver_name: str = "alice") -> None:
+    user = await approver(hub, approver_name)
+    for action in await hub.hub.approvals.store.list_actions(["pending"]):
+        await hub.hub.approvals.decide(action.id, user, True, None)
+
+
+async def approval_trail(hub: RunningHub) -> list[str]:
+    await hub.hub.audit.flush()
+    rows = reversed(await hub.hub.store.recent_audit(limit=50))
+    return [row.outcome for row in rows if row.outcome.startswith("approval_")]
+
+
+async def race_two_identical_first_calls(hub: RunningHub, era: str) -> tuple[Callers, list[ActionRecord]]:
+    """Two identical held calls at once (the race pinned down), then approve whatever is pending; every action."""
+    token = await agent_token(hub, "twin")
+    TwoIdenticalFirstCalls.install(hub)
+    callers = Callers()
+
+    async def held_call(caller: int) -> None:
+        callers.answered(caller, await call(hub, token, era, DANGEROUS, progress=callers.progress_of(caller)))
+
+    async with anyio.create_task_group() as tasks:
+        for caller in range(2):
+            tasks.start_soon(held_call, caller)
+        await callers.held_or_answered(0, 1)
+        await approve_all_pending(hub)
+    return callers, await hub.hub.approvals.store.list_actions(OPEN_STATUSES)
+
+
+BLOCKING_TOOL = "faults__wait_cancelled"
+BLOCKING = {"key": "approved-run"}
+BLOCKING_RULE = f"""
+[[approvals.rules]]
+name = "blocking"
+tools = ["{BLOCKING_TOOL}"]
+"""
+"""Holds `faults__wait_cancelled`, which answers only once a `faults__slow` call with its key is cancelled."""
+
+
+async def release_blocked_call(hub: RunningHub, token: str) -> None:
+    """Let the approved `faults__wait_cancelled` answer: start a `faults__slow` with its key and cancel it."""
+    started = anyio.Event()
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        started.set()
+
+    async def slow_call(client: Client) -> None:
+        await client.call_tool("faults__slow", {"seconds": 60, **BLOCKING}, progress_callback=on_progress)
+
+    async with (
+        bearer(token) as http,
+        Client(streamable_http_client(hub.url, http_client=http), mode="legacy") as client,
+        anyio.create_task_group() as tasks,
+    ):
+        tasks.start_soon(slow_call, client)
+        with anyio.fail_after(10):
+            await started.wait()
+        tasks.cancel_scope.cancel()
+
+
 @asynccontextmanager
 async def hub_with(tmp_path: Path, **settings: Any) -> AsyncGenerator[RunningHub]:
     async with approval_hub(approval_config(tmp_path, **settings)) as hub:
@@ -135,6 +227,77 @@ async def test_a_call_approved_while_held_returns_the_downstreams_result_and_run
     ]
     assert "by alice" in trail[1][1]
     assert all(action_id in detail for _, detail in trail)
+
+
+@pytest.mark.parametrize("era", ERAS)
+async def test_two_identical_first_calls_at_once_share_one_action_that_runs_once_for_both(
+    tmp_path: Path, era: str
+) -> None:
+    """Issue 4 ("calling again with the same arguments ... does not create a second action"), T19 (single use):
+    two identical calls racing to create the action are held on one action; approved once, the downstream
+    runs once, both requests return its result, and the request, decision, run and return are audited once."""
+    async with hub_with(tmp_path, hold_seconds=30) as hub:
+        callers, actions = await race_two_identical_first_calls(hub, era)
+        runs = await downstream_runs(hub, "faults__echo")
+        trail = await approval_trail(hub)
+
+    assert [action.id for action in actions] == [callers.held_on[0]] == [callers.held_on[1]]
+    assert [(answer.is_error, text_of(answer)) for answer in callers.answers.values()] == [
+        (False, DANGEROUS["text"])
+    ] * 2
+    assert runs == 1
+    # Each transition once. The other request may return the result before the runner's "executed" row is
+    # written (it sees `done` as soon as the result is stored), so only the first two are in a fixed order.
+    assert trail[:2] == ["approval_requested", "approval_approved"]
+    assert sorted(trail[2:]) == ["approval_executed", "approval_returned"]
+
+
+async def test_an_identical_call_racing_to_the_pending_cap_joins_the_action_instead_of_being_refused(
+    tmp_path: Path,
+) -> None:
+    """T21 (the cap counts a call once), issue 4: with room for one pending action, the second of two identical
+    calls counts the first's action, which is its own too, so it waits on it rather than being refused."""
+    async with hub_with(tmp_path, hold_seconds=30, max_pending=1) as hub:
+        callers, actions = await race_two_identical_first_calls(hub, "2026-07-28")
+        runs = await downstream_runs(hub, "faults__echo")
+
+    assert [text_of(answer) for answer in callers.answers.values()] == [DANGEROUS["text"]] * 2
+    assert [action.id for action in actions] == [callers.held_on[0]] == [callers.held_on[1]]
+    assert runs == 1
+
+
+async def test_a_request_that_loses_the_run_of_an_approved_action_waits_for_the_result_of_the_one_that_won(
+    tmp_path: Path,
+) -> None:
+    """T19 (single use), issue 4 (calling again collects the outcome): two requests held on one action (the same
+    call made again while the first still waits) both find it approved; one runs it, and the other, refused
+    `approved → executing`, waits for that run's result instead of answering that the action "was executing".
+    The approved tool blocks downstream until the test releases it, so the loser always sees the run going on."""
+    async with hub_with(tmp_path, hold_seconds=30, rules=BLOCKING_RULE) as hub:
+        token = await agent_token(hub, "twice")
+        race = TwoRequestsRunTheApprovedCall.install(hub)
+        callers = Callers()
+
+        async def held_call(caller: int) -> None:
+            answer = await call(
+                hub, token, "2026-07-28", BLOCKING, tool=BLOCKING_TOOL, progress=callers.progress_of(caller)
+            )
+            callers.answered(caller, answer)
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(held_call, 0)
+            await callers.held_or_answered(0)
+            tasks.start_soon(held_call, 1)  # the same call again, while the first request still waits
+            await callers.held_or_answered(1)
+            await approve_all_pending(hub)
+            with anyio.fail_after(20):
+                await race.lost.wait()
+            await release_blocked_call(hub, token)
+        runs = await downstream_runs(hub, BLOCKING_TOOL)
+
+    assert callers.held_on[0] == callers.held_on[1]
+    assert [(answer.is_error, text_of(answer)) for answer in callers.answers.values()] == [(False, "cancelled")] * 2
+    assert runs == 1
 
 
 @pytest.mark.parametrize("era", ERAS)

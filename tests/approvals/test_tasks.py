@@ -12,11 +12,14 @@ from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
+from mcp_hub.db.approval_store import OPEN_STATUSES, ActionRecord
 from mcp_hub.errors import ApprovalError
 from tests.approvals.holding import (
     TASKS,
+    TwoIdenticalFirstCalls,
     agent_token,
     approval_config,
     approval_hub,
@@ -85,6 +88,55 @@ async def test_an_approved_task_completes_with_the_downstreams_result_run_exactl
     assert first["result"]["isError"] is False
     assert second["status"] == "completed"
     assert second["result"]["content"] == first["result"]["content"]
+    assert await downstream_runs(hub, "faults__echo") == 1
+
+
+async def test_two_identical_task_calls_at_once_get_one_task_that_runs_once_for_both_pollers(
+    hub: RunningHub,
+) -> None:
+    """Issue 4 (the same call does not create a second action), T19 (single use): two identical first calls
+    racing to create the action get the same task; polled at once after the approval, it runs once and both
+    pollers get its result. A poll that reads the task while the other poll is running it gets `working`
+    (SEP-2663 mapping of `executing`) and polls again once the run has finished."""
+    token = await agent_token(hub, "tasker")
+    user = await approver(hub)
+    TwoIdenticalFirstCalls.install(hub)
+    tasks: list[dict[str, Any]] = []
+    polls: list[dict[str, Any]] = []
+    ran = anyio.Event()
+
+    async def on_change(action: ActionRecord) -> None:
+        if action.status in ("done", "failed"):
+            ran.set()
+
+    hub.hub.approvals.on_change(on_change)
+
+    async def start() -> None:
+        tasks.append(await start_task(hub, token))
+
+    async def poll(task_id: str) -> None:
+        answer = await get_task(hub, token, task_id)
+        if answer["status"] == "working":
+            await ran.wait()
+            answer = await get_task(hub, token, task_id)
+        polls.append(answer)
+
+    with anyio.fail_after(30):
+        async with anyio.create_task_group() as group:
+            group.start_soon(start)
+            group.start_soon(start)
+        for task_id in {task["taskId"] for task in tasks}:  # without the guarantee: a task each, approve both
+            await hub.hub.approvals.decide(task_id, user, True, None)
+        async with anyio.create_task_group() as group:
+            for task in tasks:
+                group.start_soon(poll, task["taskId"])
+    actions = await hub.hub.approvals.store.list_actions(OPEN_STATUSES)
+
+    assert tasks[0]["taskId"] == tasks[1]["taskId"]
+    assert [action.id for action in actions] == [tasks[0]["taskId"]]
+    assert [(poll["status"], poll["result"]["content"]) for poll in polls] == [
+        ("completed", [{"type": "text", "text": "rm -rf /tmp/x"}])
+    ] * 2
     assert await downstream_runs(hub, "faults__echo") == 1
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -22,6 +22,8 @@ from mcp_hub.db import (
     schema_status,
     upgrade,
 )
+from mcp_hub.db.approval_store import ActionRecord, ApprovalStore
+from mcp_hub.db.auth_store import AuthStore, NewAgent
 from mcp_hub.db.models import AuditCall
 from mcp_hub.errors import SchemaOutOfDateError
 
@@ -64,9 +66,97 @@ async def test_the_models_match_what_the_migrations_create(database_url: str, en
         assert await connection.run_sync(differences) == []
 
 
+def _predicate(clause: object) -> str:
+    """An index's WHERE clause as comparable text: PostgreSQL reflects it with added parentheses."""
+    return " ".join(str(clause).replace("(", " ").replace(")", " ").lower().split())
+
+
+async def test_the_partial_indexes_of_the_models_have_the_migrations_conditions(
+    database_url: str, engine: AsyncEngine
+) -> None:
+    """Our choice: Alembic's comparison ignores an index's WHERE clause, so this test compares it."""
+    await upgrade(database_url)
+    dialect = engine.dialect.name
+    declared = {
+        index.name: _predicate(index.dialect_options[dialect]["where"])
+        for table in metadata.tables.values()
+        for index in table.indexes
+        if index.dialect_options[dialect]["where"] is not None
+    }
+
+    def reflected(connection: Connection) -> dict[str, str]:
+        inspector = inspect(connection)
+        return {
+            str(index["name"]): _predicate(index.get("dialect_options", {}).get(f"{dialect}_where"))
+            for table in metadata.tables
+            for index in inspector.get_indexes(table)
+            if index.get("dialect_options", {}).get(f"{dialect}_where") is not None
+        }
+
+    async with engine.connect() as connection:
+        found = await connection.run_sync(reflected)
+    assert declared  # the open-action indexes of approval_actions, at least
+    assert found == declared
+
+
+async def test_duplicate_open_actions_left_by_0003_are_closed_except_the_newest_when_upgrading(
+    database_url: str, engine: AsyncEngine
+) -> None:
+    """Our choice (T19): before 0004 two identical first calls could each store an action. Calling again
+    found only the newest, so the upgrade closes the older ones instead of failing on them."""
+    await upgrade(database_url, "0003_approvals")
+    agent = await AuthStore(engine).create_agent(
+        NewAgent(name="agent-a", client_id="agt_a", source="admin", auth_method="none")
+    )
+    store = ApprovalStore(engine)
+    t0 = datetime.now(UTC)
+    # Stored in this order; the second "a" is the newest by creation time, the last one the oldest.
+    for action_id, digest, age in (("apv_old", "a", 1), ("apv_new", "a", 0), ("apv_b", "b", 0), ("apv_x", "a", 2)):
+        await store.create(_action(action_id, agent.id, digest * 64, t0 - timedelta(seconds=age)))
+
+    await upgrade(database_url)
+
+    assert [await _reported(store, action_id) for action_id in ("apv_new", "apv_b")] == [False, False]
+    assert [await _reported(store, action_id) for action_id in ("apv_old", "apv_x")] == [True, True]
+    assert (await schema_status(engine)).is_current
+
+
+async def _reported(store: ApprovalStore, action_id: str) -> bool:
+    record = await store.get(action_id)
+    assert record is not None
+    return record.reported_at is not None
+
+
+def _action(action_id: str, agent_id: str, digest: str, created_at: datetime) -> ActionRecord:
+    return ActionRecord(
+        id=action_id,
+        agent_id=agent_id,
+        user_id=None,
+        agent_name="agent-a",
+        public_name="git__git_push",
+        connector_id="git",
+        downstream_name="git_push",
+        definition_sha256="d" * 64,
+        description="push",
+        arguments={},
+        digest=digest,
+        rules=("git-push",),
+        approvers=("role:approver",),
+        status="pending",
+        reason=None,
+        decided_by=None,
+        decided_at=None,
+        created_at=created_at,
+        expires_at=created_at + timedelta(days=1),
+        result=None,
+        completed_at=None,
+        reported_at=None,
+    )
+
+
 async def test_an_empty_database_is_refused_with_an_instruction_to_migrate(engine: AsyncEngine) -> None:
     """Our choice: the hub never starts on a schema it was not written for, and says how to fix it."""
-    with pytest.raises(SchemaOutOfDateError, match=r"revision None \(empty\).*0003_approvals.*mcp-hub migrate"):
+    with pytest.raises(SchemaOutOfDateError, match=r"revision None \(empty\).*0004_one_open_action.*mcp-hub migrate"):
         await require_current_schema(engine)
 
 
@@ -75,7 +165,7 @@ async def test_a_database_at_head_passes_the_schema_check(database_url: str, eng
     await upgrade(database_url)
     await require_current_schema(engine)
     status = await schema_status(engine)
-    assert (status.current, status.head, status.is_current) == ("0003_approvals", "0003_approvals", True)
+    assert (status.current, status.head, status.is_current) == ("0004_one_open_action", "0004_one_open_action", True)
 
 
 async def test_a_database_migrated_by_a_newer_hub_is_refused_without_suggesting_migrate(
