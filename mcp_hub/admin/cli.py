@@ -51,7 +51,19 @@ def add_admin_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     user.add_argument("name")
     user.add_argument("--role", choices=["admin", "approver"], required=True)
     user.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
-    user_commands.add_parser("list", parents=[common])
+    user_commands.add_parser("list", parents=[common], help="every user, with role and state").add_argument(
+        "--json", action="store_true"
+    )
+    for verb, what in (
+        ("disable", "refuse sign-in, end web sessions, refuse tokens acting for the user"),
+        ("enable", "allow the user again"),
+    ):
+        user_commands.add_parser(verb, parents=[common], help=what).add_argument("name")
+    password = user_commands.add_parser(
+        "set-password", parents=[common], help="replace a user's password (asked for); ends their web sessions"
+    )
+    password.add_argument("name")
+    password.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
 
     token = commands.add_parser("token", parents=[common], help="print an access token for an agent")
     token.add_argument("name")
@@ -69,7 +81,7 @@ def add_admin_commands(commands: Any, common: argparse.ArgumentParser) -> None:
 def run_admin(args: argparse.Namespace, settings: HubSettings) -> int:
     handler = _HANDLERS[args.command]
     password: str | None = None
-    if args.command == "users" and args.users_command == "create":
+    if args.command == "users" and args.users_command in ("create", "set-password"):
         password = _read_password(args.password_stdin)
 
     def action(service: AuthService) -> Awaitable[int]:
@@ -172,13 +184,26 @@ async def _grants(service: AuthService, args: argparse.Namespace, _password: str
 
 
 async def _users(service: AuthService, args: argparse.Namespace, password: str | None) -> int:
-    if args.users_command == "create":
+    verb: str = args.users_command
+    if verb in ("create", "set-password"):
         if password is None:
             raise ValueError("a password is required")
-        user = await identity.create_user(service, args.name, args.role, password)
-        print(f"user {user.name} created with role {user.role}")
+        if verb == "create":
+            user = await identity.create_user(service, args.name, args.role, password)
+            print(f"user {user.name} created with role {user.role}")
+        else:
+            await identity.set_user_password(service, args.name, password)
+            print(f"password of user {args.name} replaced; their web sessions have ended")
         return 0
-    for user in await service.store.list_users():
+    if verb in ("disable", "enable"):
+        await identity.set_user_enabled(service, args.name, verb == "enable")
+        print(f"user {args.name} {verb}d")
+        return 0
+    users = await service.store.list_users()
+    if args.json:
+        _print_json([{"name": user.name, "role": user.role, "enabled": user.enabled} for user in users])
+        return 0
+    for user in users:
         print(f"{user.name:<24} {user.role:<9} {'enabled' if user.enabled else 'disabled'}")
     return 0
 

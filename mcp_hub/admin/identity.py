@@ -123,6 +123,18 @@ async def create_user(service: AuthService, name: str, role: str, password: str)
     return await service.store.create_user(name, role, hash_password(password))
 
 
+async def set_user_enabled(service: AuthService, name: str, enabled: bool) -> None:
+    """Disabling a user ends their web sessions at once; tokens acting for them are refused by this process
+    at once and by every other within `auth.decision_cache_seconds`; their refresh tokens stop refreshing."""
+    await service.store.set_user_enabled(name, enabled)
+    service.decider.forget()
+
+
+async def set_user_password(service: AuthService, name: str, password: str) -> None:
+    """A new password (the same rules as at creation); the user's open web sessions end."""
+    await service.store.reset_user_password(name, hash_password(password))
+
+
 async def mint_token(service: AuthService, name: str, scope: str | None = None) -> dict[str, object]:
     """A client-credentials token for an agent, issued without its secret (for scripts and tests)."""
     agent = await service.store.agent_by_name(name)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Awaitable, Callable, Mapping
+from typing import Final
 from urllib.parse import unquote_plus
 
 from starlette.requests import Request
@@ -21,6 +22,9 @@ from mcp_hub.db.auth_store import AgentRecord, AuthStore
 from mcp_hub.errors import OAuthError
 
 CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+ASSERTION_ALGORITHMS: Final = frozenset({"RS256", "ES256", "EdDSA", "Ed25519"})
+"""The `alg` values a `private_key_jwt` client assertion may use (`mcp_hub.authz.private_key_jwt`), as the
+RFC 8414 metadata advertises them for the token, revocation and introspection endpoints."""
 
 AssertionVerifier = Callable[[str, str], Awaitable[AgentRecord]]
 """(client_assertion, endpoint URL) → the agent it authenticates, or `OAuthError(invalid_client)`."""

@@ -6,6 +6,10 @@ a requested pattern some grant covers (`tool:faults__echo` under a grant `tool:f
 pattern the request covers (a grant `tool:faults__echo` under a request `tool:*`, which is what an MCP
 client asks for when the hub's 401 challenge says `scope="tool:*"`). Nothing in the result matches a name
 that either side would refuse, so the token never carries more than the user holds.
+
+At the authorization endpoint a disabled user is `access_denied` (RFC 6749 §4.1.2.1); at the token endpoint
+(`grant_scopes`: the code and refresh grants) it is `invalid_grant` (§5.2: the grant was issued to a
+resource owner who may no longer use it), since `access_denied` is not a token endpoint error.
 """
 
 from __future__ import annotations
@@ -30,3 +34,13 @@ async def delegated_scopes(service: AuthService, agent: AgentRecord, user_id: st
     if not kept:
         raise OAuthError("invalid_scope", "none of the requested scopes is granted to this user")
     return sorted(kept)
+
+
+async def grant_scopes(service: AuthService, agent: AgentRecord, user_id: str, requested: str | None) -> list[str]:
+    """`delegated_scopes` for the token endpoint: a disabled user or agent is `invalid_grant` (RFC 6749 §5.2)."""
+    try:
+        return await delegated_scopes(service, agent, user_id, requested)
+    except OAuthError as exc:
+        if exc.error == "access_denied":
+            raise OAuthError("invalid_grant", "the user this grant was issued for is disabled") from None
+        raise

@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from mcp_hub.authz.client_auth import authenticate_client
+from mcp_hub.authz.client_auth import ASSERTION_ALGORITHMS, authenticate_client
 from mcp_hub.authz.http import oauth_error_response, oauth_json
 from mcp_hub.authz.service import AuthService, TokenRequest
 from mcp_hub.errors import OAuthError
@@ -52,6 +52,9 @@ def authorization_server_metadata(service: AuthService) -> dict[str, Any]:
     """RFC 8414 §2."""
     settings = service.settings.auth
     secret_methods = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
+    # §2: "..._auth_signing_alg_values_supported" is REQUIRED wherever private_key_jwt is listed; these are
+    # the algorithms `private_key_jwt` accepts for a client assertion (the same at all three endpoints).
+    assertion_algorithms = sorted(ASSERTION_ALGORITHMS)
     metadata: dict[str, Any] = {
         "issuer": service.issuer,
         "authorization_endpoint": service.url(AUTHORIZE_PATH),
@@ -62,12 +65,14 @@ def authorization_server_metadata(service: AuthService) -> dict[str, Any]:
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
         "token_endpoint_auth_methods_supported": [*secret_methods, "none"],
-        "token_endpoint_auth_signing_alg_values_supported": ["ES256", "RS256", "EdDSA"],
+        "token_endpoint_auth_signing_alg_values_supported": assertion_algorithms,
         "code_challenge_methods_supported": ["S256"],
         "revocation_endpoint": service.url(REVOKE_PATH),
         "revocation_endpoint_auth_methods_supported": [*secret_methods, "none"],
+        "revocation_endpoint_auth_signing_alg_values_supported": assertion_algorithms,
         "introspection_endpoint": service.url(INTROSPECT_PATH),
         "introspection_endpoint_auth_methods_supported": secret_methods,
+        "introspection_endpoint_auth_signing_alg_values_supported": assertion_algorithms,
         "authorization_response_iss_parameter_supported": True,
         "client_id_metadata_document_supported": settings.client_id_metadata_documents,
     }

@@ -5,7 +5,7 @@ is touched, so a malformed request does not burn it. Then the code is consumed w
 (`AuthStore.consume_authorization_code`): single use, even under concurrent exchanges. It must have been
 issued to the same client, for the identical `redirect_uri` (§4.1.3), within its lifetime, and
 BASE64URL(SHA-256(code_verifier)) must equal the stored `code_challenge` (RFC 7636 §4.6, compared in
-constant time). Any failure is `invalid_grant`.
+constant time). Any failure is `invalid_grant`, as is a user disabled since the code was issued (§5.2).
 
 A replayed code (threat T04, RFC 6749 §4.1.2: "SHOULD revoke ... all tokens previously issued based on
 that authorization code") revokes the refresh family the first exchange created: its refresh tokens die at
@@ -28,7 +28,7 @@ from typing import Any, Final
 
 from mcp_hub.authz import scopes
 from mcp_hub.authz._random import sha256_hex
-from mcp_hub.authz.delegated_scopes import delegated_scopes
+from mcp_hub.authz.delegated_scopes import grant_scopes
 from mcp_hub.authz.grant_refresh_token import new_refresh_token
 from mcp_hub.authz.service import AuthService, TokenRequest
 from mcp_hub.errors import OAuthError
@@ -82,7 +82,7 @@ async def authorization_code_grant(service: AuthService, request: TokenRequest) 
     if record.resource != request.resource:
         raise OAuthError("invalid_grant", "the authorization code was issued for another resource")
 
-    granted = await delegated_scopes(service, agent, record.user_id, record.scope)
+    granted = await grant_scopes(service, agent, record.user_id, record.scope)
     family = await service.store.create_refresh_family(
         agent.id, record.user_id, scopes.format_scope(granted), record.resource
     )

@@ -21,7 +21,7 @@ from typing import Any, Final
 
 from mcp_hub.authz import scopes
 from mcp_hub.authz._random import new_secret, sha256_hex
-from mcp_hub.authz.delegated_scopes import delegated_scopes
+from mcp_hub.authz.delegated_scopes import grant_scopes
 from mcp_hub.authz.service import AuthService, TokenRequest
 from mcp_hub.errors import OAuthError
 
@@ -86,12 +86,7 @@ async def refresh_token_grant(service: AuthService, request: TokenRequest) -> di
     if family.user_id is None:
         granted = await service.granted_scopes(agent, None, scope)
     else:
-        try:
-            granted = await delegated_scopes(service, agent, family.user_id, scope)
-        except OAuthError as exc:
-            if exc.error == "access_denied":
-                raise OAuthError("invalid_grant", "the user is disabled") from None
-            raise
+        granted = await grant_scopes(service, agent, family.user_id, scope)
     refresh = await new_refresh_token(service, family.id)
     return service.access_token_response(
         agent, granted, user_id=family.user_id, family_id=family.id, refresh_token=refresh

@@ -22,8 +22,11 @@ def oauth_json(body: dict[str, Any], status: int = 200) -> JSONResponse:
 
 
 def oauth_error_response(error: OAuthError) -> JSONResponse:
-    response = oauth_json({"error": error.error, "error_description": error.description}, error.status)
-    if error.status == 401:
+    """RFC 6749 §5.2. `invalid_client` is always 401, whoever raised it, with a `WWW-Authenticate` challenge
+    (RFC 9110 §15.5.2 requires one on every 401; §5.2 requires the Basic scheme when the client used it)."""
+    status = 401 if error.error == "invalid_client" else error.status
+    response = oauth_json({"error": error.error, "error_description": error.description}, status)
+    if status == 401:
         response.headers["WWW-Authenticate"] = 'Basic realm="mcp-hub"'
     return response
 

@@ -40,6 +40,7 @@ from joserfc.jwk import ECKey, OKPKey, RSAKey, import_key
 from joserfc.jws import extract_compact
 
 from mcp_hub.authz._random import sha256_hex
+from mcp_hub.authz.client_auth import ASSERTION_ALGORITHMS as ALLOWED_ALGORITHMS
 from mcp_hub.authz.endpoints import TOKEN_PATH
 from mcp_hub.authz.service import AuthService
 from mcp_hub.db.auth_store import AgentRecord
@@ -50,7 +51,6 @@ ClientKey = RSAKey | ECKey | OKPKey
 MAX_ASSERTION_LIFETIME_SECONDS: Final = 300
 MIN_RSA_BITS: Final = 2048
 MAX_CLIENT_KEYS: Final = 10
-ALLOWED_ALGORITHMS: Final = frozenset({"RS256", "ES256", "EdDSA", "Ed25519"})
 _ALLOWED_HEADER_FIELDS: Final = frozenset({"alg", "typ", "kid"})
 # RFC 7519 `JWT`, and the explicit type draft-ietf-oauth-rfc7523bis introduces.
 _ACCEPTED_TYPES: Final = frozenset({"jwt", "client-authentication+jwt", "application/client-authentication+jwt"})

@@ -11,16 +11,21 @@ Pure ASGI middleware (it must not buffer responses, which may be SSE streams). P
    never the `Mcp-Name` header (threat T14). Legacy sessions and stdio get a JSON-RPC error from the
    handler instead, from the same decision.
 4. A 2025-11-25 session id is bound to the principal that created it; another principal presenting it
-   gets 404, as if the session did not exist (threat T13).
+   gets 404, as if the session did not exist (threat T13). The binding is the SDK session manager's own:
+   the principal goes into `scope["user"]` as an `AuthenticatedUser` (client id = agent id, subject = user
+   id), the manager records it when it creates a session and compares it on every later request. So it
+   lives and dies with the session (removed on DELETE, idle timeout or crash, never evicted while the
+   session is alive), and an unknown or forged session id is the manager's 404 (fail closed).
 """
 
 from __future__ import annotations
 
 import json
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, cast
 
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from mcp.server.auth.provider import AccessToken
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -36,7 +41,6 @@ ACCESS_KEY: Final = "mcp_hub.access"
 FORBIDDEN_CODE: Final = -32003
 """The hub's JSON-RPC error code for a call outside the caller's grants (implementation-defined range)."""
 MODERN_ERA: Final = "2026-07-28"
-_MAX_BOUND_SESSIONS: Final = 100_000
 
 
 def principal_of(scope: Scope) -> tuple[Principal, ToolAccess] | None:
@@ -65,7 +69,6 @@ class BearerAuthMiddleware:
         self._tool_exists = tool_exists
         self._on_refused = on_refused
         self._max_body_bytes = max_body_bytes
-        self._session_owners: OrderedDict[str, tuple[str, str | None]] = OrderedDict()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -78,16 +81,9 @@ class BearerAuthMiddleware:
             await self._unauthorized(exc, scope, receive, send)
             return
         access = await self._service.decider.access(principal)
-        session_id = headers.get("mcp-session-id")
-        if session_id is not None and self._session_owners.get(session_id, principal.key) != principal.key:
-            response = JSONResponse(
-                {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": "Session not found"}},
-                status_code=404,
-            )
-            await response(scope, receive, send)
-            return
         scope[PRINCIPAL_KEY] = principal
         scope[ACCESS_KEY] = access
+        scope["user"] = self._session_owner(principal)
 
         if scope["method"] == "POST" and headers.get("mcp-protocol-version") == MODERN_ERA:
             body, receive = await _buffer_body(receive, self._max_body_bytes)
@@ -97,9 +93,22 @@ class BearerAuthMiddleware:
                 await self._forbidden(denied, body, scope, receive, send)
                 return
 
-        if session_id is None and scope["method"] == "POST":
-            send = self._binding_sessions_to(principal, send)
         await self._app(scope, receive, send)
+
+    def _session_owner(self, principal: Principal) -> AuthenticatedUser:
+        """Who owns a legacy session, as the SDK session manager compares it: (client id, issuer, subject).
+
+        Only the identity goes in: never the bearer token (the manager keeps the owner for the session's life).
+        """
+        # `model_construct`: the values are ours and already valid; no validation on every request.
+        owner = AccessToken.model_construct(
+            token="",  # deliberately empty: the bearer token is not kept with the session
+            client_id=principal.agent_id,
+            scopes=[],
+            subject=principal.user_id,
+            claims={"iss": self._service.issuer},
+        )
+        return AuthenticatedUser(owner)
 
     async def _authenticate(self, headers: Headers) -> Principal:
         authorization = headers.get("authorization")
@@ -160,18 +169,6 @@ class BearerAuthMiddleware:
         }
         response = JSONResponse(payload, status_code=403, headers={"WWW-Authenticate": challenge})
         await response(scope, receive, send)
-
-    def _binding_sessions_to(self, principal: Principal, send: Send) -> Send:
-        async def send_and_bind(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                session_id = Headers(raw=message.get("headers", [])).get("mcp-session-id")
-                if session_id is not None:
-                    self._session_owners[session_id] = principal.key
-                    while len(self._session_owners) > _MAX_BOUND_SESSIONS:
-                        self._session_owners.popitem(last=False)
-            await send(message)
-
-        return send_and_bind
 
 
 async def _buffer_body(receive: Receive, limit: int) -> tuple[bytes, Receive]:

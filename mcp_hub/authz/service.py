@@ -108,7 +108,9 @@ class AuthService:
             raise OAuthError("invalid_scope", str(exc)) from None
         subject = await self.store.subject_grants(agent.id, user_id)
         if not subject.enabled:
-            raise OAuthError("invalid_client" if user_id is None else "access_denied", "access is disabled", 400)
+            if user_id is None:  # the agent itself, disabled since it authenticated (RFC 6749 §5.2: 401)
+                raise OAuthError("invalid_client", "this client is disabled", 401)
+            raise OAuthError("access_denied", "the user or the client is disabled")
         narrowed = scopes.narrow(wanted, subject.patterns)
         if not narrowed:
             raise OAuthError("invalid_scope", "none of the requested scopes is granted")

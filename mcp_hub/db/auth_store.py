@@ -315,12 +315,21 @@ class AuthStore:
             )
 
     async def set_user_enabled(self, name: str, enabled: bool) -> None:
+        """Enable or disable a user; disabling also ends their web sessions (re-enabling revives none)."""
+        await self._update_user(name, ends_sessions=not enabled, enabled=enabled)
+
+    async def reset_user_password(self, name: str, password_hash: str) -> None:
+        """Replace a user's password hash and end their web sessions (whoever had the old one is signed out)."""
+        await self._update_user(name, ends_sessions=True, password_hash=password_hash)
+
+    async def _update_user(self, name: str, *, ends_sessions: bool, **values: Any) -> None:
         async with self._sessions.begin() as session:
-            result = await session.execute(
-                update(User).where(User.name == name).values(enabled=enabled, updated_at=self._clock())
-            )
-        if _rowcount(result) == 0:
-            raise NotFoundError(f"no user named {name!r}")
+            user_id = await session.scalar(select(User.id).where(User.name == name))
+            if user_id is None:
+                raise NotFoundError(f"no user named {name!r}")
+            await session.execute(update(User).where(User.id == user_id).values(**values, updated_at=self._clock()))
+            if ends_sessions:
+                await session.execute(delete(WebSession).where(WebSession.user_id == user_id))
 
     # --- grants -----------------------------------------------------------------------------------------
 

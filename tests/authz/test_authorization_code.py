@@ -228,6 +228,20 @@ async def test_a_replayed_code_is_refused_and_kills_the_tokens_of_the_first_exch
     assert refreshed.json()["error"] == "invalid_grant"
 
 
+async def test_a_code_exchanged_after_its_user_was_disabled_is_invalid_grant(hub: RunningHub) -> None:
+    """RFC 6749 §5.2 (mandated): the grant's resource owner may no longer act, so the code is `invalid_grant`
+    (`access_denied` belongs to the authorization endpoint, not the token endpoint); no tokens (T04, T09)."""
+    app = await make_app(hub)
+    pkce = Pkce.new()
+    code = await code_for(hub, app, pkce)
+    await identity.set_user_enabled(auth_service(hub), app.user, False)
+    refused = await exchange(hub, app, code, pkce.verifier)
+
+    assert refused.status_code == 400
+    assert refused.json()["error"] == "invalid_grant"
+    assert "access_token" not in refused.json()
+
+
 async def test_a_code_is_bound_to_its_client_and_redirect_uri(hub: RunningHub) -> None:
     """T04 (RFC 6749 §4.1.3): another client, or another redirect_uri, cannot redeem the code."""
     app = await make_app(hub)

@@ -37,7 +37,9 @@ from mcp_hub.authz.client_metadata import (
     resolve_public,
 )
 from tests.authz.conftest import auth_service
+from tests.authz.flow import PASSWORD, App, Pkce, authorize_url, exchange, mcp_status
 from tests.conftest import RunningHub, fault_connector, running_hub, write_config
+from tests.web.browser import decide, open_consent, query_of
 
 pytestmark = pytest.mark.anyio
 
@@ -372,3 +374,45 @@ async def test_documents_are_not_fetched_when_the_admin_turned_them_off(
 
     assert resolved is None
     assert documents.hits["client.json"] == 0
+
+
+async def test_a_metadata_document_client_completes_the_code_flow_at_the_authorization_endpoint(
+    auth_hub: RunningHub, documents: DocumentServer
+) -> None:
+    """MCP 2025-11-25 client registration (Client ID Metadata Documents, preferred) through the real pages: a
+    URL `client_id` the hub has never seen is fetched at `/oauth/authorize`, the consent page names the
+    document's `client_name`, and the code it yields is exchanged by the same URL for a token carrying the
+    user's grants (T05: only the document's redirect URI; T06: consent first; T11: fetched through the guard)."""
+    trust_loopback(auth_hub)
+    service = auth_service(auth_hub)
+    url = documents.document("ide.json", client_name="Document-Registered IDE")
+    await identity.create_user(service, "cimd-user", "approver", PASSWORD)
+    await identity.add_grant(service, "user:cimd-user", "tool:faults__echo")
+    app = App(client_id=url, redirect_uri=REDIRECT_URI, user="cimd-user", password=PASSWORD)
+    pkce = Pkce.new()
+
+    async with httpx2.AsyncClient() as browser:
+        consent = await open_consent(browser, auth_hub.base_url, authorize_url(auth_hub, app, pkce), app.user, PASSWORD)
+        answer = await decide(browser, auth_hub.base_url, consent.text)
+    code = query_of(answer.headers["location"])["code"]
+    exchanged = await exchange(auth_hub, app, code, pkce.verifier)
+    agent = await service.store.agent_by_client_id(url)
+    wrong_redirect = await auth_hub_get(auth_hub, authorize_url(auth_hub, app, pkce, redirect_uri=REDIRECT_URI + "x"))
+
+    assert consent.status_code == 200, consent.text
+    assert "Document-Registered IDE" in consent.text
+    assert url in consent.text
+    assert answer.headers["location"].startswith(REDIRECT_URI + "?")
+    assert exchanged.status_code == 200, exchanged.text
+    assert exchanged.json()["scope"] == "tool:faults__echo"
+    assert await mcp_status(auth_hub, exchanged.json()["access_token"]) == 200
+    assert agent is not None
+    assert agent.source == "cimd"
+    assert wrong_redirect.status_code == 400
+    assert "location" not in wrong_redirect.headers
+    assert documents.hits["ide.json"] == 1
+
+
+async def auth_hub_get(hub: RunningHub, url: str) -> httpx2.Response:
+    async with httpx2.AsyncClient() as client:
+        return await client.get(url)

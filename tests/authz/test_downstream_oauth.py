@@ -1,22 +1,31 @@
 """Downstream credentials (issue 3 §6): the hub authenticates to an OAuth-protected downstream by itself.
 
 The downstream here is a second, real mcp-hub with auth enabled (its own authorization server, its own
-agent for the first hub): hub A's connector gets client-credentials tokens from hub B and renews them;
-the agent talking to hub A never sees them, and its own token never reaches hub B (T01).
+agent for the first hub): hub A's connector gets client-credentials tokens from hub B; the agent talking to
+hub A never sees them, and its own token never reaches hub B (T01). Renewal is tested on the connector's
+auth flow (`ClientCredentialsAuth`) against hub B over real HTTP, with its clock injected so the token's
+five minutes pass at once: renewed 30 s before it expires, and once (no more) after a 401.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
+import httpx2
 import mcp_types as types
 import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
+from mcp_hub.admin import identity
+from mcp_hub.config.connectors import DownstreamOAuth
 from mcp_hub.downstream.health import Health
-from tests.authz.conftest import bearer, client_credentials_token, make_agent
+from mcp_hub.downstream.oauth import ClientCredentialsAuth, DownstreamTokenError
+from tests.authz.conftest import AgentCredentials, auth_service, bearer, client_credentials_token, make_agent
 from tests.conftest import RunningHub, connector_toml, fault_connector, running_hub, write_config
 
 pytestmark = pytest.mark.anyio
@@ -98,3 +107,117 @@ async def test_a_refused_connector_secret_leaves_the_connector_down_with_the_rea
     assert state.detail is not None
     assert "invalid_client" in state.detail
     assert wrong_secret not in report
+
+
+@dataclass
+class Clock:
+    """The monotonic clock `ClientCredentialsAuth` reads, moved by the test."""
+
+    now: float = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Recorder:
+    """Every request the connector's HTTP client sends, the auth flow's token requests included, as
+    (path, Authorization header) at the moment it was sent (the auth flow re-sends the same request object)."""
+
+    sent: list[tuple[str, str]]
+
+    async def __call__(self, request: httpx2.Request) -> None:
+        self.sent.append((urlsplit(str(request.url)).path, request.headers.get("authorization", "")))
+
+    def token_requests(self) -> int:
+        return sum(path == "/oauth/token" for path, _ in self.sent)
+
+    def bearer_tokens(self) -> list[str]:
+        """The tokens sent to the MCP endpoint, in order."""
+        return [authorization.removeprefix("Bearer ") for path, authorization in self.sent if path == "/mcp"]
+
+
+MODERN_LIST: dict[str, Any] = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "tools/list",
+    "params": {
+        "_meta": {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {},
+        }
+    },
+}
+MODERN_HEADERS = {
+    "Accept": "application/json, text/event-stream",
+    "MCP-Protocol-Version": "2026-07-28",
+    "Mcp-Method": "tools/list",
+}
+
+
+def connector_oauth(hub_b: RunningHub, credentials: AgentCredentials) -> DownstreamOAuth:
+    declared = DownstreamOAuth(
+        token_url=f"{hub_b.base_url}/oauth/token",
+        client_id=credentials.client_id,
+        client_secret="${HUB_B_CLIENT_SECRET}",
+        scope="tool:faults__*",
+    )
+    return declared.model_copy(update={"client_secret": credentials.client_secret})  # as `resolved_oauth` does
+
+
+async def test_the_connectors_token_is_renewed_before_it_expires_and_once_after_a_401(tmp_path: Path) -> None:
+    """Issue 3 §6, our choice (docs/oauth.md): a token of 300 s is reused until 30 s before it expires, then
+    renewed; a 401 from the downstream (here: the token was revoked, RFC 7009) makes exactly one renewal and
+    one retry; if the renewal is refused too, the error surfaces instead of a loop. T01: only hub B's tokens."""
+    config_b = write_config(tmp_path, {"faults": fault_connector()}, "[auth]\ndecision_cache_seconds = 0\n", auth=True)
+    async with running_hub(config_b) as hub_b:
+        await hub_b.wait_ready("faults")
+        credentials = await make_agent(hub_b, "hub-a", "tool:faults__*")
+        clock = Clock()
+        recorder = Recorder(sent=[])
+        auth = ClientCredentialsAuth(connector_oauth(hub_b, credentials), hub_b.url, clock=clock)
+        async with httpx2.AsyncClient(auth=auth, event_hooks={"request": [recorder]}, timeout=10) as client:
+
+            async def list_status() -> int:
+                return (await client.post(hub_b.url, json=MODERN_LIST, headers=MODERN_HEADERS)).status_code
+
+            statuses = [await list_status(), await list_status()]
+            tokens_while_fresh = recorder.token_requests()
+            clock.now += 300 - 30 - 1  # one second before the renewal point: still the same token
+            statuses.append(await list_status())
+            tokens_just_before = recorder.token_requests()
+            clock.now += 1  # 30 s before expiry: renewed before use
+            statuses.append(await list_status())
+            tokens_at_renewal = recorder.token_requests()
+
+            revoked = await client_b_revokes(hub_b, credentials, recorder.bearer_tokens()[-1])
+            statuses.append(await list_status())  # 401 with the revoked token → one renewal → retried
+            tokens_after_401 = recorder.token_requests()
+            bearers_after_401 = recorder.bearer_tokens()
+
+            await identity.set_agent_enabled(auth_service(hub_b), credentials.name, False)
+            with pytest.raises(DownstreamTokenError) as refused:
+                await list_status()
+            tokens_after_refusal = recorder.token_requests()
+
+    assert statuses == [200, 200, 200, 200, 200]
+    assert tokens_while_fresh == 1
+    assert tokens_just_before == 1
+    assert tokens_at_renewal == 2
+    assert revoked.status_code == 200
+    assert tokens_after_401 == 3
+    assert bearers_after_401[-2] != bearers_after_401[-1]  # the retry carried the renewed token
+    assert len(set(bearers_after_401)) == 3
+    assert "invalid_client" in str(refused.value)
+    assert credentials.client_secret not in str(refused.value)
+    assert tokens_after_refusal == 4  # exactly one renewal attempt after the second 401
+
+
+async def client_b_revokes(hub_b: RunningHub, credentials: AgentCredentials, token: str) -> httpx2.Response:
+    """Hub B's client revokes its own access token (RFC 7009), as an operator might after a leak."""
+    async with httpx2.AsyncClient(timeout=10) as client:
+        return await client.post(
+            f"{hub_b.base_url}/oauth/revoke",
+            data={"token": token, "token_type_hint": "access_token"},
+            auth=(credentials.client_id, credentials.client_secret),
+        )

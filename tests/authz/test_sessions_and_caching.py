@@ -23,7 +23,9 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from tests.authz.conftest import bearer, client_credentials_token, make_agent
+from mcp_hub.admin import identity
+from tests.authz.conftest import auth_service, bearer, client_credentials_token, make_agent
+from tests.authz.flow import PASSWORD, REDIRECT_URI
 from tests.conftest import RunningHub, connector_toml, fault_connector, running_hub, write_config
 from tests.test_http_downstream import free_port, http_fault_server
 
@@ -87,6 +89,54 @@ async def test_another_agent_presenting_a_legacy_session_id_gets_404(hub: Runnin
     assert hijacked_stream.status_code == 404
     assert hijacked_delete.status_code == 404
     assert owner.status_code == 200  # the DELETE did not end Alice's session
+
+
+@pytest.mark.parametrize("forged", ["0" * 32, "f" * 32, "not-a-session", "x" * 200])
+async def test_an_unknown_or_forged_session_id_gets_404_for_every_method(hub: RunningHub, forged: str) -> None:
+    """T13, MCP 2025-11-25 transports (a server MUST answer an unknown session id with 404): a valid token does
+    not make a session id the hub never issued usable; the binding fails closed."""
+    agent = await make_agent(hub, f"session-forger-{len(forged)}-{forged[0]}", "tool:faults__*")
+    token = await client_credentials_token(hub, agent)
+    async with httpx2.AsyncClient(timeout=10) as http:
+        posted = await http.post(hub.url, headers=legacy_headers(token, forged), json=LIST_TOOLS)
+        streamed = await http.get(hub.url, headers=legacy_headers(token, forged))
+        deleted = await http.delete(hub.url, headers=legacy_headers(token, forged))
+    assert posted.status_code == 404
+    assert posted.json()["error"]["message"] == "Session not found"
+    assert streamed.status_code == 404
+    assert deleted.status_code == 404
+
+
+async def test_a_session_ended_by_its_owner_is_gone_for_everyone(hub: RunningHub) -> None:
+    """T13, MCP 2025-11-25 transports: after DELETE the id is unknown, to its owner as to anyone; the binding
+    ends with the session instead of lingering."""
+    alice = await make_agent(hub, "session-ender", "tool:faults__*")
+    token = await client_credentials_token(hub, alice)
+    async with httpx2.AsyncClient(timeout=10) as http:
+        session = await open_legacy_session(http, hub.url, token)
+        ended = await http.delete(hub.url, headers=legacy_headers(token, session))
+        after = await http.post(hub.url, headers=legacy_headers(token, session), json=LIST_TOOLS)
+    assert ended.status_code == 200
+    assert after.status_code == 404
+
+
+async def test_one_app_acting_for_two_users_cannot_share_a_session(hub: RunningHub) -> None:
+    """T13, our choice: a session belongs to the agent AND the user it acts for (the token's `sub`); the same
+    app with another user's token is another principal and gets 404."""
+    service = auth_service(hub)
+    app = await identity.create_agent(service, "session-app", [], public=True, redirect_uris=[REDIRECT_URI])
+    tokens: list[str] = []
+    for name in ("session-user-a", "session-user-b"):
+        user = await identity.create_user(service, name, "approver", PASSWORD)
+        await identity.add_grant(service, f"user:{name}", "tool:faults__*")
+        tokens.append(service.access_token_response(app.agent, ["tool:faults__*"], user_id=user.id)["access_token"])
+    first_user, second_user = tokens
+    async with httpx2.AsyncClient(timeout=10) as http:
+        session = await open_legacy_session(http, hub.url, first_user)
+        other_user = await http.post(hub.url, headers=legacy_headers(second_user, session), json=LIST_TOOLS)
+        same_user = await http.post(hub.url, headers=legacy_headers(first_user, session), json=LIST_TOOLS)
+    assert other_user.status_code == 404
+    assert same_user.status_code == 200
 
 
 async def test_an_agent_without_a_token_cannot_use_a_known_session_id(hub: RunningHub) -> None:
