@@ -132,16 +132,6 @@ class ApprovalService:
         )
         if existing is not None:
             return existing
-        if await self.store.count_pending(principal.agent_id) >= self.settings.max_pending_per_agent:
-            # The count may include this very call, made at the same time by another request since we looked.
-            existing = await self.store.open_action(principal.agent_id, principal.user_id, digest)
-            if existing is not None:
-                return existing
-            raise ApprovalError(
-                "too_many_pending",
-                f"agent {principal.agent_name!r} already has {self.settings.max_pending_per_agent} actions waiting "
-                "for approval; wait for a decision before asking for more",
-            )
         now = self._clock()
         action = ActionRecord(
             id="apv_" + secrets.token_urlsafe(24),
@@ -167,7 +157,8 @@ class ApprovalService:
             completed_at=None,
             reported_at=None,
         )
-        stored = await self.store.create(action)
+        # Refused beyond the cap, unless another request made this very call at the same time: then that one.
+        stored = await self.store.create(action, max_pending=self.settings.max_pending_per_agent)
         if stored.id != action.id:
             # The same call, made at the same time by another request, created it first: share that action
             # (announced and audited once), exactly as if this request had called again a moment later.

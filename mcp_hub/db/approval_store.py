@@ -16,10 +16,11 @@ from typing import Any, Final, cast
 
 from sqlalchemy import CursorResult, Result, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from mcp_hub.db.engine import read_only
-from mcp_hub.db.models import ApprovalAction
+from mcp_hub.db.models import Agent, ApprovalAction
+from mcp_hub.errors import ApprovalError
 
 OPEN_STATUSES: Final = ("pending", "approved", "executing", "done", "failed", "denied", "expired", "withdrawn")
 _EXPIRING: Final = {
@@ -125,17 +126,34 @@ class ApprovalStore:
         self.on_expired: Callable[[list[str]], Awaitable[None]] | None = None
         """Told which actions a read expired, so that each expiry is audited and announced once."""
 
-    async def create(self, action: ActionRecord) -> ActionRecord:
+    async def create(self, action: ActionRecord, *, max_pending: int | None = None) -> ActionRecord:
         """Store `action` as pending, unless its caller already has an open action with its digest: then that one.
 
         Two partial unique indexes allow one open action per (agent, user, digest), so of two simultaneous
         identical first calls exactly one inserts; the other gets the winner's row, as if it had called again.
+        With `max_pending`, `ApprovalError("too_many_pending")` when the agent already has that many pending
+        (unless this very call is among them: then that one). Counting and inserting are one
+        transaction that holds the agent's row lock (PostgreSQL) or the write lock (SQLite's BEGIN
+        IMMEDIATE), so simultaneous distinct calls cannot overshoot the cap (T21).
         """
         attempts = 0
         while True:
             try:
                 async with self._sessions.begin() as session:
-                    session.add(_row(action))
+                    at_cap = max_pending is not None and await self._pending_at_cap(
+                        session, action.agent_id, max_pending
+                    )
+                    if not at_cap:
+                        session.add(_row(action))
+                if at_cap:
+                    existing = await self.open_action(action.agent_id, action.user_id, action.digest)
+                    if existing is not None:
+                        return existing
+                    raise ApprovalError(
+                        "too_many_pending",
+                        f"agent {action.agent_name!r} already has {max_pending} actions waiting for approval; "
+                        "wait for a decision before asking for more",
+                    )
             except IntegrityError:
                 attempts += 1
                 existing = await self.open_action(action.agent_id, action.user_id, action.digest)
@@ -147,6 +165,16 @@ class ApprovalStore:
                     raise
             else:
                 return action
+
+    @staticmethod
+    async def _pending_at_cap(session: AsyncSession, agent_id: str, max_pending: int) -> bool:
+        await session.execute(select(Agent.id).where(Agent.id == agent_id).with_for_update())
+        pending = await session.scalar(
+            select(func.count())
+            .select_from(ApprovalAction)
+            .where(ApprovalAction.agent_id == agent_id, ApprovalAction.status == "pending")
+        )
+        return int(pending or 0) >= max_pending
 
     async def get(self, action_id: str) -> ActionRecord | None:
         await self.expire_due()

@@ -20,7 +20,7 @@ from mcp.shared.jsonrpc_dispatcher import progress_token_from_params
 from starlette.requests import Request
 
 import mcp_hub
-from mcp_hub.approvals.service import ApprovalService
+from mcp_hub.approvals.service import APPROVAL_META_KEY, ApprovalService
 from mcp_hub.approvals.tasks import ApprovalTasks
 from mcp_hub.authz.decisions import AccessDecider, Principal, ToolAccess
 from mcp_hub.authz.resource import FORBIDDEN_CODE, principal_of
@@ -168,7 +168,10 @@ def build_server(
                         report_progress=relay_progress if wants_progress else None,
                     )
                 except ApprovalError as exc:
-                    return tool_error_result(f"[mcp-hub] {exc}")
+                    # The "429" of a held call: a tool error the agent reads, with the reason machine-readable.
+                    refused = tool_error_result(f"[mcp-hub] {exc}")
+                    refused["_meta"] = {APPROVAL_META_KEY: {"refused": exc.kind}}
+                    return refused
         try:
             return await forwarder.call_tool(
                 params.name,

@@ -114,12 +114,12 @@ class ChoreographedStore(ApprovalStore):
 
 class TwoIdenticalFirstCalls(ChoreographedStore):
     """Two identical first calls: both look for an open action before either stores one, and the second
-    counts the agent's pending actions only after the first stored its action."""
+    tries to store its own (counting the agent's pending actions first) only after the first stored its."""
 
     def __init__(self, hub: RunningHub) -> None:
         super().__init__(hub)
         self._looks = 0
-        self._counts = 0
+        self._creates = 0
         self._both_looked = anyio.Event()
         self._first_created = anyio.Event()
 
@@ -134,16 +134,14 @@ class TwoIdenticalFirstCalls(ChoreographedStore):
             await self._both_looked.wait()
         return found
 
-    async def count_pending(self, agent_id: str) -> int:
-        self._counts += 1
-        if self._counts == 2:
+    async def create(self, action: ActionRecord, *, max_pending: int | None = None) -> ActionRecord:
+        self._creates += 1
+        if self._creates == 2:
             await self._first_created.wait()
-        return await super().count_pending(agent_id)
-
-    async def create(self, action: ActionRecord) -> ActionRecord:
-        stored = await super().create(action)
-        self._first_created.set()
-        return stored
+        try:
+            return await super().create(action, max_pending=max_pending)
+        finally:
+            self._first_created.set()
 
 
 class TwoRequestsRunTheApprovedCall(ChoreographedStore):

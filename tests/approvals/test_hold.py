@@ -409,6 +409,7 @@ async def test_more_pending_actions_than_the_cap_are_refused(tmp_path: Path) -> 
 
     assert [answer.is_error for answer in answers] == [True, True, True]
     assert "already has 2 actions waiting" in text_of(answers[2])
+    assert (answers[2].meta or {})[APPROVAL_META] == {"refused": "too_many_pending"}
     assert len(pending) == 2
 
 

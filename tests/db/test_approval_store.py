@@ -23,6 +23,7 @@ from mcp_hub.db import upgrade
 from mcp_hub.db.approval_store import ActionRecord, ApprovalStore
 from mcp_hub.db.auth_store import AuthStore, NewAgent
 from mcp_hub.db.models import ApprovalAction
+from mcp_hub.errors import ApprovalError
 
 pytestmark = pytest.mark.anyio
 
@@ -169,3 +170,35 @@ async def test_a_create_the_database_refuses_for_another_reason_still_fails(
 
     with pytest.raises(IntegrityError, match=r"(?i)foreign key"):
         await approval_store.create(orphan)
+
+
+async def test_distinct_calls_at_once_never_overshoot_the_pending_cap(
+    approval_store: ApprovalStore, callers: Callers, engine: AsyncEngine
+) -> None:
+    """T21 (flooding): counting and inserting are one locked step, so of N distinct simultaneous calls with room
+    for two, exactly two become pending and the rest are refused; another agent is not affected."""
+    cap = 2
+    created: list[str] = []
+    refused: list[str] = []
+
+    async def submit(number: int) -> None:
+        try:
+            stored = await approval_store.create(action(callers.agent, None, f"digest-{number}"), max_pending=cap)
+        except ApprovalError as exc:
+            refused.append(exc.kind)
+        else:
+            created.append(stored.id)
+
+    async with anyio.create_task_group() as tasks:
+        for number in range(CONCURRENT_CALLERS):
+            tasks.start_soon(submit, number)
+    other = await approval_store.create(action(callers.other_agent, None, "digest-0"), max_pending=cap)
+
+    async with engine.connect() as connection:
+        pending = await connection.scalar(
+            select(func.count()).select_from(ApprovalAction).where(ApprovalAction.agent_id == callers.agent)
+        )
+    assert len(created) == cap
+    assert refused == ["too_many_pending"] * (CONCURRENT_CALLERS - cap)
+    assert pending == cap
+    assert other.agent_id == callers.other_agent
