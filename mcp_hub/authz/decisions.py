@@ -10,9 +10,11 @@ grants allow: a tool is allowed when a grant AND a token scope match its public 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
+
+import anyio
 
 from mcp_hub.authz import scopes
 from mcp_hub.authz.tokens import AccessToken
@@ -55,20 +57,63 @@ class ToolAccess:
         return self.token_scopes is None or scopes.any_matches(self.token_scopes, "tool", public_name)
 
 
+class _Load(Generic[ValueT]):
+    """One read of the store in flight, shared by every request that misses the same key meanwhile."""
+
+    __slots__ = ("done", "value")
+
+    def __init__(self) -> None:
+        self.done = anyio.Event()
+        self.value: ValueT | None = None
+
+
 class _TtlCache(Generic[ValueT]):
-    """A small map whose entries expire after `ttl` seconds (monotonic clock); bounded by `max_entries`."""
+    """A small map whose entries expire after `ttl` seconds (monotonic clock); bounded by `max_entries`.
+
+    `get_or_load` is single-flight: when an entry expires under load, the requests that miss it together
+    share one read of the store instead of each making their own (a stampede of identical queries every
+    `ttl` seconds). A load that fails or is cancelled caches nothing; its waiters then load for themselves.
+    `drop` and `clear` also detach loads already in flight, so a value read before them is never cached.
+    """
 
     def __init__(self, ttl: float, max_entries: int = 10_000, clock: Callable[[], float] = time.monotonic) -> None:
         self._ttl = ttl
         self._max_entries = max_entries
         self._clock = clock
         self._entries: dict[object, tuple[float, ValueT]] = {}
+        self._loading: dict[object, _Load[ValueT]] = {}
 
     def get(self, key: object) -> ValueT | None:
         entry = self._entries.get(key)
         if entry is None or entry[0] <= self._clock():
             return None
         return entry[1]
+
+    async def get_or_load(self, key: object, load: Callable[[], Awaitable[ValueT]]) -> ValueT:
+        """The cached value, or the one `load()` returns (shared with concurrent misses, then cached)."""
+        while True:
+            value = self.get(key)
+            if value is not None:
+                return value
+            pending = self._loading.get(key)
+            if pending is None:
+                break
+            await pending.done.wait()
+            if pending.value is not None:
+                return pending.value
+            # The shared load failed or was detached: try again (fail closed: never a guessed value).
+        mine = _Load[ValueT]()
+        self._loading[key] = mine
+        try:
+            value = await load()
+            if self._loading.get(key) is mine:  # not detached by drop/clear meanwhile
+                self.put(key, value)
+                mine.value = value
+            return value
+        finally:
+            if self._loading.get(key) is mine:
+                del self._loading[key]
+            mine.done.set()
 
     def put(self, key: object, value: ValueT) -> None:
         if len(self._entries) >= self._max_entries:
@@ -80,9 +125,11 @@ class _TtlCache(Generic[ValueT]):
 
     def drop(self, key: object) -> None:
         self._entries.pop(key, None)
+        self._loading.pop(key, None)
 
     def clear(self) -> None:
         self._entries.clear()
+        self._loading.clear()
 
 
 class AccessDecider:
@@ -96,12 +143,14 @@ class AccessDecider:
 
     async def principal_for_token(self, token: AccessToken) -> Principal:
         """The caller behind a verified token; `InvalidTokenError` if it was revoked or its agent is unknown."""
-        agent = self._agents.get(token.client_id)
-        if agent is None:
+
+        async def load_agent() -> AgentRecord:
             agent = await self._store.agent_by_client_id(token.client_id)
             if agent is None:
                 raise InvalidTokenError("the access token's client no longer exists")
-            self._agents.put(token.client_id, agent)
+            return agent
+
+        agent = self._agents.get(token.client_id) or await self._agents.get_or_load(token.client_id, load_agent)
         if await self._is_revoked(token):
             raise InvalidTokenError("the access token has been revoked")
         return Principal(agent_id=agent.id, agent_name=agent.name, user_id=token.user_id, token_scopes=token.scopes)
@@ -113,18 +162,19 @@ class AccessDecider:
 
     async def access(self, principal: Principal) -> ToolAccess:
         """The caller's decision; a disabled agent or user gets no grants at all."""
-        grants = self._grants.get(principal.key)
-        if grants is None:
-            grants = await self._store.subject_grants(principal.agent_id, principal.user_id)
-            self._grants.put(principal.key, grants)
+        grants = await self._subject_grants(principal)
         return ToolAccess(grants=grants.patterns, token_scopes=principal.token_scopes)
 
     async def is_enabled(self, principal: Principal) -> bool:
-        grants = self._grants.get(principal.key)
-        if grants is None:
-            grants = await self._store.subject_grants(principal.agent_id, principal.user_id)
-            self._grants.put(principal.key, grants)
-        return grants.enabled
+        return (await self._subject_grants(principal)).enabled
+
+    async def _subject_grants(self, principal: Principal) -> SubjectGrants:
+        cached = self._grants.get(principal.key)
+        if cached is not None:
+            return cached
+        return await self._grants.get_or_load(
+            principal.key, lambda: self._store.subject_grants(principal.agent_id, principal.user_id)
+        )
 
     def forget_revocation(self, jti: str | None = None) -> None:
         """Forget the cached revocation state of one token (or of all, after a family is revoked)."""
@@ -143,8 +193,11 @@ class AccessDecider:
         cached = self._revoked.get(token.jti)
         if cached is not None:
             return cached
-        revoked = await self._store.is_access_token_revoked(token.jti)
-        if not revoked and token.family_id is not None:
-            revoked = bool(await self._store.revoked_families([token.family_id]))
-        self._revoked.put(token.jti, revoked)
-        return revoked
+
+        async def load() -> bool:
+            revoked = await self._store.is_access_token_revoked(token.jti)
+            if not revoked and token.family_id is not None:
+                revoked = bool(await self._store.revoked_families([token.family_id]))
+            return revoked
+
+        return await self._revoked.get_or_load(token.jti, load)
