@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Generic, TypeVar
+from dataclasses import dataclass, field
+from typing import Final, Generic, TypeVar
 
 import anyio
 
@@ -44,17 +44,34 @@ class Principal:
         return f"agent:{self.agent_name}" + (f" for user:{self.user_id}" if self.user_id else "")
 
 
+_EVERY_TOOL: Final = "tool:*"
+_MAX_REMEMBERED_NAMES: Final = 4096
+_MAX_SHARED_DECISIONS: Final = 256
+
+
 @dataclass(frozen=True, slots=True)
 class ToolAccess:
     """A caller's decision, ready for the hot path: pure, synchronous, no I/O."""
 
     grants: tuple[str, ...]
     token_scopes: tuple[str, ...] | None
+    _answers: dict[str, bool] = field(default_factory=dict[str, bool], init=False, repr=False, compare=False)
+    """Names already decided: the decider shares one `ToolAccess` per (grants, scopes) while they are cached."""
+
+    @property
+    def allows_every_tool(self) -> bool:
+        """True when no tool name can be refused (a `tool:*` grant, and no narrower token scope)."""
+        return _EVERY_TOOL in self.grants and (self.token_scopes is None or _EVERY_TOOL in self.token_scopes)
 
     def allows(self, public_name: str) -> bool:
-        if not scopes.any_matches(self.grants, "tool", public_name):
-            return False
-        return self.token_scopes is None or scopes.any_matches(self.token_scopes, "tool", public_name)
+        answer = self._answers.get(public_name)
+        if answer is None:
+            answer = scopes.any_matches(self.grants, "tool", public_name) and (
+                self.token_scopes is None or scopes.any_matches(self.token_scopes, "tool", public_name)
+            )
+            if len(self._answers) < _MAX_REMEMBERED_NAMES:
+                self._answers[public_name] = answer
+        return answer
 
 
 class _Load(Generic[ValueT]):
@@ -140,6 +157,8 @@ class AccessDecider:
         self._grants = _TtlCache[SubjectGrants](ttl_seconds, clock=clock)
         self._agents = _TtlCache[AgentRecord](ttl_seconds, clock=clock)
         self._revoked = _TtlCache[bool](ttl_seconds, clock=clock)
+        # Pure functions of (grants, token scopes), shared so that their answers per tool name are reused.
+        self._decisions: dict[tuple[tuple[str, ...], tuple[str, ...] | None], ToolAccess] = {}
 
     async def principal_for_token(self, token: AccessToken) -> Principal:
         """The caller behind a verified token; `InvalidTokenError` if it was revoked or its agent is unknown."""
@@ -163,7 +182,13 @@ class AccessDecider:
     async def access(self, principal: Principal) -> ToolAccess:
         """The caller's decision; a disabled agent or user gets no grants at all."""
         grants = await self._subject_grants(principal)
-        return ToolAccess(grants=grants.patterns, token_scopes=principal.token_scopes)
+        key = (grants.patterns, principal.token_scopes)
+        access = self._decisions.get(key)
+        if access is None:
+            if len(self._decisions) >= _MAX_SHARED_DECISIONS:
+                self._decisions.clear()
+            access = self._decisions[key] = ToolAccess(grants=grants.patterns, token_scopes=principal.token_scopes)
+        return access
 
     async def is_enabled(self, principal: Principal) -> bool:
         return (await self._subject_grants(principal)).enabled
@@ -188,6 +213,7 @@ class AccessDecider:
         self._grants.clear()
         self._agents.clear()
         self._revoked.clear()
+        self._decisions.clear()
 
     async def _is_revoked(self, token: AccessToken) -> bool:
         cached = self._revoked.get(token.jti)

@@ -89,7 +89,11 @@ class BearerAuthMiddleware:
         scope[PRINCIPAL_KEY] = principal
         scope[ACCESS_KEY] = access
 
-        if scope["method"] == "POST" and headers.get("mcp-protocol-version") == MODERN_ERA:
+        if (
+            scope["method"] == "POST"
+            and not access.allows_every_tool  # nothing to refuse: the body need not be read here
+            and headers.get("mcp-protocol-version") == MODERN_ERA
+        ):
             body, receive = await _buffer_body(receive, self._max_body_bytes)
             denied = self._denied_tool(body, access)
             if denied is not None:

@@ -120,6 +120,19 @@ def test_covers_is_sound_every_name_the_requested_scope_matches_the_grant_matche
     assert oracle_matches(granted, kind, name)
 
 
+@given(grants=pattern_sets, token_scopes=st.none() | pattern_sets, name=names)
+def test_access_that_allows_every_tool_refuses_no_name(
+    grants: list[str], token_scopes: list[str] | None, name: str
+) -> None:
+    """Our choice: the bearer middleware skips reading the body when the caller's access can refuse nothing."""
+    access = ToolAccess(
+        grants=(*grants, "tool:*"), token_scopes=None if token_scopes is None else (*token_scopes, "tool:*")
+    )
+    assert access.allows_every_tool
+    assert access.allows(name)
+    assert not ToolAccess(grants=tuple(grants), token_scopes=None).allows_every_tool or "tool:*" in grants
+
+
 @settings(max_examples=300)
 @given(granted=patterns, data=st.data())
 def test_a_scope_narrowed_from_a_grant_is_covered_and_matches_nothing_more(granted: str, data: st.DataObject) -> None:
