@@ -341,3 +341,31 @@ def test_a_downstreams_read_only_hint_does_not_lower_the_bar() -> None:
 
     assert requirement is not None
     assert requirement.rules == ("all-echo",)
+
+
+def test_a_rule_matched_to_a_tool_once_still_decides_agents_and_arguments_call_by_call() -> None:
+    """Our choice: the policy remembers which rules name a tool, never whether a call was held."""
+    catalog = Catalog()
+    catalog.replace_connector("faults", [{"name": "echo", "inputSchema": {"type": "object"}}])
+    tool = catalog.tools_by_name()["faults__echo"]
+    rule = ApprovalRule.model_validate(
+        {
+            "name": "long-echo",
+            "tools": ["faults__*"],
+            "agents": ["careful"],
+            "when": [{"field": "text", "op": "exists"}],
+        }
+    )
+    policy = ApprovalPolicy([rule], [])
+
+    held = [
+        policy.requirement(agent, tool, arguments) is not None
+        for agent, arguments in [
+            ("careful", {"text": "x"}),
+            ("careful", {}),
+            ("other", {"text": "x"}),
+            ("careful", {"text": "y"}),
+        ]
+    ]
+
+    assert held == [True, False, False, True]
