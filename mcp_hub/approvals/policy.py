@@ -20,6 +20,7 @@ from mcp_hub.config.settings import ApprovalCondition, ApprovalRule
 
 SENSITIVE_RULE_PREFIX = "sensitive:"
 _MISSING = object()
+_MAX_REMEMBERED_TOOLS = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +93,9 @@ class ApprovalPolicy:
     def __init__(self, rules: Sequence[ApprovalRule], connectors: Sequence[ConnectorSpec]) -> None:
         self._rules = list(rules)
         self._sensitive = {spec.id: list(spec.sensitive_tools) for spec in connectors if spec.sensitive_tools}
+        # Per tool (public name, connector, downstream name): the rules whose globs and connectors match it
+        # and the sensitive rule that does, if any. Those depend on the tool only, so they are matched once.
+        self._by_tool: dict[tuple[str, str, str], tuple[tuple[ApprovalRule, ...], str | None]] = {}
 
     @property
     def is_empty(self) -> bool:
@@ -99,14 +103,13 @@ class ApprovalPolicy:
 
     def requirement(self, agent_name: str, tool: CatalogTool, arguments: Mapping[str, Any]) -> Requirement | None:
         """None when the call may run now; otherwise the rules that hold it and who may decide."""
+        if not self._rules and not self._sensitive:
+            return None
+        candidates, sensitive_rule = self._rules_for(tool)
         rules: list[str] = []
         approvers: list[str] = []
         webhooks: list[Webhook] = []
-        for rule in self._rules:
-            if not any(matches(f"tool:{glob}", "tool", tool.public_name) for glob in rule.tools):
-                continue
-            if rule.connectors and tool.connector_id not in rule.connectors:
-                continue
+        for rule in candidates:
             if rule.agents and agent_name not in rule.agents:
                 continue
             if not all(condition_holds(condition, arguments) for condition in rule.when):
@@ -115,11 +118,29 @@ class ApprovalPolicy:
             approvers.extend(rule.approvers)
             if rule.webhook_url:
                 webhooks.append(Webhook(rule.name, rule.webhook_url, rule.webhook_secret))
-        for glob in self._sensitive.get(tool.connector_id, []):
-            if matches(f"tool:{glob}", "tool", tool.downstream_name):
-                rules.append(f"{SENSITIVE_RULE_PREFIX}{tool.connector_id}")
-                approvers.append("role:approver")
-                break
+        if sensitive_rule is not None:
+            rules.append(sensitive_rule)
+            approvers.append("role:approver")
         if not rules:
             return None
         return Requirement(tuple(rules), tuple(dict.fromkeys(approvers)), tuple(webhooks))
+
+    def _rules_for(self, tool: CatalogTool) -> tuple[tuple[ApprovalRule, ...], str | None]:
+        key = (tool.public_name, tool.connector_id, tool.downstream_name)
+        found = self._by_tool.get(key)
+        if found is None:
+            candidates = tuple(
+                rule
+                for rule in self._rules
+                if any(matches(f"tool:{glob}", "tool", tool.public_name) for glob in rule.tools)
+                and (not rule.connectors or tool.connector_id in rule.connectors)
+            )
+            sensitive = any(
+                matches(f"tool:{glob}", "tool", tool.downstream_name)
+                for glob in self._sensitive.get(tool.connector_id, [])
+            )
+            found = (candidates, f"{SENSITIVE_RULE_PREFIX}{tool.connector_id}" if sensitive else None)
+            if len(self._by_tool) >= _MAX_REMEMBERED_TOOLS:
+                self._by_tool.clear()
+            self._by_tool[key] = found
+        return found

@@ -85,7 +85,11 @@ class BearerAuthMiddleware:
         scope[ACCESS_KEY] = access
         scope["user"] = self._session_owner(principal)
 
-        if scope["method"] == "POST" and headers.get("mcp-protocol-version") == MODERN_ERA:
+        if (
+            scope["method"] == "POST"
+            and not access.allows_every_tool  # nothing to refuse: the body need not be read here
+            and headers.get("mcp-protocol-version") == MODERN_ERA
+        ):
             body, receive = await _buffer_body(receive, self._max_body_bytes)
             denied = self._denied_tool(body, access)
             if denied is not None:

@@ -146,9 +146,9 @@ def build_server(
                 )
         tool = catalog.tools_by_name().get(params.name)
         if approvals is not None and tasks is not None and tool is not None:
-            arguments = dict(params.arguments or {})
-            requirement = approvals.requirement(decided[0] if decided else None, tool, arguments)
+            requirement = approvals.requirement(decided[0] if decided else None, tool, params.arguments or {})
             if requirement is not None:
+                arguments = dict(params.arguments or {})
                 if decided is None:
                     # Fail closed: an approval is bound to an agent, and without auth there is none.
                     await forwarder.audit_refusal(params.name, caller)

@@ -614,3 +614,31 @@ async def test_an_outcome_is_returned_again_for_a_while_then_the_same_call_asks_
     assert (repeated.is_error, text_of(repeated)) == (False, DANGEROUS["text"])
     assert after_the_window is None
     assert runs == 1
+
+
+def test_a_rule_matched_to_a_tool_once_still_decides_agents_and_arguments_call_by_call() -> None:
+    """Our choice: the policy remembers which rules name a tool, never whether a call was held."""
+    catalog = Catalog()
+    catalog.replace_connector("faults", [{"name": "echo", "inputSchema": {"type": "object"}}])
+    tool = catalog.tools_by_name()["faults__echo"]
+    rule = ApprovalRule.model_validate(
+        {
+            "name": "long-echo",
+            "tools": ["faults__*"],
+            "agents": ["careful"],
+            "when": [{"field": "text", "op": "exists"}],
+        }
+    )
+    policy = ApprovalPolicy([rule], [])
+
+    held = [
+        policy.requirement(agent, tool, arguments) is not None
+        for agent, arguments in [
+            ("careful", {"text": "x"}),
+            ("careful", {}),
+            ("other", {"text": "x"}),
+            ("careful", {"text": "y"}),
+        ]
+    ]
+
+    assert held == [True, False, False, True]

@@ -28,7 +28,7 @@ from mcp.shared.exceptions import MCPError
 
 from mcp_hub.admin import identity
 from mcp_hub.authz import scopes
-from mcp_hub.authz.decisions import ToolAccess
+from mcp_hub.authz.decisions import ToolAccess, _TtlCache  # pyright: ignore[reportPrivateUsage]
 from mcp_hub.authz.resource import FORBIDDEN_CODE
 from mcp_hub.authz.service import AuthService
 from mcp_hub.authz.wiring import build_auth_service
@@ -118,6 +118,19 @@ def test_covers_is_sound_every_name_the_requested_scope_matches_the_grant_matche
     name = data.draw(instance_of(glob))
     assert oracle_matches(requested, kind, name)  # the instance generator is right
     assert oracle_matches(granted, kind, name)
+
+
+@given(grants=pattern_sets, token_scopes=st.none() | pattern_sets, name=names)
+def test_access_that_allows_every_tool_refuses_no_name(
+    grants: list[str], token_scopes: list[str] | None, name: str
+) -> None:
+    """Our choice: the bearer middleware skips reading the body when the caller's access can refuse nothing."""
+    access = ToolAccess(
+        grants=(*grants, "tool:*"), token_scopes=None if token_scopes is None else (*token_scopes, "tool:*")
+    )
+    assert access.allows_every_tool
+    assert access.allows(name)
+    assert not ToolAccess(grants=tuple(grants), token_scopes=None).allows_every_tool or "tool:*" in grants
 
 
 @settings(max_examples=300)
@@ -319,3 +332,84 @@ async def test_an_open_legacy_session_loses_a_revoked_tool(hub: RunningHub) -> N
         await seconds_until(refused)
         listed = [tool.name for tool in (await client.list_tools()).tools]
     assert listed == ["faults__echo"]
+
+
+# --- the decision cache under concurrency ---------------------------------------------------------------------
+
+
+async def test_concurrent_misses_of_one_expired_decision_share_one_store_read() -> None:
+    """Our choice: when a cached decision expires under load, one read refreshes it for every waiting request."""
+    cache = _TtlCache[str](ttl=60)
+    reads = 0
+    release = anyio.Event()
+
+    async def read() -> str:
+        nonlocal reads
+        reads += 1
+        await release.wait()
+        return "grants"
+
+    results: list[str] = []
+
+    async def ask() -> None:
+        results.append(await cache.get_or_load("agent", read))
+
+    async with anyio.create_task_group() as tasks:
+        for _ in range(20):
+            tasks.start_soon(ask)
+        await anyio.wait_all_tasks_blocked()
+        release.set()
+    assert (reads, results) == (1, ["grants"] * 20)
+    assert cache.get("agent") == "grants"
+
+
+async def test_a_failed_shared_read_caches_nothing_and_each_waiter_reads_again() -> None:
+    """Fail closed: a store error is never turned into a cached (or guessed) decision."""
+    cache = _TtlCache[str](ttl=60)
+    reads = 0
+    release = anyio.Event()
+
+    async def read() -> str:
+        nonlocal reads
+        reads += 1
+        if reads == 1:
+            await release.wait()
+            raise RuntimeError("database down")
+        return "grants"
+
+    outcomes: list[str] = []
+
+    async def ask() -> None:
+        try:
+            outcomes.append(await cache.get_or_load("agent", read))
+        except RuntimeError:
+            outcomes.append("error")
+
+    async with anyio.create_task_group() as tasks:
+        for _ in range(3):
+            tasks.start_soon(ask)
+        await anyio.wait_all_tasks_blocked()
+        release.set()
+    assert sorted(outcomes) == ["error", "grants", "grants"]
+    assert reads == 2  # the first waiter to retry reads again; the other shares that read
+
+
+async def test_a_decision_read_before_the_cache_is_cleared_is_not_cached() -> None:
+    """T09: an admin change in this process (which clears the cache) is seen by the next request at once."""
+    cache = _TtlCache[str](ttl=60)
+    release = anyio.Event()
+
+    async def stale_read() -> str:
+        await release.wait()
+        return "old grants"
+
+    async def fresh_read() -> str:
+        return "new grants"
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(cache.get_or_load, "agent", stale_read)
+        await anyio.wait_all_tasks_blocked()
+        cache.clear()  # e.g. `forget()` after a grant was removed
+        assert await cache.get_or_load("agent", fresh_read) == "new grants"
+        release.set()
+    assert cache.get("agent") == "new grants"
