@@ -71,25 +71,35 @@ def action_id_of(result: types.CallToolResult) -> str:
     return action_id
 
 
-class NewActions:
-    """The pending actions this hub creates, as they are created (an `on_change` listener: no polling)."""
+class Transitions:
+    """Every status the hub's actions pass through, in order (an `on_change` listener: no polling)."""
 
     def __init__(self, hub: RunningHub) -> None:
-        self.created: list[ActionRecord] = []
-        self._arrived = anyio.Event()
+        self.seen: list[ActionRecord] = []
+        self._changed = anyio.Event()
         hub.hub.approvals.on_change(self._on_change)
 
     async def _on_change(self, action: ActionRecord) -> None:
-        if action.status == "pending":
-            self.created.append(action)
-            self._arrived.set()
-            self._arrived = anyio.Event()
+        self.seen.append(action)
+        self._changed.set()
+        self._changed = anyio.Event()
+
+    async def reached(self, status: str, count: int = 1) -> ActionRecord:
+        """The `count`-th action to reach `status`, waiting for it."""
+        with anyio.fail_after(20):
+            while True:
+                changed = self._changed
+                matching = [action for action in self.seen if action.status == status]
+                if len(matching) >= count:
+                    return matching[count - 1]
+                await changed.wait()
+
+
+class NewActions(Transitions):
+    """The pending actions this hub creates, as they are created."""
 
     async def next(self, count: int = 1) -> ActionRecord:
-        with anyio.fail_after(20):
-            while len(self.created) < count:
-                await self._arrived.wait()
-        return self.created[count - 1]
+        return await self.reached("pending", count)
 
 
 class Callers:
@@ -513,29 +523,6 @@ SLOW_RULE = """
 name = "slow-needs-a-human"
 tools = ["faults__slow"]
 """
-
-
-class Transitions:
-    """Every status an action passes through in this hub, in order (an `on_change` listener)."""
-
-    def __init__(self, hub: RunningHub) -> None:
-        self.seen: list[ActionRecord] = []
-        self._changed = anyio.Event()
-        hub.hub.approvals.on_change(self._on_change)
-
-    async def _on_change(self, action: ActionRecord) -> None:
-        self.seen.append(action)
-        self._changed.set()
-        self._changed = anyio.Event()
-
-    async def reached(self, status: str) -> ActionRecord:
-        with anyio.fail_after(20):
-            while True:
-                changed = self._changed
-                for action in self.seen:
-                    if action.status == status:
-                        return action
-                await changed.wait()
 
 
 @pytest.mark.parametrize("era", ERAS)
