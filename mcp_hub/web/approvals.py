@@ -529,11 +529,24 @@ class ApprovalPages:
             return Html("")
         return html(
             '<dt>Decided</dt><dd>{status} by {by} at <time datetime="{at}">{at}</time></dd>'
-            "<dt>Reason</dt><dd>{reason}</dd>",
+            "<dt>Reason</dt><dd>{reason}</dd>{outcome}",
             status=action.status,
             by=action.decided_by or "the hub",
             at=_iso(action.decided_at),
             reason=action.reason or "(none given)",
+            outcome=self._outcome_facts(action),
+        )
+
+    @staticmethod
+    def _outcome_facts(action: ActionRecord) -> Html:
+        """What the approved call returned, so the approver sees what their approval did."""
+        if action.result is None or action.completed_at is None:
+            return Html("")
+        return html(
+            '<dt>Result</dt><dd>{kind} at <time datetime="{at}">{at}</time>{content}</dd>',
+            kind="a tool error" if action.result.get("isError") else "returned",
+            at=_iso(action.completed_at),
+            content=render_value(action.result.get("content", [])),
         )
 
     def _decision_form(self, action: ActionRecord, viewer: WebSession, why_not: str | None) -> Html:

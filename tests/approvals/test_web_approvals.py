@@ -266,6 +266,24 @@ async def test_a_second_decision_is_refused_with_409(approvals: Approvals) -> No
         assert await echo_runs(env, agent.name) == 0
 
 
+async def test_the_detail_page_shows_what_the_approved_call_returned(approvals: Approvals) -> None:
+    """Issue 4 §4, our choice: after the approved call ran, its page shows the result the agent received."""
+    env = approvals
+    agent = await make_agent(env.hub, "reporter", "tool:faults__*")
+    async with api_session(env, "alice") as (alice, alice_csrf), anyio.create_task_group() as tasks:
+        result = start_call(tasks, env, agent, "faults__echo", {"text": "<b>shipped</b> release 2.0"})
+        action = await env.arrivals.of(agent.name, "faults__echo")
+        before = await alice.get(f"/approvals/{action.id}")
+        approved = await decide_by_api(alice, alice_csrf, action.id, "approve", "go")
+        assert approved.status_code == 200, approved.text
+        assert not (await result()).is_error
+        after = await alice.get(f"/approvals/{action.id}")
+        assert "<dt>Result</dt>" not in before.text
+        assert "<dt>Result</dt><dd>returned at" in after.text
+        assert "&lt;b&gt;shipped&lt;/b&gt; release 2.0" in after.text  # shown, escaped
+        assert "<b>shipped</b>" not in after.text
+
+
 async def test_an_approver_cannot_decide_for_an_agent_they_own(approvals: Approvals) -> None:
     env = approvals
     agent = await make_agent(env.hub, "bobs-bot", "tool:faults__*")
