@@ -203,16 +203,6 @@ class ApprovalStore:
             )
         return None if row is None else _record(row)
 
-    async def count_pending(self, agent_id: str) -> int:
-        await self.expire_due()
-        async with self._reads() as session:
-            count = await session.scalar(
-                select(func.count())
-                .select_from(ApprovalAction)
-                .where(ApprovalAction.agent_id == agent_id, ApprovalAction.status == "pending")
-            )
-        return int(count or 0)
-
     async def list_actions(self, statuses: Sequence[str], limit: int = 100) -> list[ActionRecord]:
         await self.expire_due()
         async with self._reads() as session:

@@ -192,6 +192,13 @@ async def release_blocked_call(hub: RunningHub, token: str) -> None:
         tasks.cancel_scope.cancel()
 
 
+async def expire_as_if_later(hub: RunningHub, *, seconds: float) -> list[str]:
+    """Run the hub's expiry with a clock `seconds` ahead; the hub's service audits what expires."""
+    later = ApprovalStore(hub.hub.engine, clock=lambda: datetime.now(UTC) + timedelta(seconds=seconds))
+    later.on_expired = hub.hub.approvals.store.on_expired
+    return await later.expire_due()
+
+
 @asynccontextmanager
 async def hub_with(tmp_path: Path, **settings: Any) -> AsyncGenerator[RunningHub]:
     async with approval_hub(approval_config(tmp_path, **settings)) as hub:
@@ -392,9 +399,7 @@ async def test_an_action_past_its_expiry_counts_as_denied(tmp_path: Path) -> Non
         token = await agent_token(hub, "slowpoke")
         user = await approver(hub)
         pending = await call(hub, token, "legacy", DANGEROUS)
-        later = ApprovalStore(hub.hub.engine, clock=lambda: datetime.now(UTC) + timedelta(seconds=11))
-        later.on_expired = hub.hub.approvals.store.on_expired  # the hub's service audits what expires
-        expired = await later.expire_due()
+        expired = await expire_as_if_later(hub, seconds=11)
         told = await call(hub, token, "legacy", DANGEROUS)
         with pytest.raises(ApprovalError) as refused:
             await hub.hub.approvals.decide(action_id_of(pending), user, True, None)
@@ -565,9 +570,7 @@ async def test_an_approval_not_used_before_it_lapses_expires_and_runs_nothing(tm
         user = await approver(hub)
         pending = await call(hub, token, "legacy", DANGEROUS)
         await hub.hub.approvals.decide(action_id_of(pending), user, True, "go ahead")
-        later = ApprovalStore(hub.hub.engine, clock=lambda: datetime.now(UTC) + timedelta(seconds=11))
-        later.on_expired = hub.hub.approvals.store.on_expired
-        expired = await later.expire_due()
+        expired = await expire_as_if_later(hub, seconds=11)
         told = await call(hub, token, "legacy", DANGEROUS)
         runs = await downstream_runs(hub, "faults__echo")
         trail = [row.detail for row in await hub.hub.store.recent_audit(limit=20) if row.outcome == "approval_expired"]

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 import anyio
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -99,9 +99,9 @@ async def create_concurrently(store: ApprovalStore, actions: list[ActionRecord])
     return [record for record in stored if record is not None]
 
 
-async def stored_rows(engine: AsyncEngine) -> int:
+async def stored_rows(engine: AsyncEngine, *where: ColumnElement[bool]) -> int:
     async with engine.connect() as connection:
-        return int(await connection.scalar(select(func.count()).select_from(ApprovalAction)) or 0)
+        return int(await connection.scalar(select(func.count()).select_from(ApprovalAction).where(*where)) or 0)
 
 
 @pytest.mark.parametrize("on_behalf_of_user", [False, True], ids=["no-user", "user"])
@@ -119,7 +119,7 @@ async def test_of_n_simultaneous_identical_first_calls_one_action_is_stored_and_
     assert stored[0].id in {attempt.id for attempt in attempts}
     assert {(record.user_id, record.status) for record in stored} == {(user, "pending")}
     assert await stored_rows(engine) == 1
-    assert await approval_store.count_pending(callers.agent) == 1
+    assert await stored_rows(engine, ApprovalAction.agent_id == callers.agent, ApprovalAction.status == "pending") == 1
 
 
 async def test_simultaneous_calls_that_differ_in_digest_user_or_agent_each_get_their_own_action(
@@ -194,10 +194,7 @@ async def test_distinct_calls_at_once_never_overshoot_the_pending_cap(
             tasks.start_soon(submit, number)
     other = await approval_store.create(action(callers.other_agent, None, "digest-0"), max_pending=cap)
 
-    async with engine.connect() as connection:
-        pending = await connection.scalar(
-            select(func.count()).select_from(ApprovalAction).where(ApprovalAction.agent_id == callers.agent)
-        )
+    pending = await stored_rows(engine, ApprovalAction.agent_id == callers.agent)
     assert len(created) == cap
     assert refused == ["too_many_pending"] * (CONCURRENT_CALLERS - cap)
     assert pending == cap
