@@ -13,7 +13,7 @@ CONFIG ?= config.toml
 $(PY_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[test]"
+	$(BIN)/pip install --quiet -e ".[test,postgres,fast]"
 	touch $@
 
 $(NODE_STAMP): package.json package-lock.json

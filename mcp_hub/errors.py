@@ -1,31 +1,60 @@
 """The one exception tree of mcp-hub.
 
     HubError
-    ├── ConfigError                 a configuration file is wrong (names the file, the key, the problem)
+    ├── ConfigError                     a configuration file is wrong (names the file, the key, the problem)
+    ├── InvalidInputError               input from an admin, a client or a file fails validation (a ValueError)
+    │   ├── InvalidRequestError         an HTTP request body or query cannot be read (size, syntax, repeats)
+    │   │   └── UnsupportedMediaTypeError   the body is not of the media type the endpoint reads
+    │   ├── MissingCapabilityError      an MCP request needs a client capability it did not declare
+    │   └── HeaderMismatchError         an MCP request's `Mcp-*` header disagrees with its body
+    ├── NotFoundError                   an admin command names an agent, user or key that does not exist
+    ├── ConflictError                   an admin command would create a duplicate
     ├── DatabaseError
-    │   └── SchemaOutOfDateError    the database is not at the code's migration head
+    │   └── SchemaOutOfDateError        the database is not at the code's migration head
     ├── CatalogError
-    │   └── UnknownToolError        a public tool name that no connector serves
-    ├── DownstreamError             something between the hub and a downstream server failed
+    │   ├── UnknownToolError            a public tool name that no connector serves
+    │   └── InvalidCursorError          a pagination cursor the catalog did not issue
+    ├── DownstreamError                 something between the hub and a downstream server failed
     │   ├── ConnectorUnavailableError   the connector is not connected (connecting, down, disabled)
     │   ├── DownstreamTimeoutError      the downstream did not answer within the call timeout
-    │   └── DownstreamProtocolError     the downstream answered with a JSON-RPC error or garbage
-    ├── NotFoundError               an admin command names an agent, user or key that does not exist
-    ├── ConflictError               an admin command would create a duplicate
-    ├── ApprovalError               a pending action cannot be created or decided (`kind`: too_many_pending,
-    │                               not_found, forbidden, conflict)
-    └── AuthError                   authentication or authorization refused a request
-        ├── OAuthError              an OAuth endpoint refuses (RFC 6749 §5.2 `error`, description, status)
-        ├── InvalidTokenError       a bearer token is missing, malformed, expired, foreign or revoked (401)
-        └── AccessDeniedError       an authenticated caller lacks the scope (403 insufficient_scope)
+    │   ├── DownstreamProtocolError     the downstream answered with a JSON-RPC error or garbage
+    │   └── DownstreamAuthError         the downstream's authorization server refused the hub's own credentials
+    ├── EgressRefusedError              the egress guard refused to fetch a URL (not public, not https, too big)
+    ├── ApprovalError                   a pending action cannot be created or decided
+    │   ├── TooManyPendingError         the agent already has `max_pending_per_agent` actions waiting
+    │   ├── ActionNotFoundError         no such action
+    │   ├── DecisionForbiddenError      this user may not decide this action (separation of duties)
+    │   └── DecisionConflictError       the action was decided already: decisions are final
+    └── AuthError                       authentication or authorization refused a request
+        ├── OAuthError                  an OAuth endpoint refuses (RFC 6749 §5.2 `error`, description, status)
+        ├── InvalidTokenError           a bearer token is missing, malformed, expired, foreign or revoked
+        ├── AccessDeniedError           an authenticated caller lacks the scope for a tool
+        └── SigningKeyError             no signing key may sign now
 
-The mapping to the wire lives in one place per surface: `mcp_hub.gateway.errors` for MCP (unknown tools
-become JSON-RPC -32602, every `DownstreamError` a `CallToolResult` with `isError: true` naming the
-connector, `AccessDeniedError` the hub's JSON-RPC error -32003), `mcp_hub.authz.http` for OAuth endpoints
-and the resource server's 401/403 answers.
+Each surface maps the tree to its wire in one place, and nowhere else (each module's docstring has the table):
+
+- MCP, JSON-RPC in both eras over HTTP and stdio: `mcp_hub.gateway.errors`. `UnknownToolError`,
+  `InvalidCursorError`, `ActionNotFoundError` → -32602; `AccessDeniedError` → -32003 (`data.error =
+  insufficient_scope`, the scope); `InvalidTokenError` → -32003 (`data.error = invalid_token`);
+  `MissingCapabilityError` → -32021; `HeaderMismatchError` → -32020; in `tools/call`, every `DownstreamError`
+  and `TooManyPendingError` → a tool result with `isError: true` that the model reads.
+- OAuth endpoints and the resource server's challenges: `mcp_hub.authz.http`. `OAuthError` → RFC 6749 §5.2 JSON
+  (`invalid_client` always 401 with `WWW-Authenticate: Basic`); `InvalidTokenError` → 401 and
+  `AccessDeniedError` → 403, each with an RFC 6750 §3 `WWW-Authenticate: Bearer` challenge.
+- Web pages and the approvals JSON API: `mcp_hub.web.errors`. `InvalidInputError` → 400
+  (`UnsupportedMediaTypeError` → 415 in the API); `ActionNotFoundError`, `NotFoundError` → 404;
+  `DecisionForbiddenError` → 403; `DecisionConflictError`, `ConflictError` → 409.
+- The `mcp-hub` command: `mcp_hub.cli.main`. `ConfigError` and `InvalidInputError` → exit 2; every other
+  `HubError` → exit 1, its message on stderr.
+
+Not in the tree, on purpose: `ValueError` raised inside pydantic validators (pydantic's protocol; loading turns
+it into `ConfigError`), and the guards against misuse of an internal API (a naive datetime, an audit writer used
+outside `running()`): those are bugs, raise `ValueError`/`RuntimeError`, and never answer a client.
 """
 
 from __future__ import annotations
+
+from typing import Any, ClassVar
 
 
 class HubError(Exception):
@@ -41,6 +70,38 @@ class ConfigError(HubError):
         self.problem = problem
         where = f"{file}: {key}: " if key else f"{file}: "
         super().__init__(where + problem)
+
+
+class InvalidInputError(HubError, ValueError):
+    """Input from an admin, a client or a file fails validation; the message says what is wrong."""
+
+
+class InvalidRequestError(InvalidInputError):
+    """An HTTP request's body or query cannot be read: too large, the wrong media type, a repeated field."""
+
+
+class UnsupportedMediaTypeError(InvalidRequestError):
+    """The request body is not of the media type the endpoint reads (a form, or JSON)."""
+
+
+class MissingCapabilityError(InvalidInputError):
+    """An MCP request needs a client capability (or extension) it did not declare; `required` names it."""
+
+    def __init__(self, message: str, required: dict[str, Any]) -> None:
+        self.required = required
+        super().__init__(message)
+
+
+class HeaderMismatchError(InvalidInputError):
+    """An MCP request's `Mcp-*` header says something else than its body (threat T14)."""
+
+
+class NotFoundError(HubError):
+    """An admin operation names something that does not exist."""
+
+
+class ConflictError(HubError):
+    """An admin operation would create a duplicate."""
 
 
 class DatabaseError(HubError):
@@ -61,6 +122,10 @@ class UnknownToolError(CatalogError):
     def __init__(self, public_name: str) -> None:
         self.public_name = public_name
         super().__init__(f"Unknown tool: {public_name}")
+
+
+class InvalidCursorError(CatalogError):
+    """A pagination cursor this catalog did not issue."""
 
 
 class DownstreamError(HubError):
@@ -87,12 +152,42 @@ class DownstreamProtocolError(DownstreamError):
         super().__init__(connector_id, message)
 
 
-class NotFoundError(HubError):
-    """An admin operation names something that does not exist."""
+class DownstreamAuthError(DownstreamError):
+    """The downstream's authorization server refused the hub's own client credentials (never shows the secret)."""
 
 
-class ConflictError(HubError):
-    """An admin operation would create a duplicate."""
+class EgressRefusedError(HubError):
+    """The egress guard refused a URL or an address; the message says why."""
+
+
+class ApprovalError(HubError):
+    """A pending action cannot be created or decided; `reason` is the machine-readable kind."""
+
+    reason: ClassVar[str] = "refused"
+
+
+class TooManyPendingError(ApprovalError):
+    """The agent already has as many actions waiting for a decision as it may have."""
+
+    reason: ClassVar[str] = "too_many_pending"
+
+
+class ActionNotFoundError(ApprovalError):
+    """No action has this id."""
+
+    reason: ClassVar[str] = "not_found"
+
+
+class DecisionForbiddenError(ApprovalError):
+    """This user may not decide this action (disabled, the agent's owner, the user it acts for, not named)."""
+
+    reason: ClassVar[str] = "forbidden"
+
+
+class DecisionConflictError(ApprovalError):
+    """The action is no longer pending: decisions are final."""
+
+    reason: ClassVar[str] = "conflict"
 
 
 class AuthError(HubError):
@@ -119,16 +214,13 @@ class InvalidTokenError(AuthError):
 
 
 class AccessDeniedError(AuthError):
-    """The caller is authenticated but its grants do not cover the request (RFC 6750 `insufficient_scope`)."""
+    """The caller is authenticated but its grants do not cover the tool (RFC 6750 `insufficient_scope`)."""
 
-    def __init__(self, description: str, required_scope: str) -> None:
+    def __init__(self, tool: str, required_scope: str) -> None:
+        self.tool = tool
         self.required_scope = required_scope
-        super().__init__(description)
+        super().__init__(f"this agent may not call {tool} (needs scope {required_scope})")
 
 
-class ApprovalError(HubError):
-    """A pending action cannot be created or decided; `kind` says why (mapped to 429/404/403/409)."""
-
-    def __init__(self, kind: str, message: str) -> None:
-        self.kind = kind
-        super().__init__(message)
+class SigningKeyError(AuthError):
+    """No signing key may sign now (all retired or not yet active)."""

@@ -1,44 +1,198 @@
-"""The composition root: settings and connectors in, a running hub out.
+"""The composition root: settings and connectors in, a running hub out. Read top to bottom, it is the architecture.
 
-`Hub.running()` starts, in order: the database (refusing an out-of-date schema), the audit writer,
-the change notifier and the downstream pool. Connectors come up in the background; the hub serves
-from the first moment, with each connector's tools appearing as it becomes ready.
+Every component is built here, whole, from what it needs; nothing else builds one. The layers, lowest first:
+the stores (`mcp_hub.db`), the federation (catalog, downstream pool, forwarder, audit), identity and
+authorization (`mcp_hub.authz`, only with `[auth] enabled`), approvals, and the front doors (the MCP server over
+HTTP and stdio, the OAuth endpoints, the web pages). `Hub.running()` starts, in order: the database (refusing an
+out-of-date schema), the signing keys, the audit writer, the approvals recovery, webhooks, the change notifier
+and the downstream pool. Connectors come up in the background; the hub serves from the first moment, with each
+connector's tools appearing as it becomes ready.
+
+`admin_tools()` is the smaller composition the `mcp-hub` admin commands use against the same database.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import partial
 from typing import Any, TextIO
 
 import anyio
 import structlog
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute
+from starlette.types import ASGIApp
 
+from mcp_hub.admin.identity import IdentityAdmin
+from mcp_hub.approvals.feed import ActionFeed
 from mcp_hub.approvals.policy import ApprovalPolicy
+from mcp_hub.approvals.presentation import approval_link
 from mcp_hub.approvals.service import ApprovalService
 from mcp_hub.approvals.webhooks import WebhookNotifier
-from mcp_hub.audit import AuditWriter
-from mcp_hub.authz.decisions import Principal
-from mcp_hub.authz.service import AuthService
-from mcp_hub.authz.wiring import build_auth_service
+from mcp_hub.audit.writer import AuditWriter
+from mcp_hub.authz.authorization import AuthorizationRequests
+from mcp_hub.authz.bearer import BearerAuthenticator
+from mcp_hub.authz.client_auth import ClientAuthenticator
+from mcp_hub.authz.client_metadata import ClientMetadataResolver
+from mcp_hub.authz.decisions import AccessDecider, Principal
+from mcp_hub.authz.egress import STRICT_EGRESS, EgressPolicy
+from mcp_hub.authz.grant_authorization_code import AuthorizationCodeGrant
+from mcp_hub.authz.grant_client_credentials import ClientCredentialsGrant
+from mcp_hub.authz.grant_refresh_token import RefreshTokenGrant, RefreshTokens
+from mcp_hub.authz.granting import ScopeGranter
+from mcp_hub.authz.introspection import Introspection
+from mcp_hub.authz.keys import KeyRing
+from mcp_hub.authz.metadata import MetadataEndpoints
+from mcp_hub.authz.private_key_jwt import PrivateKeyJwtVerifier
+from mcp_hub.authz.registration import ClientRegistration
+from mcp_hub.authz.revocation import Revocation
+from mcp_hub.authz.token_endpoint import TokenEndpoint
+from mcp_hub.authz.tokens import MAX_ACCESS_TOKEN_SECONDS, TokenService
+from mcp_hub.authz.urls import OAuthUrls
 from mcp_hub.catalog.catalog import Catalog
+from mcp_hub.catalog.sync import CatalogSync
 from mcp_hub.config.connectors import ConnectorSpec
 from mcp_hub.config.settings import HubSettings
-from mcp_hub.db import ConnectorRecord, HubStore, ToolRecord
-from mcp_hub.db.approval_store import ApprovalStore
-from mcp_hub.db.auth_store import AuthStore
-from mcp_hub.db.engine import create_engine, display_url, require_current_schema
-from mcp_hub.downstream.health import HealthState
+from mcp_hub.db.approvals import ApprovalStore
+from mcp_hub.db.audit import AuditStore
+from mcp_hub.db.catalog import CatalogStore, ConnectorRecord
+from mcp_hub.db.engine import create_engine, current_database, display_url, require_current_schema
+from mcp_hub.db.identities import IdentityStore
+from mcp_hub.db.keys import SigningKeyStore
+from mcp_hub.db.oauth import OAuthStore
+from mcp_hub.db.web_sessions import WebSessionStore
+from mcp_hub.domain import Caller
+from mcp_hub.downstream.health import HealthRecorder
 from mcp_hub.downstream.pool import DownstreamPool
-from mcp_hub.errors import HubError
-from mcp_hub.gateway.forwarding import Caller, Forwarder
+from mcp_hub.gateway import stdio
+from mcp_hub.gateway.app import health_report, health_routes, mcp_routes
+from mcp_hub.gateway.forwarding import Forwarder
+from mcp_hub.gateway.guard import BearerAuthMiddleware
 from mcp_hub.gateway.notifications import ChangeNotifier
 from mcp_hub.gateway.server import HubServer, build_server
+from mcp_hub.tool_results import hub_error_result
+from mcp_hub.web.approvals import ApprovalPages
+from mcp_hub.web.consent import ConsentPages
+from mcp_hub.web.login import login_routes
+from mcp_hub.web.sessions import WebSessions
 
 logger = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Stores:
+    """One store per concern, all over the hub's one database."""
+
+    catalog: CatalogStore
+    audit: AuditStore
+    identities: IdentityStore
+    keys: SigningKeyStore
+    oauth: OAuthStore
+    web_sessions: WebSessionStore
+    approvals: ApprovalStore
+
+    @classmethod
+    def over(cls, engine: AsyncEngine) -> Stores:
+        return cls(
+            catalog=CatalogStore(engine),
+            audit=AuditStore(engine),
+            identities=IdentityStore(engine),
+            keys=SigningKeyStore(engine),
+            oauth=OAuthStore(engine),
+            web_sessions=WebSessionStore(engine),
+            approvals=ApprovalStore(engine),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Authorization:
+    """The authorization server's and resource server's shared parts (built only with `[auth] enabled`)."""
+
+    urls: OAuthUrls
+    keys: KeyRing
+    tokens: TokenService
+    decider: AccessDecider
+    granter: ScopeGranter
+    clients: ClientMetadataResolver
+    client_authenticator: ClientAuthenticator
+    bearer: BearerAuthenticator
+    admin: IdentityAdmin
+
+
+def build_authorization(settings: HubSettings, stores: Stores, *, egress: EgressPolicy) -> Authorization:
+    auth = settings.auth
+    urls = OAuthUrls.of(settings)
+    keys = KeyRing(
+        stores.keys,
+        publish_ahead=timedelta(seconds=auth.key_publish_ahead_seconds),
+        longest_token_life=timedelta(seconds=MAX_ACCESS_TOKEN_SECONDS + auth.clock_skew_seconds),
+    )
+    tokens = TokenService(
+        keys,
+        issuer=urls.issuer,
+        resource=urls.resource,
+        lifetime_seconds=auth.access_token_ttl_seconds,
+        skew_seconds=auth.clock_skew_seconds,
+    )
+    decider = AccessDecider(stores.identities, stores.oauth, ttl_seconds=auth.decision_cache_seconds)
+    granter = ScopeGranter(stores.identities)
+    clients = ClientMetadataResolver(stores.identities, enabled=auth.client_id_metadata_documents, egress=egress)
+    assertions = PrivateKeyJwtVerifier(
+        find_client=clients.resolve, used_assertions=stores.oauth, urls=urls, skew_seconds=auth.clock_skew_seconds
+    )
+    return Authorization(
+        urls=urls,
+        keys=keys,
+        tokens=tokens,
+        decider=decider,
+        granter=granter,
+        clients=clients,
+        client_authenticator=ClientAuthenticator(
+            stores.identities, verify_assertion=assertions, find_client=clients.resolve
+        ),
+        bearer=BearerAuthenticator(tokens, decider),
+        admin=IdentityAdmin(stores.identities, granter, tokens, on_change=decider.forget),
+    )
+
+
+def oauth_routes(settings: HubSettings, stores: Stores, auth: Authorization, sessions: WebSessions) -> list[BaseRoute]:
+    """The authorization server's endpoints, and the sign-in and consent pages of its authorization endpoint."""
+    refresh_tokens = RefreshTokens(stores.oauth, ttl_seconds=settings.auth.refresh_token_ttl_seconds)
+    token_endpoint = TokenEndpoint(
+        auth.client_authenticator,
+        auth.urls,
+        [
+            ClientCredentialsGrant(auth.granter, auth.tokens),
+            AuthorizationCodeGrant(stores.oauth, auth.granter, auth.tokens, refresh_tokens),
+            RefreshTokenGrant(stores.oauth, auth.granter, auth.tokens, refresh_tokens),
+        ],
+    )
+    consent = ConsentPages(
+        AuthorizationRequests(
+            auth.clients.resolve,
+            auth.urls,
+            auth.granter,
+            stores.oauth,
+            code_ttl_seconds=settings.auth.authorization_code_ttl_seconds,
+        ),
+        sessions,
+    )
+    routes: list[BaseRoute] = [
+        *MetadataEndpoints(auth.urls, settings.auth, auth.keys).routes(),
+        *token_endpoint.routes(),
+        *Revocation(auth.client_authenticator, auth.tokens, stores.oauth, auth.decider, auth.urls).routes(),
+        *Introspection(auth.client_authenticator, auth.tokens, stores.oauth, stores.identities, auth.urls).routes(),
+        *consent.routes(),
+        *login_routes(stores.identities, sessions),
+    ]
+    if settings.auth.dynamic_client_registration:
+        routes += ClientRegistration(stores.identities).routes()
+    return routes
 
 
 def _connector_record(spec: ConnectorSpec) -> ConnectorRecord:
@@ -52,42 +206,59 @@ def _connector_record(spec: ConnectorSpec) -> ConnectorRecord:
 
 
 class Hub:
-    """Everything one hub process runs, wired together."""
+    """Everything one hub process runs, built whole."""
 
-    def __init__(self, settings: HubSettings, connectors: Sequence[ConnectorSpec], *, errlog: TextIO = sys.stderr):
+    def __init__(
+        self,
+        settings: HubSettings,
+        connectors: Sequence[ConnectorSpec],
+        *,
+        errlog: TextIO = sys.stderr,
+        egress: EgressPolicy = STRICT_EGRESS,
+        stores: Callable[[AsyncEngine], Stores] = Stores.over,
+    ) -> None:
+        """`egress` is how the hub fetches URLs others name (client metadata documents); `stores` makes the
+        stores over the hub's engine. Both are for tests: one loosens the guard, the other orders a race."""
         self.settings = settings
         self.connectors = list(connectors)
         self.engine = create_engine(settings.database.url)
-        self.store = HubStore(self.engine)
-        self.catalog = Catalog()
+        self.stores = stores(self.engine)
+
+        # Federation: downstream tools in, one catalog out, calls forwarded and audited.
         self.notifier = ChangeNotifier()
-        self.catalog.subscribe(self.notifier.on_catalog_change)
-        self.audit = AuditWriter(
-            self.store,
-            batch_size=settings.audit.batch_size,
-            flush_interval_ms=settings.audit.flush_interval_ms,
-            queue_size=settings.audit.queue_size,
-        )
+        self.catalog = Catalog(listeners=[self.notifier.on_catalog_change])
+        self.audit = AuditWriter.configured(self.stores.audit, settings.audit)
         self.pool = DownstreamPool(
-            self.connectors, settings.timeouts, on_tools=self._on_tools, on_health=self._on_health, errlog=errlog
+            self.connectors,
+            settings.timeouts,
+            on_tools=CatalogSync(self.catalog, self.stores.catalog).connector_listed,
+            on_health=HealthRecorder(self.stores.catalog).record,
+            errlog=errlog,
         )
         self.forwarder = Forwarder(self.catalog, self.pool, self.audit)
-        self.auth: AuthService | None = build_auth_service(settings, self.engine) if settings.auth.enabled else None
+
+        # Identity: who may call what (absent when auth is off, on loopback only).
+        self.auth = build_authorization(settings, self.stores, egress=egress) if settings.auth.enabled else None
+
+        # Approvals: sensitive calls wait for a human.
+        self.feed = ActionFeed()
+        self.webhooks = WebhookNotifier(settings.approvals.rules, partial(approval_link, settings.public_base_url))
         self.approvals = ApprovalService(
             settings.approvals,
-            ApprovalStore(self.engine),
-            AuthStore(self.engine),
+            self.stores.approvals,
+            self.stores.identities,
             ApprovalPolicy(settings.approvals.rules, self.connectors),
             self.catalog,
             self.audit,
+            self.forwarder.call_tool,
             public_base_url=settings.public_base_url,
+            listeners=[self.webhooks.on_change, self.feed.publish],
         )
-        self.approvals.forward = self._forward_approved
-        self.webhooks = WebhookNotifier(settings.approvals.rules, self.approvals.link)
-        self.approvals.on_change(self.webhooks.on_change)
-        self.server: HubServer = self.server_for(None)
 
-    def server_for(self, stdio_principal: Principal | None) -> HubServer:
+        # Front doors: the MCP server (HTTP here; stdio in `serve_stdio`).
+        self.server = self.server_for(None)
+
+    def server_for(self, stdio_principal: Principal | None, middleware: Sequence[Any] = ()) -> HubServer:
         """An MCP server over this hub; with auth, `stdio_principal` is whom the stdio front door serves.
 
         HTTP uses `self.server` (no stdio principal: the bearer middleware names the caller per request).
@@ -101,12 +272,8 @@ class Hub:
             decider=self.auth.decider if self.auth is not None else None,
             stdio_principal=stdio_principal,
             approvals=self.approvals,
+            middleware=middleware,
         )
-
-    async def _forward_approved(
-        self, public_name: str, arguments: Mapping[str, Any] | None, caller: str, session: str | None
-    ) -> dict[str, Any]:
-        return await self.forwarder.call_tool(public_name, arguments, Caller(client=caller, session=session))
 
     @asynccontextmanager
     async def running(self) -> AsyncGenerator[Hub]:
@@ -114,9 +281,9 @@ class Hub:
             async with AsyncExitStack() as stack:
                 stack.push_async_callback(self.engine.dispose)
                 await require_current_schema(self.engine)
-                await self.store.register_connectors([_connector_record(spec) for spec in self.connectors])
+                await self.stores.catalog.register_connectors([_connector_record(spec) for spec in self.connectors])
                 if self.auth is not None:
-                    await stack.enter_async_context(self.auth.running())
+                    await stack.enter_async_context(self.auth.keys.running())
                 await stack.enter_async_context(self.audit.running())
                 await self.approvals.recover()
                 await stack.enter_async_context(self.webhooks.running())
@@ -132,52 +299,116 @@ class Hub:
 
     def health_report(self) -> dict[str, Any]:
         """The body of `/healthz`."""
-        connectors = {
-            connector_id: {
-                "state": state.state.value,
-                "since": state.since.isoformat(),
-                "era": state.era,
-                "tools": state.tool_count,
-                "detail": state.detail,
-                "attempts": state.attempts,
-            }
-            for connector_id, state in self.pool.health().items()
-        }
-        enabled = [c for c in connectors.values() if c["state"] != "disabled"]
-        all_ready = all(c["state"] == "ready" for c in enabled)
-        return {
-            "status": "ok" if all_ready else "degraded",
-            "tools": len(self.catalog.tools()),
-            "connectors": connectors,
-        }
+        return health_report(self.pool, self.catalog)
 
-    async def _on_tools(self, connector_id: str, definitions: list[dict[str, Any]]) -> None:
-        change = self.catalog.replace_connector(connector_id, definitions)
-        if change.added or change.changed or change.removed:
-            logger.info(
-                "catalog changed",
-                connector=connector_id,
-                added=len(change.added),
-                changed=len(change.changed),
-                removed=len(change.removed),
-            )
-        records = [
-            ToolRecord(
-                public_name=tool.public_name,
-                downstream_name=tool.downstream_name,
-                definition=dict(tool.definition),
-                sha256=tool.sha256,
-            )
-            for tool in self.catalog.tools_of(connector_id)
-        ]
-        try:
-            await self.store.sync_catalog(connector_id, records, datetime.now(UTC))
-        except (SQLAlchemyError, HubError):
-            logger.exception("could not persist the catalog", connector=connector_id)
+    async def serve_stdio(self, *, agent: str | None, token: str | None) -> None:
+        """Serve one client over stdin/stdout until it disconnects, as `agent` or `token`'s caller.
 
-    async def _on_health(self, connector_id: str, state: HealthState) -> None:
-        logger.debug("connector health", connector=connector_id, state=state.state.value, detail=state.detail)
-        try:
-            await self.store.record_health(connector_id, state.state.value, state.detail, state.era, state.tool_count)
-        except (SQLAlchemyError, HubError):
-            logger.exception("could not persist connector health", connector=connector_id)
+        Raises `AuthError` (before anything is served or any downstream started) when auth is enabled and the
+        caller cannot be named.
+        """
+        principal: Principal | None = None
+        middleware: list[Any] = []
+        if self.auth is None:
+            if agent is not None or token is not None:
+                logger.warning("auth is disabled in this configuration: the stdio caller's identity is not used")
+        else:
+            stdio.require_one_identity(agent=agent, token=token)
+            try:
+                await require_current_schema(self.engine)
+                await self.auth.keys.load()
+                principal = await stdio.identify(self.auth.bearer, self.auth.decider, agent=agent, token=token)
+            finally:
+                # `running()` opens the engine again; a refused start must not leave connections behind.
+                await self.engine.dispose()
+            if token is not None:
+                middleware.append(stdio.TokenStillValid(self.auth.bearer, token))
+        server = self.server_for(principal, middleware)
+        async with self.running():
+            if principal is not None:
+                logger.info("stdio caller identified", caller=principal.label)
+            await stdio.serve(server)
+
+
+def build_app(hub: Hub, *, on_started: Callable[[], None] | None = None) -> Starlette:
+    """The hub's ASGI app: `/mcp` (both eras), `/healthz`, and with auth the OAuth endpoints and the web pages.
+
+    Its lifespan runs the hub (database, keys, audit, pool) and the MCP session manager.
+    """
+    settings, auth = hub.settings, hub.auth
+    guard: Callable[[ASGIApp], ASGIApp] | None = None
+    routes: list[BaseRoute] = []
+    if auth is not None:
+
+        async def audit_refusal(tool: str, caller_label: str) -> None:
+            await hub.forwarder.audit_refusal(tool, Caller(client=caller_label))
+
+        guard = partial(
+            BearerAuthMiddleware,
+            authenticator=auth.bearer,
+            decider=auth.decider,
+            issuer=auth.urls.issuer,
+            resource_metadata_url=auth.urls.resource_metadata_url,
+            tool_exists=hub.catalog.tool_exists,
+            max_body_bytes=settings.hub.max_request_body_bytes,
+            on_refused=audit_refusal,
+        )
+        sessions = WebSessions(
+            hub.stores.web_sessions,
+            hub.stores.identities,
+            public_base_url=settings.public_base_url,
+            ttl_seconds=settings.auth.web_session_ttl_seconds,
+        )
+        routes += oauth_routes(settings, hub.stores, auth, sessions)
+        routes += ApprovalPages(hub.approvals, hub.stores.identities, sessions, hub.feed).routes()
+    routes = [*mcp_routes(hub.server, settings, guard=guard), *routes, *health_routes(hub.health_report)]
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncGenerator[None]:
+        async with hub.running(), hub.server.session_manager.run():
+            if on_started is not None:
+                on_started()
+            yield
+
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+# --- the admin commands' composition ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AdminTools:
+    """What `mcp-hub agents|grants|users|token|keys|approvals` work with, over the hub's database."""
+
+    settings: HubSettings
+    stores: Stores
+    auth: Authorization
+    approvals: ApprovalService
+
+
+async def _not_from_the_cli(public_name: str, arguments: Mapping[str, Any] | None, caller: Caller) -> dict[str, Any]:
+    # The CLI decides actions; an approved call runs in the hub, for the agent that asked.
+    del arguments, caller
+    return hub_error_result(f"{public_name} runs in the hub, not in the mcp-hub command")
+
+
+@asynccontextmanager
+async def admin_tools(settings: HubSettings) -> AsyncGenerator[AdminTools]:
+    """The admin parts over the database of `settings` (which must be at the current schema)."""
+    async with current_database(settings.database.url) as engine:
+        stores = Stores.over(engine)
+        auth = build_authorization(settings, stores, egress=STRICT_EGRESS)
+        await auth.keys.load()
+        audit = AuditWriter.configured(stores.audit, settings.audit)
+        async with audit.running():
+            approvals = ApprovalService(
+                settings.approvals,
+                stores.approvals,
+                stores.identities,
+                ApprovalPolicy(settings.approvals.rules, []),
+                Catalog(),
+                audit,
+                _not_from_the_cli,
+                public_base_url=settings.public_base_url,
+            )
+            yield AdminTools(settings=settings, stores=stores, auth=auth, approvals=approvals)

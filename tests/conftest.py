@@ -7,7 +7,7 @@ import asyncio.runners
 import shutil
 import socket
 import sys
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,13 +16,14 @@ from typing import Any
 import anyio
 import pytest
 import uvicorn
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from mcp_hub.authz.egress import STRICT_EGRESS, EgressPolicy
 from mcp_hub.config.connectors import load_connectors
 from mcp_hub.config.settings import load_settings
 from mcp_hub.db.engine import upgrade
-from mcp_hub.downstream.health import Health
-from mcp_hub.gateway.app import build_app
-from mcp_hub.runtime import Hub
+from mcp_hub.domain import Health
+from mcp_hub.runtime import Hub, Stores, build_app
 
 REPO = Path(__file__).resolve().parent.parent
 FAULT_SERVER = Path(__file__).resolve().parent / "fixtures" / "fault_server.py"
@@ -150,8 +151,16 @@ class RunningHub:
 
 
 @asynccontextmanager
-async def running_hub(config: Path) -> AsyncGenerator[RunningHub]:
-    """Migrate, start the hub on a free loopback port, and stop it (and its children) on exit."""
+async def running_hub(
+    config: Path,
+    *,
+    egress: EgressPolicy = STRICT_EGRESS,
+    stores: Callable[[AsyncEngine], Stores] = Stores.over,
+) -> AsyncGenerator[RunningHub]:
+    """Migrate, start the hub on a free loopback port, and stop it (and its children) on exit.
+
+    `egress` is the hub's egress guard for URLs clients name (tests of metadata documents loosen it); `stores`
+    makes its stores (tests that pin a race down order the approval store's steps)."""
     settings = load_settings(config)
     await upgrade(settings.database.url)
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
@@ -159,7 +168,7 @@ async def running_hub(config: Path) -> AsyncGenerator[RunningHub]:
         port = listener.getsockname()[1]
         # The hub's public URL (issuer, token audience) must be the one clients reach.
         settings = settings.with_listen(None, port)
-        hub = Hub(settings, load_connectors(settings.connectors_dir))
+        hub = Hub(settings, load_connectors(settings.connectors_dir), egress=egress, stores=stores)
         started = anyio.Event()
         app = build_app(hub, on_started=started.set)
         server = uvicorn.Server(

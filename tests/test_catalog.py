@@ -99,9 +99,8 @@ def test_a_public_definition_carries_the_public_name_and_the_rest_unchanged() ->
 
 def test_refreshes_report_added_changed_and_removed_tools_and_notify_listeners() -> None:
     """Our choice: a change is computed per tool from the SHA-256 of its canonical definition."""
-    catalog = Catalog()
     seen: list[CatalogChange] = []
-    catalog.subscribe(seen.append)
+    catalog = Catalog(listeners=[seen.append])
     catalog.replace_connector("s", [tool("a"), tool("b")])
     unchanged = catalog.replace_connector("s", [tool("b"), tool("a")])
     changed = catalog.replace_connector("s", [tool("a", description="now different"), tool("c")])

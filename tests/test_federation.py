@@ -17,7 +17,7 @@ from mcp.client.session import IncomingMessage
 from mcp.shared.exceptions import MCPError
 from mcp.shared.subscriptions import ToolsListChanged
 
-from mcp_hub.downstream.health import Health
+from mcp_hub.domain import Health
 from tests.conftest import RunningHub, fault_connector, running_hub, time_connector, write_config
 
 pytestmark = pytest.mark.anyio
@@ -254,7 +254,7 @@ async def test_every_call_is_written_to_the_audit_table(hub: RunningHub) -> None
         with pytest.raises(MCPError):
             await client.call_tool("faults__nope", {})
     await hub.hub.audit.flush()
-    rows = await hub.hub.store.recent_audit(limit=3)
+    rows = await hub.hub.stores.audit.recent_audit(limit=3)
     assert [(row.public_name, row.outcome) for row in reversed(rows)] == [
         ("faults__echo", "ok"),
         ("faults__fail", "tool_error"),

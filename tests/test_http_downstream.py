@@ -13,7 +13,7 @@ import mcp_types as types
 import pytest
 from mcp import Client
 
-from mcp_hub.downstream.health import Health
+from mcp_hub.domain import Health
 from tests.conftest import FAULT_SERVER, RunningHub, connector_toml, running_hub, write_config
 
 pytestmark = pytest.mark.anyio

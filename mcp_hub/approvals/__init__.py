@@ -1,1 +1,6 @@
-"""Human approval of sensitive tool calls (issue 4): policy, durable pending actions, holding and collecting."""
+"""Human approval of sensitive tool calls (issue 4; docs/approvals.md).
+
+`policy` (which calls are held, who decides), `service` (durable actions: hold, decide, run once, expire),
+`tasks` (the Tasks extension front for 2026-07-28 clients), `webhooks` (signed announcements), `feed` (a
+process-wide change signal for live pages), `presentation` (links, JSON, durations for people).
+"""

@@ -18,39 +18,43 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from datetime import timedelta
+from typing import Any, Final, Protocol
 
 import anyio
 import rfc8785
 import structlog
 
+from mcp_hub.approvals.feed import ActionListener
 from mcp_hub.approvals.policy import ApprovalPolicy, Requirement
+from mcp_hub.approvals.presentation import APPROVAL_META_KEY, approval_link
 from mcp_hub.audit.writer import AuditWriter
 from mcp_hub.authz.decisions import Principal, ToolAccess
 from mcp_hub.catalog.catalog import Catalog, CatalogTool
 from mcp_hub.config.settings import ApprovalsSection
-from mcp_hub.db import AuditEvent
-from mcp_hub.db.approval_store import ActionRecord, ApprovalStore
-from mcp_hub.db.auth_store import AuthStore, UserRecord
-from mcp_hub.errors import ApprovalError
-from mcp_hub.gateway.errors import tool_error_result
+from mcp_hub.db.approvals import ActionRecord, ApprovalStore
+from mcp_hub.db.audit import AuditEvent
+from mcp_hub.db.identities import IdentityStore, UserRecord
+from mcp_hub.domain import ActionId, ActionStatus, AuditOutcome, Caller, Clock, Role, UserId, utc_now
+from mcp_hub.errors import ActionNotFoundError, DecisionConflictError, DecisionForbiddenError
+from mcp_hub.tool_results import hub_error_result
 
 logger = structlog.get_logger(__name__)
 
 POLL_SECONDS: Final = 0.5
 """How often a held call looks for a decision made by another process (the CLI, another replica)."""
-APPROVAL_META_KEY: Final = "io.github.mcp-hub/approval"
 
 ProgressReporter = Callable[[float, float | None, str | None], Awaitable[None]]
-Forward = Callable[[str, Mapping[str, Any] | None, str, str | None], Awaitable[dict[str, Any]]]
-"""(public name, arguments, caller label, session) → the downstream's result (the forwarder)."""
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
+class Forward(Protocol):
+    """How an approved call reaches its downstream (the gateway's forwarder, which audits it)."""
+
+    async def __call__(
+        self, public_name: str, arguments: Mapping[str, Any] | None, caller: Caller
+    ) -> dict[str, Any]: ...
 
 
 def action_digest(principal: Principal, tool: CatalogTool, arguments: Mapping[str, Any]) -> str:
@@ -80,51 +84,59 @@ class ApprovalService:
         self,
         settings: ApprovalsSection,
         store: ApprovalStore,
-        auth_store: AuthStore,
+        identities: IdentityStore,
         policy: ApprovalPolicy,
         catalog: Catalog,
         audit: AuditWriter,
+        forward: Forward,
         *,
         public_base_url: str,
-        clock: Callable[[], datetime] = _utc_now,
+        listeners: Sequence[ActionListener] = (),
+        clock: Clock = utc_now,
     ) -> None:
         self.settings = settings
-        self.store = store
-        self.policy = policy
-        self._auth_store = auth_store
+        self._store = store
+        self._policy = policy
+        self._identities = identities
         self._catalog = catalog
         self._audit = audit
+        self._forward = forward
         self._public_base_url = public_base_url
+        self._listeners = tuple(listeners)
         self._clock = clock
         self._changed: dict[str, anyio.Event] = {}
-        self._listeners: list[Callable[[ActionRecord], Awaitable[None]]] = []
-        self.forward: Forward | None = None
-        store.on_expired = self._expired
-
-    # --- what other parts hook into ------------------------------------------------------------------
-
-    def on_change(self, listener: Callable[[ActionRecord], Awaitable[None]]) -> None:
-        """Call `listener` after every transition made by this process (inbox pages, webhooks)."""
-        self._listeners.append(listener)
 
     def link(self, action_id: str) -> str:
         """Where a human decides: the approval page (behind login; never pre-authenticated)."""
-        return f"{self._public_base_url}/approvals/{action_id}"
+        return approval_link(self._public_base_url, action_id)
+
+    # --- reading (every read applies expiry first, so an expired action never reads as pending) ---------
+
+    async def get(self, action_id: str) -> ActionRecord | None:
+        await self.expire_due()
+        return await self._store.get(action_id)
+
+    async def list_actions(self, statuses: Sequence[ActionStatus], limit: int = 100) -> list[ActionRecord]:
+        """The newest actions in `statuses`, newest first."""
+        await self.expire_due()
+        return await self._store.list_actions(statuses, limit)
 
     def requirement(
         self, principal: Principal | None, tool: CatalogTool, arguments: Mapping[str, Any]
     ) -> Requirement | None:
         name = principal.agent_name if principal is not None else ""
-        return self.policy.requirement(name, tool, arguments)
+        return self._policy.requirement(name, tool, arguments)
 
     # --- the caller's side -----------------------------------------------------------------------------
 
     async def submit(
         self, principal: Principal, tool: CatalogTool, arguments: Mapping[str, Any], requirement: Requirement
     ) -> ActionRecord:
-        """The caller's open action for exactly this call, or a new pending one (`ApprovalError` beyond the cap)."""
+        """The caller's open action for exactly this call, or a new pending one (`TooManyPendingError` beyond
+        the cap)."""
         digest = action_digest(principal, tool, arguments)
-        existing = await self.store.open_action(
+        await self.expire_due()
+        existing = await self._store.open_action(
             principal.agent_id,
             principal.user_id,
             digest,
@@ -134,7 +146,7 @@ class ApprovalService:
             return existing
         now = self._clock()
         action = ActionRecord(
-            id="apv_" + secrets.token_urlsafe(24),
+            id=ActionId("apv_" + secrets.token_urlsafe(24)),
             agent_id=principal.agent_id,
             user_id=principal.user_id,
             agent_name=principal.agent_name,
@@ -147,7 +159,7 @@ class ApprovalService:
             digest=digest,
             rules=requirement.rules,
             approvers=requirement.approvers,
-            status="pending",
+            status=ActionStatus.PENDING,
             reason=None,
             decided_by=None,
             decided_at=None,
@@ -158,13 +170,15 @@ class ApprovalService:
             reported_at=None,
         )
         # Refused beyond the cap, unless another request made this very call at the same time: then that one.
-        stored = await self.store.create(action, max_pending=self.settings.max_pending_per_agent)
+        stored = await self._store.create(action, max_pending=self.settings.max_pending_per_agent)
         if stored.id != action.id:
             # The same call, made at the same time by another request, created it first: share that action
             # (announced and audited once), exactly as if this request had called again a moment later.
             return stored
         await self._record(
-            action, "approval_requested", f"rules {', '.join(action.rules)}; expires {action.expires_at.isoformat()}"
+            action,
+            AuditOutcome.APPROVAL_REQUESTED,
+            f"rules {', '.join(action.rules)}; expires {action.expires_at.isoformat()}",
         )
         await self._changed_locally(action)
         return action
@@ -184,7 +198,7 @@ class ApprovalService:
         action = await self.submit(principal, tool, arguments, requirement)
         deadline = anyio.current_time() + self.settings.hold_seconds
         waited = 0.0
-        while action.status == "pending" and anyio.current_time() < deadline:
+        while action.status is ActionStatus.PENDING and anyio.current_time() < deadline:
             if report_progress is not None:
                 await report_progress(
                     waited, self.settings.hold_seconds, f"waiting for a human to approve action {action.id}"
@@ -193,7 +207,7 @@ class ApprovalService:
             await self.wait_for_change(action.id, step)
             waited = self.settings.hold_seconds - max(0.0, deadline - anyio.current_time())
             action = await self._reload(action.id)
-        if action.status == "pending":
+        if action.status is ActionStatus.PENDING:
             return self._pending_result(action)
         return await self.settle(action, principal, access, session=session)
 
@@ -201,32 +215,32 @@ class ApprovalService:
         self, action: ActionRecord, principal: Principal, access: ToolAccess, *, session: str | None
     ) -> dict[str, Any]:
         """The outcome of a decided action for its caller: run it (once) if approved, then report it."""
-        if action.status == "approved":
+        if action.status is ActionStatus.APPROVED:
             action = await self._execute(action, principal, access, session)
-        if action.status == "executing":
+        if action.status is ActionStatus.EXECUTING:
             # Another request of this caller runs it right now: wait as long as a held call would.
             deadline = anyio.current_time() + self.settings.hold_seconds
-            while action.status == "executing" and anyio.current_time() < deadline:
+            while action.status is ActionStatus.EXECUTING and anyio.current_time() < deadline:
                 await self.wait_for_change(action.id, deadline - anyio.current_time())
                 action = await self._reload(action.id)
-        if action.status in ("approved", "executing"):
+        if action.status.is_running:
             return self._running_result(action)
-        if action.status in ("done", "failed"):
-            result = dict(action.result or tool_error_result("[mcp-hub] the approved call left no result"))
-        elif action.status == "pending":
+        if action.status in (ActionStatus.DONE, ActionStatus.FAILED):
+            result = dict(action.result or hub_error_result("the approved call left no result"))
+        elif action.status is ActionStatus.PENDING:
             return self._pending_result(action)
         else:
             result = self._refusal_result(action)
-        if await self.store.mark_reported(action.id):
-            await self._record(action, "approval_returned", f"outcome {action.status} returned to the agent")
+        if await self._store.mark_reported(action.id):
+            await self._record(action, AuditOutcome.APPROVAL_RETURNED, f"outcome {action.status} returned to the agent")
         self._changed.pop(action.id, None)  # closed: nobody waits for it any more
         return result
 
     async def withdraw(self, action_id: str, principal: Principal) -> bool:
-        withdrawn = await self.store.withdraw(action_id, principal.agent_id)
+        withdrawn = await self._store.withdraw(action_id, principal.agent_id)
         if withdrawn:
             action = await self._reload(action_id)
-            await self._record(action, "approval_withdrawn", "withdrawn by the agent")
+            await self._record(action, AuditOutcome.APPROVAL_WITHDRAWN, "withdrawn by the agent")
             await self._changed_locally(action)
         return withdrawn
 
@@ -243,7 +257,7 @@ class ApprovalService:
         allowed = any(
             approver == f"user:{user.name}"
             or approver == f"role:{user.role}"
-            or (user.role == "admin" and approver == "role:approver")
+            or (user.role is Role.ADMIN and approver == f"role:{Role.APPROVER}")
             for approver in action.approvers
         )
         if not allowed:
@@ -251,23 +265,21 @@ class ApprovalService:
         return None
 
     async def decide(self, action_id: str, user: UserRecord, approve: bool, reason: str | None) -> ActionRecord:
-        """Record a human's decision; `ApprovalError` with `not_found`, `forbidden` or `conflict` (→ 404/403/409)."""
-        action = await self.store.get(action_id)
-        if action is None:
-            raise ApprovalError("not_found", f"no action {action_id!r}")
-        agent = await self._auth_store.agent_by_id(action.agent_id)
-        refusal = self.may_decide(action, user, agent.owner_user_id if agent is not None else None)
+        """Record a human's decision; `ActionNotFoundError`, `DecisionForbiddenError` (separation of duties) or
+        `DecisionConflictError` (decided already)."""
+        action = await self._reload(action_id)
+        refusal = self.may_decide(action, user, await self.agent_owner(action))
         if refusal is not None:
-            raise ApprovalError("forbidden", refusal)
+            raise DecisionForbiddenError(refusal)
         reason = (reason or "").strip()[:2000] or None
         run_within = timedelta(seconds=self.settings.pending_ttl_seconds)
-        if not await self.store.decide(action_id, approve, user.name, reason, run_within=run_within):
+        if not await self._store.decide(action_id, approve, user.name, reason, run_within=run_within):
             current = await self._reload(action_id)
-            raise ApprovalError("conflict", f"action {action_id} was already {current.status}: decisions are final")
+            raise DecisionConflictError(f"action {action_id} was already {current.status}: decisions are final")
         action = await self._reload(action_id)
         await self._record(
             action,
-            "approval_approved" if approve else "approval_denied",
+            AuditOutcome.APPROVAL_APPROVED if approve else AuditOutcome.APPROVAL_DENIED,
             f"by {user.name}" + (f": {reason}" if reason else ""),
         )
         await self._changed_locally(action)
@@ -281,16 +293,25 @@ class ApprovalService:
         with anyio.move_on_after(max(0.0, min(at_most_seconds, POLL_SECONDS))):
             await event.wait()
 
-    async def _expired(self, action_ids: list[str]) -> None:
-        """The store expired these while reading (every read does): audit and announce each once."""
-        for action_id in action_ids:
-            action = await self._reload(action_id)
-            await self._record(action, "approval_expired", action.reason or "expired")
-            await self._changed_locally(action)
+    async def expire_due(self) -> list[ActionId]:
+        """Expire what is due, and audit and announce each expiry (once: only the call that expires an action
+        sees it). Every read runs this first; returns the ids this call expired."""
+        expired = await self._store.expire_due()
+        for action_id in expired:
+            action = await self._store.get(action_id)
+            if action is not None:
+                await self._record(action, AuditOutcome.APPROVAL_EXPIRED, action.reason or "expired")
+                await self._changed_locally(action)
+        return expired
+
+    async def agent_owner(self, action: ActionRecord) -> UserId | None:
+        """The user responsible for the agent that asks (who may not decide its actions)."""
+        agent = await self._identities.agent_by_id(action.agent_id)
+        return agent.owner_user_id if agent is not None else None
 
     async def recover(self) -> None:
         """At start-up: pending actions survive as they are; interrupted executions are failed, never rerun."""
-        for action_id in await self.store.interrupt_executions():
+        for action_id in await self._store.interrupt_executions():
             logger.warning("approved call interrupted by a restart; not run again", action=action_id)
 
     # --- internals -----------------------------------------------------------------------------------------
@@ -298,9 +319,9 @@ class ApprovalService:
     async def _execute(
         self, action: ActionRecord, principal: Principal, access: ToolAccess, session: str | None
     ) -> ActionRecord:
-        if not await self.store.start_execution(action.id):
+        if not await self._store.start_execution(action.id):
             return await self._reload(action.id)
-        await self._changed_locally(replace(action, status="executing"))
+        await self._changed_locally(replace(action, status=ActionStatus.EXECUTING))
         # Once started, the approved call runs to its end and its outcome is stored even if the request
         # that started it is cancelled or its client goes away: never left `executing`, and calling again
         # collects the outcome. The downstream call is bounded by the connector's call timeout.
@@ -309,8 +330,8 @@ class ApprovalService:
                 action = await self._run_approved(action, principal, access, session)
             except Exception as exc:
                 logger.exception("approved call failed in the hub", action=action.id)
-                await self.store.finish(
-                    action.id, tool_error_result(f"[mcp-hub] the approved call failed in the hub: {exc}"), failed=True
+                await self._store.finish(
+                    action.id, hub_error_result(f"the approved call failed in the hub: {exc}"), failed=True
                 )
                 action = await self._reload(action.id)
         return action
@@ -326,47 +347,48 @@ class ApprovalService:
             refusal = f"{action.public_name} changed after the approval was asked for; ask again"
         elif not access.allows(action.public_name):
             refusal = f"agent {principal.agent_name!r} may no longer call {action.public_name}"
-        if refusal is not None or self.forward is None:
-            result = tool_error_result(f"[mcp-hub] the approved call was not run: {refusal or 'no forwarder'}")
-            await self.store.finish(action.id, result, failed=True)
+        if refusal is not None:
+            result = hub_error_result(f"the approved call was not run: {refusal}")
+            await self._store.finish(action.id, result, failed=True)
         else:
-            result = await self.forward(action.public_name, action.arguments, principal.label, session)
-            await self.store.finish(action.id, result, failed=bool(result.get("isError")))
+            caller = Caller(client=principal.label, session=session)
+            result = await self._forward(action.public_name, action.arguments, caller)
+            await self._store.finish(action.id, result, failed=bool(result.get("isError")))
         action = await self._reload(action.id)
-        await self._record(action, "approval_executed", f"ran once: {action.status}")
+        await self._record(action, AuditOutcome.APPROVAL_EXECUTED, f"ran once: {action.status}")
         await self._changed_locally(action)
         return action
 
     def _running_result(self, action: ActionRecord) -> dict[str, Any]:
         text = (
-            f"[mcp-hub] Action {action.id} was approved and {action.public_name} is running now. "
+            f"Action {action.id} was approved and {action.public_name} is running now. "
             "Call this tool again with exactly the same arguments to collect the outcome."
         )
-        result = tool_error_result(text)
+        result = hub_error_result(text)
         result["_meta"] = {APPROVAL_META_KEY: self._summary(action)}
         return result
 
     def _pending_result(self, action: ActionRecord) -> dict[str, Any]:
         text = (
-            f"[mcp-hub] This call needs a human's approval. Action {action.id} is pending "
+            f"This call needs a human's approval. Action {action.id} is pending "
             f"(rules: {', '.join(action.rules)}); an approver decides at {self.link(action.id)}. "
             f"It expires at {action.expires_at.isoformat(timespec='seconds')} (no decision = denied). "
             "Call this tool again with exactly the same arguments to collect the outcome."
         )
-        result = tool_error_result(text)
+        result = hub_error_result(text)
         result["_meta"] = {APPROVAL_META_KEY: self._summary(action)}
         return result
 
     def _refusal_result(self, action: ActionRecord) -> dict[str, Any]:
-        if action.status == "denied":
+        if action.status is ActionStatus.DENIED:
             why = f"denied by {action.decided_by}" + (f": {action.reason}" if action.reason else " (no reason given)")
-        elif action.status == "expired" and action.decided_by is not None:
+        elif action.status is ActionStatus.EXPIRED and action.decided_by is not None:
             why = action.reason or "approved, but not run before the approval lapsed"
-        elif action.status == "expired":
+        elif action.status is ActionStatus.EXPIRED:
             why = "expired without a decision, which counts as denied"
         else:
             why = action.reason or action.status
-        result = tool_error_result(f"[mcp-hub] Action {action.id} for {action.public_name} was {why}.")
+        result = hub_error_result(f"Action {action.id} for {action.public_name} was {why}.")
         result["_meta"] = {APPROVAL_META_KEY: self._summary(action)}
         return result
 
@@ -379,9 +401,9 @@ class ApprovalService:
         }
 
     async def _reload(self, action_id: str) -> ActionRecord:
-        action = await self.store.get(action_id)
+        action = await self.get(action_id)
         if action is None:
-            raise ApprovalError("not_found", f"no action {action_id!r}")
+            raise ActionNotFoundError(f"no action {action_id!r}")
         return action
 
     async def _changed_locally(self, action: ActionRecord) -> None:
@@ -394,7 +416,7 @@ class ApprovalService:
             except Exception:
                 logger.exception("approval listener failed", action=action.id)
 
-    async def _record(self, action: ActionRecord, outcome: str, detail: str) -> None:
+    async def _record(self, action: ActionRecord, outcome: AuditOutcome, detail: str) -> None:
         await self._audit.record(
             AuditEvent(
                 at=self._clock(),

@@ -35,7 +35,8 @@ from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectSendStream
 
 from mcp_hub.config.settings import ApprovalRule
-from mcp_hub.db.approval_store import ActionRecord
+from mcp_hub.db.approvals import ActionRecord
+from mcp_hub.domain import ActionStatus
 
 logger = structlog.get_logger(__name__)
 
@@ -110,7 +111,7 @@ class WebhookNotifier:
 
     async def on_change(self, action: ActionRecord) -> None:
         """Queue a delivery per webhook of a newly pending action; never blocks, never raises."""
-        if action.status != "pending" or not self._hooks:
+        if action.status is not ActionStatus.PENDING or not self._hooks:
             return
         body = self._body(action)
         for rule_name in action.rules:

@@ -19,7 +19,8 @@ import anyio.lowlevel
 import structlog
 from sqlalchemy.exc import SQLAlchemyError
 
-from mcp_hub.db.store import AuditEvent, HubStore
+from mcp_hub.config.settings import AuditSection
+from mcp_hub.db.audit import AuditEvent, AuditStore
 from mcp_hub.errors import DatabaseError
 
 _log = structlog.get_logger(__name__)
@@ -29,11 +30,21 @@ _RETRYABLE = (SQLAlchemyError, DatabaseError, OSError)
 
 
 class AuditWriter:
-    """Writes `AuditEvent`s to a `HubStore` in batches, from a background task run by `running()`."""
+    """Writes `AuditEvent`s to an `AuditStore` in batches, from a background task run by `running()`."""
+
+    @classmethod
+    def configured(cls, store: AuditStore, settings: AuditSection) -> AuditWriter:
+        """A writer with the batching of `[audit]`."""
+        return cls(
+            store,
+            batch_size=settings.batch_size,
+            flush_interval_ms=settings.flush_interval_ms,
+            queue_size=settings.queue_size,
+        )
 
     def __init__(
         self,
-        store: HubStore,
+        store: AuditStore,
         *,
         batch_size: int,
         flush_interval_ms: int,

@@ -1,12 +1,23 @@
-"""The hub as OAuth 2.1 authorization server and resource server (issue 3).
+"""The hub as OAuth 2.1 authorization server and resource server (issue 3; docs/oauth.md).
 
-One module per concern, each citing what it implements: `scopes` (grant patterns), `keys` (signing keys,
-JWKS), `tokens` (RFC 9068 access tokens), `decisions` (the one decision point for list and call),
-`client_auth` (token endpoint client authentication), `private_key_jwt` (RFC 7523), `endpoints`
-(RFC 8414 and RFC 9728 metadata, JWKS, the token endpoint), `grant_client_credentials`,
-`grant_authorization_code`, `grant_refresh_token` and `delegated_scopes` (the grant types),
-`authorize` (the authorization endpoint with consent), `registration` (RFC 7591), `client_metadata`
-(Client ID Metadata Documents, with the egress guard), `revocation` (RFC 7009), `introspection`
-(RFC 7662), `resource` (the bearer-token middleware in front of `/mcp`), `service` and `wiring`
-(composition).
+One module per concern, each citing what it implements:
+
+| module | concern |
+|---|---|
+| `urls` | the issuer, the one protected resource (RFC 8707), the endpoints' paths |
+| `scopes` | grant patterns and scope strings (RFC 6749 §3.3) |
+| `keys`, `tokens` | ES256 signing keys and the JWKS (RFC 7517); RFC 9068 access tokens |
+| `decisions` | the one decision point for list and call: `Principal`, `ToolAccess`, `AccessDecider` |
+| `bearer` | the resource server's authentication of a bearer token (RFC 6750) |
+| `granting` | the scope a token gets: requested ∩ the subject's grants |
+| `client_auth`, `private_key_jwt` | client authentication (RFC 6749 §2.3, RFC 7523) |
+| `token_endpoint`, `grant_*` | the token endpoint and one module per grant type |
+| `authorization` | the authorization endpoint's protocol (the consent page is `mcp_hub.web.consent`) |
+| `registration`, `client_metadata` | RFC 7591 registration; Client ID Metadata Documents |
+| `egress` | the egress guard that fetches what clients name (T11) |
+| `revocation`, `introspection` | RFC 7009, RFC 7662 |
+| `metadata` | RFC 8414 and RFC 9728 documents, the JWKS endpoint |
+| `http` | OAuth on the wire: forms in, errors and bearer challenges out |
+
+The parts are built and connected in `mcp_hub.runtime`; nothing here builds another part.
 """

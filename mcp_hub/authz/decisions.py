@@ -10,32 +10,31 @@ grants allow: a tool is allowed when a grant AND a token scope match its public 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final, Generic, TypeVar
-
-import anyio
+from typing import Final
 
 from mcp_hub.authz import scopes
 from mcp_hub.authz.tokens import AccessToken
-from mcp_hub.db.auth_store import AgentRecord, AuthStore, SubjectGrants
+from mcp_hub.db.identities import AgentRecord, IdentityStore, SubjectGrants
+from mcp_hub.db.oauth import OAuthStore
+from mcp_hub.domain import AgentId, UserId
 from mcp_hub.errors import InvalidTokenError
-
-ValueT = TypeVar("ValueT")
+from mcp_hub.ttl_cache import TtlCache
 
 
 @dataclass(frozen=True, slots=True)
 class Principal:
     """Who is calling: an agent, acting for itself or on a user's behalf, with the token's scope cap."""
 
-    agent_id: str
+    agent_id: AgentId
     agent_name: str
-    user_id: str | None = None
+    user_id: UserId | None = None
     token_scopes: tuple[str, ...] | None = None
     """None: no token (stdio `--agent`), so the grants alone decide."""
 
     @property
-    def key(self) -> tuple[str, str | None]:
+    def key(self) -> tuple[AgentId, UserId | None]:
         return (self.agent_id, self.user_id)
 
     @property
@@ -74,89 +73,22 @@ class ToolAccess:
         return answer
 
 
-class _Load(Generic[ValueT]):
-    """One read of the store in flight, shared by every request that misses the same key meanwhile."""
-
-    __slots__ = ("done", "value")
-
-    def __init__(self) -> None:
-        self.done = anyio.Event()
-        self.value: ValueT | None = None
-
-
-class _TtlCache(Generic[ValueT]):
-    """A small map whose entries expire after `ttl` seconds (monotonic clock); bounded by `max_entries`.
-
-    `get_or_load` is single-flight: when an entry expires under load, the requests that miss it together
-    share one read of the store instead of each making their own (a stampede of identical queries every
-    `ttl` seconds). A load that fails or is cancelled caches nothing; its waiters then load for themselves.
-    `drop` and `clear` also detach loads already in flight, so a value read before them is never cached.
-    """
-
-    def __init__(self, ttl: float, max_entries: int = 10_000, clock: Callable[[], float] = time.monotonic) -> None:
-        self._ttl = ttl
-        self._max_entries = max_entries
-        self._clock = clock
-        self._entries: dict[object, tuple[float, ValueT]] = {}
-        self._loading: dict[object, _Load[ValueT]] = {}
-
-    def get(self, key: object) -> ValueT | None:
-        entry = self._entries.get(key)
-        if entry is None or entry[0] <= self._clock():
-            return None
-        return entry[1]
-
-    async def get_or_load(self, key: object, load: Callable[[], Awaitable[ValueT]]) -> ValueT:
-        """The cached value, or the one `load()` returns (shared with concurrent misses, then cached)."""
-        while True:
-            value = self.get(key)
-            if value is not None:
-                return value
-            pending = self._loading.get(key)
-            if pending is None:
-                break
-            await pending.done.wait()
-            if pending.value is not None:
-                return pending.value
-            # The shared load failed or was detached: try again (fail closed: never a guessed value).
-        mine = _Load[ValueT]()
-        self._loading[key] = mine
-        try:
-            value = await load()
-            if self._loading.get(key) is mine:  # not detached by drop/clear meanwhile
-                self.put(key, value)
-                mine.value = value
-            return value
-        finally:
-            if self._loading.get(key) is mine:
-                del self._loading[key]
-            mine.done.set()
-
-    def put(self, key: object, value: ValueT) -> None:
-        if len(self._entries) >= self._max_entries:
-            now = self._clock()
-            self._entries = {k: v for k, v in self._entries.items() if v[0] > now}
-            if len(self._entries) >= self._max_entries:
-                self._entries.clear()
-        self._entries[key] = (self._clock() + self._ttl, value)
-
-    def drop(self, key: object) -> None:
-        self._entries.pop(key, None)
-        self._loading.pop(key, None)
-
-    def clear(self) -> None:
-        self._entries.clear()
-        self._loading.clear()
-
-
 class AccessDecider:
     """Turns a verified token (or an agent name on stdio) into a `Principal` and its `ToolAccess`."""
 
-    def __init__(self, store: AuthStore, *, ttl_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self._store = store
-        self._grants = _TtlCache[SubjectGrants](ttl_seconds, clock=clock)
-        self._agents = _TtlCache[AgentRecord](ttl_seconds, clock=clock)
-        self._revoked = _TtlCache[bool](ttl_seconds, clock=clock)
+    def __init__(
+        self,
+        identities: IdentityStore,
+        revocations: OAuthStore,
+        *,
+        ttl_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._identities = identities
+        self._revocations = revocations
+        self._grants = TtlCache[SubjectGrants](ttl_seconds, clock=clock)
+        self._agents = TtlCache[AgentRecord](ttl_seconds, clock=clock)
+        self._revoked = TtlCache[bool](ttl_seconds, clock=clock)
         # Pure functions of (grants, token scopes), shared so that their answers per tool name are reused.
         self._decisions: dict[tuple[tuple[str, ...], tuple[str, ...] | None], ToolAccess] = {}
 
@@ -164,7 +96,7 @@ class AccessDecider:
         """The caller behind a verified token; `InvalidTokenError` if it was revoked or its agent is unknown."""
 
         async def load_agent() -> AgentRecord:
-            agent = await self._store.agent_by_client_id(token.client_id)
+            agent = await self._identities.agent_by_client_id(token.client_id)
             if agent is None:
                 raise InvalidTokenError("the access token's client no longer exists")
             return agent
@@ -172,11 +104,12 @@ class AccessDecider:
         agent = self._agents.get(token.client_id) or await self._agents.get_or_load(token.client_id, load_agent)
         if await self._is_revoked(token):
             raise InvalidTokenError("the access token has been revoked")
-        return Principal(agent_id=agent.id, agent_name=agent.name, user_id=token.user_id, token_scopes=token.scopes)
+        user_id = None if token.user_id is None else UserId(token.user_id)
+        return Principal(agent_id=agent.id, agent_name=agent.name, user_id=user_id, token_scopes=token.scopes)
 
     async def principal_for_agent(self, name: str) -> Principal:
-        """A principal without a token (the stdio front door started with `--agent NAME`)."""
-        agent = await self._store.agent_by_name(name)
+        """A principal without a token (the stdio front door started with `--agent NAME`); `NotFoundError`."""
+        agent = await self._identities.agent_by_name(name)
         return Principal(agent_id=agent.id, agent_name=agent.name)
 
     async def access(self, principal: Principal) -> ToolAccess:
@@ -198,7 +131,7 @@ class AccessDecider:
         if cached is not None:
             return cached
         return await self._grants.get_or_load(
-            principal.key, lambda: self._store.subject_grants(principal.agent_id, principal.user_id)
+            principal.key, lambda: self._identities.subject_grants(principal.agent_id, principal.user_id)
         )
 
     def forget_revocation(self, jti: str | None = None) -> None:
@@ -221,9 +154,9 @@ class AccessDecider:
             return cached
 
         async def load() -> bool:
-            revoked = await self._store.is_access_token_revoked(token.jti)
+            revoked = await self._revocations.is_access_token_revoked(token.jti)
             if not revoked and token.family_id is not None:
-                revoked = bool(await self._store.revoked_families([token.family_id]))
+                revoked = bool(await self._revocations.revoked_families([token.family_id]))
             return revoked
 
         return await self._revoked.get_or_load(token.jti, load)

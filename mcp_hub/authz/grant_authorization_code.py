@@ -2,7 +2,7 @@
 
 The request must carry `code`, `redirect_uri` and `code_verifier`; they are checked for form before the code
 is touched, so a malformed request does not burn it. Then the code is consumed with one conditional UPDATE
-(`AuthStore.consume_authorization_code`): single use, even under concurrent exchanges. It must have been
+(`OAuthStore.consume_authorization_code`): single use, even under concurrent exchanges. It must have been
 issued to the same client, for the identical `redirect_uri` (§4.1.3), within its lifetime, and
 BASE64URL(SHA-256(code_verifier)) must equal the stored `code_challenge` (RFC 7636 §4.6, compared in
 constant time). Any failure is `invalid_grant`, as is a user disabled since the code was issued (§5.2).
@@ -24,13 +24,16 @@ import base64
 import hashlib
 import hmac
 import re
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 from mcp_hub.authz import scopes
-from mcp_hub.authz._random import sha256_hex
-from mcp_hub.authz.delegated_scopes import grant_scopes
-from mcp_hub.authz.grant_refresh_token import new_refresh_token
-from mcp_hub.authz.service import AuthService, TokenRequest
+from mcp_hub.authz.grant_refresh_token import RefreshTokens
+from mcp_hub.authz.granting import ScopeGranter
+from mcp_hub.authz.token_endpoint import TokenRequest
+from mcp_hub.authz.tokens import TokenService
+from mcp_hub.credentials import sha256_hex
+from mcp_hub.db.oauth import OAuthStore
+from mcp_hub.domain import Consumption, GrantType
 from mcp_hub.errors import OAuthError
 
 _CODE_VERIFIER: Final = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")  # RFC 7636 §4.1
@@ -55,39 +58,55 @@ def _invalid_grant() -> OAuthError:
     return OAuthError("invalid_grant", "the authorization code is invalid, expired, or was issued to another client")
 
 
-async def authorization_code_grant(service: AuthService, request: TokenRequest) -> dict[str, Any]:
-    agent = request.agent
-    if "authorization_code" not in agent.grant_types:
-        raise OAuthError("unauthorized_client", "this client is not registered for authorization_code")
-    code = _required(request, "code")
-    redirect_uri = _required(request, "redirect_uri")
-    verifier = _required(request, "code_verifier")
-    if not _CODE_VERIFIER.match(verifier):
-        raise OAuthError("invalid_request", "code_verifier must be 43-128 characters of A-Z a-z 0-9 - . _ ~")
-    if len(code) > _MAX_CODE_LENGTH:
-        raise _invalid_grant()
+class AuthorizationCodeGrant:
+    grant_type: ClassVar[GrantType] = GrantType.AUTHORIZATION_CODE
 
-    code_sha256 = sha256_hex(code)
-    status, record = await service.store.consume_authorization_code(code_sha256)
-    if record is None:
-        raise _invalid_grant()
-    if status == "reused":
-        if record.family_id is not None:
-            await service.store.revoke_family(record.family_id, "authorization code replayed")
-        raise OAuthError("invalid_grant", "the authorization code was already used; its tokens are revoked")
-    if status != "ok" or record.agent_id != agent.id or record.redirect_uri != redirect_uri:
-        raise _invalid_grant()
-    if not hmac.compare_digest(s256_code_challenge(verifier).encode(), record.code_challenge.encode()):
-        raise OAuthError("invalid_grant", "the code_verifier does not match the code_challenge")
-    if record.resource != request.resource:
-        raise OAuthError("invalid_grant", "the authorization code was issued for another resource")
+    def __init__(
+        self, store: OAuthStore, granter: ScopeGranter, tokens: TokenService, refresh_tokens: RefreshTokens
+    ) -> None:
+        self._store = store
+        self._granter = granter
+        self._tokens = tokens
+        self._refresh_tokens = refresh_tokens
 
-    granted = await grant_scopes(service, agent, record.user_id, record.scope)
-    family = await service.store.create_refresh_family(
-        agent.id, record.user_id, scopes.format_scope(granted), record.resource
-    )
-    await service.store.bind_code_to_family(code_sha256, family.id)
-    refresh = await new_refresh_token(service, family.id) if "refresh_token" in agent.grant_types else None
-    return service.access_token_response(
-        agent, granted, user_id=record.user_id, family_id=family.id, refresh_token=refresh
-    )
+    async def __call__(self, request: TokenRequest) -> dict[str, Any]:
+        agent = request.agent
+        if not agent.may_use(self.grant_type):
+            raise OAuthError("unauthorized_client", "this client is not registered for authorization_code")
+        code = _required(request, "code")
+        redirect_uri = _required(request, "redirect_uri")
+        verifier = _required(request, "code_verifier")
+        if not _CODE_VERIFIER.match(verifier):
+            raise OAuthError("invalid_request", "code_verifier must be 43-128 characters of A-Z a-z 0-9 - . _ ~")
+        if len(code) > _MAX_CODE_LENGTH:
+            raise _invalid_grant()
+
+        code_sha256 = sha256_hex(code)
+        consumed = await self._store.consume_authorization_code(code_sha256)
+        record = consumed.record
+        if record is None:
+            raise _invalid_grant()
+        if consumed.outcome is Consumption.REUSED:
+            if record.family_id is not None:
+                await self._store.revoke_family(record.family_id, "authorization code replayed")
+            raise OAuthError("invalid_grant", "the authorization code was already used; its tokens are revoked")
+        if (
+            consumed.outcome is not Consumption.FIRST_USE
+            or record.agent_id != agent.id
+            or record.redirect_uri != redirect_uri
+        ):
+            raise _invalid_grant()
+        if not hmac.compare_digest(s256_code_challenge(verifier).encode(), record.code_challenge.encode()):
+            raise OAuthError("invalid_grant", "the code_verifier does not match the code_challenge")
+        if record.resource != request.resource:
+            raise OAuthError("invalid_grant", "the authorization code was issued for another resource")
+
+        granted = await self._granter.for_user_at_token_endpoint(agent, record.user_id, record.scope)
+        family = await self._store.create_refresh_family(
+            agent.id, record.user_id, scopes.format_scope(granted), record.resource
+        )
+        await self._store.bind_code_to_family(code_sha256, family.id)
+        refresh = await self._refresh_tokens.issue(family.id) if agent.may_use(GrantType.REFRESH_TOKEN) else None
+        return self._tokens.token_response(
+            agent.client_id, granted, user_id=record.user_id, family_id=family.id, refresh_token=refresh
+        )

@@ -6,17 +6,27 @@ no refresh token is issued (RFC 6749 §4.4.3): the agent asks again.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
-from mcp_hub.authz.service import AuthService, TokenRequest
+from mcp_hub.authz.granting import ScopeGranter
+from mcp_hub.authz.token_endpoint import TokenRequest
+from mcp_hub.authz.tokens import TokenService
+from mcp_hub.domain import GrantType
 from mcp_hub.errors import OAuthError
 
 
-async def client_credentials_grant(service: AuthService, request: TokenRequest) -> dict[str, Any]:
-    agent = request.agent
-    if agent.is_public:
-        raise OAuthError("unauthorized_client", "a public client cannot use client_credentials")
-    if "client_credentials" not in agent.grant_types:
-        raise OAuthError("unauthorized_client", "this client is not registered for client_credentials")
-    granted = await service.granted_scopes(agent, None, request.form.get("scope"))
-    return service.access_token_response(agent, granted)
+class ClientCredentialsGrant:
+    grant_type: ClassVar[GrantType] = GrantType.CLIENT_CREDENTIALS
+
+    def __init__(self, granter: ScopeGranter, tokens: TokenService) -> None:
+        self._granter = granter
+        self._tokens = tokens
+
+    async def __call__(self, request: TokenRequest) -> dict[str, Any]:
+        agent = request.agent
+        if agent.is_public:
+            raise OAuthError("unauthorized_client", "a public client cannot use client_credentials")
+        if not agent.may_use(self.grant_type):
+            raise OAuthError("unauthorized_client", "this client is not registered for client_credentials")
+        granted = await self._granter.for_agent(agent, request.form.get("scope"))
+        return self._tokens.token_response(agent.client_id, granted)

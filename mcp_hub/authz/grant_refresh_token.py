@@ -2,7 +2,7 @@
 
 A refresh family starts with each authorization code exchange (`grant_authorization_code`); every access
 token of the family carries its id as `sid`. Each refresh token is single use: it is consumed with one
-conditional UPDATE (`AuthStore.consume_refresh_token`), so of N concurrent refreshes with the same token
+conditional UPDATE (`OAuthStore.consume_refresh_token`), so of N concurrent refreshes with the same token
 exactly one wins (threat T07). The winner gets a new access token and a new refresh token in the same
 family. A refresh token presented again ("reused") means two parties hold it, one of them an attacker: the
 whole family is revoked, so the winner's new refresh token and every access token of the family
@@ -16,25 +16,34 @@ scope never changes (§6: the new refresh token has the scope of the old one).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from datetime import timedelta
+from typing import Any, ClassVar, Final
 
 from mcp_hub.authz import scopes
-from mcp_hub.authz._random import new_secret, sha256_hex
-from mcp_hub.authz.delegated_scopes import grant_scopes
-from mcp_hub.authz.service import AuthService, TokenRequest
+from mcp_hub.authz.granting import ScopeGranter
+from mcp_hub.authz.token_endpoint import TokenRequest
+from mcp_hub.authz.tokens import TokenService
+from mcp_hub.credentials import new_secret, sha256_hex
+from mcp_hub.db.oauth import OAuthStore
+from mcp_hub.domain import Clock, Consumption, GrantType, utc_now
 from mcp_hub.errors import OAuthError
 
 REFRESH_TOKEN_PREFIX: Final = "mcphr_"  # noqa: S105 - a prefix for leaked-secret scanners, not a secret
 _MAX_TOKEN_LENGTH: Final = 256
 
 
-async def new_refresh_token(service: AuthService, family_id: str) -> str:
-    """A fresh refresh token of `family_id`: 256 random bits, stored as its SHA-256 only."""
-    token = new_secret(REFRESH_TOKEN_PREFIX)
-    expires_at = datetime.now(UTC) + timedelta(seconds=service.settings.auth.refresh_token_ttl_seconds)
-    await service.store.add_refresh_token(family_id, sha256_hex(token), expires_at)
-    return token
+class RefreshTokens:
+    """Issues refresh tokens of a family: 256 random bits each, stored as their SHA-256 only."""
+
+    def __init__(self, store: OAuthStore, *, ttl_seconds: int, clock: Clock = utc_now) -> None:
+        self._store = store
+        self._ttl = timedelta(seconds=ttl_seconds)
+        self._clock = clock
+
+    async def issue(self, family_id: str) -> str:
+        token = new_secret(REFRESH_TOKEN_PREFIX)
+        await self._store.add_refresh_token(family_id, sha256_hex(token), self._clock() + self._ttl)
+        return token
 
 
 def _narrowed(family_scope: str, requested: str | None) -> str:
@@ -52,42 +61,54 @@ def _narrowed(family_scope: str, requested: str | None) -> str:
     return scopes.format_scope(wanted)
 
 
-async def refresh_token_grant(service: AuthService, request: TokenRequest) -> dict[str, Any]:
-    agent = request.agent
-    if "refresh_token" not in agent.grant_types:
-        raise OAuthError("unauthorized_client", "this client is not registered for refresh_token")
-    token = request.form.get("refresh_token")
-    if token is None:
-        raise OAuthError("invalid_request", "refresh_token is required")
-    if len(token) > _MAX_TOKEN_LENGTH:
-        raise OAuthError("invalid_grant", "the refresh token is not valid")
-    token_sha256 = sha256_hex(token)
-    # The scope is checked against the family before the token is consumed, so a refused narrowing does
-    # not burn the token (a family's scope never changes, so the later consume cannot see another one).
-    known = await service.store.family_of_refresh_token(token_sha256)
-    if known is None:
-        raise OAuthError("invalid_grant", "the refresh token is not valid")
-    scope = _narrowed(known.scope, request.form.get("scope"))
+class RefreshTokenGrant:
+    grant_type: ClassVar[GrantType] = GrantType.REFRESH_TOKEN
 
-    status, family = await service.store.consume_refresh_token(token_sha256)
-    if family is None:
-        raise OAuthError("invalid_grant", "the refresh token is not valid")
-    if status == "reused":
-        await service.store.revoke_family(family.id, "refresh token reused")
-        raise OAuthError("invalid_grant", "the refresh token was already used; its tokens are revoked")
-    if family.agent_id != agent.id:
-        await service.store.revoke_family(family.id, f"refresh token presented by another client {agent.client_id}")
-        raise OAuthError("invalid_grant", "the refresh token is not valid")
-    if status != "ok":
-        raise OAuthError("invalid_grant", f"the refresh token is {status}")
-    if family.resource != request.resource:
-        raise OAuthError("invalid_grant", "the refresh token was issued for another resource")
+    def __init__(
+        self, store: OAuthStore, granter: ScopeGranter, tokens: TokenService, refresh_tokens: RefreshTokens
+    ) -> None:
+        self._store = store
+        self._granter = granter
+        self._tokens = tokens
+        self._refresh_tokens = refresh_tokens
 
-    if family.user_id is None:
-        granted = await service.granted_scopes(agent, None, scope)
-    else:
-        granted = await grant_scopes(service, agent, family.user_id, scope)
-    refresh = await new_refresh_token(service, family.id)
-    return service.access_token_response(
-        agent, granted, user_id=family.user_id, family_id=family.id, refresh_token=refresh
-    )
+    async def __call__(self, request: TokenRequest) -> dict[str, Any]:
+        agent = request.agent
+        if not agent.may_use(self.grant_type):
+            raise OAuthError("unauthorized_client", "this client is not registered for refresh_token")
+        token = request.form.get("refresh_token")
+        if token is None:
+            raise OAuthError("invalid_request", "refresh_token is required")
+        if len(token) > _MAX_TOKEN_LENGTH:
+            raise OAuthError("invalid_grant", "the refresh token is not valid")
+        token_sha256 = sha256_hex(token)
+        # The scope is checked against the family before the token is consumed, so a refused narrowing does
+        # not burn the token (a family's scope never changes, so the later consume cannot see another one).
+        known = await self._store.family_of_refresh_token(token_sha256)
+        if known is None:
+            raise OAuthError("invalid_grant", "the refresh token is not valid")
+        scope = _narrowed(known.scope, request.form.get("scope"))
+
+        consumed = await self._store.consume_refresh_token(token_sha256)
+        family = consumed.record
+        if family is None:
+            raise OAuthError("invalid_grant", "the refresh token is not valid")
+        if consumed.outcome is Consumption.REUSED:
+            await self._store.revoke_family(family.id, "refresh token reused")
+            raise OAuthError("invalid_grant", "the refresh token was already used; its tokens are revoked")
+        if family.agent_id != agent.id:
+            await self._store.revoke_family(family.id, f"refresh token presented by another client {agent.client_id}")
+            raise OAuthError("invalid_grant", "the refresh token is not valid")
+        if consumed.outcome is not Consumption.FIRST_USE:
+            raise OAuthError("invalid_grant", f"the refresh token is {consumed.outcome}")
+        if family.resource != request.resource:
+            raise OAuthError("invalid_grant", "the refresh token was issued for another resource")
+
+        if family.user_id is None:
+            granted = await self._granter.for_agent(agent, scope)
+        else:
+            granted = await self._granter.for_user_at_token_endpoint(agent, family.user_id, scope)
+        refresh = await self._refresh_tokens.issue(family.id)
+        return self._tokens.token_response(
+            agent.client_id, granted, user_id=family.user_id, family_id=family.id, refresh_token=refresh
+        )

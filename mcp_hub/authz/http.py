@@ -1,19 +1,38 @@
-"""OAuth errors and bearer challenges on the wire.
+"""OAuth on the wire: reading the endpoints' forms, and the one place OAuth errors and bearer challenges are written.
 
-RFC 6749 §5.2 (token endpoint error responses, JSON, `Cache-Control: no-store`), RFC 6750 §3
-(`WWW-Authenticate: Bearer` with `error`, `error_description`, `scope`) and RFC 9728 §5.1
-(`resource_metadata` in the challenge, so a client finds the authorization server).
+RFC 6749 §3.2 (form-encoded requests, no parameter twice), §5.2 (token endpoint error responses, JSON,
+`Cache-Control: no-store`), RFC 6750 §3 (`WWW-Authenticate: Bearer` with `error`, `error_description`,
+`scope`) and RFC 9728 §5.1 (`resource_metadata` in the challenge, so a client finds the authorization server).
+
+- `OAuthError` → its `status` (400 unless set) and `{"error", "error_description"}`; `invalid_client` is always
+  401 with `WWW-Authenticate: Basic realm="mcp-hub"`;
+- `InvalidTokenError` → 401 with `WWW-Authenticate: Bearer resource_metadata=..., error=..., scope="tool:*"`;
+- `AccessDeniedError` → 403 with `WWW-Authenticate: Bearer ..., error="insufficient_scope", scope=<the tool's>`.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
+from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from mcp_hub.errors import OAuthError
+from mcp_hub.bodies import FormData, FormRules, read_form
+from mcp_hub.errors import AccessDeniedError, InvalidRequestError, InvalidTokenError, OAuthError
 
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+NO_STORE: Final = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+OAUTH_FORM: Final = FormRules(max_bytes=64 * 1024, max_fields=100, keep_blank=False, repeatable=frozenset({"resource"}))
+"""What the token, revocation and introspection endpoints accept (RFC 6749 §3.2: blank means absent)."""
+EVERY_TOOL_SCOPE: Final = "tool:*"
+"""What a 401 suggests a client ask for: the token endpoint narrows it to the subject's grants."""
+
+
+async def read_oauth_form(request: Request) -> FormData:
+    """The form of an OAuth endpoint; a form the hub cannot read is `invalid_request` (RFC 6749 §5.2)."""
+    try:
+        return await read_form(request, OAUTH_FORM)
+    except InvalidRequestError as exc:
+        raise OAuthError("invalid_request", str(exc)) from None
 
 
 def oauth_json(body: dict[str, Any], status: int = 200) -> JSONResponse:
@@ -47,3 +66,19 @@ def bearer_challenge(
     if scope is not None:
         parts.append(f"scope={_quoted(scope)}")
     return "Bearer " + ", ".join(parts)
+
+
+def unauthorized_response(error: InvalidTokenError, resource_metadata: str) -> JSONResponse:
+    """401 for a missing or unusable bearer token (RFC 6750 §3.1; no `error` at all when no token was sent)."""
+    challenge = bearer_challenge(
+        resource_metadata, error=error.error, description=error.description, scope=EVERY_TOOL_SCOPE
+    )
+    body = {"error": error.error or "unauthorized", "error_description": error.description}
+    return JSONResponse(body, status_code=401, headers={"WWW-Authenticate": challenge})
+
+
+def insufficient_scope_challenge(error: AccessDeniedError, resource_metadata: str) -> str:
+    """The `WWW-Authenticate` value of a 403 for a tool outside the caller's grants (RFC 6750 §3.1)."""
+    return bearer_challenge(
+        resource_metadata, error="insufficient_scope", description=str(error), scope=error.required_scope
+    )

@@ -22,101 +22,118 @@ introspected too (`scope`, `client_id`, `sub`, `aud`, `iss`, `exp`).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from mcp_hub.authz._random import sha256_hex
-from mcp_hub.authz.client_auth import authenticate_client
-from mcp_hub.authz.endpoints import INTROSPECT_PATH, read_form
-from mcp_hub.authz.http import oauth_error_response, oauth_json
+from mcp_hub.authz.client_auth import ClientAuthenticator
+from mcp_hub.authz.http import oauth_error_response, oauth_json, read_oauth_form
 from mcp_hub.authz.revocation import required_token
-from mcp_hub.authz.service import AuthService
-from mcp_hub.db.auth_store import AgentRecord
+from mcp_hub.authz.tokens import TokenService
+from mcp_hub.authz.urls import INTROSPECT_PATH, OAuthUrls
+from mcp_hub.credentials import sha256_hex
+from mcp_hub.db.identities import AgentRecord, IdentityStore
+from mcp_hub.db.oauth import OAuthStore
+from mcp_hub.domain import Clock, UserId, utc_now
 from mcp_hub.errors import InvalidTokenError, OAuthError
 
-INACTIVE: dict[str, Any] = {"active": False}
+INACTIVE: Final[dict[str, Any]] = {"active": False}
 
 
-async def introspect_access_token(service: AuthService, caller: AgentRecord, token: str) -> dict[str, Any] | None:
-    """The RFC 7662 answer for an active access token of `caller`; None if it is not one."""
-    if token.count(".") != 2:
-        return None
-    try:
-        claims = await service.tokens.verify(token)
-    except InvalidTokenError:
-        return None
-    if claims.client_id != caller.client_id:
-        return None
-    store = service.store
-    if await store.is_access_token_revoked(claims.jti):
-        return None
-    if claims.family_id is not None and await store.revoked_families([claims.family_id]):
-        return None
-    if not (await store.subject_grants(caller.id, claims.user_id)).enabled:
-        return None
-    return {
-        "active": True,
-        "scope": " ".join(claims.scopes),
-        "client_id": claims.client_id,
-        "sub": claims.subject,
-        "aud": claims.audience,
-        "iss": service.issuer,
-        "exp": claims.expires_at,
-        "iat": claims.issued_at,
-        "jti": claims.jti,
-        "token_type": "Bearer",
-    }
+class Introspection:
+    """`POST /oauth/introspect`, for confidential clients and their own tokens."""
 
+    def __init__(
+        self,
+        authenticator: ClientAuthenticator,
+        tokens: TokenService,
+        store: OAuthStore,
+        identities: IdentityStore,
+        urls: OAuthUrls,
+        *,
+        clock: Clock = utc_now,
+    ) -> None:
+        self._authenticator = authenticator
+        self._tokens = tokens
+        self._store = store
+        self._identities = identities
+        self._urls = urls
+        self._clock = clock
 
-async def introspect_refresh_token(service: AuthService, caller: AgentRecord, token: str) -> dict[str, Any] | None:
-    """The RFC 7662 answer for an active refresh token of `caller`; None if it is not one."""
-    status = await service.store.refresh_token_status(sha256_hex(token))
-    if status is None:
-        return None
-    family, expires_at, used_at = status
-    if family.agent_id != caller.id or family.revoked_at is not None or used_at is not None:
-        return None
-    if expires_at <= datetime.now(UTC):
-        return None
-    if not (await service.store.subject_grants(caller.id, family.user_id)).enabled:
-        return None
-    return {
-        "active": True,
-        "scope": family.scope,
-        "client_id": caller.client_id,
-        "sub": family.user_id or caller.client_id,
-        "aud": family.resource,
-        "iss": service.issuer,
-        "exp": int(expires_at.timestamp()),
-    }
+    def routes(self) -> list[Route]:
+        return [Route(INTROSPECT_PATH, self._introspect, methods=["POST"])]
 
-
-def introspection_routes(service: AuthService) -> list[Route]:
-    async def introspect(request: Request) -> Response:
+    async def _introspect(self, request: Request) -> Response:
         try:
-            form, _ = await read_form(request)
-            caller = await authenticate_client(
-                request,
-                form,
-                service.store,
-                endpoint_url=service.url(INTROSPECT_PATH),
-                verify_assertion=service.verify_assertion,
-                allow_public=False,
+            form = await read_oauth_form(request)
+            caller = await self._authenticator.authenticate(
+                request, form, endpoint_url=self._urls.url(INTROSPECT_PATH), allow_public=False
             )
             token = required_token(form)
-            attempts = (introspect_access_token, introspect_refresh_token)
+            attempts = (self._access_token, self._refresh_token)
             if form.get("token_type_hint") == "refresh_token":
-                attempts = (introspect_refresh_token, introspect_access_token)
+                attempts = (self._refresh_token, self._access_token)
             for attempt in attempts:
-                answer = await attempt(service, caller, token)
+                answer = await attempt(caller, token)
                 if answer is not None:
                     return oauth_json(answer)
         except OAuthError as exc:
             return oauth_error_response(exc)
         return oauth_json(INACTIVE)
 
-    return [Route(INTROSPECT_PATH, introspect, methods=["POST"])]
+    async def _access_token(self, caller: AgentRecord, token: str) -> dict[str, Any] | None:
+        """The RFC 7662 answer for an active access token of `caller`; None if it is not one."""
+        if token.count(".") != 2:
+            return None
+        try:
+            claims = await self._tokens.verify(token)
+        except InvalidTokenError:
+            return None
+        if claims.client_id != caller.client_id:
+            return None
+        if await self._store.is_access_token_revoked(claims.jti):
+            return None
+        if claims.family_id is not None and await self._store.revoked_families([claims.family_id]):
+            return None
+        if not await self._subject_enabled(caller, claims.user_id):
+            return None
+        return {
+            "active": True,
+            "scope": " ".join(claims.scopes),
+            "client_id": claims.client_id,
+            "sub": claims.subject,
+            "aud": claims.audience,
+            "iss": self._urls.issuer,
+            "exp": claims.expires_at,
+            "iat": claims.issued_at,
+            "jti": claims.jti,
+            "token_type": "Bearer",
+        }
+
+    async def _refresh_token(self, caller: AgentRecord, token: str) -> dict[str, Any] | None:
+        """The RFC 7662 answer for an active refresh token of `caller`; None if it is not one."""
+        status = await self._store.refresh_token_status(sha256_hex(token))
+        if status is None:
+            return None
+        family = status.family
+        if family.agent_id != caller.id or family.revoked_at is not None or status.used_at is not None:
+            return None
+        if status.expires_at <= self._clock():
+            return None
+        if not await self._subject_enabled(caller, family.user_id):
+            return None
+        return {
+            "active": True,
+            "scope": family.scope,
+            "client_id": caller.client_id,
+            "sub": family.user_id or caller.client_id,
+            "aud": family.resource,
+            "iss": self._urls.issuer,
+            "exp": int(status.expires_at.timestamp()),
+        }
+
+    async def _subject_enabled(self, caller: AgentRecord, user_id: str | None) -> bool:
+        subject = await self._identities.subject_grants(caller.id, None if user_id is None else UserId(user_id))
+        return subject.enabled

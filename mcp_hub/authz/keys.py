@@ -13,22 +13,23 @@ published and starts signing without a restart.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncGenerator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Final
 
 import anyio
 from joserfc.jwk import ECKey
 
-from mcp_hub.db.auth_store import AuthStore, SigningKeyRecord
+from mcp_hub.db.keys import SigningKeyRecord, SigningKeyStore
+from mcp_hub.domain import Clock, utc_now
+from mcp_hub.errors import SigningKeyError
 
 ALGORITHM: Final = "ES256"
 CURVE: Final = "P-256"
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
+RELOAD_SECONDS: Final = 5.0
+"""How soon a running hub picks up a key rotated by another process (well inside the publish-ahead time)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,12 +66,12 @@ class KeyRing:
 
     def __init__(
         self,
-        store: AuthStore,
+        store: SigningKeyStore,
         *,
         publish_ahead: timedelta,
         longest_token_life: timedelta,
         refetch_interval: timedelta = timedelta(seconds=10),
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Clock = utc_now,
     ) -> None:
         self._store = store
         self._publish_ahead = publish_ahead
@@ -110,7 +111,7 @@ class KeyRing:
             if key.record.signs_from <= now and (key.record.retires_at is None or key.record.retires_at > now)
         ]
         if not usable:
-            raise RuntimeError("no signing key is usable now: run `mcp-hub keys rotate`")
+            raise SigningKeyError("no signing key is usable now: run `mcp-hub keys rotate`")
         return max(usable, key=lambda key: key.record.signs_from)
 
     def verification_key(self, kid: str) -> LoadedKey | None:
@@ -130,8 +131,19 @@ class KeyRing:
                 await self.load()
         return self.verification_key(kid)
 
-    async def reload_periodically(self, interval_seconds: float) -> None:
-        """Reload every `interval_seconds` so keys rotated elsewhere (the CLI, another replica) are used."""
+    @asynccontextmanager
+    async def running(self, reload_seconds: float = RELOAD_SECONDS) -> AsyncGenerator[KeyRing]:
+        """Keys loaded, and reloaded every `reload_seconds` while the hub runs, so that keys rotated elsewhere
+        (the CLI, another replica) are published and used without a restart."""
+        await self.load()
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(self._reload_periodically, reload_seconds)
+            try:
+                yield self
+            finally:
+                tasks.cancel_scope.cancel()
+
+    async def _reload_periodically(self, interval_seconds: float) -> None:
         while True:
             await anyio.sleep(interval_seconds)
             async with self._reload_lock:

@@ -19,18 +19,16 @@ type:jwt-bearer` and a `client_assertion` it signed. Checks, in order, each fail
    one-shot credential, and the bound keeps the replay cache small. `nbf` and `iat`, if present, not in the
    future.
 6. `jti` required and single use (RFC 7523 §3 item 7 allows the server to enforce it; we do). The replay
-   cache is the database, so every replica sees every use: `AuthStore.use_once` inserts
-   `assertion:<sha256(client_id, jti)>` into `revoked_tokens` (hashed to fit its 64-character key and so that
-   two clients' jtis never collide) until `exp` + skew; the one INSERT that wins is the first use. A
-   dedicated `used_assertions` table would be cleaner; `revoked_tokens` has the right shape meanwhile.
-   The jti is recorded last, so an assertion that fails any other check never reaches the table.
+   cache is the database, so every replica sees every use: `OAuthStore.use_assertion_once` inserts the first
+   54 hex digits (216 bits) of SHA-256(client_id, jti) into `used_assertions` (hashed so that two clients' jtis
+   never collide) until `exp` + skew; the one INSERT that wins is the first use. The jti is recorded last, so
+   an assertion that fails any other check never reaches the table.
 """
 
 from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, TypeGuard, cast
 
@@ -39,12 +37,14 @@ from joserfc.errors import JoseError, SecurityWarning
 from joserfc.jwk import ECKey, OKPKey, RSAKey, import_key
 from joserfc.jws import extract_compact
 
-from mcp_hub.authz._random import sha256_hex
 from mcp_hub.authz.client_auth import ASSERTION_ALGORITHMS as ALLOWED_ALGORITHMS
-from mcp_hub.authz.endpoints import TOKEN_PATH
-from mcp_hub.authz.service import AuthService
-from mcp_hub.db.auth_store import AgentRecord
-from mcp_hub.errors import OAuthError
+from mcp_hub.authz.client_auth import ClientFinder
+from mcp_hub.authz.urls import OAuthUrls
+from mcp_hub.credentials import sha256_hex
+from mcp_hub.db.identities import AgentRecord
+from mcp_hub.db.oauth import OAuthStore
+from mcp_hub.domain import ClientAuthMethod, Clock, utc_now
+from mcp_hub.errors import InvalidInputError, OAuthError
 
 ClientKey = RSAKey | ECKey | OKPKey
 
@@ -57,12 +57,7 @@ _ACCEPTED_TYPES: Final = frozenset({"jwt", "client-authentication+jwt", "applica
 _PRIVATE_MEMBERS: Final = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 _MAX_ASSERTION_LENGTH: Final = 8192
 _MAX_JTI_LENGTH: Final = 256
-
-ClientFinder = Callable[[str], Awaitable[AgentRecord | None]]
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
+_JTI_KEY_HEX_DIGITS: Final = 54
 
 
 def _is_int(value: object) -> TypeGuard[int]:
@@ -79,7 +74,7 @@ def algorithms_for(key: ClientKey) -> tuple[str, ...]:
 
 
 def parse_client_jwks(jwks: object) -> dict[str, Any]:
-    """A client's JWK Set as the hub stores it (public members, `kid`, `alg`, `use`); ValueError otherwise.
+    """A client's JWK Set as the hub stores it (public members, `kid`, `alg`, `use`); `InvalidInputError` otherwise.
 
     Accepted: 1-10 public keys, RSA (at least 2048 bits), EC P-256 or OKP Ed25519, for signing. Symmetric
     keys and private members are refused: a client that sends its private key has leaked it.
@@ -87,9 +82,9 @@ def parse_client_jwks(jwks: object) -> dict[str, Any]:
     keys: object = cast("dict[str, Any]", jwks).get("keys") if isinstance(jwks, dict) else None
     items = cast("list[object]", keys) if isinstance(keys, list) else None
     if items is None:
-        raise ValueError('jwks must be a JWK Set: {"keys": [...]}')
+        raise InvalidInputError('jwks must be a JWK Set: {"keys": [...]}')
     if not 1 <= len(items) <= MAX_CLIENT_KEYS:
-        raise ValueError(f"jwks must hold between 1 and {MAX_CLIENT_KEYS} keys")
+        raise InvalidInputError(f"jwks must hold between 1 and {MAX_CLIENT_KEYS} keys")
     stored: list[dict[str, Any]] = []
     kids: set[str] = set()
     for item in items:
@@ -101,37 +96,37 @@ def _parse_client_jwk(item: object, kids: set[str]) -> dict[str, Any]:
     member = cast("dict[str, Any]", item) if isinstance(item, dict) else {}
     kty = member.get("kty")
     if kty not in ("RSA", "EC", "OKP"):
-        raise ValueError(f"key type {kty!r} is not accepted: use RSA (RS256), EC P-256 (ES256) or OKP Ed25519")
+        raise InvalidInputError(f"key type {kty!r} is not accepted: use RSA (RS256), EC P-256 (ES256) or OKP Ed25519")
     if _PRIVATE_MEMBERS & member.keys():
-        raise ValueError("jwks must hold public keys only (a private key was sent: consider it leaked)")
+        raise InvalidInputError("jwks must hold public keys only (a private key was sent: consider it leaked)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SecurityWarning)  # small RSA keys: refused below, with a reason
             key = import_key(member, kty)
     except (JoseError, ValueError, TypeError, KeyError):
-        raise ValueError(f"a {kty} key in jwks is not a valid JWK") from None
+        raise InvalidInputError(f"a {kty} key in jwks is not a valid JWK") from None
     algorithms = algorithms_for(key)
     if not algorithms:
-        raise ValueError("EC keys must use the curve P-256 and OKP keys Ed25519")
+        raise InvalidInputError("EC keys must use the curve P-256 and OKP keys Ed25519")
     if isinstance(key, RSAKey) and key.raw_value.key_size < MIN_RSA_BITS:
-        raise ValueError(f"RSA keys must have at least {MIN_RSA_BITS} bits")
+        raise InvalidInputError(f"RSA keys must have at least {MIN_RSA_BITS} bits")
     public: dict[str, Any] = dict(key.as_dict(private=False))
     declared_alg = member.get("alg")
     if declared_alg is not None:
         if declared_alg not in algorithms:
-            raise ValueError(f"a {kty} key cannot be used with alg {declared_alg!r}")
+            raise InvalidInputError(f"a {kty} key cannot be used with alg {declared_alg!r}")
         public["alg"] = declared_alg
     use = member.get("use")
     if use is not None:
         if use != "sig":
-            raise ValueError("client keys are for signatures (use must be 'sig')")
+            raise InvalidInputError("client keys are for signatures (use must be 'sig')")
         public["use"] = use
     kid = member.get("kid")
     if kid is not None:
         if not isinstance(kid, str) or not 1 <= len(kid) <= 128:
-            raise ValueError("kid must be a string of 1-128 characters")
+            raise InvalidInputError("kid must be a string of 1-128 characters")
         if kid in kids:
-            raise ValueError(f"kid {kid!r} appears twice in jwks")
+            raise InvalidInputError(f"kid {kid!r} appears twice in jwks")
         kids.add(kid)
         public["kid"] = kid
     return public
@@ -152,19 +147,22 @@ def _verify_signature(assertion: str, key: ClientKey, alg: str) -> None:
 
 
 class PrivateKeyJwtVerifier:
-    """`AuthService.verify_assertion`: (client_assertion, endpoint URL) → the client it authenticates."""
+    """The client authenticator's `verify_assertion`: (client_assertion, endpoint URL) → the client."""
 
     def __init__(
         self,
-        service: AuthService,
         *,
-        find_client: ClientFinder | None = None,
-        clock: Callable[[], datetime] = _utc_now,
+        find_client: ClientFinder,
+        used_assertions: OAuthStore,
+        urls: OAuthUrls,
+        skew_seconds: int,
+        clock: Clock = utc_now,
     ) -> None:
-        self._service = service
-        self._find_client = find_client or service.store.agent_by_client_id
+        self._find_client = find_client
+        self._used = used_assertions
+        self._urls = urls
+        self._skew = skew_seconds
         self._clock = clock
-        self._skew = service.settings.auth.clock_skew_seconds
 
     async def __call__(self, assertion: str, endpoint_url: str) -> AgentRecord:
         header, claims = self._unverified(assertion)
@@ -173,7 +171,12 @@ class PrivateKeyJwtVerifier:
         if not isinstance(client_id, str) or claims.get("sub") != client_id:
             raise _invalid_client("the client assertion's iss and sub must both be the client_id")
         agent = await self._find_client(client_id)
-        if agent is None or not agent.enabled or agent.auth_method != "private_key_jwt" or not agent.jwks:
+        if (
+            agent is None
+            or not agent.enabled
+            or agent.auth_method is not ClientAuthMethod.PRIVATE_KEY_JWT
+            or not agent.jwks
+        ):
             raise _invalid_client()
         _verify_signature(assertion, self._key_for(agent, alg, header.get("kid")), alg)
         self._check_audience(claims.get("aud"), endpoint_url)
@@ -228,9 +231,9 @@ class PrivateKeyJwtVerifier:
 
     def _check_audience(self, audience: object, endpoint_url: str) -> None:
         values = cast("list[object]", audience) if isinstance(audience, list) else [audience]
-        accepted = {self._service.issuer, self._service.url(TOKEN_PATH), endpoint_url}
+        accepted = {self._urls.issuer, self._urls.token_endpoint, endpoint_url}
         if len(values) != 1 or values[0] not in accepted:
-            raise _invalid_client(f"the client assertion's aud must be the issuer {self._service.issuer}")
+            raise _invalid_client(f"the client assertion's aud must be the issuer {self._urls.issuer}")
 
     def _check_times(self, claims: dict[str, Any]) -> datetime:
         now = int(self._clock().timestamp())
@@ -252,6 +255,6 @@ class PrivateKeyJwtVerifier:
     async def _use_jti(self, agent: AgentRecord, jti: object, expires_at: datetime) -> None:
         if not isinstance(jti, str) or not 1 <= len(jti) <= _MAX_JTI_LENGTH:
             raise _invalid_client("the client assertion lacks a jti")
-        key = "assertion:" + sha256_hex(f"{agent.client_id}\n{jti}")[:54]
-        if not await self._service.store.use_once(key, expires_at + timedelta(seconds=self._skew)):
+        key = sha256_hex(f"{agent.client_id}\n{jti}")[:_JTI_KEY_HEX_DIGITS]
+        if not await self._used.use_assertion_once(key, expires_at + timedelta(seconds=self._skew)):
             raise _invalid_client("the client assertion was already used (jti)")

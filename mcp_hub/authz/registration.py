@@ -21,7 +21,6 @@ client management is not offered).
 from __future__ import annotations
 
 import ipaddress
-import json
 import re
 import secrets
 from typing import Any, Final, cast
@@ -31,22 +30,20 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from mcp_hub.authz._random import new_secret, sha256_hex
-from mcp_hub.authz.endpoints import REGISTER_PATH
 from mcp_hub.authz.http import oauth_error_response, oauth_json
 from mcp_hub.authz.private_key_jwt import parse_client_jwks
-from mcp_hub.authz.service import AuthService
-from mcp_hub.db.auth_store import AgentRecord, NewAgent
-from mcp_hub.errors import ConflictError, OAuthError
+from mcp_hub.authz.urls import REGISTER_PATH
+from mcp_hub.bodies import read_json_object
+from mcp_hub.credentials import CLIENT_SECRET_PREFIX, new_secret, sha256_hex
+from mcp_hub.db.identities import AgentRecord, ClientMetadata, IdentityStore, NewAgent
+from mcp_hub.domain import SECRET_METHODS, AgentSource, ClientAuthMethod, ClientId, GrantType
+from mcp_hub.errors import ConflictError, InvalidInputError, OAuthError
 
 MAX_BODY_BYTES: Final = 16 * 1024
 MAX_REDIRECT_URIS: Final = 10
 MAX_URI_LENGTH: Final = 2000
 MAX_NAME_LENGTH: Final = 200
-AUTH_METHODS: Final = ("none", "client_secret_basic", "client_secret_post", "private_key_jwt")
-GRANT_TYPES: Final = frozenset({"authorization_code", "refresh_token"})
-# The prefix of every client secret the hub issues (as in `mcp_hub.admin.identity`), for leak scanners.
-_SECRET_PREFIX: Final = "mcphs_"  # noqa: S105 - a prefix, not a secret
+GRANT_TYPES: Final = frozenset({GrantType.AUTHORIZATION_CODE, GrantType.REFRESH_TOKEN})
 _SCHEME: Final = re.compile(r"^[a-z][a-z0-9+.-]*$")
 _SPACE_OR_CONTROL: Final = re.compile(r"[\x00-\x20\x7f]")
 _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
@@ -141,20 +138,21 @@ def optional_https_uri(metadata: dict[str, Any], name: str) -> str | None:
     return value
 
 
-def grant_types_of(metadata: dict[str, Any]) -> tuple[str, ...]:
+def grant_types_of(metadata: dict[str, Any]) -> tuple[GrantType, ...]:
     """`grant_types` (default `authorization_code`, RFC 7591 §2): only user-delegated grants are allowed."""
     value: object = metadata.get("grant_types", ["authorization_code"])
     if not isinstance(value, list) or not all(isinstance(item, str) for item in cast("list[object]", value)):
         raise _metadata_error("grant_types must be an array of strings")
-    grants = tuple(dict.fromkeys(cast("list[str]", value)))
-    if "client_credentials" in grants:
+    named = tuple(dict.fromkeys(cast("list[str]", value)))
+    if GrantType.CLIENT_CREDENTIALS in named:
         raise _metadata_error(
             "client_credentials is not available to registered clients: an admin creates machine agents"
         )
-    unsupported = [grant for grant in grants if grant not in GRANT_TYPES]
+    unsupported = [grant for grant in named if grant not in GRANT_TYPES]
     if unsupported:
         raise _metadata_error(f"unsupported grant_types {unsupported}: use authorization_code and refresh_token")
-    if "authorization_code" not in grants:
+    grants = tuple(GrantType(grant) for grant in named)
+    if GrantType.AUTHORIZATION_CODE not in grants:
         raise _metadata_error("grant_types must include authorization_code")
     response_types: object = metadata.get("response_types", ["code"])
     if response_types != ["code"]:
@@ -162,44 +160,23 @@ def grant_types_of(metadata: dict[str, Any]) -> tuple[str, ...]:
     return grants
 
 
-async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
-    """An `application/json` body of at most `limit` bytes holding an object; `invalid_client_metadata` else."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != "application/json":
-        raise _metadata_error("the body must be application/json")
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _metadata_error(f"the body is larger than {limit} bytes")
-    body = bytearray()
-    async for chunk in request.stream():
-        body.extend(chunk)
-        if len(body) > limit:
-            raise _metadata_error(f"the body is larger than {limit} bytes")
-    try:
-        parsed: object = json.loads(bytes(body))
-    except (ValueError, UnicodeDecodeError):
-        raise _metadata_error("the body is not valid JSON") from None
-    if not isinstance(parsed, dict):
-        raise _metadata_error("the client metadata must be a JSON object")
-    return cast("dict[str, Any]", parsed)
-
-
-def _auth_method_and_jwks(metadata: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
-    method = metadata.get("token_endpoint_auth_method", "client_secret_basic")
-    if method not in AUTH_METHODS:
-        raise _metadata_error(f"token_endpoint_auth_method must be one of {', '.join(AUTH_METHODS)}")
+def _auth_method_and_jwks(metadata: dict[str, Any]) -> tuple[ClientAuthMethod, dict[str, Any] | None]:
+    named: object = metadata.get("token_endpoint_auth_method", ClientAuthMethod.CLIENT_SECRET_BASIC)
+    if named not in tuple(ClientAuthMethod):
+        raise _metadata_error(f"token_endpoint_auth_method must be one of {', '.join(ClientAuthMethod)}")
+    method = ClientAuthMethod(cast("str", named))
     if "jwks_uri" in metadata:
         raise _metadata_error("jwks_uri is not supported here: register the public keys inline with jwks")
     jwks: object = metadata.get("jwks")
-    if method != "private_key_jwt":
+    if method is not ClientAuthMethod.PRIVATE_KEY_JWT:
         if jwks is not None:
             raise _metadata_error("jwks is only used with token_endpoint_auth_method private_key_jwt")
-        return cast("str", method), None
+        return method, None
     if jwks is None:
         raise _metadata_error("private_key_jwt needs the client's public keys in jwks")
     try:
         return method, parse_client_jwks(jwks)
-    except ValueError as exc:
+    except InvalidInputError as exc:
         raise _metadata_error(str(exc)) from None
 
 
@@ -225,46 +202,51 @@ def registration_response(agent: AgentRecord, secret: str | None) -> dict[str, A
     return body
 
 
-async def register_client(service: AuthService, metadata: dict[str, Any]) -> dict[str, Any]:
-    """Validate `metadata`, store the client (source `dcr`, no grants) and return the RFC 7591 answer."""
-    redirect_uris = validate_redirect_uris(metadata.get("redirect_uris"))
-    grant_types = grant_types_of(metadata)
-    method, jwks = _auth_method_and_jwks(metadata)
-    client_name = optional_text(metadata, "client_name")
-    client_uri = optional_https_uri(metadata, "client_uri")
-    secret = new_secret(_SECRET_PREFIX) if method in ("client_secret_basic", "client_secret_post") else None
-    for _attempt in range(3):  # the random name may collide (48 bits): try again
+class ClientRegistration:
+    """`POST /oauth/register`: stores a client (source `dcr`, no grants) and answers as RFC 7591 §3.2.1 says."""
+
+    def __init__(self, identities: IdentityStore) -> None:
+        self._identities = identities
+
+    def routes(self) -> list[Route]:
+        return [Route(REGISTER_PATH, self._register, methods=["POST"])]
+
+    async def _register(self, request: Request) -> Response:
         try:
-            agent = await service.store.create_agent(
-                NewAgent(
-                    name="dcr-" + secrets.token_hex(6),
-                    client_id="dcr_" + secrets.token_urlsafe(16),
-                    source="dcr",
-                    auth_method=method,
-                    secret_sha256=None if secret is None else sha256_hex(secret),
-                    jwks=jwks,
-                    redirect_uris=redirect_uris,
-                    grant_types=grant_types,
-                    display_name=client_name,
-                    client_uri=client_uri,
-                )
-            )
-        except ConflictError:
-            continue
-        return registration_response(agent, secret)
-    raise OAuthError("server_error", "could not allocate a client id; try again", status=500)
-
-
-def registration_routes(service: AuthService) -> list[Route]:
-    """`POST /oauth/register`, present only when `[auth] dynamic_client_registration` is on."""
-    if not service.settings.auth.dynamic_client_registration:
-        return []
-
-    async def register(request: Request) -> Response:
-        try:
-            metadata = await read_json_object(request, MAX_BODY_BYTES)
-            return oauth_json(await register_client(service, metadata), status=201)
+            try:
+                metadata = await read_json_object(request, MAX_BODY_BYTES)
+            except InvalidInputError as exc:
+                raise _metadata_error(str(exc)) from None
+            return oauth_json(await self.register(metadata), status=201)
         except OAuthError as exc:
             return oauth_error_response(exc)
 
-    return [Route(REGISTER_PATH, register, methods=["POST"])]
+    async def register(self, metadata: dict[str, Any]) -> dict[str, Any]:
+        """Validate `metadata`, store the client and return the RFC 7591 answer."""
+        redirect_uris = validate_redirect_uris(metadata.get("redirect_uris"))
+        grant_types = grant_types_of(metadata)
+        method, jwks = _auth_method_and_jwks(metadata)
+        described = ClientMetadata(
+            auth_method=method,
+            jwks=jwks,
+            redirect_uris=redirect_uris,
+            grant_types=grant_types,
+            display_name=optional_text(metadata, "client_name"),
+            client_uri=optional_https_uri(metadata, "client_uri"),
+        )
+        secret = new_secret(CLIENT_SECRET_PREFIX) if method in SECRET_METHODS else None
+        for _attempt in range(3):  # the random name may collide (48 bits): try again
+            try:
+                agent = await self._identities.create_agent(
+                    NewAgent(
+                        name="dcr-" + secrets.token_hex(6),
+                        client_id=ClientId("dcr_" + secrets.token_urlsafe(16)),
+                        source=AgentSource.DCR,
+                        metadata=described,
+                        secret_sha256=None if secret is None else sha256_hex(secret),
+                    )
+                )
+            except ConflictError:
+                continue
+            return registration_response(agent, secret)
+        raise OAuthError("server_error", "could not allocate a client id; try again", status=500)

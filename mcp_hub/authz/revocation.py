@@ -24,78 +24,80 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from mcp_hub.authz._random import sha256_hex
-from mcp_hub.authz.client_auth import authenticate_client
-from mcp_hub.authz.client_metadata import resolve_client
-from mcp_hub.authz.endpoints import REVOKE_PATH, read_form
-from mcp_hub.authz.http import NO_STORE, oauth_error_response
-from mcp_hub.authz.service import AuthService
-from mcp_hub.db.auth_store import AgentRecord
+from mcp_hub.authz.client_auth import ClientAuthenticator
+from mcp_hub.authz.decisions import AccessDecider
+from mcp_hub.authz.http import NO_STORE, oauth_error_response, read_oauth_form
+from mcp_hub.authz.tokens import TokenService
+from mcp_hub.authz.urls import REVOKE_PATH, OAuthUrls
+from mcp_hub.bodies import FormData
+from mcp_hub.credentials import sha256_hex
+from mcp_hub.db.identities import AgentRecord
+from mcp_hub.db.oauth import OAuthStore
 from mcp_hub.errors import InvalidTokenError, OAuthError
 
 
-async def resolve_form_client(service: AuthService, form: dict[str, str]) -> None:
-    """Make sure a metadata-document client named in the form is known (fetched, upserted) before client
-    authentication looks it up; for any other client id this is one lookup that changes nothing."""
-    client_id = form.get("client_id")
-    if client_id is not None:
-        await resolve_client(service, client_id)
-
-
-async def revoke_access_token(service: AuthService, agent: AgentRecord, token: str) -> bool:
-    """Revoke `token` if it is a live access token of `agent`; False if it is not one."""
-    if token.count(".") != 2:
-        return False
-    try:
-        claims = await service.tokens.verify(token)
-    except InvalidTokenError:
-        return False
-    if claims.client_id != agent.client_id:
-        return False
-    await service.store.revoke_access_token(claims.jti, datetime.fromtimestamp(claims.expires_at, UTC))
-    service.decider.forget_revocation(claims.jti)
-    return True
-
-
-async def revoke_refresh_token(service: AuthService, agent: AgentRecord, token: str) -> bool:
-    """Revoke the family of `token` if it is a refresh token of `agent`; False if it is not one."""
-    family = await service.store.family_of_refresh_token(sha256_hex(token))
-    if family is None or family.agent_id != agent.id:
-        return False
-    if family.revoked_at is None:
-        await service.store.revoke_family(family.id, "revoked by the client (RFC 7009)")
-        service.decider.forget_revocation()
-    return True
-
-
-def required_token(form: dict[str, str]) -> str:
+def required_token(form: FormData) -> str:
     token = form.get("token")
     if not token:
         raise OAuthError("invalid_request", "token is required")
     return token
 
 
-def revocation_routes(service: AuthService) -> list[Route]:
-    async def revoke(request: Request) -> Response:
+class Revocation:
+    """`POST /oauth/revoke`."""
+
+    def __init__(
+        self,
+        authenticator: ClientAuthenticator,
+        tokens: TokenService,
+        store: OAuthStore,
+        decider: AccessDecider,
+        urls: OAuthUrls,
+    ) -> None:
+        self._authenticator = authenticator
+        self._tokens = tokens
+        self._store = store
+        self._decider = decider
+        self._urls = urls
+
+    def routes(self) -> list[Route]:
+        return [Route(REVOKE_PATH, self._revoke, methods=["POST"])]
+
+    async def _revoke(self, request: Request) -> Response:
         try:
-            form, _ = await read_form(request)
-            await resolve_form_client(service, form)
-            agent = await authenticate_client(
-                request,
-                form,
-                service.store,
-                endpoint_url=service.url(REVOKE_PATH),
-                verify_assertion=service.verify_assertion,
-            )
+            form = await read_oauth_form(request)
+            agent = await self._authenticator.authenticate(request, form, endpoint_url=self._urls.url(REVOKE_PATH))
             token = required_token(form)
-            attempts = (revoke_access_token, revoke_refresh_token)
+            attempts = (self._revoke_access_token, self._revoke_refresh_token)
             if form.get("token_type_hint") == "refresh_token":
-                attempts = (revoke_refresh_token, revoke_access_token)
+                attempts = (self._revoke_refresh_token, self._revoke_access_token)
             for attempt in attempts:
-                if await attempt(service, agent, token):
+                if await attempt(agent, token):
                     break
         except OAuthError as exc:
             return oauth_error_response(exc)
         return Response(status_code=200, headers=NO_STORE)
 
-    return [Route(REVOKE_PATH, revoke, methods=["POST"])]
+    async def _revoke_access_token(self, agent: AgentRecord, token: str) -> bool:
+        """Revoke `token` if it is a live access token of `agent`; False if it is not one."""
+        if token.count(".") != 2:
+            return False
+        try:
+            claims = await self._tokens.verify(token)
+        except InvalidTokenError:
+            return False
+        if claims.client_id != agent.client_id:
+            return False
+        await self._store.revoke_access_token(claims.jti, datetime.fromtimestamp(claims.expires_at, UTC))
+        self._decider.forget_revocation(claims.jti)
+        return True
+
+    async def _revoke_refresh_token(self, agent: AgentRecord, token: str) -> bool:
+        """Revoke the family of `token` if it is a refresh token of `agent`; False if it is not one."""
+        family = await self._store.family_of_refresh_token(sha256_hex(token))
+        if family is None or family.agent_id != agent.id:
+            return False
+        if family.revoked_at is None:
+            await self._store.revoke_family(family.id, "revoked by the client (RFC 7009)")
+            self._decider.forget_revocation()
+        return True

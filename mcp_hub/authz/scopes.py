@@ -16,14 +16,16 @@ from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from typing import Final
 
+from mcp_hub.errors import InvalidInputError
+
 SCOPE_KINDS: Final = ("tool", "resource", "prompt")
 _PATTERN = re.compile(r"^(tool|resource|prompt):[A-Za-z0-9_.*?-]{1,200}$")
 
 
 def validate_pattern(pattern: str) -> str:
-    """Return `pattern` if it is a well-formed grant pattern; ValueError naming the problem otherwise."""
+    """Return `pattern` if it is a well-formed grant pattern; `InvalidInputError` naming the problem otherwise."""
     if not _PATTERN.match(pattern):
-        raise ValueError(
+        raise InvalidInputError(
             f"{pattern!r} is not a grant pattern: expected <kind>:<glob>, kind one of {', '.join(SCOPE_KINDS)}, "
             "glob of letters, digits, '_', '.', '-', '*', '?' (e.g. tool:time__*)"
         )
@@ -56,7 +58,7 @@ def covers(granted: str, requested: str) -> bool:
 
 
 def parse_scope(scope: str | None) -> list[str] | None:
-    """RFC 6749 §3.3: space-delimited; None when absent. Malformed entries raise ValueError."""
+    """RFC 6749 §3.3: space-delimited; None when absent. Malformed entries raise `InvalidInputError`."""
     if scope is None:
         return None
     return [validate_pattern(item) for item in dict.fromkeys(scope.split())]

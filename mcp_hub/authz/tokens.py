@@ -15,27 +15,26 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Final, TypeGuard, cast
 
 from joserfc import jwt
 from joserfc.errors import InvalidPayloadError, JoseError
 from joserfc.jws import extract_compact
 
+from mcp_hub.authz import scopes as scope_strings
 from mcp_hub.authz.keys import ALGORITHM, KeyRing
+from mcp_hub.domain import Clock, utc_now
 from mcp_hub.errors import InvalidTokenError
 
+MAX_ACCESS_TOKEN_SECONDS: Final = 3600
+"""Access tokens live minutes, never more than an hour (and the key ring keeps retired keys this long)."""
 TOKEN_TYPE: Final = "at+jwt"  # noqa: S105 - a media type, not a secret
 _ACCEPTED_TYPES: Final = frozenset({"at+jwt", "application/at+jwt"})
 _ALLOWED_HEADER_FIELDS: Final = frozenset({"alg", "typ", "kid"})
 _MAX_TOKEN_LENGTH: Final = 8192
 _MAX_CACHED_TOKENS: Final = 10_000
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _is_int(value: object) -> TypeGuard[int]:
@@ -61,11 +60,19 @@ class TokenService:
     """Issues and verifies the hub's access tokens."""
 
     def __init__(
-        self, keys: KeyRing, *, issuer: str, resource: str, skew_seconds: int, clock: Callable[[], datetime] = _utc_now
+        self,
+        keys: KeyRing,
+        *,
+        issuer: str,
+        resource: str,
+        lifetime_seconds: int,
+        skew_seconds: int,
+        clock: Clock = utc_now,
     ) -> None:
         self._keys = keys
         self._issuer = issuer
         self._resource = resource
+        self._lifetime = min(lifetime_seconds, MAX_ACCESS_TOKEN_SECONDS)
         self._skew = skew_seconds
         self._clock = clock
         # Verified tokens by their text: a signature is checked once per token, not once per request.
@@ -114,6 +121,33 @@ class TokenService:
         key = self._keys.signing_key()
         header = {"alg": ALGORITHM, "typ": TOKEN_TYPE, "kid": key.record.kid}
         return jwt.encode(header, payload, key.private, algorithms=[ALGORITHM]), claims
+
+    def token_response(
+        self,
+        client_id: str,
+        granted: Sequence[str],
+        *,
+        user_id: str | None = None,
+        family_id: str | None = None,
+        refresh_token: str | None = None,
+    ) -> dict[str, Any]:
+        """RFC 6749 §5.1: the success body of the token endpoint, with a fresh access token."""
+        token, claims = self.issue(
+            client_id=client_id,
+            scopes=granted,
+            lifetime_seconds=self._lifetime,
+            user_id=user_id,
+            family_id=family_id,
+        )
+        body: dict[str, Any] = {
+            "access_token": token,
+            "token_type": "Bearer",
+            "expires_in": claims.expires_at - claims.issued_at,
+            "scope": scope_strings.format_scope(granted),
+        }
+        if refresh_token is not None:
+            body["refresh_token"] = refresh_token
+        return body
 
     async def verify(self, token: str) -> AccessToken:
         """The token's claims, or `InvalidTokenError` saying what is wrong (never which key would have fit)."""

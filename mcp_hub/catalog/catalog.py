@@ -21,7 +21,8 @@ import rfc8785
 import structlog
 
 from mcp_hub.catalog.names import public_tool_name
-from mcp_hub.errors import CatalogError, UnknownToolError
+from mcp_hub.domain import ConnectorId
+from mcp_hub.errors import InvalidCursorError, UnknownToolError
 
 logger = structlog.get_logger(__name__)
 
@@ -41,7 +42,7 @@ class CatalogTool:
     """One downstream tool as the hub offers it."""
 
     public_name: str
-    connector_id: str
+    connector_id: ConnectorId
     downstream_name: str
     definition: Mapping[str, Any]
     sha256: str
@@ -52,7 +53,7 @@ class CatalogTool:
 class CatalogChange:
     """What one refresh of one connector changed, by public name."""
 
-    connector_id: str
+    connector_id: ConnectorId
     added: tuple[str, ...] = ()
     changed: tuple[str, ...] = ()
     removed: tuple[str, ...] = ()
@@ -64,10 +65,6 @@ class CatalogChange:
 
 
 CatalogListener = Callable[[CatalogChange], None]
-
-
-class InvalidCursorError(CatalogError):
-    """A pagination cursor this catalog did not issue."""
 
 
 def encode_cursor(last_public_name: str) -> str:
@@ -85,18 +82,13 @@ def decode_cursor(cursor: str) -> str:
 class Catalog:
     """The hub's model of every connector's tools."""
 
-    def __init__(self) -> None:
-        self._by_connector: dict[str, dict[str, CatalogTool]] = {}
+    def __init__(self, listeners: Sequence[CatalogListener] = ()) -> None:
+        """`listeners` are called, synchronously, after every change."""
+        self._by_connector: dict[ConnectorId, dict[str, CatalogTool]] = {}
         self._by_public: dict[str, CatalogTool] = {}
         self._sorted_names: list[str] = []
         self._sorted_tools: list[CatalogTool] = []
-        self._listeners: list[CatalogListener] = []
-        self.version = 0
-
-    def subscribe(self, listener: CatalogListener) -> Callable[[], None]:
-        """Call `listener` after every change; returns a function that unsubscribes."""
-        self._listeners.append(listener)
-        return lambda: self._listeners.remove(listener)
+        self._listeners = tuple(listeners)
 
     def resolve(self, public_name: str) -> CatalogTool:
         """The tool behind a public name; `UnknownToolError` if there is none."""
@@ -124,7 +116,7 @@ class Catalog:
         return self._sorted_tools
 
     def tools_of(self, connector_id: str) -> Sequence[CatalogTool]:
-        return sorted(self._by_connector.get(connector_id, {}).values(), key=lambda tool: tool.public_name)
+        return sorted(self._by_connector.get(ConnectorId(connector_id), {}).values(), key=lambda tool: tool.public_name)
 
     def page(
         self, cursor: str | None, size: int, visible: Callable[[str], bool] | None = None
@@ -155,11 +147,12 @@ class Catalog:
 
     def replace_connector(self, connector_id: str, definitions: Sequence[Mapping[str, Any]]) -> CatalogChange:
         """Make `definitions` (as the downstream listed them) the connector's whole tool list."""
-        old = self._by_connector.get(connector_id, {})
+        connector = ConnectorId(connector_id)
+        old = self._by_connector.get(connector, {})
         new: dict[str, CatalogTool] = {}
         rejected: list[str] = []
         for definition in sorted(definitions, key=lambda item: str(item.get("name", ""))):
-            tool = self._make_tool(connector_id, definition)
+            tool = self._make_tool(connector, definition)
             owner = self._by_public.get(tool.public_name)
             if tool.public_name in new or (owner is not None and owner.connector_id != connector_id):
                 logger.warning(
@@ -172,7 +165,7 @@ class Catalog:
                 continue
             new[tool.public_name] = tool
         change = CatalogChange(
-            connector_id=connector_id,
+            connector_id=connector,
             added=tuple(sorted(new.keys() - old.keys())),
             changed=tuple(sorted(name for name in new.keys() & old.keys() if new[name].sha256 != old[name].sha256)),
             removed=tuple(sorted(old.keys() - new.keys())),
@@ -184,24 +177,20 @@ class Catalog:
             del self._by_public[name]
         self._by_public.update(new)
         if new:
-            self._by_connector[connector_id] = new
+            self._by_connector[connector] = new
         else:
-            self._by_connector.pop(connector_id, None)
+            self._by_connector.pop(connector, None)
         self._rebuild()
-        for listener in list(self._listeners):
+        for listener in self._listeners:
             listener(change)
         return change
-
-    def remove_connector(self, connector_id: str) -> CatalogChange:
-        return self.replace_connector(connector_id, [])
 
     def _rebuild(self) -> None:
         self._sorted_tools = sorted(self._by_public.values(), key=lambda tool: tool.public_name)
         self._sorted_names = [tool.public_name for tool in self._sorted_tools]
-        self.version += 1
 
     @staticmethod
-    def _make_tool(connector_id: str, definition: Mapping[str, Any]) -> CatalogTool:
+    def _make_tool(connector_id: ConnectorId, definition: Mapping[str, Any]) -> CatalogTool:
         downstream_name = str(definition["name"])
         public_name = public_tool_name(connector_id, downstream_name)
         public_definition = {**definition, "name": public_name}

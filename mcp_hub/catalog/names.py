@@ -36,9 +36,3 @@ def public_tool_name(connector_id: str, tool_name: str) -> str:
     room = MAX_PUBLIC_NAME_LENGTH - len(prefix) - len(suffix)
     stem = _DISALLOWED_CHARS.sub("_", tool_name)[: max(room, 0)]
     return prefix + stem + suffix
-
-
-def connector_of(public_name: str) -> str | None:
-    """The connector id a public name starts with, or `None` if it has no `__`."""
-    head, separator, _ = public_name.partition(SEPARATOR)
-    return head if separator else None

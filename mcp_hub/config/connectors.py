@@ -21,6 +21,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from mcp_hub.config._toml import read_toml, validate
+from mcp_hub.domain import ConnectorId
 from mcp_hub.errors import ConfigError
 
 CONNECTOR_ID_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
@@ -70,7 +71,7 @@ class ConnectorSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    id: str
+    id: ConnectorId
     transport: Transport
     protocol: ProtocolChoice = "auto"
     enabled: bool = True
@@ -91,10 +92,10 @@ class ConnectorSpec(BaseModel):
 
     @field_validator("id")
     @classmethod
-    def _id_shape(cls, value: str) -> str:
+    def _id_shape(cls, value: str) -> ConnectorId:
         if not CONNECTOR_ID_PATTERN.fullmatch(value):
             raise ValueError("must be 1-32 lowercase letters, digits or '-', not starting or ending with '-'")
-        return value
+        return ConnectorId(value)
 
     @field_validator("url")
     @classmethod

@@ -1,4 +1,17 @@
-"""The hub's database: models, migrations, engine setup and `HubStore`, its only reader and writer."""
+"""The hub's database: models, migrations, engine setup, and one store per concern (the only code that issues SQL).
+
+| module | store | concern |
+|---|---|---|
+| `catalog` | `CatalogStore` | connectors and their health, the tool catalog |
+| `audit` | `AuditStore` | the audit trail |
+| `identities` | `IdentityStore` | agents, users, grants |
+| `keys` | `SigningKeyStore` | token signing keys |
+| `oauth` | `OAuthStore` | refresh families and tokens, codes, consent requests, revocations, used assertions |
+| `web_sessions` | `WebSessionStore` | browser sessions |
+| `approvals` | `ApprovalStore` | pending actions and their transitions |
+
+All stores share `_base.Store` (a writing and a read-only session factory, one clock).
+"""
 
 from mcp_hub.db.engine import (
     SchemaStatus,
@@ -12,29 +25,9 @@ from mcp_hub.db.engine import (
     upgrade,
 )
 from mcp_hub.db.models import metadata
-from mcp_hub.db.store import (
-    AUDIT_OUTCOMES,
-    HEALTH_STATES,
-    AuditEvent,
-    CatalogDiff,
-    CatalogToolRecord,
-    ConnectorRecord,
-    ConnectorStatus,
-    HubStore,
-    ToolRecord,
-)
 
 __all__ = [
-    "AUDIT_OUTCOMES",
-    "HEALTH_STATES",
-    "AuditEvent",
-    "CatalogDiff",
-    "CatalogToolRecord",
-    "ConnectorRecord",
-    "ConnectorStatus",
-    "HubStore",
     "SchemaStatus",
-    "ToolRecord",
     "alembic_config",
     "create_engine",
     "display_url",

@@ -16,7 +16,8 @@ the database, so a stale schema stops the hub with an instruction instead of a S
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -211,3 +212,14 @@ def _is_known(script: ScriptDirectory, revision: str) -> bool:
     except (CommandError, RevisionError):
         return False
     return True
+
+
+@asynccontextmanager
+async def current_database(url: str) -> AsyncGenerator[AsyncEngine]:
+    """An engine on the database at `url`, which must be at the migration head; disposed on exit."""
+    engine = create_engine(url)
+    try:
+        await require_current_schema(engine)
+        yield engine
+    finally:
+        await engine.dispose()

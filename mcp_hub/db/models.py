@@ -1,10 +1,18 @@
-"""The hub's tables, as SQLAlchemy 2.x declarative models.
+"""The hub's tables, as SQLAlchemy 2.x declarative models, grouped by the store that reads and writes them.
 
-Three tables: `connectors` (one row per configured downstream server, kept after it leaves the
-configuration), `catalog_tools` (every tool a connector has offered, with `removed_at` once it stops)
-and `audit_calls` (one row per `tools/call`, deliberately without a foreign key so the audit trail
-outlives the connector). The schema itself is owned by the Alembic migrations in `migrations/`; a test
-checks that these models and the migrations agree.
+- `CatalogStore`: `connectors` (one row per configured downstream server, kept after it leaves the
+  configuration), `catalog_tools` (every tool a connector has offered, with `removed_at` once it stops);
+- `AuditStore`: `audit_calls` (one row per call or approval transition, deliberately without a foreign key, so
+  the audit trail outlives the connector and the agent);
+- `IdentityStore`: `agents`, `users`, `grants`;
+- `SigningKeyStore`: `signing_keys`;
+- `OAuthStore`: `refresh_families`, `refresh_tokens`, `authorization_codes`, `consent_requests`,
+  `revoked_tokens`, `used_assertions`;
+- `WebSessionStore`: `web_sessions`;
+- `ApprovalStore`: `approval_actions`.
+
+The schema itself is owned by the Alembic migrations in `migrations/`; a test checks that these models and the
+migrations agree.
 
 Every timestamp is timezone-aware UTC (`UtcDateTime`): naive datetimes are refused when written, and
 SQLite's naive values are read back as UTC.
@@ -268,6 +276,18 @@ class RevokedToken(Base):
 
     jti: Mapped[str] = mapped_column(String(64), primary_key=True)
     revoked_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class UsedAssertion(Base):
+    """A client assertion that has been used (RFC 7523 §3 item 7), kept until it would have expired anyway."""
+
+    __tablename__ = "used_assertions"
+    __table_args__ = (Index(None, "expires_at"),)
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    """A digest of the client id and the assertion's `jti` (so two clients' jtis never collide)."""
+    used_at: Mapped[datetime] = mapped_column(UtcDateTime())
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 

@@ -32,8 +32,9 @@ from mcp_types.jsonrpc import CONNECTION_CLOSED, REQUEST_TIMEOUT
 import mcp_hub
 from mcp_hub.config.connectors import ConnectorSpec
 from mcp_hub.config.settings import TimeoutsSection
+from mcp_hub.domain import ConnectorId, Health
 from mcp_hub.downstream._raw import send_raw_request
-from mcp_hub.downstream.health import Health, HealthState
+from mcp_hub.downstream.health import HealthState
 from mcp_hub.downstream.transport import build_transport
 from mcp_hub.errors import (
     ConnectorUnavailableError,
@@ -47,8 +48,10 @@ logger = structlog.get_logger(__name__)
 MAX_TOOL_PAGES = 1_000
 """A downstream that keeps returning cursors is cut off here rather than listed forever."""
 
-ToolsCallback = Callable[[str, list[dict[str, Any]]], Awaitable[None]]
-HealthCallback = Callable[[str, HealthState], Awaitable[None]]
+ToolsCallback = Callable[[ConnectorId, list[dict[str, Any]]], Awaitable[None]]
+"""A connector listed these tool definitions (its whole list)."""
+HealthCallback = Callable[[ConnectorId, HealthState], Awaitable[None]]
+"""A connector's health changed."""
 
 _ERA_MODES: dict[str, str] = {"auto": "auto", "legacy": "legacy", "2026-07-28": "2026-07-28"}
 
@@ -131,7 +134,7 @@ class DownstreamConnection:
             if attempts == 1 or self._lost_reason != self.health.detail:
                 logger.warning("downstream connection lost", connector=self.spec.id, reason=self._lost_reason)
             await self._set_health(Health.DOWN, self._lost_reason, attempts=attempts)
-            # Full jitter keeps replicas and connectors from reconnecting in lockstep.
+            # Equal jitter (half fixed, half random) keeps replicas and connectors from reconnecting in lockstep.
             await anyio.sleep(random.uniform(backoff / 2, backoff))  # noqa: S311 - jitter, not security
             backoff = min(backoff * 2, self._timeouts.reconnect_max_seconds)
 

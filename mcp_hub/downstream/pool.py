@@ -14,6 +14,7 @@ import anyio
 
 from mcp_hub.config.connectors import ConnectorSpec
 from mcp_hub.config.settings import TimeoutsSection
+from mcp_hub.domain import ConnectorId
 from mcp_hub.downstream.connection import DownstreamConnection, HealthCallback, ToolsCallback
 from mcp_hub.downstream.health import HealthState
 from mcp_hub.errors import ConnectorUnavailableError
@@ -31,14 +32,14 @@ class DownstreamPool:
         on_health: HealthCallback,
         errlog: TextIO | None = None,
     ) -> None:
-        self._timeouts = timeouts
-        self.connections: dict[str, DownstreamConnection] = {
+        self.connections: dict[ConnectorId, DownstreamConnection] = {
             spec.id: DownstreamConnection(spec, timeouts, on_tools=on_tools, on_health=on_health, errlog=errlog)
             for spec in specs
         }
 
     def get(self, connector_id: str) -> DownstreamConnection:
-        connection = self.connections.get(connector_id)
+        """The connection of `connector_id`; `ConnectorUnavailableError` for a connector not configured."""
+        connection = self.connections.get(ConnectorId(connector_id))
         if connection is None:
             raise ConnectorUnavailableError(connector_id, f"connector {connector_id!r} is not configured")
         return connection

@@ -88,13 +88,32 @@ class WatchedTransport:
 
 
 @contextlib.asynccontextmanager
-async def _streamable_http(
-    url: str, headers: dict[str, str], connect_timeout: float, auth: httpx2.Auth | None
-) -> AsyncGenerator[TransportStreams]:
+async def _downstream_auth(spec: ConnectorSpec, connect_timeout: float) -> AsyncGenerator[httpx2.Auth | None]:
+    """The connector's own credentials for an OAuth-protected downstream (never an agent's token)."""
+    oauth = spec.resolved_oauth()
+    if oauth is None or spec.url is None:
+        yield None
+        return
+    async with ClientCredentialsAuth(spec.id, oauth, spec.url, timeout=connect_timeout) as auth:
+        yield auth
+
+
+@contextlib.asynccontextmanager
+async def _streamable_http(spec: ConnectorSpec, url: str, connect_timeout: float) -> AsyncGenerator[TransportStreams]:
     timeout = httpx2.Timeout(connect_timeout, read=_HTTP_READ_TIMEOUT_SECONDS)
     async with (
-        httpx2.AsyncClient(headers=headers, timeout=timeout, auth=auth) as http_client,
+        _downstream_auth(spec, connect_timeout) as auth,
+        httpx2.AsyncClient(headers=spec.resolved_headers(), timeout=timeout, auth=auth) as http_client,
         streamable_http_client(url, http_client=http_client) as streams,
+    ):
+        yield streams
+
+
+@contextlib.asynccontextmanager
+async def _sse(spec: ConnectorSpec, url: str, connect_timeout: float) -> AsyncGenerator[TransportStreams]:
+    async with (
+        _downstream_auth(spec, connect_timeout) as auth,
+        sse_client(url, headers=spec.resolved_headers(), timeout=connect_timeout, auth=auth) as streams,
     ):
         yield streams
 
@@ -105,14 +124,6 @@ def _find_command(command: str) -> str:
         return command
     sibling = Path(sys.executable).parent / command
     return str(sibling) if sibling.exists() else command
-
-
-def _downstream_auth(spec: ConnectorSpec) -> httpx2.Auth | None:
-    """The connector's own credentials for an OAuth-protected downstream (never an agent's token)."""
-    oauth = spec.resolved_oauth()
-    if oauth is None or spec.url is None:
-        return None
-    return ClientCredentialsAuth(oauth, spec.url)
 
 
 def build_transport(
@@ -128,10 +139,8 @@ def build_transport(
         inner = stdio_client(params, errlog=errlog)
     elif spec.transport == "http":
         assert spec.url is not None
-        inner = _streamable_http(spec.url, spec.resolved_headers(), connect_timeout, _downstream_auth(spec))
+        inner = _streamable_http(spec, spec.url, connect_timeout)
     else:
         assert spec.url is not None
-        inner = sse_client(
-            spec.url, headers=spec.resolved_headers(), timeout=connect_timeout, auth=_downstream_auth(spec)
-        )
+        inner = _sse(spec, spec.url, connect_timeout)
     return WatchedTransport(inner, on_end)

@@ -1,4 +1,4 @@
-"""The hub's HTTP application: the MCP endpoint (both eras) and `/healthz`.
+"""The hub's MCP endpoint over HTTP (both eras) and `/healthz`, as routes for the hub's Starlette app.
 
 Streamable HTTP as specified in https://modelcontextprotocol.io/specification/2026-07-28/basic/transports
 (stateless: every request stands alone, so any replica can serve it) and
@@ -9,28 +9,28 @@ an allow-list on every request (DNS-rebinding protection, threat T12).
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 from mcp.server.transport_security import TransportSecuritySettings
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp
 
-from mcp_hub.authz.endpoints import auth_routes
-from mcp_hub.authz.resource import BearerAuthMiddleware
-from mcp_hub.gateway.forwarding import Caller
-from mcp_hub.runtime import Hub
-from mcp_hub.web.approvals import approval_routes
+from mcp_hub.catalog.catalog import Catalog
+from mcp_hub.config.settings import HubSettings
+from mcp_hub.domain import Health
+from mcp_hub.downstream.pool import DownstreamPool
+from mcp_hub.gateway.server import HubServer
 
 _LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+HEALTH_PATH = "/healthz"
 
 
-def transport_security(hub: Hub) -> TransportSecuritySettings:
+def transport_security(settings: HubSettings) -> TransportSecuritySettings:
     """Host/Origin allow-lists: loopback, the public base URL, and what the operator added."""
-    settings = hub.settings
     hosts = {f"{host}:*" for host in _LOOPBACK_HOSTS}
     origins = {f"http://{host}:*" for host in _LOOPBACK_HOSTS}
     public = urlsplit(settings.public_base_url)
@@ -45,43 +45,44 @@ def transport_security(hub: Hub) -> TransportSecuritySettings:
     )
 
 
-def build_app(hub: Hub, *, on_started: Callable[[], None] | None = None) -> Starlette:
-    """The ASGI app; its lifespan runs the hub (database, pool, audit) and the MCP session manager."""
-    settings = hub.settings
-    mcp_app = hub.server.streamable_http_app(
+def mcp_routes(
+    server: HubServer, settings: HubSettings, *, guard: Callable[[ASGIApp], ASGIApp] | None = None
+) -> list[BaseRoute]:
+    """The SDK's Streamable HTTP routes for `server`; with `guard`, the MCP endpoint goes through it first."""
+    mcp_app = server.streamable_http_app(
         streamable_http_path=settings.hub.mcp_path,
-        transport_security=transport_security(hub),
+        transport_security=transport_security(settings),
         max_request_body_size=settings.hub.max_request_body_bytes,
         max_sessions=settings.hub.max_legacy_sessions,
     )
-
-    async def healthz(request: Request) -> JSONResponse:
-        return JSONResponse(hub.health_report())
-
-    routes: list[BaseRoute] = list(mcp_app.routes)
-    if hub.auth is not None:
-        routes = [_protected(route, hub) for route in routes] + auth_routes(hub.auth)
-        routes += approval_routes(hub.approvals, hub.auth)  # issue 4: pages and API for approvers
-
-    @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncGenerator[None]:
-        async with hub.running(), hub.server.session_manager.run():
-            if on_started is not None:
-                on_started()
-            yield
-
-    return Starlette(routes=[*routes, Route("/healthz", healthz, methods=["GET"])], lifespan=lifespan)
+    routes: list[BaseRoute] = []
+    for route in mcp_app.routes:
+        if guard is not None and isinstance(route, Route) and route.path == settings.hub.mcp_path:
+            route = Route(route.path, guard(route.app), methods=sorted(route.methods or ()), name=route.name)
+        routes.append(route)
+    return routes
 
 
-def _protected(route: BaseRoute, hub: Hub) -> BaseRoute:
-    """The MCP endpoint behind the bearer-token middleware (other routes of the SDK app stay as they are)."""
-    if not isinstance(route, Route) or route.path != hub.settings.hub.mcp_path or hub.auth is None:
-        return route
-    guarded = BearerAuthMiddleware(
-        route.app,
-        hub.auth,
-        tool_exists=hub.catalog.tool_exists,
-        max_body_bytes=hub.settings.hub.max_request_body_bytes,
-        on_refused=lambda tool, label: hub.forwarder.audit_refusal(tool, Caller(client=label)),
-    )
-    return Route(route.path, guarded, methods=sorted(route.methods or ()), name=route.name)
+def health_report(pool: DownstreamPool, catalog: Catalog) -> dict[str, Any]:
+    """The body of `/healthz`: every connector's state, and `ok` only when every enabled one is ready."""
+    connectors = {
+        connector_id: {
+            "state": state.state.value,
+            "since": state.since.isoformat(),
+            "era": state.era,
+            "tools": state.tool_count,
+            "detail": state.detail,
+            "attempts": state.attempts,
+        }
+        for connector_id, state in pool.health().items()
+    }
+    enabled = [c for c in connectors.values() if c["state"] != Health.DISABLED]
+    all_ready = all(c["state"] == Health.READY for c in enabled)
+    return {"status": "ok" if all_ready else "degraded", "tools": len(catalog.tools()), "connectors": connectors}
+
+
+def health_routes(report: Callable[[], dict[str, Any]]) -> list[BaseRoute]:
+    async def healthz(_request: Request) -> JSONResponse:
+        return JSONResponse(report())
+
+    return [Route(HEALTH_PATH, healthz, methods=["GET"])]

@@ -1,29 +1,93 @@
-"""The one place where hub errors become wire errors.
+"""The one place where hub errors become MCP wire errors (both eras, HTTP and stdio).
 
-Spec: unknown tools are JSON-RPC `-32602` (https://modelcontextprotocol.io/specification/2026-07-28/server/tools#error-handling);
-failures of a tool's execution are results with `isError: true`, so the model sees them. A downstream
-failure is the tool failing from the agent's point of view, and the text names the connector.
+Spec: an unknown tool is JSON-RPC `-32602`
+(https://modelcontextprotocol.io/specification/2026-07-28/server/tools#error-handling); a failure of a tool's
+execution is a result with `isError: true`, so the model sees it. A downstream failure is the tool failing from
+the agent's point of view, and the text names the connector. The hub's own refusal of a call outside the
+caller's grants is `-32003` (in the implementation-defined range), with the scope it would need.
+
+| error | JSON-RPC error | data |
+|---|---|---|
+| `UnknownToolError`, `InvalidCursorError`, `ActionNotFoundError` | -32602 invalid params | |
+| `AccessDeniedError` | -32003 | `{"error": "insufficient_scope", "scope": ...}` |
+| `InvalidTokenError` | -32003 | `{"error": "invalid_token"}` |
+| `MissingCapabilityError` | -32021 | `{"requiredCapabilities": ...}` |
+| `HeaderMismatchError` | -32020 | |
+| any other `HubError` | -32603 internal error | |
+
+In `tools/call`, `DownstreamError` and `TooManyPendingError` are results instead (`tool_result_for`).
+`MapHubErrors`, a server middleware, applies the table to whatever a handler raises.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.shared.exceptions import MCPError
-from mcp_types.jsonrpc import INVALID_PARAMS
+from mcp_types.jsonrpc import HEADER_MISMATCH, INTERNAL_ERROR, INVALID_PARAMS, MISSING_REQUIRED_CLIENT_CAPABILITY
 
-from mcp_hub.catalog.catalog import InvalidCursorError
-from mcp_hub.errors import DownstreamError, UnknownToolError
+from mcp_hub.approvals.presentation import APPROVAL_META_KEY
+from mcp_hub.errors import (
+    AccessDeniedError,
+    ActionNotFoundError,
+    CatalogError,
+    DownstreamError,
+    HeaderMismatchError,
+    HubError,
+    InvalidTokenError,
+    MissingCapabilityError,
+    TooManyPendingError,
+)
+from mcp_hub.tool_results import hub_error_result
+
+FORBIDDEN: Final = -32003
+"""The hub's JSON-RPC error code for a request its caller may not make (outside grants, token no longer valid)."""
 
 
-def to_mcp_error(exc: UnknownToolError | InvalidCursorError) -> MCPError:
-    """Errors the client caused: JSON-RPC invalid params."""
-    return MCPError(code=INVALID_PARAMS, message=str(exc))
+def jsonrpc_error(exc: HubError) -> MCPError:
+    """The JSON-RPC error a client gets for `exc` (see the table above)."""
+    code, data = _code_and_data(exc)
+    return MCPError(code=code, message=str(exc), data=data)
 
 
-def tool_error_result(text: str) -> dict[str, Any]:
-    return {"resultType": "complete", "content": [{"type": "text", "text": text}], "isError": True}
+def jsonrpc_error_body(exc: HubError, request_id: Any) -> dict[str, Any]:
+    """A whole JSON-RPC error response for `exc` (for answers written outside the SDK, e.g. an HTTP 403)."""
+    code, data = _code_and_data(exc)
+    error: dict[str, Any] = {"code": code, "message": str(exc)}
+    if data is not None:
+        error["data"] = data
+    return {"jsonrpc": "2.0", "id": request_id, "error": error}
 
 
-def downstream_error_result(exc: DownstreamError) -> dict[str, Any]:
-    return tool_error_result(f"[mcp-hub] {exc}")
+def _code_and_data(exc: HubError) -> tuple[int, Any]:
+    if isinstance(exc, CatalogError | ActionNotFoundError):
+        return INVALID_PARAMS, None
+    if isinstance(exc, AccessDeniedError):
+        return FORBIDDEN, {"error": "insufficient_scope", "scope": exc.required_scope}
+    if isinstance(exc, InvalidTokenError):
+        return FORBIDDEN, {"error": "invalid_token"}
+    if isinstance(exc, MissingCapabilityError):
+        return MISSING_REQUIRED_CLIENT_CAPABILITY, {"requiredCapabilities": exc.required}
+    if isinstance(exc, HeaderMismatchError):
+        return HEADER_MISMATCH, None
+    return INTERNAL_ERROR, None
+
+
+def tool_result_for(exc: DownstreamError | TooManyPendingError) -> dict[str, Any]:
+    """A `tools/call` failure the model should read: a result with `isError: true` naming what failed."""
+    result = hub_error_result(str(exc))
+    if isinstance(exc, TooManyPendingError):
+        # The "429" of a held call: the reason is machine-readable too.
+        result["_meta"] = {APPROVAL_META_KEY: {"refused": exc.reason}}
+    return result
+
+
+class MapHubErrors:
+    """Server middleware: a `HubError` raised by any handler becomes its JSON-RPC error (never a 500)."""
+
+    async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        try:
+            return await call_next(ctx)
+        except HubError as exc:
+            raise jsonrpc_error(exc) from None

@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 import anyio
 from mcp.shared.dispatcher import ProgressFnT
 from mcp_types import SERVER_INFO_META_KEY
 
-from mcp_hub.audit import AuditWriter
+from mcp_hub.audit.writer import AuditWriter
 from mcp_hub.catalog.catalog import Catalog
-from mcp_hub.db import AuditEvent
+from mcp_hub.db.audit import AuditEvent
+from mcp_hub.domain import AuditOutcome, Caller, Clock, ConnectorId, utc_now
 from mcp_hub.downstream.pool import DownstreamPool
 from mcp_hub.errors import (
     ConnectorUnavailableError,
@@ -29,25 +28,18 @@ from mcp_hub.errors import (
     DownstreamTimeoutError,
     UnknownToolError,
 )
-from mcp_hub.gateway.errors import downstream_error_result, tool_error_result
+from mcp_hub.gateway.errors import tool_result_for
+from mcp_hub.tool_results import hub_error_result
 
-_FORWARDED_RESULT_TYPES = {None, "complete"}
-
-
-@dataclass(frozen=True, slots=True)
-class Caller:
-    """Who made a call, as far as the hub can tell (self-reported until authentication lands)."""
-
-    client: str
-    session: str | None = None
+_FORWARDED_RESULT_TYPES: Final = {None, "complete"}
 
 
-def _outcome_of(exc: DownstreamError) -> str:
+def _outcome_of(exc: DownstreamError) -> AuditOutcome:
     if isinstance(exc, DownstreamTimeoutError):
-        return "timeout"
+        return AuditOutcome.TIMEOUT
     if isinstance(exc, ConnectorUnavailableError):
-        return "unavailable"
-    return "downstream_error"
+        return AuditOutcome.UNAVAILABLE
+    return AuditOutcome.DOWNSTREAM_ERROR
 
 
 def _clean_result(result: dict[str, Any]) -> dict[str, Any]:
@@ -62,22 +54,23 @@ def _clean_result(result: dict[str, Any]) -> dict[str, Any]:
 class Forwarder:
     """Resolves a public tool name, forwards the call, maps failures, writes the audit record."""
 
-    def __init__(self, catalog: Catalog, pool: DownstreamPool, audit: AuditWriter) -> None:
+    def __init__(self, catalog: Catalog, pool: DownstreamPool, audit: AuditWriter, *, clock: Clock = utc_now) -> None:
         self._catalog = catalog
         self._pool = pool
         self._audit = audit
+        self._clock = clock
 
     async def audit_refusal(self, public_name: str, caller: Caller) -> None:
         """Record a call the caller's grants refused before it reached any downstream."""
         tool = self._catalog.tools_by_name().get(public_name)
         event = AuditEvent(
-            at=datetime.now(UTC),
+            at=self._clock(),
             client=caller.client,
             session=caller.session,
             public_name=public_name,
             connector_id=tool.connector_id if tool is not None else None,
             downstream_name=tool.downstream_name if tool is not None else None,
-            outcome="forbidden",
+            outcome=AuditOutcome.FORBIDDEN,
             latency_ms=0.0,
             detail="outside the caller's grants",
         )
@@ -94,15 +87,15 @@ class Forwarder:
     ) -> dict[str, Any]:
         """Forward one call; raises `UnknownToolError` (a protocol error), else returns a result dict."""
         started = time.perf_counter()
-        connector_id: str | None = None
+        connector_id: ConnectorId | None = None
         downstream_name: str | None = None
-        outcome = "cancelled"
+        outcome = AuditOutcome.CANCELLED
         detail: str | None = None
         try:
             try:
                 tool = self._catalog.resolve(public_name)
             except UnknownToolError:
-                outcome = "unknown_tool"
+                outcome = AuditOutcome.UNKNOWN_TOOL
                 raise
             connector_id, downstream_name = tool.connector_id, tool.downstream_name
             params: dict[str, Any] = {"name": downstream_name}
@@ -112,25 +105,25 @@ class Forwarder:
                 result = await self._pool.get(connector_id).request("tools/call", params, on_progress=on_progress)
             except DownstreamError as exc:
                 outcome, detail = _outcome_of(exc), str(exc)
-                return downstream_error_result(exc)
+                return tool_result_for(exc)
             result_type = result.get("resultType")
             if result_type not in _FORWARDED_RESULT_TYPES:
-                outcome, detail = "downstream_error", f"unsupported resultType {result_type!r}"
-                return tool_error_result(
-                    f"[mcp-hub] connector {connector_id!r} answered with resultType {result_type!r}, "
+                outcome, detail = AuditOutcome.DOWNSTREAM_ERROR, f"unsupported resultType {result_type!r}"
+                return hub_error_result(
+                    f"connector {connector_id!r} answered with resultType {result_type!r}, "
                     "which mcp-hub does not relay yet"
                 )
-            outcome = "tool_error" if result.get("isError") else "ok"
+            outcome = AuditOutcome.TOOL_ERROR if result.get("isError") else AuditOutcome.OK
             return _clean_result(result)
         except UnknownToolError:
             raise
         except Exception as exc:
             # Cancellation is not an Exception: a cancelled call keeps the outcome "cancelled".
-            outcome, detail = "internal_error", repr(exc)
+            outcome, detail = AuditOutcome.INTERNAL_ERROR, repr(exc)
             raise
         finally:
             event = AuditEvent(
-                at=datetime.now(UTC),
+                at=self._clock(),
                 client=caller.client,
                 session=caller.session,
                 public_name=public_name,

@@ -9,27 +9,29 @@ deterministic order, and carry `ttlMs`/`cacheScope` on 2026-07-28
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import mcp_types as types
-from mcp.server.context import ServerRequestContext
+from mcp.server.context import ServerMiddleware, ServerRequestContext
 from mcp.server.lowlevel.server import NotificationOptions, Server
 from mcp.server.models import InitializationOptions
-from mcp.shared.exceptions import MCPError
 from mcp.shared.jsonrpc_dispatcher import progress_token_from_params
 from starlette.requests import Request
 
 import mcp_hub
-from mcp_hub.approvals.service import APPROVAL_META_KEY, ApprovalService
-from mcp_hub.approvals.tasks import ApprovalTasks
+from mcp_hub.approvals.service import ApprovalService
 from mcp_hub.authz.decisions import AccessDecider, Principal, ToolAccess
-from mcp_hub.authz.resource import FORBIDDEN_CODE, principal_of
 from mcp_hub.authz.scopes import required_scope
-from mcp_hub.catalog.catalog import Catalog, InvalidCursorError
-from mcp_hub.errors import ApprovalError, UnknownToolError
-from mcp_hub.gateway.errors import to_mcp_error, tool_error_result
-from mcp_hub.gateway.forwarding import Caller, Forwarder
+from mcp_hub.catalog.catalog import Catalog
+from mcp_hub.domain import Caller
+from mcp_hub.errors import AccessDeniedError, InvalidTokenError, TooManyPendingError
+from mcp_hub.gateway.errors import MapHubErrors, tool_result_for
+from mcp_hub.gateway.forwarding import Forwarder
+from mcp_hub.gateway.guard import principal_of
 from mcp_hub.gateway.notifications import ChangeNotifier
+from mcp_hub.gateway.tasks import ApprovalTasks
+from mcp_hub.tool_results import hub_error_result
 
 INSTRUCTIONS = (
     "mcp-hub federates several MCP servers. Tool names are '<connector>__<tool>': the part before the "
@@ -85,6 +87,7 @@ def build_server(
     decider: AccessDecider | None = None,
     stdio_principal: Principal | None = None,
     approvals: ApprovalService | None = None,
+    middleware: Sequence[ServerMiddleware[Any]] = (),
 ) -> HubServer:
     """The hub's MCP server, wired to its catalog, forwarder and change notifier.
 
@@ -103,18 +106,13 @@ def build_server(
                 return found
         elif stdio_principal is not None:
             return stdio_principal, await decider.access(stdio_principal)
-        raise MCPError(code=FORBIDDEN_CODE, message="no authenticated principal for this request")
+        raise InvalidTokenError("no authenticated principal for this request")
 
     tasks = ApprovalTasks(approvals, access_of) if approvals is not None else None
 
     async def list_tools(ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams) -> dict[str, Any]:
         decided = await access_of(ctx)
-        try:
-            tools, next_cursor = catalog.page(
-                params.cursor, page_size, decided[1].allows if decided is not None else None
-            )
-        except InvalidCursorError as exc:
-            raise to_mcp_error(exc) from None
+        tools, next_cursor = catalog.page(params.cursor, page_size, decided[1].allows if decided is not None else None)
         result: dict[str, Any] = {
             "resultType": "complete",
             "tools": tools,
@@ -137,13 +135,8 @@ def build_server(
             principal, access = decided
             caller = Caller(client=principal.label, session=caller.session)
             if not access.allows(params.name) and catalog.tool_exists(params.name):
-                needed = required_scope("tool", params.name)
                 await forwarder.audit_refusal(params.name, caller)
-                raise MCPError(
-                    code=FORBIDDEN_CODE,
-                    message=f"this agent may not call {params.name} (needs scope {needed})",
-                    data={"error": "insufficient_scope", "scope": needed},
-                )
+                raise AccessDeniedError(params.name, required_scope("tool", params.name))
         tool = catalog.tools_by_name().get(params.name)
         if approvals is not None and tasks is not None and tool is not None:
             requirement = approvals.requirement(decided[0] if decided else None, tool, params.arguments or {})
@@ -152,9 +145,8 @@ def build_server(
                 if decided is None:
                     # Fail closed: an approval is bound to an agent, and without auth there is none.
                     await forwarder.audit_refusal(params.name, caller)
-                    return tool_error_result(
-                        f"[mcp-hub] {params.name} needs a human's approval, which needs an authenticated agent: "
-                        "turn [auth] on"
+                    return hub_error_result(
+                        f"{params.name} needs a human's approval, which needs an authenticated agent: turn [auth] on"
                     )
                 try:
                     return await tasks.answer_held_call(
@@ -167,20 +159,11 @@ def build_server(
                         session=caller.session,
                         report_progress=relay_progress if wants_progress else None,
                     )
-                except ApprovalError as exc:
-                    # The "429" of a held call: a tool error the agent reads, with the reason machine-readable.
-                    refused = tool_error_result(f"[mcp-hub] {exc}")
-                    refused["_meta"] = {APPROVAL_META_KEY: {"refused": exc.kind}}
-                    return refused
-        try:
-            return await forwarder.call_tool(
-                params.name,
-                params.arguments,
-                caller,
-                on_progress=relay_progress if wants_progress else None,
-            )
-        except UnknownToolError as exc:
-            raise to_mcp_error(exc) from None
+                except TooManyPendingError as exc:
+                    return tool_result_for(exc)
+        return await forwarder.call_tool(
+            params.name, params.arguments, caller, on_progress=relay_progress if wants_progress else None
+        )
 
     server = HubServer(
         "mcp-hub",
@@ -195,5 +178,5 @@ def build_server(
     server.add_request_handler("tools/call", types.CallToolRequestParams, call_tool)
     if tasks is not None:
         tasks.register(server)
-    server.middleware.append(notifier)
+    server.middleware.extend([notifier, MapHubErrors(), *middleware])
     return server

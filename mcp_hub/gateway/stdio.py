@@ -26,27 +26,21 @@ from __future__ import annotations
 import os
 from typing import Any, Final
 
-import structlog
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.stdio import stdio_server
-from mcp.shared.exceptions import MCPError
 
-from mcp_hub.authz.decisions import Principal
-from mcp_hub.authz.resource import FORBIDDEN_CODE
-from mcp_hub.authz.service import AuthService
-from mcp_hub.db.engine import require_current_schema
+from mcp_hub.authz.bearer import BearerAuthenticator
+from mcp_hub.authz.decisions import AccessDecider, Principal
 from mcp_hub.errors import AuthError, InvalidTokenError, NotFoundError
-from mcp_hub.runtime import Hub
+from mcp_hub.gateway.server import HubServer
 
 TOKEN_ENV: Final = "MCP_HUB_TOKEN"  # noqa: S105 - the name of an environment variable, not a secret
 _NO_IDENTITY: Final = (
     f"auth is enabled: start `mcp-hub stdio` with --agent NAME, or with an access token in {TOKEN_ENV}"
 )
 
-logger = structlog.get_logger(__name__)
 
-
-class _TokenStillValid:
+class TokenStillValid:
     """Server middleware: each request of a session named by `MCP_HUB_TOKEN` re-checks the token.
 
     Ending the session instead is not possible cleanly: the SDK's stdio transport reads stdin in a thread
@@ -55,36 +49,19 @@ class _TokenStillValid:
 
     _HANDSHAKE: Final = frozenset({"initialize", "ping", "server/discover"})
 
-    def __init__(self, auth: AuthService, token: str) -> None:
-        self._auth = auth
-        self._token = token
+    def __init__(self, authenticator: BearerAuthenticator, token: str) -> None:
+        self._authenticator = authenticator
+        self._token = token.strip()
 
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         if ctx.method not in self._HANDSHAKE:
             try:
-                await self._auth.decider.principal_for_token(await self._auth.tokens.verify(self._token))
+                await self._authenticator.principal_for(self._token)
             except InvalidTokenError as exc:
-                raise MCPError(
-                    code=FORBIDDEN_CODE,
-                    message=f"the access token in {TOKEN_ENV} is no longer valid: {exc.description}",
-                    data={"error": "invalid_token"},
+                raise InvalidTokenError(
+                    f"the access token in {TOKEN_ENV} is no longer valid: {exc.description}"
                 ) from None
         return await call_next(ctx)
-
-
-async def serve_stdio(hub: Hub, *, agent: str | None = None, token: str | None = None) -> None:
-    """Serve one client on this process's stdin/stdout until it disconnects, as `agent` or `token`'s caller.
-
-    Raises `AuthError` (before anything is served) when auth is enabled and the caller cannot be named.
-    """
-    principal = await _identify(hub, agent=agent, token=token)
-    server = hub.server_for(principal)
-    if principal is not None and token is not None and hub.auth is not None:
-        server.middleware.append(_TokenStillValid(hub.auth, token.strip()))
-    async with hub.running(), stdio_server() as (read_stream, write_stream):
-        if principal is not None:
-            logger.info("stdio caller identified", caller=principal.label)
-        await server.run(read_stream, write_stream, server.create_initialization_options())
 
 
 def token_from_environment() -> str | None:
@@ -92,38 +69,37 @@ def token_from_environment() -> str | None:
     return os.environ.get(TOKEN_ENV, "").strip() or None
 
 
-async def _identify(hub: Hub, *, agent: str | None, token: str | None) -> Principal | None:
-    auth = hub.auth
-    if auth is None:
-        if agent is not None or token is not None:
-            logger.warning("auth is disabled in this configuration: the stdio caller's identity is not used")
-        return None
+def require_one_identity(*, agent: str | None, token: str | None) -> None:
+    """With auth, the caller is named exactly once: `--agent NAME` or a token in `MCP_HUB_TOKEN`."""
     if agent is not None and token is not None:
         raise AuthError(f"name the stdio caller once: either --agent or {TOKEN_ENV}, not both")
     if agent is None and token is None:
         raise AuthError(_NO_IDENTITY)
-    try:
-        await require_current_schema(hub.engine)
-        await auth.start()
-        return await _principal(auth, agent=agent, token=token)
-    finally:
-        # `hub.running()` opens the engine again; a refused start must not leave connections behind.
-        await hub.engine.dispose()
 
 
-async def _principal(auth: AuthService, *, agent: str | None, token: str | None) -> Principal:
+async def identify(
+    authenticator: BearerAuthenticator, decider: AccessDecider, *, agent: str | None, token: str | None
+) -> Principal:
+    """Whom this stdio session serves: `--agent NAME` or the token's caller; `AuthError` saying why not."""
+    require_one_identity(agent=agent, token=token)
     if token is not None:
         try:
-            principal = await auth.decider.principal_for_token(await auth.tokens.verify(token.strip()))
+            principal = await authenticator.principal_for(token.strip())
         except InvalidTokenError as exc:
             raise AuthError(f"{TOKEN_ENV} is not a usable access token: {exc.description}") from None
     elif agent is not None:
         try:
-            principal = await auth.decider.principal_for_agent(agent)
+            principal = await decider.principal_for_agent(agent)
         except NotFoundError:
             raise AuthError(f"no agent named {agent!r} (see `mcp-hub agents list`)") from None
     else:
         raise AuthError(_NO_IDENTITY)
-    if not await auth.decider.is_enabled(principal):
+    if not await decider.is_enabled(principal):
         raise AuthError(f"{principal.label} is disabled (`mcp-hub agents enable` turns it back on)")
     return principal
+
+
+async def serve(server: HubServer) -> None:
+    """Serve one client on this process's stdin/stdout until it disconnects."""
+    async with stdio_server() as (read_stream, write_stream):
+        await server.run(read_stream, write_stream, server.create_initialization_options())

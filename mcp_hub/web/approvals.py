@@ -30,27 +30,29 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Final, cast
+from typing import Final, cast
 
 import anyio
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute
 
+from mcp_hub.approvals.feed import ActionFeed
+from mcp_hub.approvals.presentation import INBOX_PATH, action_json, duration, iso_seconds
 from mcp_hub.approvals.service import ApprovalService
-from mcp_hub.authz.service import AuthService
-from mcp_hub.db.approval_store import DECIDED_STATUSES, OPEN_STATUSES, ActionRecord
-from mcp_hub.db.auth_store import AuthStore
-from mcp_hub.errors import ApprovalError
+from mcp_hub.bodies import read_form, read_json_object
+from mcp_hub.db.approvals import ActionRecord
+from mcp_hub.db.identities import IdentityStore
+from mcp_hub.domain import ALL_STATUSES, APPROVER_ROLES, DECIDED_STATUSES, ActionStatus
+from mcp_hub.errors import ApprovalError, InvalidInputError
+from mcp_hub.web.errors import TITLES, api_error, api_error_for, status_and_code
 from mcp_hub.web.login import login_url, logout_form
-from mcp_hub.web.pages import Html, content_security_policy, html, page_response, page_route, read_form
+from mcp_hub.web.pages import PAGE_FORM, Html, content_security_policy, html, page_response, page_route
 from mcp_hub.web.sessions import WebSession, WebSessions
 
-INBOX_PATH: Final = "/approvals"
 API_PATH: Final = "/api/approvals"
 SCRIPT_PATH: Final = "/approvals/static/inbox.js"
 CSRF_HEADER: Final = "X-CSRF-Token"
-APPROVER_ROLES: Final = frozenset({"approver", "admin"})
 POLL_SECONDS: Final = 2.0
 """How often an event stream looks at the database for changes made by other processes."""
 STREAM_SECONDS: Final = 300.0
@@ -179,29 +181,13 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def duration(seconds: float) -> str:
-    """`2 h 5 min`, `4 min 10 s`, `12 s`: how long, for people."""
-    total = max(0, int(seconds))
-    hours, rest = divmod(total, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours} h {minutes} min"
-    if minutes:
-        return f"{minutes} min {secs} s"
-    return f"{secs} s"
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="seconds")
-
-
 def _countdown(action: ActionRecord, now: datetime) -> Html:
-    if action.status != "pending":
+    if action.status is not ActionStatus.PENDING:
         return html("{status}", status=action.status)
     left = (action.expires_at - now).total_seconds()
     return html(
         '<time datetime="{at}" data-countdown>{left}</time>',
-        at=_iso(action.expires_at),
+        at=iso_seconds(action.expires_at),
         left=duration(left) if left > 0 else "expired",
     )
 
@@ -286,7 +272,7 @@ def _actions_table(caption: str, actions: Sequence[ActionRecord], now: datetime,
                 inbox=INBOX_PATH,
                 tool=action.public_name,
                 agent=action.agent_name,
-                created=_iso(action.created_at),
+                created=iso_seconds(action.created_at),
                 age=duration((now - action.created_at).total_seconds()),
                 last=last,
                 last_cell=last_cell,
@@ -302,74 +288,26 @@ def _actions_table(caption: str, actions: Sequence[ActionRecord], now: datetime,
     )
 
 
-class _Changes:
-    """Wakes every event stream of this process when the service changes an action."""
-
-    def __init__(self) -> None:
-        self._event: anyio.Event | None = None
-
-    def current(self) -> anyio.Event:
-        if self._event is None:
-            self._event = anyio.Event()
-        return self._event
-
-    async def notify(self, _action: ActionRecord) -> None:
-        event, self._event = self._event, None
-        if event is not None:
-            event.set()
-
-
-def _error(status: int, error: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": error, "message": message}, status_code=status)
-
-
-_ERROR_STATUS: Final = {"not_found": 404, "forbidden": 403, "conflict": 409}
-
-
-def action_json(action: ActionRecord, *, full: bool, link: str) -> dict[str, Any]:
-    """An action as the JSON API and `mcp-hub approvals --json` show it."""
-    body: dict[str, Any] = {
-        "id": action.id,
-        "status": action.status,
-        "agent": action.agent_name,
-        "tool": action.public_name,
-        "connector": action.connector_id,
-        "rules": list(action.rules),
-        "approvers": list(action.approvers),
-        "created_at": _iso(action.created_at),
-        "expires_at": _iso(action.expires_at),
-        "decided_by": action.decided_by,
-        "decided_at": _iso(action.decided_at) if action.decided_at else None,
-        "reason": action.reason,
-        "link": link,
-    }
-    if full:
-        body["description"] = action.description
-        body["downstream_name"] = action.downstream_name
-        body["arguments"] = action.arguments
-    return body
-
-
-def _statuses(value: str | None) -> tuple[str, ...] | None:
-    if value in (None, "", "pending"):
-        return ("pending",)
+def _statuses(value: str | None) -> tuple[ActionStatus, ...] | None:
+    if value in (None, "", ActionStatus.PENDING):
+        return (ActionStatus.PENDING,)
     if value == "decided":
         return DECIDED_STATUSES
     if value == "all":
-        return OPEN_STATUSES
-    return (value,) if value in OPEN_STATUSES else None
+        return ALL_STATUSES
+    return (ActionStatus(value),) if value in ALL_STATUSES else None
 
 
 class ApprovalPages:
     """The routes of this module over one `ApprovalService` and the hub's web sessions."""
 
-    def __init__(self, service: ApprovalService, auth_store: AuthStore, sessions: WebSessions) -> None:
+    def __init__(
+        self, service: ApprovalService, identities: IdentityStore, sessions: WebSessions, feed: ActionFeed
+    ) -> None:
         self._service = service
-        self._store = service.store
-        self._auth_store = auth_store
+        self._identities = identities
         self._sessions = sessions
-        self._changes = _Changes()
-        service.on_change(self._changes.notify)
+        self._feed = feed
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -400,9 +338,9 @@ class ApprovalPages:
     async def _api_viewer(self, request: Request) -> WebSession | Response:
         session = await self._sessions.current(request)
         if session is None:
-            return _error(401, "unauthenticated", "sign in at /login first; the API uses the web session")
+            return api_error(401, "unauthenticated", "sign in at /login first; the API uses the web session")
         if session.user.role not in APPROVER_ROLES:
-            return _error(403, "forbidden", "only approvers and admins see approvals")
+            return api_error(403, "forbidden", "only approvers and admins see approvals")
         return session
 
     def _message(self, session: WebSession, title: str, message: str, status: int, back: str | None = None) -> Response:
@@ -417,8 +355,8 @@ class ApprovalPages:
 
     async def _live_html(self) -> tuple[Html, int]:
         now = _now()
-        pending = await self._store.list_actions(["pending"], limit=_INBOX_LIMIT)
-        decided = await self._store.list_actions(DECIDED_STATUSES, limit=10)
+        pending = await self._service.list_actions([ActionStatus.PENDING], limit=_INBOX_LIMIT)
+        decided = await self._service.list_actions(DECIDED_STATUSES, limit=10)
         body = html(
             "{pending}\n<h2>Latest decisions</h2>\n{decided}",
             pending=_actions_table(f"Pending actions, newest first ({len(pending)})", pending, now, decided=False),
@@ -456,7 +394,7 @@ class ApprovalPages:
         viewer = await self._viewer(request)
         if not isinstance(viewer, WebSession):
             return viewer
-        decided = await self._store.list_actions(DECIDED_STATUSES, limit=_HISTORY_LIMIT)
+        decided = await self._service.list_actions(DECIDED_STATUSES, limit=_HISTORY_LIMIT)
         body = html(
             "<h1>Decided actions</h1>\n{table}",
             table=_actions_table(f"The latest {len(decided)} decided actions", decided, _now(), decided=True),
@@ -468,12 +406,12 @@ class ApprovalPages:
         if not isinstance(viewer, WebSession):
             return viewer
         action_id = request.path_params["action_id"]
-        action = await self._store.get(action_id)
+        action = await self._service.get(action_id)
         if action is None:
             return self._message(viewer, "Not found", f"There is no action {action_id}.", 404)
-        agent = await self._auth_store.agent_by_id(action.agent_id)
-        owner = await self._auth_store.user_by_id(agent.owner_user_id) if agent and agent.owner_user_id else None
-        on_behalf = await self._auth_store.user_by_id(action.user_id) if action.user_id else None
+        agent = await self._identities.agent_by_id(action.agent_id)
+        owner = await self._identities.user_by_id(agent.owner_user_id) if agent and agent.owner_user_id else None
+        on_behalf = await self._identities.user_by_id(action.user_id) if action.user_id else None
         why_not = self._service.may_decide(action, viewer.user, agent.owner_user_id if agent else None)
         done = _DONE_MESSAGES.get(request.query_params.get("done", ""))
         now = _now()
@@ -501,9 +439,9 @@ class ApprovalPages:
             description=action.description or "(none)",
             rules=", ".join(action.rules),
             approvers=", ".join(action.approvers),
-            created=_iso(action.created_at),
+            created=iso_seconds(action.created_at),
             age=duration((now - action.created_at).total_seconds()),
-            expires=_iso(action.expires_at),
+            expires=iso_seconds(action.expires_at),
             left=_countdown(action, now),
             decided=self._decided_facts(action),
         )
@@ -532,7 +470,7 @@ class ApprovalPages:
             "<dt>Reason</dt><dd>{reason}</dd>{outcome}",
             status=action.status,
             by=action.decided_by or "the hub",
-            at=_iso(action.decided_at),
+            at=iso_seconds(action.decided_at),
             reason=action.reason or "(none given)",
             outcome=self._outcome_facts(action),
         )
@@ -545,12 +483,12 @@ class ApprovalPages:
         return html(
             '<dt>Result</dt><dd>{kind} at <time datetime="{at}">{at}</time>{content}</dd>',
             kind="a tool error" if action.result.get("isError") else "returned",
-            at=_iso(action.completed_at),
+            at=iso_seconds(action.completed_at),
             content=render_value(action.result.get("content", [])),
         )
 
     def _decision_form(self, action: ActionRecord, viewer: WebSession, why_not: str | None) -> Html:
-        if action.status != "pending":
+        if action.status is not ActionStatus.PENDING:
             why_not = f"this action is {action.status}: decisions are final"
         note = (
             html('<p class="note" id="why-not">You cannot decide this action: {why}.</p>\n', why=why_not)
@@ -584,8 +522,8 @@ class ApprovalPages:
         if not self._sessions.same_origin(request):
             return self._message(viewer, "Refused", "This form was sent from another site.", 403, back)
         try:
-            form = await read_form(request)
-        except ValueError as exc:
+            form = (await read_form(request, PAGE_FORM)).as_dict()
+        except InvalidInputError as exc:
             return self._message(viewer, "Bad request", str(exc), 400, back)
         if not viewer.csrf_ok(form.get("csrf")):
             return self._message(viewer, "Refused", "This form has expired. Reload the page and try again.", 403, back)
@@ -595,9 +533,8 @@ class ApprovalPages:
         try:
             action = await self._service.decide(action_id, viewer.user, decision == "approve", form.get("reason"))
         except ApprovalError as exc:
-            status = _ERROR_STATUS.get(exc.kind, 400)
-            title = {403: "Not allowed", 404: "Not found", 409: "Already decided"}.get(status, "Refused")
-            return self._message(viewer, title, str(exc), status, back)
+            status, _ = status_and_code(exc, api=False)
+            return self._message(viewer, TITLES.get(status, "Refused"), str(exc), status, back)
         return RedirectResponse(f"{back}?done={action.status}", status_code=303)
 
     # --- live updates ------------------------------------------------------------------------------------
@@ -609,7 +546,7 @@ class ApprovalPages:
         # Look before the response starts: the browser fetches the list when the stream opens, so every
         # change after this snapshot must become an event, or one made between that fetch and a later
         # snapshot would never reach the page.
-        wake = self._changes.current()
+        wake = self._feed.next_change()
         seen = await self._snapshot()
         return StreamingResponse(
             self._stream(request, wake, seen),
@@ -618,7 +555,7 @@ class ApprovalPages:
         )
 
     async def _snapshot(self) -> dict[str, str]:
-        return {action.id: action.status for action in await self._store.list_actions(OPEN_STATUSES, limit=500)}
+        return {action.id: action.status for action in await self._service.list_actions(ALL_STATUSES, limit=500)}
 
     async def _stream(self, request: Request, wake: anyio.Event, seen: dict[str, str]) -> AsyncIterator[str]:
         yield f"retry: {int(POLL_SECONDS * 1000)}\n\n"
@@ -626,7 +563,7 @@ class ApprovalPages:
         while anyio.current_time() - started < STREAM_SECONDS:
             with anyio.move_on_after(POLL_SECONDS):
                 await wake.wait()
-            wake = self._changes.current()
+            wake = self._feed.next_change()
             if await self._sessions.current(request) is None:
                 yield "event: signed-out\ndata: {}\n\n"
                 return
@@ -652,8 +589,8 @@ class ApprovalPages:
             return viewer
         statuses = _statuses(request.query_params.get("status"))
         if statuses is None:
-            return _error(400, "invalid_request", f"status must be pending, decided, all or one of {OPEN_STATUSES}")
-        actions = await self._store.list_actions(statuses, limit=_HISTORY_LIMIT)
+            return api_error(400, "invalid_request", f"status must be pending, decided, all or one of {ALL_STATUSES}")
+        actions = await self._service.list_actions(statuses, limit=_HISTORY_LIMIT)
         body = {"actions": [action_json(a, full=False, link=self._service.link(a.id)) for a in actions]}
         return self._with_csrf(JSONResponse(body), viewer)
 
@@ -662,13 +599,12 @@ class ApprovalPages:
         if not isinstance(viewer, WebSession):
             return viewer
         action_id = request.path_params["action_id"]
-        action = await self._store.get(action_id)
+        action = await self._service.get(action_id)
         if action is None:
-            return _error(404, "not_found", f"no action {action_id!r}")
-        agent = await self._auth_store.agent_by_id(action.agent_id)
-        why_not = self._service.may_decide(action, viewer.user, agent.owner_user_id if agent else None)
+            return api_error(404, "not_found", f"no action {action_id!r}")
+        why_not = self._service.may_decide(action, viewer.user, await self._service.agent_owner(action))
         body = action_json(action, full=True, link=self._service.link(action.id))
-        body["you_may_decide"] = why_not is None and action.status == "pending"
+        body["you_may_decide"] = why_not is None and action.status is ActionStatus.PENDING
         body["why_not"] = why_not
         return self._with_csrf(JSONResponse(body), viewer)
 
@@ -677,41 +613,22 @@ class ApprovalPages:
         if not isinstance(viewer, WebSession):
             return viewer
         if not self._sessions.same_origin(request):
-            return _error(403, "forbidden", "cross-site request refused")
+            return api_error(403, "forbidden", "cross-site request refused")
         if not viewer.csrf_ok(request.headers.get(CSRF_HEADER)):
-            return _error(403, "csrf", f"the {CSRF_HEADER} header is missing or wrong")
-        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if content_type != "application/json":
-            return _error(415, "unsupported_media_type", "send application/json")
-        body = await request.body()
-        if len(body) > _MAX_JSON_BYTES:
-            return _error(400, "invalid_request", "the body is too large")
+            return api_error(403, "csrf", f"the {CSRF_HEADER} header is missing or wrong")
         try:
-            parsed: object = json.loads(body)
-        except ValueError:
-            return _error(400, "invalid_request", "the body is not JSON")
-        if not isinstance(parsed, dict):
-            return _error(400, "invalid_request", "the body must be a JSON object")
-        fields = cast("dict[str, object]", parsed)
+            fields = await read_json_object(request, _MAX_JSON_BYTES)
+        except InvalidInputError as exc:
+            return api_error_for(exc)
         decision, reason = fields.get("decision"), fields.get("reason")
         if decision not in ("approve", "deny"):
-            return _error(400, "invalid_request", 'decision must be "approve" or "deny"')
+            return api_error(400, "invalid_request", 'decision must be "approve" or "deny"')
         if reason is not None and not isinstance(reason, str):
-            return _error(400, "invalid_request", "reason must be a string")
+            return api_error(400, "invalid_request", "reason must be a string")
         try:
             action = await self._service.decide(
                 request.path_params["action_id"], viewer.user, decision == "approve", reason
             )
         except ApprovalError as exc:
-            return _error(_ERROR_STATUS.get(exc.kind, 400), exc.kind, str(exc))
+            return api_error_for(exc)
         return JSONResponse(action_json(action, full=False, link=self._service.link(action.id)))
-
-
-def approval_routes(service: ApprovalService, auth: AuthService) -> list[BaseRoute]:
-    """The pages and API over the hub's `ApprovalService`, with the same web sessions as `/login`."""
-    sessions = WebSessions(
-        auth.store,
-        public_base_url=auth.settings.public_base_url,
-        ttl_seconds=auth.settings.auth.web_session_ttl_seconds,
-    )
-    return ApprovalPages(service, auth.store, sessions).routes()

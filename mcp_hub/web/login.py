@@ -1,6 +1,6 @@
 """Sign-in and sign-out for the hub's users: `GET/POST /login`, `POST /logout`.
 
-Passwords are checked with Argon2id (RFC 9106, `mcp_hub.authz.passwords`) in a worker thread, so the
+Passwords are checked with Argon2id (RFC 9106, `mcp_hub.credentials`) in a worker thread, so the
 event loop keeps serving while the hash is computed. An unknown name is checked against a dummy hash, so a
 wrong name and a wrong password take the same time and get the same answer ("Wrong name or password."), as
 does a disabled user (OWASP Authentication cheat sheet: no account enumeration).
@@ -20,8 +20,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute
 
-from mcp_hub.authz.passwords import DUMMY_HASH, verify_password
-from mcp_hub.db.auth_store import AuthStore
+from mcp_hub.credentials import dummy_password_hash, verify_password
+from mcp_hub.db.identities import IdentityStore
 from mcp_hub.web.pages import Html, html, message_page, page_response, page_route, read_own_form
 from mcp_hub.web.sessions import WebSession, WebSessions
 
@@ -92,7 +92,7 @@ def logout_form(session: WebSession) -> Html:
     )
 
 
-def login_routes(store: AuthStore, sessions: WebSessions) -> list[BaseRoute]:
+def login_routes(identities: IdentityStore, sessions: WebSessions) -> list[BaseRoute]:
     async def show(request: Request) -> Response:
         next_path = safe_next(request.query_params.get("next"))
         session = await sessions.current(request)
@@ -109,8 +109,8 @@ def login_routes(store: AuthStore, sessions: WebSessions) -> list[BaseRoute]:
         next_path = safe_next(form.get("next"))
         name = form.get("name", "")[:_MAX_FIELD_LENGTH]
         password = form.get("password", "")[:_MAX_FIELD_LENGTH]
-        user = await store.user_by_name(name) if name else None
-        password_hash = user.password_hash if user is not None else DUMMY_HASH
+        user = await identities.user_by_name(name) if name else None
+        password_hash = user.password_hash if user is not None else dummy_password_hash()
         valid = await anyio.to_thread.run_sync(verify_password, password_hash, password)
         if user is None or not valid or not user.enabled:
             return page_response("Sign in", _login_form(next_path, name=name, error=WRONG_CREDENTIALS), status=400)

@@ -20,13 +20,15 @@ import html as _html
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
-from urllib.parse import parse_qs
 
 from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route, request_response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mcp_hub.bodies import FormRules, read_form
+from mcp_hub.errors import InvalidRequestError
 
 FORM_ACTION_SELF: Final = "'self'"
 
@@ -45,7 +47,8 @@ SECURITY_HEADERS: Final = {
     "x-content-type-options": "nosniff",
     "cache-control": "no-store",
 }
-_MAX_FORM_BYTES: Final = 16 * 1024
+PAGE_FORM: Final = FormRules(max_bytes=16 * 1024, max_fields=20, keep_blank=True)
+"""What the hub's own pages post: small forms, no field twice."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,25 +151,6 @@ async def read_own_form(request: Request, *, same_origin: bool) -> dict[str, str
     if not same_origin:
         return message_page("Refused", "This form was sent from another site.", status=403)
     try:
-        return await read_form(request)
-    except ValueError as exc:
+        return (await read_form(request, PAGE_FORM)).as_dict()
+    except InvalidRequestError as exc:
         return message_page("Bad request", str(exc), status=400)
-
-
-async def read_form(request: Request) -> dict[str, str]:
-    """A small `application/x-www-form-urlencoded` body; ValueError if it is anything else or repeats a field."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != "application/x-www-form-urlencoded":
-        raise ValueError("the form must be application/x-www-form-urlencoded")
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > _MAX_FORM_BYTES:
-            raise ValueError("the form is too large")
-    try:
-        fields = parse_qs(body.decode(), keep_blank_values=True, max_num_fields=20)
-    except (UnicodeDecodeError, ValueError):
-        raise ValueError("the form is not valid form data") from None
-    if any(len(values) > 1 for values in fields.values()):
-        raise ValueError("a form field is repeated")
-    return {name: values[0] for name, values in fields.items()}

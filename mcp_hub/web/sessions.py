@@ -20,26 +20,22 @@ Follows the OWASP Session Management and CSRF Prevention cheat sheets:
 
 from __future__ import annotations
 
-import hmac
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Final
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mcp_hub.authz._random import new_secret, sha256_hex
-from mcp_hub.db.auth_store import AuthStore, UserRecord
+from mcp_hub.credentials import new_secret, same_text, sha256_hex
+from mcp_hub.db.identities import IdentityStore, UserRecord
+from mcp_hub.db.web_sessions import WebSessionStore
+from mcp_hub.domain import Clock, utc_now
 
 SECURE_COOKIE_NAME: Final = "__Host-mcp_hub_session"
 PLAIN_COOKIE_NAME: Final = "mcp_hub_session"
 _MAX_COOKIE_LENGTH: Final = 256
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +48,7 @@ class WebSession:
 
     def csrf_ok(self, submitted: str | None) -> bool:
         """Constant-time check of a form's CSRF token."""
-        return submitted is not None and hmac.compare_digest(submitted.encode(), self.csrf_token.encode())
+        return same_text(submitted, self.csrf_token)
 
 
 class WebSessions:
@@ -60,13 +56,15 @@ class WebSessions:
 
     def __init__(
         self,
-        store: AuthStore,
+        store: WebSessionStore,
+        identities: IdentityStore,
         *,
         public_base_url: str,
         ttl_seconds: int,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Clock = utc_now,
     ) -> None:
         self._store = store
+        self._identities = identities
         public = urlsplit(public_base_url)
         self.origin = f"{public.scheme}://{public.netloc}"
         self.secure = public.scheme == "https"
@@ -82,7 +80,7 @@ class WebSessions:
         record = await self._store.web_session(sha256_hex(session_id))
         if record is None:
             return None
-        user = await self._store.user_by_id(record.user_id)
+        user = await self._identities.user_by_id(record.user_id)
         if user is None or not user.enabled:
             return None
         return WebSession(user=user, csrf_token=record.csrf_token, expires_at=record.expires_at)

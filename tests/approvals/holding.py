@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from dataclasses import replace
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import anyio
 import httpx2
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from mcp_hub.admin import identity
-from mcp_hub.db.approval_store import ActionRecord, ApprovalStore
-from mcp_hub.db.auth_store import UserRecord
+from mcp_hub.db.approvals import ActionRecord, ApprovalStore
+from mcp_hub.db.identities import UserRecord
+from mcp_hub.domain import AgentId, AuditOutcome, Role, UserId, utc_now
+from mcp_hub.runtime import Stores
 from tests.authz.conftest import auth_service, client_credentials_token, make_agent
 from tests.conftest import RunningHub, fault_connector, running_hub, write_config
 
@@ -46,8 +49,15 @@ def approval_config(directory: Path, *, connector: str | None = None, **approval
 
 
 @asynccontextmanager
-async def approval_hub(config: Path) -> AsyncGenerator[RunningHub]:
-    async with running_hub(config) as hub:
+async def approval_hub(
+    config: Path, *, approval_store: Callable[[AsyncEngine], ApprovalStore] = ApprovalStore
+) -> AsyncGenerator[RunningHub]:
+    """A running hub whose approval store `approval_store` makes (a choreographed one, or one with a clock)."""
+
+    def stores(engine: AsyncEngine) -> Stores:
+        return replace(Stores.over(engine), approvals=approval_store(engine))
+
+    async with running_hub(config, stores=stores) as hub:
         await hub.wait_ready("faults")
         yield hub
 
@@ -57,15 +67,15 @@ async def agent_token(hub: RunningHub, name: str, *grants: str) -> str:
     return await client_credentials_token(hub, agent)
 
 
-async def approver(hub: RunningHub, name: str = "alice", role: str = "approver") -> UserRecord:
-    return await identity.create_user(auth_service(hub), name, role, "a long enough password 123")
+async def approver(hub: RunningHub, name: str = "alice", role: Role = Role.APPROVER) -> UserRecord:
+    return await auth_service(hub).admin.create_user(name, role, "a long enough password 123")
 
 
 async def downstream_runs(hub: RunningHub, public_name: str) -> int:
     """How many times the hub forwarded `public_name` and the downstream answered (audit outcome `ok`)."""
     await hub.hub.audit.flush()
-    events = await hub.hub.store.recent_audit(limit=1000)
-    return sum(1 for event in events if event.public_name == public_name and event.outcome == "ok")
+    events = await hub.hub.stores.audit.recent_audit(limit=1000)
+    return sum(1 for event in events if event.public_name == public_name and event.outcome is AuditOutcome.OK)
 
 
 def envelope(*, tasks: bool) -> dict[str, Any]:
@@ -98,33 +108,33 @@ async def modern(
 
 class ChoreographedStore(ApprovalStore):
     """The hub's own store with one race pinned down instead of left to luck: every read and write still goes
-    to the database, only their order is fixed. `install` puts it in the hub's approval service, which the
-    hold path and the Tasks path both use."""
+    to the database, only their order is fixed. Given to the hub when it is built (`approval_hub`), it is what
+    the approval service, and so the hold path and the Tasks path, use."""
 
-    def __init__(self, hub: RunningHub) -> None:
-        super().__init__(hub.hub.engine)
-        self.on_expired = hub.hub.approvals.store.on_expired
 
-    @classmethod
-    def install(cls, hub: RunningHub) -> Self:
-        store = cls(hub)
-        hub.hub.approvals.store = store
-        return store
+class LaterClock:
+    """An approval store's clock: real time, plus an offset a test sets for a moment (expiry without waiting)."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def __call__(self) -> datetime:
+        return utc_now() + self.offset
 
 
 class TwoIdenticalFirstCalls(ChoreographedStore):
     """Two identical first calls: both look for an open action before either stores one, and the second
     tries to store its own (counting the agent's pending actions first) only after the first stored its."""
 
-    def __init__(self, hub: RunningHub) -> None:
-        super().__init__(hub)
+    def __init__(self, engine: AsyncEngine) -> None:
+        super().__init__(engine)
         self._looks = 0
         self._creates = 0
         self._both_looked = anyio.Event()
         self._first_created = anyio.Event()
 
     async def open_action(
-        self, agent_id: str, user_id: str | None, digest: str, *, collected_within: timedelta = timedelta(0)
+        self, agent_id: AgentId, user_id: UserId | None, digest: str, *, collected_within: timedelta = timedelta(0)
     ) -> ActionRecord | None:
         found = await super().open_action(agent_id, user_id, digest, collected_within=collected_within)
         self._looks += 1
@@ -148,8 +158,8 @@ class TwoRequestsRunTheApprovedCall(ChoreographedStore):
     """Two requests held on one action both read it approved and try to run it: neither starts before both
     try. `lost` is set once the loser has been refused the `approved → executing` step."""
 
-    def __init__(self, hub: RunningHub) -> None:
-        super().__init__(hub)
+    def __init__(self, engine: AsyncEngine) -> None:
+        super().__init__(engine)
         self._tries = 0
         self._both_try = anyio.Event()
         self.lost = anyio.Event()

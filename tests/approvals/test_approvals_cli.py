@@ -21,9 +21,9 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult, TextContent
 
-from mcp_hub.admin import identity
 from mcp_hub.config.settings import DATABASE_URL_ENV
-from mcp_hub.db.approval_store import ActionRecord
+from mcp_hub.db.approvals import ActionRecord
+from mcp_hub.domain import Role
 from tests.authz.conftest import AgentCredentials, auth_service, bearer, client_credentials_token, make_agent
 from tests.conftest import RunningHub, fault_connector, running_hub, write_config
 
@@ -58,7 +58,7 @@ async def hub_and_config(tmp_path: Path) -> AsyncGenerator[tuple[RunningHub, Pat
     async with running_hub(config) as hub:
         await hub.wait_ready("faults")
         for name in ("alice", "bob"):
-            await identity.create_user(auth_service(hub), name, "approver", "a long enough password")
+            await auth_service(hub).admin.create_user(name, Role.APPROVER, "a long enough password")
         yield hub, config
 
 
@@ -75,7 +75,7 @@ async def pending_action(
             seen.append(action)
             created.set()
 
-    hub.hub.approvals.on_change(on_change)
+    hub.hub.feed.subscribe(on_change)
     returned = anyio.Event()
 
     async def call() -> None:
@@ -126,10 +126,7 @@ async def test_list_show_and_approve_from_the_command_line(hub_and_config: tuple
 async def test_the_command_line_applies_separation_of_duties(hub_and_config: tuple[RunningHub, Path]) -> None:
     hub, config = hub_and_config
     agent = await make_agent(hub, "bobs-cli-agent", "tool:faults__*")
-    store = auth_service(hub).store
-    bob = await store.user_by_name("bob")
-    assert bob is not None
-    await store.update_agent_metadata((await store.agent_by_name(agent.name)).id, owner_user_id=bob.id)
+    await auth_service(hub).admin.set_agent_owner(agent.name, "bob")
     async with anyio.create_task_group() as tasks:
         action, returned = await pending_action(tasks, hub, agent, "self-service")
         own = await mcp_hub(config, "approvals", "approve", action.id, "--as", "bob")

@@ -11,7 +11,8 @@ from __future__ import annotations
 import functools
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +21,16 @@ import mcp_types as types
 import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from mcp_hub.admin import identity
 from mcp_hub.approvals.policy import ApprovalPolicy
 from mcp_hub.catalog.catalog import Catalog
 from mcp_hub.config.settings import ApprovalRule
-from mcp_hub.db.approval_store import OPEN_STATUSES, ActionRecord, ApprovalStore
+from mcp_hub.db.approvals import ActionRecord, ApprovalStore
+from mcp_hub.domain import ALL_STATUSES, ActionId, ActionStatus, AuditOutcome
 from mcp_hub.errors import ApprovalError
 from tests.approvals.holding import (
+    LaterClock,
     TwoIdenticalFirstCalls,
     TwoRequestsRunTheApprovedCall,
     agent_token,
@@ -72,19 +75,19 @@ def action_id_of(result: types.CallToolResult) -> str:
 
 
 class Transitions:
-    """Every status the hub's actions pass through, in order (an `on_change` listener: no polling)."""
+    """Every status the hub's actions pass through, in order (a subscriber of the hub's feed: no polling)."""
 
     def __init__(self, hub: RunningHub) -> None:
         self.seen: list[ActionRecord] = []
         self._changed = anyio.Event()
-        hub.hub.approvals.on_change(self._on_change)
+        hub.hub.feed.subscribe(self._on_change)
 
     async def _on_change(self, action: ActionRecord) -> None:
         self.seen.append(action)
         self._changed.set()
         self._changed = anyio.Event()
 
-    async def reached(self, status: str, count: int = 1) -> ActionRecord:
+    async def reached(self, status: ActionStatus, count: int = 1) -> ActionRecord:
         """The `count`-th action to reach `status`, waiting for it."""
         with anyio.fail_after(20):
             while True:
@@ -99,7 +102,7 @@ class NewActions(Transitions):
     """The pending actions this hub creates, as they are created."""
 
     async def next(self, count: int = 1) -> ActionRecord:
-        return await self.reached("pending", count)
+        return await self.reached(ActionStatus.PENDING, count)
 
 
 class Callers:
@@ -134,20 +137,20 @@ class Callers:
 
 async def approve_all_pending(hub: RunningHub, approver_name: str = "alice") -> None:
     user = await approver(hub, approver_name)
-    for action in await hub.hub.approvals.store.list_actions(["pending"]):
+    for action in await hub.hub.approvals.list_actions([ActionStatus.PENDING]):
         await hub.hub.approvals.decide(action.id, user, True, None)
 
 
 async def approval_trail(hub: RunningHub) -> list[str]:
     await hub.hub.audit.flush()
-    rows = reversed(await hub.hub.store.recent_audit(limit=50))
+    rows = reversed(await hub.hub.stores.audit.recent_audit(limit=50))
     return [row.outcome for row in rows if row.outcome.startswith("approval_")]
 
 
 async def race_two_identical_first_calls(hub: RunningHub, era: str) -> tuple[Callers, list[ActionRecord]]:
-    """Two identical held calls at once (the race pinned down), then approve whatever is pending; every action."""
+    """Two identical held calls at once (the race pinned down by the hub's `TwoIdenticalFirstCalls` store), then
+    approve whatever is pending; every action."""
     token = await agent_token(hub, "twin")
-    TwoIdenticalFirstCalls.install(hub)
     callers = Callers()
 
     async def held_call(caller: int) -> None:
@@ -158,7 +161,7 @@ async def race_two_identical_first_calls(hub: RunningHub, era: str) -> tuple[Cal
             tasks.start_soon(held_call, caller)
         await callers.held_or_answered(0, 1)
         await approve_all_pending(hub)
-    return callers, await hub.hub.approvals.store.list_actions(OPEN_STATUSES)
+    return callers, await hub.hub.approvals.list_actions(ALL_STATUSES)
 
 
 BLOCKING_TOOL = "faults__wait_cancelled"
@@ -192,16 +195,21 @@ async def release_blocked_call(hub: RunningHub, token: str) -> None:
         tasks.cancel_scope.cancel()
 
 
-async def expire_as_if_later(hub: RunningHub, *, seconds: float) -> list[str]:
-    """Run the hub's expiry with a clock `seconds` ahead; the hub's service audits what expires."""
-    later = ApprovalStore(hub.hub.engine, clock=lambda: datetime.now(UTC) + timedelta(seconds=seconds))
-    later.on_expired = hub.hub.approvals.store.on_expired
-    return await later.expire_due()
+async def expire_as_if_later(hub: RunningHub, clock: LaterClock, *, seconds: float) -> list[ActionId]:
+    """Run the hub's expiry with its approval store's clock `seconds` ahead (then back); the hub's service
+    audits what expires."""
+    clock.offset = timedelta(seconds=seconds)
+    try:
+        return await hub.hub.approvals.expire_due()
+    finally:
+        clock.offset = timedelta(0)
 
 
 @asynccontextmanager
-async def hub_with(tmp_path: Path, **settings: Any) -> AsyncGenerator[RunningHub]:
-    async with approval_hub(approval_config(tmp_path, **settings)) as hub:
+async def hub_with(
+    tmp_path: Path, *, approval_store: Callable[[AsyncEngine], ApprovalStore] = ApprovalStore, **settings: Any
+) -> AsyncGenerator[RunningHub]:
+    async with approval_hub(approval_config(tmp_path, **settings), approval_store=approval_store) as hub:
         yield hub
 
 
@@ -228,7 +236,7 @@ async def test_a_call_approved_while_held_returns_the_downstreams_result_and_run
         runs = await downstream_runs(hub, "faults__echo")
         trail = [
             (row.outcome, row.detail or "")
-            for row in reversed(await hub.hub.store.recent_audit(limit=20))
+            for row in reversed(await hub.hub.stores.audit.recent_audit(limit=20))
             if row.outcome.startswith("approval_")
         ]
 
@@ -253,7 +261,7 @@ async def test_two_identical_first_calls_at_once_share_one_action_that_runs_once
     """Issue 4 ("calling again with the same arguments ... does not create a second action"), T19 (single use):
     two identical calls racing to create the action are held on one action; approved once, the downstream
     runs once, both requests return its result, and the request, decision, run and return are audited once."""
-    async with hub_with(tmp_path, hold_seconds=30) as hub:
+    async with hub_with(tmp_path, hold_seconds=30, approval_store=TwoIdenticalFirstCalls) as hub:
         callers, actions = await race_two_identical_first_calls(hub, era)
         runs = await downstream_runs(hub, "faults__echo")
         trail = await approval_trail(hub)
@@ -274,7 +282,7 @@ async def test_an_identical_call_racing_to_the_pending_cap_joins_the_action_inst
 ) -> None:
     """T21 (the cap counts a call once), issue 4: with room for one pending action, the second of two identical
     calls counts the first's action, which is its own too, so it waits on it rather than being refused."""
-    async with hub_with(tmp_path, hold_seconds=30, max_pending=1) as hub:
+    async with hub_with(tmp_path, hold_seconds=30, max_pending=1, approval_store=TwoIdenticalFirstCalls) as hub:
         callers, actions = await race_two_identical_first_calls(hub, "2026-07-28")
         runs = await downstream_runs(hub, "faults__echo")
 
@@ -290,9 +298,16 @@ async def test_a_request_that_loses_the_run_of_an_approved_action_waits_for_the_
     call made again while the first still waits) both find it approved; one runs it, and the other, refused
     `approved → executing`, waits for that run's result instead of answering that the action "was executing".
     The approved tool blocks downstream until the test releases it, so the loser always sees the run going on."""
-    async with hub_with(tmp_path, hold_seconds=30, rules=BLOCKING_RULE) as hub:
+    race: TwoRequestsRunTheApprovedCall | None = None
+
+    def choreographed(engine: AsyncEngine) -> TwoRequestsRunTheApprovedCall:
+        nonlocal race
+        race = TwoRequestsRunTheApprovedCall(engine)
+        return race
+
+    async with hub_with(tmp_path, hold_seconds=30, rules=BLOCKING_RULE, approval_store=choreographed) as hub:
+        assert race is not None
         token = await agent_token(hub, "twice")
-        race = TwoRequestsRunTheApprovedCall.install(hub)
         callers = Callers()
 
         async def held_call(caller: int) -> None:
@@ -352,7 +367,7 @@ async def test_past_the_hold_time_the_agent_is_told_to_call_again_and_collects_t
         action_id = action_id_of(pending)
         await hub.hub.approvals.decide(action_id, user, True, None)
         collected = await call(hub, token, era, DANGEROUS)
-        actions = await hub.hub.approvals.store.list_actions(["done"])
+        actions = await hub.hub.approvals.list_actions([ActionStatus.DONE])
         runs = await downstream_runs(hub, "faults__echo")
 
     assert pending.is_error is True
@@ -386,7 +401,7 @@ async def test_a_call_whose_arguments_do_not_meet_the_condition_is_not_held(tmp_
         token = await agent_token(hub, "harmless")
         with anyio.fail_after(10):
             result = await call(hub, token, "legacy", {"text": "ls /srv"})
-        actions = await hub.hub.approvals.store.list_actions(["pending"])
+        actions = await hub.hub.approvals.list_actions([ActionStatus.PENDING])
 
     assert result.is_error is False
     assert text_of(result) == "ls /srv"
@@ -395,24 +410,27 @@ async def test_a_call_whose_arguments_do_not_meet_the_condition_is_not_held(tmp_
 
 async def test_an_action_past_its_expiry_counts_as_denied(tmp_path: Path) -> None:
     """T21: clock past the TTL → expired = denied; the agent is told, and no one can approve it afterwards."""
-    async with hub_with(tmp_path, hold_seconds=0, pending_ttl_seconds=10) as hub:
+    clock = LaterClock()
+    async with hub_with(
+        tmp_path, hold_seconds=0, pending_ttl_seconds=10, approval_store=partial(ApprovalStore, clock=clock)
+    ) as hub:
         token = await agent_token(hub, "slowpoke")
         user = await approver(hub)
         pending = await call(hub, token, "legacy", DANGEROUS)
-        expired = await expire_as_if_later(hub, seconds=11)
+        expired = await expire_as_if_later(hub, clock, seconds=11)
         told = await call(hub, token, "legacy", DANGEROUS)
         with pytest.raises(ApprovalError) as refused:
             await hub.hub.approvals.decide(action_id_of(pending), user, True, None)
         runs = await downstream_runs(hub, "faults__echo")
         await hub.hub.audit.flush()
-        outcomes = [row.outcome for row in await hub.hub.store.recent_audit(limit=20)]
+        outcomes = [row.outcome for row in await hub.hub.stores.audit.recent_audit(limit=20)]
 
     assert expired == [action_id_of(pending)]
     assert told.is_error is True
     assert "expired without a decision, which counts as denied" in text_of(told)
-    assert refused.value.kind == "conflict"
+    assert refused.value.reason == "conflict"
     assert runs == 0
-    assert outcomes.count("approval_expired") == 1  # issue 4 §6: the expiry is in the audit trail, once
+    assert outcomes.count(AuditOutcome.APPROVAL_EXPIRED) == 1  # issue 4 §6: the expiry is in the audit trail, once
 
 
 async def test_more_pending_actions_than_the_cap_are_refused(tmp_path: Path) -> None:
@@ -420,7 +438,7 @@ async def test_more_pending_actions_than_the_cap_are_refused(tmp_path: Path) -> 
     async with hub_with(tmp_path, hold_seconds=0, max_pending=2) as hub:
         token = await agent_token(hub, "flooder")
         answers = [await call(hub, token, "2026-07-28", {"text": f"rm /tmp/{n}"}) for n in range(3)]
-        pending = await hub.hub.approvals.store.list_actions(["pending"])
+        pending = await hub.hub.approvals.list_actions([ActionStatus.PENDING])
 
     assert [answer.is_error for answer in answers] == [True, True, True]
     assert "already has 2 actions waiting" in text_of(answers[2])
@@ -455,7 +473,7 @@ async def test_a_pending_action_survives_a_restart_and_can_then_be_approved_and_
         await hub.wait_ready("faults")
         token = await client_credentials_token(hub, agent)
         user = await approver(hub)
-        still = await hub.hub.approvals.store.get(action_id_of(pending))
+        still = await hub.hub.approvals.get(action_id_of(pending))
         await hub.hub.approvals.decide(action_id_of(pending), user, True, None)
         collected = await call(hub, token, "legacy", DANGEROUS)
 
@@ -472,7 +490,7 @@ async def test_the_owner_of_the_agent_may_not_approve_and_a_second_decision_conf
         other = await approver(hub, "bob")
         service = hub.hub.auth
         assert service is not None
-        created = await identity.create_agent(service, "owned", ["tool:faults__*"], owner="olivia")
+        created = await service.admin.create_agent("owned", ["tool:faults__*"], owner="olivia")
         assert created.client_secret is not None
         credentials = AgentCredentials("owned", created.agent.client_id, created.client_secret)
         token = await client_credentials_token(hub, credentials)
@@ -483,9 +501,9 @@ async def test_the_owner_of_the_agent_may_not_approve_and_a_second_decision_conf
         with pytest.raises(ApprovalError) as again:
             await hub.hub.approvals.decide(action_id_of(pending), other, True, "changed my mind")
 
-    assert by_owner.value.kind == "forbidden"
+    assert by_owner.value.reason == "forbidden"
     assert "own the agent" in str(by_owner.value)
-    assert again.value.kind == "conflict"
+    assert again.value.reason == "conflict"
 
 
 async def test_a_sensitive_tool_of_a_connector_file_is_held_too(tmp_path: Path) -> None:
@@ -549,12 +567,14 @@ async def test_an_approved_call_whose_collector_is_cancelled_still_finishes_once
 
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(functools.partial(call, hub, token, era, arguments, tool="faults__slow"))
-            await transitions.reached("executing")
+            await transitions.reached(ActionStatus.EXECUTING)
             tasks.cancel_scope.cancel()  # the collecting client goes away mid-run
-        finished = await transitions.reached("done")
+        finished = await transitions.reached(ActionStatus.DONE)
         collected = await call(hub, token, era, arguments, tool="faults__slow")
         runs = await downstream_runs(hub, "faults__slow")
-        still_open = await hub.hub.approvals.store.list_actions(["pending", "approved", "executing"])
+        still_open = await hub.hub.approvals.list_actions(
+            [ActionStatus.PENDING, ActionStatus.APPROVED, ActionStatus.EXECUTING]
+        )
 
     assert finished.id == action_id_of(pending)
     assert collected.is_error is False
@@ -565,15 +585,20 @@ async def test_an_approved_call_whose_collector_is_cancelled_still_finishes_once
 
 async def test_an_approval_not_used_before_it_lapses_expires_and_runs_nothing(tmp_path: Path) -> None:
     """T19 (time of check, time of use), our choice: an approval is good for `pending_ttl_seconds` only."""
-    async with hub_with(tmp_path, hold_seconds=0, pending_ttl_seconds=10) as hub:
+    clock = LaterClock()
+    async with hub_with(
+        tmp_path, hold_seconds=0, pending_ttl_seconds=10, approval_store=partial(ApprovalStore, clock=clock)
+    ) as hub:
         token = await agent_token(hub, "forgetful")
         user = await approver(hub)
         pending = await call(hub, token, "legacy", DANGEROUS)
         await hub.hub.approvals.decide(action_id_of(pending), user, True, "go ahead")
-        expired = await expire_as_if_later(hub, seconds=11)
+        expired = await expire_as_if_later(hub, clock, seconds=11)
         told = await call(hub, token, "legacy", DANGEROUS)
         runs = await downstream_runs(hub, "faults__echo")
-        trail = [row.detail for row in await hub.hub.store.recent_audit(limit=20) if row.outcome == "approval_expired"]
+        trail = [
+            row.detail for row in await hub.hub.stores.audit.recent_audit(limit=20) if row.outcome == "approval_expired"
+        ]
 
     assert expired == [action_id_of(pending)]
     assert told.is_error is True
@@ -594,10 +619,10 @@ async def test_an_outcome_is_returned_again_for_a_while_then_the_same_call_asks_
         await hub.hub.approvals.decide(action_id_of(pending), user, True, None)
         collected = await call(hub, token, "legacy", DANGEROUS)
         repeated = await call(hub, token, "legacy", DANGEROUS)
-        action = await hub.hub.approvals.store.get(action_id_of(pending))
+        action = await hub.hub.approvals.get(action_id_of(pending))
         assert action is not None
         # Outside the window (a zero window here) the same call would make a new action.
-        after_the_window = await hub.hub.approvals.store.open_action(action.agent_id, None, action.digest)
+        after_the_window = await hub.hub.stores.approvals.open_action(action.agent_id, None, action.digest)
         runs = await downstream_runs(hub, "faults__echo")
 
     assert (collected.is_error, text_of(collected)) == (False, DANGEROUS["text"])

@@ -15,7 +15,8 @@ from typing import Any
 import anyio
 import pytest
 
-from mcp_hub.db.approval_store import OPEN_STATUSES, ActionRecord
+from mcp_hub.db.approvals import ActionRecord
+from mcp_hub.domain import ALL_STATUSES, ActionStatus
 from mcp_hub.errors import ApprovalError
 from tests.approvals.holding import (
     TASKS,
@@ -92,24 +93,30 @@ async def test_an_approved_task_completes_with_the_downstreams_result_run_exactl
 
 
 async def test_two_identical_task_calls_at_once_get_one_task_that_runs_once_for_both_pollers(
-    hub: RunningHub,
+    tmp_path: Path,
 ) -> None:
     """Issue 4 (the same call does not create a second action), T19 (single use): two identical first calls
     racing to create the action get the same task; polled at once after the approval, it runs once and both
     pollers get its result. A poll that reads the task while the other poll is running it gets `working`
-    (SEP-2663 mapping of `executing`) and polls again once the run has finished."""
+    (SEP-2663 mapping of `executing`) and polls again once the run has finished. The race is pinned down by the
+    hub's `TwoIdenticalFirstCalls` store."""
+    config = approval_config(tmp_path, hold_seconds=30)
+    async with approval_hub(config, approval_store=TwoIdenticalFirstCalls) as hub:
+        await race_two_task_calls(hub)
+
+
+async def race_two_task_calls(hub: RunningHub) -> None:
     token = await agent_token(hub, "tasker")
     user = await approver(hub)
-    TwoIdenticalFirstCalls.install(hub)
     tasks: list[dict[str, Any]] = []
     polls: list[dict[str, Any]] = []
     ran = anyio.Event()
 
     async def on_change(action: ActionRecord) -> None:
-        if action.status in ("done", "failed"):
+        if action.status in (ActionStatus.DONE, ActionStatus.FAILED):
             ran.set()
 
-    hub.hub.approvals.on_change(on_change)
+    hub.hub.feed.subscribe(on_change)
 
     async def start() -> None:
         tasks.append(await start_task(hub, token))
@@ -130,7 +137,7 @@ async def test_two_identical_task_calls_at_once_get_one_task_that_runs_once_for_
         async with anyio.create_task_group() as group:
             for task in tasks:
                 group.start_soon(poll, task["taskId"])
-    actions = await hub.hub.approvals.store.list_actions(OPEN_STATUSES)
+    actions = await hub.hub.approvals.list_actions(ALL_STATUSES)
 
     assert tasks[0]["taskId"] == tasks[1]["taskId"]
     assert [action.id for action in actions] == [tasks[0]["taskId"]]
@@ -171,7 +178,7 @@ async def test_cancelling_a_task_withdraws_the_request_and_no_one_can_approve_it
     assert polled["status"] == "cancelled"
     with pytest.raises(ApprovalError) as refused:
         await hub.hub.approvals.decide(task["taskId"], user, True, None)
-    assert refused.value.kind == "conflict"
+    assert refused.value.reason == "conflict"
     assert await downstream_runs(hub, "faults__echo") == 0
 
 

@@ -27,8 +27,8 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult, TextContent
 from playwright.async_api import Browser, Page, async_playwright
 
-from mcp_hub.admin import identity
-from mcp_hub.db.approval_store import ActionRecord
+from mcp_hub.db.approvals import ActionRecord
+from mcp_hub.domain import Role
 from tests.authz.conftest import AgentCredentials, auth_service, bearer, client_credentials_token, make_agent
 from tests.conftest import REPO, RunningHub, fault_connector, running_hub, write_config
 from tests.web.browser import sign_in
@@ -63,7 +63,7 @@ def require_chromium() -> None:
 
 
 class Arrivals:
-    """Pending actions as the hub's `ApprovalService` announces them (its `on_change` hook)."""
+    """Pending actions as the hub's `ApprovalService` announces them (a subscriber of the hub's feed)."""
 
     def __init__(self) -> None:
         self._seen: dict[str, ActionRecord] = {}
@@ -102,9 +102,9 @@ async def approvals(tmp_path_factory: pytest.TempPathFactory) -> AsyncGenerator[
     async with running_hub(config) as hub, async_playwright() as playwright:
         await hub.wait_ready("faults")
         for name in ("alice", "bob", "carol"):
-            await identity.create_user(auth_service(hub), name, "approver", PASSWORD)
+            await auth_service(hub).admin.create_user(name, Role.APPROVER, PASSWORD)
         arrivals = Arrivals()
-        hub.hub.approvals.on_change(arrivals.on_change)
+        hub.hub.feed.subscribe(arrivals.on_change)
         browser = await playwright.chromium.launch(executable_path=str(CHROMIUM))
         try:
             yield Approvals(hub=hub, browser=browser, arrivals=arrivals)
@@ -189,7 +189,7 @@ async def decide_by_api(
 
 async def echo_runs(env: Approvals, agent: str) -> int:
     await env.hub.hub.audit.flush()
-    events = await env.hub.hub.store.recent_audit(limit=1000)
+    events = await env.hub.hub.stores.audit.recent_audit(limit=1000)
     return sum(
         1
         for event in events
@@ -287,10 +287,7 @@ async def test_the_detail_page_shows_what_the_approved_call_returned(approvals: 
 async def test_an_approver_cannot_decide_for_an_agent_they_own(approvals: Approvals) -> None:
     env = approvals
     agent = await make_agent(env.hub, "bobs-bot", "tool:faults__*")
-    store = auth_service(env.hub).store
-    bob_user = await store.user_by_name("bob")
-    assert bob_user is not None
-    await store.update_agent_metadata((await store.agent_by_name(agent.name)).id, owner_user_id=bob_user.id)
+    await auth_service(env.hub).admin.set_agent_owner(agent.name, "bob")
     async with (
         api_session(env, "bob") as (bob, bob_csrf),
         api_session(env, "alice") as (alice, alice_csrf),

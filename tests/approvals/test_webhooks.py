@@ -125,7 +125,7 @@ async def test_a_new_pending_action_is_announced_signed_with_a_plain_link(tmp_pa
         answer = await modern(hub, token, "tools/call", DANGEROUS, tasks=False)
         await receiver.wait_for(1)
         action_id = answer["result"]["_meta"]["io.github.mcp-hub/approval"]["id"]
-        action = await hub.hub.approvals.store.get(action_id)
+        action = await hub.hub.approvals.get(action_id)
 
     assert action is not None
     [delivery] = receiver.deliveries
@@ -169,7 +169,7 @@ async def test_a_failing_receiver_leaves_the_action_pending_and_decidable(tmp_pa
         first = await modern(hub, token, "tools/call", DANGEROUS, tasks=False)
         await receiver.wait_for(3)
         action_id = first["result"]["_meta"]["io.github.mcp-hub/approval"]["id"]
-        pending = await hub.hub.approvals.store.get(action_id)
+        pending = await hub.hub.approvals.get(action_id)
         await hub.hub.approvals.decide(action_id, user, True, None)
         collected = await modern(hub, token, "tools/call", DANGEROUS, tasks=False)
         runs = await downstream_runs(hub, "faults__echo")
@@ -193,7 +193,7 @@ async def test_an_unset_secret_sends_nothing_rather_than_an_unsigned_announcemen
         # A second, signed-rule-free request proves the hub stayed healthy; nothing can be awaited for "no POST".
         plain = await modern(hub, token, "tools/call", {"name": "faults__echo", "arguments": {"text": "ok"}})
         action_id = answer["result"]["_meta"]["io.github.mcp-hub/approval"]["id"]
-        action = await hub.hub.approvals.store.get(action_id)
+        action = await hub.hub.approvals.get(action_id)
 
     assert receiver.deliveries == []
     assert plain["result"]["isError"] is False

@@ -10,8 +10,7 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from mcp_hub.admin import identity
-from mcp_hub.authz.service import AuthService
+from mcp_hub.runtime import Authorization
 from tests.conftest import RunningHub, fault_connector, running_hub, write_config
 from tests.db.conftest import fresh_postgres_database
 
@@ -23,7 +22,8 @@ class AgentCredentials:
     client_secret: str
 
 
-def auth_service(hub: RunningHub) -> AuthService:
+def auth_service(hub: RunningHub) -> Authorization:
+    """The authorization parts of a hub started with auth."""
     service = hub.hub.auth
     assert service is not None, "the hub was started without auth"
     return service
@@ -31,7 +31,7 @@ def auth_service(hub: RunningHub) -> AuthService:
 
 async def make_agent(hub: RunningHub, name: str, *grants: str) -> AgentCredentials:
     """A confidential agent with `grants`, created the way `mcp-hub agents create` does."""
-    created = await identity.create_agent(auth_service(hub), name, list(grants))
+    created = await auth_service(hub).admin.create_agent(name, list(grants))
     assert created.client_secret is not None
     return AgentCredentials(name=name, client_id=created.agent.client_id, client_secret=created.client_secret)
 

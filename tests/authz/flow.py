@@ -17,8 +17,8 @@ from mcp.client.auth import OAuthClientProvider
 from mcp.shared.auth import AuthorizationCodeResult, OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
 from pydantic import AnyUrl
 
-from mcp_hub.admin import identity
-from mcp_hub.authz.service import AuthService
+from mcp_hub.domain import Role
+from mcp_hub.runtime import Authorization
 from tests.conftest import RunningHub, fault_connector, running_hub, write_config
 from tests.web.browser import authorize_as
 
@@ -26,7 +26,7 @@ REDIRECT_URI = "http://127.0.0.1:8976/callback"
 PASSWORD = "correct horse battery staple"
 
 
-def auth_service(hub: RunningHub) -> AuthService:
+def auth_service(hub: RunningHub) -> Authorization:
     service = hub.hub.auth
     assert service is not None, "the hub was started without auth"
     return service
@@ -60,11 +60,11 @@ async def make_app(
     redirect_uri: str = REDIRECT_URI,
 ) -> App:
     service = auth_service(hub)
-    if await service.store.user_by_name(user) is None:
-        await identity.create_user(service, user, "approver", PASSWORD)
+    if await hub.hub.stores.identities.user_by_name(user) is None:
+        await service.admin.create_user(user, Role.APPROVER, PASSWORD)
     for pattern in grants:
-        await identity.add_grant(service, f"user:{user}", pattern)
-    created = await identity.create_agent(service, agent, [], public=True, redirect_uris=[redirect_uri])
+        await service.admin.add_grant(f"user:{user}", pattern)
+    created = await service.admin.create_agent(agent, [], public=True, redirect_uris=[redirect_uri])
     return App(client_id=created.agent.client_id, redirect_uri=redirect_uri, user=user, password=PASSWORD)
 
 

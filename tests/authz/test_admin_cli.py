@@ -22,7 +22,7 @@ import anyio
 import httpx2
 import pytest
 
-from mcp_hub.admin import identity
+from mcp_hub.domain import Role
 from tests.authz.conftest import auth_service, client_credentials_token, make_agent
 from tests.authz.flow import PASSWORD, make_app, mcp_status, refresh, tokens_for
 from tests.authz.test_decisions import call_status
@@ -265,7 +265,7 @@ async def test_commands_naming_an_unknown_agent_exit_1_naming_it(admin: Admin) -
 async def test_token_for_a_disabled_agent_is_refused(admin: Admin) -> None:
     """Issue 3 §5 (T09): no token for a disabled agent, from the command either."""
     agent = await make_agent(admin.hub, "cli-dormant", "tool:faults__*")
-    await identity.set_agent_enabled(auth_service(admin.hub), agent.name, False)
+    await auth_service(admin.hub).admin.set_agent_enabled(agent.name, False)
     completed = await admin.run("token", agent.name)
 
     assert completed.returncode == EXIT_USAGE
@@ -284,7 +284,7 @@ async def test_users_create_stores_an_argon2id_hash_and_refuses_short_passwords(
     )
     created = created_run.stdout.decode()
     listed: list[dict[str, Any]] = json.loads(await admin.ok("users", "list", "--json"))
-    stored = await auth_service(admin.hub).store.user_by_name("cli-carol")
+    stored = await admin.hub.hub.stores.identities.user_by_name("cli-carol")
 
     assert created.strip() == "user cli-carol created with role approver"
     assert stored is not None
@@ -292,7 +292,7 @@ async def test_users_create_stores_an_argon2id_hash_and_refuses_short_passwords(
     assert PASSWORD not in stored.password_hash
     assert short.returncode == EXIT_USAGE
     assert short.stderr.decode().strip() == "mcp-hub: a password needs at least 12 characters"
-    assert await auth_service(admin.hub).store.user_by_name("cli-dave") is None
+    assert await admin.hub.hub.stores.identities.user_by_name("cli-dave") is None
     assert {"name": "cli-carol", "role": "approver", "enabled": True} in listed
 
 
@@ -301,7 +301,7 @@ async def test_a_disabled_user_cannot_sign_in_loses_web_sessions_and_tokens_acti
     (so `users enable` revives none), refuses access tokens issued for them within the decision-cache bound,
     and their refresh tokens get `invalid_grant` (RFC 6749 §5.2)."""
     hub = admin.hub
-    await identity.create_user(auth_service(hub), "cli-erin", "approver", PASSWORD)
+    await auth_service(hub).admin.create_user("cli-erin", Role.APPROVER, PASSWORD)
     app = await make_app(hub, agent="cli-erin-app", user="cli-erin")
     tokens = await tokens_for(hub, app)
     assert await mcp_status(hub, tokens["access_token"]) == 200
@@ -339,7 +339,7 @@ async def test_set_password_replaces_the_password_and_ends_open_sessions(admin: 
     Unknown users get a one-line error naming them, exit status 1."""
     hub = admin.hub
     new_password = "a different long passphrase"
-    await identity.create_user(auth_service(hub), "cli-frank", "admin", PASSWORD)
+    await auth_service(hub).admin.create_user("cli-frank", Role.ADMIN, PASSWORD)
     async with httpx2.AsyncClient() as browser, httpx2.AsyncClient() as later:
         assert (await sign_in(browser, hub.base_url, "cli-frank", PASSWORD)).status_code == 303
         reset = await admin.ok("users", "set-password", "cli-frank", "--password-stdin", stdin=new_password)
@@ -367,10 +367,10 @@ async def test_set_password_replaces_the_password_and_ends_open_sessions(admin: 
 async def test_a_user_disabled_through_the_admin_layer_is_refused_by_this_process_at_once(admin: Admin) -> None:
     """T09, our choice: a change made through this hub's own service clears its decision cache at once."""
     hub = admin.hub
-    await identity.create_user(auth_service(hub), "cli-gina", "approver", PASSWORD)
+    await auth_service(hub).admin.create_user("cli-gina", Role.APPROVER, PASSWORD)
     app = await make_app(hub, agent="cli-gina-app", user="cli-gina")
     tokens = await tokens_for(hub, app)
     assert await mcp_status(hub, tokens["access_token"]) == 200
-    await identity.set_user_enabled(auth_service(hub), "cli-gina", False)
+    await auth_service(hub).admin.set_user_enabled("cli-gina", False)
 
     assert await mcp_status(hub, tokens["access_token"]) == 401

@@ -14,7 +14,6 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from mcp_hub.admin import identity
 from tests.authz.conftest import bearer
 from tests.authz.flow import (
     Pkce,
@@ -69,7 +68,7 @@ async def test_the_access_token_is_for_the_user_and_carries_its_refresh_family(h
     app = await make_app(hub)
     tokens = await tokens_for(hub, app)
     claims = await auth_service(hub).tokens.verify(tokens["access_token"])
-    user = await auth_service(hub).store.user_by_name(app.user)
+    user = await hub.hub.stores.identities.user_by_name(app.user)
 
     assert user is not None
     assert claims.subject == user.id
@@ -148,7 +147,7 @@ async def test_a_token_follows_the_users_grants_not_the_agents(hub: RunningHub) 
         Client(streamable_http_client(hub.url, http_client=http)) as client,
     ):
         before = sorted(tool.name for tool in (await client.list_tools()).tools)
-    await identity.remove_grant(auth_service(hub), f"user:{app.user}", "tool:faults__pid")
+    await auth_service(hub).admin.remove_grant(f"user:{app.user}", "tool:faults__pid")
     async with (
         bearer(tokens["access_token"]) as http,
         Client(streamable_http_client(hub.url, http_client=http)) as client,
@@ -234,7 +233,7 @@ async def test_a_code_exchanged_after_its_user_was_disabled_is_invalid_grant(hub
     app = await make_app(hub)
     pkce = Pkce.new()
     code = await code_for(hub, app, pkce)
-    await identity.set_user_enabled(auth_service(hub), app.user, False)
+    await auth_service(hub).admin.set_user_enabled(app.user, False)
     refused = await exchange(hub, app, code, pkce.verifier)
 
     assert refused.status_code == 400

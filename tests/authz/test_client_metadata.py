@@ -25,17 +25,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from mcp_hub.admin import identity
-from mcp_hub.authz.client_metadata import (
-    ClientMetadataResolver,
-    EgressPolicy,
-    EgressRefusedError,
-    check_client_id_url,
-    fetch_json,
-    install_resolver,
-    resolve_client,
-    resolve_public,
-)
+from mcp_hub.authz.client_metadata import check_client_id_url
+from mcp_hub.authz.egress import EgressPolicy, fetch_json, resolve_public
+from mcp_hub.db.identities import AgentRecord
+from mcp_hub.domain import Role
+from mcp_hub.errors import EgressRefusedError
 from tests.authz.conftest import auth_service
 from tests.authz.flow import PASSWORD, App, Pkce, authorize_url, exchange, mcp_status
 from tests.conftest import RunningHub, fault_connector, running_hub, write_config
@@ -121,10 +115,18 @@ async def documents() -> AsyncGenerator[DocumentServer]:
         yield server
 
 
-def trust_loopback(hub: RunningHub) -> None:
-    """Install the test override: the hub may fetch documents from the local document server."""
-    service = auth_service(hub)
-    install_resolver(service, ClientMetadataResolver(service, egress=LOOPBACK_FOR_TESTS))
+@pytest.fixture
+async def trusting_hub(tmp_path: Path) -> AsyncGenerator[RunningHub]:
+    """A hub like `auth_hub` whose egress guard also admits loopback http: it may fetch documents from the
+    local document server (the override exists only in code, for tests)."""
+    config = write_config(tmp_path, {"faults": fault_connector()}, auth=True)
+    async with running_hub(config, egress=LOOPBACK_FOR_TESTS) as hub:
+        await hub.wait_ready("faults")
+        yield hub
+
+
+async def resolve_client(hub: RunningHub, client_id: str) -> AgentRecord | None:
+    return await auth_service(hub).clients.resolve(client_id)
 
 
 async def revoke_as_public_client(hub: RunningHub, client_id: str) -> httpx2.Response:
@@ -225,15 +227,13 @@ def test_client_id_urls_follow_the_drafts_rules(client_id: str) -> None:
 
 
 async def test_a_metadata_document_becomes_a_cimd_agent_and_is_cached(
-    auth_hub: RunningHub, documents: DocumentServer
+    trusting_hub: RunningHub, documents: DocumentServer
 ) -> None:
     """MCP 2025-11-25 client registration: the document describes the client; one fetch serves many requests."""
-    trust_loopback(auth_hub)
-    service = auth_service(auth_hub)
     url = documents.document("client.json")
 
-    first = await resolve_client(service, url)
-    again = await resolve_client(service, url)
+    first = await resolve_client(trusting_hub, url)
+    again = await resolve_client(trusting_hub, url)
 
     assert first is not None
     assert first.source == "cimd"
@@ -241,25 +241,25 @@ async def test_a_metadata_document_becomes_a_cimd_agent_and_is_cached(
     assert first.redirect_uris == (REDIRECT_URI,)
     assert first.display_name == "Example CIMD App"
     assert first.grant_types == ("authorization_code", "refresh_token")
-    assert await service.store.grants_of(agent_id=first.id) == []
+    assert await trusting_hub.hub.stores.identities.grants_of(agent_id=first.id) == []
     assert again == first
     assert documents.hits["client.json"] == 1
 
 
 async def test_the_strict_guard_refuses_a_loopback_document_end_to_end(
-    auth_hub: RunningHub, documents: DocumentServer
+    auth_hub: RunningHub, trusting_hub: RunningHub, documents: DocumentServer
 ) -> None:
-    """T11 end to end: the hub's own (strict) resolver never connects to loopback or cloud metadata addresses."""
+    """T11 end to end: the hub's own (strict) resolver never connects to loopback or cloud metadata addresses;
+    the same document is fetched by a hub built with the tests' loosened guard."""
     url = documents.document("client.json")
     same_server_over_https = url.replace("http://", "https://")
 
     loopback = await revoke_as_public_client(auth_hub, same_server_over_https)
     cloud_metadata = await revoke_as_public_client(auth_hub, "https://169.254.169.254/latest/meta-data/client.json")
-    private = await resolve_client(auth_service(auth_hub), "https://10.0.0.1/client.json")
-    plain_http = await resolve_client(auth_service(auth_hub), url)
+    private = await resolve_client(auth_hub, "https://10.0.0.1/client.json")
+    plain_http = await resolve_client(auth_hub, url)
     hits_under_the_strict_guard = documents.hits["client.json"]
-    trust_loopback(auth_hub)
-    trusted = await revoke_as_public_client(auth_hub, url)
+    trusted = await revoke_as_public_client(trusting_hub, url)
 
     assert loopback.status_code == 401
     assert cloud_metadata.status_code == 401
@@ -285,11 +285,9 @@ UNTRUSTWORTHY = [
 
 @pytest.mark.parametrize("case", UNTRUSTWORTHY)
 async def test_documents_the_hub_must_not_trust_are_refused(
-    auth_hub: RunningHub, documents: DocumentServer, case: str
+    trusting_hub: RunningHub, documents: DocumentServer, case: str
 ) -> None:
     """draft §4 (client_id must equal the URL, no shared secrets) and T11 (no redirects, size and time caps)."""
-    trust_loopback(auth_hub)
-    service = auth_service(auth_hub)
     good = documents.document("good.json")
     urls = {
         "client_id of another URL": lambda: documents.document("mismatch.json", client_id=good),
@@ -307,28 +305,34 @@ async def test_documents_the_hub_must_not_trust_are_refused(
     url = urls[case]()
 
     with anyio.fail_after(10):
-        resolved = await resolve_client(service, url)
+        resolved = await resolve_client(trusting_hub, url)
 
     assert resolved is None
-    assert await service.store.agent_by_client_id(url) is None
+    assert await trusting_hub.hub.stores.identities.agent_by_client_id(url) is None
     assert documents.hits["good.json"] == 0
 
 
 async def test_a_cimd_client_with_a_jwks_uri_authenticates_with_a_signed_assertion(
-    auth_hub: RunningHub, documents: DocumentServer
+    trusting_hub: RunningHub, documents: DocumentServer
 ) -> None:
     """draft §4 + RFC 7523: keys from the document's jwks_uri (fetched through the guard) verify the assertion."""
-    trust_loopback(auth_hub)
     key = ECKey.generate_key("P-256", private=True)
     jwks_uri = documents.serve("jwks.json", {"keys": [key.as_dict(private=False)]})
     url = documents.document("keyed.json", token_endpoint_auth_method="private_key_jwt", jwks_uri=jwks_uri)
     now = int(time.time())
-    claims = {"iss": url, "sub": url, "aud": auth_hub.base_url, "iat": now, "exp": now + 60, "jti": uuid.uuid4().hex}
+    claims = {
+        "iss": url,
+        "sub": url,
+        "aud": trusting_hub.base_url,
+        "iat": now,
+        "exp": now + 60,
+        "jti": uuid.uuid4().hex,
+    }
     assertion = jwt.encode({"alg": "ES256"}, claims, key, algorithms=["ES256"])
 
     async with httpx2.AsyncClient() as client:
         response = await client.post(
-            f"{auth_hub.base_url}/oauth/introspect",
+            f"{trusting_hub.base_url}/oauth/introspect",
             data={
                 "token": "not-a-token",
                 "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
@@ -341,18 +345,17 @@ async def test_a_cimd_client_with_a_jwks_uri_authenticates_with_a_signed_asserti
 
 
 async def test_an_admin_can_disable_a_cimd_agent_and_the_cache_does_not_hide_it(
-    auth_hub: RunningHub, documents: DocumentServer
+    trusting_hub: RunningHub, documents: DocumentServer
 ) -> None:
     """Chosen: the document is cached, the agent row is not; `agents disable` shows at once."""
-    trust_loopback(auth_hub)
-    service = auth_service(auth_hub)
+    service = auth_service(trusting_hub)
     url = documents.document("client.json")
-    agent = await resolve_client(service, url)
+    agent = await resolve_client(trusting_hub, url)
     assert agent is not None
 
-    await identity.set_agent_enabled(service, agent.name, False)
-    disabled = await resolve_client(service, url)
-    refused = await revoke_as_public_client(auth_hub, url)
+    await service.admin.set_agent_enabled(agent.name, False)
+    disabled = await resolve_client(trusting_hub, url)
+    refused = await revoke_as_public_client(trusting_hub, url)
 
     assert disabled is not None
     assert disabled.enabled is False
@@ -368,36 +371,38 @@ async def test_documents_are_not_fetched_when_the_admin_turned_them_off(
         tmp_path, {"faults": fault_connector()}, "[auth]\nclient_id_metadata_documents = false\n", auth=True
     )
     url = documents.document("client.json")
-    async with running_hub(config) as hub:
-        trust_loopback(hub)
-        resolved = await resolve_client(auth_service(hub), url)
+    async with running_hub(config, egress=LOOPBACK_FOR_TESTS) as hub:
+        resolved = await resolve_client(hub, url)
 
     assert resolved is None
     assert documents.hits["client.json"] == 0
 
 
 async def test_a_metadata_document_client_completes_the_code_flow_at_the_authorization_endpoint(
-    auth_hub: RunningHub, documents: DocumentServer
+    trusting_hub: RunningHub, documents: DocumentServer
 ) -> None:
     """MCP 2025-11-25 client registration (Client ID Metadata Documents, preferred) through the real pages: a
     URL `client_id` the hub has never seen is fetched at `/oauth/authorize`, the consent page names the
     document's `client_name`, and the code it yields is exchanged by the same URL for a token carrying the
     user's grants (T05: only the document's redirect URI; T06: consent first; T11: fetched through the guard)."""
-    trust_loopback(auth_hub)
-    service = auth_service(auth_hub)
+    service = auth_service(trusting_hub)
     url = documents.document("ide.json", client_name="Document-Registered IDE")
-    await identity.create_user(service, "cimd-user", "approver", PASSWORD)
-    await identity.add_grant(service, "user:cimd-user", "tool:faults__echo")
+    await service.admin.create_user("cimd-user", Role.APPROVER, PASSWORD)
+    await service.admin.add_grant("user:cimd-user", "tool:faults__echo")
     app = App(client_id=url, redirect_uri=REDIRECT_URI, user="cimd-user", password=PASSWORD)
     pkce = Pkce.new()
 
     async with httpx2.AsyncClient() as browser:
-        consent = await open_consent(browser, auth_hub.base_url, authorize_url(auth_hub, app, pkce), app.user, PASSWORD)
-        answer = await decide(browser, auth_hub.base_url, consent.text)
+        consent = await open_consent(
+            browser, trusting_hub.base_url, authorize_url(trusting_hub, app, pkce), app.user, PASSWORD
+        )
+        answer = await decide(browser, trusting_hub.base_url, consent.text)
     code = query_of(answer.headers["location"])["code"]
-    exchanged = await exchange(auth_hub, app, code, pkce.verifier)
-    agent = await service.store.agent_by_client_id(url)
-    wrong_redirect = await auth_hub_get(auth_hub, authorize_url(auth_hub, app, pkce, redirect_uri=REDIRECT_URI + "x"))
+    exchanged = await exchange(trusting_hub, app, code, pkce.verifier)
+    agent = await trusting_hub.hub.stores.identities.agent_by_client_id(url)
+    wrong_redirect = await hub_get(
+        trusting_hub, authorize_url(trusting_hub, app, pkce, redirect_uri=REDIRECT_URI + "x")
+    )
 
     assert consent.status_code == 200, consent.text
     assert "Document-Registered IDE" in consent.text
@@ -405,7 +410,7 @@ async def test_a_metadata_document_client_completes_the_code_flow_at_the_authori
     assert answer.headers["location"].startswith(REDIRECT_URI + "?")
     assert exchanged.status_code == 200, exchanged.text
     assert exchanged.json()["scope"] == "tool:faults__echo"
-    assert await mcp_status(auth_hub, exchanged.json()["access_token"]) == 200
+    assert await mcp_status(trusting_hub, exchanged.json()["access_token"]) == 200
     assert agent is not None
     assert agent.source == "cimd"
     assert wrong_redirect.status_code == 400
@@ -413,6 +418,6 @@ async def test_a_metadata_document_client_completes_the_code_flow_at_the_authori
     assert documents.hits["ide.json"] == 1
 
 
-async def auth_hub_get(hub: RunningHub, url: str) -> httpx2.Response:
+async def hub_get(hub: RunningHub, url: str) -> httpx2.Response:
     async with httpx2.AsyncClient() as client:
         return await client.get(url)

@@ -26,13 +26,11 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
-from mcp_hub.admin import identity
 from mcp_hub.authz import scopes
-from mcp_hub.authz.decisions import ToolAccess, _TtlCache  # pyright: ignore[reportPrivateUsage]
-from mcp_hub.authz.resource import FORBIDDEN_CODE
-from mcp_hub.authz.service import AuthService
-from mcp_hub.authz.wiring import build_auth_service
-from mcp_hub.db.engine import create_engine
+from mcp_hub.authz.decisions import ToolAccess
+from mcp_hub.gateway.errors import FORBIDDEN as FORBIDDEN_CODE
+from mcp_hub.runtime import Authorization, admin_tools
+from mcp_hub.ttl_cache import TtlCache
 from tests.authz.conftest import auth_service, bearer, client_credentials_token, make_agent
 from tests.conftest import RunningHub, fault_connector, running_hub, write_config
 
@@ -208,13 +206,10 @@ async def hub(tmp_path_factory: pytest.TempPathFactory) -> AsyncGenerator[Runnin
 
 
 @asynccontextmanager
-async def another_admin_process(hub: RunningHub) -> AsyncGenerator[AuthService]:
+async def another_admin_process(hub: RunningHub) -> AsyncGenerator[Authorization]:
     """The admin layer on its own engine and caches, like `mcp-hub grants remove` run beside the hub."""
-    engine = create_engine(hub.hub.settings.database.url)
-    try:
-        yield build_auth_service(hub.hub.settings, engine)
-    finally:
-        await engine.dispose()
+    async with admin_tools(hub.hub.settings) as tools:
+        yield tools.auth
 
 
 async def call_status(hub: RunningHub, token: str, tool: str) -> int:
@@ -259,7 +254,7 @@ async def test_a_grant_added_after_the_token_was_issued_is_still_capped_by_the_t
     """T10, our design: a token carries the scopes it was issued with; a new grant needs a new token."""
     agent = await make_agent(hub, "grown-later", "tool:faults__echo")
     old_token = await client_credentials_token(hub, agent)
-    await identity.add_grant(auth_service(hub), agent.name, "tool:faults__pid")
+    await auth_service(hub).admin.add_grant(agent.name, "tool:faults__pid")
     new_token = await client_credentials_token(hub, agent)
 
     assert await call_status(hub, old_token, "faults__pid") == 403
@@ -272,7 +267,7 @@ async def test_a_grant_removed_by_this_process_is_refused_on_the_next_call(hub: 
     agent = await make_agent(hub, "revoked-here", "tool:faults__echo", "tool:faults__pid")
     token = await client_credentials_token(hub, agent)
     assert await call_status(hub, token, "faults__pid") == 200
-    await identity.remove_grant(auth_service(hub), agent.name, "tool:faults__pid")
+    await auth_service(hub).admin.remove_grant(agent.name, "tool:faults__pid")
     assert await call_status(hub, token, "faults__pid") == 403
     assert await call_status(hub, token, "faults__echo") == 200
 
@@ -286,7 +281,7 @@ async def test_a_grant_removed_by_another_process_is_refused_within_the_decision
     assert await call_status(hub, token, "faults__pid") == 200
 
     async with another_admin_process(hub) as admin:
-        await identity.remove_grant(admin, agent.name, "tool:faults__pid")
+        await admin.admin.remove_grant(agent.name, "tool:faults__pid")
 
     async def refused() -> bool:
         return await call_status(hub, token, "faults__pid") == 403
@@ -302,7 +297,7 @@ async def test_an_agent_disabled_by_another_process_gets_401_within_the_decision
     assert await call_status(hub, token, "faults__echo") == 200
 
     async with another_admin_process(hub) as admin:
-        await identity.set_agent_enabled(admin, agent.name, False)
+        await admin.admin.set_agent_enabled(agent.name, False)
 
     async def unauthorized() -> bool:
         return await call_status(hub, token, "faults__echo") == 401
@@ -320,7 +315,7 @@ async def test_an_open_legacy_session_loses_a_revoked_tool(hub: RunningHub) -> N
     ):
         assert (await client.call_tool("faults__pid", {})).is_error is False
         async with another_admin_process(hub) as admin:
-            await identity.remove_grant(admin, agent.name, "tool:faults__pid")
+            await admin.admin.remove_grant(agent.name, "tool:faults__pid")
 
         async def refused() -> bool:
             try:
@@ -339,7 +334,7 @@ async def test_an_open_legacy_session_loses_a_revoked_tool(hub: RunningHub) -> N
 
 async def test_concurrent_misses_of_one_expired_decision_share_one_store_read() -> None:
     """Our choice: when a cached decision expires under load, one read refreshes it for every waiting request."""
-    cache = _TtlCache[str](ttl=60)
+    cache = TtlCache[str](ttl=60)
     reads = 0
     release = anyio.Event()
 
@@ -365,7 +360,7 @@ async def test_concurrent_misses_of_one_expired_decision_share_one_store_read() 
 
 async def test_a_failed_shared_read_caches_nothing_and_each_waiter_reads_again() -> None:
     """Fail closed: a store error is never turned into a cached (or guessed) decision."""
-    cache = _TtlCache[str](ttl=60)
+    cache = TtlCache[str](ttl=60)
     reads = 0
     release = anyio.Event()
 
@@ -396,7 +391,7 @@ async def test_a_failed_shared_read_caches_nothing_and_each_waiter_reads_again()
 
 async def test_a_decision_read_before_the_cache_is_cleared_is_not_cached() -> None:
     """T09: an admin change in this process (which clears the cache) is seen by the next request at once."""
-    cache = _TtlCache[str](ttl=60)
+    cache = TtlCache[str](ttl=60)
     release = anyio.Event()
 
     async def stale_read() -> str:

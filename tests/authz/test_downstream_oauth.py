@@ -3,8 +3,9 @@
 The downstream here is a second, real mcp-hub with auth enabled (its own authorization server, its own
 agent for the first hub): hub A's connector gets client-credentials tokens from hub B; the agent talking to
 hub A never sees them, and its own token never reaches hub B (T01). Renewal is tested on the connector's
-auth flow (`ClientCredentialsAuth`) against hub B over real HTTP, with its clock injected so the token's
-five minutes pass at once: renewed 30 s before it expires, and once (no more) after a 401.
+auth flow (`ClientCredentialsAuth`, authlib's OAuth 2 client underneath) against hub B over real HTTP, with its
+clock injected so the token's five minutes pass at once: renewed 30 s before it expires, and once (no more)
+after a 401.
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from mcp_hub.admin import identity
 from mcp_hub.config.connectors import DownstreamOAuth
-from mcp_hub.downstream.health import Health
-from mcp_hub.downstream.oauth import ClientCredentialsAuth, DownstreamTokenError
+from mcp_hub.domain import ConnectorId, Health
+from mcp_hub.downstream.oauth import ClientCredentialsAuth
+from mcp_hub.errors import DownstreamAuthError
 from tests.authz.conftest import AgentCredentials, auth_service, bearer, client_credentials_token, make_agent
 from tests.conftest import RunningHub, connector_toml, fault_connector, running_hub, write_config
 
@@ -78,7 +79,7 @@ async def test_a_connector_gets_its_own_token_from_the_downstreams_authorization
                 echoed = await client.call_tool("hub-b__faults__echo", {"text": "through two hubs"})
                 seen_headers = json.loads(text_of(await client.call_tool("hub-b__faults__meta", {})))
             await hub_b.hub.audit.flush()
-            audit_b = await hub_b.hub.store.recent_audit(limit=5)
+            audit_b = await hub_b.hub.stores.audit.recent_audit(limit=5)
             report_a = json.dumps(hub_a.hub.health_report())
     assert "hub-b__faults__echo" in names
     assert text_of(echoed) == "through two hubs"
@@ -121,7 +122,7 @@ class Clock:
 
 @dataclass
 class Recorder:
-    """Every request the connector's HTTP client sends, the auth flow's token requests included, as
+    """Every request the connector's HTTP clients send, the auth flow's token requests included, as
     (path, Authorization header) at the moment it was sent (the auth flow re-sends the same request object)."""
 
     sent: list[tuple[str, str]]
@@ -175,8 +176,18 @@ async def test_the_connectors_token_is_renewed_before_it_expires_and_once_after_
         credentials = await make_agent(hub_b, "hub-a", "tool:faults__*")
         clock = Clock()
         recorder = Recorder(sent=[])
-        auth = ClientCredentialsAuth(connector_oauth(hub_b, credentials), hub_b.url, clock=clock)
-        async with httpx2.AsyncClient(auth=auth, event_hooks={"request": [recorder]}, timeout=10) as client:
+        hooks = {"request": [recorder]}
+        async with (
+            ClientCredentialsAuth(
+                ConnectorId("hub-b"),
+                connector_oauth(hub_b, credentials),
+                hub_b.url,
+                timeout=10,
+                clock=clock,
+                event_hooks=hooks,
+            ) as auth,
+            httpx2.AsyncClient(auth=auth, event_hooks=hooks, timeout=10) as client,
+        ):
 
             async def list_status() -> int:
                 return (await client.post(hub_b.url, json=MODERN_LIST, headers=MODERN_HEADERS)).status_code
@@ -195,8 +206,8 @@ async def test_the_connectors_token_is_renewed_before_it_expires_and_once_after_
             tokens_after_401 = recorder.token_requests()
             bearers_after_401 = recorder.bearer_tokens()
 
-            await identity.set_agent_enabled(auth_service(hub_b), credentials.name, False)
-            with pytest.raises(DownstreamTokenError) as refused:
+            await auth_service(hub_b).admin.set_agent_enabled(credentials.name, False)
+            with pytest.raises(DownstreamAuthError) as refused:
                 await list_status()
             tokens_after_refusal = recorder.token_requests()
 

@@ -1,7 +1,7 @@
 """Signing-key rotation that never breaks a live token, and a bounded answer to unknown-kid floods (threat T03).
 
 The key ring and the token service take an injected clock, so hours of key life pass in microseconds;
-the store is a real `AuthStore` on a migrated SQLite file. RFC 7517 publishes keys; keeping a retired key
+the store is a real `SigningKeyStore` on a migrated SQLite file. RFC 7517 publishes keys; keeping a retired key
 until every token it signed has expired, publishing the next key before it signs, and reloading at most
 once per refetch interval are our choices (the MCP authorization spec leaves rotation to the server).
 """
@@ -23,11 +23,11 @@ from joserfc.jwk import ECKey
 from joserfc.jws import extract_compact
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from mcp_hub.authz.keys import RELOAD_SECONDS as KEY_RELOAD_SECONDS
 from mcp_hub.authz.keys import KeyRing
-from mcp_hub.authz.service import KEY_RELOAD_SECONDS
 from mcp_hub.authz.tokens import TokenService
-from mcp_hub.db.auth_store import AuthStore, SigningKeyRecord
 from mcp_hub.db.engine import create_engine, upgrade
+from mcp_hub.db.keys import SigningKeyRecord, SigningKeyStore
 from mcp_hub.errors import InvalidTokenError
 from tests.conftest import fault_connector, running_hub, write_config
 from tests.test_stdio_front_door import MCP_HUB
@@ -57,8 +57,8 @@ class Clock:
         self.now += timedelta(seconds=seconds)
 
 
-class CountingStore(AuthStore):
-    """A real `AuthStore` that counts how often the signing keys are read (the cost of a reload)."""
+class CountingStore(SigningKeyStore):
+    """A real `SigningKeyStore` that counts how often the signing keys are read (the cost of a reload)."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         super().__init__(engine)
@@ -99,7 +99,7 @@ async def replica(engine: AsyncEngine, clock: Clock) -> Replica:
         store, publish_ahead=PUBLISH_AHEAD, longest_token_life=LONGEST_TOKEN_LIFE, refetch_interval=REFETCH, clock=clock
     )
     await keys.load()
-    tokens = TokenService(keys, issuer=ISSUER, resource=RESOURCE, skew_seconds=SKEW, clock=clock)
+    tokens = TokenService(keys, issuer=ISSUER, resource=RESOURCE, lifetime_seconds=300, skew_seconds=SKEW, clock=clock)
     return Replica(store=store, keys=keys, tokens=tokens)
 
 

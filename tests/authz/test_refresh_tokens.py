@@ -12,7 +12,6 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from mcp_hub.admin import identity
 from tests.authz.flow import auth_service, code_flow_hub, make_app, mcp_status, refresh, sdk_provider, tokens_for
 from tests.conftest import RunningHub
 
@@ -112,7 +111,7 @@ async def test_a_refresh_is_decided_again_against_the_users_current_grants(hub: 
     """Chosen by us (issue 3): a refreshed token never carries a scope the user has lost."""
     app = await make_app(hub, grants=("tool:faults__echo", "tool:faults__pid"))
     tokens = await tokens_for(hub, app)
-    await identity.remove_grant(auth_service(hub), f"user:{app.user}", "tool:faults__pid")
+    await auth_service(hub).admin.remove_grant(f"user:{app.user}", "tool:faults__pid")
     refreshed = await refresh(hub, app, tokens["refresh_token"])
 
     assert tokens["scope"] == "tool:faults__echo tool:faults__pid"
@@ -123,7 +122,7 @@ async def test_a_disabled_user_cannot_refresh(hub: RunningHub) -> None:
     """RFC 6749 §5.2 invalid_grant: the user the grant was made for may no longer act."""
     app = await make_app(hub)
     tokens = await tokens_for(hub, app)
-    await auth_service(hub).store.set_user_enabled(app.user, False)
+    await hub.hub.stores.identities.set_user_enabled(app.user, False)
     auth_service(hub).decider.forget()
     refreshed = await refresh(hub, app, tokens["refresh_token"])
 

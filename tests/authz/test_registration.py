@@ -13,7 +13,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.auth import OAuthClientInformationFull
 
-from mcp_hub.admin import identity
+from mcp_hub.domain import Role
 from tests.authz.conftest import auth_service, bearer
 from tests.authz.flow import PASSWORD, App, Pkce, code_for, exchange
 from tests.conftest import RunningHub, fault_connector, running_hub, write_config
@@ -54,12 +54,12 @@ async def test_a_public_client_registers_and_gets_an_id_but_no_secret_and_no_gra
     assert body["client_name"] == "Example Desktop App"
     assert isinstance(body["client_id_issued_at"], int)
     OAuthClientInformationFull.model_validate(body)  # the SDK accepts the answer
-    service = auth_service(auth_hub)
-    agent = await service.store.agent_by_client_id(body["client_id"])
+    identities = auth_hub.hub.stores.identities
+    agent = await identities.agent_by_client_id(body["client_id"])
     assert agent is not None
     assert agent.source == "dcr"
     assert agent.name.startswith("dcr-")
-    assert await service.store.grants_of(agent_id=agent.id) == []
+    assert await identities.grants_of(agent_id=agent.id) == []
 
 
 async def test_a_confidential_client_gets_its_secret_once_and_cannot_use_client_credentials(
@@ -209,8 +209,8 @@ async def test_a_registered_public_client_completes_the_code_flow_and_reaches_th
 ) -> None:
     """RFC 7591 + OAuth 2.1: the DCR client acts with the consenting user's grants (it has none itself)."""
     service = auth_service(auth_hub)
-    await identity.create_user(service, "alice", "approver", PASSWORD)
-    await identity.add_grant(service, "user:alice", "tool:faults__echo")
+    await service.admin.create_user("alice", Role.APPROVER, PASSWORD)
+    await service.admin.add_grant("user:alice", "tool:faults__echo")
     registered = (
         await register(auth_hub, {"redirect_uris": [LOOPBACK_REDIRECT], "token_endpoint_auth_method": "none"})
     ).json()

@@ -15,8 +15,7 @@ from joserfc.jwk import ECKey
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from mcp_hub.admin import identity
-from mcp_hub.admin.key_agents import create_key_agent
+from mcp_hub.domain import Role
 from tests.authz.conftest import AgentCredentials, auth_service, bearer, client_credentials_token, make_agent
 from tests.authz.flow import PASSWORD, App, Pkce, code_for, exchange, make_app, mcp_status, refresh, tokens_for
 from tests.conftest import RunningHub, fault_connector, running_hub, write_config
@@ -69,8 +68,8 @@ async def echo(hub: RunningHub, token: str) -> bool:
 async def confidential_app(hub: RunningHub) -> tuple[App, AgentCredentials]:
     """A confidential client registered by DCR, and a user (alice) who may call faults__echo."""
     service = auth_service(hub)
-    await identity.create_user(service, "alice", "approver", PASSWORD)
-    await identity.add_grant(service, "user:alice", "tool:faults__echo")
+    await service.admin.create_user("alice", Role.APPROVER, PASSWORD)
+    await service.admin.add_grant("user:alice", "tool:faults__echo")
     async with httpx2.AsyncClient() as client:
         registered = (
             await client.post(
@@ -220,7 +219,7 @@ async def test_a_disabled_agents_token_is_never_reported_active(hub: RunningHub)
     other = await make_agent(hub, "other", "tool:*")
     token = await client_credentials_token(hub, agent)
 
-    await identity.set_agent_enabled(auth_service(hub), "worker", False)
+    await auth_service(hub).admin.set_agent_enabled("worker", False)
     itself = await post_form(hub, "/oauth/introspect", {"token": token}, agent)
 
     assert itself.status_code == 401
@@ -231,12 +230,12 @@ async def test_user_tokens_are_inactive_once_the_user_is_disabled(hub: RunningHu
     """Issue 3 §5: the subject's state is read at introspection time, access and refresh tokens alike."""
     app, credentials = await confidential_app(hub)
     tokens = await user_tokens(hub, app, credentials)
-    user = await auth_service(hub).store.user_by_name("alice")
+    user = await hub.hub.stores.identities.user_by_name("alice")
     assert user is not None
 
     access = await introspect(hub, tokens["access_token"], credentials)
     refresh_token = await introspect(hub, tokens["refresh_token"], credentials, token_type_hint="refresh_token")
-    await auth_service(hub).store.set_user_enabled("alice", False)
+    await hub.hub.stores.identities.set_user_enabled("alice", False)
 
     assert access["active"] is True
     assert access["sub"] == user.id
@@ -261,9 +260,11 @@ async def test_a_revoked_refresh_token_is_inactive(hub: RunningHub) -> None:
 async def test_a_key_agent_introspects_with_an_assertion_for_the_introspection_endpoint(hub: RunningHub) -> None:
     """RFC 7523 §3 item 3: the endpoint's own URL is an acceptable audience there."""
     key = ECKey.generate_key("P-256", private=True)
-    created = await create_key_agent(auth_service(hub), "keyed", ["tool:*"], {"keys": [key.as_dict(private=False)]})
+    created = await auth_service(hub).admin.create_key_agent(
+        "keyed", ["tool:*"], {"keys": [key.as_dict(private=False)]}
+    )
     client_id = created.agent.client_id
-    token = auth_service(hub).access_token_response(created.agent, ["tool:*"])["access_token"]
+    token = auth_service(hub).tokens.token_response(created.agent.client_id, ["tool:*"])["access_token"]
     now = int(time.time())
     endpoint = f"{hub.base_url}/oauth/introspect"
     claims = {"iss": client_id, "sub": client_id, "aud": endpoint, "exp": now + 60, "jti": uuid.uuid4().hex}

@@ -23,7 +23,7 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from mcp_hub.admin import identity
+from mcp_hub.domain import Role
 from tests.authz.conftest import auth_service, bearer, client_credentials_token, make_agent
 from tests.authz.flow import PASSWORD, REDIRECT_URI
 from tests.conftest import RunningHub, connector_toml, fault_connector, running_hub, write_config
@@ -124,12 +124,14 @@ async def test_one_app_acting_for_two_users_cannot_share_a_session(hub: RunningH
     """T13, our choice: a session belongs to the agent AND the user it acts for (the token's `sub`); the same
     app with another user's token is another principal and gets 404."""
     service = auth_service(hub)
-    app = await identity.create_agent(service, "session-app", [], public=True, redirect_uris=[REDIRECT_URI])
+    app = await service.admin.create_agent("session-app", [], public=True, redirect_uris=[REDIRECT_URI])
     tokens: list[str] = []
     for name in ("session-user-a", "session-user-b"):
-        user = await identity.create_user(service, name, "approver", PASSWORD)
-        await identity.add_grant(service, f"user:{name}", "tool:faults__*")
-        tokens.append(service.access_token_response(app.agent, ["tool:faults__*"], user_id=user.id)["access_token"])
+        user = await service.admin.create_user(name, Role.APPROVER, PASSWORD)
+        await service.admin.add_grant(f"user:{name}", "tool:faults__*")
+        tokens.append(
+            service.tokens.token_response(app.agent.client_id, ["tool:faults__*"], user_id=user.id)["access_token"]
+        )
     first_user, second_user = tokens
     async with httpx2.AsyncClient(timeout=10) as http:
         session = await open_legacy_session(http, hub.url, first_user)

@@ -21,13 +21,11 @@ from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.shared.exceptions import MCPError
 
-from mcp_hub.admin import identity
-from mcp_hub.authz.resource import FORBIDDEN_CODE
-from mcp_hub.authz.service import AuthService
-from mcp_hub.authz.wiring import build_auth_service
 from mcp_hub.config.settings import load_settings
-from mcp_hub.db.engine import create_engine, upgrade
+from mcp_hub.db.engine import upgrade
+from mcp_hub.gateway.errors import FORBIDDEN as FORBIDDEN_CODE
 from mcp_hub.gateway.stdio import TOKEN_ENV
+from mcp_hub.runtime import AdminTools, admin_tools
 from tests.conftest import fault_connector, write_config
 from tests.test_stdio_front_door import ERAS, MCP_HUB, Era, StderrWatch
 
@@ -38,16 +36,10 @@ DEFAULT_DECISION_CACHE_SECONDS = 2.0
 
 
 @asynccontextmanager
-async def admin(config: Path) -> AsyncGenerator[AuthService]:
+async def admin(config: Path) -> AsyncGenerator[AdminTools]:
     """The admin layer on the hub's database, as `mcp-hub agents|grants|token` use it."""
-    settings = load_settings(config)
-    engine = create_engine(settings.database.url)
-    try:
-        service = build_auth_service(settings, engine)
-        await service.start()
-        yield service
-    finally:
-        await engine.dispose()
+    async with admin_tools(load_settings(config)) as tools:
+        yield tools
 
 
 @pytest.fixture(scope="module")
@@ -55,17 +47,17 @@ async def config(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An auth-enabled hub config with the fault fixture, and agents: `echo-only`, `wide`, `switched-off`."""
     path = write_config(tmp_path_factory.mktemp("stdio-auth"), {"faults": fault_connector()}, auth=True)
     await upgrade(load_settings(path).database.url)
-    async with admin(path) as service:
-        await identity.create_agent(service, "echo-only", ["tool:faults__echo"])
-        await identity.create_agent(service, "wide", ["tool:faults__*"])
-        await identity.create_agent(service, "switched-off", ["tool:*"])
-        await identity.set_agent_enabled(service, "switched-off", False)
+    async with admin(path) as tools:
+        await tools.auth.admin.create_agent("echo-only", ["tool:faults__echo"])
+        await tools.auth.admin.create_agent("wide", ["tool:faults__*"])
+        await tools.auth.admin.create_agent("switched-off", ["tool:*"])
+        await tools.auth.admin.set_agent_enabled("switched-off", False)
     return path
 
 
 async def mint(config: Path, agent: str, scope: str | None = None) -> str:
-    async with admin(config) as service:
-        response = await identity.mint_token(service, agent, scope)
+    async with admin(config) as tools:
+        response = await tools.auth.admin.mint_token(agent, scope)
     token = response["access_token"]
     assert isinstance(token, str)
     return token
@@ -207,9 +199,9 @@ async def test_a_stdio_session_refuses_every_request_once_its_token_is_revoked(c
     with anyio.fail_after(START_TIMEOUT):
         async with stdio_client_of(config, "2026-07-28", env={TOKEN_ENV: token}) as client:
             assert (await client.call_tool("faults__echo", {"text": "before"})).is_error is False
-            async with admin(config) as service:
-                claims = await service.tokens.verify(token)
-                await service.store.revoke_access_token(claims.jti, datetime.fromtimestamp(claims.expires_at, UTC))
+            async with admin(config) as tools:
+                claims = await tools.auth.tokens.verify(token)
+                await tools.stores.oauth.revoke_access_token(claims.jti, datetime.fromtimestamp(claims.expires_at, UTC))
 
             async def refused() -> MCPError | None:
                 try:

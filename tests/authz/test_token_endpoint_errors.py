@@ -17,7 +17,6 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from mcp_hub.admin import identity
 from mcp_hub.authz.http import oauth_error_response
 from mcp_hub.config.settings import load_settings
 from mcp_hub.errors import ConfigError, OAuthError
@@ -105,15 +104,16 @@ async def test_a_client_disabled_after_it_authenticated_is_invalid_client_401(
     """RFC 6749 §5.2 (mandated: 401): the race between client authentication and the grant, made deterministic
     by disabling the agent between the two steps; the error the grant raises is still 401."""
     service = auth_service(hub)
-    record = await service.store.agent_by_client_id(agent.client_id)
+    identities = hub.hub.stores.identities
+    record = await identities.agent_by_client_id(agent.client_id)
     assert record is not None
     late = await make_agent(hub, "disabled-in-between", "tool:faults__*")
-    late_record = await service.store.agent_by_client_id(late.client_id)
+    late_record = await identities.agent_by_client_id(late.client_id)
     assert late_record is not None
-    await identity.set_agent_enabled(service, late.name, False)
+    await service.admin.set_agent_enabled(late.name, False)
 
     with pytest.raises(OAuthError) as refused:
-        await service.granted_scopes(late_record, None, None)
+        await service.granter.for_agent(late_record, None)
     response = oauth_error_response(refused.value)
 
     assert refused.value.error == "invalid_client"

@@ -28,8 +28,8 @@ from joserfc import jws, jwt
 from joserfc.jwk import ECKey, RSAKey
 
 from mcp_hub.authz.keys import LoadedKey
-from mcp_hub.authz.service import AuthService
 from mcp_hub.errors import InvalidTokenError
+from mcp_hub.runtime import Authorization
 from tests.authz.conftest import AgentCredentials, auth_service, client_credentials_token, make_agent
 from tests.conftest import RunningHub, fault_connector, running_hub, write_config
 
@@ -202,7 +202,9 @@ async def hub(tmp_path_factory: pytest.TempPathFactory) -> AsyncGenerator[Runnin
 async def forge(hub: RunningHub) -> Forge:
     agent = await make_agent(hub, "forgery-victim", "tool:faults__*")
     service = auth_service(hub)
-    return Forge(issuer=service.issuer, resource=service.resource, agent=agent, hub_key=service.keys.signing_key())
+    return Forge(
+        issuer=service.urls.issuer, resource=service.urls.resource, agent=agent, hub_key=service.keys.signing_key()
+    )
 
 
 async def list_tools_with(hub: RunningHub, token: str) -> httpx2.Response:
@@ -233,7 +235,7 @@ async def test_a_token_from_the_token_endpoint_is_accepted(hub: RunningHub, forg
 async def test_a_forged_token_is_rejected_by_verify(hub: RunningHub, forge: Forge, name: str) -> None:
     """T02 (and T01 for the aud rows), RFC 9068 §4 / RFC 8725: each forgery is refused by the rule it breaks."""
     forgery = FORGERIES[name]
-    service: AuthService = auth_service(hub)
+    service: Authorization = auth_service(hub)
     with pytest.raises(InvalidTokenError) as refused:
         await service.tokens.verify(forgery.make(forge))
     assert forgery.reason in refused.value.description

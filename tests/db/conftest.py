@@ -19,7 +19,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from mcp_hub.db import HubStore, create_engine, upgrade
+from mcp_hub.db import create_engine, upgrade
+from mcp_hub.db.audit import AuditStore
+from mcp_hub.db.catalog import CatalogStore
+from mcp_hub.db.identities import ClientMetadata, NewAgent
+from mcp_hub.domain import AgentSource, ClientAuthMethod, ClientId
 
 POSTGRES_URL_ENV = "MCP_HUB_TEST_POSTGRES_URL"
 DEFAULT_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
@@ -77,7 +81,29 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 
 
 @pytest.fixture
-async def store(database_url: str, engine: AsyncEngine) -> HubStore:
-    """A `HubStore` on a test database migrated to head."""
+async def migrated(database_url: str, engine: AsyncEngine) -> AsyncEngine:
+    """The engine of a test database migrated to head."""
     await upgrade(database_url)
-    return HubStore(engine)
+    return engine
+
+
+@pytest.fixture
+def store(migrated: AsyncEngine) -> CatalogStore:
+    """A `CatalogStore` on a test database migrated to head."""
+    return CatalogStore(migrated)
+
+
+@pytest.fixture
+def audit_store(migrated: AsyncEngine) -> AuditStore:
+    """An `AuditStore` on a test database migrated to head."""
+    return AuditStore(migrated)
+
+
+def new_client(name: str, auth_method: ClientAuthMethod = ClientAuthMethod.CLIENT_SECRET_BASIC) -> NewAgent:
+    """An admin-made client named `name` (client id `agt_<name>`), for store tests that need agents to exist."""
+    return NewAgent(
+        name=name,
+        client_id=ClientId(f"agt_{name}"),
+        source=AgentSource.ADMIN,
+        metadata=ClientMetadata(auth_method=auth_method),
+    )

@@ -20,10 +20,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mcp_hub.db import upgrade
-from mcp_hub.db.approval_store import ActionRecord, ApprovalStore
-from mcp_hub.db.auth_store import AuthStore, NewAgent
+from mcp_hub.db.approvals import ActionRecord, ApprovalStore
+from mcp_hub.db.identities import IdentityStore
 from mcp_hub.db.models import ApprovalAction
-from mcp_hub.errors import ApprovalError
+from mcp_hub.domain import ActionId, ActionStatus, AgentId, ClientAuthMethod, ConnectorId, Role, UserId
+from mcp_hub.errors import TooManyPendingError
+from tests.db.conftest import new_client
 
 pytestmark = pytest.mark.anyio
 
@@ -35,9 +37,9 @@ CONCURRENT_CALLERS = 12
 class Callers:
     """Two agents and a user they may act for, as stored rows (the actions refer to them)."""
 
-    agent: str
-    other_agent: str
-    user: str
+    agent: AgentId
+    other_agent: AgentId
+    user: UserId
 
 
 @pytest.fixture
@@ -48,24 +50,21 @@ async def approval_store(database_url: str, engine: AsyncEngine) -> ApprovalStor
 
 @pytest.fixture
 async def callers(approval_store: ApprovalStore, engine: AsyncEngine) -> Callers:
-    auth = AuthStore(engine, clock=lambda: T0)
-    agents = [
-        await auth.create_agent(NewAgent(name=name, client_id=f"agt_{name}", source="admin", auth_method="none"))
-        for name in ("agent-a", "agent-b")
-    ]
-    user = await auth.create_user("uma", "approver", "not-a-real-hash")
+    identities = IdentityStore(engine, clock=lambda: T0)
+    agents = [await identities.create_agent(new_client(name, ClientAuthMethod.NONE)) for name in ("agent-a", "agent-b")]
+    user = await identities.create_user("uma", Role.APPROVER, "not-a-real-hash")
     return Callers(agent=agents[0].id, other_agent=agents[1].id, user=user.id)
 
 
-def action(agent_id: str, user_id: str | None, digest: str) -> ActionRecord:
+def action(agent_id: AgentId, user_id: UserId | None, digest: str) -> ActionRecord:
     """A fresh pending action, as `ApprovalService.submit` builds one: a new random id every time."""
     return ActionRecord(
-        id="apv_" + secrets.token_urlsafe(24),
+        id=ActionId("apv_" + secrets.token_urlsafe(24)),
         agent_id=agent_id,
         user_id=user_id,
         agent_name="agent",
         public_name="git__git_push",
-        connector_id="git",
+        connector_id=ConnectorId("git"),
         downstream_name="git_push",
         definition_sha256="d" * 64,
         description="push",
@@ -73,7 +72,7 @@ def action(agent_id: str, user_id: str | None, digest: str) -> ActionRecord:
         digest=digest,
         rules=("git-push",),
         approvers=("role:approver",),
-        status="pending",
+        status=ActionStatus.PENDING,
         reason=None,
         decided_by=None,
         decided_at=None,
@@ -166,7 +165,7 @@ async def test_a_create_the_database_refuses_for_another_reason_still_fails(
     approval_store: ApprovalStore, callers: Callers
 ) -> None:
     """Our choice: only a conflict with an open identical action is absorbed; a missing agent is an error."""
-    orphan = action("00000000-0000-0000-0000-000000000000", None, "a" * 64)
+    orphan = action(AgentId("00000000-0000-0000-0000-000000000000"), None, "a" * 64)
 
     with pytest.raises(IntegrityError, match=r"(?i)foreign key"):
         await approval_store.create(orphan)
@@ -184,8 +183,8 @@ async def test_distinct_calls_at_once_never_overshoot_the_pending_cap(
     async def submit(number: int) -> None:
         try:
             stored = await approval_store.create(action(callers.agent, None, f"digest-{number}"), max_pending=cap)
-        except ApprovalError as exc:
-            refused.append(exc.kind)
+        except TooManyPendingError as exc:
+            refused.append(exc.reason)
         else:
             created.append(stored.id)
 

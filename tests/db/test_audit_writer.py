@@ -9,8 +9,9 @@ import anyio
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from mcp_hub.audit import AuditWriter
-from mcp_hub.db import AuditEvent, HubStore
+from mcp_hub.audit.writer import AuditWriter
+from mcp_hub.db.audit import AuditEvent, AuditStore
+from mcp_hub.domain import AuditOutcome
 from mcp_hub.errors import DatabaseError
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
@@ -25,17 +26,17 @@ def event(detail: str, *, offset_ms: int = 0) -> AuditEvent:
         public_name="time__now",
         connector_id="time",
         downstream_name="now",
-        outcome="ok",
+        outcome=AuditOutcome.OK,
         latency_ms=0.5,
         detail=detail,
     )
 
 
-async def stored_details(store: HubStore) -> list[str]:
-    return sorted(e.detail or "" for e in await store.recent_audit(limit=100_000))
+async def stored_details(audit_store: AuditStore) -> list[str]:
+    return sorted(e.detail or "" for e in await audit_store.recent_audit(limit=100_000))
 
 
-class FailingFirstStore(HubStore):
+class FailingFirstStore(AuditStore):
     """Fault injection: the first `failures` inserts raise as if the database were unreachable."""
 
     def __init__(self, engine: AsyncEngine, failures: int) -> None:
@@ -51,7 +52,7 @@ class FailingFirstStore(HubStore):
         await super().insert_audit(events)
 
 
-class GatedStore(HubStore):
+class GatedStore(AuditStore):
     """Holds every insert until `gate` is set, so the queue can be observed filling up."""
 
     def __init__(self, engine: AsyncEngine) -> None:
@@ -63,9 +64,9 @@ class GatedStore(HubStore):
         await super().insert_audit(events)
 
 
-async def test_a_thousand_events_from_many_tasks_are_each_written_once_after_flush(store: HubStore) -> None:
+async def test_a_thousand_events_from_many_tasks_are_each_written_once_after_flush(audit_store: AuditStore) -> None:
     """Our choice: the audit trail is complete and without duplicates under concurrency."""
-    writer = AuditWriter(store, batch_size=64, flush_interval_ms=HOUR_MS, queue_size=10_000)
+    writer = AuditWriter(audit_store, batch_size=64, flush_interval_ms=HOUR_MS, queue_size=10_000)
     expected = sorted(f"{task}-{i}" for task in range(50) for i in range(20))
 
     async def caller(task: int) -> None:
@@ -78,26 +79,28 @@ async def test_a_thousand_events_from_many_tasks_are_each_written_once_after_flu
                 for task in range(50):
                     group.start_soon(caller, task)
             await writer.flush()
-            assert await stored_details(store) == expected
+            assert await stored_details(audit_store) == expected
 
 
-async def test_events_recorded_right_before_leaving_running_are_written(store: HubStore) -> None:
+async def test_events_recorded_right_before_leaving_running_are_written(audit_store: AuditStore) -> None:
     """Our choice: shutdown stores what is queued, without waiting for the flush interval."""
-    writer = AuditWriter(store, batch_size=1_000, flush_interval_ms=HOUR_MS, queue_size=1_000)
+    writer = AuditWriter(audit_store, batch_size=1_000, flush_interval_ms=HOUR_MS, queue_size=1_000)
 
     with anyio.fail_after(10):
         async with writer.running():
             for i in range(10):
                 await writer.record(event(str(i)))
 
-    assert await stored_details(store) == sorted(str(i) for i in range(10))
+    assert await stored_details(audit_store) == sorted(str(i) for i in range(10))
 
 
-async def test_a_partial_batch_is_written_once_the_flush_interval_elapses(engine: AsyncEngine, store: HubStore) -> None:
+async def test_a_partial_batch_is_written_once_the_flush_interval_elapses(
+    engine: AsyncEngine, audit_store: AuditStore
+) -> None:
     """Our choice: a lone event is written after about `flush_interval_ms`, without anyone flushing."""
     stored = anyio.Event()
 
-    class SignallingStore(HubStore):
+    class SignallingStore(AuditStore):
         async def insert_audit(self, events: Sequence[AuditEvent]) -> None:
             await super().insert_audit(events)
             stored.set()
@@ -107,10 +110,10 @@ async def test_a_partial_batch_is_written_once_the_flush_interval_elapses(engine
         async with writer.running():
             await writer.record(event("lonely"))
             await stored.wait()
-            assert await stored_details(store) == ["lonely"]
+            assert await stored_details(audit_store) == ["lonely"]
 
 
-async def test_a_full_queue_makes_record_wait_instead_of_dropping(engine: AsyncEngine, store: HubStore) -> None:
+async def test_a_full_queue_makes_record_wait_instead_of_dropping(engine: AsyncEngine, audit_store: AuditStore) -> None:
     """Our choice: backpressure on the audited calls rather than a gap in the audit trail."""
     gated = GatedStore(engine)
     writer = AuditWriter(gated, batch_size=2, flush_interval_ms=HOUR_MS, queue_size=3)
@@ -129,15 +132,15 @@ async def test_a_full_queue_makes_record_wait_instead_of_dropping(engine: AsyncE
                 await anyio.wait_all_tasks_blocked()
                 # One batch of 2 is held at the gate and 3 events fill the queue: every caller waits.
                 assert finished == []
-                assert await stored_details(store) == []
+                assert await stored_details(audit_store) == []
                 gated.gate.set()
             await writer.flush()
 
-    assert await stored_details(store) == sorted(f"{task}-{i}" for task in range(10) for i in range(10))
+    assert await stored_details(audit_store) == sorted(f"{task}-{i}" for task in range(10) for i in range(10))
 
 
 async def test_a_failing_insert_is_retried_until_every_event_is_written_once(
-    engine: AsyncEngine, store: HubStore
+    engine: AsyncEngine, audit_store: AuditStore
 ) -> None:
     """Our choice: a database outage delays the audit trail but never loses or duplicates it."""
     failing = FailingFirstStore(engine, failures=2)
@@ -149,13 +152,13 @@ async def test_a_failing_insert_is_retried_until_every_event_is_written_once(
                 await writer.record(event(f"{i:02}"))
             await writer.flush()
 
-    assert await stored_details(store) == [f"{i:02}" for i in range(25)]
+    assert await stored_details(audit_store) == [f"{i:02}" for i in range(25)]
     assert failing.calls == 2 + 3  # two failures, then batches of 10, 10 and 5
 
 
-async def test_recording_outside_running_is_refused(store: HubStore) -> None:
+async def test_recording_outside_running_is_refused(audit_store: AuditStore) -> None:
     """Our choice: an event recorded with no writer running would never be written, so it raises."""
-    writer = AuditWriter(store, batch_size=10, flush_interval_ms=10, queue_size=10)
+    writer = AuditWriter(audit_store, batch_size=10, flush_interval_ms=10, queue_size=10)
 
     with pytest.raises(RuntimeError, match="not running"):
         await writer.record(event("early"))

@@ -13,7 +13,6 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mcp_hub.db import (
-    HubStore,
     create_engine,
     display_url,
     downgrade,
@@ -22,10 +21,15 @@ from mcp_hub.db import (
     schema_status,
     upgrade,
 )
-from mcp_hub.db.approval_store import ActionRecord, ApprovalStore
-from mcp_hub.db.auth_store import AuthStore, NewAgent
-from mcp_hub.db.models import AuditCall
+from mcp_hub.db.approvals import ActionRecord, ApprovalStore
+from mcp_hub.db.audit import AuditStore
+from mcp_hub.db.catalog import CatalogStore
+from mcp_hub.db.identities import IdentityStore
+from mcp_hub.db.models import AuditCall, RevokedToken
+from mcp_hub.db.oauth import OAuthStore
+from mcp_hub.domain import ActionId, ActionStatus, AgentId, ClientAuthMethod, ConnectorId
 from mcp_hub.errors import SchemaOutOfDateError
+from tests.db.conftest import new_client
 
 HUB_TABLES = {"connectors", "catalog_tools", "audit_calls"}
 
@@ -105,9 +109,7 @@ async def test_duplicate_open_actions_left_by_0003_are_closed_except_the_newest_
     """Our choice (T19): before 0004 two identical first calls could each store an action. Calling again
     found only the newest, so the upgrade closes the older ones instead of failing on them."""
     await upgrade(database_url, "0003_approvals")
-    agent = await AuthStore(engine).create_agent(
-        NewAgent(name="agent-a", client_id="agt_a", source="admin", auth_method="none")
-    )
+    agent = await IdentityStore(engine).create_agent(new_client("agent-a", ClientAuthMethod.NONE))
     store = ApprovalStore(engine)
     t0 = datetime.now(UTC)
     # Stored in this order; the second "a" is the newest by creation time, the last one the oldest.
@@ -127,14 +129,14 @@ async def _reported(store: ApprovalStore, action_id: str) -> bool:
     return record.reported_at is not None
 
 
-def _action(action_id: str, agent_id: str, digest: str, created_at: datetime) -> ActionRecord:
+def _action(action_id: str, agent_id: AgentId, digest: str, created_at: datetime) -> ActionRecord:
     return ActionRecord(
-        id=action_id,
+        id=ActionId(action_id),
         agent_id=agent_id,
         user_id=None,
         agent_name="agent-a",
         public_name="git__git_push",
-        connector_id="git",
+        connector_id=ConnectorId("git"),
         downstream_name="git_push",
         definition_sha256="d" * 64,
         description="push",
@@ -142,7 +144,7 @@ def _action(action_id: str, agent_id: str, digest: str, created_at: datetime) ->
         digest=digest,
         rules=("git-push",),
         approvers=("role:approver",),
-        status="pending",
+        status=ActionStatus.PENDING,
         reason=None,
         decided_by=None,
         decided_at=None,
@@ -154,9 +156,42 @@ def _action(action_id: str, agent_id: str, digest: str, created_at: datetime) ->
     )
 
 
+async def test_assertion_uses_move_to_their_own_table_and_back_without_a_gap_in_replay_protection(
+    database_url: str, engine: AsyncEngine
+) -> None:
+    """Our choice (T02, RFC 7523 §3 item 7): 0005 moves the client-assertion uses that 0002-0004 kept in
+    `revoked_tokens` under `assertion:<key>` into `used_assertions` under the same key, so an assertion used
+    just before the upgrade is still refused after it; revoked access tokens stay where they are; the downgrade
+    moves the uses back."""
+    await upgrade(database_url, "0004_one_open_action")
+    now = datetime.now(UTC)
+    later = now + timedelta(minutes=5)
+    key = "k" * 54
+    async with engine.begin() as connection:
+        await connection.execute(
+            insert(RevokedToken),
+            [
+                {"jti": f"assertion:{key}", "revoked_at": now, "expires_at": later},
+                {"jti": "an-access-token-jti", "revoked_at": now, "expires_at": later},
+            ],
+        )
+
+    await upgrade(database_url)
+    oauth = OAuthStore(engine)
+    replayed = await oauth.use_assertion_once(key, later)
+    first_use = await oauth.use_assertion_once("f" * 54, later)
+    still_revoked = await oauth.is_access_token_revoked("an-access-token-jti")
+    await downgrade(database_url, "0004_one_open_action")
+    async with engine.connect() as connection:
+        kept = set((await connection.execute(text("SELECT jti FROM revoked_tokens"))).scalars())
+
+    assert (replayed, first_use, still_revoked) == (False, True, True)
+    assert kept == {f"assertion:{key}", f"assertion:{'f' * 54}", "an-access-token-jti"}
+
+
 async def test_an_empty_database_is_refused_with_an_instruction_to_migrate(engine: AsyncEngine) -> None:
     """Our choice: the hub never starts on a schema it was not written for, and says how to fix it."""
-    with pytest.raises(SchemaOutOfDateError, match=r"revision None \(empty\).*0004_one_open_action.*mcp-hub migrate"):
+    with pytest.raises(SchemaOutOfDateError, match=r"revision None \(empty\).*0005_used_assertions.*mcp-hub migrate"):
         await require_current_schema(engine)
 
 
@@ -165,7 +200,7 @@ async def test_a_database_at_head_passes_the_schema_check(database_url: str, eng
     await upgrade(database_url)
     await require_current_schema(engine)
     status = await schema_status(engine)
-    assert (status.current, status.head, status.is_current) == ("0004_one_open_action", "0004_one_open_action", True)
+    assert (status.current, status.head, status.is_current) == ("0005_used_assertions", "0005_used_assertions", True)
 
 
 async def test_a_database_migrated_by_a_newer_hub_is_refused_without_suggesting_migrate(
@@ -214,12 +249,12 @@ async def test_sqlite_reads_do_not_queue_behind_a_writer_holding_the_lock(tmp_pa
     await upgrade(url)
     engine = create_engine(url)
     try:
-        store = HubStore(engine)
+        catalog, audit = CatalogStore(engine), AuditStore(engine)
         async with engine.begin() as writer:
             row = {"at": datetime.now(UTC), "client": "c", "public_name": "t", "outcome": "ok", "latency_ms": 1.0}
             await writer.execute(insert(AuditCall), [row])
-            assert await store.list_connectors() == []
-            assert await store.recent_audit(limit=5) == []  # the writer's row is not committed yet
-        assert len(await store.recent_audit(limit=5)) == 1
+            assert await catalog.list_connectors() == []
+            assert await audit.recent_audit(limit=5) == []  # the writer's row is not committed yet
+        assert len(await audit.recent_audit(limit=5)) == 1
     finally:
         await engine.dispose()

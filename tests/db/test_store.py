@@ -1,17 +1,19 @@
-"""`HubStore` on SQLite and PostgreSQL: connectors, catalog synchronisation and the audit trail."""
+"""`CatalogStore` and `AuditStore` on SQLite and PostgreSQL: connectors, catalog synchronisation, the audit trail."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from mcp_hub.db import AuditEvent, CatalogDiff, ConnectorRecord, HubStore, ToolRecord
+from mcp_hub.db.audit import AuditEvent, AuditStore
+from mcp_hub.db.catalog import CatalogDiff, CatalogStore, ConnectorRecord, ConnectorStatus, ToolRecord
+from mcp_hub.domain import AuditOutcome, ConnectorId, Health
 from mcp_hub.errors import CatalogError, DatabaseError
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
@@ -28,12 +30,15 @@ def tool(public_name: str, downstream_name: str, description: str = "") -> ToolR
 
 
 def connector(connector_id: str, *, enabled: bool = True, sha: str = "a") -> ConnectorRecord:
-    return ConnectorRecord(id=connector_id, transport="stdio", protocol="auto", enabled=enabled, config_sha256=sha * 64)
+    return ConnectorRecord(
+        id=ConnectorId(connector_id), transport="stdio", protocol="auto", enabled=enabled, config_sha256=sha * 64
+    )
 
 
 def audit_event(
     *, at: datetime = T0, connector_id: str | None = "time", detail: str | None = None, outcome: str = "ok"
 ) -> AuditEvent:
+    # `outcome` stays a plain string here: one test hands the event a value outside `AuditOutcome` on purpose.
     return AuditEvent(
         at=at,
         client="test-client",
@@ -41,13 +46,13 @@ def audit_event(
         public_name="time__now",
         connector_id=connector_id,
         downstream_name="now",
-        outcome=outcome,
+        outcome=cast("AuditOutcome", outcome),
         latency_ms=1.5,
         detail=detail,
     )
 
 
-async def test_registered_connectors_are_listed_sorted_with_their_configuration(store: HubStore) -> None:
+async def test_registered_connectors_are_listed_sorted_with_their_configuration(store: CatalogStore) -> None:
     """Our choice: new connectors start `connecting` (or `disabled`), listed by id."""
     await store.register_connectors([connector("time"), connector("fetch", enabled=False)])
 
@@ -61,22 +66,22 @@ async def test_registered_connectors_are_listed_sorted_with_their_configuration(
 
 
 async def test_reregistering_updates_changed_connectors_and_disables_unconfigured_ones(
-    store: HubStore, engine: AsyncEngine
+    store: CatalogStore, engine: AsyncEngine
 ) -> None:
     """Our choice: connectors that leave the configuration keep their row (history), disabled."""
     clock = iter([T0, T0 + timedelta(minutes=1)])
-    store = HubStore(engine, clock=lambda: next(clock))
+    store = CatalogStore(engine, clock=lambda: next(clock))
     await store.register_connectors([connector("time"), connector("fetch"), connector("git")])
 
     await store.register_connectors([connector("time"), connector("fetch", sha="b")])
 
-    by_id = {c.id: c for c in await store.list_connectors()}
+    by_id: dict[str, ConnectorStatus] = {c.id: c for c in await store.list_connectors()}
     assert by_id["time"].updated_at == T0  # unchanged: not touched
     assert (by_id["fetch"].config_sha256, by_id["fetch"].updated_at) == ("b" * 64, T0 + timedelta(minutes=1))
     assert (by_id["git"].enabled, by_id["git"].health, by_id["git"].registered_at) == (False, "disabled", T0)
 
 
-async def test_a_connector_enabled_again_goes_back_to_connecting(store: HubStore) -> None:
+async def test_a_connector_enabled_again_goes_back_to_connecting(store: CatalogStore) -> None:
     """Our choice: re-enabling a disabled connector resets its health to `connecting`."""
     await store.register_connectors([connector("time", enabled=False)])
     await store.register_connectors([connector("time")])
@@ -85,14 +90,14 @@ async def test_a_connector_enabled_again_goes_back_to_connecting(store: HubStore
     assert (status.enabled, status.health) == (True, "connecting")
 
 
-async def test_recorded_health_is_listed_and_ready_sets_last_ready_at(store: HubStore, engine: AsyncEngine) -> None:
+async def test_recorded_health_is_listed_and_ready_sets_last_ready_at(store: CatalogStore, engine: AsyncEngine) -> None:
     """Our choice: `last_ready_at` remembers the last time the connector was ready, across later failures."""
     times = iter([T0, T0 + timedelta(seconds=1), T0 + timedelta(seconds=2)])
-    store = HubStore(engine, clock=lambda: next(times))
+    store = CatalogStore(engine, clock=lambda: next(times))
     await store.register_connectors([connector("time")])
 
-    await store.record_health("time", "ready", None, "2026-07-28", tool_count=2)
-    await store.record_health("time", "down", "process exited with status 1", None)
+    await store.record_health("time", Health.READY, None, "2026-07-28", tool_count=2)
+    await store.record_health("time", Health.DOWN, "process exited with status 1", None)
 
     [status] = await store.list_connectors()
     assert (status.health, status.health_detail, status.era, status.tool_count) == (
@@ -104,16 +109,16 @@ async def test_recorded_health_is_listed_and_ready_sets_last_ready_at(store: Hub
     assert (status.last_ready_at, status.updated_at) == (T0 + timedelta(seconds=1), T0 + timedelta(seconds=2))
 
 
-async def test_health_of_an_unknown_connector_or_an_unknown_state_is_refused(store: HubStore) -> None:
+async def test_health_of_an_unknown_connector_or_an_unknown_state_is_refused(store: CatalogStore) -> None:
     """Our choice: programming errors surface instead of writing rows nobody can interpret."""
     with pytest.raises(DatabaseError, match="not registered"):
-        await store.record_health("nope", "ready", None, None)
+        await store.record_health("nope", Health.READY, None, None)
     await store.register_connectors([connector("time")])
     with pytest.raises(ValueError, match="unknown health"):
-        await store.record_health("time", "sleepy", None, None)
+        await store.record_health("time", cast("Health", "sleepy"), None, None)
 
 
-async def test_sync_catalog_reports_added_changed_and_removed_tools_over_a_lifecycle(store: HubStore) -> None:
+async def test_sync_catalog_reports_added_changed_and_removed_tools_over_a_lifecycle(store: CatalogStore) -> None:
     """Our choice: the diff is what a client sees change; removed tools keep their row and can come back."""
     await store.register_connectors([connector("time")])
     now_v1, convert_v1, extra = tool("time__now", "now"), tool("time__convert", "convert"), tool("time__x", "x")
@@ -143,7 +148,7 @@ async def test_sync_catalog_reports_added_changed_and_removed_tools_over_a_lifec
     assert [status.tool_count for status in await store.list_connectors()] == [3]
 
 
-async def test_removed_tools_are_listed_only_when_asked(store: HubStore) -> None:
+async def test_removed_tools_are_listed_only_when_asked(store: CatalogStore) -> None:
     """Our choice: `catalog()` lists live tools; history is available with `include_removed`."""
     await store.register_connectors([connector("time")])
     await store.sync_catalog("time", [tool("time__now", "now"), tool("time__old", "old")], T0)
@@ -157,7 +162,7 @@ async def test_removed_tools_are_listed_only_when_asked(store: HubStore) -> None
     ]
 
 
-async def test_removal_time_is_kept_when_a_tool_stays_removed(store: HubStore) -> None:
+async def test_removal_time_is_kept_when_a_tool_stays_removed(store: CatalogStore) -> None:
     """Our choice: `removed_at` records when the tool went away, not the latest sync."""
     await store.register_connectors([connector("time")])
     await store.sync_catalog("time", [tool("time__old", "old")], T0)
@@ -169,7 +174,7 @@ async def test_removal_time_is_kept_when_a_tool_stays_removed(store: HubStore) -
     assert row.removed_at == T0 + timedelta(hours=1)
 
 
-async def test_catalogs_of_different_connectors_are_independent(store: HubStore) -> None:
+async def test_catalogs_of_different_connectors_are_independent(store: CatalogStore) -> None:
     """Our choice: syncing one connector never marks another connector's tools removed."""
     await store.register_connectors([connector("time"), connector("git")])
     await store.sync_catalog("time", [tool("time__now", "now")], T0)
@@ -179,7 +184,7 @@ async def test_catalogs_of_different_connectors_are_independent(store: HubStore)
     assert [row.public_name for row in await store.catalog()] == ["time__now"]
 
 
-async def test_a_public_name_served_by_another_connector_is_refused(store: HubStore) -> None:
+async def test_a_public_name_served_by_another_connector_is_refused(store: CatalogStore) -> None:
     """Our choice: a public name never silently moves between live tools of two connectors."""
     await store.register_connectors([connector("a"), connector("b")])
     await store.sync_catalog("a", [tool("shared", "x")], T0)
@@ -189,7 +194,7 @@ async def test_a_public_name_served_by_another_connector_is_refused(store: HubSt
     assert [(row.connector_id, row.public_name) for row in await store.catalog()] == [("a", "shared")]
 
 
-async def test_a_tool_whose_public_name_changes_keeps_its_row(store: HubStore) -> None:
+async def test_a_tool_whose_public_name_changes_keeps_its_row(store: CatalogStore) -> None:
     """Our choice: tools are matched on their downstream name; a new public name is a removal plus an addition."""
     await store.register_connectors([connector("time")])
     await store.sync_catalog("time", [tool("time__now", "now")], T0)
@@ -201,7 +206,7 @@ async def test_a_tool_whose_public_name_changes_keeps_its_row(store: HubStore) -
     assert (row.public_name, row.first_seen) == ("time__now_h0123", T0)
 
 
-async def test_syncing_an_unregistered_connector_or_duplicate_tools_is_refused(store: HubStore) -> None:
+async def test_syncing_an_unregistered_connector_or_duplicate_tools_is_refused(store: CatalogStore) -> None:
     """Our choice: inconsistent input raises before anything is written."""
     with pytest.raises(DatabaseError, match="not registered"):
         await store.sync_catalog("nope", [], T0)
@@ -212,7 +217,7 @@ async def test_syncing_an_unregistered_connector_or_duplicate_tools_is_refused(s
         await store.sync_catalog("time", [], T0.replace(tzinfo=None))
 
 
-async def test_timestamps_come_back_as_utc_whatever_zone_they_were_written_in(store: HubStore) -> None:
+async def test_timestamps_come_back_as_utc_whatever_zone_they_were_written_in(store: CatalogStore) -> None:
     """Our choice (ruff DTZ): every stored time is timezone-aware and normalised to UTC."""
     await store.register_connectors([connector("time")])
     paris = timezone(timedelta(hours=1))
@@ -223,24 +228,24 @@ async def test_timestamps_come_back_as_utc_whatever_zone_they_were_written_in(st
     assert row.first_seen.utcoffset() == timedelta(0)
 
 
-async def test_recent_audit_returns_the_latest_events_newest_first(store: HubStore) -> None:
+async def test_recent_audit_returns_the_latest_events_newest_first(audit_store: AuditStore) -> None:
     """Our choice: the admin view shows the latest calls first."""
     events = [audit_event(at=T0 + timedelta(seconds=i), detail=str(i)) for i in (3, 1, 4, 0, 2)]
-    await store.insert_audit(events)
-    await store.insert_audit([])
+    await audit_store.insert_audit(events)
+    await audit_store.insert_audit([])
 
-    recent = await store.recent_audit(limit=3)
+    recent = await audit_store.recent_audit(limit=3)
 
     assert [event.detail for event in recent] == ["4", "3", "2"]
     assert recent[0] == events[2]
-    assert len(await store.recent_audit()) == 5
+    assert len(await audit_store.recent_audit()) == 5
 
 
-async def test_audit_events_with_nul_characters_are_stored(store: HubStore) -> None:
+async def test_audit_events_with_nul_characters_are_stored(audit_store: AuditStore) -> None:
     """Our choice: PostgreSQL refuses NUL in text, and an audit row must never be refused."""
-    await store.insert_audit([audit_event(detail="before\x00after")])
+    await audit_store.insert_audit([audit_event(detail="before\x00after")])
 
-    [event] = await store.recent_audit()
+    [event] = await audit_store.recent_audit()
     assert event.detail == "before\ufffdafter"
 
 
@@ -252,15 +257,17 @@ def test_audit_events_need_an_aware_time_and_a_known_outcome() -> None:
         audit_event(outcome="meh")
 
 
-async def test_deleting_a_connector_deletes_its_catalog_but_not_its_audit(store: HubStore, engine: AsyncEngine) -> None:
+async def test_deleting_a_connector_deletes_its_catalog_but_not_its_audit(
+    store: CatalogStore, audit_store: AuditStore, engine: AsyncEngine
+) -> None:
     """Our choice: the catalog cascades with its connector (foreign keys are on, SQLite included); the
     audit trail has no foreign key and stays."""
     await store.register_connectors([connector("time")])
     await store.sync_catalog("time", [tool("time__now", "now")], T0)
-    await store.insert_audit([audit_event(connector_id="time")])
+    await audit_store.insert_audit([audit_event(connector_id="time")])
 
     async with engine.begin() as connection:
         await connection.execute(text("DELETE FROM connectors WHERE id = 'time'"))
 
     assert await store.catalog(include_removed=True) == []
-    assert [event.connector_id for event in await store.recent_audit()] == ["time"]
+    assert [event.connector_id for event in await audit_store.recent_audit()] == ["time"]

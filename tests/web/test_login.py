@@ -8,9 +8,9 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from mcp_hub.admin import identity
-from mcp_hub.authz._random import sha256_hex
-from mcp_hub.authz.service import AuthService
+from mcp_hub.credentials import sha256_hex
+from mcp_hub.domain import Role
+from mcp_hub.runtime import Authorization
 from tests.conftest import RunningHub, running_hub, write_config
 from tests.web.browser import hidden_field, sign_in
 
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.anyio
 PASSWORD = "a long enough password"
 
 
-def service_of(hub: RunningHub) -> AuthService:
+def service_of(hub: RunningHub) -> Authorization:
     assert hub.hub.auth is not None
     return hub.hub.auth
 
@@ -28,7 +28,7 @@ def service_of(hub: RunningHub) -> AuthService:
 async def hub(tmp_path: Path) -> AsyncGenerator[RunningHub]:
     """A hub with auth on and no connectors, and a user `alice`."""
     async with running_hub(write_config(tmp_path, {}, auth=True)) as running:
-        await identity.create_user(service_of(running), "alice", "approver", PASSWORD)
+        await service_of(running).admin.create_user("alice", Role.APPROVER, PASSWORD)
         yield running
 
 
@@ -82,7 +82,7 @@ async def test_the_session_id_is_stored_only_as_its_digest(hub: RunningHub) -> N
     async with httpx2.AsyncClient() as browser:
         await sign_in(browser, hub.base_url, "alice", PASSWORD)
         session_id = browser.cookies["mcp_hub_session"]
-    store = service_of(hub).store
+    store = hub.hub.stores.web_sessions
 
     assert await store.web_session(session_id) is None
     assert await store.web_session(sha256_hex(session_id)) is not None
@@ -112,7 +112,7 @@ async def test_a_disabled_user_cannot_sign_in_and_loses_an_open_session(hub: Run
     async with httpx2.AsyncClient() as browser, httpx2.AsyncClient() as second:
         signed_in = await sign_in(browser, hub.base_url, "alice", PASSWORD)
         assert signed_in.status_code == 303
-        await service_of(hub).store.set_user_enabled("alice", False)
+        await hub.hub.stores.identities.set_user_enabled("alice", False)
         refused = await sign_in(second, hub.base_url, "alice", PASSWORD)
         open_session = await browser.get(f"{hub.base_url}/login")
 
@@ -222,7 +222,7 @@ async def test_over_https_the_cookie_is_secure_and_host_prefixed(tmp_path: Path)
     """RFC 6265bis §4.1.3.2: with an https public URL the cookie is `__Host-` and `Secure`."""
     config = write_config(tmp_path, {}, '[hub]\npublic_base_url = "https://hub.example"\n', auth=True)
     async with running_hub(config) as hub, httpx2.AsyncClient() as browser:
-        await identity.create_user(service_of(hub), "alice", "approver", PASSWORD)
+        await service_of(hub).admin.create_user("alice", Role.APPROVER, PASSWORD)
         response = await browser.post(
             f"{hub.base_url}/login", data={"name": "alice", "password": PASSWORD, "next": "/login"}
         )

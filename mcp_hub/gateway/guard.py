@@ -1,15 +1,16 @@
-"""The resource server in front of `/mcp`: bearer tokens (RFC 6750), scope checks, session binding.
+"""The guard in front of `/mcp`: the resource server's bearer check (RFC 6750), the scope check of a 2026-07-28
+`tools/call`, and the binding of legacy sessions to their principal.
 
 Pure ASGI middleware (it must not buffer responses, which may be SSE streams). Per request:
-1. `Authorization: Bearer <token>` (RFC 6750 §2.1; tokens in the query string or body are not accepted).
-   Missing or invalid → 401 with `WWW-Authenticate: Bearer resource_metadata=..., scope=...` (RFC 9728 §5.1,
-   MCP authorization spec), so clients can discover the authorization server.
+1. `Authorization: Bearer <token>` (`mcp_hub.authz.bearer`). Missing or invalid → 401 with
+   `WWW-Authenticate: Bearer resource_metadata=..., scope=...` (RFC 9728 §5.1, MCP authorization spec), so
+   clients can discover the authorization server.
 2. The token's principal and its `ToolAccess` (`mcp_hub.authz.decisions`) go into the ASGI scope for the
    MCP handlers (`scope["mcp_hub.principal"]`, `scope["mcp_hub.access"]`).
 3. A 2026-07-28 `tools/call` outside the caller's grants is answered here with 403
-   `error="insufficient_scope"` naming the scope (RFC 6750 §3.1). The decision reads the JSON-RPC body,
-   never the `Mcp-Name` header (threat T14). Legacy sessions and stdio get a JSON-RPC error from the
-   handler instead, from the same decision.
+   `error="insufficient_scope"` naming the scope (RFC 6750 §3.1) and the JSON-RPC error of `AccessDeniedError`.
+   The decision reads the JSON-RPC body, never the `Mcp-Name` header (threat T14). Legacy sessions and stdio get
+   the same JSON-RPC error from the handler instead, from the same decision.
 4. A 2025-11-25 session id is bound to the principal that created it; another principal presenting it
    gets 404, as if the session did not exist (threat T13). The binding is the SDK session manager's own:
    the principal goes into `scope["user"]` as an `AuthenticatedUser` (client id = agent id, subject = user
@@ -31,15 +32,14 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mcp_hub.authz import scopes
-from mcp_hub.authz.decisions import Principal, ToolAccess
-from mcp_hub.authz.http import bearer_challenge
-from mcp_hub.authz.service import AuthService
-from mcp_hub.errors import InvalidTokenError
+from mcp_hub.authz.bearer import BearerAuthenticator
+from mcp_hub.authz.decisions import AccessDecider, Principal, ToolAccess
+from mcp_hub.authz.http import insufficient_scope_challenge, unauthorized_response
+from mcp_hub.errors import AccessDeniedError, InvalidTokenError
+from mcp_hub.gateway.errors import jsonrpc_error_body
 
 PRINCIPAL_KEY: Final = "mcp_hub.principal"
 ACCESS_KEY: Final = "mcp_hub.access"
-FORBIDDEN_CODE: Final = -32003
-"""The hub's JSON-RPC error code for a call outside the caller's grants (implementation-defined range)."""
 MODERN_ERA: Final = "2026-07-28"
 
 
@@ -57,15 +57,21 @@ class BearerAuthMiddleware:
     def __init__(
         self,
         app: ASGIApp,
-        service: AuthService,
+        authenticator: BearerAuthenticator,
+        decider: AccessDecider,
         *,
+        issuer: str,
+        resource_metadata_url: str,
         tool_exists: Callable[[str], bool],
         max_body_bytes: int,
         on_refused: Callable[[str, str], Awaitable[None]],
         # (tool, caller label): the audit record of a refused call
     ) -> None:
         self._app = app
-        self._service = service
+        self._authenticator = authenticator
+        self._decider = decider
+        self._issuer = issuer
+        self._resource_metadata_url = resource_metadata_url
         self._tool_exists = tool_exists
         self._on_refused = on_refused
         self._max_body_bytes = max_body_bytes
@@ -76,11 +82,11 @@ class BearerAuthMiddleware:
             return
         headers = Headers(scope=scope)
         try:
-            principal = await self._authenticate(headers)
+            principal = await self._authenticator.authenticate(headers.get("authorization"))
         except InvalidTokenError as exc:
-            await self._unauthorized(exc, scope, receive, send)
+            await unauthorized_response(exc, self._resource_metadata_url)(scope, receive, send)
             return
-        access = await self._service.decider.access(principal)
+        access = await self._decider.access(principal)
         scope[PRINCIPAL_KEY] = principal
         scope[ACCESS_KEY] = access
         scope["user"] = self._session_owner(principal)
@@ -110,22 +116,9 @@ class BearerAuthMiddleware:
             client_id=principal.agent_id,
             scopes=[],
             subject=principal.user_id,
-            claims={"iss": self._service.issuer},
+            claims={"iss": self._issuer},
         )
         return AuthenticatedUser(owner)
-
-    async def _authenticate(self, headers: Headers) -> Principal:
-        authorization = headers.get("authorization")
-        if authorization is None:
-            raise InvalidTokenError("an access token is required", error=None)
-        scheme, _, token = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise InvalidTokenError("use the Bearer scheme: Authorization: Bearer <access token>")
-        claims = await self._service.tokens.verify(token.strip())
-        principal = await self._service.decider.principal_for_token(claims)
-        if not await self._service.decider.is_enabled(principal):
-            raise InvalidTokenError("this agent or user is disabled")
-        return principal
 
     def _denied_tool(self, body: bytes, access: ToolAccess) -> str | None:
         try:
@@ -143,35 +136,17 @@ class BearerAuthMiddleware:
             return None  # unknown tools get the SDK's -32602 from the handler, as without auth
         return name
 
-    async def _unauthorized(self, exc: InvalidTokenError, scope: Scope, receive: Receive, send: Send) -> None:
-        challenge = bearer_challenge(
-            self._service.resource_metadata_url, error=exc.error, description=exc.description, scope="tool:*"
-        )
-        body = {"error": exc.error or "unauthorized", "error_description": exc.description}
-        response = JSONResponse(body, status_code=401, headers={"WWW-Authenticate": challenge})
-        await response(scope, receive, send)
-
     async def _forbidden(self, tool: str, body: bytes, scope: Scope, receive: Receive, send: Send) -> None:
-        needed = scopes.required_scope("tool", tool)
-        description = f"this agent may not call {tool} (needs scope {needed})"
-        challenge = bearer_challenge(
-            self._service.resource_metadata_url, error="insufficient_scope", description=description, scope=needed
-        )
+        denied = AccessDeniedError(tool, scopes.required_scope("tool", tool))
         request_id: Any = None
         try:
             request_id = json.loads(body).get("id")
         except (ValueError, AttributeError):
             request_id = None
-        payload = {
-            "jsonrpc": "2.0",
-            "id": request_id,
-            "error": {
-                "code": FORBIDDEN_CODE,
-                "message": description,
-                "data": {"error": "insufficient_scope", "scope": needed},
-            },
-        }
-        response = JSONResponse(payload, status_code=403, headers={"WWW-Authenticate": challenge})
+        challenge = insufficient_scope_challenge(denied, self._resource_metadata_url)
+        response = JSONResponse(
+            jsonrpc_error_body(denied, request_id), status_code=403, headers={"WWW-Authenticate": challenge}
+        )
         await response(scope, receive, send)
 
 

@@ -1,55 +1,52 @@
-"""`ApprovalStore`: the durable pending actions of issue 4, and their state machine.
+"""`ApprovalStore`: the durable pending actions of issue 4, and the transitions of their state machine.
 
 Every transition is one conditional `UPDATE ... WHERE status = <expected>`: two approvers deciding at once,
 or two replicas executing at once, cannot both win (threats T19, T20). Expiry is applied by the same kind
 of update, so an expired action can never be approved afterwards (T21). A caller has at most one open
 (uncollected) action per digest, enforced by partial unique indexes: of simultaneous identical first calls
 one creates the action and the others are handed it (`create`), so it is asked for, counted and run once.
+The store applies no time on its own: `expire_due` is called by `ApprovalService` before it reads, so that the
+service audits and announces each expiry once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any, Final, cast
+from datetime import datetime, timedelta
+from typing import Any, Final
 
-from sqlalchemy import CursorResult, Result, func, or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from mcp_hub.db.engine import read_only
+from mcp_hub.db._base import Store, rowcount
 from mcp_hub.db.models import Agent, ApprovalAction
-from mcp_hub.errors import ApprovalError
+from mcp_hub.domain import SETTLED_STATUSES, ActionId, ActionStatus, AgentId, ConnectorId, UserId
+from mcp_hub.errors import TooManyPendingError
+from mcp_hub.tool_results import hub_error_result
 
-OPEN_STATUSES: Final = ("pending", "approved", "executing", "done", "failed", "denied", "expired", "withdrawn")
 _EXPIRING: Final = {
-    "pending": "no decision before the action expired",
-    "approved": "approved, but not run before the approval lapsed; call again to ask anew",
+    ActionStatus.PENDING: "no decision before the action expired",
+    ActionStatus.APPROVED: "approved, but not run before the approval lapsed; call again to ask anew",
 }
 """The statuses that expire at `expires_at`, with the reason an expired action then gives."""
-DECIDED_STATUSES: Final = ("approved", "executing", "done", "failed", "denied", "expired", "withdrawn")
 _CREATE_ATTEMPTS: Final = 3
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _rowcount(result: Result[Any]) -> int:
-    return cast("CursorResult[Any]", result).rowcount
+_INTERRUPTED: Final = (
+    "the hub stopped while this approved call was running; it was not run again (it may or may not have taken effect)"
+)
 
 
 @dataclass(frozen=True, slots=True)
 class ActionRecord:
     """One pending (or decided) action, as stored."""
 
-    id: str
-    agent_id: str
-    user_id: str | None
+    id: ActionId
+    agent_id: AgentId
+    user_id: UserId | None
     agent_name: str
     public_name: str
-    connector_id: str
+    connector_id: ConnectorId
     downstream_name: str
     definition_sha256: str
     description: str
@@ -57,7 +54,7 @@ class ActionRecord:
     digest: str
     rules: tuple[str, ...]
     approvers: tuple[str, ...]
-    status: str
+    status: ActionStatus
     reason: str | None
     decided_by: str | None
     decided_at: datetime | None
@@ -83,7 +80,7 @@ def _row(action: ActionRecord) -> ApprovalAction:
         digest=action.digest,
         rules=list(action.rules),
         approvers=list(action.approvers),
-        status="pending",
+        status=ActionStatus.PENDING.value,
         created_at=action.created_at,
         expires_at=action.expires_at,
     )
@@ -91,12 +88,12 @@ def _row(action: ActionRecord) -> ApprovalAction:
 
 def _record(row: ApprovalAction) -> ActionRecord:
     return ActionRecord(
-        id=row.id,
-        agent_id=row.agent_id,
-        user_id=row.user_id,
+        id=ActionId(row.id),
+        agent_id=AgentId(row.agent_id),
+        user_id=None if row.user_id is None else UserId(row.user_id),
         agent_name=row.agent_name,
         public_name=row.public_name,
-        connector_id=row.connector_id,
+        connector_id=ConnectorId(row.connector_id),
         downstream_name=row.downstream_name,
         definition_sha256=row.definition_sha256,
         description=row.description,
@@ -104,7 +101,7 @@ def _record(row: ApprovalAction) -> ActionRecord:
         digest=row.digest,
         rules=tuple(row.rules),
         approvers=tuple(row.approvers),
-        status=row.status,
+        status=ActionStatus(row.status),
         reason=row.reason,
         decided_by=row.decided_by,
         decided_at=row.decided_at,
@@ -116,22 +113,15 @@ def _record(row: ApprovalAction) -> ActionRecord:
     )
 
 
-class ApprovalStore:
+class ApprovalStore(Store):
     """Reads and conditional transitions of `approval_actions`."""
-
-    def __init__(self, engine: AsyncEngine, *, clock: Callable[[], datetime] = _utc_now) -> None:
-        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
-        self._reads = async_sessionmaker(read_only(engine), expire_on_commit=False)
-        self._clock = clock
-        self.on_expired: Callable[[list[str]], Awaitable[None]] | None = None
-        """Told which actions a read expired, so that each expiry is audited and announced once."""
 
     async def create(self, action: ActionRecord, *, max_pending: int | None = None) -> ActionRecord:
         """Store `action` as pending, unless its caller already has an open action with its digest: then that one.
 
         Two partial unique indexes allow one open action per (agent, user, digest), so of two simultaneous
         identical first calls exactly one inserts; the other gets the winner's row, as if it had called again.
-        With `max_pending`, `ApprovalError("too_many_pending")` when the agent already has that many pending
+        With `max_pending`, `TooManyPendingError` when the agent already has that many pending
         (unless this very call is among them: then that one). Counting and inserting are one
         transaction that holds the agent's row lock (PostgreSQL) or the write lock (SQLite's BEGIN
         IMMEDIATE), so simultaneous distinct calls cannot overshoot the cap (T21).
@@ -139,7 +129,7 @@ class ApprovalStore:
         attempts = 0
         while True:
             try:
-                async with self._sessions.begin() as session:
+                async with self._writes.begin() as session:
                     at_cap = max_pending is not None and await self._pending_at_cap(
                         session, action.agent_id, max_pending
                     )
@@ -149,8 +139,7 @@ class ApprovalStore:
                     existing = await self.open_action(action.agent_id, action.user_id, action.digest)
                     if existing is not None:
                         return existing
-                    raise ApprovalError(
-                        "too_many_pending",
+                    raise TooManyPendingError(
                         f"agent {action.agent_name!r} already has {max_pending} actions waiting for approval; "
                         "wait for a decision before asking for more",
                     )
@@ -167,27 +156,25 @@ class ApprovalStore:
                 return action
 
     @staticmethod
-    async def _pending_at_cap(session: AsyncSession, agent_id: str, max_pending: int) -> bool:
+    async def _pending_at_cap(session: AsyncSession, agent_id: AgentId, max_pending: int) -> bool:
         await session.execute(select(Agent.id).where(Agent.id == agent_id).with_for_update())
         pending = await session.scalar(
             select(func.count())
             .select_from(ApprovalAction)
-            .where(ApprovalAction.agent_id == agent_id, ApprovalAction.status == "pending")
+            .where(ApprovalAction.agent_id == agent_id, ApprovalAction.status == ActionStatus.PENDING)
         )
         return int(pending or 0) >= max_pending
 
     async def get(self, action_id: str) -> ActionRecord | None:
-        await self.expire_due()
         async with self._reads() as session:
             row = await session.get(ApprovalAction, action_id)
         return None if row is None else _record(row)
 
     async def open_action(
-        self, agent_id: str, user_id: str | None, digest: str, *, collected_within: timedelta = timedelta(0)
+        self, agent_id: AgentId, user_id: UserId | None, digest: str, *, collected_within: timedelta = timedelta(0)
     ) -> ActionRecord | None:
         """The newest action of this caller with this digest whose outcome was not returned, or was returned
         less than `collected_within` ago (the response carrying it may never have reached the caller)."""
-        await self.expire_due()
         returned_after = self._clock() - collected_within
         async with self._reads() as session:
             row = await session.scalar(
@@ -203,8 +190,8 @@ class ApprovalStore:
             )
         return None if row is None else _record(row)
 
-    async def list_actions(self, statuses: Sequence[str], limit: int = 100) -> list[ActionRecord]:
-        await self.expire_due()
+    async def list_actions(self, statuses: Sequence[ActionStatus], limit: int = 100) -> list[ActionRecord]:
+        """The newest actions in `statuses`, newest first."""
         async with self._reads() as session:
             rows = await session.scalars(
                 select(ApprovalAction)
@@ -214,38 +201,36 @@ class ApprovalStore:
             )
             return [_record(row) for row in rows.all()]
 
-    async def expire_due(self) -> list[str]:
-        """Actions past their expiry become `expired` (= denied); returns their ids.
+    async def expire_due(self) -> list[ActionId]:
+        """Actions past their expiry become `expired` (= denied); returns the ids this call expired.
 
         A pending action expires without a decision; an approved one that nobody ran before its
         approval lapsed expires too, so an old approval cannot be cashed in days later (T19).
         """
         now = self._clock()
-        # Every read runs this: look without the write lock, and take it only when something is due.
+        # Runs before every read of the service: look without the write lock, take it only when something is due.
         async with self._reads() as session:
             rows = await session.execute(
                 select(ApprovalAction.id, ApprovalAction.status).where(
                     ApprovalAction.status.in_(_EXPIRING), ApprovalAction.expires_at <= now
                 )
             )
-            due = [(action_id, status) for action_id, status in rows.all()]
+            due = [(ActionId(action_id), ActionStatus(status)) for action_id, status in rows.all()]
         if not due:
             return []
-        expired: list[str] = []
-        async with self._sessions.begin() as session:
+        expired: list[ActionId] = []
+        async with self._writes.begin() as session:
             for action_id, status in due:  # one by one: report only the rows this call changed, not a concurrent one's
-                values: dict[str, Any] = {"status": "expired", "reason": _EXPIRING[status]}
-                if status == "pending":
+                values: dict[str, Any] = {"status": ActionStatus.EXPIRED, "reason": _EXPIRING[status]}
+                if status is ActionStatus.PENDING:
                     values["decided_at"] = now
                 result = await session.execute(
                     update(ApprovalAction)
                     .where(ApprovalAction.id == action_id, ApprovalAction.status == status)
                     .values(**values)
                 )
-                if _rowcount(result):
+                if rowcount(result):
                     expired.append(action_id)
-        if expired and self.on_expired is not None:
-            await self.on_expired(expired)
         return expired
 
     async def decide(
@@ -255,97 +240,93 @@ class ApprovalStore:
 
         An approval is good for `run_within`: an approved action not run by then expires.
         """
-        await self.expire_due()
         now = self._clock()
-        decision: dict[str, Any] = {"status": "denied"}
+        decision: dict[str, Any] = {"status": ActionStatus.DENIED}
         if approve:
-            decision = {"status": "approved", "expires_at": now + run_within}
-        async with self._sessions.begin() as session:
+            decision = {"status": ActionStatus.APPROVED, "expires_at": now + run_within}
+        async with self._writes.begin() as session:
             result = await session.execute(
                 update(ApprovalAction)
                 .where(
                     ApprovalAction.id == action_id,
-                    ApprovalAction.status == "pending",
+                    ApprovalAction.status == ActionStatus.PENDING,
                     ApprovalAction.expires_at > now,
                 )
                 .values(decided_by=decided_by, reason=reason, decided_at=now, **decision)
             )
-        return _rowcount(result) == 1
+        return rowcount(result) == 1
 
-    async def withdraw(self, action_id: str, agent_id: str) -> bool:
+    async def withdraw(self, action_id: str, agent_id: AgentId) -> bool:
         """pending → withdrawn, by the agent that asked (tasks/cancel)."""
-        async with self._sessions.begin() as session:
+        async with self._writes.begin() as session:
             result = await session.execute(
                 update(ApprovalAction)
                 .where(
                     ApprovalAction.id == action_id,
                     ApprovalAction.agent_id == agent_id,
-                    ApprovalAction.status == "pending",
+                    ApprovalAction.status == ActionStatus.PENDING,
                 )
-                .values(status="withdrawn", reason="withdrawn by the agent", decided_at=self._clock())
+                .values(status=ActionStatus.WITHDRAWN, reason="withdrawn by the agent", decided_at=self._clock())
             )
-        return _rowcount(result) == 1
+        return rowcount(result) == 1
 
     async def start_execution(self, action_id: str) -> bool:
         """approved → executing, while the approval holds: exactly one caller wins and runs the call."""
-        async with self._sessions.begin() as session:
+        async with self._writes.begin() as session:
             result = await session.execute(
                 update(ApprovalAction)
                 .where(
                     ApprovalAction.id == action_id,
-                    ApprovalAction.status == "approved",
+                    ApprovalAction.status == ActionStatus.APPROVED,
                     ApprovalAction.expires_at > self._clock(),
                 )
-                .values(status="executing")
+                .values(status=ActionStatus.EXECUTING)
             )
-        return _rowcount(result) == 1
+        return rowcount(result) == 1
 
     async def finish(self, action_id: str, result: dict[str, Any], *, failed: bool = False) -> None:
-        async with self._sessions.begin() as session:
+        async with self._writes.begin() as session:
             await session.execute(
                 update(ApprovalAction)
-                .where(ApprovalAction.id == action_id, ApprovalAction.status == "executing")
-                .values(status="failed" if failed else "done", result=result, completed_at=self._clock())
+                .where(ApprovalAction.id == action_id, ApprovalAction.status == ActionStatus.EXECUTING)
+                .values(
+                    status=ActionStatus.FAILED if failed else ActionStatus.DONE,
+                    result=result,
+                    completed_at=self._clock(),
+                )
             )
 
     async def mark_reported(self, action_id: str) -> bool:
         """The outcome was handed to the agent: the action is closed (True for the one reporter)."""
-        async with self._sessions.begin() as session:
+        async with self._writes.begin() as session:
             result = await session.execute(
                 update(ApprovalAction)
                 .where(
                     ApprovalAction.id == action_id,
                     ApprovalAction.reported_at.is_(None),
-                    ApprovalAction.status.in_(["done", "failed", "denied", "expired", "withdrawn"]),
+                    ApprovalAction.status.in_(SETTLED_STATUSES),
                 )
                 .values(reported_at=self._clock())
             )
-        return _rowcount(result) == 1
+        return rowcount(result) == 1
 
-    async def interrupt_executions(self) -> list[str]:
+    async def interrupt_executions(self) -> list[ActionId]:
         """At start-up: calls left `executing` by a crashed process may or may not have run; never re-run them."""
-        async with self._sessions.begin() as session:
-            stuck = list(
-                (await session.scalars(select(ApprovalAction.id).where(ApprovalAction.status == "executing"))).all()
-            )
+        async with self._writes.begin() as session:
+            stuck = [
+                ActionId(action_id)
+                for action_id in (
+                    await session.scalars(
+                        select(ApprovalAction.id).where(ApprovalAction.status == ActionStatus.EXECUTING)
+                    )
+                ).all()
+            ]
             if stuck:
                 await session.execute(
                     update(ApprovalAction)
-                    .where(ApprovalAction.id.in_(stuck), ApprovalAction.status == "executing")
+                    .where(ApprovalAction.id.in_(stuck), ApprovalAction.status == ActionStatus.EXECUTING)
                     .values(
-                        status="failed",
-                        completed_at=self._clock(),
-                        result={
-                            "resultType": "complete",
-                            "isError": True,
-                            "content": [
-                                {
-                                    "type": "text",
-                                    "text": "[mcp-hub] the hub stopped while this approved call was running; "
-                                    "it was not run again (it may or may not have taken effect)",
-                                }
-                            ],
-                        },
+                        status=ActionStatus.FAILED, completed_at=self._clock(), result=hub_error_result(_INTERRUPTED)
                     )
                 )
         return stuck

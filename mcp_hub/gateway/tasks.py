@@ -21,7 +21,8 @@ A denial is `completed` with an `isError` result, not `failed`: the extension re
 errors and says tool-level errors "MUST use the `completed` status". The SDK's outbound sieve leaves a
 2026-07-28 result with a non-core `resultType` to its extension, so `resultType: "task"` passes `tools/call`
 unchanged; `tasks/*` are custom methods (`Server.add_request_handler`). The SDK does not compare `Mcp-Name`
-with `taskId` for these methods, so this module does (-32020 on a mismatch, T14).
+with `taskId` for these methods, so this module does (`HeaderMismatchError`, -32020, T14). Errors are raised
+as hub errors; `mcp_hub.gateway.errors` maps them to JSON-RPC.
 """
 
 from __future__ import annotations
@@ -33,9 +34,7 @@ from typing import Any, Final, cast
 import mcp_types as types
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel.server import Server
-from mcp.shared.exceptions import MCPError
 from mcp.shared.inbound import MCP_NAME_HEADER, decode_header_value
-from mcp_types.jsonrpc import HEADER_MISMATCH, INVALID_PARAMS, MISSING_REQUIRED_CLIENT_CAPABILITY
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import Field
 from starlette.requests import Request
@@ -44,9 +43,12 @@ from mcp_hub.approvals.policy import Requirement
 from mcp_hub.approvals.service import ApprovalService, ProgressReporter
 from mcp_hub.authz.decisions import Principal, ToolAccess
 from mcp_hub.catalog.catalog import CatalogTool
-from mcp_hub.db.approval_store import ActionRecord
+from mcp_hub.db.approvals import ActionRecord
+from mcp_hub.domain import ActionStatus
+from mcp_hub.errors import ActionNotFoundError, HeaderMismatchError, MissingCapabilityError
 
 TASKS_EXTENSION: Final = "io.modelcontextprotocol/tasks"
+_TASK_NOT_FOUND: Final = "Failed to retrieve task: Task not found"
 
 AccessOf = Callable[[ServerRequestContext[Any, Any]], Awaitable[tuple[Principal, ToolAccess] | None]]
 
@@ -105,7 +107,7 @@ class ApprovalTasks:
                 principal, access, tool, arguments, requirement, session=session, report_progress=report_progress
             )
         action = await self._approvals.submit(principal, tool, arguments, requirement)
-        if action.status != "pending":
+        if action.status is not ActionStatus.PENDING:
             # Already decided (the same call made before): a plain result is always allowed.
             return await self._approvals.settle(action, principal, access, session=session)
         return {"resultType": "task", **self._task(action, "working")}
@@ -121,17 +123,17 @@ class ApprovalTasks:
 
     async def _get(self, ctx: ServerRequestContext[Any, Any], params: TaskParams) -> dict[str, Any]:
         principal, access, action = await self._authorised(ctx, params)
-        if action.status == "approved":
+        if action.status is ActionStatus.APPROVED:
             request = ctx.request
             session = request.headers.get("mcp-session-id") if isinstance(request, Request) else None
             result = await self._approvals.settle(action, principal, access, session=session)
             action = await self._reload(action.id)
-            if action.status in ("approved", "executing"):  # another request runs it and has not finished yet
+            if action.status.is_running:  # another request runs it and has not finished yet
                 return {"resultType": "complete", **self._task(action, "working")}
             return {"resultType": "complete", **self._task(action, "completed"), "result": result}
-        if action.status in ("pending", "executing"):
+        if action.status in (ActionStatus.PENDING, ActionStatus.EXECUTING):
             return {"resultType": "complete", **self._task(action, "working")}
-        if action.status == "withdrawn":
+        if action.status is ActionStatus.WITHDRAWN:
             return {"resultType": "complete", **self._task(action, "cancelled")}
         # done, failed, denied, expired: `settle` returns the stored result or the refusal, and closes it.
         result = await self._approvals.settle(action, principal, access, session=None)
@@ -145,7 +147,7 @@ class ApprovalTasks:
     async def _cancel(self, ctx: ServerRequestContext[Any, Any], params: TaskParams) -> dict[str, Any]:
         principal, _, action = await self._authorised(ctx, params)
         # Cooperative, per the extension: a task decided already reaches its own terminal status instead.
-        if action.status == "pending":
+        if action.status is ActionStatus.PENDING:
             await self._approvals.withdraw(action.id, principal)
         return {"resultType": "complete"}
 
@@ -156,33 +158,29 @@ class ApprovalTasks:
     ) -> tuple[Principal, ToolAccess, ActionRecord]:
         """The caller's own action named by `taskId`; an unknown id and another caller's id read the same (T13)."""
         if not declares_tasks(ctx):
-            raise MCPError(
-                code=MISSING_REQUIRED_CLIENT_CAPABILITY,
-                message="Missing required client capability",
-                data={"requiredCapabilities": {"extensions": {TASKS_EXTENSION: {}}}},
-            )
+            raise MissingCapabilityError("Missing required client capability", {"extensions": {TASKS_EXTENSION: {}}})
         request = ctx.request
         if (
             isinstance(request, Request)
             and MCP_NAME_HEADER in request.headers
             and decode_header_value(request.headers.get(MCP_NAME_HEADER)) != params.task_id
         ):
-            raise MCPError(code=HEADER_MISMATCH, message="Mcp-Name header does not match the request's taskId")
+            raise HeaderMismatchError("Mcp-Name header does not match the request's taskId")
         decided = await self._access_of(ctx)
-        action = await self._approvals.store.get(params.task_id)
+        action = await self._approvals.get(params.task_id)
         if (
             decided is None
             or action is None
             or action.agent_id != decided[0].agent_id
             or action.user_id != decided[0].user_id
         ):
-            raise MCPError(code=INVALID_PARAMS, message="Failed to retrieve task: Task not found")
+            raise ActionNotFoundError(_TASK_NOT_FOUND)
         return decided[0], decided[1], action
 
     async def _reload(self, action_id: str) -> ActionRecord:
-        action = await self._approvals.store.get(action_id)
+        action = await self._approvals.get(action_id)
         if action is None:
-            raise MCPError(code=INVALID_PARAMS, message="Failed to retrieve task: Task not found")
+            raise ActionNotFoundError(_TASK_NOT_FOUND)
         return action
 
     def _task(self, action: ActionRecord, status: str) -> dict[str, Any]:
@@ -202,18 +200,18 @@ class ApprovalTasks:
 
     def _message(self, action: ActionRecord, status: str) -> str:
         link = self._approvals.link(action.id)
-        if action.status == "pending":
+        if action.status is ActionStatus.PENDING:
             return (
                 f"waiting for a human to approve action {action.id} (rules: {', '.join(action.rules)}); "
                 f"an approver decides at {link}; it expires at {_timestamp(action.expires_at)} "
                 "(no decision = denied)"
             )
-        if action.status in ("approved", "executing"):
+        if action.status.is_running:
             return f"approved by {action.decided_by}; running {action.public_name}"
         if status == "cancelled":
             return f"action {action.id} was withdrawn by the agent"
-        if action.status == "denied":
+        if action.status is ActionStatus.DENIED:
             return f"denied by {action.decided_by}" + (f": {action.reason}" if action.reason else "")
-        if action.status == "expired":
+        if action.status is ActionStatus.EXPIRED:
             return "expired without a decision, which counts as denied"
         return f"approved by {action.decided_by}; {action.public_name} ran ({action.status})"

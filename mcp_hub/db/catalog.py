@@ -1,61 +1,30 @@
-"""`HubStore`: every read and write the hub makes to its database, as plain frozen dataclasses.
+"""`CatalogStore`: the connectors as configured, their last known health, and the catalog of their tools.
 
-Nothing here leaks ORM objects: callers get `ConnectorStatus`, `CatalogToolRecord` and `AuditEvent`
-values that stay valid after the session that loaded them is gone. Every method is one transaction.
+A connector's row outlives its file (it becomes `disabled`, its history kept); a tool's row outlives the tool
+(`removed_at` is set), so the catalog records first and last sightings.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, Final
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from mcp_hub.db.engine import read_only
-from mcp_hub.db.models import AuditCall, CatalogTool, Connector
+from mcp_hub.db._base import Store, require_aware
+from mcp_hub.db.models import CatalogTool, Connector
+from mcp_hub.domain import ConnectorId, Health, member_of
 from mcp_hub.errors import CatalogError, DatabaseError
-
-HEALTH_STATES: Final = frozenset({"connecting", "ready", "degraded", "down", "disabled"})
-AUDIT_OUTCOMES: Final = frozenset(
-    {
-        "ok",
-        "tool_error",
-        "unknown_tool",
-        "unavailable",
-        "timeout",
-        "downstream_error",
-        "cancelled",
-        "internal_error",
-        "forbidden",
-        "approval_requested",
-        "approval_approved",
-        "approval_denied",
-        "approval_expired",
-        "approval_withdrawn",
-        "approval_executed",
-        "approval_returned",
-        "approval_refused",
-    }
-)
-
-
-def _require_aware(name: str, value: datetime) -> None:
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"{name} must be a timezone-aware datetime, got naive {value.isoformat()}")
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True, slots=True)
 class ConnectorRecord:
     """A connector as configured: what `register_connectors` stores."""
 
-    id: str
+    id: ConnectorId
     transport: str
     protocol: str
     enabled: bool
@@ -66,13 +35,13 @@ class ConnectorRecord:
 class ConnectorStatus:
     """A stored connector row: configuration and last recorded health."""
 
-    id: str
+    id: ConnectorId
     transport: str
     protocol: str
     era: str | None
     enabled: bool
     config_sha256: str
-    health: str
+    health: Health
     health_detail: str | None
     tool_count: int
     registered_at: datetime
@@ -94,7 +63,7 @@ class ToolRecord:
 class CatalogToolRecord:
     """A stored catalog row; `removed_at` is set once the connector stopped offering the tool."""
 
-    connector_id: str
+    connector_id: ConnectorId
     public_name: str
     downstream_name: str
     definition: dict[str, Any] = field(hash=False)
@@ -117,33 +86,8 @@ class CatalogDiff:
         return not (self.added or self.changed or self.removed)
 
 
-@dataclass(frozen=True, slots=True)
-class AuditEvent:
-    """One tool call through the hub; `outcome` is one of `AUDIT_OUTCOMES`, `at` is timezone-aware."""
-
-    at: datetime
-    client: str
-    session: str | None
-    public_name: str
-    connector_id: str | None
-    downstream_name: str | None
-    outcome: str
-    latency_ms: float
-    detail: str | None
-
-    def __post_init__(self) -> None:
-        _require_aware("AuditEvent.at", self.at)
-        if self.outcome not in AUDIT_OUTCOMES:
-            raise ValueError(f"unknown audit outcome {self.outcome!r}: expected one of {sorted(AUDIT_OUTCOMES)}")
-
-
-class HubStore:
-    """The hub's persistent state: connectors, the tool catalog, and the audit trail."""
-
-    def __init__(self, engine: AsyncEngine, *, clock: Callable[[], datetime] = _utc_now) -> None:
-        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
-        self._reads = async_sessionmaker(read_only(engine), expire_on_commit=False)
-        self._clock = clock
+class CatalogStore(Store):
+    """The connectors as configured (with their last health) and every tool they offer or offered."""
 
     async def register_connectors(self, connectors: Sequence[ConnectorRecord]) -> None:
         """Upsert the configured connectors; ones no longer configured become disabled (history is kept)."""
@@ -152,7 +96,7 @@ class HubStore:
             raise ValueError(f"duplicate connector ids in {ids}")
         now = self._clock()
         configured = {record.id: record for record in connectors}
-        async with self._sessions.begin() as session:
+        async with self._writes.begin() as session:
             existing = {row.id: row for row in (await session.scalars(select(Connector))).all()}
             for record in connectors:
                 row = existing.get(record.id)
@@ -161,20 +105,19 @@ class HubStore:
                 else:
                     _update_connector(row, record, now)
             for row in existing.values():
-                if row.id not in configured and (row.enabled or row.health != "disabled"):
+                if row.id not in configured and (row.enabled or row.health != Health.DISABLED):
                     row.enabled = False
-                    row.health = "disabled"
+                    row.health = Health.DISABLED
                     row.health_detail = "no longer configured"
                     row.updated_at = now
 
     async def record_health(
-        self, connector_id: str, health: str, detail: str | None, era: str | None, tool_count: int | None = None
+        self, connector_id: str, health: Health, detail: str | None, era: str | None, tool_count: int | None = None
     ) -> None:
-        """Store a connector's health (one of `HEALTH_STATES`) and the era it negotiated, if any."""
-        if health not in HEALTH_STATES:
-            raise ValueError(f"unknown health {health!r}: expected one of {sorted(HEALTH_STATES)}")
+        """Store a connector's health and the era it negotiated, if any."""
+        health = member_of(Health, health, "health")
         now = self._clock()
-        async with self._sessions.begin() as session:
+        async with self._writes.begin() as session:
             row = await session.get(Connector, connector_id)
             if row is None:
                 raise DatabaseError(f"connector {connector_id!r} is not registered")
@@ -184,7 +127,7 @@ class HubStore:
             row.updated_at = now
             if tool_count is not None:
                 row.tool_count = tool_count
-            if health == "ready":
+            if health is Health.READY:
                 row.last_ready_at = now
 
     async def list_connectors(self) -> list[ConnectorStatus]:
@@ -201,10 +144,10 @@ class HubStore:
         by a removed tool, or by a tool of this connector being replaced, is taken over; a public name a
         live tool of another connector holds raises `CatalogError`.
         """
-        _require_aware("now", now)
+        require_aware("now", now)
         by_public = _index_unique(tools, lambda tool: tool.public_name, "public name")
         by_downstream = _index_unique(tools, lambda tool: tool.downstream_name, "downstream name")
-        async with self._sessions.begin() as session:
+        async with self._writes.begin() as session:
             await _lock_connector(session, connector_id)
             rows = {
                 row.downstream_name: row
@@ -264,20 +207,6 @@ class HubStore:
         async with self._reads() as session:
             return [_catalog_record(row) for row in (await session.scalars(query)).all()]
 
-    async def insert_audit(self, events: Sequence[AuditEvent]) -> None:
-        """Append `events` to the audit trail: one executemany in one transaction."""
-        if not events:
-            return
-        rows = [_audit_values(event) for event in events]
-        async with self._sessions.begin() as session:
-            await session.execute(insert(AuditCall), rows)
-
-    async def recent_audit(self, limit: int = 100) -> list[AuditEvent]:
-        """The latest `limit` audit events, newest first."""
-        query = select(AuditCall).order_by(AuditCall.at.desc(), AuditCall.id.desc()).limit(limit)
-        async with self._reads() as session:
-            return [_audit_event(row) for row in (await session.scalars(query)).all()]
-
 
 def _new_connector(record: ConnectorRecord, now: datetime) -> Connector:
     return Connector(
@@ -287,7 +216,7 @@ def _new_connector(record: ConnectorRecord, now: datetime) -> Connector:
         era=None,
         enabled=record.enabled,
         config_sha256=record.config_sha256,
-        health="connecting" if record.enabled else "disabled",
+        health=Health.CONNECTING if record.enabled else Health.DISABLED,
         health_detail=None,
         tool_count=0,
         registered_at=now,
@@ -306,9 +235,9 @@ def _update_connector(row: Connector, record: ConnectorRecord, now: datetime) ->
     if not changed:
         return
     if not record.enabled:
-        row.health, row.health_detail = "disabled", None
-    elif not row.enabled or row.health == "disabled":
-        row.health, row.health_detail = "connecting", None
+        row.health, row.health_detail = Health.DISABLED, None
+    elif not row.enabled or row.health == Health.DISABLED:
+        row.health, row.health_detail = Health.CONNECTING, None
     row.transport = record.transport
     row.protocol = record.protocol
     row.enabled = record.enabled
@@ -318,13 +247,13 @@ def _update_connector(row: Connector, record: ConnectorRecord, now: datetime) ->
 
 def _connector_status(row: Connector) -> ConnectorStatus:
     return ConnectorStatus(
-        id=row.id,
+        id=ConnectorId(row.id),
         transport=row.transport,
         protocol=row.protocol,
         era=row.era,
         enabled=row.enabled,
         config_sha256=row.config_sha256,
-        health=row.health,
+        health=Health(row.health),
         health_detail=row.health_detail,
         tool_count=row.tool_count,
         registered_at=row.registered_at,
@@ -383,7 +312,7 @@ def _tool_values(connector_id: str, tool: ToolRecord) -> dict[str, Any]:
 
 def _catalog_record(row: CatalogTool) -> CatalogToolRecord:
     return CatalogToolRecord(
-        connector_id=row.connector_id,
+        connector_id=ConnectorId(row.connector_id),
         public_name=row.public_name,
         downstream_name=row.downstream_name,
         definition=row.definition,
@@ -391,41 +320,4 @@ def _catalog_record(row: CatalogTool) -> CatalogToolRecord:
         first_seen=row.first_seen,
         last_seen=row.last_seen,
         removed_at=row.removed_at,
-    )
-
-
-def _text(value: str) -> str:
-    # PostgreSQL text cannot hold NUL; an audit row must never be refused, so it is replaced.
-    return value.replace("\x00", "\ufffd")
-
-
-def _optional_text(value: str | None) -> str | None:
-    return None if value is None else _text(value)
-
-
-def _audit_values(event: AuditEvent) -> dict[str, Any]:
-    return {
-        "at": event.at,
-        "client": _text(event.client),
-        "session": _optional_text(event.session),
-        "public_name": _text(event.public_name),
-        "connector_id": _optional_text(event.connector_id),
-        "downstream_name": _optional_text(event.downstream_name),
-        "outcome": event.outcome,
-        "latency_ms": event.latency_ms,
-        "detail": _optional_text(event.detail),
-    }
-
-
-def _audit_event(row: AuditCall) -> AuditEvent:
-    return AuditEvent(
-        at=row.at,
-        client=row.client,
-        session=row.session,
-        public_name=row.public_name,
-        connector_id=row.connector_id,
-        downstream_name=row.downstream_name,
-        outcome=row.outcome,
-        latency_ms=row.latency_ms,
-        detail=row.detail,
     )

@@ -1,4 +1,4 @@
-"""`mcp-hub agents|grants|users|token|keys`: the admin commands of issue 3."""
+"""`mcp-hub agents|grants|users|token|keys`: the admin commands of issue 3, over `runtime.admin_tools()`."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ from typing import Any
 
 import anyio
 
-from mcp_hub.admin import identity
-from mcp_hub.admin.approvals_cli import add_approvals_command, run_approvals
-from mcp_hub.authz.service import AuthService
-from mcp_hub.authz.wiring import build_auth_service
+from mcp_hub.authz.urls import TOKEN_PATH
+from mcp_hub.cli.approvals import add_approvals_command, run_approvals
 from mcp_hub.config.settings import HubSettings
-from mcp_hub.db.engine import create_engine, require_current_schema
+from mcp_hub.domain import Role
+from mcp_hub.errors import InvalidInputError
+from mcp_hub.runtime import AdminTools, admin_tools
 
 ADMIN_COMMANDS = frozenset({"agents", "grants", "users", "token", "keys", "approvals"})
 
@@ -49,7 +49,7 @@ def add_admin_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     user_commands = users.add_subparsers(dest="users_command", required=True)
     user = user_commands.add_parser("create", parents=[common], help="create a user (password asked for)")
     user.add_argument("name")
-    user.add_argument("--role", choices=["admin", "approver"], required=True)
+    user.add_argument("--role", choices=[role.value for role in Role], required=True)
     user.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     user_commands.add_parser("list", parents=[common], help="every user, with role and state").add_argument(
         "--json", action="store_true"
@@ -84,31 +84,21 @@ def run_admin(args: argparse.Namespace, settings: HubSettings) -> int:
     if args.command == "users" and args.users_command in ("create", "set-password"):
         password = _read_password(args.password_stdin)
 
-    def action(service: AuthService) -> Awaitable[int]:
-        return handler(service, args, password)
+    async def run() -> int:
+        async with admin_tools(settings) as tools:
+            return await handler(tools, args, password)
 
-    return anyio.run(_with_service, settings, action)
-
-
-async def _with_service(settings: HubSettings, action: Callable[[AuthService], Awaitable[int]]) -> int:
-    engine = create_engine(settings.database.url)
-    try:
-        await require_current_schema(engine)
-        service = build_auth_service(settings, engine)
-        await service.start()
-        return await action(service)
-    finally:
-        await engine.dispose()
+    return anyio.run(run)
 
 
 def _read_password(from_stdin: bool) -> str:
     if from_stdin:
         return sys.stdin.readline().rstrip("\n")
     if not sys.stdin.isatty():
-        raise ValueError("no terminal to ask for the password: use --password-stdin")
+        raise InvalidInputError("no terminal to ask for the password: use --password-stdin")
     first = getpass.getpass("Password: ")
     if getpass.getpass("Repeat: ") != first:
-        raise ValueError("the passwords differ")
+        raise InvalidInputError("the passwords differ")
     return first
 
 
@@ -116,18 +106,19 @@ def _print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, default=str))
 
 
-async def _agents(service: AuthService, args: argparse.Namespace, _password: str | None) -> int:
+async def _agents(tools: AdminTools, args: argparse.Namespace, _password: str | None) -> int:
     verb: str = args.agents_command
+    admin = tools.auth.admin
     if verb == "create":
-        created = await identity.create_agent(
-            service, args.name, args.grant, public=args.public, redirect_uris=args.redirect_uri, owner=args.owner
+        created = await admin.create_agent(
+            args.name, args.grant, public=args.public, redirect_uris=args.redirect_uri, owner=args.owner
         )
         body = {
             "name": created.agent.name,
             "client_id": created.agent.client_id,
             "client_secret": created.client_secret,
             "grants": list(created.grants),
-            "token_endpoint": service.url("/oauth/token"),
+            "token_endpoint": tools.auth.urls.url(TOKEN_PATH),
         }
         if args.json:
             _print_json(body)
@@ -139,7 +130,7 @@ async def _agents(service: AuthService, args: argparse.Namespace, _password: str
             print(f"  grants:        {' '.join(created.grants) or '(none yet: mcp-hub grants add)'}")
         return 0
     if verb == "list":
-        agents = await service.store.list_agents()
+        agents = await tools.stores.identities.list_agents()
         rows: list[dict[str, Any]] = [
             {
                 "name": agent.name,
@@ -147,7 +138,7 @@ async def _agents(service: AuthService, args: argparse.Namespace, _password: str
                 "kind": "public" if agent.is_public else "confidential",
                 "source": agent.source,
                 "enabled": agent.enabled,
-                "grants": await service.store.grants_of(agent_id=agent.id),
+                "grants": await tools.stores.identities.grants_of(agent_id=agent.id),
             }
             for agent in agents
         ]
@@ -160,46 +151,48 @@ async def _agents(service: AuthService, args: argparse.Namespace, _password: str
                 print(f"{row['name']:<24} {enabled:<8} {row['kind']:<13} {row['source']:<6} {' '.join(row['grants'])}")
         return 0
     if verb in ("disable", "enable"):
-        await identity.set_agent_enabled(service, args.name, verb == "enable")
+        await admin.set_agent_enabled(args.name, verb == "enable")
         print(f"agent {args.name} {verb}d")
         return 0
-    secret = await identity.rotate_agent_secret(service, args.name)
+    secret = await admin.rotate_agent_secret(args.name)
     print(f"new client_secret for {args.name}: {secret}   (shown once; the old one no longer works)")
     return 0
 
 
-async def _grants(service: AuthService, args: argparse.Namespace, _password: str | None) -> int:
+async def _grants(tools: AdminTools, args: argparse.Namespace, _password: str | None) -> int:
     verb: str = args.grants_command
+    admin = tools.auth.admin
     if verb == "add":
-        added = await identity.add_grant(service, args.subject, args.pattern)
+        added = await admin.add_grant(args.subject, args.pattern)
         print(f"{args.subject}: {args.pattern} {'granted' if added else 'was already granted'}")
         return 0
     if verb == "remove":
-        removed = await identity.remove_grant(service, args.subject, args.pattern)
+        removed = await admin.remove_grant(args.subject, args.pattern)
         print(f"{args.subject}: {args.pattern} {'removed' if removed else 'was not granted'}")
         return 0 if removed else 1
-    for pattern in await identity.list_grants(service, args.subject):
+    for pattern in await admin.list_grants(args.subject):
         print(pattern)
     return 0
 
 
-async def _users(service: AuthService, args: argparse.Namespace, password: str | None) -> int:
+async def _users(tools: AdminTools, args: argparse.Namespace, password: str | None) -> int:
     verb: str = args.users_command
+    admin = tools.auth.admin
     if verb in ("create", "set-password"):
         if password is None:
-            raise ValueError("a password is required")
+            raise InvalidInputError("a password is required")
         if verb == "create":
-            user = await identity.create_user(service, args.name, args.role, password)
+            user = await admin.create_user(args.name, Role(args.role), password)
             print(f"user {user.name} created with role {user.role}")
         else:
-            await identity.set_user_password(service, args.name, password)
+            await admin.set_user_password(args.name, password)
             print(f"password of user {args.name} replaced; their web sessions have ended")
         return 0
     if verb in ("disable", "enable"):
-        await identity.set_user_enabled(service, args.name, verb == "enable")
+        await admin.set_user_enabled(args.name, verb == "enable")
         print(f"user {args.name} {verb}d")
         return 0
-    users = await service.store.list_users()
+    users = await tools.stores.identities.list_users()
     if args.json:
         _print_json([{"name": user.name, "role": user.role, "enabled": user.enabled} for user in users])
         return 0
@@ -208,8 +201,8 @@ async def _users(service: AuthService, args: argparse.Namespace, password: str |
     return 0
 
 
-async def _token(service: AuthService, args: argparse.Namespace, _password: str | None) -> int:
-    response = await identity.mint_token(service, args.name, args.scope)
+async def _token(tools: AdminTools, args: argparse.Namespace, _password: str | None) -> int:
+    response = await tools.auth.admin.mint_token(args.name, args.scope)
     if args.json:
         _print_json(response)
     else:
@@ -217,18 +210,18 @@ async def _token(service: AuthService, args: argparse.Namespace, _password: str 
     return 0
 
 
-async def _keys(service: AuthService, args: argparse.Namespace, _password: str | None) -> int:
+async def _keys(tools: AdminTools, args: argparse.Namespace, _password: str | None) -> int:
     if args.keys_command == "rotate":
-        record = await service.keys.rotate()
+        record = await tools.auth.keys.rotate()
         print(f"published key {record.kid}; it signs from {record.signs_from.isoformat()}")
         return 0
-    for record in await service.store.signing_keys():
+    for record in await tools.stores.keys.signing_keys():
         retires = record.retires_at.isoformat() if record.retires_at else "-"
         print(f"{record.kid}  {record.algorithm}  signs from {record.signs_from.isoformat()}  retires {retires}")
     return 0
 
 
-_HANDLERS: dict[str, Callable[[AuthService, argparse.Namespace, str | None], Awaitable[int]]] = {
+_HANDLERS: dict[str, Callable[[AdminTools, argparse.Namespace, str | None], Awaitable[int]]] = {
     "agents": _agents,
     "grants": _grants,
     "users": _users,

@@ -1,4 +1,8 @@
-"""The `mcp-hub` command: serve, stdio, migrate, connectors list|check, catalog."""
+"""The `mcp-hub` command: serve, stdio, migrate, connectors list|check, catalog, and the admin commands.
+
+Exit codes (the CLI's mapping of `mcp_hub.errors`): 0 done; 1 refused or failed (`HubError`, an unknown agent,
+user or action); 2 a configuration error (`ConfigError`) or bad input (`InvalidInputError`, usage).
+"""
 
 from __future__ import annotations
 
@@ -12,10 +16,11 @@ from typing import Any
 import anyio
 import httpx2
 
-from mcp_hub.admin.cli import ADMIN_COMMANDS, add_admin_commands, run_admin
+from mcp_hub.cli.admin import ADMIN_COMMANDS, add_admin_commands, run_admin
 from mcp_hub.config.connectors import ConnectorSpec, load_connectors
 from mcp_hub.config.settings import HubSettings, load_settings
-from mcp_hub.errors import ConfigError, DatabaseError, HubError
+from mcp_hub.domain import ConnectorId, Health
+from mcp_hub.errors import ConfigError, DatabaseError, HubError, InvalidInputError
 from mcp_hub.logs import configure_logging
 
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG, EXIT_USAGE = 0, 1, 2, 2
@@ -75,22 +80,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_arguments(argv)
     configure_logging(args.log_level, json=args.log_json)
     try:
-        settings = load_settings(args.config)
-        return _dispatch(args, settings)
-    except ConfigError as exc:
-        print(f"mcp-hub: configuration error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    except DatabaseError as exc:
-        print(f"mcp-hub: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
+        try:
+            return _dispatch(args, load_settings(args.config))
+        except BaseExceptionGroup as group:
+            raise _lone(group) from None
     except HubError as exc:
-        print(f"mcp-hub: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
-    except ValueError as exc:
-        print(f"mcp-hub: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        code, message = exit_for(exc)
+        print(f"mcp-hub: {message}", file=sys.stderr)
+        return code
     except KeyboardInterrupt:
         return EXIT_FAILURE
+
+
+def exit_for(exc: HubError) -> tuple[int, str]:
+    """The exit code and the message of a command that `exc` ended (the CLI's one mapping of the error tree)."""
+    if isinstance(exc, ConfigError):
+        return EXIT_CONFIG, f"configuration error: {exc}"
+    if isinstance(exc, InvalidInputError):
+        return EXIT_USAGE, str(exc)
+    return EXIT_FAILURE, str(exc)
+
+
+def _lone(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The one exception a task group wrapped (a command's error inside a running component), else the group."""
+    found: BaseException = group
+    while isinstance(found, BaseExceptionGroup):
+        inner: list[BaseException] = list(found.exceptions)  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType]
+        if len(inner) != 1:
+            return group
+        found = inner[0]
+    return found
 
 
 def _dispatch(args: argparse.Namespace, settings: HubSettings) -> int:
@@ -126,16 +145,12 @@ async def _migrate(settings: HubSettings, revision: str) -> int:
 def _serve(settings: HubSettings, specs: list[ConnectorSpec]) -> int:
     import uvicorn
 
-    from mcp_hub.db.engine import create_engine, require_current_schema
-    from mcp_hub.gateway.app import build_app
-    from mcp_hub.runtime import Hub
+    from mcp_hub.db.engine import current_database
+    from mcp_hub.runtime import Hub, build_app
 
     async def check_schema() -> None:
-        engine = create_engine(settings.database.url)
-        try:
-            await require_current_schema(engine)
-        finally:
-            await engine.dispose()
+        async with current_database(settings.database.url):
+            pass
 
     # Refuse before binding the port, so a half-started hub never answers.
     anyio.run(check_schema)
@@ -154,10 +169,10 @@ def _serve(settings: HubSettings, specs: list[ConnectorSpec]) -> int:
 
 
 async def _stdio(settings: HubSettings, specs: list[ConnectorSpec], agent: str | None) -> int:
-    from mcp_hub.gateway.stdio import serve_stdio, token_from_environment
+    from mcp_hub.gateway.stdio import token_from_environment
     from mcp_hub.runtime import Hub
 
-    await serve_stdio(Hub(settings, specs), agent=agent, token=token_from_environment())
+    await Hub(settings, specs).serve_stdio(agent=agent, token=token_from_environment())
     return EXIT_OK
 
 
@@ -202,17 +217,14 @@ async def _connectors_list(settings: HubSettings, specs: list[ConnectorSpec], as
 
 
 async def _recorded_health(settings: HubSettings) -> dict[str, dict[str, Any]]:
-    from mcp_hub.db import HubStore
-    from mcp_hub.db.engine import create_engine, require_current_schema
+    from mcp_hub.db.catalog import CatalogStore
+    from mcp_hub.db.engine import current_database
 
-    engine = create_engine(settings.database.url)
     try:
-        await require_current_schema(engine)
-        statuses = await HubStore(engine).list_connectors()
+        async with current_database(settings.database.url) as engine:
+            statuses = await CatalogStore(engine).list_connectors()
     except DatabaseError:
         return {}
-    finally:
-        await engine.dispose()
     return {
         status.id: {
             "state": status.health,
@@ -226,18 +238,18 @@ async def _recorded_health(settings: HubSettings) -> dict[str, dict[str, Any]]:
 
 async def _connect_once(
     settings: HubSettings, specs: list[ConnectorSpec]
-) -> dict[str, tuple[str, list[dict[str, Any]], str | None]]:
+) -> dict[ConnectorId, tuple[str, list[dict[str, Any]], str | None]]:
     """Connect to each connector once (concurrently); per connector: (state, tools, detail)."""
     from mcp_hub.downstream.connection import DownstreamConnection
-    from mcp_hub.downstream.health import Health, HealthState
+    from mcp_hub.downstream.health import HealthState
 
-    found: dict[str, list[dict[str, Any]]] = {}
-    settled: dict[str, anyio.Event] = {spec.id: anyio.Event() for spec in specs}
+    found: dict[ConnectorId, list[dict[str, Any]]] = {}
+    settled: dict[ConnectorId, anyio.Event] = {spec.id: anyio.Event() for spec in specs}
 
-    async def on_tools(connector_id: str, definitions: list[dict[str, Any]]) -> None:
+    async def on_tools(connector_id: ConnectorId, definitions: list[dict[str, Any]]) -> None:
         found[connector_id] = definitions
 
-    async def on_health(connector_id: str, state: HealthState) -> None:
+    async def on_health(connector_id: ConnectorId, state: HealthState) -> None:
         if state.state in (Health.READY, Health.DOWN, Health.DISABLED):
             settled[connector_id].set()
 
@@ -264,7 +276,7 @@ async def _connectors_check(settings: HubSettings, specs: list[ConnectorSpec], c
         print(f"mcp-hub: no connector {connector_id!r} (configured: {known})", file=sys.stderr)
         return EXIT_FAILURE
     state, tools, detail = (await _connect_once(settings, [spec.model_copy(update={"enabled": True})]))[spec.id]
-    if state != "ready":
+    if state != Health.READY:
         print(f"{connector_id}: {state}: {detail or 'no answer'}")
         return EXIT_FAILURE
     print(f"{connector_id}: ready, {len(tools)} tool(s)")
@@ -284,15 +296,11 @@ async def _catalog(settings: HubSettings, specs: list[ConnectorSpec], as_json: b
             catalog.replace_connector(connector_id, tools)
         pairs = [(tool.public_name, tool.connector_id, tool.downstream_name) for tool in catalog.tools()]
     else:
-        from mcp_hub.db import HubStore
-        from mcp_hub.db.engine import create_engine, require_current_schema
+        from mcp_hub.db.catalog import CatalogStore
+        from mcp_hub.db.engine import current_database
 
-        engine = create_engine(settings.database.url)
-        try:
-            await require_current_schema(engine)
-            rows = await HubStore(engine).catalog()
-        finally:
-            await engine.dispose()
+        async with current_database(settings.database.url) as engine:
+            rows = await CatalogStore(engine).catalog()
         pairs = [(row.public_name, row.connector_id, row.downstream_name) for row in rows]
     if as_json:
         print(json.dumps([{"name": p, "connector": c, "downstream_name": d} for p, c, d in pairs], indent=2))

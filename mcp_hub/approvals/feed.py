@@ -1,0 +1,42 @@
+"""The process-wide feed of approval transitions: whoever watches actions without waiting on a particular one
+(the approval inbox's event streams, tests) follows it. Changes made by other processes are not in the feed:
+watchers that need them also poll the database."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import anyio
+import structlog
+
+from mcp_hub.db.approvals import ActionRecord
+
+logger = structlog.get_logger(__name__)
+
+ActionListener = Callable[[ActionRecord], Awaitable[None]]
+
+
+class ActionFeed:
+    """An `ApprovalService` listener. `next_change()` is an event the next transition in this process sets;
+    `subscribe` calls a listener with every transition until it unsubscribes."""
+
+    def __init__(self) -> None:
+        self._event: anyio.Event | None = None
+        self._subscribers: list[ActionListener] = []
+
+    def next_change(self) -> anyio.Event:
+        if self._event is None:
+            self._event = anyio.Event()
+        return self._event
+
+    def subscribe(self, listener: ActionListener) -> Callable[[], None]:
+        """Follow every transition from now on; returns the function that stops following."""
+        self._subscribers.append(listener)
+        return lambda: self._subscribers.remove(listener)
+
+    async def publish(self, action: ActionRecord) -> None:
+        event, self._event = self._event, None
+        if event is not None:
+            event.set()
+        for listener in list(self._subscribers):
+            await listener(action)

@@ -1,0 +1,106 @@
+"""What the hub publishes about itself: RFC 8414 authorization server metadata, RFC 9728 protected resource
+metadata (path and root forms, see docs/oauth.md), and the RFC 7517 key set that verifies its tokens."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from mcp_hub.authz.client_auth import ASSERTION_ALGORITHMS
+from mcp_hub.authz.http import EVERY_TOOL_SCOPE
+from mcp_hub.authz.keys import ALGORITHM, KeyRing
+from mcp_hub.authz.urls import (
+    AS_METADATA_PATH,
+    AUTHORIZE_PATH,
+    INTROSPECT_PATH,
+    JWKS_PATH,
+    PR_METADATA_PATH,
+    REGISTER_PATH,
+    REVOKE_PATH,
+    OAuthUrls,
+)
+from mcp_hub.config.settings import AuthSection
+from mcp_hub.domain import ClientAuthMethod, GrantType
+
+
+def authorization_server_metadata(urls: OAuthUrls, settings: AuthSection) -> dict[str, Any]:
+    """RFC 8414 §2."""
+    authenticated = [
+        ClientAuthMethod.CLIENT_SECRET_BASIC,
+        ClientAuthMethod.CLIENT_SECRET_POST,
+        ClientAuthMethod.PRIVATE_KEY_JWT,
+    ]
+    # §2: "..._auth_signing_alg_values_supported" is REQUIRED wherever private_key_jwt is listed; these are
+    # the algorithms `private_key_jwt` accepts for a client assertion (the same at all three endpoints).
+    assertion_algorithms = sorted(ASSERTION_ALGORITHMS)
+    metadata: dict[str, Any] = {
+        "issuer": urls.issuer,
+        "authorization_endpoint": urls.url(AUTHORIZE_PATH),
+        "token_endpoint": urls.token_endpoint,
+        "jwks_uri": urls.url(JWKS_PATH),
+        "scopes_supported": [EVERY_TOOL_SCOPE],
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": [
+            GrantType.AUTHORIZATION_CODE,
+            GrantType.REFRESH_TOKEN,
+            GrantType.CLIENT_CREDENTIALS,
+        ],
+        "token_endpoint_auth_methods_supported": [*authenticated, ClientAuthMethod.NONE],
+        "token_endpoint_auth_signing_alg_values_supported": assertion_algorithms,
+        "code_challenge_methods_supported": ["S256"],
+        "revocation_endpoint": urls.url(REVOKE_PATH),
+        "revocation_endpoint_auth_methods_supported": [*authenticated, ClientAuthMethod.NONE],
+        "revocation_endpoint_auth_signing_alg_values_supported": assertion_algorithms,
+        "introspection_endpoint": urls.url(INTROSPECT_PATH),
+        "introspection_endpoint_auth_methods_supported": authenticated,
+        "introspection_endpoint_auth_signing_alg_values_supported": assertion_algorithms,
+        "authorization_response_iss_parameter_supported": True,
+        "client_id_metadata_document_supported": settings.client_id_metadata_documents,
+    }
+    if settings.dynamic_client_registration:
+        metadata["registration_endpoint"] = urls.url(REGISTER_PATH)
+    return metadata
+
+
+def protected_resource_metadata(urls: OAuthUrls) -> dict[str, Any]:
+    """RFC 9728 §2."""
+    return {
+        "resource": urls.resource,
+        "authorization_servers": [urls.issuer],
+        "jwks_uri": urls.url(JWKS_PATH),
+        "bearer_methods_supported": ["header"],
+        "scopes_supported": [EVERY_TOOL_SCOPE],
+        "resource_name": "mcp-hub",
+        "resource_signing_alg_values_supported": [ALGORITHM],
+    }
+
+
+class MetadataEndpoints:
+    """The well-known documents and the JWKS."""
+
+    def __init__(self, urls: OAuthUrls, settings: AuthSection, keys: KeyRing) -> None:
+        self._server = authorization_server_metadata(urls, settings)
+        self._resource = protected_resource_metadata(urls)
+        self._keys = keys
+        self._mcp_path = urls.mcp_path
+
+    def routes(self) -> list[Route]:
+        return [
+            Route(AS_METADATA_PATH, self._server_metadata, methods=["GET"]),
+            Route(PR_METADATA_PATH + self._mcp_path, self._resource_metadata, methods=["GET"]),
+            Route(PR_METADATA_PATH, self._resource_metadata, methods=["GET"]),
+            Route(JWKS_PATH, self._jwks, methods=["GET"]),
+        ]
+
+    async def _server_metadata(self, _request: Request) -> Response:
+        return JSONResponse(self._server)
+
+    async def _resource_metadata(self, _request: Request) -> Response:
+        return JSONResponse(self._resource)
+
+    async def _jwks(self, _request: Request) -> Response:
+        return JSONResponse(self._keys.jwks(), headers={"Cache-Control": "public, max-age=60"})

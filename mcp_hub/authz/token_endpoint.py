@@ -1,0 +1,75 @@
+"""The token endpoint, `POST /oauth/token` (RFC 6749 §3.2): client authentication, `resource`, then the grant.
+
+A form-encoded POST (`mcp_hub.bodies`, no parameter repeated except RFC 8707 `resource`) → the client
+authenticates (`client_auth`) → `resource` must name the hub's MCP endpoint → the handler of `grant_type`
+answers with the RFC 6749 §5.1 body, or raises `OAuthError`, which `mcp_hub.authz.http` turns into the §5.2
+answer. The grant types are handlers given to the endpoint when it is built (`grant_client_credentials`,
+`grant_authorization_code`, `grant_refresh_token`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from mcp_hub.authz.client_auth import ClientAuthenticator
+from mcp_hub.authz.http import oauth_error_response, oauth_json, read_oauth_form
+from mcp_hub.authz.urls import TOKEN_PATH, OAuthUrls
+from mcp_hub.bodies import FormData
+from mcp_hub.db.identities import AgentRecord
+from mcp_hub.domain import GrantType
+from mcp_hub.errors import OAuthError
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRequest:
+    """A token request after client authentication and `resource` validation."""
+
+    form: FormData
+    agent: AgentRecord
+    resource: str
+
+
+class GrantHandler(Protocol):
+    """One grant type of the token endpoint."""
+
+    grant_type: ClassVar[GrantType]
+
+    async def __call__(self, request: TokenRequest) -> dict[str, Any]:
+        """The RFC 6749 §5.1 response body, or `OAuthError`."""
+        ...
+
+
+class TokenEndpoint:
+    """`POST /oauth/token` over the grant types it is given."""
+
+    def __init__(self, authenticator: ClientAuthenticator, urls: OAuthUrls, grants: Sequence[GrantHandler]) -> None:
+        self._authenticator = authenticator
+        self._urls = urls
+        self._grants: Mapping[str, GrantHandler] = {grant.grant_type.value: grant for grant in grants}
+
+    def routes(self) -> list[Route]:
+        return [Route(TOKEN_PATH, self._token, methods=["POST"])]
+
+    async def _token(self, request: Request) -> Response:
+        try:
+            return oauth_json(await self.answer(request))
+        except OAuthError as exc:
+            return oauth_error_response(exc)
+
+    async def answer(self, request: Request) -> dict[str, Any]:
+        form = await read_oauth_form(request)
+        grant_type = form.get("grant_type")
+        if grant_type is None:
+            raise OAuthError("invalid_request", "grant_type is required")
+        handler = self._grants.get(grant_type)
+        if handler is None:
+            raise OAuthError("unsupported_grant_type", f"grant_type {grant_type!r} is not supported")
+        agent = await self._authenticator.authenticate(request, form, endpoint_url=self._urls.token_endpoint)
+        resource = self._urls.accept_resource(form.all("resource"))
+        return await handler(TokenRequest(form=form, agent=agent, resource=resource))

@@ -1,0 +1,108 @@
+"""`mcp-hub approvals list|show|approve|deny`: deciding held calls from the hub's machine (issue 4 §5).
+
+The command reads and writes the hub's database directly (`runtime.admin_tools`), so it works whether or not
+the hub runs; a hub
+that holds the call sees the decision at its next poll. `--as USER` names the human who decides: the
+separation-of-duties checks and the rule's approvers apply exactly as on the web page (threat T20).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime
+from typing import Any
+
+from mcp_hub.approvals.presentation import action_json, duration
+from mcp_hub.db.approvals import ActionRecord
+from mcp_hub.domain import ALL_STATUSES, ActionStatus, utc_now
+from mcp_hub.errors import ApprovalError
+from mcp_hub.runtime import AdminTools
+
+EXIT_OK, EXIT_REFUSED = 0, 1
+
+
+def add_approvals_command(commands: Any, common: argparse.ArgumentParser) -> None:
+    """Register `approvals` on the top-level `commands` sub-parser action."""
+    approvals = commands.add_parser("approvals", parents=[common], help="held calls waiting for a human")
+    verbs = approvals.add_subparsers(dest="approvals_command", required=True)
+    listing = verbs.add_parser("list", parents=[common], help="pending actions (--all: decided ones too)")
+    listing.add_argument("--all", action="store_true", help="every action, not only pending ones")
+    listing.add_argument("--json", action="store_true")
+    show = verbs.add_parser("show", parents=[common], help="one action with its full arguments")
+    show.add_argument("id")
+    show.add_argument("--json", action="store_true")
+    for verb in ("approve", "deny"):
+        decide = verbs.add_parser(verb, parents=[common], help=f"{verb} a pending action")
+        decide.add_argument("id")
+        decide.add_argument("--as", dest="as_user", required=True, metavar="USER", help="the user who decides")
+        decide.add_argument("--reason", help="shown to the agent")
+
+
+def _fail(message: str) -> int:
+    print(f"mcp-hub: {message}", file=sys.stderr)
+    return EXIT_REFUSED
+
+
+def _line(action: ActionRecord, now: datetime) -> str:
+    if action.status is ActionStatus.PENDING:
+        left = (action.expires_at - now).total_seconds()
+        state = f"pending, {duration(left)} left" if left > 0 else "expired"
+    else:
+        state = action.status + (f" by {action.decided_by}" if action.decided_by else "")
+    age = duration((now - action.created_at).total_seconds())
+    return f"{action.id}  {action.public_name:<28} {action.agent_name:<20} {age + ' ago':<16} {state}"
+
+
+async def run_approvals(tools: AdminTools, args: argparse.Namespace, _password: str | None) -> int:
+    verb: str = args.approvals_command
+    service = tools.approvals
+    now = utc_now()
+    if verb == "list":
+        actions = await service.list_actions(ALL_STATUSES if args.all else (ActionStatus.PENDING,), limit=500)
+        if args.json:
+            rows = [action_json(action, full=False, link=service.link(action.id)) for action in actions]
+            print(json.dumps(rows, indent=2))
+        elif not actions:
+            print("no actions" if args.all else "no pending actions")
+        else:
+            for action in actions:
+                print(_line(action, now))
+        return EXIT_OK
+    action = await service.get(args.id)
+    if action is None:
+        return _fail(f"no action {args.id!r}")
+    if verb == "show":
+        if args.json:
+            print(json.dumps(action_json(action, full=True, link=service.link(action.id)), indent=2))
+        else:
+            _print_action(action, service.link(action.id))
+        return EXIT_OK
+    user = await tools.stores.identities.user_by_name(args.as_user)
+    if user is None:
+        return _fail(f"no user {args.as_user!r} (mcp-hub users list)")
+    try:
+        decided = await service.decide(action.id, user, verb == "approve", args.reason)
+    except ApprovalError as exc:
+        return _fail(str(exc))
+    print(f"action {decided.id} {decided.status} by {user.name}")
+    return EXIT_OK
+
+
+def _print_action(action: ActionRecord, link: str) -> None:
+    print(f"id:          {action.id}")
+    print(f"status:      {action.status}")
+    print(f"agent:       {action.agent_name}")
+    print(f"tool:        {action.public_name} (connector {action.connector_id}: {action.downstream_name})")
+    print(f"description: {action.description or '-'}")
+    print(f"rules:       {', '.join(action.rules)}")
+    print(f"approvers:   {', '.join(action.approvers)}")
+    print(f"created:     {action.created_at.isoformat(timespec='seconds')}")
+    print(f"expires:     {action.expires_at.isoformat(timespec='seconds')}")
+    if action.status.is_decided and action.decided_at is not None:
+        print(f"decided:     {action.status} by {action.decided_by or 'the hub'} at {action.decided_at.isoformat()}")
+        print(f"reason:      {action.reason or '-'}")
+    print(f"link:        {link}")
+    print("arguments:")
+    print(json.dumps(action.arguments, indent=2, ensure_ascii=False))

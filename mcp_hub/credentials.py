@@ -1,0 +1,64 @@
+"""Credentials the hub makes and checks: random secrets, the digests stored instead of them, password hashes.
+
+Secrets (client secrets, refresh tokens, authorization codes, session ids, consent ids) are 256 bits from the
+OS CSPRNG; the database keeps only their SHA-256, compared in constant time, so a leaked table yields nothing
+usable. Human users' passwords are hashed with Argon2id (RFC 9106), memory-hard, via argon2-cffi.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from functools import cache
+from typing import Final
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from mcp_hub.errors import InvalidInputError
+
+MIN_PASSWORD_LENGTH: Final = 12
+CLIENT_SECRET_PREFIX: Final = "mcphs_"  # noqa: S105 - a prefix that leaked-secret scanners recognise
+
+_HASHER = PasswordHasher()  # argon2-cffi's defaults follow RFC 9106's second recommended option
+
+
+def new_secret(prefix: str = "") -> str:
+    """256 bits from the OS CSPRNG, URL-safe; `prefix` makes leaked values recognisable (e.g. `mcphs_`)."""
+    return prefix + secrets.token_urlsafe(32)
+
+
+def sha256_hex(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def same_digest(value: str, expected_sha256: str | None) -> bool:
+    """Constant-time check of `value` against a stored SHA-256 digest."""
+    if expected_sha256 is None:
+        return False
+    return hmac.compare_digest(sha256_hex(value), expected_sha256)
+
+
+def same_text(submitted: str | None, expected: str) -> bool:
+    """Constant-time comparison of a submitted value (a CSRF token) with the expected one."""
+    return submitted is not None and hmac.compare_digest(submitted.encode(), expected.encode())
+
+
+def hash_password(password: str) -> str:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidInputError(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
+    return _HASHER.hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    try:
+        return _HASHER.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+@cache
+def dummy_password_hash() -> str:
+    """What a sign-in checks against when the user does not exist, so that it takes as long either way."""
+    return _HASHER.hash("not a real password, only for timing")

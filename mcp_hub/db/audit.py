@@ -1,0 +1,88 @@
+"""`AuditStore`: the append-only audit trail of calls and approval transitions (written by `AuditWriter`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select
+
+from mcp_hub.db._base import Store, require_aware
+from mcp_hub.db.models import AuditCall
+from mcp_hub.domain import AuditOutcome, member_of
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """One tool call (or approval transition) through the hub; `at` is timezone-aware."""
+
+    at: datetime
+    client: str
+    session: str | None
+    public_name: str
+    connector_id: str | None
+    downstream_name: str | None
+    outcome: AuditOutcome
+    latency_ms: float
+    detail: str | None
+
+    def __post_init__(self) -> None:
+        require_aware("AuditEvent.at", self.at)
+        member_of(AuditOutcome, self.outcome, "audit outcome")
+
+
+class AuditStore(Store):
+    """Appends to the audit trail and reads its latest rows."""
+
+    async def insert_audit(self, events: Sequence[AuditEvent]) -> None:
+        """Append `events` to the audit trail: one executemany in one transaction."""
+        if not events:
+            return
+        rows = [_audit_values(event) for event in events]
+        async with self._writes.begin() as session:
+            await session.execute(insert(AuditCall), rows)
+
+    async def recent_audit(self, limit: int = 100) -> list[AuditEvent]:
+        """The latest `limit` audit events, newest first."""
+        query = select(AuditCall).order_by(AuditCall.at.desc(), AuditCall.id.desc()).limit(limit)
+        async with self._reads() as session:
+            return [_audit_event(row) for row in (await session.scalars(query)).all()]
+
+
+def _text(value: str) -> str:
+    # PostgreSQL text cannot hold NUL; an audit row must never be refused, so it is replaced.
+    return value.replace("\x00", "\ufffd")
+
+
+def _optional_text(value: str | None) -> str | None:
+    return None if value is None else _text(value)
+
+
+def _audit_values(event: AuditEvent) -> dict[str, Any]:
+    return {
+        "at": event.at,
+        "client": _text(event.client),
+        "session": _optional_text(event.session),
+        "public_name": _text(event.public_name),
+        "connector_id": _optional_text(event.connector_id),
+        "downstream_name": _optional_text(event.downstream_name),
+        "outcome": event.outcome,
+        "latency_ms": event.latency_ms,
+        "detail": _optional_text(event.detail),
+    }
+
+
+def _audit_event(row: AuditCall) -> AuditEvent:
+    return AuditEvent(
+        at=row.at,
+        client=row.client,
+        session=row.session,
+        public_name=row.public_name,
+        connector_id=row.connector_id,
+        downstream_name=row.downstream_name,
+        outcome=AuditOutcome(row.outcome),
+        latency_ms=row.latency_ms,
+        detail=row.detail,
+    )

@@ -1,0 +1,182 @@
+"""The hub's vocabulary: typed ids, and every closed set of values (statuses, roles, outcomes), each defined once.
+
+Ids are `NewType`s over `str`, so an agent's id cannot be passed where a user's or an OAuth client id is
+expected (they are all strings in the database). Enums are `StrEnum`s: their values are what the database
+stores and what the wire shows, so `ActionStatus.PENDING == "pending"`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Final, NewType, TypeVar
+
+AgentId = NewType("AgentId", str)
+"""The primary key of an agent (an OAuth client of the hub)."""
+UserId = NewType("UserId", str)
+"""The primary key of a human user."""
+ClientId = NewType("ClientId", str)
+"""An agent's OAuth `client_id` (what tokens and client authentication name; not its primary key)."""
+ConnectorId = NewType("ConnectorId", str)
+"""A connector's id: its file name, the prefix of its public tool names."""
+ActionId = NewType("ActionId", str)
+"""A pending action's id (`apv_...`): also its approval link and its task id."""
+
+Clock = Callable[[], datetime]
+"""What components read the time from; tests pass one they can move."""
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware UTC (naive datetimes break token expiry and the database)."""
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who made a call, as the audit trail names it: the principal's label with auth, else the client's own
+    (self-reported) name and address; and the legacy session it came on, if any."""
+
+    client: str
+    session: str | None = None
+
+
+EnumT = TypeVar("EnumT", bound=StrEnum)
+
+
+def member_of(kind: type[EnumT], value: object, what: str) -> EnumT:
+    """`value` as a member of `kind`; a `ValueError` naming `what` otherwise (a bug: never store a value that
+    nobody can interpret)."""
+    try:
+        return kind(value)
+    except ValueError:
+        raise ValueError(f"unknown {what} {value!r}: expected one of {sorted(kind)}") from None
+
+
+class Role(StrEnum):
+    """What a human user may do in the hub's pages."""
+
+    ADMIN = "admin"
+    APPROVER = "approver"
+
+
+APPROVER_ROLES: Final = frozenset({Role.APPROVER, Role.ADMIN})
+"""Roles that see the approval pages (an admin may decide wherever an approver may)."""
+
+
+class AgentSource(StrEnum):
+    """How an OAuth client came to exist."""
+
+    ADMIN = "admin"
+    """`mcp-hub agents create`: it has grants of its own."""
+    DCR = "dcr"
+    """RFC 7591 dynamic client registration: it acts only for a consenting user."""
+    CIMD = "cimd"
+    """A Client ID Metadata Document URL: it acts only for a consenting user."""
+
+
+class ClientAuthMethod(StrEnum):
+    """`token_endpoint_auth_method` values the hub supports (RFC 7591 §2)."""
+
+    CLIENT_SECRET_BASIC = "client_secret_basic"  # noqa: S105 - a method name, not a secret
+    CLIENT_SECRET_POST = "client_secret_post"  # noqa: S105 - a method name, not a secret
+    PRIVATE_KEY_JWT = "private_key_jwt"
+    NONE = "none"
+
+
+SECRET_METHODS: Final = frozenset({ClientAuthMethod.CLIENT_SECRET_BASIC, ClientAuthMethod.CLIENT_SECRET_POST})
+"""The methods that present a shared secret (either is accepted for a client registered with the other)."""
+
+
+class GrantType(StrEnum):
+    """The OAuth grant types of the token endpoint."""
+
+    CLIENT_CREDENTIALS = "client_credentials"
+    AUTHORIZATION_CODE = "authorization_code"
+    REFRESH_TOKEN = "refresh_token"  # noqa: S105 - a grant type, not a secret
+
+
+class Health(StrEnum):
+    """A connector's state, as `/healthz`, the database and `mcp-hub connectors list` show it."""
+
+    CONNECTING = "connecting"
+    """Starting, or reconnecting after a loss; no calls are forwarded."""
+    READY = "ready"
+    """Connected, tools listed, calls forwarded."""
+    DEGRADED = "degraded"
+    """Connected, but recent calls failed at the transport (the connector is being checked)."""
+    DOWN = "down"
+    """The last connection attempt failed; the hub retries with backoff."""
+    DISABLED = "disabled"
+    """`enabled = false` in the connector file, or no longer configured."""
+
+
+class AuditOutcome(StrEnum):
+    """The outcome column of the audit trail: one per call, and one per approval transition."""
+
+    OK = "ok"
+    TOOL_ERROR = "tool_error"
+    UNKNOWN_TOOL = "unknown_tool"
+    UNAVAILABLE = "unavailable"
+    TIMEOUT = "timeout"
+    DOWNSTREAM_ERROR = "downstream_error"
+    CANCELLED = "cancelled"
+    INTERNAL_ERROR = "internal_error"
+    FORBIDDEN = "forbidden"
+    APPROVAL_REQUESTED = "approval_requested"
+    APPROVAL_APPROVED = "approval_approved"
+    APPROVAL_DENIED = "approval_denied"
+    APPROVAL_EXPIRED = "approval_expired"
+    APPROVAL_WITHDRAWN = "approval_withdrawn"
+    APPROVAL_EXECUTED = "approval_executed"
+    APPROVAL_RETURNED = "approval_returned"
+    APPROVAL_REFUSED = "approval_refused"
+
+
+class ActionStatus(StrEnum):
+    """Where a held call is in its life: `pending → approved → executing → done | failed`, or
+    `pending → denied | expired | withdrawn`; an approved action not run in time becomes `expired` too."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    EXECUTING = "executing"
+    DONE = "done"
+    FAILED = "failed"
+    DENIED = "denied"
+    EXPIRED = "expired"
+    WITHDRAWN = "withdrawn"
+
+    @property
+    def is_decided(self) -> bool:
+        """Past `pending`: decided by a human, by the agent (withdrawn) or by the clock (expired)."""
+        return self is not ActionStatus.PENDING
+
+    @property
+    def is_settled(self) -> bool:
+        """It has an outcome the agent can be handed (nothing will change it any more)."""
+        return self in SETTLED_STATUSES
+
+    @property
+    def is_running(self) -> bool:
+        """Approved and not finished: a request may be about to run it, or running it."""
+        return self in (ActionStatus.APPROVED, ActionStatus.EXECUTING)
+
+
+ALL_STATUSES: Final = tuple(ActionStatus)
+DECIDED_STATUSES: Final = tuple(status for status in ActionStatus if status.is_decided)
+SETTLED_STATUSES: Final = frozenset(
+    {ActionStatus.DONE, ActionStatus.FAILED, ActionStatus.DENIED, ActionStatus.EXPIRED, ActionStatus.WITHDRAWN}
+)
+
+
+class Consumption(StrEnum):
+    """What consuming a single-use artefact (an authorization code, a refresh token) found."""
+
+    FIRST_USE = "ok"
+    """This caller consumed it: the one use it has."""
+    REUSED = "reused"
+    """It had been used before: a replay, and a sign that two parties hold it."""
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+    UNKNOWN = "unknown"
