@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import asyncio.runners
+import itertools
 import shutil
 import socket
 import sys
@@ -60,6 +61,15 @@ def _report_tasks_left_at_runner_close() -> None:
 
 
 _report_tasks_left_at_runner_close()
+
+
+_NAMES = itertools.count(1)
+
+
+def unique(stem: str) -> str:
+    """`stem` with a number no other call in this test session got: names for agents and users of tests that
+    share one hub (a module-scoped fixture), so that they never collide."""
+    return f"{stem}-{next(_NAMES)}"
 
 
 def toml_value(value: Any) -> str:

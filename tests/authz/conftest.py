@@ -55,10 +55,11 @@ def bearer(token: str) -> httpx2.AsyncClient:
     return httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30)
 
 
-@pytest.fixture
-async def auth_hub(tmp_path: Path) -> AsyncGenerator[RunningHub]:
-    """A hub with auth enabled and the fault fixture server as connector `faults` (legacy era, stdio)."""
-    config = write_config(tmp_path, {"faults": fault_connector()}, auth=True)
+@pytest.fixture(scope="module")
+async def auth_hub(tmp_path_factory: pytest.TempPathFactory) -> AsyncGenerator[RunningHub]:
+    """A hub with auth enabled and the fault fixture server as connector `faults` (legacy era, stdio), shared by
+    the tests of one module: each test makes agents and users of its own names, so they do not interfere."""
+    config = write_config(tmp_path_factory.mktemp("auth-hub"), {"faults": fault_connector()}, auth=True)
     async with running_hub(config) as hub:
         await hub.wait_ready("faults")
         yield hub

@@ -19,7 +19,7 @@ from pydantic import AnyUrl
 
 from mcp_hub.domain import Role
 from mcp_hub.runtime import Authorization
-from tests.conftest import RunningHub, fault_connector, running_hub, write_config
+from tests.conftest import RunningHub, fault_connector, running_hub, unique, write_config
 from tests.web.browser import authorize_as
 
 REDIRECT_URI = "http://127.0.0.1:8976/callback"
@@ -34,7 +34,8 @@ def auth_service(hub: RunningHub) -> Authorization:
 
 @asynccontextmanager
 async def code_flow_hub(tmp_path: Path) -> AsyncGenerator[RunningHub]:
-    """A hub with auth, the fault server as `faults`, and no decision cache (revocations apply at once)."""
+    """A hub with auth, the fault server as `faults`, and no decision cache (revocations apply at once); the
+    modules that use it share one per module."""
     config = write_config(tmp_path, {"faults": fault_connector()}, "[auth]\ndecision_cache_seconds = 0\n", auth=True)
     async with running_hub(config) as hub:
         await hub.wait_ready("faults")
@@ -59,7 +60,9 @@ async def make_app(
     grants: tuple[str, ...] = ("tool:faults__echo",),
     redirect_uri: str = REDIRECT_URI,
 ) -> App:
+    """A public app and its user, named `agent` and `user` plus a number of their own (tests share hubs)."""
     service = auth_service(hub)
+    agent, user = unique(agent), unique(user)
     if await hub.hub.stores.identities.user_by_name(user) is None:
         await service.admin.create_user(user, Role.APPROVER, PASSWORD)
     for pattern in grants:

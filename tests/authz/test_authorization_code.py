@@ -7,7 +7,6 @@ forms, the client part through the token endpoint, and the result through /mcp.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from pathlib import Path
 
 import httpx2
 import pytest
@@ -34,9 +33,9 @@ from tests.web.browser import authorize_as, decide, hidden_field, open_consent, 
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-async def hub(tmp_path: Path) -> AsyncGenerator[RunningHub]:
-    async with code_flow_hub(tmp_path) as running:
+@pytest.fixture(scope="module")
+async def hub(tmp_path_factory: pytest.TempPathFactory) -> AsyncGenerator[RunningHub]:
+    async with code_flow_hub(tmp_path_factory.mktemp("code-flow")) as running:
         yield running
 
 

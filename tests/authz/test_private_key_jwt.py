@@ -28,7 +28,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp_hub.authz.private_key_jwt import parse_client_jwks
 from tests.authz.conftest import auth_service, make_agent
 from tests.authz.flow import MemoryStorage
-from tests.conftest import RunningHub
+from tests.conftest import RunningHub, unique
 
 pytestmark = pytest.mark.anyio
 
@@ -120,7 +120,9 @@ async def test_an_agent_with_a_registered_key_gets_a_token_with_a_signed_asserti
 ) -> None:
     """RFC 7523 §2.2: each accepted key type authenticates with its algorithm; the token carries the grants."""
     key = new_key(alg)
-    created = await auth_service(auth_hub).admin.create_key_agent("keyed", ["tool:faults__echo"], public_jwks(key))
+    created = await auth_service(auth_hub).admin.create_key_agent(
+        unique("keyed"), ["tool:faults__echo"], public_jwks(key)
+    )
     client_id = created.agent.client_id
 
     response = await token_with_assertion(auth_hub, sign(key, alg, claims_for(client_id, auth_hub.base_url)))
@@ -134,7 +136,7 @@ async def test_an_agent_with_a_registered_key_gets_a_token_with_a_signed_asserti
 async def test_the_audience_may_be_the_token_endpoint_url(auth_hub: RunningHub) -> None:
     """RFC 7523 §3 item 3: the token endpoint URL identifies the authorization server too."""
     key = new_key("ES256")
-    created = await auth_service(auth_hub).admin.create_key_agent("keyed", ["tool:*"], public_jwks(key))
+    created = await auth_service(auth_hub).admin.create_key_agent(unique("keyed"), ["tool:*"], public_jwks(key))
     audience = f"{auth_hub.base_url}/oauth/token"
 
     response = await token_with_assertion(
@@ -167,7 +169,9 @@ FORGERIES = {
 async def test_a_forged_client_assertion_is_refused(auth_hub: RunningHub, forgery: str) -> None:
     """Threat T02 for client assertions (RFC 7523 §3, RFC 8725 §3.1): each forgery → 401 invalid_client."""
     key = new_key("ES256")
-    created = await auth_service(auth_hub).admin.create_key_agent("keyed", ["tool:*"], public_jwks(key, kid="k1"))
+    created = await auth_service(auth_hub).admin.create_key_agent(
+        unique("keyed"), ["tool:*"], public_jwks(key, kid="k1")
+    )
     client_id = created.agent.client_id
     good = claims_for(client_id, auth_hub.base_url)
     now = int(time.time())
@@ -199,7 +203,7 @@ async def test_a_forged_client_assertion_is_refused(auth_hub: RunningHub, forger
 async def test_a_client_assertion_is_single_use(auth_hub: RunningHub) -> None:
     """RFC 7523 §3 item 7 (T02 replay): the second use of a jti is refused, via the shared database cache."""
     key = new_key("ES256")
-    created = await auth_service(auth_hub).admin.create_key_agent("keyed", ["tool:*"], public_jwks(key))
+    created = await auth_service(auth_hub).admin.create_key_agent(unique("keyed"), ["tool:*"], public_jwks(key))
     assertion = sign(key, "ES256", claims_for(created.agent.client_id, auth_hub.base_url))
 
     first = await token_with_assertion(auth_hub, assertion)
@@ -212,7 +216,7 @@ async def test_a_client_assertion_is_single_use(auth_hub: RunningHub) -> None:
 
 async def test_a_secret_agent_cannot_authenticate_with_an_assertion(auth_hub: RunningHub) -> None:
     """Chosen: a client uses the method it registered; a secret-based agent has no keys to verify with."""
-    agent = await make_agent(auth_hub, "secretive", "tool:*")
+    agent = await make_agent(auth_hub, unique("secretive"), "tool:*")
     response = await token_with_assertion(
         auth_hub, sign(new_key("ES256"), "ES256", claims_for(agent.client_id, auth_hub.base_url))
     )
@@ -244,7 +248,7 @@ async def test_the_sdk_private_key_jwt_provider_reaches_a_tool_through_the_hub(a
     """MCP client-credentials extension with private_key_jwt: 401 → discovery → signed assertion → tool call."""
     key = ECKey.generate_key("P-256", private=True)
     # The SDK requests the scope of the hub's 401 challenge (`tool:*`); a `tool:*` grant covers that request.
-    created = await auth_service(auth_hub).admin.create_key_agent("keyed", ["tool:*"], public_jwks(key))
+    created = await auth_service(auth_hub).admin.create_key_agent(unique("keyed"), ["tool:*"], public_jwks(key))
     client_id = created.agent.client_id
     signer = SignedJWTParameters(
         issuer=client_id, subject=client_id, signing_key=key.as_pem(private=True).decode(), signing_algorithm="ES256"
@@ -270,7 +274,7 @@ async def test_the_sdk_private_key_jwt_provider_reaches_a_tool_through_the_hub(a
 async def test_the_sdk_client_secret_provider_reaches_a_tool_through_the_hub(auth_hub: RunningHub, era: str) -> None:
     """MCP client-credentials extension with client_secret_basic against the hub's discovery and token endpoint."""
     # The SDK requests the scope of the hub's 401 challenge (`tool:*`); a `tool:*` grant covers that request.
-    agent = await make_agent(auth_hub, "secretive", "tool:*")
+    agent = await make_agent(auth_hub, unique("secretive"), "tool:*")
     provider = ClientCredentialsOAuthProvider(
         server_url=auth_hub.url,
         storage=MemoryStorage(),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncGenerator
-from pathlib import Path
 
 import anyio
 import httpx2
@@ -18,9 +17,9 @@ from tests.conftest import RunningHub
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-async def hub(tmp_path: Path) -> AsyncGenerator[RunningHub]:
-    async with code_flow_hub(tmp_path) as running:
+@pytest.fixture(scope="module")
+async def hub(tmp_path_factory: pytest.TempPathFactory) -> AsyncGenerator[RunningHub]:
+    async with code_flow_hub(tmp_path_factory.mktemp("refresh")) as running:
         yield running
 
 

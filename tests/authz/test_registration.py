@@ -13,7 +13,9 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.auth import OAuthClientInformationFull
 
+from mcp_hub.authz.registration import validate_redirect_uris
 from mcp_hub.domain import Role
+from mcp_hub.errors import OAuthError
 from tests.authz.conftest import auth_service, bearer
 from tests.authz.flow import PASSWORD, App, Pkce, code_for, exchange
 from tests.conftest import RunningHub, fault_connector, running_hub, write_config
@@ -113,11 +115,10 @@ async def test_a_key_client_registers_its_public_keys(auth_hub: RunningHub) -> N
         "com.example.app:/oauth2redirect",
     ],
 )
-async def test_redirect_uris_of_web_and_native_apps_are_accepted(auth_hub: RunningHub, redirect_uri: str) -> None:
-    """OAuth 2.1 / RFC 8252 §7.1, §7.3: https, loopback http, reverse-domain private-use schemes."""
-    response = await register(auth_hub, {"redirect_uris": [redirect_uri], "token_endpoint_auth_method": "none"})
-
-    assert response.status_code == 201, response.text
+def test_redirect_uris_of_web_and_native_apps_are_accepted(redirect_uri: str) -> None:
+    """OAuth 2.1 / RFC 8252 §7.1, §7.3: https, loopback http, reverse-domain private-use schemes (the rules, as
+    registration and Client ID Metadata Documents both apply them)."""
+    assert validate_redirect_uris([redirect_uri]) == (redirect_uri,)
 
 
 @pytest.mark.parametrize(
@@ -141,16 +142,26 @@ async def test_redirect_uris_of_web_and_native_apps_are_accepted(auth_hub: Runni
         ["https://app.example.com/" + "a" * 2000],
     ],
 )
-async def test_unsafe_or_malformed_redirect_uris_are_refused(auth_hub: RunningHub, redirect_uris: object) -> None:
+def test_unsafe_or_malformed_redirect_uris_are_refused(redirect_uris: object) -> None:
     """RFC 7591 §3.2.2 `invalid_redirect_uri`: no fragments, no plain http off loopback, no script schemes."""
-    metadata: dict[str, Any] = {"token_endpoint_auth_method": "none"}
-    if redirect_uris is not None:
-        metadata["redirect_uris"] = redirect_uris
+    with pytest.raises(OAuthError) as refused:
+        validate_redirect_uris(redirect_uris)
 
-    response = await register(auth_hub, metadata)
+    assert refused.value.error == "invalid_redirect_uri"
 
-    assert response.status_code == 400, response.text
-    assert response.json()["error"] == "invalid_redirect_uri"
+
+@pytest.mark.parametrize(
+    ("redirect_uris", "status", "error"),
+    [(["com.example.app:/oauth2redirect"], 201, None), (["javascript:alert(1)"], 400, "invalid_redirect_uri")],
+)
+async def test_the_endpoint_applies_the_redirect_uri_rules(
+    auth_hub: RunningHub, redirect_uris: list[str], status: int, error: str | None
+) -> None:
+    """RFC 7591 §3.2.1 and §3.2.2: what the rules accept is registered, what they refuse is answered 400."""
+    response = await register(auth_hub, {"redirect_uris": redirect_uris, "token_endpoint_auth_method": "none"})
+
+    assert response.status_code == status, response.text
+    assert response.json().get("error") == error
 
 
 GOOD = {"redirect_uris": ["https://app.example.com/cb"]}

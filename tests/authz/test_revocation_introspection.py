@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import AsyncGenerator
-from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -18,17 +17,23 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp_hub.domain import Role
 from tests.authz.conftest import AgentCredentials, auth_service, bearer, client_credentials_token, make_agent
 from tests.authz.flow import PASSWORD, App, Pkce, code_for, exchange, make_app, mcp_status, refresh, tokens_for
-from tests.conftest import RunningHub, fault_connector, running_hub, write_config
+from tests.conftest import RunningHub, fault_connector, running_hub, unique, write_config
 
 pytestmark = pytest.mark.anyio
 
 REDIRECT_URI = "http://127.0.0.1:33418/callback"
 
 
-@pytest.fixture
-async def hub(tmp_path: Path) -> AsyncGenerator[RunningHub]:
-    """A hub with auth and no decision cache, so a revocation shows on the very next request."""
-    config = write_config(tmp_path, {"faults": fault_connector()}, "[auth]\ndecision_cache_seconds = 0\n", auth=True)
+@pytest.fixture(scope="module")
+async def hub(tmp_path_factory: pytest.TempPathFactory) -> AsyncGenerator[RunningHub]:
+    """A hub with auth and no decision cache, so a revocation shows on the very next request (shared by the
+    module's tests, whose agents and users all have names of their own)."""
+    config = write_config(
+        tmp_path_factory.mktemp("revocation"),
+        {"faults": fault_connector()},
+        "[auth]\ndecision_cache_seconds = 0\n",
+        auth=True,
+    )
     async with running_hub(config) as running:
         await running.wait_ready("faults")
         yield running
@@ -68,8 +73,9 @@ async def echo(hub: RunningHub, token: str) -> bool:
 async def confidential_app(hub: RunningHub) -> tuple[App, AgentCredentials]:
     """A confidential client registered by DCR, and a user (alice) who may call faults__echo."""
     service = auth_service(hub)
-    await service.admin.create_user("alice", Role.APPROVER, PASSWORD)
-    await service.admin.add_grant("user:alice", "tool:faults__echo")
+    alice = unique("alice")
+    await service.admin.create_user(alice, Role.APPROVER, PASSWORD)
+    await service.admin.add_grant(f"user:{alice}", "tool:faults__echo")
     async with httpx2.AsyncClient() as client:
         registered = (
             await client.post(
@@ -77,7 +83,7 @@ async def confidential_app(hub: RunningHub) -> tuple[App, AgentCredentials]:
                 json={"redirect_uris": [REDIRECT_URI], "grant_types": ["authorization_code", "refresh_token"]},
             )
         ).json()
-    app = App(client_id=registered["client_id"], redirect_uri=REDIRECT_URI, user="alice", password=PASSWORD)
+    app = App(client_id=registered["client_id"], redirect_uri=REDIRECT_URI, user=alice, password=PASSWORD)
     return app, AgentCredentials(name="app", client_id=app.client_id, client_secret=registered["client_secret"])
 
 
@@ -95,7 +101,7 @@ async def user_tokens(hub: RunningHub, app: App, credentials: AgentCredentials) 
 
 async def test_a_revoked_access_token_is_refused_on_the_next_mcp_call(hub: RunningHub) -> None:
     """RFC 7009 §2.1, threat T09: revoked → 401 within decision_cache_seconds (0 here)."""
-    agent = await make_agent(hub, "worker", "tool:faults__echo")
+    agent = await make_agent(hub, unique("worker"), "tool:faults__echo")
     token = await client_credentials_token(hub, agent)
     assert await echo(hub, token)
 
@@ -128,8 +134,8 @@ async def test_revoking_a_refresh_token_ends_its_whole_family(hub: RunningHub) -
 
 async def test_a_client_cannot_revoke_another_clients_token(hub: RunningHub) -> None:
     """RFC 7009 §2.1 (only the client's own tokens); chosen: the answer is 200 anyway, so it is no oracle."""
-    owner = await make_agent(hub, "owner", "tool:faults__echo")
-    other = await make_agent(hub, "other", "tool:faults__echo")
+    owner = await make_agent(hub, unique("owner"), "tool:faults__echo")
+    other = await make_agent(hub, unique("other"), "tool:faults__echo")
     token = await client_credentials_token(hub, owner)
 
     response = await revoke(hub, token, other)
@@ -141,7 +147,7 @@ async def test_a_client_cannot_revoke_another_clients_token(hub: RunningHub) -> 
 @pytest.mark.parametrize("token", ["garbage", "a.b.c", "x" * 5000, "eyJhbGciOiJub25lIn0.e30."])
 async def test_unknown_or_malformed_tokens_are_answered_200(hub: RunningHub, token: str) -> None:
     """RFC 7009 §2.2: an invalid token is not an error."""
-    agent = await make_agent(hub, "worker", "tool:*")
+    agent = await make_agent(hub, unique("worker"), "tool:*")
 
     response = await revoke(hub, token, agent)
 
@@ -150,7 +156,7 @@ async def test_unknown_or_malformed_tokens_are_answered_200(hub: RunningHub, tok
 
 async def test_revocation_needs_an_authenticated_client_and_a_token(hub: RunningHub) -> None:
     """RFC 7009 §2.1 (client authentication), §2.2.1 (invalid_request)."""
-    agent = await make_agent(hub, "worker", "tool:*")
+    agent = await make_agent(hub, unique("worker"), "tool:*")
     token = await client_credentials_token(hub, agent)
     impostor = AgentCredentials(name="worker", client_id=agent.client_id, client_secret="wrong")
 
@@ -169,7 +175,7 @@ async def test_revocation_needs_an_authenticated_client_and_a_token(hub: Running
 
 async def test_a_client_introspects_its_own_active_token(hub: RunningHub) -> None:
     """RFC 7662 §2.2: active, with the token's claims."""
-    agent = await make_agent(hub, "worker", "tool:faults__echo")
+    agent = await make_agent(hub, unique("worker"), "tool:faults__echo")
     token = await client_credentials_token(hub, agent)
 
     body = await introspect(hub, token, agent)
@@ -187,8 +193,8 @@ async def test_a_client_introspects_its_own_active_token(hub: RunningHub) -> Non
 
 async def test_revoked_foreign_and_malformed_tokens_are_inactive_and_say_nothing_else(hub: RunningHub) -> None:
     """RFC 7662 §2.2 (inactive carries only active: false); chosen: a client sees only its own tokens."""
-    agent = await make_agent(hub, "worker", "tool:*")
-    other = await make_agent(hub, "other", "tool:*")
+    agent = await make_agent(hub, unique("worker"), "tool:*")
+    other = await make_agent(hub, unique("other"), "tool:*")
     revoked = await client_credentials_token(hub, agent)
     await revoke(hub, revoked, agent)
     foreign = await client_credentials_token(hub, other)
@@ -201,7 +207,7 @@ async def test_revoked_foreign_and_malformed_tokens_are_inactive_and_say_nothing
 
 async def test_introspection_is_for_authenticated_confidential_clients_only(hub: RunningHub) -> None:
     """RFC 7662 §2.1 and §4: no anonymous or public-client token scanning (401)."""
-    agent = await make_agent(hub, "worker", "tool:*")
+    agent = await make_agent(hub, unique("worker"), "tool:*")
     token = await client_credentials_token(hub, agent)
     app = await make_app(hub)
 
@@ -215,11 +221,11 @@ async def test_introspection_is_for_authenticated_confidential_clients_only(hub:
 
 async def test_a_disabled_agents_token_is_never_reported_active(hub: RunningHub) -> None:
     """Issue 3 §5: a disabled agent can no longer authenticate (401), and no other client sees its token."""
-    agent = await make_agent(hub, "worker", "tool:*")
-    other = await make_agent(hub, "other", "tool:*")
+    agent = await make_agent(hub, unique("worker"), "tool:*")
+    other = await make_agent(hub, unique("other"), "tool:*")
     token = await client_credentials_token(hub, agent)
 
-    await auth_service(hub).admin.set_agent_enabled("worker", False)
+    await auth_service(hub).admin.set_agent_enabled(agent.name, False)
     itself = await post_form(hub, "/oauth/introspect", {"token": token}, agent)
 
     assert itself.status_code == 401
@@ -230,12 +236,12 @@ async def test_user_tokens_are_inactive_once_the_user_is_disabled(hub: RunningHu
     """Issue 3 §5: the subject's state is read at introspection time, access and refresh tokens alike."""
     app, credentials = await confidential_app(hub)
     tokens = await user_tokens(hub, app, credentials)
-    user = await hub.hub.stores.identities.user_by_name("alice")
+    user = await hub.hub.stores.identities.user_by_name(app.user)
     assert user is not None
 
     access = await introspect(hub, tokens["access_token"], credentials)
     refresh_token = await introspect(hub, tokens["refresh_token"], credentials, token_type_hint="refresh_token")
-    await hub.hub.stores.identities.set_user_enabled("alice", False)
+    await hub.hub.stores.identities.set_user_enabled(app.user, False)
 
     assert access["active"] is True
     assert access["sub"] == user.id
@@ -261,7 +267,7 @@ async def test_a_key_agent_introspects_with_an_assertion_for_the_introspection_e
     """RFC 7523 §3 item 3: the endpoint's own URL is an acceptable audience there."""
     key = ECKey.generate_key("P-256", private=True)
     created = await auth_service(hub).admin.create_key_agent(
-        "keyed", ["tool:*"], {"keys": [key.as_dict(private=False)]}
+        unique("keyed"), ["tool:*"], {"keys": [key.as_dict(private=False)]}
     )
     client_id = created.agent.client_id
     token = auth_service(hub).tokens.token_response(created.agent.client_id, ["tool:*"])["access_token"]
