@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx2
 import pytest
 import uvicorn
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.applications import Starlette
 
 from mcp_hub.authz.egress import STRICT_EGRESS, EgressPolicy
 from mcp_hub.config.connectors import load_connectors
@@ -149,6 +151,9 @@ def write_config(
 
 @dataclass
 class RunningHub:
+    """A hub served by uvicorn on a loopback port: for tests that need real HTTP (SSE streams, SDK clients,
+    subprocesses, browsers)."""
+
     hub: Hub
     url: str
     """The MCP endpoint, e.g. http://127.0.0.1:PORT/mcp."""
@@ -158,6 +163,39 @@ class RunningHub:
         with anyio.fail_after(within_seconds):
             for connector_id in connector_ids or tuple(self.hub.pool.connections):
                 await self.hub.pool.get(connector_id).wait_for(Health.READY)
+
+    def client(self, **options: Any) -> httpx2.AsyncClient:
+        """An HTTP client for the hub (absolute URLs under `base_url`)."""
+        return httpx2.AsyncClient(**options)
+
+
+@dataclass
+class InProcessHub:
+    """A hub whose HTTP app is called in-process through httpx2's ASGI transport: no socket and no server, for
+    tests of HTTP endpoints that need no downstream and no streaming response."""
+
+    hub: Hub
+    app: Starlette
+    url: str
+    base_url: str
+
+    def client(self, **options: Any) -> httpx2.AsyncClient:
+        """An HTTP client whose requests go straight to the app (absolute URLs under `base_url` work as well)."""
+        return httpx2.AsyncClient(transport=httpx2.ASGITransport(app=self.app), base_url=self.base_url, **options)
+
+
+HubUnderTest = RunningHub | InProcessHub
+
+
+@asynccontextmanager
+async def in_process_hub(config: Path) -> AsyncGenerator[InProcessHub]:
+    """Migrate, build the hub's app and run its lifespan (the hub's components) without serving it anywhere."""
+    settings = load_settings(config)
+    await upgrade(settings.database.url)
+    hub = Hub(settings, load_connectors(settings.connectors_dir))
+    app = build_app(hub)
+    async with app.router.lifespan_context(app):
+        yield InProcessHub(hub=hub, app=app, url=settings.mcp_resource_url, base_url=settings.public_base_url)
 
 
 @asynccontextmanager

@@ -11,7 +11,7 @@ import httpx2
 import pytest
 
 from mcp_hub.runtime import Authorization
-from tests.conftest import RunningHub, fault_connector, running_hub, write_config
+from tests.conftest import HubUnderTest, RunningHub, fault_connector, running_hub, write_config
 from tests.db.conftest import fresh_postgres_database
 
 
@@ -22,26 +22,26 @@ class AgentCredentials:
     client_secret: str
 
 
-def auth_service(hub: RunningHub) -> Authorization:
+def auth_service(hub: HubUnderTest) -> Authorization:
     """The authorization parts of a hub started with auth."""
     service = hub.hub.auth
     assert service is not None, "the hub was started without auth"
     return service
 
 
-async def make_agent(hub: RunningHub, name: str, *grants: str) -> AgentCredentials:
+async def make_agent(hub: HubUnderTest, name: str, *grants: str) -> AgentCredentials:
     """A confidential agent with `grants`, created the way `mcp-hub agents create` does."""
     created = await auth_service(hub).admin.create_agent(name, list(grants))
     assert created.client_secret is not None
     return AgentCredentials(name=name, client_id=created.agent.client_id, client_secret=created.client_secret)
 
 
-async def client_credentials_token(hub: RunningHub, agent: AgentCredentials, scope: str | None = None) -> str:
+async def client_credentials_token(hub: HubUnderTest, agent: AgentCredentials, scope: str | None = None) -> str:
     """An access token from the real token endpoint (client_secret_basic)."""
     form = {"grant_type": "client_credentials", "resource": hub.url}
     if scope is not None:
         form["scope"] = scope
-    async with httpx2.AsyncClient() as client:
+    async with hub.client() as client:
         response = await client.post(
             f"{hub.base_url}/oauth/token", data=form, auth=(agent.client_id, agent.client_secret)
         )

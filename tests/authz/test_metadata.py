@@ -9,12 +9,11 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 from typing import Any
 
-import httpx2
 import pytest
 from mcp.shared.auth_utils import check_resource_allowed
 
 from tests.authz.conftest import make_agent
-from tests.conftest import RunningHub, fault_connector, running_hub, write_config
+from tests.conftest import InProcessHub, in_process_hub, write_config
 
 pytestmark = pytest.mark.anyio
 
@@ -23,14 +22,14 @@ CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key
 
 
 @pytest.fixture(scope="module")
-async def hub(tmp_path_factory: pytest.TempPathFactory) -> AsyncGenerator[RunningHub]:
-    config = write_config(tmp_path_factory.mktemp("metadata"), {"faults": fault_connector()}, auth=True)
-    async with running_hub(config) as running:
+async def hub(tmp_path_factory: pytest.TempPathFactory) -> AsyncGenerator[InProcessHub]:
+    """The endpoints need no downstream: an in-process hub without connectors."""
+    async with in_process_hub(write_config(tmp_path_factory.mktemp("metadata"), {}, auth=True)) as running:
         yield running
 
 
-async def get_json(url: str) -> dict[str, Any]:
-    async with httpx2.AsyncClient(timeout=10) as client:
+async def get_json(hub: InProcessHub, url: str) -> dict[str, Any]:
+    async with hub.client(timeout=10) as client:
         response = await client.get(url)
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == "application/json"
@@ -38,12 +37,12 @@ async def get_json(url: str) -> dict[str, Any]:
     return body
 
 
-async def test_the_authorization_server_metadata_lists_every_endpoint_method_and_algorithm(hub: RunningHub) -> None:
+async def test_the_authorization_server_metadata_lists_every_endpoint_method_and_algorithm(hub: InProcessHub) -> None:
     """RFC 8414 §2 (mandated): the whole document, including the `*_auth_signing_alg_values_supported` that
     §2 makes REQUIRED for every endpoint listing `private_key_jwt`, and every assertion `alg` the hub accepts
     (Ed25519 included, RFC 9864). Threats T02 (only asymmetric algorithms are advertised) and T04 (S256 only)."""
     base = hub.base_url
-    metadata = await get_json(f"{base}/.well-known/oauth-authorization-server")
+    metadata = await get_json(hub, f"{base}/.well-known/oauth-authorization-server")
 
     assert metadata == {
         "issuer": base,
@@ -70,7 +69,7 @@ async def test_the_authorization_server_metadata_lists_every_endpoint_method_and
     assert "none" not in metadata["token_endpoint_auth_signing_alg_values_supported"]  # RFC 8414 §2: MUST NOT
 
 
-async def test_the_protected_resource_metadata_names_the_mcp_endpoint_in_both_forms(hub: RunningHub) -> None:
+async def test_the_protected_resource_metadata_names_the_mcp_endpoint_in_both_forms(hub: InProcessHub) -> None:
     """RFC 9728 §3.1 (mandated): the path form, `/.well-known/oauth-protected-resource/mcp`, describes the
     resource `<base>/mcp` (§3.3: identical to the URL it was derived from).
 
@@ -79,8 +78,8 @@ async def test_the_protected_resource_metadata_names_the_mcp_endpoint_in_both_fo
     hub protects exactly one resource, so the root form serves the same document (`resource` = `<base>/mcp`)
     rather than a `resource` = `<base>` that the SDK client would then send as its RFC 8707 `resource`,
     which the token endpoint refuses (`invalid_target`). Threat T01 (tokens are audience-bound to /mcp)."""
-    path_form = await get_json(f"{hub.base_url}/.well-known/oauth-protected-resource/mcp")
-    root_form = await get_json(f"{hub.base_url}/.well-known/oauth-protected-resource")
+    path_form = await get_json(hub, f"{hub.base_url}/.well-known/oauth-protected-resource/mcp")
+    root_form = await get_json(hub, f"{hub.base_url}/.well-known/oauth-protected-resource")
 
     assert path_form == {
         "resource": hub.url,
@@ -96,12 +95,12 @@ async def test_the_protected_resource_metadata_names_the_mcp_endpoint_in_both_fo
     assert check_resource_allowed(requested_resource=hub.url, configured_resource=root_form["resource"])
 
 
-async def test_a_token_for_the_resource_the_root_form_names_is_accepted(hub: RunningHub) -> None:
+async def test_a_token_for_the_resource_the_root_form_names_is_accepted(hub: InProcessHub) -> None:
     """RFC 8707 §2 (mandated) with our root-form choice: the resource a client learns from either form is the
     one the token endpoint issues tokens for."""
-    root_form = await get_json(f"{hub.base_url}/.well-known/oauth-protected-resource")
+    root_form = await get_json(hub, f"{hub.base_url}/.well-known/oauth-protected-resource")
     agent = await make_agent(hub, "root-form-reader", "tool:faults__*")
-    async with httpx2.AsyncClient(timeout=10) as client:
+    async with hub.client(timeout=10) as client:
         response = await client.post(
             f"{hub.base_url}/oauth/token",
             data={"grant_type": "client_credentials", "resource": root_form["resource"]},

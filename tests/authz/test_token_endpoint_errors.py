@@ -21,7 +21,7 @@ from mcp_hub.authz.http import oauth_error_response
 from mcp_hub.config.settings import load_settings
 from mcp_hub.errors import ConfigError, OAuthError
 from tests.authz.conftest import AgentCredentials, auth_service, make_agent
-from tests.conftest import RunningHub, fault_connector, running_hub, write_config
+from tests.conftest import InProcessHub, in_process_hub, write_config
 
 pytestmark = pytest.mark.anyio
 
@@ -29,19 +29,21 @@ ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 
 @pytest.fixture(scope="module")
-async def hub(tmp_path_factory: pytest.TempPathFactory) -> AsyncGenerator[RunningHub]:
-    config = write_config(tmp_path_factory.mktemp("token-errors"), {"faults": fault_connector()}, auth=True)
-    async with running_hub(config) as running:
+async def hub(tmp_path_factory: pytest.TempPathFactory) -> AsyncGenerator[InProcessHub]:
+    """The token, revocation and introspection endpoints need no downstream: an in-process hub."""
+    async with in_process_hub(write_config(tmp_path_factory.mktemp("token-errors"), {}, auth=True)) as running:
         yield running
 
 
 @pytest.fixture(scope="module")
-async def agent(hub: RunningHub) -> AgentCredentials:
+async def agent(hub: InProcessHub) -> AgentCredentials:
     return await make_agent(hub, "error-prober", "tool:faults__*")
 
 
-async def post(url: str, form: dict[str, str], headers: dict[str, str] | None = None) -> httpx2.Response:
-    async with httpx2.AsyncClient(timeout=10) as client:
+async def post(
+    hub: InProcessHub, url: str, form: dict[str, str], headers: dict[str, str] | None = None
+) -> httpx2.Response:
+    async with hub.client(timeout=10) as client:
         return await client.post(url, data=form, headers=headers or {})
 
 
@@ -81,14 +83,14 @@ def refused_client(case: str, agent: AgentCredentials) -> tuple[dict[str, str], 
 @pytest.mark.parametrize("endpoint", ["/oauth/token", "/oauth/revoke", "/oauth/introspect"])
 @pytest.mark.parametrize("case", REFUSED_CLIENTS)
 async def test_every_refused_client_gets_401_invalid_client_with_a_challenge(
-    hub: RunningHub, agent: AgentCredentials, endpoint: str, case: str
+    hub: InProcessHub, agent: AgentCredentials, endpoint: str, case: str
 ) -> None:
     """RFC 6749 §5.2 (mandated): `invalid_client` is 401, and a client that used the Authorization header gets
     a `WWW-Authenticate` of the scheme it used; RFC 7009 §2.1 and RFC 7662 §2.1 authenticate the same way.
     T02 (forged assertions)."""
     extra, headers, used_basic = refused_client(case, agent)
     form = {"grant_type": "client_credentials", "token": "anything", **extra}
-    response = await post(hub.base_url + endpoint, form, headers)
+    response = await post(hub, hub.base_url + endpoint, form, headers)
 
     assert response.status_code == 401, response.text
     assert response.json()["error"] == "invalid_client"
@@ -99,7 +101,7 @@ async def test_every_refused_client_gets_401_invalid_client_with_a_challenge(
 
 
 async def test_a_client_disabled_after_it_authenticated_is_invalid_client_401(
-    hub: RunningHub, agent: AgentCredentials
+    hub: InProcessHub, agent: AgentCredentials
 ) -> None:
     """RFC 6749 §5.2 (mandated: 401): the race between client authentication and the grant, made deterministic
     by disabling the agent between the two steps; the error the grant raises is still 401."""
@@ -145,13 +147,13 @@ def test_invalid_client_is_401_wherever_it_was_raised() -> None:
     ],
 )
 async def test_a_token_for_any_other_resource_or_for_two_is_invalid_target(
-    hub: RunningHub, agent: AgentCredentials, resources: list[str], problem: str
+    hub: InProcessHub, agent: AgentCredentials, resources: list[str], problem: str
 ) -> None:
     """RFC 8707 §2 (mandated: `invalid_target`) and T01: the hub issues tokens only for its own MCP endpoint;
     several `resource` values in one request are refused (our choice: one audience per token)."""
     values = [value.format(base=hub.base_url, mcp=hub.url) for value in resources]
     form = {"grant_type": "client_credentials", "resource": values}  # a list: the parameter repeated
-    async with httpx2.AsyncClient(timeout=10) as client:
+    async with hub.client(timeout=10) as client:
         response = await client.post(
             f"{hub.base_url}/oauth/token", data=form, auth=(agent.client_id, agent.client_secret)
         )
@@ -161,9 +163,9 @@ async def test_a_token_for_any_other_resource_or_for_two_is_invalid_target(
     assert "access_token" not in response.json()
 
 
-async def test_the_default_lifetime_is_five_minutes(hub: RunningHub, agent: AgentCredentials) -> None:
+async def test_the_default_lifetime_is_five_minutes(hub: InProcessHub, agent: AgentCredentials) -> None:
     """Issue 3 §3 (default 300 s): `expires_in` and the token's own `exp - iat` agree."""
-    async with httpx2.AsyncClient(timeout=10) as client:
+    async with hub.client(timeout=10) as client:
         response = await client.post(
             f"{hub.base_url}/oauth/token",
             data={"grant_type": "client_credentials", "resource": hub.url},
@@ -181,17 +183,13 @@ async def test_the_lifetime_may_be_raised_to_one_hour_and_no_further(tmp_path: P
     the key, so the hub never starts with it."""
     (tmp_path / "hour").mkdir()
     (tmp_path / "more").mkdir()
-    hour = write_config(
-        tmp_path / "hour", {"faults": fault_connector()}, "[auth]\naccess_token_ttl_seconds = 3600\n", auth=True
-    )
-    more = write_config(
-        tmp_path / "more", {"faults": fault_connector()}, "[auth]\naccess_token_ttl_seconds = 3601\n", auth=True
-    )
+    hour = write_config(tmp_path / "hour", {}, "[auth]\naccess_token_ttl_seconds = 3600\n", auth=True)
+    more = write_config(tmp_path / "more", {}, "[auth]\naccess_token_ttl_seconds = 3601\n", auth=True)
     with pytest.raises(ConfigError) as refused:
         load_settings(more)
-    async with running_hub(hour) as hub:
+    async with in_process_hub(hour) as hub:
         agent = await make_agent(hub, "hour-long", "tool:faults__*")
-        async with httpx2.AsyncClient(timeout=10) as client:
+        async with hub.client(timeout=10) as client:
             response = await client.post(
                 f"{hub.base_url}/oauth/token",
                 data={"grant_type": "client_credentials", "resource": hub.url},
