@@ -1,10 +1,16 @@
 """What the hub publishes about itself: RFC 8414 authorization server metadata, RFC 9728 protected resource
-metadata (path and root forms, see docs/oauth.md), and the RFC 7517 key set that verifies its tokens."""
+metadata (path and root forms, see docs/oauth.md), and the RFC 7517 key set that verifies its tokens.
+
+The authorization server document is checked once, when the endpoints are built, by authlib's RFC 8414 model
+(`AuthorizationServerMetadata.validate`): a document that breaks the RFC stops the hub from starting instead of
+confusing clients.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from authlib.oauth2.rfc8414 import AuthorizationServerMetadata
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -84,6 +90,8 @@ class MetadataEndpoints:
 
     def __init__(self, urls: OAuthUrls, settings: AuthSection, keys: KeyRing) -> None:
         self._server = authorization_server_metadata(urls, settings)
+        checked: Any = AuthorizationServerMetadata(self._server)  # authlib is untyped
+        checked.validate()
         self._resource = protected_resource_metadata(urls)
         self._keys = keys
         self._mcp_path = urls.mcp_path

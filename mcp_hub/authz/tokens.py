@@ -7,20 +7,23 @@ resource URL, RFC 8707), `exp`, `iat`, `nbf`, `jti`, `client_id`, `scope`, and f
 Verified (threat T02, in this order, failing closed): compact JWS with exactly the header fields we allow;
 `alg` = ES256 only (so `none`, HS256 with the public key as secret, RS256 are refused before any key is
 used); `typ` = `at+jwt` (so an ID token or other JWT is not an access token); a `kid` the key ring knows;
-the signature; then `iss` exact, `aud` containing the resource, `exp`/`nbf`/`iat` against the clock with a
-small skew, and `sub`, `client_id`, `jti` present.
+the signature; then, by authlib's RFC 9068 claims validator (joserfc's registry underneath), `iss` exact, `aud`
+containing the resource, `exp`/`nbf`/`iat` finite numbers checked against the clock with a small skew, and
+`sub`, `client_id`, `jti` present; each refusal says which rule failed.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final, TypeGuard, cast
+from typing import Any, Final
 
+from authlib.oauth2.rfc9068.claims import JWTAccessTokenClaims
 from joserfc import jwt
-from joserfc.errors import InvalidPayloadError, JoseError
+from joserfc.errors import ClaimError, ExpiredTokenError, InvalidPayloadError, JoseError
 from joserfc.jws import extract_compact
 
 from mcp_hub.authz import scopes as scope_strings
@@ -37,8 +40,9 @@ _MAX_TOKEN_LENGTH: Final = 8192
 _MAX_CACHED_TOKENS: Final = 10_000
 
 
-def _is_int(value: object) -> TypeGuard[int]:
-    return isinstance(value, int) and not isinstance(value, bool)
+def _is_time(value: object) -> bool:
+    """A JSON number that can be a NumericDate (RFC 7519 §2), as joserfc judges it."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +79,11 @@ class TokenService:
         self._lifetime = min(lifetime_seconds, MAX_ACCESS_TOKEN_SECONDS)
         self._skew = skew_seconds
         self._clock = clock
+        self._required_claims: dict[str, Any] = {
+            "iss": {"essential": True, "value": issuer},
+            "aud": {"essential": True, "value": resource},
+            **{name: {"essential": True} for name in ("exp", "iat", "sub", "client_id", "jti")},
+        }
         # Verified tokens by their text: a signature is checked once per token, not once per request.
         # Only time-dependent checks run again on a hit; revocation is the decider's job.
         self._verified: dict[str, AccessToken] = {}
@@ -193,26 +202,19 @@ class TokenService:
             raise InvalidTokenError("the access token's signature does not verify") from None
         except (ValueError, json.JSONDecodeError):
             raise InvalidTokenError("the access token's payload is not a JSON object") from None
-        return self._check_claims(decoded.claims)
+        return self._check_claims(dict(header), decoded.claims)
 
-    def _check_claims(self, claims: dict[str, Any]) -> AccessToken:
-        now = int(self._clock().timestamp())
-        if claims.get("iss") != self._issuer:
-            raise InvalidTokenError("the access token was issued by someone else (iss)")
-        audience: object = claims.get("aud")
-        audiences = cast("list[object]", audience) if isinstance(audience, list) else [audience]
-        if self._resource not in audiences:
-            raise InvalidTokenError(f"the access token is not for this resource (aud must be {self._resource})")
-        expires_at, issued_at, not_before = claims.get("exp"), claims.get("iat"), claims.get("nbf", 0)
-        if not _is_int(expires_at) or not _is_int(issued_at):
-            raise InvalidTokenError("the access token lacks exp or iat")
-        if not _is_int(not_before):
-            raise InvalidTokenError("the access token's nbf is not a number")
-        if expires_at <= now - self._skew:
-            raise InvalidTokenError("the access token has expired")
-        if not_before > now + self._skew or issued_at > now + self._skew:
-            raise InvalidTokenError("the access token is not valid yet")
-        subject, client_id, jti = claims.get("sub"), claims.get("client_id"), claims.get("jti")
+    def _check_claims(self, header: dict[str, Any], claims: dict[str, Any]) -> AccessToken:
+        """RFC 9068 §4 with authlib's validator (joserfc's claims registry underneath): `typ`, `iss` exact, `aud`
+        containing the resource, `exp`/`nbf`/`iat` against the clock with the skew, the required claims present."""
+        checked: Any = JWTAccessTokenClaims(claims, header, self._required_claims)  # authlib is untyped
+        try:
+            checked.validate(now=int(self._clock().timestamp()), leeway=self._skew)
+        except ExpiredTokenError:
+            raise InvalidTokenError("the access token has expired") from None
+        except ClaimError as exc:
+            raise InvalidTokenError(self._refusal(exc.claim, claims)) from None
+        subject, client_id, jti = claims["sub"], claims["client_id"], claims["jti"]
         if not (isinstance(subject, str) and isinstance(client_id, str) and isinstance(jti, str)):
             raise InvalidTokenError("the access token lacks sub, client_id or jti")
         scope = claims.get("scope", "")
@@ -225,8 +227,22 @@ class TokenService:
             client_id=client_id,
             scopes=tuple(scope.split()),
             audience=self._resource,
-            issued_at=issued_at,
-            expires_at=expires_at,
+            issued_at=int(claims["iat"]),
+            expires_at=int(claims["exp"]),
             user_id=subject if subject != client_id else None,
             family_id=family if isinstance(family, str) else None,
         )
+
+    def _refusal(self, failed: str, claims: dict[str, Any]) -> str:
+        """What the refusal says, for the claim (or the comma-separated missing claims) that failed."""
+        names = set(failed.split(","))
+        if "iss" in names:
+            return "the access token was issued by someone else (iss)"
+        if "aud" in names:
+            return f"the access token is not for this resource (aud must be {self._resource})"
+        if names & {"exp", "iat", "nbf"}:
+            name = sorted(names & {"exp", "iat", "nbf"})[0]
+            if name != "exp" and _is_time(claims.get(name)):
+                return "the access token is not valid yet"
+            return "the access token's nbf is not a number" if name == "nbf" else "the access token lacks exp or iat"
+        return "the access token lacks sub, client_id or jti"
