@@ -47,6 +47,7 @@ POLL_SECONDS: Final = 0.5
 """How often a held call looks for a decision made by another process (the CLI, another replica)."""
 
 ProgressReporter = Callable[[float, float | None, str | None], Awaitable[None]]
+_CALL_AGAIN: Final = "Call this tool again with exactly the same arguments to collect the outcome."
 
 
 class Forward(Protocol):
@@ -69,6 +70,20 @@ def action_digest(principal: Principal, tool: CatalogTool, arguments: Mapping[st
         "arguments": dict(arguments),
     }
     return hashlib.sha256(rfc8785.dumps(bound)).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class HeldCall:
+    """A call a rule holds: who asks (and what they may call now), the tool, the exact arguments, why it is held,
+    and where the caller is (its legacy session, its progress channel)."""
+
+    principal: Principal
+    access: ToolAccess
+    tool: CatalogTool
+    arguments: Mapping[str, Any]
+    requirement: Requirement
+    session: str | None = None
+    report_progress: ProgressReporter | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,11 +144,10 @@ class ApprovalService:
 
     # --- the caller's side -----------------------------------------------------------------------------
 
-    async def submit(
-        self, principal: Principal, tool: CatalogTool, arguments: Mapping[str, Any], requirement: Requirement
-    ) -> ActionRecord:
+    async def submit(self, call: HeldCall) -> ActionRecord:
         """The caller's open action for exactly this call, or a new pending one (`TooManyPendingError` beyond
         the cap)."""
+        principal, tool, arguments, requirement = call.principal, call.tool, call.arguments, call.requirement
         digest = action_digest(principal, tool, arguments)
         await self.expire_due()
         existing = await self._store.open_action(
@@ -183,19 +197,10 @@ class ApprovalService:
         await self._changed_locally(action)
         return action
 
-    async def hold(
-        self,
-        principal: Principal,
-        access: ToolAccess,
-        tool: CatalogTool,
-        arguments: Mapping[str, Any],
-        requirement: Requirement,
-        *,
-        session: str | None,
-        report_progress: ProgressReporter | None,
-    ) -> dict[str, Any]:
+    async def hold(self, call: HeldCall) -> dict[str, Any]:
         """The non-Tasks path: wait up to `hold_seconds` for a decision, then answer (issue 4 §3b, §3c)."""
-        action = await self.submit(principal, tool, arguments, requirement)
+        action = await self.submit(call)
+        report_progress = call.report_progress
         deadline = anyio.current_time() + self.settings.hold_seconds
         waited = 0.0
         while action.status is ActionStatus.PENDING and anyio.current_time() < deadline:
@@ -209,7 +214,7 @@ class ApprovalService:
             action = await self._reload(action.id)
         if action.status is ActionStatus.PENDING:
             return self._pending_result(action)
-        return await self.settle(action, principal, access, session=session)
+        return await self.settle(action, call.principal, call.access, session=call.session)
 
     async def settle(
         self, action: ActionRecord, principal: Principal, access: ToolAccess, *, session: str | None
@@ -360,24 +365,17 @@ class ApprovalService:
         return action
 
     def _running_result(self, action: ActionRecord) -> dict[str, Any]:
-        text = (
-            f"Action {action.id} was approved and {action.public_name} is running now. "
-            "Call this tool again with exactly the same arguments to collect the outcome."
+        return self._told(
+            action, f"Action {action.id} was approved and {action.public_name} is running now. {_CALL_AGAIN}"
         )
-        result = hub_error_result(text)
-        result["_meta"] = {APPROVAL_META_KEY: self._summary(action)}
-        return result
 
     def _pending_result(self, action: ActionRecord) -> dict[str, Any]:
-        text = (
+        return self._told(
+            action,
             f"This call needs a human's approval. Action {action.id} is pending "
             f"(rules: {', '.join(action.rules)}); an approver decides at {self.link(action.id)}. "
-            f"It expires at {action.expires_at.isoformat(timespec='seconds')} (no decision = denied). "
-            "Call this tool again with exactly the same arguments to collect the outcome."
+            f"It expires at {action.expires_at.isoformat(timespec='seconds')} (no decision = denied). {_CALL_AGAIN}",
         )
-        result = hub_error_result(text)
-        result["_meta"] = {APPROVAL_META_KEY: self._summary(action)}
-        return result
 
     def _refusal_result(self, action: ActionRecord) -> dict[str, Any]:
         if action.status is ActionStatus.DENIED:
@@ -388,7 +386,11 @@ class ApprovalService:
             why = "expired without a decision, which counts as denied"
         else:
             why = action.reason or action.status
-        result = hub_error_result(f"Action {action.id} for {action.public_name} was {why}.")
+        return self._told(action, f"Action {action.id} for {action.public_name} was {why}.")
+
+    def _told(self, action: ActionRecord, text: str) -> dict[str, Any]:
+        """A tool error the agent reads, with the action's summary in `_meta` for clients that act on it."""
+        result = hub_error_result(text)
         result["_meta"] = {APPROVAL_META_KEY: self._summary(action)}
         return result
 

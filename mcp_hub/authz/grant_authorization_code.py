@@ -27,12 +27,9 @@ import re
 from typing import Any, ClassVar, Final
 
 from mcp_hub.authz import scopes
-from mcp_hub.authz.grant_refresh_token import RefreshTokens
-from mcp_hub.authz.granting import ScopeGranter
+from mcp_hub.authz.grant_refresh_token import FamilyGrant
 from mcp_hub.authz.token_endpoint import TokenRequest
-from mcp_hub.authz.tokens import TokenService
 from mcp_hub.credentials import sha256_hex
-from mcp_hub.db.oauth import OAuthStore
 from mcp_hub.domain import Consumption, GrantType
 from mcp_hub.errors import OAuthError
 
@@ -58,21 +55,11 @@ def _invalid_grant() -> OAuthError:
     return OAuthError("invalid_grant", "the authorization code is invalid, expired, or was issued to another client")
 
 
-class AuthorizationCodeGrant:
+class AuthorizationCodeGrant(FamilyGrant):
     grant_type: ClassVar[GrantType] = GrantType.AUTHORIZATION_CODE
 
-    def __init__(
-        self, store: OAuthStore, granter: ScopeGranter, tokens: TokenService, refresh_tokens: RefreshTokens
-    ) -> None:
-        self._store = store
-        self._granter = granter
-        self._tokens = tokens
-        self._refresh_tokens = refresh_tokens
-
     async def __call__(self, request: TokenRequest) -> dict[str, Any]:
-        agent = request.agent
-        if not agent.may_use(self.grant_type):
-            raise OAuthError("unauthorized_client", "this client is not registered for authorization_code")
+        agent = self.registered_client(request)
         code = _required(request, "code")
         redirect_uri = _required(request, "redirect_uri")
         verifier = _required(request, "code_verifier")

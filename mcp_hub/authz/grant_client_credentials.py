@@ -9,13 +9,13 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from mcp_hub.authz.granting import ScopeGranter
-from mcp_hub.authz.token_endpoint import TokenRequest
+from mcp_hub.authz.token_endpoint import RegisteredGrant, TokenRequest
 from mcp_hub.authz.tokens import TokenService
 from mcp_hub.domain import GrantType
 from mcp_hub.errors import OAuthError
 
 
-class ClientCredentialsGrant:
+class ClientCredentialsGrant(RegisteredGrant):
     grant_type: ClassVar[GrantType] = GrantType.CLIENT_CREDENTIALS
 
     def __init__(self, granter: ScopeGranter, tokens: TokenService) -> None:
@@ -23,10 +23,8 @@ class ClientCredentialsGrant:
         self._tokens = tokens
 
     async def __call__(self, request: TokenRequest) -> dict[str, Any]:
-        agent = request.agent
-        if agent.is_public:
+        if request.agent.is_public:
             raise OAuthError("unauthorized_client", "a public client cannot use client_credentials")
-        if not agent.may_use(self.grant_type):
-            raise OAuthError("unauthorized_client", "this client is not registered for client_credentials")
+        agent = self.registered_client(request)
         granted = await self._granter.for_agent(agent, request.form.get("scope"))
         return self._tokens.token_response(agent.client_id, granted)

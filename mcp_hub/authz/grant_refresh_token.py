@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Final
 
 from mcp_hub.authz import scopes
 from mcp_hub.authz.granting import ScopeGranter
-from mcp_hub.authz.token_endpoint import TokenRequest
+from mcp_hub.authz.token_endpoint import RegisteredGrant, TokenRequest
 from mcp_hub.authz.tokens import TokenService
 from mcp_hub.credentials import new_secret, sha256_hex
 from mcp_hub.db.oauth import OAuthStore
@@ -61,8 +61,8 @@ def _narrowed(family_scope: str, requested: str | None) -> str:
     return scopes.format_scope(wanted)
 
 
-class RefreshTokenGrant:
-    grant_type: ClassVar[GrantType] = GrantType.REFRESH_TOKEN
+class FamilyGrant(RegisteredGrant):
+    """Base of the grants that start or continue a refresh family (authorization code, refresh token)."""
 
     def __init__(
         self, store: OAuthStore, granter: ScopeGranter, tokens: TokenService, refresh_tokens: RefreshTokens
@@ -72,10 +72,12 @@ class RefreshTokenGrant:
         self._tokens = tokens
         self._refresh_tokens = refresh_tokens
 
+
+class RefreshTokenGrant(FamilyGrant):
+    grant_type: ClassVar[GrantType] = GrantType.REFRESH_TOKEN
+
     async def __call__(self, request: TokenRequest) -> dict[str, Any]:
-        agent = request.agent
-        if not agent.may_use(self.grant_type):
-            raise OAuthError("unauthorized_client", "this client is not registered for refresh_token")
+        agent = self.registered_client(request)
         token = request.form.get("refresh_token")
         if token is None:
             raise OAuthError("invalid_request", "refresh_token is required")

@@ -45,6 +45,18 @@ class GrantHandler(Protocol):
         ...
 
 
+class RegisteredGrant:
+    """Base of the grant handlers: a client may use a grant type only if it is registered for it."""
+
+    grant_type: ClassVar[GrantType]
+
+    def registered_client(self, request: TokenRequest) -> AgentRecord:
+        """The requesting client; `unauthorized_client` (RFC 6749 §5.2) if it is not registered for this grant."""
+        if not request.agent.may_use(self.grant_type):
+            raise OAuthError("unauthorized_client", f"this client is not registered for {self.grant_type}")
+        return request.agent
+
+
 class TokenEndpoint:
     """`POST /oauth/token` over the grant types it is given."""
 

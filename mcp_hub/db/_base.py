@@ -1,4 +1,5 @@
-"""What every store shares: a writing and a read-only session factory over one engine, and one clock.
+"""What every store shares: a writing and a read-only session factory over one engine, one clock, and the
+one-statement transactions most store methods are.
 
 Stores hand out frozen dataclasses, never ORM objects, and each method is one transaction. Writes open with
 `BEGIN IMMEDIATE` on SQLite (see `mcp_hub.db.engine`); reads go through `read_only(engine)`, whose plain
@@ -7,14 +8,21 @@ Stores hand out frozen dataclasses, never ORM objects, and each method is one tr
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import fields
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import CursorResult, Result
+from sqlalchemy import CursorResult, Delete, Result, Select, Update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from mcp_hub.db.engine import read_only
 from mcp_hub.domain import Clock, utc_now
+from mcp_hub.errors import ConflictError
+
+RowT = TypeVar("RowT")
+RecordT = TypeVar("RecordT")
 
 
 class Store:
@@ -24,6 +32,54 @@ class Store:
         self._writes = async_sessionmaker(engine, expire_on_commit=False)
         self._reads = async_sessionmaker(read_only(engine), expire_on_commit=False)
         self._clock = clock
+
+    async def _first(self, query: Select[RowT]) -> RowT | None:
+        """The first row `query` selects, or None."""
+        async with self._reads() as session:
+            return await session.scalar(query)
+
+    async def _every(self, query: Select[RowT]) -> Sequence[RowT]:
+        """Every row `query` selects."""
+        async with self._reads() as session:
+            return (await session.scalars(query)).all()
+
+    async def _get(self, model: type[RowT], key: object) -> RowT | None:
+        """The row of `model` with primary key `key`, or None."""
+        async with self._reads() as session:
+            return await session.get(model, key)
+
+    async def _add(self, row: object, *, duplicate: str | None = None) -> None:
+        """Insert `row`; with `duplicate`, a unique constraint it breaks is `ConflictError(duplicate)`."""
+        try:
+            async with self._writes.begin() as session:
+                session.add(row)
+        except IntegrityError:
+            if duplicate is None:
+                raise
+            raise ConflictError(duplicate) from None
+
+    async def _change(self, statement: Update | Delete) -> int:
+        """Run one UPDATE or DELETE; how many rows it matched."""
+        async with self._writes.begin() as session:
+            return rowcount(await session.execute(statement))
+
+
+def record_of(kind: type[RecordT], row: object, **converted: object) -> RecordT:
+    """A record (a frozen dataclass) from an ORM row: each field is the row's attribute of the same name, unless
+    `converted` gives it (an enum, a tuple for a JSON list)."""
+    names = [field.name for field in fields(cast("Any", kind))]
+    return kind(**{name: converted[name] if name in converted else getattr(row, name) for name in names})
+
+
+def columns_of(record: object, **overrides: object) -> dict[str, Any]:
+    """The column values of a row from a record (a dataclass): its fields, with `overrides` on top."""
+    values: dict[str, Any] = {field.name: getattr(record, field.name) for field in fields(cast("Any", record))}
+    return values | overrides
+
+
+def mapped(row: RowT | None, record: Callable[[RowT], RecordT]) -> RecordT | None:
+    """`record(row)`, or None for no row."""
+    return None if row is None else record(row)
 
 
 def rowcount(result: Result[Any]) -> int:

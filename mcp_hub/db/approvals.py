@@ -20,7 +20,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mcp_hub.db._base import Store, rowcount
+from mcp_hub.db._base import Store, columns_of, mapped, record_of, rowcount
 from mcp_hub.db.models import Agent, ApprovalAction
 from mcp_hub.domain import SETTLED_STATUSES, ActionId, ActionStatus, AgentId, ConnectorId, UserId
 from mcp_hub.errors import TooManyPendingError
@@ -66,50 +66,26 @@ class ActionRecord:
 
 
 def _row(action: ActionRecord) -> ApprovalAction:
+    """A new pending row for `action` (its decision and outcome fields are the table's defaults: empty)."""
     return ApprovalAction(
-        id=action.id,
-        agent_id=action.agent_id,
-        user_id=action.user_id,
-        agent_name=action.agent_name,
-        public_name=action.public_name,
-        connector_id=action.connector_id,
-        downstream_name=action.downstream_name,
-        definition_sha256=action.definition_sha256,
-        description=action.description,
-        arguments=action.arguments,
-        digest=action.digest,
-        rules=list(action.rules),
-        approvers=list(action.approvers),
-        status=ActionStatus.PENDING.value,
-        created_at=action.created_at,
-        expires_at=action.expires_at,
+        **columns_of(
+            action,
+            rules=list(action.rules),
+            approvers=list(action.approvers),
+            arguments=dict(action.arguments),
+            status=ActionStatus.PENDING.value,
+        )
     )
 
 
 def _record(row: ApprovalAction) -> ActionRecord:
-    return ActionRecord(
-        id=ActionId(row.id),
-        agent_id=AgentId(row.agent_id),
-        user_id=None if row.user_id is None else UserId(row.user_id),
-        agent_name=row.agent_name,
-        public_name=row.public_name,
-        connector_id=ConnectorId(row.connector_id),
-        downstream_name=row.downstream_name,
-        definition_sha256=row.definition_sha256,
-        description=row.description,
+    return record_of(
+        ActionRecord,
+        row,
         arguments=dict(row.arguments),
-        digest=row.digest,
         rules=tuple(row.rules),
         approvers=tuple(row.approvers),
         status=ActionStatus(row.status),
-        reason=row.reason,
-        decided_by=row.decided_by,
-        decided_at=row.decided_at,
-        created_at=row.created_at,
-        expires_at=row.expires_at,
-        result=row.result,
-        completed_at=row.completed_at,
-        reported_at=row.reported_at,
     )
 
 
@@ -166,9 +142,7 @@ class ApprovalStore(Store):
         return int(pending or 0) >= max_pending
 
     async def get(self, action_id: str) -> ActionRecord | None:
-        async with self._reads() as session:
-            row = await session.get(ApprovalAction, action_id)
-        return None if row is None else _record(row)
+        return mapped(await self._get(ApprovalAction, action_id), _record)
 
     async def open_action(
         self, agent_id: AgentId, user_id: UserId | None, digest: str, *, collected_within: timedelta = timedelta(0)
@@ -176,30 +150,28 @@ class ApprovalStore(Store):
         """The newest action of this caller with this digest whose outcome was not returned, or was returned
         less than `collected_within` ago (the response carrying it may never have reached the caller)."""
         returned_after = self._clock() - collected_within
-        async with self._reads() as session:
-            row = await session.scalar(
-                select(ApprovalAction)
-                .where(
-                    ApprovalAction.agent_id == agent_id,
-                    ApprovalAction.user_id.is_(None) if user_id is None else ApprovalAction.user_id == user_id,
-                    ApprovalAction.digest == digest,
-                    or_(ApprovalAction.reported_at.is_(None), ApprovalAction.reported_at > returned_after),
-                )
-                .order_by(ApprovalAction.created_at.desc())
-                .limit(1)
+        query = (
+            select(ApprovalAction)
+            .where(
+                ApprovalAction.agent_id == agent_id,
+                ApprovalAction.user_id.is_(None) if user_id is None else ApprovalAction.user_id == user_id,
+                ApprovalAction.digest == digest,
+                or_(ApprovalAction.reported_at.is_(None), ApprovalAction.reported_at > returned_after),
             )
-        return None if row is None else _record(row)
+            .order_by(ApprovalAction.created_at.desc())
+            .limit(1)
+        )
+        return mapped(await self._first(query), _record)
 
     async def list_actions(self, statuses: Sequence[ActionStatus], limit: int = 100) -> list[ActionRecord]:
         """The newest actions in `statuses`, newest first."""
-        async with self._reads() as session:
-            rows = await session.scalars(
-                select(ApprovalAction)
-                .where(ApprovalAction.status.in_(list(statuses)))
-                .order_by(ApprovalAction.created_at.desc())
-                .limit(limit)
-            )
-            return [_record(row) for row in rows.all()]
+        query = (
+            select(ApprovalAction)
+            .where(ApprovalAction.status.in_(list(statuses)))
+            .order_by(ApprovalAction.created_at.desc())
+            .limit(limit)
+        )
+        return [_record(row) for row in await self._every(query)]
 
     async def expire_due(self) -> list[ActionId]:
         """Actions past their expiry become `expired` (= denied); returns the ids this call expired.
@@ -244,71 +216,64 @@ class ApprovalStore(Store):
         decision: dict[str, Any] = {"status": ActionStatus.DENIED}
         if approve:
             decision = {"status": ActionStatus.APPROVED, "expires_at": now + run_within}
-        async with self._writes.begin() as session:
-            result = await session.execute(
-                update(ApprovalAction)
-                .where(
-                    ApprovalAction.id == action_id,
-                    ApprovalAction.status == ActionStatus.PENDING,
-                    ApprovalAction.expires_at > now,
-                )
-                .values(decided_by=decided_by, reason=reason, decided_at=now, **decision)
+        changed = await self._change(
+            update(ApprovalAction)
+            .where(
+                ApprovalAction.id == action_id,
+                ApprovalAction.status == ActionStatus.PENDING,
+                ApprovalAction.expires_at > now,
             )
-        return rowcount(result) == 1
+            .values(decided_by=decided_by, reason=reason, decided_at=now, **decision)
+        )
+        return changed == 1
 
     async def withdraw(self, action_id: str, agent_id: AgentId) -> bool:
         """pending → withdrawn, by the agent that asked (tasks/cancel)."""
-        async with self._writes.begin() as session:
-            result = await session.execute(
-                update(ApprovalAction)
-                .where(
-                    ApprovalAction.id == action_id,
-                    ApprovalAction.agent_id == agent_id,
-                    ApprovalAction.status == ActionStatus.PENDING,
-                )
-                .values(status=ActionStatus.WITHDRAWN, reason="withdrawn by the agent", decided_at=self._clock())
+        changed = await self._change(
+            update(ApprovalAction)
+            .where(
+                ApprovalAction.id == action_id,
+                ApprovalAction.agent_id == agent_id,
+                ApprovalAction.status == ActionStatus.PENDING,
             )
-        return rowcount(result) == 1
+            .values(status=ActionStatus.WITHDRAWN, reason="withdrawn by the agent", decided_at=self._clock())
+        )
+        return changed == 1
 
     async def start_execution(self, action_id: str) -> bool:
         """approved → executing, while the approval holds: exactly one caller wins and runs the call."""
-        async with self._writes.begin() as session:
-            result = await session.execute(
-                update(ApprovalAction)
-                .where(
-                    ApprovalAction.id == action_id,
-                    ApprovalAction.status == ActionStatus.APPROVED,
-                    ApprovalAction.expires_at > self._clock(),
-                )
-                .values(status=ActionStatus.EXECUTING)
+        changed = await self._change(
+            update(ApprovalAction)
+            .where(
+                ApprovalAction.id == action_id,
+                ApprovalAction.status == ActionStatus.APPROVED,
+                ApprovalAction.expires_at > self._clock(),
             )
-        return rowcount(result) == 1
+            .values(status=ActionStatus.EXECUTING)
+        )
+        return changed == 1
 
     async def finish(self, action_id: str, result: dict[str, Any], *, failed: bool = False) -> None:
-        async with self._writes.begin() as session:
-            await session.execute(
-                update(ApprovalAction)
-                .where(ApprovalAction.id == action_id, ApprovalAction.status == ActionStatus.EXECUTING)
-                .values(
-                    status=ActionStatus.FAILED if failed else ActionStatus.DONE,
-                    result=result,
-                    completed_at=self._clock(),
-                )
+        await self._change(
+            update(ApprovalAction)
+            .where(ApprovalAction.id == action_id, ApprovalAction.status == ActionStatus.EXECUTING)
+            .values(
+                status=ActionStatus.FAILED if failed else ActionStatus.DONE, result=result, completed_at=self._clock()
             )
+        )
 
     async def mark_reported(self, action_id: str) -> bool:
         """The outcome was handed to the agent: the action is closed (True for the one reporter)."""
-        async with self._writes.begin() as session:
-            result = await session.execute(
-                update(ApprovalAction)
-                .where(
-                    ApprovalAction.id == action_id,
-                    ApprovalAction.reported_at.is_(None),
-                    ApprovalAction.status.in_(SETTLED_STATUSES),
-                )
-                .values(reported_at=self._clock())
+        changed = await self._change(
+            update(ApprovalAction)
+            .where(
+                ApprovalAction.id == action_id,
+                ApprovalAction.reported_at.is_(None),
+                ApprovalAction.status.in_(SETTLED_STATUSES),
             )
-        return rowcount(result) == 1
+            .values(reported_at=self._clock())
+        )
+        return changed == 1
 
     async def interrupt_executions(self) -> list[ActionId]:
         """At start-up: calls left `executing` by a crashed process may or may not have run; never re-run them."""

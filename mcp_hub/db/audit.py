@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import insert, select
 
-from mcp_hub.db._base import Store, require_aware
+from mcp_hub.db._base import Store, record_of, require_aware
 from mcp_hub.db.models import AuditCall
 from mcp_hub.domain import AuditOutcome, member_of
 
@@ -75,14 +75,4 @@ def _audit_values(event: AuditEvent) -> dict[str, Any]:
 
 
 def _audit_event(row: AuditCall) -> AuditEvent:
-    return AuditEvent(
-        at=row.at,
-        client=row.client,
-        session=row.session,
-        public_name=row.public_name,
-        connector_id=row.connector_id,
-        downstream_name=row.downstream_name,
-        outcome=AuditOutcome(row.outcome),
-        latency_ms=row.latency_ms,
-        detail=row.detail,
-    )
+    return record_of(AuditEvent, row, outcome=AuditOutcome(row.outcome))

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mcp_hub.db._base import Store, require_aware
+from mcp_hub.db._base import Store, columns_of, record_of, require_aware
 from mcp_hub.db.models import CatalogTool, Connector
 from mcp_hub.domain import ConnectorId, Health, member_of
 from mcp_hub.errors import CatalogError, DatabaseError
@@ -209,20 +209,8 @@ class CatalogStore(Store):
 
 
 def _new_connector(record: ConnectorRecord, now: datetime) -> Connector:
-    return Connector(
-        id=record.id,
-        transport=record.transport,
-        protocol=record.protocol,
-        era=None,
-        enabled=record.enabled,
-        config_sha256=record.config_sha256,
-        health=Health.CONNECTING if record.enabled else Health.DISABLED,
-        health_detail=None,
-        tool_count=0,
-        registered_at=now,
-        updated_at=now,
-        last_ready_at=None,
-    )
+    health = Health.CONNECTING if record.enabled else Health.DISABLED
+    return Connector(**columns_of(record, health=health, tool_count=0, registered_at=now, updated_at=now))
 
 
 def _update_connector(row: Connector, record: ConnectorRecord, now: datetime) -> None:
@@ -246,20 +234,7 @@ def _update_connector(row: Connector, record: ConnectorRecord, now: datetime) ->
 
 
 def _connector_status(row: Connector) -> ConnectorStatus:
-    return ConnectorStatus(
-        id=ConnectorId(row.id),
-        transport=row.transport,
-        protocol=row.protocol,
-        era=row.era,
-        enabled=row.enabled,
-        config_sha256=row.config_sha256,
-        health=Health(row.health),
-        health_detail=row.health_detail,
-        tool_count=row.tool_count,
-        registered_at=row.registered_at,
-        updated_at=row.updated_at,
-        last_ready_at=row.last_ready_at,
-    )
+    return record_of(ConnectorStatus, row, health=Health(row.health))
 
 
 def _index_unique(tools: Sequence[ToolRecord], key: Callable[[ToolRecord], str], what: str) -> dict[str, ToolRecord]:
@@ -301,23 +276,8 @@ async def _stale_holders(
 
 
 def _tool_values(connector_id: str, tool: ToolRecord) -> dict[str, Any]:
-    return {
-        "connector_id": connector_id,
-        "public_name": tool.public_name,
-        "downstream_name": tool.downstream_name,
-        "definition": tool.definition,
-        "sha256": tool.sha256,
-    }
+    return columns_of(tool, connector_id=connector_id)
 
 
 def _catalog_record(row: CatalogTool) -> CatalogToolRecord:
-    return CatalogToolRecord(
-        connector_id=ConnectorId(row.connector_id),
-        public_name=row.public_name,
-        downstream_name=row.downstream_name,
-        definition=row.definition,
-        sha256=row.sha256,
-        first_seen=row.first_seen,
-        last_seen=row.last_seen,
-        removed_at=row.removed_at,
-    )
+    return record_of(CatalogToolRecord, row)

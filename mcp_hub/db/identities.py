@@ -13,12 +13,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.exc import IntegrityError
 
-from mcp_hub.db._base import Store, rowcount
+from mcp_hub.db._base import Store, mapped, record_of
 from mcp_hub.db.models import Agent, Grant, User, WebSession
 from mcp_hub.domain import AgentId, AgentSource, ClientAuthMethod, ClientId, GrantType, Role, UserId, member_of
-from mcp_hub.errors import ConflictError, NotFoundError
+from mcp_hub.errors import NotFoundError
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,33 +94,18 @@ class SubjectGrants:
 
 
 def _agent(row: Agent) -> AgentRecord:
-    return AgentRecord(
-        id=AgentId(row.id),
-        name=row.name,
-        client_id=ClientId(row.client_id),
+    return record_of(
+        AgentRecord,
+        row,
         source=AgentSource(row.source),
         auth_method=ClientAuthMethod(row.auth_method),
-        secret_sha256=row.secret_sha256,
-        jwks=row.jwks,
         redirect_uris=tuple(row.redirect_uris),
         grant_types=tuple(GrantType(grant) for grant in row.grant_types),
-        display_name=row.display_name,
-        client_uri=row.client_uri,
-        owner_user_id=None if row.owner_user_id is None else UserId(row.owner_user_id),
-        enabled=row.enabled,
-        created_at=row.created_at,
     )
 
 
 def _user(row: User) -> UserRecord:
-    return UserRecord(
-        id=UserId(row.id),
-        name=row.name,
-        role=Role(row.role),
-        password_hash=row.password_hash,
-        enabled=row.enabled,
-        created_at=row.created_at,
-    )
+    return record_of(UserRecord, row, role=Role(row.role))
 
 
 def _metadata_columns(metadata: ClientMetadata) -> dict[str, Any]:
@@ -154,34 +138,23 @@ class IdentityStore(Store):
             updated_at=now,
             **_metadata_columns(new.metadata),
         )
-        try:
-            async with self._writes.begin() as session:
-                session.add(row)
-        except IntegrityError:
-            raise ConflictError(f"an agent named {new.name!r} (or with that client id) already exists") from None
+        await self._add(row, duplicate=f"an agent named {new.name!r} (or with that client id) already exists")
         return _agent(row)
 
     async def agent_by_name(self, name: str) -> AgentRecord:
-        async with self._reads() as session:
-            row = await session.scalar(select(Agent).where(Agent.name == name))
-        if row is None:
+        agent = mapped(await self._first(select(Agent).where(Agent.name == name)), _agent)
+        if agent is None:
             raise NotFoundError(f"no agent named {name!r}")
-        return _agent(row)
+        return agent
 
     async def agent_by_client_id(self, client_id: str) -> AgentRecord | None:
-        async with self._reads() as session:
-            row = await session.scalar(select(Agent).where(Agent.client_id == client_id))
-        return None if row is None else _agent(row)
+        return mapped(await self._first(select(Agent).where(Agent.client_id == client_id)), _agent)
 
     async def agent_by_id(self, agent_id: AgentId) -> AgentRecord | None:
-        async with self._reads() as session:
-            row = await session.get(Agent, agent_id)
-        return None if row is None else _agent(row)
+        return mapped(await self._get(Agent, agent_id), _agent)
 
     async def list_agents(self) -> list[AgentRecord]:
-        async with self._reads() as session:
-            rows = (await session.scalars(select(Agent).order_by(Agent.name))).all()
-        return [_agent(row) for row in rows]
+        return [_agent(row) for row in await self._every(select(Agent).order_by(Agent.name))]
 
     async def set_agent_enabled(self, name: str, enabled: bool) -> None:
         await self._update_agent(name, enabled=enabled)
@@ -195,19 +168,13 @@ class IdentityStore(Store):
 
     async def update_client_metadata(self, agent_id: AgentId, metadata: ClientMetadata) -> None:
         """Refresh what a client says about itself (a Client ID Metadata Document fetched again)."""
-        async with self._writes.begin() as session:
-            await session.execute(
-                update(Agent)
-                .where(Agent.id == agent_id)
-                .values(**_metadata_columns(metadata), updated_at=self._clock())
-            )
+        await self._change(
+            update(Agent).where(Agent.id == agent_id).values(**_metadata_columns(metadata), updated_at=self._clock())
+        )
 
     async def _update_agent(self, name: str, **values: Any) -> None:
-        async with self._writes.begin() as session:
-            result = await session.execute(
-                update(Agent).where(Agent.name == name).values(**values, updated_at=self._clock())
-            )
-        if rowcount(result) == 0:
+        changed = await self._change(update(Agent).where(Agent.name == name).values(**values, updated_at=self._clock()))
+        if not changed:
             raise NotFoundError(f"no agent named {name!r}")
 
     # --- users ------------------------------------------------------------------------------------------
@@ -223,27 +190,17 @@ class IdentityStore(Store):
             created_at=now,
             updated_at=now,
         )
-        try:
-            async with self._writes.begin() as session:
-                session.add(row)
-        except IntegrityError:
-            raise ConflictError(f"a user named {name!r} already exists") from None
+        await self._add(row, duplicate=f"a user named {name!r} already exists")
         return _user(row)
 
     async def user_by_name(self, name: str) -> UserRecord | None:
-        async with self._reads() as session:
-            row = await session.scalar(select(User).where(User.name == name))
-        return None if row is None else _user(row)
+        return mapped(await self._first(select(User).where(User.name == name)), _user)
 
     async def user_by_id(self, user_id: UserId) -> UserRecord | None:
-        async with self._reads() as session:
-            row = await session.get(User, user_id)
-        return None if row is None else _user(row)
+        return mapped(await self._get(User, user_id), _user)
 
     async def list_users(self) -> list[UserRecord]:
-        async with self._reads() as session:
-            rows = (await session.scalars(select(User).order_by(User.name))).all()
-        return [_user(row) for row in rows]
+        return [_user(row) for row in await self._every(select(User).order_by(User.name))]
 
     async def set_user_enabled(self, name: str, enabled: bool) -> None:
         """Enable or disable a user; disabling also ends their web sessions (re-enabling revives none)."""
@@ -283,20 +240,12 @@ class IdentityStore(Store):
         self, pattern: str, *, agent_id: AgentId | None = None, user_id: UserId | None = None
     ) -> bool:
         """Remove `pattern`; False if the subject did not have it."""
-        async with self._writes.begin() as session:
-            result = await session.execute(
-                delete(Grant).where(Grant.agent_id == agent_id, Grant.user_id == user_id, Grant.pattern == pattern)
-            )
-        return bool(rowcount(result))
+        subject = (Grant.agent_id == agent_id, Grant.user_id == user_id, Grant.pattern == pattern)
+        return bool(await self._change(delete(Grant).where(*subject)))
 
     async def grants_of(self, *, agent_id: AgentId | None = None, user_id: UserId | None = None) -> list[str]:
-        async with self._reads() as session:
-            rows = await session.scalars(
-                select(Grant.pattern)
-                .where(Grant.agent_id == agent_id, Grant.user_id == user_id)
-                .order_by(Grant.pattern)
-            )
-            return list(rows.all())
+        query = select(Grant.pattern).where(Grant.agent_id == agent_id, Grant.user_id == user_id)
+        return list(await self._every(query.order_by(Grant.pattern)))
 
     async def subject_grants(self, agent_id: AgentId, user_id: UserId | None) -> SubjectGrants:
         """One read for a decision: is the agent (and the user, if any) enabled, and what is granted.

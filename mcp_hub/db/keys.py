@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from mcp_hub.db._base import Store
+from mcp_hub.db._base import Store, columns_of, record_of
 from mcp_hub.db.models import SigningKey
 
 
@@ -27,24 +27,14 @@ class SigningKeyRecord:
 
 
 def _key(row: SigningKey) -> SigningKeyRecord:
-    return SigningKeyRecord(
-        kid=row.kid,
-        algorithm=row.algorithm,
-        private_jwk=row.private_jwk,
-        public_jwk=row.public_jwk,
-        published_at=row.published_at,
-        signs_from=row.signs_from,
-        retires_at=row.retires_at,
-    )
+    return record_of(SigningKeyRecord, row)
 
 
 class SigningKeyStore(Store):
     """Every signing key, published, signing or retired."""
 
     async def signing_keys(self) -> list[SigningKeyRecord]:
-        async with self._reads() as session:
-            rows = (await session.scalars(select(SigningKey).order_by(SigningKey.signs_from))).all()
-        return [_key(row) for row in rows]
+        return [_key(row) for row in await self._every(select(SigningKey).order_by(SigningKey.signs_from))]
 
     async def add_signing_key(self, key: SigningKeyRecord, *, retire_others_at: datetime | None) -> None:
         """Store `key`; with `retire_others_at`, every key not yet retiring retires then (rotation)."""
@@ -53,14 +43,4 @@ class SigningKeyStore(Store):
                 await session.execute(
                     update(SigningKey).where(SigningKey.retires_at.is_(None)).values(retires_at=retire_others_at)
                 )
-            session.add(
-                SigningKey(
-                    kid=key.kid,
-                    algorithm=key.algorithm,
-                    private_jwk=key.private_jwk,
-                    public_jwk=key.public_jwk,
-                    published_at=key.published_at,
-                    signs_from=key.signs_from,
-                    retires_at=key.retires_at,
-                )
-            )
+            session.add(SigningKey(**columns_of(key)))

@@ -20,7 +20,7 @@ from typing import Any, Generic, NamedTuple, TypeVar
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
-from mcp_hub.db._base import Store, rowcount
+from mcp_hub.db._base import Store, columns_of, record_of, rowcount
 from mcp_hub.db.models import (
     AuthorizationCode,
     ConsentRequest,
@@ -73,27 +73,11 @@ class AuthorizationCodeRecord:
 
 
 def _family(row: RefreshFamily) -> RefreshFamilyRecord:
-    return RefreshFamilyRecord(
-        id=row.id,
-        agent_id=AgentId(row.agent_id),
-        user_id=None if row.user_id is None else UserId(row.user_id),
-        scope=row.scope,
-        resource=row.resource,
-        revoked_at=row.revoked_at,
-    )
+    return record_of(RefreshFamilyRecord, row)
 
 
 def _code(row: AuthorizationCode) -> AuthorizationCodeRecord:
-    return AuthorizationCodeRecord(
-        agent_id=AgentId(row.agent_id),
-        user_id=UserId(row.user_id),
-        redirect_uri=row.redirect_uri,
-        code_challenge=row.code_challenge,
-        scope=row.scope,
-        resource=row.resource,
-        expires_at=row.expires_at,
-        family_id=row.family_id,
-    )
+    return record_of(AuthorizationCodeRecord, row)
 
 
 class OAuthStore(Store):
@@ -112,17 +96,15 @@ class OAuthStore(Store):
             resource=resource,
             created_at=self._clock(),
         )
-        async with self._writes.begin() as session:
-            session.add(row)
+        await self._add(row)
         return _family(row)
 
     async def add_refresh_token(self, family_id: str, token_sha256: str, expires_at: datetime) -> None:
-        async with self._writes.begin() as session:
-            session.add(
-                RefreshToken(
-                    token_sha256=token_sha256, family_id=family_id, created_at=self._clock(), expires_at=expires_at
-                )
+        await self._add(
+            RefreshToken(
+                token_sha256=token_sha256, family_id=family_id, created_at=self._clock(), expires_at=expires_at
             )
+        )
 
     async def consume_refresh_token(self, token_sha256: str) -> Consumed[RefreshFamilyRecord]:
         """Mark a refresh token used, atomically.
@@ -152,12 +134,11 @@ class OAuthStore(Store):
             return Consumed(Consumption.FIRST_USE, family)
 
     async def revoke_family(self, family_id: str, reason: str) -> None:
-        async with self._writes.begin() as session:
-            await session.execute(
-                update(RefreshFamily)
-                .where(RefreshFamily.id == family_id, RefreshFamily.revoked_at.is_(None))
-                .values(revoked_at=self._clock(), revoked_reason=reason)
-            )
+        await self._change(
+            update(RefreshFamily)
+            .where(RefreshFamily.id == family_id, RefreshFamily.revoked_at.is_(None))
+            .values(revoked_at=self._clock(), revoked_reason=reason)
+        )
 
     async def family_of_refresh_token(self, token_sha256: str) -> RefreshFamilyRecord | None:
         status = await self.refresh_token_status(token_sha256)
@@ -177,11 +158,8 @@ class OAuthStore(Store):
     async def revoked_families(self, family_ids: Sequence[str]) -> set[str]:
         if not family_ids:
             return set()
-        async with self._reads() as session:
-            rows = await session.scalars(
-                select(RefreshFamily.id).where(RefreshFamily.id.in_(family_ids), RefreshFamily.revoked_at.is_not(None))
-            )
-            return set(rows.all())
+        revoked = RefreshFamily.revoked_at.is_not(None)
+        return set(await self._every(select(RefreshFamily.id).where(RefreshFamily.id.in_(family_ids), revoked)))
 
     # --- access token revocation (RFC 7009) ---------------------------------------------------------------
 
@@ -197,8 +175,7 @@ class OAuthStore(Store):
             pass  # a concurrent revocation of the same token won the insert
 
     async def is_access_token_revoked(self, jti: str) -> bool:
-        async with self._reads() as session:
-            return await session.get(RevokedToken, jti) is not None
+        return await self._get(RevokedToken, jti) is not None
 
     # --- client assertions (RFC 7523 §3 item 7: single use) -----------------------------------------------
 
@@ -221,20 +198,7 @@ class OAuthStore(Store):
     # --- authorization codes (RFC 6749 §4.1.2: short-lived, single use) ----------------------------------
 
     async def add_authorization_code(self, code_sha256: str, code: AuthorizationCodeRecord) -> None:
-        async with self._writes.begin() as session:
-            session.add(
-                AuthorizationCode(
-                    code_sha256=code_sha256,
-                    agent_id=code.agent_id,
-                    user_id=code.user_id,
-                    redirect_uri=code.redirect_uri,
-                    code_challenge=code.code_challenge,
-                    scope=code.scope,
-                    resource=code.resource,
-                    created_at=self._clock(),
-                    expires_at=code.expires_at,
-                )
-            )
+        await self._add(AuthorizationCode(**columns_of(code, code_sha256=code_sha256, created_at=self._clock())))
 
     async def consume_authorization_code(self, code_sha256: str) -> Consumed[AuthorizationCodeRecord]:
         """`FIRST_USE` for the one caller that consumed it; `REUSED` on replay; `EXPIRED`; `UNKNOWN`."""
@@ -258,29 +222,25 @@ class OAuthStore(Store):
 
     async def bind_code_to_family(self, code_sha256: str, family_id: str) -> None:
         """Remember which refresh family a code produced, so that a replay of the code can revoke it (T04)."""
-        async with self._writes.begin() as session:
-            await session.execute(
-                update(AuthorizationCode)
-                .where(AuthorizationCode.code_sha256 == code_sha256)
-                .values(family_id=family_id)
-            )
+        await self._change(
+            update(AuthorizationCode).where(AuthorizationCode.code_sha256 == code_sha256).values(family_id=family_id)
+        )
 
     # --- consent requests (an authorization request waiting for the user, T06) -----------------------------
 
     async def create_consent_request(
         self, id_sha256: str, user_id: UserId, agent_id: AgentId, parameters: dict[str, Any], expires_at: datetime
     ) -> None:
-        async with self._writes.begin() as session:
-            session.add(
-                ConsentRequest(
-                    id_sha256=id_sha256,
-                    user_id=user_id,
-                    agent_id=agent_id,
-                    parameters=parameters,
-                    created_at=self._clock(),
-                    expires_at=expires_at,
-                )
+        await self._add(
+            ConsentRequest(
+                id_sha256=id_sha256,
+                user_id=user_id,
+                agent_id=agent_id,
+                parameters=parameters,
+                created_at=self._clock(),
+                expires_at=expires_at,
             )
+        )
 
     async def consume_consent_request(self, id_sha256: str, user_id: UserId) -> dict[str, Any] | None:
         """The request's parameters for the one caller that consumes it, as the user it was made for."""

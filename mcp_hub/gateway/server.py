@@ -20,7 +20,7 @@ from mcp.shared.jsonrpc_dispatcher import progress_token_from_params
 from starlette.requests import Request
 
 import mcp_hub
-from mcp_hub.approvals.service import ApprovalService
+from mcp_hub.approvals.service import ApprovalService, HeldCall
 from mcp_hub.authz.decisions import AccessDecider, Principal, ToolAccess
 from mcp_hub.authz.scopes import required_scope
 from mcp_hub.catalog.catalog import Catalog
@@ -149,16 +149,16 @@ def build_server(
                         f"{params.name} needs a human's approval, which needs an authenticated agent: turn [auth] on"
                     )
                 try:
-                    return await tasks.answer_held_call(
-                        ctx,
-                        decided[0],
-                        decided[1],
-                        tool,
-                        arguments,
-                        requirement,
+                    call = HeldCall(
+                        principal=decided[0],
+                        access=decided[1],
+                        tool=tool,
+                        arguments=arguments,
+                        requirement=requirement,
                         session=caller.session,
                         report_progress=relay_progress if wants_progress else None,
                     )
+                    return await tasks.answer_held_call(ctx, call)
                 except TooManyPendingError as exc:
                     return tool_result_for(exc)
         return await forwarder.call_tool(

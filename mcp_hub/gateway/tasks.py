@@ -39,10 +39,8 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import Field
 from starlette.requests import Request
 
-from mcp_hub.approvals.policy import Requirement
-from mcp_hub.approvals.service import ApprovalService, ProgressReporter
+from mcp_hub.approvals.service import ApprovalService, HeldCall
 from mcp_hub.authz.decisions import Principal, ToolAccess
-from mcp_hub.catalog.catalog import CatalogTool
 from mcp_hub.db.approvals import ActionRecord
 from mcp_hub.domain import ActionStatus
 from mcp_hub.errors import ActionNotFoundError, HeaderMismatchError, MissingCapabilityError
@@ -89,27 +87,14 @@ class ApprovalTasks:
 
     # --- tools/call -------------------------------------------------------------------------------------
 
-    async def answer_held_call(
-        self,
-        ctx: ServerRequestContext[Any, Any],
-        principal: Principal,
-        access: ToolAccess,
-        tool: CatalogTool,
-        arguments: Mapping[str, Any],
-        requirement: Requirement,
-        *,
-        session: str | None,
-        report_progress: ProgressReporter | None,
-    ) -> dict[str, Any]:
+    async def answer_held_call(self, ctx: ServerRequestContext[Any, Any], call: HeldCall) -> dict[str, Any]:
         """A task for a client that declared the extension on this request; otherwise hold the call."""
         if not declares_tasks(ctx):
-            return await self._approvals.hold(
-                principal, access, tool, arguments, requirement, session=session, report_progress=report_progress
-            )
-        action = await self._approvals.submit(principal, tool, arguments, requirement)
+            return await self._approvals.hold(call)
+        action = await self._approvals.submit(call)
         if action.status is not ActionStatus.PENDING:
             # Already decided (the same call made before): a plain result is always allowed.
-            return await self._approvals.settle(action, principal, access, session=session)
+            return await self._approvals.settle(action, call.principal, call.access, session=call.session)
         return {"resultType": "task", **self._task(action, "working")}
 
     # --- tasks/* -----------------------------------------------------------------------------------------

@@ -301,17 +301,17 @@ async def test_a_disabled_user_cannot_sign_in_loses_web_sessions_and_tokens_acti
     (so `users enable` revives none), refuses access tokens issued for them within the decision-cache bound,
     and their refresh tokens get `invalid_grant` (RFC 6749 §5.2)."""
     hub = admin.hub
-    await auth_service(hub).admin.create_user("cli-erin", Role.APPROVER, PASSWORD)
     app = await make_app(hub, agent="cli-erin-app", user="cli-erin")
+    erin = app.user
     tokens = await tokens_for(hub, app)
     assert await mcp_status(hub, tokens["access_token"]) == 200
     async with httpx2.AsyncClient() as browser, httpx2.AsyncClient() as later:
-        assert (await sign_in(browser, hub.base_url, "cli-erin", PASSWORD)).status_code == 303
+        assert (await sign_in(browser, hub.base_url, erin, PASSWORD)).status_code == 303
         assert "Signed in" in (await browser.get(f"{hub.base_url}/login")).text
 
-        disabled = await admin.ok("users", "disable", "cli-erin")
+        disabled = await admin.ok("users", "disable", erin)
         session_after_disable = await browser.get(f"{hub.base_url}/login")
-        sign_in_while_disabled = await sign_in(later, hub.base_url, "cli-erin", PASSWORD)
+        sign_in_while_disabled = await sign_in(later, hub.base_url, erin, PASSWORD)
 
         async def token_refused() -> bool:
             return await mcp_status(hub, tokens["access_token"]) == 401
@@ -319,11 +319,11 @@ async def test_a_disabled_user_cannot_sign_in_loses_web_sessions_and_tokens_acti
         await within_the_decision_bound(token_refused)
         refreshed = await refresh(hub, app, tokens["refresh_token"])
 
-        await admin.ok("users", "enable", "cli-erin")
+        await admin.ok("users", "enable", erin)
         session_after_enable = await browser.get(f"{hub.base_url}/login")
-        sign_in_after_enable = await sign_in(later, hub.base_url, "cli-erin", PASSWORD)
+        sign_in_after_enable = await sign_in(later, hub.base_url, erin, PASSWORD)
 
-    assert disabled.strip() == "user cli-erin disabled"
+    assert disabled.strip() == f"user {erin} disabled"
     assert "Sign in to mcp-hub" in session_after_disable.text
     assert sign_in_while_disabled.status_code == 400
     assert "Wrong name or password." in sign_in_while_disabled.text
@@ -367,10 +367,9 @@ async def test_set_password_replaces_the_password_and_ends_open_sessions(admin: 
 async def test_a_user_disabled_through_the_admin_layer_is_refused_by_this_process_at_once(admin: Admin) -> None:
     """T09, our choice: a change made through this hub's own service clears its decision cache at once."""
     hub = admin.hub
-    await auth_service(hub).admin.create_user("cli-gina", Role.APPROVER, PASSWORD)
     app = await make_app(hub, agent="cli-gina-app", user="cli-gina")
     tokens = await tokens_for(hub, app)
     assert await mcp_status(hub, tokens["access_token"]) == 200
-    await auth_service(hub).admin.set_user_enabled("cli-gina", False)
+    await auth_service(hub).admin.set_user_enabled(app.user, False)
 
     assert await mcp_status(hub, tokens["access_token"]) == 401
