@@ -115,11 +115,12 @@ async def documents() -> AsyncGenerator[DocumentServer]:
         yield server
 
 
-@pytest.fixture
-async def trusting_hub(tmp_path: Path) -> AsyncGenerator[RunningHub]:
+@pytest.fixture(scope="module")
+async def trusting_hub(tmp_path_factory: pytest.TempPathFactory) -> AsyncGenerator[RunningHub]:
     """A hub like `auth_hub` whose egress guard also admits loopback http: it may fetch documents from the
-    local document server (the override exists only in code, for tests)."""
-    config = write_config(tmp_path, {"faults": fault_connector()}, auth=True)
+    local document server (the override exists only in code, for tests). Shared by the module's tests: each
+    names its clients by a document server of its own."""
+    config = write_config(tmp_path_factory.mktemp("trusting-hub"), {"faults": fault_connector()}, auth=True)
     async with running_hub(config, egress=LOOPBACK_FOR_TESTS) as hub:
         await hub.wait_ready("faults")
         yield hub

@@ -11,7 +11,7 @@ import pytest
 from mcp_hub.credentials import sha256_hex
 from mcp_hub.domain import Role
 from mcp_hub.runtime import Authorization
-from tests.conftest import RunningHub, running_hub, write_config
+from tests.conftest import RunningHub, running_hub, unique, write_config
 from tests.web.browser import hidden_field, sign_in
 
 pytestmark = pytest.mark.anyio
@@ -24,10 +24,11 @@ def service_of(hub: RunningHub) -> Authorization:
     return hub.hub.auth
 
 
-@pytest.fixture
-async def hub(tmp_path: Path) -> AsyncGenerator[RunningHub]:
-    """A hub with auth on and no connectors, and a user `alice`."""
-    async with running_hub(write_config(tmp_path, {}, auth=True)) as running:
+@pytest.fixture(scope="module")
+async def hub(tmp_path_factory: pytest.TempPathFactory) -> AsyncGenerator[RunningHub]:
+    """A hub with auth on and no connectors, and a user `alice`, shared by the module's tests (a test that
+    changes a user makes one of its own)."""
+    async with running_hub(write_config(tmp_path_factory.mktemp("login-hub"), {}, auth=True)) as running:
         await service_of(running).admin.create_user("alice", Role.APPROVER, PASSWORD)
         yield running
 
@@ -109,11 +110,13 @@ async def test_wrong_credentials_get_one_generic_answer_and_no_session(
 
 async def test_a_disabled_user_cannot_sign_in_and_loses_an_open_session(hub: RunningHub) -> None:
     """Issue 3: disabled users are refused, with the same generic answer; their sessions stop at once."""
+    bob = unique("bob")
+    await service_of(hub).admin.create_user(bob, Role.APPROVER, PASSWORD)
     async with httpx2.AsyncClient() as browser, httpx2.AsyncClient() as second:
-        signed_in = await sign_in(browser, hub.base_url, "alice", PASSWORD)
+        signed_in = await sign_in(browser, hub.base_url, bob, PASSWORD)
         assert signed_in.status_code == 303
-        await hub.hub.stores.identities.set_user_enabled("alice", False)
-        refused = await sign_in(second, hub.base_url, "alice", PASSWORD)
+        await hub.hub.stores.identities.set_user_enabled(bob, False)
+        refused = await sign_in(second, hub.base_url, bob, PASSWORD)
         open_session = await browser.get(f"{hub.base_url}/login")
 
     assert refused.status_code == 400
