@@ -10,9 +10,10 @@
 | any other `HubError` | 500 | `internal_error` |
 | `OAuthError` on the consent page (the client or redirect URI cannot be trusted) | 400, "Cannot continue" | - |
 
-Pages show a `Problem` (the status, a title from `TITLES`, the message) in a page of the hub's style
-(`mcp_hub.web.pages`); the API answers `{"error": ..., "message": ...}`, refusals of the session check
-included (401 `unauthenticated`, 403 `forbidden`).
+Pages show a `Problem` (the status, a title from `TITLES`, the message) in the hub's message page
+(`templates/message.html`, through `mcp_hub.web.pages.Pages.problem`); the API answers
+`{"error": ..., "message": ...}`, refusals of the session check included (401 `unauthenticated`, 403
+`forbidden`).
 """
 
 from __future__ import annotations
