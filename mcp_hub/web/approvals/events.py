@@ -3,8 +3,9 @@
 An `action` event, data `{"id": ..., "status": ...}`, whenever an action changes. Changes made by this process
 wake the stream at once (`ActionFeed.next_change()`); the store is also polled every `POLL_SECONDS`, so decisions
 made by the CLI or another replica appear too. The stream starts with a `retry` hint of `POLL_SECONDS`, sends a
-comment as a ping after `PING_SECONDS` without an event (proxies keep it open), sends `signed-out` and ends when
-the session ends, and ends after `STREAM_SECONDS` (the browser reconnects).
+comment as a ping every `PING_SECONDS` (proxies keep it open), sends `signed-out` and ends when the session ends,
+and ends after `STREAM_SECONDS` (the browser reconnects) or when the server shuts down (sse-starlette's
+`EventSourceResponse` watches for that).
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from collections.abc import AsyncIterator
 from typing import Final
 
 import anyio
+from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from mcp_hub.approvals.feed import ActionFeed
 from mcp_hub.approvals.presentation import INBOX_PATH
@@ -48,32 +50,30 @@ class ActionEvents:
         # snapshot would never reach the page.
         wake = self._feed.next_change()
         seen = await self._statuses()
-        return StreamingResponse(
+        return EventSourceResponse(
             self._events(request, wake, seen),
-            media_type="text/event-stream",
-            headers={"content-security-policy": SCRIPTED_CSP, "x-accel-buffering": "no"},
+            ping=PING_SECONDS,
+            headers={"content-security-policy": SCRIPTED_CSP},
         )
 
     async def _statuses(self) -> dict[str, str]:
         actions = await self._service.list_actions(ALL_STATUSES, limit=_SNAPSHOT_LIMIT)
         return {action.id: action.status for action in actions}
 
-    async def _events(self, request: Request, wake: anyio.Event, seen: dict[str, str]) -> AsyncIterator[str]:
-        yield f"retry: {int(POLL_SECONDS * 1000)}\n\n"
-        started = last_sent = anyio.current_time()
-        while anyio.current_time() - started < STREAM_SECONDS:
+    async def _events(
+        self, request: Request, wake: anyio.Event, seen: dict[str, str]
+    ) -> AsyncIterator[ServerSentEvent]:
+        yield ServerSentEvent(retry=int(POLL_SECONDS * 1000))
+        deadline = anyio.current_time() + STREAM_SECONDS
+        while anyio.current_time() < deadline:
             with anyio.move_on_after(POLL_SECONDS):
                 await wake.wait()
             wake = self._feed.next_change()
             if await self._sessions.current(request) is None:
-                yield "event: signed-out\ndata: {}\n\n"
+                yield ServerSentEvent("{}", event="signed-out")
                 return
             now_seen = await self._statuses()
-            changed = [(key, status) for key, status in now_seen.items() if seen.get(key) != status]
+            for action_id, status in now_seen.items():
+                if seen.get(action_id) != status:
+                    yield ServerSentEvent(json.dumps({"id": action_id, "status": status}), event="action")
             seen = now_seen
-            for action_id, status in changed:
-                yield f"event: action\ndata: {json.dumps({'id': action_id, 'status': status})}\n\n"
-                last_sent = anyio.current_time()
-            if anyio.current_time() - last_sent >= PING_SECONDS:
-                yield ": ping\n\n"
-                last_sent = anyio.current_time()
