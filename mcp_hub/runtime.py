@@ -76,9 +76,11 @@ from mcp_hub.gateway.guard import BearerAuthMiddleware
 from mcp_hub.gateway.notifications import ChangeNotifier
 from mcp_hub.gateway.server import HubServer, build_server
 from mcp_hub.tool_results import hub_error_result
-from mcp_hub.web.approvals import ApprovalPages
+from mcp_hub.web.approvals import approval_routes
+from mcp_hub.web.assets import StaticAssets
 from mcp_hub.web.consent import ConsentPages
 from mcp_hub.web.login import login_routes
+from mcp_hub.web.pages import Pages
 from mcp_hub.web.sessions import WebSessions
 
 logger = structlog.get_logger(__name__)
@@ -160,7 +162,9 @@ def build_authorization(settings: HubSettings, stores: Stores, *, egress: Egress
     )
 
 
-def oauth_routes(settings: HubSettings, stores: Stores, auth: Authorization, sessions: WebSessions) -> list[BaseRoute]:
+def oauth_routes(
+    settings: HubSettings, stores: Stores, auth: Authorization, sessions: WebSessions, pages: Pages
+) -> list[BaseRoute]:
     """The authorization server's endpoints, and the sign-in and consent pages of its authorization endpoint."""
     refresh_tokens = RefreshTokens(stores.oauth, ttl_seconds=settings.auth.refresh_token_ttl_seconds)
     token_endpoint = TokenEndpoint(
@@ -181,6 +185,7 @@ def oauth_routes(settings: HubSettings, stores: Stores, auth: Authorization, ses
             code_ttl_seconds=settings.auth.authorization_code_ttl_seconds,
         ),
         sessions,
+        pages,
     )
     routes: list[BaseRoute] = [
         *MetadataEndpoints(auth.urls, settings.auth, auth.keys).routes(),
@@ -188,7 +193,7 @@ def oauth_routes(settings: HubSettings, stores: Stores, auth: Authorization, ses
         *Revocation(auth.client_authenticator, auth.tokens, stores.oauth, auth.decider, auth.urls).routes(),
         *Introspection(auth.client_authenticator, auth.tokens, stores.oauth, stores.identities, auth.urls).routes(),
         *consent.routes(),
-        *login_routes(stores.identities, sessions),
+        *login_routes(stores.identities, sessions, pages),
     ]
     if settings.auth.dynamic_client_registration:
         routes += ClientRegistration(stores.identities).routes()
@@ -359,8 +364,12 @@ def build_app(hub: Hub, *, on_started: Callable[[], None] | None = None) -> Star
             public_base_url=settings.public_base_url,
             ttl_seconds=settings.auth.web_session_ttl_seconds,
         )
-        routes += oauth_routes(settings, hub.stores, auth, sessions)
-        routes += ApprovalPages(hub.approvals, hub.stores.identities, sessions, hub.feed).routes()
+        # The pages: Jinja2 templates, and the stylesheet and script they link, served from /static/.
+        assets = StaticAssets()
+        pages = Pages(assets)
+        routes += oauth_routes(settings, hub.stores, auth, sessions, pages)
+        routes += approval_routes(hub.approvals, hub.stores.identities, sessions, hub.feed, pages)
+        routes += assets.routes()
     routes = [*mcp_routes(hub.server, settings, guard=guard), *routes, *health_routes(hub.health_report)]
 
     @asynccontextmanager

@@ -39,7 +39,7 @@ from mcp_hub.errors import (
     UnsupportedMediaTypeError,
 )
 from mcp_hub.gateway.errors import FORBIDDEN, jsonrpc_error, jsonrpc_error_body, tool_result_for
-from mcp_hub.web.errors import status_and_code
+from mcp_hub.web.errors import Problem, problem_for, status_and_code
 
 EVERY_HUB_ERROR = sorted(
     (member for member in vars(errors).values() if inspect.isclass(member) and issubclass(member, HubError)),
@@ -193,6 +193,25 @@ def test_web_answers_have_the_status_of_their_error(
     for a decision already made; the API says 415 for a body that is not JSON, a page form says 400."""
     assert status_and_code(error, api=True) == api_answer
     assert status_and_code(error, api=False)[0] == page_status
+
+
+@pytest.mark.parametrize(
+    ("error", "problem"),
+    [
+        (
+            InvalidRequestError("parameter 'csrf' is repeated"),
+            Problem(400, "Bad request", "parameter 'csrf' is repeated"),
+        ),
+        (ActionNotFoundError("There is no action apv_x."), Problem(404, "Not found", "There is no action apv_x.")),
+        (DecisionForbiddenError("you own the agent"), Problem(403, "Not allowed", "you own the agent")),
+        (DecisionConflictError("decisions are final"), Problem(409, "Already decided", "decisions are final")),
+        (OAuthError("invalid_request", "unknown client"), Problem(400, "Cannot continue", "unknown client")),
+    ],
+)
+def test_web_pages_say_what_went_wrong_with_the_status_of_their_error(error: HubError, problem: Problem) -> None:
+    """Our choice: a page shows the error's message under a title for its status; an OAuth error on the consent
+    page (a client or redirect URI that cannot be trusted) is shown, never redirected (RFC 6749 §4.1.2.1)."""
+    assert problem_for(error) == problem
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,8 @@ is `mcp_hub.authz.authorization`; this module is what the user sees. `GET` shows
 or redirect URI is wrong (never a redirect), sends errors of the rest of the request back to the client, sends
 a browser that is not signed in to `/login?next=<this request>`, and otherwise shows the consent page: the
 client's name and id, the host it will be sent back to, and the scopes the token would carry, with Approve and
-Deny. The form carries a single-use consent id and the session's CSRF token; the page may not be framed.
+Deny (`templates/consent.html`). The form carries a single-use consent id and the session's CSRF token; the
+page may not be framed.
 
 `POST` (the user's decision) checks the origin and CSRF token, consumes the consent id (a replay gets an
 error page), and redirects (303) to the redirect URI with either a single-use authorization code or
@@ -24,14 +25,17 @@ from starlette.routing import BaseRoute
 
 from mcp_hub.authz.authorization import MAX_STATE_LENGTH, AuthorizationRequests
 from mcp_hub.authz.urls import AUTHORIZE_PATH
-from mcp_hub.db.identities import AgentRecord
 from mcp_hub.errors import OAuthError
-from mcp_hub.web.login import login_url, logout_form
-from mcp_hub.web.pages import FORM_ACTION_SELF, Html, html, message_page, page_response, page_route, read_own_form
-from mcp_hub.web.sessions import WebSession, WebSessions
+from mcp_hub.web.errors import Problem, problem_for
+from mcp_hub.web.pages import FORM_ACTION_SELF, Pages, content_security_policy, page_route, read_own_form
+from mcp_hub.web.sessions import WebSessions, login_url
 
 _CSP_HOST: Final = re.compile(r"^[A-Za-z0-9.\-\[\]:]+$")
 _CSP_SCHEME: Final = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*$")
+_SIGNED_OUT: Final = Problem(403, "Signed out", "Your session has ended. Start again from the application.")
+_EXPIRED: Final = Problem(403, "Refused", "This form has expired. Start again from the application.")
+_INCOMPLETE: Final = Problem(400, "Bad request", "The form is incomplete.")
+_ANSWERED: Final = Problem(400, "Already answered", "This request was already answered, or it expired. Start again.")
 
 
 def _form_action(redirect_uri: str) -> str:
@@ -49,42 +53,13 @@ def _redirect_host(redirect_uri: str) -> str:
     return parts.netloc.rpartition("@")[2] or f"{parts.scheme}: (an app on this device)"
 
 
-def _consent_page(
-    session: WebSession, agent: AgentRecord, redirect_uri: str, granted: list[str], consent_id: str
-) -> Html:
-    items = [html("<li><code>{scope}</code></li>", scope=scope) for scope in granted]
-    return html(
-        "<h1>Allow {client} to use mcp-hub?</h1>\n"
-        "<p><strong>{client}</strong> (client id <code>{client_id}</code>) asks to use mcp-hub on your behalf,"
-        " as <strong>{user}</strong>.</p>\n"
-        "<p>If you allow it, it will be sent back to <strong>{host}</strong> and may call these tools:</p>\n"
-        '<ul aria-label="Scopes">{items}</ul>\n'
-        "<p>It will never get more than your own grants allow. Only allow applications you started yourself.</p>\n"
-        '<form method="post" action="{action}">\n'
-        '<input type="hidden" name="consent" value="{consent}">\n'
-        '<input type="hidden" name="csrf" value="{csrf}">\n'
-        '<div class="actions">'
-        '<button type="submit" name="decision" value="approve">Approve</button>'
-        '<button type="submit" name="decision" value="deny">Deny</button>'
-        "</div>\n</form>\n<footer>Not {user}? {logout}</footer>",
-        client=agent.display_name or agent.name,
-        client_id=agent.client_id,
-        user=session.user.name,
-        host=_redirect_host(redirect_uri),
-        items=items,
-        action=AUTHORIZE_PATH,
-        consent=consent_id,
-        csrf=session.csrf_token,
-        logout=logout_form(session),
-    )
-
-
 class ConsentPages:
     """`GET` and `POST /oauth/authorize`."""
 
-    def __init__(self, requests: AuthorizationRequests, sessions: WebSessions) -> None:
+    def __init__(self, requests: AuthorizationRequests, sessions: WebSessions, pages: Pages) -> None:
         self._requests = requests
         self._sessions = sessions
+        self._pages = pages
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -98,7 +73,7 @@ class ConsentPages:
             params = requests.parse_query(request.url.query)
             agent, redirect_uri = await requests.client_and_redirect(params)
         except OAuthError as exc:
-            return message_page("Cannot continue", exc.description, status=400)
+            return self._pages.problem(request, problem_for(exc))
         state = params.get("state")
         try:
             wanted = requests.rest_of_request(agent, redirect_uri, params)
@@ -114,37 +89,42 @@ class ConsentPages:
         except OAuthError as exc:
             return RedirectResponse(requests.error_to_client(redirect_uri, exc, wanted.state), status_code=303)
         consent_id = await requests.open_consent(wanted, session.user.id, granted)
-        return page_response(
-            "Allow access",
-            _consent_page(session, agent, redirect_uri, granted, consent_id),
-            form_action=_form_action(redirect_uri),
+        context = {
+            "session": session,
+            "client": agent.display_name or agent.name,
+            "client_id": agent.client_id,
+            "host": _redirect_host(redirect_uri),
+            "scopes": granted,
+            "authorize_path": AUTHORIZE_PATH,
+            "consent_id": consent_id,
+        }
+        return self._pages.render(
+            request, "consent.html", context, csp=content_security_policy(_form_action(redirect_uri))
         )
 
     async def _decide(self, request: Request) -> Response:
         requests = self._requests
         form = await read_own_form(request, same_origin=self._sessions.same_origin(request))
         if not isinstance(form, dict):
-            return form
+            return self._pages.problem(request, form)
         session = await self._sessions.current(request)
         if session is None:
-            return message_page("Signed out", "Your session has ended. Start again from the application.", status=403)
+            return self._pages.problem(request, _SIGNED_OUT)
         if not session.csrf_ok(form.get("csrf")):
-            return message_page("Refused", "This form has expired. Start again from the application.", status=403)
+            return self._pages.problem(request, _EXPIRED)
         decision = form.get("decision")
         consent_id = form.get("consent")
         if decision not in ("approve", "deny") or not consent_id:
-            return message_page("Bad request", "The form is incomplete.", status=400)
+            return self._pages.problem(request, _INCOMPLETE)
         parameters = await requests.close_consent(consent_id, session.user.id)
         if parameters is None:
-            return message_page(
-                "Already answered", "This request was already answered, or it expired. Start again.", status=400
-            )
+            return self._pages.problem(request, _ANSWERED)
         try:
             agent, redirect_uri = await requests.client_and_redirect(
                 {key: value for key, value in parameters.items() if isinstance(value, str)}
             )
         except OAuthError as exc:
-            return message_page("Cannot continue", exc.description, status=400)
+            return self._pages.problem(request, problem_for(exc))
         if decision == "deny":
             state = parameters.get("state")
             denied = OAuthError("access_denied", "the user denied the request")

@@ -8,13 +8,17 @@
 | `DecisionForbiddenError` | 403 | `forbidden` |
 | `DecisionConflictError`, `ConflictError` | 409 | `conflict` |
 | any other `HubError` | 500 | `internal_error` |
+| `OAuthError` on the consent page (the client or redirect URI cannot be trusted) | 400, "Cannot continue" | - |
 
-Pages show the message in a page of the hub's style (`mcp_hub.web.pages`); the API answers
-`{"error": ..., "message": ...}`.
+Pages show a `Problem` (the status, a title from `TITLES`, the message) in the hub's message page
+(`templates/message.html`, through `mcp_hub.web.pages.Pages.problem`); the API answers
+`{"error": ..., "message": ...}`, refusals of the session check included (401 `unauthenticated`, 403
+`forbidden`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Final
 
 from starlette.responses import JSONResponse
@@ -27,6 +31,7 @@ from mcp_hub.errors import (
     HubError,
     InvalidInputError,
     NotFoundError,
+    OAuthError,
     UnsupportedMediaTypeError,
 )
 
@@ -48,11 +53,29 @@ def status_and_code(exc: HubError, *, api: bool) -> tuple[int, str]:
     return 500, "internal_error"
 
 
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """What a page says when it cannot do what was asked."""
+
+    status: int
+    title: str
+    message: str
+
+
+def problem_for(exc: HubError) -> Problem:
+    """The page's answer to `exc`."""
+    if isinstance(exc, OAuthError):
+        return Problem(400, "Cannot continue", exc.description)
+    status, _ = status_and_code(exc, api=False)
+    return Problem(status, TITLES.get(status, "Refused"), str(exc))
+
+
 def api_error(status: int, error: str, message: str) -> JSONResponse:
     """An error of the JSON API."""
     return JSONResponse({"error": error, "message": message}, status_code=status)
 
 
 def api_error_for(exc: HubError) -> JSONResponse:
+    """The API's answer to `exc`."""
     status, code = status_and_code(exc, api=True)
     return api_error(status, code, str(exc))

@@ -8,12 +8,14 @@ does a disabled user (OWASP Authentication cheat sheet: no account enumeration).
 After sign-in the browser goes to `next`, which must be a path on the hub itself (a relative reference
 starting with a single `/`, RFC 3986 §4.2): anything else (`https://evil.example`, `//evil.example`,
 `/\\evil.example`) is replaced by the default, so the login page is no open redirector.
+
+The pages are `templates/login.html` and, for a browser already signed in, `templates/signed_in.html`.
 """
 
 from __future__ import annotations
 
 from typing import Final
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 import anyio.to_thread
 from starlette.requests import Request
@@ -22,11 +24,9 @@ from starlette.routing import BaseRoute
 
 from mcp_hub.credentials import dummy_password_hash, verify_password
 from mcp_hub.db.identities import IdentityStore
-from mcp_hub.web.pages import Html, html, message_page, page_response, page_route, read_own_form
-from mcp_hub.web.sessions import WebSession, WebSessions
+from mcp_hub.web.pages import EXPIRED_FORM, Pages, page_route, read_own_form
+from mcp_hub.web.sessions import LOGIN_PATH, LOGOUT_PATH, WebSessions
 
-LOGIN_PATH: Final = "/login"
-LOGOUT_PATH: Final = "/logout"
 DEFAULT_NEXT: Final = LOGIN_PATH
 WRONG_CREDENTIALS: Final = "Wrong name or password."
 _MAX_NEXT_LENGTH: Final = 8192
@@ -47,65 +47,24 @@ def safe_next(value: str | None) -> str:
     return value
 
 
-def login_url(next_path: str) -> str:
-    """Where to send a browser that must sign in before it may see `next_path`."""
-    return f"{LOGIN_PATH}?{urlencode({'next': next_path})}"
+def login_routes(identities: IdentityStore, sessions: WebSessions, pages: Pages) -> list[BaseRoute]:
+    def login_page(request: Request, next_path: str, *, name: str = "", error: str | None = None) -> Response:
+        context = {"next_path": next_path, "name": name, "error": error}
+        return pages.render(request, "login.html", context, status=400 if error else 200)
 
-
-def _login_form(next_path: str, *, name: str = "", error: str | None = None) -> Html:
-    alert = html('<p class="error" role="alert" id="login-error">{error}</p>\n', error=error) if error else Html("")
-    described = ' aria-describedby="login-error"' if error else ""
-    return html(
-        "<h1>Sign in to mcp-hub</h1>\n{alert}"
-        '<form method="post" action="{action}">\n'
-        '<input type="hidden" name="next" value="{next}">\n'
-        '<label for="name">Name</label>\n'
-        '<input type="text" id="name" name="name" value="{name}" autocomplete="username" autocapitalize="none"'
-        ' spellcheck="false" required{described}>\n'
-        '<label for="password">Password</label>\n'
-        '<input type="password" id="password" name="password" autocomplete="current-password" required{described}>\n'
-        '<div class="actions"><button type="submit">Sign in</button></div>\n'
-        "</form>",
-        alert=alert,
-        action=LOGIN_PATH,
-        next=next_path,
-        name=name,
-        described=Html(described),
-    )
-
-
-def _signed_in(session: WebSession) -> Html:
-    return html(
-        "<h1>Signed in</h1>\n<p>You are signed in to mcp-hub as <strong>{name}</strong>.</p>\n{logout}",
-        name=session.user.name,
-        logout=logout_form(session),
-    )
-
-
-def logout_form(session: WebSession) -> Html:
-    """A sign-out button (a POST with the CSRF token, so no other site can sign the user out)."""
-    return html(
-        '<form method="post" action="{action}">\n<input type="hidden" name="csrf" value="{csrf}">\n'
-        '<div class="actions"><button type="submit">Sign out</button></div>\n</form>',
-        action=LOGOUT_PATH,
-        csrf=session.csrf_token,
-    )
-
-
-def login_routes(identities: IdentityStore, sessions: WebSessions) -> list[BaseRoute]:
     async def show(request: Request) -> Response:
         next_path = safe_next(request.query_params.get("next"))
         session = await sessions.current(request)
         if session is not None:
             if next_path != DEFAULT_NEXT:
                 return RedirectResponse(next_path, status_code=303)
-            return page_response("Signed in", _signed_in(session))
-        return page_response("Sign in", _login_form(next_path))
+            return pages.render(request, "signed_in.html", {"session": session})
+        return login_page(request, next_path)
 
     async def submit(request: Request) -> Response:
         form = await read_own_form(request, same_origin=sessions.same_origin(request))
         if not isinstance(form, dict):
-            return form
+            return pages.problem(request, form)
         next_path = safe_next(form.get("next"))
         name = form.get("name", "")[:_MAX_FIELD_LENGTH]
         password = form.get("password", "")[:_MAX_FIELD_LENGTH]
@@ -113,7 +72,7 @@ def login_routes(identities: IdentityStore, sessions: WebSessions) -> list[BaseR
         password_hash = user.password_hash if user is not None else dummy_password_hash()
         valid = await anyio.to_thread.run_sync(verify_password, password_hash, password)
         if user is None or not valid or not user.enabled:
-            return page_response("Sign in", _login_form(next_path, name=name, error=WRONG_CREDENTIALS), status=400)
+            return login_page(request, next_path, name=name, error=WRONG_CREDENTIALS)
         response = RedirectResponse(next_path, status_code=303)
         await sessions.start(request, response, user)
         return response
@@ -121,10 +80,10 @@ def login_routes(identities: IdentityStore, sessions: WebSessions) -> list[BaseR
     async def logout(request: Request) -> Response:
         form = await read_own_form(request, same_origin=sessions.same_origin(request))
         if not isinstance(form, dict):
-            return form
+            return pages.problem(request, form)
         session = await sessions.current(request)
         if session is not None and not session.csrf_ok(form.get("csrf")):
-            return message_page("Refused", "This form has expired. Reload the page and try again.", status=403)
+            return pages.problem(request, EXPIRED_FORM)
         response = RedirectResponse(LOGIN_PATH, status_code=303)
         await sessions.end(request, response)
         return response

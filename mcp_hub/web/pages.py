@@ -1,129 +1,182 @@
-"""HTML pages: markup from escaped values, security headers, and form bodies.
+"""HTML pages: Jinja2 templates, the security headers every page carries, and the forms pages post.
 
-Every value interpolated into a page goes through `html.escape` (HTML Living Standard §13.1: text and
-quoted attribute values), unless it is already `Html` built the same way, so no caller can forget it.
+The pages are the templates of `mcp_hub/web/templates/` (one `base.html`, one stylesheet), rendered by
+Jinja2 with autoescape on: every value a template prints is escaped (HTML Living Standard §13.1: text and
+quoted attribute values) unless it is markup Jinja built itself (a macro's output). Nothing of ours marks
+text safe. Pages link the stylesheet and the approver's script from `/static/` (`mcp_hub.web.assets`); no
+page has an inline `<style>`, `<script>` or `style=` attribute.
 
 Every response of a page route carries (OWASP Secure Headers; CSP Level 3; RFC 9111 §5.2.2.5):
-- `Content-Security-Policy: default-src 'none'; style-src 'self' 'unsafe-inline'; form-action 'self';
-  frame-ancestors 'none'; base-uri 'none'`: no script at all, forms only to the hub, never framed
+- `Content-Security-Policy: default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none';
+  base-uri 'none'`: the hub's own stylesheet, no script at all, forms only to the hub, never framed
   (clickjacking of a consent button, threat T06). A page may widen `form-action` by setting its own header:
   browsers apply `form-action` to the redirect that follows a form post, so the consent page must allow the
-  client's redirect URI.
+  client's redirect URI. The approver's pages add `script-src 'self'; connect-src 'self'` (`SCRIPTED_CSP`):
+  the hub's own script, talking only to the hub.
 - `X-Frame-Options: DENY` for browsers without `frame-ancestors`; `Referrer-Policy: no-referrer`, so no
   URL (with an authorization code or a `state`) leaks to another site; `X-Content-Type-Options: nosniff`;
-  `Cache-Control: no-store`, so no session-bound page stays in a cache.
+  `Cache-Control: no-store`, so no session-bound page stays in a cache (static files set their own).
 """
 
 from __future__ import annotations
 
-import html as _html
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from typing import Final
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
+from typing import Final, Protocol, cast
 
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route, request_response
+from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mcp_hub.approvals.presentation import INBOX_PATH, duration, iso_seconds
 from mcp_hub.bodies import FormRules, read_form
 from mcp_hub.errors import InvalidRequestError
+from mcp_hub.web.errors import Problem, problem_for
+from mcp_hub.web.sessions import LOGIN_PATH, LOGOUT_PATH, WebSession
 
 FORM_ACTION_SELF: Final = "'self'"
 
 
-def content_security_policy(form_action: str = FORM_ACTION_SELF) -> str:
-    """The pages' policy; `form_action` is a CSP source list (default: the hub only)."""
-    return (
-        "default-src 'none'; style-src 'self' 'unsafe-inline'; "
-        f"form-action {form_action}; frame-ancestors 'none'; base-uri 'none'"
-    )
+def content_security_policy(form_action: str = FORM_ACTION_SELF, *, scripts: bool = False) -> str:
+    """The pages' policy; `form_action` is a CSP source list (default: the hub only); `scripts` allows the
+    hub's own scripts and their requests back to the hub."""
+    policy = f"default-src 'none'; style-src 'self'; form-action {form_action}; frame-ancestors 'none'; base-uri 'none'"
+    return policy + "; script-src 'self'; connect-src 'self'" if scripts else policy
 
 
+PAGE_CSP: Final = content_security_policy()
+SCRIPTED_CSP: Final = content_security_policy(scripts=True)
 SECURITY_HEADERS: Final = {
     "x-frame-options": "DENY",
     "referrer-policy": "no-referrer",
     "x-content-type-options": "nosniff",
-    "cache-control": "no-store",
 }
 PAGE_FORM: Final = FormRules(max_bytes=16 * 1024, max_fields=20, keep_blank=True)
 """What the hub's own pages post: small forms, no field twice."""
+CROSS_SITE_FORM: Final = Problem(403, "Refused", "This form was sent from another site.")
+EXPIRED_FORM: Final = Problem(403, "Refused", "This form has expired. Reload the page and try again.")
+
+_FOLD_AT: Final = 120
+_PREVIEW: Final = 60
+_JSON_MAX_DEPTH: Final = 12
 
 
-@dataclass(frozen=True, slots=True)
-class Html:
-    """Markup that is safe to send: literal template text with every value escaped."""
-
-    text: str
-
-
-HtmlValue = str | int | Html | Sequence[Html]
+class AssetUrls(Protocol):
+    def url(self, name: str) -> str:
+        """The URL a page links the static file `name` by."""
+        ...
 
 
-def _render(value: HtmlValue) -> str:
-    if isinstance(value, Html):
-        return value.text
-    if isinstance(value, str):
-        return _html.escape(value, quote=True)
-    if isinstance(value, int):
-        return str(value)
-    return "".join(item.text for item in value)
+# --- what templates may call: filters and tests ---------------------------------------------------------------
 
 
-def html(template: str, /, **values: HtmlValue) -> Html:
-    """`template` (a literal in our code) with `{name}` fields filled by escaped `values`."""
-    return Html(template.format(**{name: _render(value) for name, value in values.items()}))
+def _json_text(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False)
 
 
-_STYLE: Final = """
-:root { color-scheme: light dark; font-family: system-ui, sans-serif; line-height: 1.5; }
-body { margin: 0; padding: 1rem; }
-main { max-width: 32rem; margin: 2rem auto; }
-h1 { font-size: 1.4rem; }
-label { display: block; margin-top: 1rem; font-weight: 600; }
-input[type=text], input[type=password] { display: block; width: 100%; box-sizing: border-box;
-  font-size: 1rem; padding: 0.6rem; margin-top: 0.25rem; }
-button { font-size: 1rem; min-height: 2.75rem; padding: 0.5rem 1.25rem; margin: 1rem 0.5rem 0 0; }
-.error { border-left: 0.25rem solid #c62828; padding: 0.5rem 0.75rem; }
-.actions { display: flex; flex-wrap: wrap; }
-code { overflow-wrap: anywhere; }
-footer { margin-top: 2rem; font-size: 0.9rem; }
-"""
+def _json_pretty(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, indent=2)
 
 
-def render_page(title: str, body: Html) -> Html:
-    """A whole document: language, viewport for phone-width screens, the page's own small stylesheet."""
-    return html(
-        '<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        "<title>{title} · mcp-hub</title>\n<style>{style}</style>\n</head>\n"
-        "<body>\n<main>\n{body}\n</main>\n</body>\n</html>\n",
-        title=title,
-        style=Html(_STYLE),
-        body=body,
+def _json_preview(text: str) -> str:
+    """The start of a long string, as JSON text with an ellipsis before its closing quote."""
+    return _json_text(text[:_PREVIEW])[:-1] + '…"'
+
+
+def _long_text(value: object) -> bool:
+    """Is `value` a string to fold (long, or of several lines)?"""
+    return isinstance(value, str) and (len(value) > _FOLD_AT or "\n" in value)
+
+
+def _ago(moment: datetime, now: datetime) -> str:
+    return duration((now - moment).total_seconds())
+
+
+def _time_left(moment: datetime, now: datetime) -> str:
+    left = (moment - now).total_seconds()
+    return duration(left) if left > 0 else "expired"
+
+
+def _environment(assets: AssetUrls) -> Environment:
+    environment = Environment(
+        loader=PackageLoader("mcp_hub.web", "templates"),
+        autoescape=select_autoescape(["html"], default_for_string=True, default=True),
+        undefined=StrictUndefined,  # a misspelt name fails the page instead of printing nothing
+        trim_blocks=True,
+        lstrip_blocks=True,
     )
-
-
-def page_response(title: str, body: Html, *, status: int = 200, form_action: str = FORM_ACTION_SELF) -> HTMLResponse:
-    """An HTML page; its CSP allows forms to post to `form_action` (the hub itself unless told otherwise)."""
-    response = HTMLResponse(render_page(title, body).text, status_code=status)
-    response.headers["content-security-policy"] = content_security_policy(form_action)
-    return response
-
-
-def message_page(title: str, message: str, *, status: int) -> HTMLResponse:
-    """A page that only says something (an error the user cannot fix by retrying the same request)."""
-    return page_response(
-        title, html('<h1>{title}</h1>\n<p role="alert">{message}</p>', title=title, message=message), status=status
+    # Jinja leaves these dicts unannotated, so a type checker takes their types from the defaults in them.
+    global_names = cast("dict[str, object]", environment.globals)
+    filters = cast("dict[str, Callable[..., object]]", environment.filters)
+    tests = cast("dict[str, Callable[..., bool]]", environment.tests)
+    global_names.update(
+        static_url=assets.url,
+        login_path=LOGIN_PATH,
+        logout_path=LOGOUT_PATH,
+        inbox_path=INBOX_PATH,
+        json_max_depth=_JSON_MAX_DEPTH,
     )
+    filters.update(
+        iso=iso_seconds,
+        ago=_ago,
+        time_left=_time_left,
+        json_text=_json_text,
+        json_pretty=_json_pretty,
+        json_preview=_json_preview,
+    )
+    tests["long_text"] = _long_text
+    return environment
+
+
+class Pages:
+    """The templates, rendered into page responses with their CSP."""
+
+    def __init__(self, assets: AssetUrls) -> None:
+        self._templates = Jinja2Templates(env=_environment(assets))
+
+    def render(
+        self,
+        request: Request,
+        template: str,
+        context: Mapping[str, object],
+        *,
+        status: int = 200,
+        csp: str = PAGE_CSP,
+        headers: Mapping[str, str] | None = None,
+    ) -> HTMLResponse:
+        """`template` (a path under `templates/`) with `context`; `csp` is the page's policy."""
+        response = self._templates.TemplateResponse(request, template, dict(context), status, headers)
+        response.headers["content-security-policy"] = csp
+        return response
+
+    def problem(
+        self,
+        request: Request,
+        problem: Problem,
+        *,
+        csp: str = PAGE_CSP,
+        viewer: WebSession | None = None,
+        back: str | None = None,
+    ) -> HTMLResponse:
+        """A page that only says what went wrong: in the approver's layout for a `viewer`, with a link `back`."""
+        context = {"title": problem.title, "message": problem.message, "viewer": viewer, "back": back}
+        return self.render(request, "message.html", context, status=problem.status, csp=csp)
 
 
 class SecurityHeaders:
-    """Pure ASGI middleware: the headers of the module docstring on every response of the wrapped app."""
+    """Pure ASGI middleware: the headers of the module docstring on every response of the wrapped app.
 
-    def __init__(self, app: ASGIApp) -> None:
+    `cache_control=None` leaves `Cache-Control` to the app (static files); a page's own CSP is kept.
+    """
+
+    def __init__(self, app: ASGIApp, *, cache_control: str | None = "no-store") -> None:
         self._app = app
+        self._cache_control = cache_control
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -134,8 +187,10 @@ class SecurityHeaders:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
                 headers.update(SECURITY_HEADERS)
+                if self._cache_control is not None:
+                    headers["cache-control"] = self._cache_control
                 if "content-security-policy" not in headers:
-                    headers["content-security-policy"] = content_security_policy()
+                    headers["content-security-policy"] = PAGE_CSP
             await send(message)
 
         await self._app(scope, receive, send_with_headers)
@@ -146,11 +201,11 @@ def page_route(path: str, endpoint: Callable[[Request], Awaitable[Response]], me
     return Route(path, SecurityHeaders(request_response(endpoint)), methods=methods)
 
 
-async def read_own_form(request: Request, *, same_origin: bool) -> dict[str, str] | HTMLResponse:
-    """The posted form of one of the hub's own pages, or the refusal page to answer with instead."""
+async def read_own_form(request: Request, *, same_origin: bool) -> dict[str, str] | Problem:
+    """The posted form of one of the hub's own pages, or what to answer instead."""
     if not same_origin:
-        return message_page("Refused", "This form was sent from another site.", status=403)
+        return CROSS_SITE_FORM
     try:
         return (await read_form(request, PAGE_FORM)).as_dict()
     except InvalidRequestError as exc:
-        return message_page("Bad request", str(exc), status=400)
+        return problem_for(exc)

@@ -16,6 +16,9 @@ Follows the OWASP Session Management and CSRF Prevention cheat sheets:
   constant time; forms are also refused when the browser says they come from another origin (`Origin`,
   or `Sec-Fetch-Site: cross-site` when `Origin` is absent).
 - A session of a user who has since been disabled is not a session.
+
+Sessions start at `LOGIN_PATH` and end at `LOGOUT_PATH` (`mcp_hub.web.login`); `login_url(path)` is where a
+browser without one goes first.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -33,9 +36,16 @@ from mcp_hub.db.identities import IdentityStore, UserRecord
 from mcp_hub.db.web_sessions import WebSessionStore
 from mcp_hub.domain import Clock, utc_now
 
+LOGIN_PATH: Final = "/login"
+LOGOUT_PATH: Final = "/logout"
 SECURE_COOKIE_NAME: Final = "__Host-mcp_hub_session"
 PLAIN_COOKIE_NAME: Final = "mcp_hub_session"
 _MAX_COOKIE_LENGTH: Final = 256
+
+
+def login_url(next_path: str) -> str:
+    """Where to send a browser that must sign in before it may see `next_path`."""
+    return f"{LOGIN_PATH}?{urlencode({'next': next_path})}"
 
 
 @dataclass(frozen=True, slots=True)
