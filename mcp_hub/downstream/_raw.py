@@ -4,7 +4,8 @@ The typed `ClientSession.call_tool` costs milliseconds of CPU per call in pydant
 gateway does not need: the front door validates the result once, for the era its own client speaks.
 This module sends the already-shaped params through the session's own stamping (era envelope,
 `Mcp-Method`/`Mcp-Name` headers) and dispatcher. It reaches into two private attributes of
-`ClientSession` (pinned SDK version `mcp==2.3.0`); `tests/test_forwarding.py` covers it against real servers.
+`ClientSession` (pinned SDK version `mcp==2.3.0`); `tests/test_federation.py` (forwarding, both eras) and
+`tests/test_http_downstream.py` cover it against real servers.
 """
 
 from __future__ import annotations
