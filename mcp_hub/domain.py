@@ -7,11 +7,11 @@ stores and what the wire shows, so `ActionStatus.PENDING == "pending"`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Final, NewType, TypeVar
+from typing import Any, Final, NewType, TypeVar
 
 AgentId = NewType("AgentId", str)
 """The primary key of an agent (an OAuth client of the hub)."""
@@ -97,6 +97,40 @@ class GrantType(StrEnum):
     REFRESH_TOKEN = "refresh_token"  # noqa: S105 - a grant type, not a secret
 
 
+class CatalogKind(StrEnum):
+    """What a downstream server offers that the hub federates, each under a public name or URI."""
+
+    TOOL = "tool"
+    PROMPT = "prompt"
+    RESOURCE = "resource"
+    RESOURCE_TEMPLATE = "resource_template"
+
+    @property
+    def scope_kind(self) -> str:
+        """The kind of grant that covers it (`tool:`, `prompt:`, `resource:`): templates are resources."""
+        return "resource" if self is CatalogKind.RESOURCE_TEMPLATE else self.value
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorListing:
+    """Everything one downstream server listed, as wire dicts, and the capabilities it declared."""
+
+    tools: tuple[Mapping[str, Any], ...] = ()
+    prompts: tuple[Mapping[str, Any], ...] = ()
+    resources: tuple[Mapping[str, Any], ...] = ()
+    resource_templates: tuple[Mapping[str, Any], ...] = ()
+    capabilities: Mapping[str, Any] = field(default_factory=dict[str, Any])
+    """The downstream's `ServerCapabilities` (wire form): which lists exist, subscribe, completions, logging."""
+
+    def of(self, kind: CatalogKind) -> tuple[Mapping[str, Any], ...]:
+        return {
+            CatalogKind.TOOL: self.tools,
+            CatalogKind.PROMPT: self.prompts,
+            CatalogKind.RESOURCE: self.resources,
+            CatalogKind.RESOURCE_TEMPLATE: self.resource_templates,
+        }[kind]
+
+
 class Health(StrEnum):
     """A connector's state, as `/healthz`, the database and `mcp-hub connectors list` show it."""
 
@@ -118,6 +152,8 @@ class AuditOutcome(StrEnum):
     OK = "ok"
     TOOL_ERROR = "tool_error"
     UNKNOWN_TOOL = "unknown_tool"
+    NOT_FOUND = "not_found"
+    """A prompt or resource the hub never handed out."""
     UNAVAILABLE = "unavailable"
     TIMEOUT = "timeout"
     DOWNSTREAM_ERROR = "downstream_error"

@@ -13,12 +13,16 @@
     │   └── SchemaOutOfDateError        the database is not at the code's migration head
     ├── CatalogError
     │   ├── UnknownToolError            a public tool name that no connector serves
+    │   ├── UnknownPromptError          a public prompt name that no connector serves
+    │   ├── ResourceNotFoundError       a resource URI the hub did not hand out
     │   └── InvalidCursorError          a pagination cursor the catalog did not issue
     ├── DownstreamError                 something between the hub and a downstream server failed
     │   ├── ConnectorUnavailableError   the connector is not connected (connecting, down, disabled)
     │   ├── DownstreamTimeoutError      the downstream did not answer within the call timeout
-    │   ├── DownstreamProtocolError     the downstream answered with a JSON-RPC error or garbage
+    │   ├── DownstreamRejectedError     the downstream answered with a JSON-RPC error (its code is kept)
+    │   ├── DownstreamProtocolError     the downstream answered with something that is not MCP
     │   └── DownstreamAuthError         the downstream's authorization server refused the hub's own credentials
+    ├── QuestionRefusedError            a downstream's question cannot be put to the caller (`code` tells it why)
     ├── EgressRefusedError              the egress guard refused to fetch a URL (not public, not https, too big)
     ├── ApprovalError                   a pending action cannot be created or decided
     │   ├── TooManyPendingError         the agent already has `max_pending_per_agent` actions waiting
@@ -124,6 +128,22 @@ class UnknownToolError(CatalogError):
         super().__init__(f"Unknown tool: {public_name}")
 
 
+class UnknownPromptError(CatalogError):
+    """No connector serves the requested public prompt name."""
+
+    def __init__(self, public_name: str) -> None:
+        self.public_name = public_name
+        super().__init__(f"Unknown prompt: {public_name}")
+
+
+class ResourceNotFoundError(CatalogError):
+    """The URI is not one the hub handed out: no connector's listed resource or resource template."""
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+        super().__init__(f"Resource not found: {uri[:300]}")
+
+
 class InvalidCursorError(CatalogError):
     """A pagination cursor this catalog did not issue."""
 
@@ -144,16 +164,32 @@ class DownstreamTimeoutError(DownstreamError):
     """The downstream did not answer within the connector's call timeout."""
 
 
-class DownstreamProtocolError(DownstreamError):
-    """The downstream answered with a JSON-RPC error, or with something that is not MCP."""
+class DownstreamRejectedError(DownstreamError):
+    """The downstream answered with a JSON-RPC error: `code`, its own `message` and `data` are relayed."""
 
-    def __init__(self, connector_id: str, message: str, code: int | None = None) -> None:
+    def __init__(self, connector_id: str, code: int, message: str, data: Any = None) -> None:
         self.code = code
-        super().__init__(connector_id, message)
+        self.downstream_message = message
+        self.data = data
+        super().__init__(connector_id, f"{connector_id}: {message}")
+
+
+class DownstreamProtocolError(DownstreamError):
+    """The downstream answered with something that is not MCP."""
 
 
 class DownstreamAuthError(DownstreamError):
     """The downstream's authorization server refused the hub's own client credentials (never shows the secret)."""
+
+
+class QuestionRefusedError(HubError):
+    """A downstream's question (elicitation, sampling) cannot be put to the caller: the caller did not declare
+    the capability, the question cannot be attributed to one caller, or the caller answered with an error.
+    `code` is the JSON-RPC error the downstream gets."""
+
+    def __init__(self, code: int, message: str) -> None:
+        self.code = code
+        super().__init__(message)
 
 
 class EgressRefusedError(HubError):
@@ -214,12 +250,16 @@ class InvalidTokenError(AuthError):
 
 
 class AccessDeniedError(AuthError):
-    """The caller is authenticated but its grants do not cover the tool (RFC 6750 `insufficient_scope`)."""
+    """The caller is authenticated but its grants do not cover the tool, prompt or resource (RFC 6750
+    `insufficient_scope`); `target` is its public name or URI."""
 
-    def __init__(self, tool: str, required_scope: str) -> None:
-        self.tool = tool
+    _VERBS: ClassVar[dict[str, str]] = {"tool": "call", "prompt": "get the prompt", "resource": "read"}
+
+    def __init__(self, target: str, required_scope: str, kind: str = "tool") -> None:
+        self.target = target
+        self.kind = kind
         self.required_scope = required_scope
-        super().__init__(f"this agent may not call {tool} (needs scope {required_scope})")
+        super().__init__(f"this agent may not {self._VERBS.get(kind, 'use')} {target} (needs scope {required_scope})")
 
 
 class SigningKeyError(AuthError):

@@ -74,6 +74,7 @@ from mcp_hub.gateway.app import health_report, health_routes, mcp_routes
 from mcp_hub.gateway.forwarding import Forwarder
 from mcp_hub.gateway.guard import BearerAuthMiddleware
 from mcp_hub.gateway.notifications import ChangeNotifier
+from mcp_hub.gateway.relaying import LogLevels
 from mcp_hub.gateway.server import HubServer, build_server
 from mcp_hub.tool_results import hub_error_result
 from mcp_hub.web.approvals import approval_routes
@@ -229,15 +230,17 @@ class Hub:
         self.engine = create_engine(settings.database.url)
         self.stores = stores(self.engine)
 
-        # Federation: downstream tools in, one catalog out, calls forwarded and audited.
+        # Federation: what downstreams offer in, one catalog out, requests forwarded and audited.
         self.notifier = ChangeNotifier()
         self.catalog = Catalog(listeners=[self.notifier.on_catalog_change])
         self.audit = AuditWriter.configured(self.stores.audit, settings.audit)
+        self.log_levels = LogLevels(self.catalog)
         self.pool = DownstreamPool(
             self.connectors,
             settings.timeouts,
-            on_tools=CatalogSync(self.catalog, self.stores.catalog).connector_listed,
+            on_listing=CatalogSync(self.catalog, self.stores.catalog).connector_listed,
             on_health=HealthRecorder(self.stores.catalog).record,
+            logs=self.log_levels,
             errlog=errlog,
         )
         self.forwarder = Forwarder(self.catalog, self.pool, self.audit)
@@ -276,6 +279,7 @@ class Hub:
             list_ttl_ms=self.settings.catalog.list_ttl_ms,
             decider=self.auth.decider if self.auth is not None else None,
             stdio_principal=stdio_principal,
+            log_levels=self.log_levels,
             approvals=self.approvals,
             middleware=middleware,
         )

@@ -10,12 +10,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mcp_hub.catalog.catalog import Catalog, CatalogChange, InvalidCursorError, definition_sha256
-from mcp_hub.catalog.names import MAX_PUBLIC_NAME_LENGTH, public_tool_name
+from mcp_hub.catalog.names import MAX_PUBLIC_NAME_LENGTH, public_name
 from mcp_hub.config.connectors import CONNECTOR_ID_PATTERN
+from mcp_hub.domain import ConnectorListing
 
 connector_ids = st.from_regex(CONNECTOR_ID_PATTERN, fullmatch=True)
 tool_names = st.text(min_size=1, max_size=200)
 SPEC_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+def tools_listing(tools: list[dict[str, Any]]) -> ConnectorListing:
+    return ConnectorListing(tools=tuple(tools))
 
 
 def tool(name: str, **extra: Any) -> dict[str, Any]:
@@ -26,41 +31,41 @@ def tool(name: str, **extra: Any) -> dict[str, Any]:
 def test_distinct_tools_never_share_a_public_name(c1: str, t1: str, c2: str, t2: str) -> None:
     """T17, our choice: the name codec is injective (short forms differ by a 64-bit hash)."""
     if (c1, t1) != (c2, t2):
-        assert public_tool_name(c1, t1) != public_tool_name(c2, t2)
+        assert public_name(c1, t1) != public_name(c2, t2)
 
 
 @given(connector_ids, tool_names)
 def test_every_public_name_is_a_valid_name_of_at_most_64_characters(connector_id: str, name: str) -> None:
     """Spec (tool names: 1-128 of [A-Za-z0-9_.-]) and our 64-character cap for clients that enforce one."""
-    public = public_tool_name(connector_id, name)
+    public = public_name(connector_id, name)
     assert SPEC_NAME.fullmatch(public)
     assert public.startswith(connector_id + "__")
-    assert public_tool_name(connector_id, name) == public  # deterministic
+    assert public_name(connector_id, name) == public  # deterministic
 
 
 def test_a_short_well_formed_name_is_kept_verbatim_behind_its_connector() -> None:
     """Our choice: `<connector-id>__<tool>` for everything that fits."""
-    assert public_tool_name("git", "git_status") == "git__git_status"
+    assert public_name("git", "git_status") == "git__git_status"
 
 
 def test_a_long_name_gets_a_deterministic_short_form() -> None:
     """Our choice: names over 64 characters keep a readable prefix and a hash suffix."""
     long_name = "x" * 100
-    public = public_tool_name("svc", long_name)
+    public = public_name("svc", long_name)
     assert len(public) == MAX_PUBLIC_NAME_LENGTH
     assert public.startswith("svc__xxxx")
-    assert public != public_tool_name("svc", long_name + "y")
+    assert public != public_name("svc", long_name + "y")
 
 
 def test_the_catalog_lists_in_public_name_order_and_pages_by_cursor() -> None:
     """Spec: lists SHOULD be in a deterministic order; pagination by opaque cursor."""
     catalog = Catalog()
-    catalog.replace_connector("b", [tool(f"t{i:02}") for i in range(5)])
-    catalog.replace_connector("a", [tool("z"), tool("y")])
+    catalog.replace_connector("b", tools_listing([tool(f"t{i:02}") for i in range(5)]))
+    catalog.replace_connector("a", tools_listing([tool("z"), tool("y")]))
     names: list[str] = []
     cursor: str | None = None
     while True:
-        page, cursor = catalog.page(cursor, 3)
+        page, cursor = catalog.tools.page(cursor, 3)
         names.extend(str(item["name"]) for item in page)
         if cursor is None:
             break
@@ -72,10 +77,10 @@ def test_the_catalog_lists_in_public_name_order_and_pages_by_cursor() -> None:
 def test_paging_stays_consistent_when_tools_are_added_between_pages() -> None:
     """Our choice: keyset cursors never repeat or skip a tool that existed on both pages."""
     catalog = Catalog()
-    catalog.replace_connector("c", [tool(f"t{i}") for i in range(6)])
-    first, cursor = catalog.page(None, 3)
-    catalog.replace_connector("a", [tool("new")])  # sorts before every page-1 name
-    second, _ = catalog.page(cursor, 10)
+    catalog.replace_connector("c", tools_listing([tool(f"t{i}") for i in range(6)]))
+    first, cursor = catalog.tools.page(None, 3)
+    catalog.replace_connector("a", tools_listing([tool("new")]))  # sorts before every page-1 name
+    second, _ = catalog.tools.page(cursor, 10)
     assert {item["name"] for item in first}.isdisjoint({item["name"] for item in second})
     assert [item["name"] for item in second] == ["c__t3", "c__t4", "c__t5"]
 
@@ -83,15 +88,15 @@ def test_paging_stays_consistent_when_tools_are_added_between_pages() -> None:
 def test_a_forged_cursor_is_rejected() -> None:
     """Spec: an invalid cursor is an invalid-params error (mapped at the front door)."""
     with pytest.raises(InvalidCursorError):
-        Catalog().page("%%%not-base64%%%", 10)
+        Catalog().tools.page("%%%not-base64%%%", 10)
 
 
 def test_a_public_definition_carries_the_public_name_and_the_rest_unchanged() -> None:
     """Our choice: only the name is rewritten; schema, annotations and description pass as they are."""
     catalog = Catalog()
     original = tool("read", description="Read a file", annotations={"readOnlyHint": True})
-    catalog.replace_connector("fs", [original])
-    page, _ = catalog.page(None, 10)
+    catalog.replace_connector("fs", tools_listing([original]))
+    page, _ = catalog.tools.page(None, 10)
     assert page == [{**original, "name": "fs__read"}]
     resolved = catalog.resolve("fs__read")
     assert (resolved.connector_id, resolved.downstream_name) == ("fs", "read")
@@ -101,10 +106,13 @@ def test_refreshes_report_added_changed_and_removed_tools_and_notify_listeners()
     """Our choice: a change is computed per tool from the SHA-256 of its canonical definition."""
     seen: list[CatalogChange] = []
     catalog = Catalog(listeners=[seen.append])
-    catalog.replace_connector("s", [tool("a"), tool("b")])
-    unchanged = catalog.replace_connector("s", [tool("b"), tool("a")])
-    changed = catalog.replace_connector("s", [tool("a", description="now different"), tool("c")])
+    catalog.replace_connector("s", tools_listing([tool("a"), tool("b")]))
+    unchanged, *_ = catalog.replace_connector("s", tools_listing([tool("b"), tool("a")]))
+    changed, *others = catalog.replace_connector(
+        "s", tools_listing([tool("a", description="now different"), tool("c")])
+    )
     assert unchanged.is_empty
+    assert all(other.is_empty for other in others)
     assert (changed.added, changed.changed, changed.removed) == (("s__c",), ("s__a",), ("s__b",))
     assert len(seen) == 2  # the no-op refresh notified nobody
 
@@ -120,8 +128,8 @@ def test_the_definition_digest_ignores_key_order_but_not_content() -> None:
 def test_a_tool_whose_short_form_equals_another_tools_name_is_refused_not_shadowed() -> None:
     """T17, our choice: the first tool keeps the name; the colliding one is refused and reported."""
     long_name = "y" * 80
-    shadow = public_tool_name("s", long_name).removeprefix("s__")
-    change = Catalog().replace_connector("s", [tool(shadow), tool(long_name)])
+    shadow = public_name("s", long_name).removeprefix("s__")
+    change, *_ = Catalog().replace_connector("s", tools_listing([tool(shadow), tool(long_name)]))
     assert change.added == (f"s__{shadow}",)
     assert change.rejected == (long_name,)
 
@@ -130,6 +138,6 @@ def test_the_input_schema_lookup_answers_by_public_name_and_never_raises() -> No
     """The SDK's Mcp-Param-* header check asks for a schema on every call; unknown tools answer None."""
     catalog = Catalog()
     schema = {"type": "object", "properties": {"region": {"type": "string", "x-mcp-header": "Region"}}}
-    catalog.replace_connector("cloud", [{"name": "deploy", "inputSchema": schema}])
+    catalog.replace_connector("cloud", tools_listing([{"name": "deploy", "inputSchema": schema}]))
     assert catalog.input_schema("cloud__deploy") == schema
     assert catalog.input_schema("cloud__missing") is None

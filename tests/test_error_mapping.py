@@ -10,7 +10,13 @@ import inspect
 from typing import Any
 
 import pytest
-from mcp_types.jsonrpc import HEADER_MISMATCH, INTERNAL_ERROR, INVALID_PARAMS, MISSING_REQUIRED_CLIENT_CAPABILITY
+from mcp_types.jsonrpc import (
+    HEADER_MISMATCH,
+    INTERNAL_ERROR,
+    INVALID_PARAMS,
+    INVALID_REQUEST,
+    MISSING_REQUIRED_CLIENT_CAPABILITY,
+)
 
 from mcp_hub import errors
 from mcp_hub.authz.http import insufficient_scope_challenge, oauth_error_response, unauthorized_response
@@ -24,6 +30,7 @@ from mcp_hub.errors import (
     DatabaseError,
     DecisionConflictError,
     DecisionForbiddenError,
+    DownstreamRejectedError,
     DownstreamTimeoutError,
     HeaderMismatchError,
     HubError,
@@ -34,7 +41,10 @@ from mcp_hub.errors import (
     MissingCapabilityError,
     NotFoundError,
     OAuthError,
+    QuestionRefusedError,
+    ResourceNotFoundError,
     TooManyPendingError,
+    UnknownPromptError,
     UnknownToolError,
     UnsupportedMediaTypeError,
 )
@@ -56,6 +66,8 @@ def an_instance(kind: type[HubError]) -> HubError:
         OAuthError: OAuthError("invalid_grant", "the code was used"),
         InvalidTokenError: InvalidTokenError("the access token has expired"),
         MissingCapabilityError: MissingCapabilityError("Missing required client capability", {"extensions": {}}),
+        DownstreamRejectedError: DownstreamRejectedError("faults", INVALID_PARAMS, "no such thing"),
+        QuestionRefusedError: QuestionRefusedError(INVALID_REQUEST, "the client did not declare elicitation"),
     }
     if kind in special:
         return special[kind]
@@ -83,11 +95,16 @@ def an_instance(kind: type[HubError]) -> HubError:
         ),
         (HeaderMismatchError("Mcp-Name header does not match"), HEADER_MISMATCH, None),
         (DatabaseError("the database is down"), INTERNAL_ERROR, None),
+        (UnknownPromptError("nope__prompt"), INVALID_PARAMS, None),
+        (ResourceNotFoundError("mcp-hub://nope/x"), INVALID_PARAMS, None),
+        (DownstreamRejectedError("faults", -32042, "the downstream's own words", {"k": 1}), -32042, {"k": 1}),
+        (ConnectorUnavailableError("faults", "connector 'faults' is not connected (down)"), INTERNAL_ERROR, None),
     ],
 )
 def test_mcp_errors_get_their_json_rpc_code_and_data(error: HubError, code: int, data: Any) -> None:
-    """MCP spec (tools: -32602 for unknown tools; 2026-07-28: -32020 header mismatch, -32021 missing
-    capability); -32003 is ours. The message is the error's own text."""
+    """MCP spec (tools: -32602 for unknown tools; resources: -32602 for a resource not found; 2026-07-28: -32020
+    header mismatch, -32021 missing capability); -32003 is ours; a downstream's JSON-RPC error keeps its code
+    and data (issue 9 §5). The message is the error's own text (for a downstream's: behind its connector)."""
     mapped = jsonrpc_error(error)
     body = jsonrpc_error_body(error, 7)
 

@@ -96,7 +96,9 @@ async def test_everything_tools_are_offered_under_the_connector_id_prefix(
 ) -> None:
     """Our choice: downstream tool `t` of connector `c` is offered as `c__t`, whatever the transport."""
     connector_id = CONNECTOR_IDS[transport]
-    catalog = {tool.downstream_name: tool.public_name for tool in ready_hub.hub.catalog.tools_of(connector_id)}
+    catalog = {
+        tool.downstream_name: tool.public_name for tool in ready_hub.hub.catalog.tools.of_connector(connector_id)
+    }
     async with Client(ready_hub.url, mode="legacy") as client:
         listed = {tool.name for tool in (await client.list_tools()).tools}
     assert catalog.keys() >= EVERYTHING_TOOLS

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from mcp_hub.authz.scopes import matches
-from mcp_hub.catalog.catalog import CatalogTool
+from mcp_hub.catalog.catalog import CatalogEntry
 from mcp_hub.config.connectors import ConnectorSpec
 from mcp_hub.config.settings import ApprovalCondition, ApprovalRule
 
@@ -101,7 +101,7 @@ class ApprovalPolicy:
     def is_empty(self) -> bool:
         return not self._rules and not self._sensitive
 
-    def requirement(self, agent_name: str, tool: CatalogTool, arguments: Mapping[str, Any]) -> Requirement | None:
+    def requirement(self, agent_name: str, tool: CatalogEntry, arguments: Mapping[str, Any]) -> Requirement | None:
         """None when the call may run now; otherwise the rules that hold it and who may decide."""
         if not self._rules and not self._sensitive:
             return None
@@ -125,7 +125,7 @@ class ApprovalPolicy:
             return None
         return Requirement(tuple(rules), tuple(dict.fromkeys(approvers)), tuple(webhooks))
 
-    def _rules_for(self, tool: CatalogTool) -> tuple[tuple[ApprovalRule, ...], str | None]:
+    def _rules_for(self, tool: CatalogEntry) -> tuple[tuple[ApprovalRule, ...], str | None]:
         key = (tool.public_name, tool.connector_id, tool.downstream_name)
         found = self._by_tool.get(key)
         if found is None:

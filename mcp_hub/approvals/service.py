@@ -31,8 +31,8 @@ from mcp_hub.approvals.feed import ActionListener
 from mcp_hub.approvals.policy import ApprovalPolicy, Requirement
 from mcp_hub.approvals.presentation import APPROVAL_META_KEY, approval_link
 from mcp_hub.audit.writer import AuditWriter
-from mcp_hub.authz.decisions import Principal, ToolAccess
-from mcp_hub.catalog.catalog import Catalog, CatalogTool
+from mcp_hub.authz.decisions import Access, Principal
+from mcp_hub.catalog.catalog import Catalog, CatalogEntry
 from mcp_hub.config.settings import ApprovalsSection
 from mcp_hub.db.approvals import ActionRecord, ApprovalStore
 from mcp_hub.db.audit import AuditEvent
@@ -58,7 +58,7 @@ class Forward(Protocol):
     ) -> dict[str, Any]: ...
 
 
-def action_digest(principal: Principal, tool: CatalogTool, arguments: Mapping[str, Any]) -> str:
+def action_digest(principal: Principal, tool: CatalogEntry, arguments: Mapping[str, Any]) -> str:
     """SHA-256 of the canonical JSON of everything an approval is bound to."""
     bound = {
         "agent": principal.agent_id,
@@ -78,8 +78,8 @@ class HeldCall:
     and where the caller is (its legacy session, its progress channel)."""
 
     principal: Principal
-    access: ToolAccess
-    tool: CatalogTool
+    access: Access
+    tool: CatalogEntry
     arguments: Mapping[str, Any]
     requirement: Requirement
     session: str | None = None
@@ -137,7 +137,7 @@ class ApprovalService:
         return await self._store.list_actions(statuses, limit)
 
     def requirement(
-        self, principal: Principal | None, tool: CatalogTool, arguments: Mapping[str, Any]
+        self, principal: Principal | None, tool: CatalogEntry, arguments: Mapping[str, Any]
     ) -> Requirement | None:
         name = principal.agent_name if principal is not None else ""
         return self._policy.requirement(name, tool, arguments)
@@ -217,7 +217,7 @@ class ApprovalService:
         return await self.settle(action, call.principal, call.access, session=call.session)
 
     async def settle(
-        self, action: ActionRecord, principal: Principal, access: ToolAccess, *, session: str | None
+        self, action: ActionRecord, principal: Principal, access: Access, *, session: str | None
     ) -> dict[str, Any]:
         """The outcome of a decided action for its caller: run it (once) if approved, then report it."""
         if action.status is ActionStatus.APPROVED:
@@ -322,7 +322,7 @@ class ApprovalService:
     # --- internals -----------------------------------------------------------------------------------------
 
     async def _execute(
-        self, action: ActionRecord, principal: Principal, access: ToolAccess, session: str | None
+        self, action: ActionRecord, principal: Principal, access: Access, session: str | None
     ) -> ActionRecord:
         if not await self._store.start_execution(action.id):
             return await self._reload(action.id)
@@ -342,9 +342,9 @@ class ApprovalService:
         return action
 
     async def _run_approved(
-        self, action: ActionRecord, principal: Principal, access: ToolAccess, session: str | None
+        self, action: ActionRecord, principal: Principal, access: Access, session: str | None
     ) -> ActionRecord:
-        current = self._catalog.tools_by_name().get(action.public_name)
+        current = self._catalog.tools.get(action.public_name)
         refusal: str | None = None
         if current is None:
             refusal = f"{action.public_name} is no longer offered by its connector"

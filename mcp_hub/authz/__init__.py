@@ -7,7 +7,7 @@ One module per concern, each citing what it implements:
 | `urls` | the issuer, the one protected resource (RFC 8707), the endpoints' paths |
 | `scopes` | grant patterns and scope strings (RFC 6749 §3.3) |
 | `keys`, `tokens` | ES256 signing keys and the JWKS (RFC 7517); RFC 9068 access tokens |
-| `decisions` | the one decision point for list and call: `Principal`, `ToolAccess`, `AccessDecider` |
+| `decisions` | the one decision point for list and call: `Principal`, `Access`, `AccessDecider` |
 | `bearer` | the resource server's authentication of a bearer token (RFC 6750) |
 | `granting` | the scope a token gets: requested ∩ the subject's grants |
 | `client_auth`, `private_key_jwt` | client authentication (RFC 6749 §2.3, RFC 7523) |

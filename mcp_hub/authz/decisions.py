@@ -1,10 +1,11 @@
-"""The one decision point: which tools a caller may see and call (threats T09, T10, T27).
+"""The one decision point: which tools, prompts and resources a caller may see and use (threats T09, T10, T27).
 
 A decision comes from the stored grants, read through a short cache (`decision_cache_seconds`, default 2 s):
 revoking a grant, disabling an agent or user, revoking a token or its refresh family takes effect within
 that bound on every replica, without a database round trip per call. The token's scopes only cap what the
-grants allow: a tool is allowed when a grant AND a token scope match its public name. `tools/list` and
-`tools/call` both ask `ToolAccess.allows`, so a list never shows what a call would refuse, or the reverse.
+grants allow: a tool is allowed when a grant AND a token scope match its public name (`tool:` patterns), a
+prompt likewise (`prompt:`), a resource or resource template by its public URI (`resource:`). Every list and
+every use asks `Access.allows`, so a list never shows what a call, get or read would refuse, or the reverse.
 """
 
 from __future__ import annotations
@@ -49,32 +50,42 @@ _MAX_SHARED_DECISIONS: Final = 256
 
 
 @dataclass(frozen=True, slots=True)
-class ToolAccess:
+class Access:
     """A caller's decision, ready for the hot path: pure, synchronous, no I/O."""
 
     grants: tuple[str, ...]
     token_scopes: tuple[str, ...] | None
-    _answers: dict[str, bool] = field(default_factory=dict[str, bool], init=False, repr=False, compare=False)
-    """Names already decided: the decider shares one `ToolAccess` per (grants, scopes) while they are cached."""
+    _answers: dict[tuple[str, str], bool] = field(
+        default_factory=dict[tuple[str, str], bool], init=False, repr=False, compare=False
+    )
+    """(kind, name) already decided: the decider shares one `Access` per (grants, scopes) while they are cached."""
 
     @property
     def allows_every_tool(self) -> bool:
         """True when no tool name can be refused (a `tool:*` grant, and no narrower token scope)."""
         return _EVERY_TOOL in self.grants and (self.token_scopes is None or _EVERY_TOOL in self.token_scopes)
 
-    def allows(self, public_name: str) -> bool:
-        answer = self._answers.get(public_name)
+    def allows(self, public_name: str, kind: str = "tool") -> bool:
+        """May the caller see and use the `kind` (`tool`, `prompt`, `resource`) with this public name or URI?"""
+        key = (kind, public_name)
+        answer = self._answers.get(key)
         if answer is None:
-            answer = scopes.any_matches(self.grants, "tool", public_name) and (
-                self.token_scopes is None or scopes.any_matches(self.token_scopes, "tool", public_name)
+            answer = scopes.any_matches(self.grants, kind, public_name) and (
+                self.token_scopes is None or scopes.any_matches(self.token_scopes, kind, public_name)
             )
             if len(self._answers) < _MAX_REMEMBERED_NAMES:
-                self._answers[public_name] = answer
+                self._answers[key] = answer
         return answer
+
+    def allows_prompt(self, public_name: str) -> bool:
+        return self.allows(public_name, "prompt")
+
+    def allows_resource(self, public_uri: str) -> bool:
+        return self.allows(public_uri, "resource")
 
 
 class AccessDecider:
-    """Turns a verified token (or an agent name on stdio) into a `Principal` and its `ToolAccess`."""
+    """Turns a verified token (or an agent name on stdio) into a `Principal` and its `Access`."""
 
     def __init__(
         self,
@@ -90,7 +101,7 @@ class AccessDecider:
         self._agents = TtlCache[AgentRecord](ttl_seconds, clock=clock)
         self._revoked = TtlCache[bool](ttl_seconds, clock=clock)
         # Pure functions of (grants, token scopes), shared so that their answers per tool name are reused.
-        self._decisions: dict[tuple[tuple[str, ...], tuple[str, ...] | None], ToolAccess] = {}
+        self._decisions: dict[tuple[tuple[str, ...], tuple[str, ...] | None], Access] = {}
 
     async def principal_for_token(self, token: AccessToken) -> Principal:
         """The caller behind a verified token; `InvalidTokenError` if it was revoked or its agent is unknown."""
@@ -112,7 +123,7 @@ class AccessDecider:
         agent = await self._identities.agent_by_name(name)
         return Principal(agent_id=agent.id, agent_name=agent.name)
 
-    async def access(self, principal: Principal) -> ToolAccess:
+    async def access(self, principal: Principal) -> Access:
         """The caller's decision; a disabled agent or user gets no grants at all."""
         grants = await self._subject_grants(principal)
         key = (grants.patterns, principal.token_scopes)
@@ -120,7 +131,7 @@ class AccessDecider:
         if access is None:
             if len(self._decisions) >= _MAX_SHARED_DECISIONS:
                 self._decisions.clear()
-            access = self._decisions[key] = ToolAccess(grants=grants.patterns, token_scopes=principal.token_scopes)
+            access = self._decisions[key] = Access(grants=grants.patterns, token_scopes=principal.token_scopes)
         return access
 
     async def is_enabled(self, principal: Principal) -> bool:

@@ -4,7 +4,8 @@ A client-credentials token is decided by the agent's own grants; a token an agen
 (authorization code, refresh) by the USER's grants. Either way a disabled agent or user gets nothing. The
 intersection is taken both ways (`scopes.narrow`): a requested pattern some grant covers (`tool:faults__echo`
 under a grant `tool:faults__*`) and a granted pattern the request covers (a grant `tool:faults__echo` under a
-request `tool:*`, which is what an MCP client asks for when the hub's 401 challenge says `scope="tool:*"`).
+request `tool:*`, which is what an MCP client asks for when the hub's 401 challenge says
+`scope="tool:* prompt:* resource:*"`).
 Nothing in the result matches a name that either side would refuse, so a token never carries more than its
 subject holds.
 

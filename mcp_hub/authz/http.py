@@ -6,7 +6,8 @@ RFC 6749 §3.2 (form-encoded requests, no parameter twice), §5.2 (token endpoin
 
 - `OAuthError` → its `status` (400 unless set) and `{"error", "error_description"}`; `invalid_client` is always
   401 with `WWW-Authenticate: Basic realm="mcp-hub"`;
-- `InvalidTokenError` → 401 with `WWW-Authenticate: Bearer resource_metadata=..., error=..., scope="tool:*"`;
+- `InvalidTokenError` → 401 with `WWW-Authenticate: Bearer resource_metadata=..., error=...,
+  scope="tool:* prompt:* resource:*"`;
 - `AccessDeniedError` → 403 with `WWW-Authenticate: Bearer ..., error="insufficient_scope", scope=<the tool's>`.
 """
 
@@ -23,7 +24,8 @@ from mcp_hub.errors import AccessDeniedError, InvalidRequestError, InvalidTokenE
 NO_STORE: Final = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 OAUTH_FORM: Final = FormRules(max_bytes=64 * 1024, max_fields=100, keep_blank=False, repeatable=frozenset({"resource"}))
 """What the token, revocation and introspection endpoints accept (RFC 6749 §3.2: blank means absent)."""
-EVERY_TOOL_SCOPE: Final = "tool:*"
+EVERY_SCOPE: Final = ("tool:*", "prompt:*", "resource:*")
+"""What a client may ask for to get everything its grants allow (the challenge's `scope`, metadata's list)."""
 """What a 401 suggests a client ask for: the token endpoint narrows it to the subject's grants."""
 
 
@@ -71,7 +73,7 @@ def bearer_challenge(
 def unauthorized_response(error: InvalidTokenError, resource_metadata: str) -> JSONResponse:
     """401 for a missing or unusable bearer token (RFC 6750 §3.1; no `error` at all when no token was sent)."""
     challenge = bearer_challenge(
-        resource_metadata, error=error.error, description=error.description, scope=EVERY_TOOL_SCOPE
+        resource_metadata, error=error.error, description=error.description, scope=" ".join(EVERY_SCOPE)
     )
     body = {"error": error.error or "unauthorized", "error_description": error.description}
     return JSONResponse(body, status_code=401, headers={"WWW-Authenticate": challenge})

@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from mcp_hub.authz.client_auth import ASSERTION_ALGORITHMS
-from mcp_hub.authz.http import EVERY_TOOL_SCOPE
+from mcp_hub.authz.http import EVERY_SCOPE
 from mcp_hub.authz.keys import ALGORITHM, KeyRing
 from mcp_hub.authz.urls import (
     AS_METADATA_PATH,
@@ -47,7 +47,7 @@ def authorization_server_metadata(urls: OAuthUrls, settings: AuthSection) -> dic
         "authorization_endpoint": urls.url(AUTHORIZE_PATH),
         "token_endpoint": urls.token_endpoint,
         "jwks_uri": urls.url(JWKS_PATH),
-        "scopes_supported": [EVERY_TOOL_SCOPE],
+        "scopes_supported": list(EVERY_SCOPE),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "grant_types_supported": [
@@ -79,7 +79,7 @@ def protected_resource_metadata(urls: OAuthUrls) -> dict[str, Any]:
         "authorization_servers": [urls.issuer],
         "jwks_uri": urls.url(JWKS_PATH),
         "bearer_methods_supported": ["header"],
-        "scopes_supported": [EVERY_TOOL_SCOPE],
+        "scopes_supported": list(EVERY_SCOPE),
         "resource_name": "mcp-hub",
         "resource_signing_alg_values_supported": [ALGORITHM],
     }

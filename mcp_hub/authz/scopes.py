@@ -1,9 +1,11 @@
 """Grant patterns and OAuth scope strings.
 
-A grant (and a scope, RFC 6749 §3.3) is `<kind>:<glob>` with kind `tool` (and `resource`, `prompt` once
-those are federated): `tool:time__*`, `tool:*`, `tool:git__git_status`. The glob is matched against public
-names with `*` (any run) and `?` (one character), case-sensitively; no other glob syntax is accepted, so a
-pattern's meaning is obvious to the admin who writes it.
+A grant (and a scope, RFC 6749 §3.3) is `<kind>:<glob>`: `tool:time__*`, `tool:*`, `tool:git__git_status`,
+`prompt:everything__*`, `resource:mcp-hub://files/*`. The glob is matched against public tool and prompt names
+and public resource URIs (`mcp_hub.catalog.names`) with `*` (any run) and `?` (one character),
+case-sensitively; no other glob syntax is accepted, so a pattern's meaning is obvious to the admin who writes
+it. Tool and prompt globs use the characters of public names; resource globs any character a scope token may
+hold (RFC 6749 §3.3 `NQCHAR`: printable ASCII but space, `"` and `\\`), since URIs need them.
 
 The token's scopes are a cap, not the source of truth: a call is allowed when a stored grant AND a token
 scope both match it (`mcp_hub.authz.decisions`).
@@ -19,15 +21,16 @@ from typing import Final
 from mcp_hub.errors import InvalidInputError
 
 SCOPE_KINDS: Final = ("tool", "resource", "prompt")
-_PATTERN = re.compile(r"^(tool|resource|prompt):[A-Za-z0-9_.*?-]{1,200}$")
+_PATTERN = re.compile(r"^(?:(?:tool|prompt):[A-Za-z0-9_.*?-]{1,200}|resource:[\x21\x23-\x5b\x5d-\x7e]{1,240})$")
 
 
 def validate_pattern(pattern: str) -> str:
     """Return `pattern` if it is a well-formed grant pattern; `InvalidInputError` naming the problem otherwise."""
     if not _PATTERN.match(pattern):
         raise InvalidInputError(
-            f"{pattern!r} is not a grant pattern: expected <kind>:<glob>, kind one of {', '.join(SCOPE_KINDS)}, "
-            "glob of letters, digits, '_', '.', '-', '*', '?' (e.g. tool:time__*)"
+            f"{pattern!r} is not a grant pattern: expected <kind>:<glob>, kind one of {', '.join(SCOPE_KINDS)}; "
+            "a tool or prompt glob of letters, digits, '_', '.', '-', '*', '?' (e.g. tool:time__*), a resource glob "
+            "of printable ASCII without spaces, quotes or backslashes (e.g. resource:mcp-hub://files/*)"
         )
     return pattern
 

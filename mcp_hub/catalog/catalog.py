@@ -1,9 +1,13 @@
-"""The unified catalog: every downstream tool under its public name, served from memory.
+"""The unified catalog: every downstream tool, prompt, resource and resource template under its public name.
 
-Lists are answered from an immutable, sorted snapshot that is rebuilt only when a connector's tool
-list changes, so a `tools/list` never asks a downstream and never touches the database. Pages are
-cut by keyset (the cursor is the last public name of the previous page), which keeps paging stable
-while the catalog changes underneath a client.
+Lists are answered from immutable, sorted snapshots (one per kind) that are rebuilt only when a connector's
+list changes, so a `tools/list`, `prompts/list`, `resources/list` or `resources/templates/list` never asks a
+downstream and never touches the database. Pages are cut by keyset (the cursor is the last public key of the
+previous page), which keeps paging stable while the catalog changes underneath a client.
+
+Public names and URIs come from `mcp_hub.catalog.names`; a resource URI is resolved back to its connector
+only if the hub handed it out (a listed resource, or an expansion of a listed template:
+`mcp_hub.catalog.uri_templates`), never by guessing.
 """
 
 from __future__ import annotations
@@ -13,22 +17,33 @@ import binascii
 import bisect
 import hashlib
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, Final, cast
 
 import rfc8785
 import structlog
 
-from mcp_hub.catalog.names import public_tool_name
-from mcp_hub.domain import ConnectorId
-from mcp_hub.errors import InvalidCursorError, UnknownToolError
+from mcp_hub.catalog.names import public_name, public_uri, split_public_uri
+from mcp_hub.catalog.uri_templates import matches_template
+from mcp_hub.domain import CatalogKind, ConnectorId, ConnectorListing
+from mcp_hub.errors import InvalidCursorError, ResourceNotFoundError, UnknownPromptError, UnknownToolError
 
 logger = structlog.get_logger(__name__)
 
+MAX_KEY_LENGTH: Final = 2048
+"""A downstream name or URI longer than this is refused (and logged), not offered."""
+
+_KEY_FIELDS: Final = {
+    CatalogKind.TOOL: "name",
+    CatalogKind.PROMPT: "name",
+    CatalogKind.RESOURCE: "uri",
+    CatalogKind.RESOURCE_TEMPLATE: "uriTemplate",
+}
+
 
 def definition_sha256(definition: Mapping[str, Any]) -> str:
-    """SHA-256 of the RFC 8785 (JCS) canonical JSON of a tool definition."""
+    """SHA-256 of the RFC 8785 (JCS) canonical JSON of a definition."""
     try:
         canonical = rfc8785.dumps(dict(definition))
     except rfc8785.CanonicalizationError:
@@ -38,9 +53,14 @@ def definition_sha256(definition: Mapping[str, Any]) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class CatalogTool:
-    """One downstream tool as the hub offers it."""
+class CatalogEntry:
+    """One downstream tool, prompt, resource or resource template as the hub offers it.
 
+    `public_name` is the public name (tools, prompts) or public URI (resources, templates); `downstream_name`
+    the downstream's own name or URI.
+    """
+
+    kind: CatalogKind
     public_name: str
     connector_id: ConnectorId
     downstream_name: str
@@ -51,9 +71,10 @@ class CatalogTool:
 
 @dataclass(frozen=True, slots=True)
 class CatalogChange:
-    """What one refresh of one connector changed, by public name."""
+    """What one refresh of one connector changed in one kind, by public name."""
 
     connector_id: ConnectorId
+    kind: CatalogKind = CatalogKind.TOOL
     added: tuple[str, ...] = ()
     changed: tuple[str, ...] = ()
     removed: tuple[str, ...] = ()
@@ -65,6 +86,40 @@ class CatalogChange:
 
 
 CatalogListener = Callable[[CatalogChange], None]
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorOffer:
+    """What a connector declared it can do beyond its lists (its `ServerCapabilities`)."""
+
+    prompts: bool = False
+    resources: bool = False
+    subscribe: bool = False
+    completions: bool = False
+    logging: bool = False
+
+    @classmethod
+    def of(cls, capabilities: Mapping[str, Any]) -> ConnectorOffer:
+        resources = capabilities.get("resources")
+        return cls(
+            prompts=isinstance(capabilities.get("prompts"), Mapping),
+            resources=isinstance(resources, Mapping),
+            subscribe=isinstance(resources, Mapping) and cast("Mapping[str, Any]", resources).get("subscribe") is True,
+            completions=isinstance(capabilities.get("completions"), Mapping),
+            logging=isinstance(capabilities.get("logging"), Mapping),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceTarget:
+    """Where a public resource URI leads: the connector, its own URI for it, and what the hub listed."""
+
+    connector_id: ConnectorId
+    downstream_uri: str
+    public_uri: str
+    listed: CatalogEntry | None
+    """The listed resource with exactly this URI, if any (else the URI expands one of `template`)."""
+    template: CatalogEntry | None
 
 
 def encode_cursor(last_public_name: str) -> str:
@@ -79,93 +134,97 @@ def decode_cursor(cursor: str) -> str:
         raise InvalidCursorError(f"Invalid cursor: {cursor[:80]!r}") from None
 
 
-class Catalog:
-    """The hub's model of every connector's tools."""
+def _public_key(kind: CatalogKind, connector_id: ConnectorId, downstream_name: str) -> str:
+    if kind in (CatalogKind.TOOL, CatalogKind.PROMPT):
+        return public_name(connector_id, downstream_name)
+    return public_uri(connector_id, downstream_name)
 
-    def __init__(self, listeners: Sequence[CatalogListener] = ()) -> None:
-        """`listeners` are called, synchronously, after every change."""
-        self._by_connector: dict[ConnectorId, dict[str, CatalogTool]] = {}
-        self._by_public: dict[str, CatalogTool] = {}
+
+class Section:
+    """One kind of entry of every connector: lookups by public name, sorted pages, per-connector replacement."""
+
+    def __init__(self, kind: CatalogKind) -> None:
+        self.kind = kind
+        self._key_field = _KEY_FIELDS[kind]
+        self._by_connector: dict[ConnectorId, dict[str, CatalogEntry]] = {}
+        self._by_public: dict[str, CatalogEntry] = {}
         self._sorted_names: list[str] = []
-        self._sorted_tools: list[CatalogTool] = []
-        self._listeners = tuple(listeners)
+        self._sorted: list[CatalogEntry] = []
 
-    def resolve(self, public_name: str) -> CatalogTool:
-        """The tool behind a public name; `UnknownToolError` if there is none."""
-        tool = self._by_public.get(public_name)
-        if tool is None:
-            raise UnknownToolError(public_name)
-        return tool
+    def get(self, public: str) -> CatalogEntry | None:
+        return self._by_public.get(public)
 
-    def tools_by_name(self) -> Mapping[str, CatalogTool]:
-        return self._by_public
+    def __contains__(self, public: object) -> bool:
+        return public in self._by_public
 
-    def tool_exists(self, public_name: str) -> bool:
-        return public_name in self._by_public
+    def __len__(self) -> int:
+        return len(self._by_public)
 
-    def input_schema(self, public_name: str) -> Mapping[str, Any] | None:
-        """The tool's `inputSchema`, or None for an unknown tool (a lookup that never raises)."""
-        tool = self._by_public.get(public_name)
-        if tool is None:
-            return None
-        schema = tool.public_definition.get("inputSchema")
-        return cast("Mapping[str, Any]", schema) if isinstance(schema, Mapping) else None
+    def entries(self) -> Sequence[CatalogEntry]:
+        """Every entry, sorted by public name."""
+        return self._sorted
 
-    def tools(self) -> Sequence[CatalogTool]:
-        """Every tool, sorted by public name."""
-        return self._sorted_tools
+    def of_connector(self, connector_id: str) -> Sequence[CatalogEntry]:
+        return sorted(self._by_connector.get(ConnectorId(connector_id), {}).values(), key=lambda e: e.public_name)
 
-    def tools_of(self, connector_id: str) -> Sequence[CatalogTool]:
-        return sorted(self._by_connector.get(ConnectorId(connector_id), {}).values(), key=lambda tool: tool.public_name)
+    def connectors(self) -> set[ConnectorId]:
+        return set(self._by_connector)
+
+    def of_connector_unsorted(self, connector_id: ConnectorId) -> Iterable[CatalogEntry]:
+        return self._by_connector.get(connector_id, {}).values()
 
     def page(
         self, cursor: str | None, size: int, visible: Callable[[str], bool] | None = None
     ) -> tuple[list[Mapping[str, Any]], str | None]:
-        """One page of public tool definitions and the cursor of the next page, if any.
+        """One page of public definitions and the cursor of the next page, if any.
 
-        With `visible`, only the tools it accepts are listed (and counted towards `size`).
+        With `visible`, only the entries it accepts are listed (and counted towards `size`).
         """
         start = 0 if cursor is None else bisect.bisect_right(self._sorted_names, decode_cursor(cursor))
-        chunk: Sequence[CatalogTool]
+        chunk: Sequence[CatalogEntry]
         if visible is None:
-            chunk = self._sorted_tools[start : start + size]
-            more = start + size < len(self._sorted_tools)
+            chunk = self._sorted[start : start + size]
+            more = start + size < len(self._sorted)
         else:
-            picked: list[CatalogTool] = []
+            picked: list[CatalogEntry] = []
             position = start
-            for position in range(start, len(self._sorted_tools)):
-                tool = self._sorted_tools[position]
-                if visible(tool.public_name):
-                    picked.append(tool)
+            for position in range(start, len(self._sorted)):
+                entry = self._sorted[position]
+                if visible(entry.public_name):
+                    picked.append(entry)
                     if len(picked) == size:
                         break
             chunk = picked
             # A full page may be followed by an empty one: cheaper than scanning ahead, and valid pagination.
-            more = len(chunk) == size and position + 1 < len(self._sorted_tools)
+            more = len(chunk) == size and position + 1 < len(self._sorted)
         next_cursor = encode_cursor(chunk[-1].public_name) if more and chunk else None
-        return [tool.public_definition for tool in chunk], next_cursor
+        return [entry.public_definition for entry in chunk], next_cursor
 
-    def replace_connector(self, connector_id: str, definitions: Sequence[Mapping[str, Any]]) -> CatalogChange:
-        """Make `definitions` (as the downstream listed them) the connector's whole tool list."""
-        connector = ConnectorId(connector_id)
-        old = self._by_connector.get(connector, {})
-        new: dict[str, CatalogTool] = {}
+    def replace(self, connector_id: ConnectorId, definitions: Sequence[Mapping[str, Any]]) -> CatalogChange:
+        """Make `definitions` (as the downstream listed them) the connector's whole list of this kind."""
+        old = self._by_connector.get(connector_id, {})
+        new: dict[str, CatalogEntry] = {}
         rejected: list[str] = []
-        for definition in sorted(definitions, key=lambda item: str(item.get("name", ""))):
-            tool = self._make_tool(connector, definition)
-            owner = self._by_public.get(tool.public_name)
-            if tool.public_name in new or (owner is not None and owner.connector_id != connector_id):
-                logger.warning(
-                    "tool refused: its public name is taken",
-                    connector=connector_id,
-                    tool=tool.downstream_name,
-                    public_name=tool.public_name,
-                )
-                rejected.append(tool.downstream_name)
+        for definition in sorted(definitions, key=lambda item: str(item.get(self._key_field, ""))):
+            entry = self._make(connector_id, definition)
+            if entry is None:
+                rejected.append(str(definition.get(self._key_field, ""))[:200])
                 continue
-            new[tool.public_name] = tool
+            owner = self._by_public.get(entry.public_name)
+            if entry.public_name in new or (owner is not None and owner.connector_id != connector_id):
+                logger.warning(
+                    "catalog entry refused: its public name is taken",
+                    connector=connector_id,
+                    kind=self.kind,
+                    name=entry.downstream_name,
+                    public_name=entry.public_name,
+                )
+                rejected.append(entry.downstream_name)
+                continue
+            new[entry.public_name] = entry
         change = CatalogChange(
-            connector_id=connector,
+            connector_id=connector_id,
+            kind=self.kind,
             added=tuple(sorted(new.keys() - old.keys())),
             changed=tuple(sorted(name for name in new.keys() & old.keys() if new[name].sha256 != old[name].sha256)),
             removed=tuple(sorted(old.keys() - new.keys())),
@@ -177,28 +236,115 @@ class Catalog:
             del self._by_public[name]
         self._by_public.update(new)
         if new:
-            self._by_connector[connector] = new
+            self._by_connector[connector_id] = new
         else:
-            self._by_connector.pop(connector, None)
-        self._rebuild()
-        for listener in self._listeners:
-            listener(change)
+            self._by_connector.pop(connector_id, None)
+        self._sorted = sorted(self._by_public.values(), key=lambda entry: entry.public_name)
+        self._sorted_names = [entry.public_name for entry in self._sorted]
         return change
 
-    def _rebuild(self) -> None:
-        self._sorted_tools = sorted(self._by_public.values(), key=lambda tool: tool.public_name)
-        self._sorted_names = [tool.public_name for tool in self._sorted_tools]
-
-    @staticmethod
-    def _make_tool(connector_id: ConnectorId, definition: Mapping[str, Any]) -> CatalogTool:
-        downstream_name = str(definition["name"])
-        public_name = public_tool_name(connector_id, downstream_name)
-        public_definition = {**definition, "name": public_name}
-        return CatalogTool(
-            public_name=public_name,
+    def _make(self, connector_id: ConnectorId, definition: Mapping[str, Any]) -> CatalogEntry | None:
+        downstream_name = definition.get(self._key_field)
+        if not isinstance(downstream_name, str) or not downstream_name or len(downstream_name) > MAX_KEY_LENGTH:
+            logger.warning("catalog entry refused: no usable key", connector=connector_id, kind=self.kind)
+            return None
+        public = _public_key(self.kind, connector_id, downstream_name)
+        return CatalogEntry(
+            kind=self.kind,
+            public_name=public,
             connector_id=connector_id,
             downstream_name=downstream_name,
             definition=definition,
             sha256=definition_sha256(definition),
-            public_definition=public_definition,
+            public_definition={**definition, self._key_field: public},
         )
+
+
+class Catalog:
+    """The hub's model of everything its connectors offer."""
+
+    def __init__(self, listeners: Sequence[CatalogListener] = ()) -> None:
+        """`listeners` are called, synchronously, after every change (one call per changed kind)."""
+        self.tools = Section(CatalogKind.TOOL)
+        self.prompts = Section(CatalogKind.PROMPT)
+        self.resources = Section(CatalogKind.RESOURCE)
+        self.templates = Section(CatalogKind.RESOURCE_TEMPLATE)
+        self._sections = {
+            section.kind: section for section in (self.tools, self.prompts, self.resources, self.templates)
+        }
+        self._offers: dict[ConnectorId, ConnectorOffer] = {}
+        self._listeners = tuple(listeners)
+
+    def section(self, kind: CatalogKind) -> Section:
+        return self._sections[kind]
+
+    # --- tools (the hot path) -------------------------------------------------------------------------------
+
+    def resolve(self, public_name: str) -> CatalogEntry:
+        """The tool behind a public name; `UnknownToolError` if there is none."""
+        tool = self.tools.get(public_name)
+        if tool is None:
+            raise UnknownToolError(public_name)
+        return tool
+
+    def tool_exists(self, public_name: str) -> bool:
+        return public_name in self.tools
+
+    def input_schema(self, public_name: str) -> Mapping[str, Any] | None:
+        """The tool's `inputSchema`, or None for an unknown tool (a lookup that never raises)."""
+        tool = self.tools.get(public_name)
+        if tool is None:
+            return None
+        schema = tool.public_definition.get("inputSchema")
+        return cast("Mapping[str, Any]", schema) if isinstance(schema, Mapping) else None
+
+    # --- prompts and resources ------------------------------------------------------------------------------
+
+    def resolve_prompt(self, public_name: str) -> CatalogEntry:
+        prompt = self.prompts.get(public_name)
+        if prompt is None:
+            raise UnknownPromptError(public_name)
+        return prompt
+
+    def resolve_resource(self, uri: str) -> ResourceTarget:
+        """Where a public resource URI leads; `ResourceNotFoundError` unless the hub handed it out."""
+        listed = self.resources.get(uri)
+        if listed is not None:
+            return ResourceTarget(listed.connector_id, listed.downstream_name, uri, listed, None)
+        split = split_public_uri(uri)
+        if split is None:
+            raise ResourceNotFoundError(uri)
+        connector_id, downstream_uri = split
+        for template in self.templates.of_connector(connector_id):
+            if matches_template(template.downstream_name, downstream_uri):
+                return ResourceTarget(connector_id, downstream_uri, uri, None, template)
+        raise ResourceNotFoundError(uri)
+
+    # --- connectors -----------------------------------------------------------------------------------------
+
+    def visible_to(self, connector_id: str, allows: Callable[[str, str], bool]) -> bool:
+        """May a caller whose decision is `allows(public_name, scope_kind)` see anything of this connector?"""
+        connector = ConnectorId(connector_id)
+        for section in self._sections.values():
+            kind = section.kind.scope_kind
+            if any(allows(entry.public_name, kind) for entry in section.of_connector_unsorted(connector)):
+                return True
+        return False
+
+    def offer(self, connector_id: str) -> ConnectorOffer:
+        return self._offers.get(ConnectorId(connector_id), ConnectorOffer())
+
+    def connectors(self) -> set[ConnectorId]:
+        """Every connector that has listed (something or nothing) since it was last forgotten."""
+        return set(self._offers)
+
+    def replace_connector(self, connector_id: str, listing: ConnectorListing) -> tuple[CatalogChange, ...]:
+        """Make `listing` everything the connector offers; listeners hear of every kind that changed."""
+        connector = ConnectorId(connector_id)
+        self._offers[connector] = ConnectorOffer.of(listing.capabilities)
+        changes = tuple(section.replace(connector, listing.of(kind)) for kind, section in self._sections.items())
+        for change in changes:
+            if not change.is_empty:
+                for listener in self._listeners:
+                    listener(change)
+        return changes

@@ -1,5 +1,6 @@
 """Keeping the catalog in step with the downstream servers: what a connector lists becomes its part of the
-in-memory catalog (which tells its listeners) and is recorded in the database (first and last sightings).
+in-memory catalog (which tells its listeners), and its tools are recorded in the database (first and last
+sightings; `mcp-hub catalog` reads them).
 
 The database write is off the hot path and never blocks serving: if it fails, the in-memory catalog is still
 right and the failure is logged.
@@ -7,38 +8,36 @@ right and the failure is logged.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
-
 import structlog
 from sqlalchemy.exc import SQLAlchemyError
 
 from mcp_hub.catalog.catalog import Catalog
 from mcp_hub.db.catalog import CatalogStore, ToolRecord
-from mcp_hub.domain import Clock, ConnectorId, utc_now
+from mcp_hub.domain import Clock, ConnectorId, ConnectorListing, utc_now
 from mcp_hub.errors import HubError
 
 logger = structlog.get_logger(__name__)
 
 
 class CatalogSync:
-    """The pool's `on_tools`: a connector listed `definitions` (its whole tool list)."""
+    """The pool's `on_listing`: a connector listed everything it offers."""
 
     def __init__(self, catalog: Catalog, store: CatalogStore, *, clock: Clock = utc_now) -> None:
         self._catalog = catalog
         self._store = store
         self._clock = clock
 
-    async def connector_listed(self, connector_id: ConnectorId, definitions: Sequence[dict[str, Any]]) -> None:
-        change = self._catalog.replace_connector(connector_id, definitions)
-        if not change.is_empty:
-            logger.info(
-                "catalog changed",
-                connector=connector_id,
-                added=len(change.added),
-                changed=len(change.changed),
-                removed=len(change.removed),
-            )
+    async def connector_listed(self, connector_id: ConnectorId, listing: ConnectorListing) -> None:
+        for change in self._catalog.replace_connector(connector_id, listing):
+            if not change.is_empty:
+                logger.info(
+                    "catalog changed",
+                    connector=connector_id,
+                    kind=change.kind,
+                    added=len(change.added),
+                    changed=len(change.changed),
+                    removed=len(change.removed),
+                )
         records = [
             ToolRecord(
                 public_name=tool.public_name,
@@ -46,7 +45,7 @@ class CatalogSync:
                 definition=dict(tool.definition),
                 sha256=tool.sha256,
             )
-            for tool in self._catalog.tools_of(connector_id)
+            for tool in self._catalog.tools.of_connector(connector_id)
         ]
         try:
             await self._store.sync_catalog(connector_id, records, self._clock())

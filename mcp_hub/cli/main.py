@@ -19,7 +19,7 @@ import httpx2
 from mcp_hub.cli.admin import ADMIN_COMMANDS, add_admin_commands, run_admin
 from mcp_hub.config.connectors import ConnectorSpec, load_connectors
 from mcp_hub.config.settings import HubSettings, load_settings
-from mcp_hub.domain import ConnectorId, Health
+from mcp_hub.domain import ConnectorId, ConnectorListing, Health
 from mcp_hub.errors import ConfigError, DatabaseError, HubError, InvalidInputError
 from mcp_hub.logs import configure_logging
 
@@ -238,23 +238,23 @@ async def _recorded_health(settings: HubSettings) -> dict[str, dict[str, Any]]:
 
 async def _connect_once(
     settings: HubSettings, specs: list[ConnectorSpec]
-) -> dict[ConnectorId, tuple[str, list[dict[str, Any]], str | None]]:
-    """Connect to each connector once (concurrently); per connector: (state, tools, detail)."""
+) -> dict[ConnectorId, tuple[str, ConnectorListing, str | None]]:
+    """Connect to each connector once (concurrently); per connector: (state, what it listed, detail)."""
     from mcp_hub.downstream.connection import DownstreamConnection
     from mcp_hub.downstream.health import HealthState
 
-    found: dict[ConnectorId, list[dict[str, Any]]] = {}
+    found: dict[ConnectorId, ConnectorListing] = {}
     settled: dict[ConnectorId, anyio.Event] = {spec.id: anyio.Event() for spec in specs}
 
-    async def on_tools(connector_id: ConnectorId, definitions: list[dict[str, Any]]) -> None:
-        found[connector_id] = definitions
+    async def on_listing(connector_id: ConnectorId, listing: ConnectorListing) -> None:
+        found[connector_id] = listing
 
     async def on_health(connector_id: ConnectorId, state: HealthState) -> None:
         if state.state in (Health.READY, Health.DOWN, Health.DISABLED):
             settled[connector_id].set()
 
     connections = [
-        DownstreamConnection(spec, settings.timeouts, on_tools=on_tools, on_health=on_health) for spec in specs
+        DownstreamConnection(spec, settings.timeouts, on_listing=on_listing, on_health=on_health) for spec in specs
     ]
     async with anyio.create_task_group() as tasks:
         for connection in connections:
@@ -264,7 +264,11 @@ async def _connect_once(
                 await event.wait()
         tasks.cancel_scope.cancel()
     return {
-        connection.spec.id: (connection.health.state.value, found.get(connection.spec.id, []), connection.health.detail)
+        connection.spec.id: (
+            connection.health.state.value,
+            found.get(connection.spec.id, ConnectorListing()),
+            connection.health.detail,
+        )
         for connection in connections
     }
 
@@ -275,12 +279,15 @@ async def _connectors_check(settings: HubSettings, specs: list[ConnectorSpec], c
         known = ", ".join(item.id for item in specs) or "none"
         print(f"mcp-hub: no connector {connector_id!r} (configured: {known})", file=sys.stderr)
         return EXIT_FAILURE
-    state, tools, detail = (await _connect_once(settings, [spec.model_copy(update={"enabled": True})]))[spec.id]
+    state, listing, detail = (await _connect_once(settings, [spec.model_copy(update={"enabled": True})]))[spec.id]
     if state != Health.READY:
         print(f"{connector_id}: {state}: {detail or 'no answer'}")
         return EXIT_FAILURE
-    print(f"{connector_id}: ready, {len(tools)} tool(s)")
-    for tool in sorted(tools, key=lambda item: str(item["name"])):
+    print(
+        f"{connector_id}: ready, {len(listing.tools)} tool(s), {len(listing.prompts)} prompt(s), "
+        f"{len(listing.resources)} resource(s), {len(listing.resource_templates)} resource template(s)"
+    )
+    for tool in sorted(listing.tools, key=lambda item: str(item["name"])):
         print(f"  {tool['name']}")
     return EXIT_OK
 
@@ -292,9 +299,9 @@ async def _catalog(settings: HubSettings, specs: list[ConnectorSpec], as_json: b
     if live:
         catalog = Catalog()
         results = await _connect_once(settings, [spec for spec in specs if spec.enabled])
-        for connector_id, (_, tools, _) in results.items():
-            catalog.replace_connector(connector_id, tools)
-        pairs = [(tool.public_name, tool.connector_id, tool.downstream_name) for tool in catalog.tools()]
+        for connector_id, (_, listing, _) in results.items():
+            catalog.replace_connector(connector_id, listing)
+        pairs = [(tool.public_name, tool.connector_id, tool.downstream_name) for tool in catalog.tools.entries()]
     else:
         from mcp_hub.db.catalog import CatalogStore
         from mcp_hub.db.engine import current_database

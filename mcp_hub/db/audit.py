@@ -16,7 +16,8 @@ from mcp_hub.domain import AuditOutcome, member_of
 
 @dataclass(frozen=True, slots=True)
 class AuditEvent:
-    """One tool call (or approval transition) through the hub; `at` is timezone-aware."""
+    """One request through the hub (a tool call, a prompt get, a resource read, ...) or one approval transition;
+    `at` is timezone-aware."""
 
     at: datetime
     client: str
@@ -27,6 +28,7 @@ class AuditEvent:
     outcome: AuditOutcome
     latency_ms: float
     detail: str | None
+    method: str = "tools/call"
 
     def __post_init__(self) -> None:
         require_aware("AuditEvent.at", self.at)
@@ -71,6 +73,7 @@ def _audit_values(event: AuditEvent) -> dict[str, Any]:
         "outcome": event.outcome,
         "latency_ms": event.latency_ms,
         "detail": _optional_text(event.detail),
+        "method": event.method,
     }
 
 

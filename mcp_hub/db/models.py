@@ -9,7 +9,8 @@
 - `OAuthStore`: `refresh_families`, `refresh_tokens`, `authorization_codes`, `consent_requests`,
   `revoked_tokens`, `used_assertions`;
 - `WebSessionStore`: `web_sessions`;
-- `ApprovalStore`: `approval_actions`.
+- `ApprovalStore`: `approval_actions`;
+- `SealingStore`: `hub_secrets` (keys every replica shares), `used_request_states`.
 
 The schema itself is owned by the Alembic migrations in `migrations/`; a test checks that these models and the
 migrations agree.
@@ -149,6 +150,8 @@ class AuditCall(Base):
     outcome: Mapped[str] = mapped_column(String(32))
     latency_ms: Mapped[float] = mapped_column(Float)
     detail: Mapped[str | None] = mapped_column(Text)
+    method: Mapped[str] = mapped_column(String(64), server_default="tools/call")
+    """The MCP method: `tools/call`, `prompts/get`, `resources/read`, `completion/complete`, ..."""
 
 
 # --- Identity and authorization (issue 3) ---------------------------------------------------------------
@@ -289,6 +292,30 @@ class UsedAssertion(Base):
     """A digest of the client id and the assertion's `jti` (so two clients' jtis never collide)."""
     used_at: Mapped[datetime] = mapped_column(UtcDateTime())
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class UsedRequestState(Base):
+    """A sealed `requestState` the hub handed out and a client has used (MCP 2026-07-28 multi-round-trip
+    requests): each is single use, kept until it would have expired anyway."""
+
+    __tablename__ = "used_request_states"
+    __table_args__ = (Index(None, "expires_at"),)
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    """The state's random id (never the state itself)."""
+    used_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class HubSecret(Base):
+    """A symmetric key every replica shares (the first replica to need it creates it), e.g. the key that seals
+    `requestState`. Stored as base64; rotated by adding a newer row under a new name."""
+
+    __tablename__ = "hub_secrets"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class WebSession(Base):

@@ -23,11 +23,22 @@ async def send_raw_request(
     params: Mapping[str, Any],
     *,
     on_progress: ProgressFnT | None = None,
+    request_id: str | None = None,
+    meta: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Send `method` with `params` and return the raw result dict (errors raise `MCPError`)."""
+    """Send `method` with `params` and return the raw result dict (errors raise `MCPError`).
+
+    `request_id` sends it under an id of the caller's choosing; `meta` entries replace the stamped `_meta`
+    entries of the same name (a 2026-07-28 downstream's per-request capabilities and log level).
+    """
     data: dict[str, Any] = {"method": method, "params": dict(params)}
     opts: CallOptions = {}
     if on_progress is not None:
         opts["on_progress"] = on_progress
+    if request_id is not None:
+        opts["request_id"] = request_id
     session._stamp(data, opts)  # pyright: ignore[reportPrivateUsage]
+    if meta:
+        stamped = data.setdefault("params", {})
+        stamped["_meta"] = {**stamped.get("_meta", {}), **meta}
     return await session._dispatcher.send_raw_request(method, data.get("params"), opts)  # pyright: ignore[reportPrivateUsage]

@@ -1,55 +1,73 @@
 """One long-lived connection to one downstream MCP server, owned by one task.
 
 The SDK `Client` cannot be re-entered and must be exited by the task that entered it, so each
-connector has exactly one owner task (`DownstreamConnection.run`) that connects, lists the tools,
-serves calls until the connection is lost, and reconnects with exponential backoff. Calls borrow the
-live session; nothing on the call path opens a connection or performs a handshake.
+connector has exactly one owner task (`DownstreamConnection.run`) that connects, lists what the server
+offers (tools; prompts, resources and resource templates when it declares them), serves requests until the
+connection is lost, and reconnects with exponential backoff. Requests borrow the live session; nothing on
+the request path opens a connection or performs a handshake.
 
-Change detection follows the era: a 2025-11-25 server pushes `notifications/tools/list_changed` on its
-session, a 2026-07-28 server delivers it on a `subscriptions/listen` stream
+Change detection follows the era: a 2025-11-25 server pushes `notifications/*/list_changed` on its
+session, a 2026-07-28 server delivers them on a `subscriptions/listen` stream
 (https://modelcontextprotocol.io/specification/2026-07-28/basic/utilities/subscriptions), which the
-owner keeps open whenever the server advertises `tools.listChanged`.
+owner keeps open whenever the server advertises `listChanged` for something it lists.
 """
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import Any, Final, TextIO, cast
 
 import anyio
 import mcp_types as types
 import structlog
 from mcp import Client
-from mcp.client.session import IncomingMessage
+from mcp.client.session import ClientRequestContext, ClientSession, IncomingMessage
 from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
-from mcp.shared.subscriptions import ToolsListChanged
-from mcp_types.jsonrpc import CONNECTION_CLOSED, REQUEST_TIMEOUT
+from mcp.shared.subscriptions import PromptsListChanged, ResourcesListChanged, ToolsListChanged
+from mcp_types.jsonrpc import CONNECTION_CLOSED, INTERNAL_ERROR, INVALID_REQUEST, REQUEST_TIMEOUT
+from pydantic import BaseModel, ValidationError
 
 import mcp_hub
 from mcp_hub.config.connectors import ConnectorSpec
 from mcp_hub.config.settings import TimeoutsSection
-from mcp_hub.domain import ConnectorId, Health
+from mcp_hub.domain import ConnectorId, ConnectorListing, Health
 from mcp_hub.downstream._raw import send_raw_request
 from mcp_hub.downstream.health import HealthState
+from mcp_hub.downstream.relay import RELATED_REQUEST_META_KEY, LogSink, Relay
 from mcp_hub.downstream.transport import build_transport
 from mcp_hub.errors import (
     ConnectorUnavailableError,
     DownstreamError,
     DownstreamProtocolError,
+    DownstreamRejectedError,
     DownstreamTimeoutError,
+    QuestionRefusedError,
 )
 
 logger = structlog.get_logger(__name__)
 
-MAX_TOOL_PAGES = 1_000
+MAX_LIST_PAGES = 1_000
 """A downstream that keeps returning cursors is cut off here rather than listed forever."""
+MAX_LIST_ENTRIES = 10_000
+"""At most this many tools (and as many prompts, resources, templates) per connector; the rest is logged."""
 
-ToolsCallback = Callable[[ConnectorId, list[dict[str, Any]]], Awaitable[None]]
-"""A connector listed these tool definitions (its whole list)."""
+ListingCallback = Callable[[ConnectorId, ConnectorListing], Awaitable[None]]
+"""A connector listed everything it offers."""
+
+_NOT_ATTRIBUTABLE: Final = "mcp-hub cannot tell which of its callers this request is for"
+
+_LIST_CHANGED: Final = (
+    types.ToolListChangedNotification,
+    types.PromptListChangedNotification,
+    types.ResourceListChangedNotification,
+)
+_CHANGE_EVENTS: Final = (ToolsListChanged, PromptsListChanged, ResourcesListChanged)
 HealthCallback = Callable[[ConnectorId, HealthState], Awaitable[None]]
 """A connector's health changed."""
 
@@ -64,6 +82,22 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if str(exc) else text
 
 
+def _changes(capability: types.ToolsCapability | types.PromptsCapability | types.ResourcesCapability | None) -> bool:
+    return capability is not None and capability.list_changed is True
+
+
+def _announces_changes(capabilities: types.ServerCapabilities) -> bool:
+    return _changes(capabilities.tools) or _changes(capabilities.prompts) or _changes(capabilities.resources)
+
+
+@dataclass(slots=True)
+class _InFlight:
+    """A forwarded request: its caller's relay, and its timeout (stretched while the caller answers a question)."""
+
+    relay: Relay
+    deadline: anyio.CancelScope
+
+
 class DownstreamConnection:
     """The owner of one connector's client, its health, and its call concurrency."""
 
@@ -72,14 +106,17 @@ class DownstreamConnection:
         spec: ConnectorSpec,
         timeouts: TimeoutsSection,
         *,
-        on_tools: ToolsCallback,
+        on_listing: ListingCallback,
         on_health: HealthCallback,
+        logs: LogSink | None = None,
         errlog: TextIO | None = None,
     ) -> None:
+        """`logs` sets a 2025-11-25 downstream's log level and receives the entries of no forwarded request."""
         self.spec = spec
         self._timeouts = timeouts
-        self._on_tools = on_tools
+        self._on_listing = on_listing
         self._on_health = on_health
+        self._logs = logs
         self._errlog = errlog
         self._client: Client | None = None
         self._limiter = anyio.CapacityLimiter(spec.max_concurrent_calls)
@@ -89,6 +126,10 @@ class DownstreamConnection:
         self._ready = anyio.Event()
         self._health_changed = anyio.Event()
         self.connections_made = 0
+        self._in_flight: dict[str, _InFlight] = {}
+        self._request_numbers = itertools.count(1)
+        # Only Streamable HTTP tells which request a message came with (`mcp_hub.downstream.tagging`).
+        self._messages_are_tagged = spec.transport == "http"
         self.health = HealthState(state=Health.CONNECTING if spec.enabled else Health.DISABLED, since=datetime.now(UTC))
 
     @property
@@ -151,23 +192,40 @@ class DownstreamConnection:
                 mode=_ERA_MODES[self.spec.protocol],  # pyright: ignore[reportArgumentType]
                 read_timeout_seconds=self._timeouts.connect_seconds,
                 message_handler=self._on_message,
+                # Declared so that downstreams may ask; each question goes to the caller it belongs to, or is
+                # refused (`Relay.ask`): the caller's own capabilities decide, not the hub's.
+                elicitation_callback=self._on_elicitation,
+                sampling_callback=self._on_sampling,
+                sampling_capabilities=types.SamplingCapability(
+                    context=types.SamplingContextCapability(), tools=types.SamplingToolsCapability()
+                ),
                 client_info=types.Implementation(name="mcp-hub", version=mcp_hub.__version__),
                 cache=None,
             )
             await stack.enter_async_context(client)
-            tools = await self._list_tools(client)
+            capabilities = await self._server_capabilities(client)
+            listing = await self._list_everything(client, capabilities)
             # Callable before the catalog announces the tools: a client may call as soon as it hears of them.
             self._client = client
             self.connections_made += 1
-            await self._on_tools(self.spec.id, tools)
-            logger.info("downstream ready", connector=self.spec.id, era=client.protocol_version, tools=len(tools))
-            await self._set_health(Health.READY, None, era=client.protocol_version, tool_count=len(tools))
+            await self._on_listing(self.spec.id, listing)
+            logger.info(
+                "downstream ready",
+                connector=self.spec.id,
+                era=client.protocol_version,
+                tools=len(listing.tools),
+                prompts=len(listing.prompts),
+                resources=len(listing.resources),
+                resource_templates=len(listing.resource_templates),
+            )
+            await self._set_health(Health.READY, None, era=client.protocol_version, tool_count=len(listing.tools))
             self._ready.set()
             async with anyio.create_task_group() as tasks:
-                tasks.start_soon(self._refresh_on_request, client)
-                capabilities = (await self._server_capabilities(client)).tools
-                if client.protocol_version == "2026-07-28" and capabilities and capabilities.list_changed:
-                    tasks.start_soon(self._listen_for_changes, client)
+                tasks.start_soon(self._refresh_on_request, client, capabilities)
+                if client.protocol_version == "2026-07-28" and _announces_changes(capabilities):
+                    tasks.start_soon(self._listen_for_changes, client, capabilities)
+                if client.protocol_version != "2026-07-28" and capabilities.logging and self._logs is not None:
+                    tasks.start_soon(self._follow_log_level, client, self._logs)
                 await self._lost.wait()
                 tasks.cancel_scope.cancel()
             return True
@@ -179,35 +237,94 @@ class DownstreamConnection:
         raw = await client.session.send_discover("2026-07-28")
         return types.DiscoverResult.model_validate(raw).capabilities
 
-    async def _list_tools(self, client: Client) -> list[dict[str, Any]]:
+    async def _list_everything(self, client: Client, capabilities: types.ServerCapabilities) -> ConnectorListing:
+        """Every list the server declares (tools always), each walked to its end (bounded)."""
+        session = client.session
+        tools = await self._list_all("tools/list", "tools", types.Tool, session)
+        prompts = await self._list_all("prompts/list", "prompts", types.Prompt, session) if capabilities.prompts else ()
+        resources: tuple[dict[str, Any], ...] = ()
+        templates: tuple[dict[str, Any], ...] = ()
+        if capabilities.resources:
+            resources = await self._list_all("resources/list", "resources", types.Resource, session)
+            templates = await self._list_all(
+                "resources/templates/list", "resourceTemplates", types.ResourceTemplate, session
+            )
+        return ConnectorListing(
+            tools=tools,
+            prompts=prompts,
+            resources=resources,
+            resource_templates=templates,
+            capabilities=capabilities.model_dump(by_alias=True, mode="json", exclude_none=True),
+        )
+
+    async def _list_all(
+        self, method: str, key: str, model: type[BaseModel], session: ClientSession
+    ) -> tuple[dict[str, Any], ...]:
+        """All pages of one list; an entry that is not a valid definition is dropped (and logged), not relayed."""
         definitions: list[dict[str, Any]] = []
         cursor: str | None = None
-        for _ in range(MAX_TOOL_PAGES):
-            page = await client.list_tools(cursor=cursor)
-            definitions.extend(tool.model_dump(by_alias=True, mode="json", exclude_none=True) for tool in page.tools)
-            cursor = page.next_cursor
-            if cursor is None:
-                return definitions
-        logger.warning("tool listing cut off", connector=self.spec.id, pages=MAX_TOOL_PAGES)
-        return definitions
+        for _ in range(MAX_LIST_PAGES):
+            params: dict[str, Any] = {} if cursor is None else {"cursor": cursor}
+            with anyio.fail_after(self._timeouts.connect_seconds):
+                page = await send_raw_request(session, method, params)
+            items = page.get(key)
+            if not isinstance(items, list):
+                raise DownstreamProtocolError(self.spec.id, f"{method} answered without a {key!r} list")
+            for item in cast("list[Any]", items):
+                try:
+                    valid = model.model_validate(item, by_name=False)
+                except ValidationError as exc:
+                    logger.warning(
+                        "invalid list entry dropped", connector=self.spec.id, method=method, error=str(exc)[:300]
+                    )
+                    continue
+                definitions.append(valid.model_dump(by_alias=True, mode="json", exclude_none=True))
+            if len(definitions) >= MAX_LIST_ENTRIES:
+                logger.warning("listing cut off", connector=self.spec.id, method=method, entries=MAX_LIST_ENTRIES)
+                return tuple(definitions[:MAX_LIST_ENTRIES])
+            next_cursor = page.get("nextCursor")
+            if not isinstance(next_cursor, str) or not next_cursor:
+                return tuple(definitions)
+            cursor = next_cursor
+        logger.warning("listing cut off", connector=self.spec.id, method=method, pages=MAX_LIST_PAGES)
+        return tuple(definitions)
 
-    async def _refresh_on_request(self, client: Client) -> None:
+    async def _refresh_on_request(self, client: Client, capabilities: types.ServerCapabilities) -> None:
         while True:
             await self._refresh_requested.wait()
             self._refresh_requested = anyio.Event()
             try:
-                tools = await self._list_tools(client)
+                listing = await self._list_everything(client, capabilities)
             except Exception as exc:  # noqa: BLE001 - any failure to list means the session is unusable
-                self._mark_lost(f"tools/list failed: {_describe(exc)}")
+                self._mark_lost(f"listing failed: {_describe(exc)}")
                 return
-            await self._on_tools(self.spec.id, tools)
-            await self._set_health(Health.READY, None, era=client.protocol_version, tool_count=len(tools))
+            await self._on_listing(self.spec.id, listing)
+            await self._set_health(Health.READY, None, era=client.protocol_version, tool_count=len(listing.tools))
 
-    async def _listen_for_changes(self, client: Client) -> None:
+    async def _follow_log_level(self, client: Client, logs: LogSink) -> None:
+        """Keep a shared 2025-11-25 session at the level the hub's callers want (they are filtered one by one)."""
+        applied: str | None = None
+        while True:
+            changed = logs.level_changes()
+            wanted = logs.wanted_level()
+            if wanted is not None and wanted != applied:
+                try:
+                    with anyio.fail_after(self.call_timeout):
+                        await send_raw_request(client.session, "logging/setLevel", {"level": wanted})
+                    applied = wanted
+                except (MCPError, TimeoutError) as exc:
+                    logger.warning("downstream refused a log level", connector=self.spec.id, error=_describe(exc))
+            await changed.wait()
+
+    async def _listen_for_changes(self, client: Client, capabilities: types.ServerCapabilities) -> None:
         try:
-            async with client.listen(tools_list_changed=True) as subscription:
+            async with client.listen(
+                tools_list_changed=_changes(capabilities.tools),
+                prompts_list_changed=_changes(capabilities.prompts),
+                resources_list_changed=_changes(capabilities.resources),
+            ) as subscription:
                 async for event in subscription:
-                    if isinstance(event, ToolsListChanged):
+                    if isinstance(event, _CHANGE_EVENTS):
                         self._refresh_requested.set()
             self._mark_lost("the downstream ended its subscriptions/listen stream")
         except Exception as exc:  # noqa: BLE001 - a lost stream means missed changes: reconnect and re-list
@@ -218,8 +335,70 @@ class DownstreamConnection:
             logger.warning("downstream transport error", connector=self.spec.id, error=_describe(message))
             await self._set_health(Health.DEGRADED, _describe(message))
             self._refresh_requested.set()  # the refresh doubles as a probe: failure marks the connection lost
-        elif isinstance(message, types.ToolListChangedNotification):
+        elif isinstance(message, _LIST_CHANGED):
             self._refresh_requested.set()
+        elif isinstance(message, types.LoggingMessageNotification):
+            await self._relay_log(message.params)
+
+    def _relay_for(self, meta: Mapping[str, Any] | None) -> _InFlight | None:
+        """The forwarded request a downstream's message belongs to, if that can be known (see `relay`)."""
+        if self._messages_are_tagged:
+            related = (meta or {}).get(RELATED_REQUEST_META_KEY)
+            return self._in_flight.get(related) if isinstance(related, str) else None
+        if len(self._in_flight) == 1:
+            return next(iter(self._in_flight.values()))
+        return None
+
+    async def _relay_log(self, params: types.LoggingMessageNotificationParams) -> None:
+        wire = params.model_dump(by_alias=True, mode="json", exclude_none=True)
+        meta: dict[str, Any] = dict(params.meta or {})
+        wire.pop("_meta", None)
+        in_flight = self._relay_for(meta)
+        meta.pop(RELATED_REQUEST_META_KEY, None)
+        if meta:
+            wire["_meta"] = meta
+        if in_flight is not None:
+            await in_flight.relay.log(self.spec.id, wire)
+        elif self._logs is not None:
+            await self._logs.unsolicited(self.spec.id, wire)
+
+    async def _ask(self, meta: Mapping[str, Any] | None, method: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        in_flight = self._relay_for(meta)
+        if in_flight is None:
+            raise QuestionRefusedError(INVALID_REQUEST, _NOT_ATTRIBUTABLE)
+        wire = {key: value for key, value in params.items() if key != "_meta"}
+        started = anyio.current_time()
+        try:
+            return await in_flight.relay.ask(self.spec.id, method, wire)
+        finally:
+            # The caller's time to answer does not count against the call timeout.
+            in_flight.deadline.deadline += anyio.current_time() - started
+
+    async def _on_elicitation(
+        self, context: ClientRequestContext, params: types.ElicitRequestParams
+    ) -> types.ElicitResult | types.ErrorData:
+        wire = params.model_dump(by_alias=True, mode="json", exclude_none=True)
+        try:
+            answer = await self._ask(context.meta, "elicitation/create", wire)
+            return types.ElicitResult.model_validate(answer, by_name=False)
+        except QuestionRefusedError as exc:
+            return types.ErrorData(code=exc.code, message=str(exc))
+        except ValidationError:
+            return types.ErrorData(code=INTERNAL_ERROR, message="the caller's answer is not an elicitation result")
+
+    async def _on_sampling(
+        self, context: ClientRequestContext, params: types.CreateMessageRequestParams
+    ) -> types.CreateMessageResult | types.CreateMessageResultWithTools | types.ErrorData:
+        wire = params.model_dump(by_alias=True, mode="json", exclude_none=True)
+        try:
+            answer = await self._ask(context.meta, "sampling/createMessage", wire)
+            if params.tools:
+                return types.CreateMessageResultWithTools.model_validate(answer, by_name=False)
+            return types.CreateMessageResult.model_validate(answer, by_name=False)
+        except QuestionRefusedError as exc:
+            return types.ErrorData(code=exc.code, message=str(exc))
+        except ValidationError:
+            return types.ErrorData(code=INTERNAL_ERROR, message="the caller's answer is not a sampling result")
 
     def _mark_lost(self, reason: str) -> None:
         if not self._lost.is_set():
@@ -255,17 +434,35 @@ class DownstreamConnection:
         params: Mapping[str, Any],
         *,
         on_progress: ProgressFnT | None = None,
+        relay: Relay | None = None,
     ) -> dict[str, Any]:
-        """Send one request on the live session; raises a `DownstreamError` subclass on failure."""
+        """Send one request on the live session; raises a `DownstreamError` subclass on failure.
+
+        With a `relay`, what the downstream sends while serving it (log entries, questions) reaches that caller,
+        and a 2026-07-28 downstream sees the caller's capabilities and log level, not the hub's.
+        """
         client = self._client
         if client is None:
             raise ConnectorUnavailableError(
                 self.spec.id, f"connector {self.spec.id!r} is not connected ({self.health.state})"
             )
+        request_id = f"hub-{next(self._request_numbers)}"
+        meta: dict[str, Any] = {}
+        if relay is not None and client.protocol_version == "2026-07-28":
+            meta[types.CLIENT_CAPABILITIES_META_KEY] = dict(relay.client_capabilities)
+            if relay.log_level is not None:
+                meta[types.LOG_LEVEL_META_KEY] = relay.log_level
         try:
-            with anyio.fail_after(self.call_timeout):
-                async with self._limiter:
-                    return await send_raw_request(client.session, method, params, on_progress=on_progress)
+            with anyio.fail_after(self.call_timeout) as deadline:
+                if relay is not None:
+                    self._in_flight[request_id] = _InFlight(relay, deadline)
+                try:
+                    async with self._limiter:
+                        return await send_raw_request(
+                            client.session, method, params, on_progress=on_progress, request_id=request_id, meta=meta
+                        )
+                finally:
+                    self._in_flight.pop(request_id, None)
         except TimeoutError:
             raise DownstreamTimeoutError(
                 self.spec.id, f"connector {self.spec.id!r} did not answer within {self.call_timeout:g} s"
@@ -279,9 +476,7 @@ class DownstreamConnection:
                 ) from None
             if code == REQUEST_TIMEOUT:
                 raise DownstreamTimeoutError(self.spec.id, f"connector {self.spec.id!r} timed out") from None
-            raise DownstreamProtocolError(
-                self.spec.id, f"connector {self.spec.id!r} returned error {code}: {exc.error.message}", code
-            ) from None
+            raise DownstreamRejectedError(self.spec.id, code, exc.error.message, exc.error.data) from None
         except DownstreamError:
             raise
         except (anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:

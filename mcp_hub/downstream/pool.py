@@ -15,8 +15,9 @@ import anyio
 from mcp_hub.config.connectors import ConnectorSpec
 from mcp_hub.config.settings import TimeoutsSection
 from mcp_hub.domain import ConnectorId
-from mcp_hub.downstream.connection import DownstreamConnection, HealthCallback, ToolsCallback
+from mcp_hub.downstream.connection import DownstreamConnection, HealthCallback, ListingCallback
 from mcp_hub.downstream.health import HealthState
+from mcp_hub.downstream.relay import LogSink
 from mcp_hub.errors import ConnectorUnavailableError
 
 
@@ -28,12 +29,15 @@ class DownstreamPool:
         specs: Sequence[ConnectorSpec],
         timeouts: TimeoutsSection,
         *,
-        on_tools: ToolsCallback,
+        on_listing: ListingCallback,
         on_health: HealthCallback,
+        logs: LogSink | None = None,
         errlog: TextIO | None = None,
     ) -> None:
         self.connections: dict[ConnectorId, DownstreamConnection] = {
-            spec.id: DownstreamConnection(spec, timeouts, on_tools=on_tools, on_health=on_health, errlog=errlog)
+            spec.id: DownstreamConnection(
+                spec, timeouts, on_listing=on_listing, on_health=on_health, logs=logs, errlog=errlog
+            )
             for spec in specs
         }
 

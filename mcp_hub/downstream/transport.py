@@ -1,5 +1,8 @@
 """Building the client transport for a connector, and noticing when it ends.
 
+Streamable HTTP connectors get an HTTP client that tags each message a downstream sends on a request's own
+response stream with that request's id (`mcp_hub.downstream.tagging`).
+
 The SDK's client keeps running after its transport hits end-of-file (every pending and later request
 fails with CONNECTION_CLOSED), so the hub wraps the read stream and raises a signal the moment the
 stream ends: that is how a crashed stdio child or a dropped SSE stream starts a reconnect at once
@@ -26,6 +29,7 @@ from mcp.shared.message import SessionMessage
 
 from mcp_hub.config.connectors import ConnectorSpec
 from mcp_hub.downstream.oauth import ClientCredentialsAuth
+from mcp_hub.downstream.tagging import RelatedMessageTagger
 
 _HTTP_READ_TIMEOUT_SECONDS = 300.0
 
@@ -103,7 +107,12 @@ async def _streamable_http(spec: ConnectorSpec, url: str, connect_timeout: float
     timeout = httpx2.Timeout(connect_timeout, read=_HTTP_READ_TIMEOUT_SECONDS)
     async with (
         _downstream_auth(spec, connect_timeout) as auth,
-        httpx2.AsyncClient(headers=spec.resolved_headers(), timeout=timeout, auth=auth) as http_client,
+        httpx2.AsyncClient(
+            headers=spec.resolved_headers(),
+            timeout=timeout,
+            auth=auth,
+            transport=RelatedMessageTagger(httpx2.AsyncHTTPTransport()),
+        ) as http_client,
         streamable_http_client(url, http_client=http_client) as streams,
     ):
         yield streams

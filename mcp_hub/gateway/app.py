@@ -78,7 +78,7 @@ def health_report(pool: DownstreamPool, catalog: Catalog) -> dict[str, Any]:
     }
     enabled = [c for c in connectors.values() if c["state"] != Health.DISABLED]
     all_ready = all(c["state"] == Health.READY for c in enabled)
-    return {"status": "ok" if all_ready else "degraded", "tools": len(catalog.tools()), "connectors": connectors}
+    return {"status": "ok" if all_ready else "degraded", "tools": len(catalog.tools), "connectors": connectors}
 
 
 def health_routes(report: Callable[[], dict[str, Any]]) -> list[BaseRoute]:

@@ -8,14 +8,16 @@ caller's grants is `-32003` (in the implementation-defined range), with the scop
 
 | error | JSON-RPC error | data |
 |---|---|---|
-| `UnknownToolError`, `InvalidCursorError`, `ActionNotFoundError` | -32602 invalid params | |
+| `DownstreamRejectedError` | the downstream's own code, its message behind the connector id | the downstream's |
+| `CatalogError` (unknown tool or prompt, resource not found, bad cursor), `ActionNotFoundError` | -32602 | |
 | `AccessDeniedError` | -32003 | `{"error": "insufficient_scope", "scope": ...}` |
 | `InvalidTokenError` | -32003 | `{"error": "invalid_token"}` |
 | `MissingCapabilityError` | -32021 | `{"requiredCapabilities": ...}` |
 | `HeaderMismatchError` | -32020 | |
 | any other `HubError` | -32603 internal error | |
 
-In `tools/call`, `DownstreamError` and `TooManyPendingError` are results instead (`tool_result_for`).
+In `tools/call`, every other `DownstreamError` (unavailable, timeout, garbage) and `TooManyPendingError` are
+results instead (`tool_result_for`); in other methods they are -32603 naming the connector.
 `MapHubErrors`, a server middleware, applies the table to whatever a handler raises.
 """
 
@@ -33,6 +35,7 @@ from mcp_hub.errors import (
     ActionNotFoundError,
     CatalogError,
     DownstreamError,
+    DownstreamRejectedError,
     HeaderMismatchError,
     HubError,
     InvalidTokenError,
@@ -61,6 +64,8 @@ def jsonrpc_error_body(exc: HubError, request_id: Any) -> dict[str, Any]:
 
 
 def _code_and_data(exc: HubError) -> tuple[int, Any]:
+    if isinstance(exc, DownstreamRejectedError):
+        return exc.code, exc.data
     if isinstance(exc, CatalogError | ActionNotFoundError):
         return INVALID_PARAMS, None
     if isinstance(exc, AccessDeniedError):

@@ -1,30 +1,44 @@
-"""Forwarding `tools/call` to the downstream that serves the tool, and auditing every call.
+"""Forwarding requests to the downstream that serves them, and auditing every one.
 
-What crosses the hub: the downstream's original tool name and the caller's arguments. What does not:
-the caller's `_meta` (its protocol envelope, client info and progress token belong to its own
-connection; the hub mints its own progress token, which is the downstream request id) and any
-credential of the caller. What comes back is the downstream's result with the reserved `serverInfo`
-`_meta` key removed, so the hub, not the downstream, identifies itself to the client.
+`tools/call`, `prompts/get`, `resources/read` and `completion/complete` go to the connector that owns the
+tool, prompt, resource or template (https://modelcontextprotocol.io/specification/2026-07-28/server/tools,
+.../server/prompts, .../server/resources, .../server/utilities/completion).
+
+What crosses the hub: the downstream's own name or URI and the caller's arguments. What does not: the
+caller's `_meta` (its protocol envelope, client info and progress token belong to its own connection; the hub
+mints its own progress token, which is the downstream request id) and any credential of the caller. What
+comes back is the downstream's result with the reserved `serverInfo` `_meta` key removed, so the hub, not the
+downstream, identifies itself, and with every resource URI in it (resource links, embedded resources, read
+contents) turned into its public form (`mcp_hub.catalog.names`), so the client can read it through the hub.
+
+Errors (issue 9 §5): a downstream's JSON-RPC error reaches the client as a JSON-RPC error with the same code
+and a message naming the connector (`DownstreamRejectedError`). In `tools/call` only, transport failures,
+timeouts and crashes become `isError` results the model reads; elsewhere they are JSON-RPC errors too.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import Any, Final
+from dataclasses import dataclass
+from typing import Any, Final, cast
 
 import anyio
 from mcp.shared.dispatcher import ProgressFnT
 from mcp_types import SERVER_INFO_META_KEY
 
 from mcp_hub.audit.writer import AuditWriter
-from mcp_hub.catalog.catalog import Catalog
+from mcp_hub.catalog.catalog import Catalog, CatalogEntry, ResourceTarget
+from mcp_hub.catalog.names import public_uri
 from mcp_hub.db.audit import AuditEvent
-from mcp_hub.domain import AuditOutcome, Caller, Clock, ConnectorId, utc_now
+from mcp_hub.domain import AuditOutcome, Caller, CatalogKind, Clock, ConnectorId, utc_now
 from mcp_hub.downstream.pool import DownstreamPool
+from mcp_hub.downstream.relay import Relay
 from mcp_hub.errors import (
     ConnectorUnavailableError,
     DownstreamError,
+    DownstreamProtocolError,
+    DownstreamRejectedError,
     DownstreamTimeoutError,
     UnknownToolError,
 )
@@ -34,12 +48,92 @@ from mcp_hub.tool_results import hub_error_result
 _FORWARDED_RESULT_TYPES: Final = {None, "complete"}
 
 
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What a forwarded request is about: its public name or URI and where it lives downstream."""
+
+    kind: CatalogKind | None
+    public_name: str
+    connector_id: ConnectorId
+    downstream_name: str
+
+    @classmethod
+    def of(cls, entry: CatalogEntry) -> Target:
+        return cls(entry.kind, entry.public_name, entry.connector_id, entry.downstream_name)
+
+    @classmethod
+    def of_resource(cls, resource: ResourceTarget) -> Target:
+        return cls(CatalogKind.RESOURCE, resource.public_uri, resource.connector_id, resource.downstream_uri)
+
+
 def _outcome_of(exc: DownstreamError) -> AuditOutcome:
     if isinstance(exc, DownstreamTimeoutError):
         return AuditOutcome.TIMEOUT
     if isinstance(exc, ConnectorUnavailableError):
         return AuditOutcome.UNAVAILABLE
     return AuditOutcome.DOWNSTREAM_ERROR
+
+
+def _publish_content(item: Any, connector_id: str) -> Any:
+    """A content block with its resource URI (link or embedded resource) in public form."""
+    if not isinstance(item, dict):
+        return item
+    block = cast("dict[str, Any]", item)
+    kind = block.get("type")
+    if kind == "resource_link" and isinstance(block.get("uri"), str):
+        return {**block, "uri": public_uri(connector_id, block["uri"])}
+    resource = block.get("resource")
+    if kind == "resource" and isinstance(resource, dict):
+        embedded = cast("dict[str, Any]", resource)
+        if isinstance(embedded.get("uri"), str):
+            return {**block, "resource": {**embedded, "uri": public_uri(connector_id, embedded["uri"])}}
+    return block
+
+
+def publish_uris(method: str, result: dict[str, Any], connector_id: str) -> dict[str, Any]:
+    """`result` of `method` with every downstream resource URI in it replaced by its public URI."""
+    if method == "tools/call" and isinstance(result.get("content"), list):
+        content = cast("list[Any]", result["content"])
+        return {**result, "content": [_publish_content(item, connector_id) for item in content]}
+    if method == "resources/read" and isinstance(result.get("contents"), list):
+        return {
+            **result,
+            "contents": [_publish_read(item, connector_id) for item in cast("list[Any]", result["contents"])],
+        }
+    if method == "prompts/get" and isinstance(result.get("messages"), list):
+        return {
+            **result,
+            "messages": [_publish_message(item, connector_id) for item in cast("list[Any]", result["messages"])],
+        }
+    return result
+
+
+def _publish_read(item: Any, connector_id: str) -> Any:
+    if not isinstance(item, dict):
+        return item
+    contents = cast("dict[str, Any]", item)
+    uri = contents.get("uri")
+    return {**contents, "uri": public_uri(connector_id, uri)} if isinstance(uri, str) else contents
+
+
+def _publish_message(item: Any, connector_id: str) -> Any:
+    if not isinstance(item, dict):
+        return item
+    message = cast("dict[str, Any]", item)
+    if "content" not in message:
+        return message
+    content: Any = message["content"]
+    if isinstance(content, list):
+        return {**message, "content": [_publish_content(block, connector_id) for block in cast("list[Any]", content)]}
+    return {**message, "content": _publish_content(content, connector_id)}
+
+
+def _unsupported_result(method: str, target: Target, result_type: object) -> dict[str, Any]:
+    """What a client gets for a result the hub cannot relay: a tool error in `tools/call`, else an error."""
+    text = f"connector {target.connector_id!r} answered with resultType {result_type!r}"
+    if method == "tools/call":
+        return hub_error_result(f"{text}, which mcp-hub does not relay yet")
+    raise DownstreamProtocolError(target.connector_id, text)
 
 
 def _clean_result(result: dict[str, Any]) -> dict[str, Any]:
@@ -52,7 +146,7 @@ def _clean_result(result: dict[str, Any]) -> dict[str, Any]:
 
 
 class Forwarder:
-    """Resolves a public tool name, forwards the call, maps failures, writes the audit record."""
+    """Forwards a resolved request to its connector, maps failures, writes the audit record."""
 
     def __init__(self, catalog: Catalog, pool: DownstreamPool, audit: AuditWriter, *, clock: Clock = utc_now) -> None:
         self._catalog = catalog
@@ -60,22 +154,23 @@ class Forwarder:
         self._audit = audit
         self._clock = clock
 
-    async def audit_refusal(self, public_name: str, caller: Caller) -> None:
-        """Record a call the caller's grants refused before it reached any downstream."""
-        tool = self._catalog.tools_by_name().get(public_name)
-        event = AuditEvent(
-            at=self._clock(),
-            client=caller.client,
-            session=caller.session,
-            public_name=public_name,
-            connector_id=tool.connector_id if tool is not None else None,
-            downstream_name=tool.downstream_name if tool is not None else None,
-            outcome=AuditOutcome.FORBIDDEN,
-            latency_ms=0.0,
-            detail="outside the caller's grants",
+    async def audit_refusal(self, public_name: str, caller: Caller, method: str = "tools/call") -> None:
+        """Record a request the caller's grants refused before it reached any downstream."""
+        entry = self._catalog.tools.get(public_name) if method == "tools/call" else None
+        await self._record(
+            AuditEvent(
+                at=self._clock(),
+                client=caller.client,
+                session=caller.session,
+                public_name=public_name,
+                connector_id=entry.connector_id if entry is not None else None,
+                downstream_name=entry.downstream_name if entry is not None else None,
+                outcome=AuditOutcome.FORBIDDEN,
+                latency_ms=0.0,
+                detail="outside the caller's grants",
+                method=method,
+            )
         )
-        with anyio.CancelScope(shield=True):
-            await self._audit.record(event)
 
     async def call_tool(
         self,
@@ -84,55 +179,100 @@ class Forwarder:
         caller: Caller,
         *,
         on_progress: ProgressFnT | None = None,
+        relay: Relay | None = None,
     ) -> dict[str, Any]:
-        """Forward one call; raises `UnknownToolError` (a protocol error), else returns a result dict."""
+        """Forward one tool call; `UnknownToolError` and a downstream's JSON-RPC error raise, every other
+        failure is a result with `isError: true`."""
+        try:
+            tool = self._catalog.resolve(public_name)
+        except UnknownToolError:
+            await self._audit_unknown("tools/call", public_name, caller, AuditOutcome.UNKNOWN_TOOL)
+            raise
+        params: dict[str, Any] = {"name": tool.downstream_name}
+        if arguments is not None:
+            params["arguments"] = arguments
+        try:
+            return await self.forward(
+                "tools/call", Target.of(tool), params, caller, on_progress=on_progress, relay=relay
+            )
+        except DownstreamRejectedError:
+            raise
+        except DownstreamError as exc:
+            return tool_result_for(exc)
+
+    async def forward(
+        self,
+        method: str,
+        target: Target,
+        params: Mapping[str, Any],
+        caller: Caller,
+        *,
+        on_progress: ProgressFnT | None = None,
+        relay: Relay | None = None,
+    ) -> dict[str, Any]:
+        """Send `method` with `params` (already in the downstream's names) to the target's connector; what the
+        downstream sends meanwhile (log entries, questions) goes through `relay` to the caller.
+
+        Returns the cleaned result with public URIs; raises `DownstreamError` (audited) on failure.
+        """
         started = time.perf_counter()
-        connector_id: ConnectorId | None = None
-        downstream_name: str | None = None
         outcome = AuditOutcome.CANCELLED
         detail: str | None = None
         try:
             try:
-                tool = self._catalog.resolve(public_name)
-            except UnknownToolError:
-                outcome = AuditOutcome.UNKNOWN_TOOL
-                raise
-            connector_id, downstream_name = tool.connector_id, tool.downstream_name
-            params: dict[str, Any] = {"name": downstream_name}
-            if arguments is not None:
-                params["arguments"] = arguments
-            try:
-                result = await self._pool.get(connector_id).request("tools/call", params, on_progress=on_progress)
+                connection = self._pool.get(target.connector_id)
+                result = await connection.request(method, params, on_progress=on_progress, relay=relay)
             except DownstreamError as exc:
                 outcome, detail = _outcome_of(exc), str(exc)
-                return tool_result_for(exc)
+                raise
             result_type = result.get("resultType")
             if result_type not in _FORWARDED_RESULT_TYPES:
                 outcome, detail = AuditOutcome.DOWNSTREAM_ERROR, f"unsupported resultType {result_type!r}"
-                return hub_error_result(
-                    f"connector {connector_id!r} answered with resultType {result_type!r}, "
-                    "which mcp-hub does not relay yet"
-                )
+                return _unsupported_result(method, target, result_type)
             outcome = AuditOutcome.TOOL_ERROR if result.get("isError") else AuditOutcome.OK
-            return _clean_result(result)
-        except UnknownToolError:
-            raise
+            return publish_uris(method, _clean_result(result), target.connector_id)
         except Exception as exc:
-            # Cancellation is not an Exception: a cancelled call keeps the outcome "cancelled".
-            outcome, detail = AuditOutcome.INTERNAL_ERROR, repr(exc)
+            if outcome is AuditOutcome.CANCELLED:
+                # Cancellation is not an Exception: a cancelled call keeps the outcome "cancelled".
+                outcome, detail = AuditOutcome.INTERNAL_ERROR, repr(exc)
             raise
         finally:
-            event = AuditEvent(
+            await self._record(
+                AuditEvent(
+                    at=self._clock(),
+                    client=caller.client,
+                    session=caller.session,
+                    public_name=target.public_name,
+                    connector_id=target.connector_id,
+                    downstream_name=target.downstream_name,
+                    outcome=outcome,
+                    latency_ms=(time.perf_counter() - started) * 1000,
+                    detail=detail,
+                    method=method,
+                )
+            )
+
+    async def _audit_unknown(self, method: str, public_name: str, caller: Caller, outcome: AuditOutcome) -> None:
+        await self._record(
+            AuditEvent(
                 at=self._clock(),
                 client=caller.client,
                 session=caller.session,
                 public_name=public_name,
-                connector_id=connector_id,
-                downstream_name=downstream_name,
+                connector_id=None,
+                downstream_name=None,
                 outcome=outcome,
-                latency_ms=(time.perf_counter() - started) * 1000,
-                detail=detail,
+                latency_ms=0.0,
+                detail=None,
+                method=method,
             )
-            # Shielded: a cancelled call is still recorded.
-            with anyio.CancelScope(shield=True):
-                await self._audit.record(event)
+        )
+
+    async def audit_not_found(self, method: str, public_name: str, caller: Caller) -> None:
+        """Record a get or read of something the hub never handed out."""
+        await self._audit_unknown(method, public_name, caller, AuditOutcome.NOT_FOUND)
+
+    async def _record(self, event: AuditEvent) -> None:
+        # Shielded: a cancelled request is still recorded.
+        with anyio.CancelScope(shield=True):
+            await self._audit.record(event)

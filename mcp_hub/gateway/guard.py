@@ -5,7 +5,7 @@ Pure ASGI middleware (it must not buffer responses, which may be SSE streams). P
 1. `Authorization: Bearer <token>` (`mcp_hub.authz.bearer`). Missing or invalid → 401 with
    `WWW-Authenticate: Bearer resource_metadata=..., scope=...` (RFC 9728 §5.1, MCP authorization spec), so
    clients can discover the authorization server.
-2. The token's principal and its `ToolAccess` (`mcp_hub.authz.decisions`) go into the ASGI scope for the
+2. The token's principal and its `Access` (`mcp_hub.authz.decisions`) go into the ASGI scope for the
    MCP handlers (`scope["mcp_hub.principal"]`, `scope["mcp_hub.access"]`).
 3. A 2026-07-28 `tools/call` outside the caller's grants is answered here with 403
    `error="insufficient_scope"` naming the scope (RFC 6750 §3.1) and the JSON-RPC error of `AccessDeniedError`.
@@ -33,7 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mcp_hub.authz import scopes
 from mcp_hub.authz.bearer import BearerAuthenticator
-from mcp_hub.authz.decisions import AccessDecider, Principal, ToolAccess
+from mcp_hub.authz.decisions import Access, AccessDecider, Principal
 from mcp_hub.authz.http import insufficient_scope_challenge, unauthorized_response
 from mcp_hub.errors import AccessDeniedError, InvalidTokenError
 from mcp_hub.gateway.errors import jsonrpc_error_body
@@ -43,10 +43,10 @@ ACCESS_KEY: Final = "mcp_hub.access"
 MODERN_ERA: Final = "2026-07-28"
 
 
-def principal_of(scope: Scope) -> tuple[Principal, ToolAccess] | None:
+def principal_of(scope: Scope) -> tuple[Principal, Access] | None:
     principal = scope.get(PRINCIPAL_KEY)
     access = scope.get(ACCESS_KEY)
-    if isinstance(principal, Principal) and isinstance(access, ToolAccess):
+    if isinstance(principal, Principal) and isinstance(access, Access):
         return principal, access
     return None
 
@@ -120,7 +120,7 @@ class BearerAuthMiddleware:
         )
         return AuthenticatedUser(owner)
 
-    def _denied_tool(self, body: bytes, access: ToolAccess) -> str | None:
+    def _denied_tool(self, body: bytes, access: Access) -> str | None:
         try:
             message: Any = json.loads(body)
         except (ValueError, UnicodeDecodeError):

@@ -40,7 +40,7 @@ from pydantic import Field
 from starlette.requests import Request
 
 from mcp_hub.approvals.service import ApprovalService, HeldCall
-from mcp_hub.authz.decisions import Principal, ToolAccess
+from mcp_hub.authz.decisions import Access, Principal
 from mcp_hub.db.approvals import ActionRecord
 from mcp_hub.domain import ActionStatus
 from mcp_hub.errors import ActionNotFoundError, HeaderMismatchError, MissingCapabilityError
@@ -48,7 +48,7 @@ from mcp_hub.errors import ActionNotFoundError, HeaderMismatchError, MissingCapa
 TASKS_EXTENSION: Final = "io.modelcontextprotocol/tasks"
 _TASK_NOT_FOUND: Final = "Failed to retrieve task: Task not found"
 
-AccessOf = Callable[[ServerRequestContext[Any, Any]], Awaitable[tuple[Principal, ToolAccess] | None]]
+AccessOf = Callable[[ServerRequestContext[Any, Any]], Awaitable[tuple[Principal, Access] | None]]
 
 
 class TaskParams(types.RequestParams):
@@ -140,7 +140,7 @@ class ApprovalTasks:
 
     async def _authorised(
         self, ctx: ServerRequestContext[Any, Any], params: TaskParams
-    ) -> tuple[Principal, ToolAccess, ActionRecord]:
+    ) -> tuple[Principal, Access, ActionRecord]:
         """The caller's own action named by `taskId`; an unknown id and another caller's id read the same (T13)."""
         if not declares_tasks(ctx):
             raise MissingCapabilityError("Missing required client capability", {"extensions": {TASKS_EXTENSION: {}}})

@@ -27,7 +27,7 @@ from mcp_hub.approvals.policy import ApprovalPolicy
 from mcp_hub.catalog.catalog import Catalog
 from mcp_hub.config.settings import ApprovalRule
 from mcp_hub.db.approvals import ActionRecord, ApprovalStore
-from mcp_hub.domain import ALL_STATUSES, ActionId, ActionStatus, AuditOutcome
+from mcp_hub.domain import ALL_STATUSES, ActionId, ActionStatus, AuditOutcome, ConnectorListing
 from mcp_hub.errors import ApprovalError
 from tests.approvals.holding import (
     LaterClock,
@@ -524,15 +524,17 @@ def test_a_downstreams_read_only_hint_does_not_lower_the_bar() -> None:
     catalog = Catalog()
     catalog.replace_connector(
         "faults",
-        [
-            {
-                "name": "echo",
-                "inputSchema": {"type": "object"},
-                "annotations": {"readOnlyHint": True, "destructiveHint": False},
-            }
-        ],
+        ConnectorListing(
+            tools=(
+                {
+                    "name": "echo",
+                    "inputSchema": {"type": "object"},
+                    "annotations": {"readOnlyHint": True, "destructiveHint": False},
+                },
+            )
+        ),
     )
-    tool = catalog.tools_by_name()["faults__echo"]
+    tool = catalog.resolve("faults__echo")
     policy = ApprovalPolicy([ApprovalRule(name="all-echo", tools=["faults__echo"])], [])
 
     requirement = policy.requirement("any-agent", tool, {"text": "hello"})
@@ -634,8 +636,8 @@ async def test_an_outcome_is_returned_again_for_a_while_then_the_same_call_asks_
 def test_a_rule_matched_to_a_tool_once_still_decides_agents_and_arguments_call_by_call() -> None:
     """Our choice: the policy remembers which rules name a tool, never whether a call was held."""
     catalog = Catalog()
-    catalog.replace_connector("faults", [{"name": "echo", "inputSchema": {"type": "object"}}])
-    tool = catalog.tools_by_name()["faults__echo"]
+    catalog.replace_connector("faults", ConnectorListing(tools=({"name": "echo", "inputSchema": {"type": "object"}},)))
+    tool = catalog.resolve("faults__echo")
     rule = ApprovalRule.model_validate(
         {
             "name": "long-echo",

@@ -119,7 +119,7 @@ async def test_denying_sends_access_denied_back_and_no_code(hub: RunningHub) -> 
 
 async def test_the_consent_shows_only_what_the_user_is_granted(hub: RunningHub) -> None:
     """Chosen by us (issue 3): a token for a user is requested ∩ the user's grants, even if the client asks
-    for everything (the hub's own 401 says scope="tool:*")."""
+    for everything (the hub's own 401 says scope="tool:* prompt:* resource:*")."""
     app = await make_app(hub, grants=("tool:faults__echo", "tool:faults__pid"))
     async with httpx2.AsyncClient() as browser:
         everything = await open_consent(

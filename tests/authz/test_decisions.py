@@ -1,6 +1,6 @@
 """The one decision point: grants decide, token scopes cap, revocation takes effect within a stated bound.
 
-T10 (scope escalation): property tests compare `ToolAccess.allows`, `scopes.covers` and `scopes.narrow`
+T10 (scope escalation): property tests compare `Access.allows`, `scopes.covers` and `scopes.narrow`
 with a reference oracle (`fnmatch`, which shares our two wildcards `*` and `?`) over random grants, token
 scopes and public names; end to end, a token narrower than the grants caps lists and calls, and a grant
 added after issuance does not widen an existing token. T09 (revoked access still works): removing a grant
@@ -27,7 +27,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
 from mcp_hub.authz import scopes
-from mcp_hub.authz.decisions import ToolAccess
+from mcp_hub.authz.decisions import Access
 from mcp_hub.gateway.errors import FORBIDDEN as FORBIDDEN_CODE
 from mcp_hub.runtime import Authorization, admin_tools
 from mcp_hub.ttl_cache import TtlCache
@@ -99,7 +99,7 @@ def test_tool_access_allows_exactly_what_a_grant_and_a_token_scope_both_match(
     grants: list[str], token_scopes: list[str] | None, name: str
 ) -> None:
     """T10, our design: allowed iff some grant matches and (no token cap, or some token scope matches)."""
-    access = ToolAccess(grants=tuple(grants), token_scopes=None if token_scopes is None else tuple(token_scopes))
+    access = Access(grants=tuple(grants), token_scopes=None if token_scopes is None else tuple(token_scopes))
     expected = oracle_any(grants, name) and (token_scopes is None or oracle_any(token_scopes, name))
     assert access.allows(name) is expected
 
@@ -123,12 +123,12 @@ def test_access_that_allows_every_tool_refuses_no_name(
     grants: list[str], token_scopes: list[str] | None, name: str
 ) -> None:
     """Our choice: the bearer middleware skips reading the body when the caller's access can refuse nothing."""
-    access = ToolAccess(
+    access = Access(
         grants=(*grants, "tool:*"), token_scopes=None if token_scopes is None else (*token_scopes, "tool:*")
     )
     assert access.allows_every_tool
     assert access.allows(name)
-    assert not ToolAccess(grants=tuple(grants), token_scopes=None).allows_every_tool or "tool:*" in grants
+    assert not Access(grants=tuple(grants), token_scopes=None).allows_every_tool or "tool:*" in grants
 
 
 @settings(max_examples=300)

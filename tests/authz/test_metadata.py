@@ -50,7 +50,7 @@ async def test_the_authorization_server_metadata_lists_every_endpoint_method_and
         "token_endpoint": f"{base}/oauth/token",
         "jwks_uri": f"{base}/oauth/jwks.json",
         "registration_endpoint": f"{base}/oauth/register",
-        "scopes_supported": ["tool:*"],
+        "scopes_supported": ["tool:*", "prompt:*", "resource:*"],
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
@@ -86,7 +86,7 @@ async def test_the_protected_resource_metadata_names_the_mcp_endpoint_in_both_fo
         "authorization_servers": [hub.base_url],
         "jwks_uri": f"{hub.base_url}/oauth/jwks.json",
         "bearer_methods_supported": ["header"],
-        "scopes_supported": ["tool:*"],
+        "scopes_supported": ["tool:*", "prompt:*", "resource:*"],
         "resource_name": "mcp-hub",
         "resource_signing_alg_values_supported": ["ES256"],
     }

@@ -1,0 +1,179 @@
+"""Tagging what a Streamable HTTP downstream sends on a request's own response stream with that request's id.
+
+Streamable HTTP (https://modelcontextprotocol.io/specification/2025-11-25/basic/transports#sending-messages-to-the-server
+and the 2026-07-28 transports page) lets a server answer a POSTed request with an SSE stream that carries, before
+the response, notifications and requests related to it: log entries, progress, elicitation and sampling
+questions. The SDK's client transport merges every stream into one queue and forgets which POST a message came
+on, so the hub's HTTP client does it here, below the SDK: an httpx2 transport whose SSE response bodies are
+rewritten event by event. Every JSON-RPC request or notification in an event gets
+`params._meta[RELATED_REQUEST_META_KEY] = <the POSTed request's id>`; on any other stream (the standalone GET
+stream) the key is removed, so a downstream can never name a request itself. Responses pass through untouched
+(a quick byte check spares them the JSON round trip).
+
+Events are rewritten whole (the `data:` lines of an event joined, as SSE defines, into one line); an event larger
+than `MAX_EVENT_BYTES` is dropped and logged rather than passed on unchecked.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any, Final, cast
+
+import httpx2
+import structlog
+
+from mcp_hub.downstream.relay import RELATED_REQUEST_META_KEY
+
+logger = structlog.get_logger(__name__)
+
+MAX_EVENT_BYTES: Final = 64 * 1024 * 1024
+_METHOD_MARK: Final = b'"method"'
+_TAG_MARK: Final = RELATED_REQUEST_META_KEY.encode()
+
+
+def _tag_message(message: Any, related: object) -> Any:
+    if not isinstance(message, dict):
+        return message
+    wire = cast("dict[str, Any]", message)
+    if "method" not in wire:
+        return wire
+    params = wire.get("params")
+    params = dict(cast("dict[str, Any]", params)) if isinstance(params, dict) else {}
+    meta = params.get("_meta")
+    meta = dict(cast("dict[str, Any]", meta)) if isinstance(meta, dict) else {}
+    meta.pop(RELATED_REQUEST_META_KEY, None)
+    if related is not None:
+        meta[RELATED_REQUEST_META_KEY] = related
+    if meta:
+        params["_meta"] = meta
+    else:
+        params.pop("_meta", None)
+    return {**wire, "params": params}
+
+
+def tag_event_data(data: bytes, related: object) -> bytes:
+    """The `data` of one SSE event with its requests and notifications tagged with `related` (None: untagged)."""
+    if _METHOD_MARK not in data and _TAG_MARK not in data:
+        return data  # a response: nothing to tag, nothing a downstream could have forged
+    try:
+        message: Any = json.loads(data)
+    except ValueError:
+        return data  # not JSON: the SDK reports it as such
+    if isinstance(message, list):
+        tagged: Any = [_tag_message(item, related) for item in cast("list[Any]", message)]
+    else:
+        tagged = _tag_message(message, related)
+    return json.dumps(tagged, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+class _Event:
+    """The lines of one SSE event so far; an event that grows beyond `MAX_EVENT_BYTES` is dropped whole."""
+
+    def __init__(self) -> None:
+        self.lines: list[bytes] = []
+        self.size = 0
+        self.dropped = False
+
+    def add(self, line: bytes) -> None:
+        if self.dropped:
+            return
+        self.lines.append(line)
+        self.size += len(line)
+        if self.size > MAX_EVENT_BYTES:
+            self.drop()
+
+    def drop(self) -> None:
+        if not self.dropped:
+            logger.warning("oversized event from a downstream dropped", bytes=self.size)
+        self.lines, self.size, self.dropped = [], 0, True
+
+
+class _TaggedEvents(httpx2.AsyncByteStream):
+    """An SSE body, re-emitted event by event with `tag_event_data` applied to each event's data."""
+
+    def __init__(self, inner: httpx2.AsyncByteStream, related: object) -> None:
+        self._inner = inner
+        self._related = related
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        event = _Event()
+        line: list[bytes] = []  # the unfinished line, in pieces (joining per chunk would be quadratic)
+        line_bytes = 0
+        async for chunk in self._inner:
+            start = 0
+            while (end := chunk.find(b"\n", start)) >= 0:
+                line.append(chunk[start:end])
+                start = end + 1
+                whole = b"".join(line).removesuffix(b"\r")
+                line, line_bytes = [], 0
+                if whole:
+                    event.add(whole)
+                elif event.lines:
+                    yield self._rewrite(event.lines)
+                    event = _Event()
+                elif event.dropped:
+                    event = _Event()
+            line.append(chunk[start:])
+            line_bytes += len(chunk) - start
+            if line_bytes > MAX_EVENT_BYTES:
+                event.drop()
+                line, line_bytes = [], 0
+        if event.lines:
+            yield self._rewrite(event.lines)
+
+    def _rewrite(self, event: list[bytes]) -> bytes:
+        data = [line.removeprefix(b"data:").removeprefix(b" ") for line in event if line.startswith(b"data:")]
+        if not data:
+            return b"\n".join(event) + b"\n\n"
+        tagged = tag_event_data(b"\n".join(data), self._related)
+        out: list[bytes] = []
+        for line in event:
+            if line.startswith(b"data:"):
+                if tagged:
+                    out.append(b"data: " + tagged)
+                    tagged = b""
+            else:
+                out.append(line)
+        return b"\n".join(out) + b"\n\n"
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def _request_id(request: httpx2.Request) -> object:
+    """The JSON-RPC id of a POSTed request (None for notifications, responses, GET)."""
+    if request.method != "POST":
+        return None
+    try:
+        body: Any = json.loads(request.content)
+    except (ValueError, httpx2.RequestNotRead):
+        return None
+    if isinstance(body, dict) and "method" in body:
+        return cast("dict[str, Any]", body).get("id")
+    return None
+
+
+class RelatedMessageTagger(httpx2.AsyncBaseTransport):
+    """An httpx2 transport that tags the messages of each request's SSE response with the request's id."""
+
+    def __init__(self, inner: httpx2.AsyncBaseTransport) -> None:
+        self._inner = inner
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        response = await self._inner.handle_async_request(request)
+        if not response.headers.get("content-type", "").startswith("text/event-stream"):
+            return response
+        stream = response.stream
+        if not isinstance(stream, httpx2.AsyncByteStream):  # pragma: no cover - async transports stream async
+            return response
+        return httpx2.Response(
+            status_code=response.status_code,
+            headers=response.headers,
+            stream=_TaggedEvents(stream, _request_id(request)),
+            request=request,
+            extensions=response.extensions,
+        )
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()

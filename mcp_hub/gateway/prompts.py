@@ -1,0 +1,69 @@
+"""`prompts/list` and `prompts/get` through the hub (https://modelcontextprotocol.io/specification/2026-07-28/server/prompts).
+
+Prompts are named like tools (`<connector>__<prompt>`), listed from the catalog, decided by `prompt:` grants,
+and a get is forwarded to the owning connector under its own name, audited like a tool call.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mcp_types as types
+from mcp.server.context import ServerRequestContext
+from mcp.server.lowlevel.server import Server
+from mcp.shared.jsonrpc_dispatcher import progress_token_from_params
+
+from mcp_hub.authz.scopes import required_scope
+from mcp_hub.catalog.catalog import Catalog
+from mcp_hub.errors import AccessDeniedError, UnknownPromptError
+from mcp_hub.gateway.caller import CallerResolver
+from mcp_hub.gateway.forwarding import Forwarder, Target
+from mcp_hub.gateway.lists import ListShape, list_page
+from mcp_hub.gateway.relaying import Relays
+
+
+class PromptRequests:
+    """The prompt methods of the hub's MCP server."""
+
+    def __init__(
+        self, catalog: Catalog, forwarder: Forwarder, resolve: CallerResolver, shape: ListShape, relays: Relays
+    ) -> None:
+        self._relays = relays
+        self._catalog = catalog
+        self._forwarder = forwarder
+        self._resolve = resolve
+        self._shape = shape
+
+    def register(self, server: Server[Any]) -> None:
+        server.add_request_handler("prompts/list", types.PaginatedRequestParams, self.list)
+        server.add_request_handler("prompts/get", types.GetPromptRequestParams, self.get)
+
+    async def list(self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams) -> dict[str, Any]:
+        asking = await self._resolve(ctx)
+        return list_page(self._catalog.prompts, "prompts", asking, params.cursor, self._shape)
+
+    async def get(self, ctx: ServerRequestContext[Any, Any], params: types.GetPromptRequestParams) -> dict[str, Any]:
+        asking = await self._resolve(ctx)
+        prompt = self._catalog.prompts.get(params.name)
+        if prompt is None:
+            await self._forwarder.audit_not_found("prompts/get", params.name, asking.caller)
+            raise UnknownPromptError(params.name)
+        if not asking.allows(prompt.public_name, "prompt"):
+            await self._forwarder.audit_refusal(prompt.public_name, asking.caller, "prompts/get")
+            raise AccessDeniedError(prompt.public_name, required_scope("prompt", prompt.public_name), "prompt")
+        forwarded: dict[str, Any] = {"name": prompt.downstream_name}
+        if params.arguments is not None:
+            forwarded["arguments"] = params.arguments
+
+        async def relay_progress(progress: float, total: float | None, message: str | None) -> None:
+            await ctx.session.report_progress(progress, total, message)
+
+        wants_progress = progress_token_from_params(ctx.params) is not None
+        return await self._forwarder.forward(
+            "prompts/get",
+            Target.of(prompt),
+            forwarded,
+            asking.caller,
+            on_progress=relay_progress if wants_progress else None,
+            relay=self._relays.for_request(ctx),
+        )

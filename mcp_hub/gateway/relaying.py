@@ -1,0 +1,157 @@
+"""The way back from a downstream to the caller of a forwarded request: its log entries and its questions.
+
+Logging (https://modelcontextprotocol.io/specification/2025-11-25/server/utilities/logging and the 2026-07-28
+page): a 2025-11-25 client sets its level for the session (`logging/setLevel`), a 2026-07-28 client per
+request (`_meta` `io.modelcontextprotocol/logLevel`). A downstream's `notifications/message` during a request
+goes to that request's caller on the request's own stream, at or above the caller's level, its `logger` prefixed
+with the connector id and the connector named in `_meta` (`CONNECTOR_META_KEY`). A 2025-11-25 downstream's
+level is one per shared session, so the hub sets it to the most verbose level any live session asked for and
+filters per caller. Entries that belong to no request go to the 2025-11-25 sessions that set a level and may
+see that connector, on their standalone stream (2026-07-28 has no stream for them).
+
+Questions (`elicitation/create`, `sampling/createMessage`) are put to a 2025-11-25 caller as server-to-client
+requests related to its request, only if it declared the capability; otherwise the downstream is refused with
+the error the caller would have given. 2026-07-28 callers get questions as `input_required` results
+(`mcp_hub.gateway.questions`).
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Mapping
+from typing import Any, Final, cast
+
+import anyio
+import mcp_types as types
+from mcp.server.connection import Connection
+from mcp.server.context import ServerRequestContext
+from mcp.shared.exceptions import MCPError
+from mcp_types.jsonrpc import INVALID_REQUEST, METHOD_NOT_FOUND
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+
+from mcp_hub.catalog.catalog import Catalog
+from mcp_hub.domain import ConnectorId
+from mcp_hub.downstream.relay import LOG_LEVELS, at_least, severity
+from mcp_hub.errors import QuestionRefusedError
+from mcp_hub.gateway.caller import Asking
+
+CONNECTOR_META_KEY: Final = "io.github.mcp-hub/connector"
+"""`_meta` key naming the connector a relayed log entry or question comes from."""
+DEFAULT_LEGACY_LEVEL: Final = "info"
+"""What a 2025-11-25 session gets until it sets a level (the spec lets the server choose)."""
+
+_QUESTION_CAPABILITY: Final = {"elicitation/create": "elicitation", "sampling/createMessage": "sampling"}
+
+
+def _connection_of(ctx: ServerRequestContext[Any, Any]) -> Connection:
+    return ctx.session._connection  # pyright: ignore[reportPrivateUsage]
+
+
+def client_capabilities(ctx: ServerRequestContext[Any, Any]) -> dict[str, Any]:
+    """What the caller declared (wire form): per request on 2026-07-28, at `initialize` on 2025-11-25."""
+    if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
+        declared = (ctx.meta or {}).get(types.CLIENT_CAPABILITIES_META_KEY)
+        return dict(cast("Mapping[str, Any]", declared)) if isinstance(declared, Mapping) else {}
+    capabilities = ctx.session.client_capabilities
+    return capabilities.model_dump(by_alias=True, mode="json", exclude_none=True) if capabilities else {}
+
+
+def _tagged(connector_id: ConnectorId, params: Mapping[str, Any]) -> dict[str, Any]:
+    logger = params.get("logger")
+    meta = params.get("_meta")
+    meta = dict(cast("Mapping[str, Any]", meta)) if isinstance(meta, Mapping) else {}
+    return {
+        **params,
+        "logger": f"{connector_id}/{logger}" if isinstance(logger, str) and logger else connector_id,
+        "_meta": {**meta, CONNECTOR_META_KEY: connector_id},
+    }
+
+
+class LogLevels:
+    """The log levels of live 2025-11-25 sessions, and the entries that belong to no request (a `LogSink`)."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self._catalog = catalog
+        self._sessions: weakref.WeakKeyDictionary[Connection, tuple[str, Asking]] = weakref.WeakKeyDictionary()
+        self._changed = anyio.Event()
+
+    def level_of(self, ctx: ServerRequestContext[Any, Any]) -> str | None:
+        """The least severe level this request's caller wants, or None for no log entries."""
+        if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
+            requested = (ctx.meta or {}).get(types.LOG_LEVEL_META_KEY)
+            return requested if isinstance(requested, str) and requested in LOG_LEVELS else None
+        found = self._sessions.get(_connection_of(ctx))
+        return found[0] if found is not None else DEFAULT_LEGACY_LEVEL
+
+    def set_level(self, ctx: ServerRequestContext[Any, Any], level: str, asking: Asking) -> None:
+        """A 2025-11-25 session's `logging/setLevel`."""
+        self._sessions[_connection_of(ctx)] = (level, asking)
+        changed, self._changed = self._changed, anyio.Event()
+        changed.set()
+
+    def wanted_level(self) -> str | None:
+        """The most verbose level a live session asked for (None until one asks)."""
+        levels = [level for level, _ in self._sessions.values()]
+        return min(levels, key=severity) if levels else None
+
+    def level_changes(self) -> anyio.Event:
+        return self._changed
+
+    async def unsolicited(self, connector_id: ConnectorId, params: Mapping[str, Any]) -> None:
+        """A connector's log entry that belongs to no request: to the sessions that asked and may see it."""
+        tagged = _tagged(connector_id, params)
+        for connection, (level, asking) in list(self._sessions.items()):
+            if at_least(params.get("level"), level) and self._catalog.visible_to(connector_id, asking.allows):
+                await connection.notify("notifications/message", tagged)
+
+
+class CallerRelay:
+    """One forwarded request's `Relay` (`mcp_hub.downstream.relay`): its caller's stream and capabilities."""
+
+    def __init__(self, ctx: ServerRequestContext[Any, Any], levels: LogLevels) -> None:
+        self._ctx = ctx
+        self._capabilities = client_capabilities(ctx)
+        self._level = levels.level_of(ctx)
+
+    @property
+    def client_capabilities(self) -> Mapping[str, Any]:
+        return {key: value for key, value in self._capabilities.items() if key in ("elicitation", "sampling")}
+
+    @property
+    def log_level(self) -> str | None:
+        return self._level
+
+    async def log(self, connector_id: ConnectorId, params: Mapping[str, Any]) -> None:
+        if not at_least(params.get("level"), self._level):
+            return
+        notification = types.LoggingMessageNotification(
+            params=types.LoggingMessageNotificationParams.model_validate(_tagged(connector_id, params), by_name=False)
+        )
+        await self._ctx.session.send_notification(notification, related_request_id=self._ctx.request_id)
+
+    async def ask(self, connector_id: ConnectorId, method: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        capability = _QUESTION_CAPABILITY.get(method)
+        if capability is None:
+            raise QuestionRefusedError(METHOD_NOT_FOUND, f"mcp-hub does not relay {method}")
+        if capability not in self._capabilities:
+            raise QuestionRefusedError(INVALID_REQUEST, f"the client did not declare the {capability} capability")
+        if self._ctx.protocol_version in MODERN_PROTOCOL_VERSIONS or not self._ctx.session.can_send_request:
+            raise QuestionRefusedError(INVALID_REQUEST, "the client cannot be asked during this request")
+        meta = params.get("_meta")
+        meta = dict(cast("Mapping[str, Any]", meta)) if isinstance(meta, Mapping) else {}
+        request: dict[str, Any] = {**params, "_meta": {**meta, CONNECTOR_META_KEY: connector_id}}
+        outbound = self._ctx.session._request_outbound  # pyright: ignore[reportPrivateUsage]
+        try:
+            return await outbound.send_raw_request(method, request, None)
+        except MCPError as exc:
+            raise QuestionRefusedError(exc.error.code, exc.error.message) from None
+
+
+class Relays:
+    """Makes the `Relay` of each forwarded request."""
+
+    def __init__(self, levels: LogLevels) -> None:
+        self.levels = levels
+
+    def for_request(self, ctx: ServerRequestContext[Any, Any]) -> CallerRelay:
+        return CallerRelay(ctx, self.levels)

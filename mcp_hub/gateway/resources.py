@@ -1,0 +1,73 @@
+"""`resources/list`, `resources/templates/list` and `resources/read` through the hub
+(https://modelcontextprotocol.io/specification/2026-07-28/server/resources).
+
+Resources and templates are listed under public URIs (`mcp-hub://<connector>/<downstream URI>`,
+`mcp_hub.catalog.names`) and decided by `resource:` grants over those URIs. A read is forwarded only for a URI
+the hub handed out (a listed resource or an expansion of a listed template, `Catalog.resolve_resource`): any
+other URI is `-32602` resource not found, never guessed at. Read results come back with public URIs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mcp_types as types
+from mcp.server.context import ServerRequestContext
+from mcp.server.lowlevel.server import Server
+
+from mcp_hub.authz.scopes import required_scope
+from mcp_hub.catalog.catalog import Catalog
+from mcp_hub.errors import AccessDeniedError, ResourceNotFoundError
+from mcp_hub.gateway.caller import CallerResolver
+from mcp_hub.gateway.forwarding import Forwarder, Target
+from mcp_hub.gateway.lists import ListShape, list_page
+from mcp_hub.gateway.relaying import Relays
+
+
+class ResourceRequests:
+    """The resource methods of the hub's MCP server."""
+
+    def __init__(
+        self, catalog: Catalog, forwarder: Forwarder, resolve: CallerResolver, shape: ListShape, relays: Relays
+    ) -> None:
+        self._relays = relays
+        self._catalog = catalog
+        self._forwarder = forwarder
+        self._resolve = resolve
+        self._shape = shape
+
+    def register(self, server: Server[Any]) -> None:
+        server.add_request_handler("resources/list", types.PaginatedRequestParams, self.list)
+        server.add_request_handler("resources/templates/list", types.PaginatedRequestParams, self.list_templates)
+        server.add_request_handler("resources/read", types.ReadResourceRequestParams, self.read)
+
+    async def list(self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams) -> dict[str, Any]:
+        asking = await self._resolve(ctx)
+        return list_page(self._catalog.resources, "resources", asking, params.cursor, self._shape)
+
+    async def list_templates(
+        self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams
+    ) -> dict[str, Any]:
+        asking = await self._resolve(ctx)
+        return list_page(self._catalog.templates, "resourceTemplates", asking, params.cursor, self._shape)
+
+    async def read(
+        self, ctx: ServerRequestContext[Any, Any], params: types.ReadResourceRequestParams
+    ) -> dict[str, Any]:
+        asking = await self._resolve(ctx)
+        uri = str(params.uri)
+        try:
+            target = self._catalog.resolve_resource(uri)
+        except ResourceNotFoundError:
+            await self._forwarder.audit_not_found("resources/read", uri, asking.caller)
+            raise
+        if not asking.allows(uri, "resource"):
+            await self._forwarder.audit_refusal(uri, asking.caller, "resources/read")
+            raise AccessDeniedError(uri, required_scope("resource", uri), "resource")
+        return await self._forwarder.forward(
+            "resources/read",
+            Target.of_resource(target),
+            {"uri": target.downstream_uri},
+            asking.caller,
+            relay=self._relays.for_request(ctx),
+        )

@@ -1,0 +1,99 @@
+"""`tools/list` and `tools/call` through the hub (https://modelcontextprotocol.io/specification/2026-07-28/server/tools).
+
+`tools/list` is answered from the catalog; `tools/call` is decided (grants), held for a human when an approval
+rule matches (`mcp_hub.approvals`), then forwarded (`mcp_hub.gateway.forwarding`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mcp_types as types
+from mcp.server.context import ServerRequestContext
+from mcp.server.lowlevel.server import Server
+from mcp.shared.jsonrpc_dispatcher import progress_token_from_params
+
+from mcp_hub.approvals.service import ApprovalService, HeldCall
+from mcp_hub.authz.scopes import required_scope
+from mcp_hub.catalog.catalog import Catalog
+from mcp_hub.errors import AccessDeniedError, TooManyPendingError
+from mcp_hub.gateway.caller import CallerResolver
+from mcp_hub.gateway.errors import tool_result_for
+from mcp_hub.gateway.forwarding import Forwarder
+from mcp_hub.gateway.lists import ListShape, list_page
+from mcp_hub.gateway.relaying import Relays
+from mcp_hub.gateway.tasks import ApprovalTasks
+from mcp_hub.tool_results import hub_error_result
+
+
+class ToolRequests:
+    """The tool methods of the hub's MCP server."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        forwarder: Forwarder,
+        resolve: CallerResolver,
+        shape: ListShape,
+        relays: Relays,
+        *,
+        approvals: ApprovalService | None,
+        tasks: ApprovalTasks | None,
+    ) -> None:
+        self._relays = relays
+        self._catalog = catalog
+        self._forwarder = forwarder
+        self._resolve = resolve
+        self._shape = shape
+        self._approvals = approvals
+        self._tasks = tasks
+
+    def register(self, server: Server[Any]) -> None:
+        # Registered as raw handlers: they return wire dicts, which the SDK validates once on the way out.
+        server.add_request_handler("tools/list", types.PaginatedRequestParams, self.list)
+        server.add_request_handler("tools/call", types.CallToolRequestParams, self.call)
+
+    async def list(self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams) -> dict[str, Any]:
+        asking = await self._resolve(ctx)
+        return list_page(self._catalog.tools, "tools", asking, params.cursor, self._shape)
+
+    async def call(self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams) -> dict[str, Any]:
+        async def relay_progress(progress: float, total: float | None, message: str | None) -> None:
+            await ctx.session.report_progress(progress, total, message)
+
+        wants_progress = progress_token_from_params(ctx.params) is not None
+        asking = await self._resolve(ctx)
+        if not asking.allows(params.name, "tool") and self._catalog.tool_exists(params.name):
+            await self._forwarder.audit_refusal(params.name, asking.caller)
+            raise AccessDeniedError(params.name, required_scope("tool", params.name))
+        tool = self._catalog.tools.get(params.name)
+        if self._approvals is not None and self._tasks is not None and tool is not None:
+            arguments = dict(params.arguments or {})
+            requirement = self._approvals.requirement(asking.principal, tool, arguments)
+            if requirement is not None:
+                if asking.principal is None or asking.access is None:
+                    # Fail closed: an approval is bound to an agent, and without auth there is none.
+                    await self._forwarder.audit_refusal(params.name, asking.caller)
+                    return hub_error_result(
+                        f"{params.name} needs a human's approval, which needs an authenticated agent: turn [auth] on"
+                    )
+                call = HeldCall(
+                    principal=asking.principal,
+                    access=asking.access,
+                    tool=tool,
+                    arguments=arguments,
+                    requirement=requirement,
+                    session=asking.caller.session,
+                    report_progress=relay_progress if wants_progress else None,
+                )
+                try:
+                    return await self._tasks.answer_held_call(ctx, call)
+                except TooManyPendingError as exc:
+                    return tool_result_for(exc)
+        return await self._forwarder.call_tool(
+            params.name,
+            params.arguments,
+            asking.caller,
+            on_progress=relay_progress if wants_progress else None,
+            relay=self._relays.for_request(ctx),
+        )
