@@ -82,6 +82,16 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if str(exc) else text
 
 
+_SDK_MESSAGES: Final = ("Connection closed", "SSE stream", "Request ")
+
+
+def _made_by_the_sdk(error: types.ErrorData) -> bool:
+    """Did the SDK's client make this error (a closed connection, an abandoned stream, its own timeout), rather
+    than the downstream? The codes collide with what a downstream may send (threat T32); the SDK's own errors
+    carry no data and one of its fixed messages."""
+    return error.data is None and error.message.startswith(_SDK_MESSAGES)
+
+
 def _changes(capability: types.ToolsCapability | types.PromptsCapability | types.ResourcesCapability | None) -> bool:
     return capability is not None and capability.list_changed is True
 
@@ -468,15 +478,16 @@ class DownstreamConnection:
                 self.spec.id, f"connector {self.spec.id!r} did not answer within {self.call_timeout:g} s"
             ) from None
         except MCPError as exc:
-            code = exc.error.code
-            if code == CONNECTION_CLOSED:
+            error = exc.error
+            if error.code == CONNECTION_CLOSED and _made_by_the_sdk(error):
                 self._mark_lost("the connection closed during a call")
                 raise ConnectorUnavailableError(
                     self.spec.id, f"connector {self.spec.id!r} closed the connection during the call"
                 ) from None
-            if code == REQUEST_TIMEOUT:
+            if error.code == REQUEST_TIMEOUT and _made_by_the_sdk(error):
                 raise DownstreamTimeoutError(self.spec.id, f"connector {self.spec.id!r} timed out") from None
-            raise DownstreamRejectedError(self.spec.id, code, exc.error.message, exc.error.data) from None
+            # The downstream's own error, whatever its code (a remote -32000 is not our connection closing, T32).
+            raise DownstreamRejectedError(self.spec.id, error.code, error.message, error.data) from None
         except DownstreamError:
             raise
         except (anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:

@@ -64,10 +64,16 @@ class ResourceRequests:
         if not asking.allows(uri, "resource"):
             await self._forwarder.audit_refusal(uri, asking.caller, "resources/read")
             raise AccessDeniedError(uri, required_scope("resource", uri), "resource")
-        return await self._forwarder.forward(
+        result = await self._forwarder.forward(
             "resources/read",
             Target.of_resource(target),
             {"uri": target.downstream_uri},
             asking.caller,
             relay=self._relays.for_request(ctx),
         )
+        # 2026-07-28 reads carry caching hints: the downstream's lifetime (none: do not cache), and never a shared
+        # cache for what grants decide (T27). The SDK drops both for a 2025-11-25 client.
+        result.setdefault("ttlMs", 0)
+        if asking.access is not None or result.get("cacheScope") not in ("public", "private"):
+            result["cacheScope"] = "private"
+        return result
