@@ -288,7 +288,7 @@ async def test_a_legacy_sessions_level_filters_what_it_receives(hub: RunningHub,
 
     async with Client(hub.url, mode="legacy", logging_callback=on_log) as client:
         with pytest.warns(MCPDeprecationWarning):  # deprecated by 2026-07-28, still the 2025-11-25 way
-            await client.set_logging_level("error")
+            await client.set_logging_level("error")  # pyright: ignore[reportDeprecated]
         await client.call_tool(f"{connector}__log", {"level": "warning", "text": "below"})
         await client.call_tool(f"{connector}__log", {"level": "critical", "text": "above"})
 
