@@ -151,6 +151,8 @@ class AuditOutcome(StrEnum):
 
     OK = "ok"
     TOOL_ERROR = "tool_error"
+    INPUT_REQUIRED = "input_required"
+    """The downstream asked the user something first (2026-07-28 `input_required`); the retry is its own row."""
     UNKNOWN_TOOL = "unknown_tool"
     NOT_FOUND = "not_found"
     """A prompt or resource the hub never handed out."""

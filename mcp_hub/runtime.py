@@ -65,6 +65,7 @@ from mcp_hub.db.engine import create_engine, current_database, display_url, requ
 from mcp_hub.db.identities import IdentityStore
 from mcp_hub.db.keys import SigningKeyStore
 from mcp_hub.db.oauth import OAuthStore
+from mcp_hub.db.sealing import SealingStore
 from mcp_hub.db.web_sessions import WebSessionStore
 from mcp_hub.domain import Caller
 from mcp_hub.downstream.health import HealthRecorder
@@ -74,7 +75,9 @@ from mcp_hub.gateway.app import health_report, health_routes, mcp_routes
 from mcp_hub.gateway.forwarding import Forwarder
 from mcp_hub.gateway.guard import BearerAuthMiddleware
 from mcp_hub.gateway.notifications import ChangeNotifier
+from mcp_hub.gateway.questions import Questions
 from mcp_hub.gateway.relaying import LogLevels
+from mcp_hub.gateway.request_state import RequestStates
 from mcp_hub.gateway.server import HubServer, build_server
 from mcp_hub.tool_results import hub_error_result
 from mcp_hub.web.approvals import approval_routes
@@ -98,6 +101,7 @@ class Stores:
     oauth: OAuthStore
     web_sessions: WebSessionStore
     approvals: ApprovalStore
+    sealing: SealingStore
 
     @classmethod
     def over(cls, engine: AsyncEngine) -> Stores:
@@ -109,6 +113,7 @@ class Stores:
             oauth=OAuthStore(engine),
             web_sessions=WebSessionStore(engine),
             approvals=ApprovalStore(engine),
+            sealing=SealingStore(engine),
         )
 
 
@@ -244,6 +249,8 @@ class Hub:
             errlog=errlog,
         )
         self.forwarder = Forwarder(self.catalog, self.pool, self.audit)
+        self.request_states = RequestStates(self.stores.sealing, ttl_seconds=settings.questions.answer_seconds)
+        self.questions = Questions(settings.questions, self.request_states, self.log_levels)
 
         # Identity: who may call what (absent when auth is off, on loopback only).
         self.auth = build_authorization(settings, self.stores, egress=egress) if settings.auth.enabled else None
@@ -280,6 +287,9 @@ class Hub:
             decider=self.auth.decider if self.auth is not None else None,
             stdio_principal=stdio_principal,
             log_levels=self.log_levels,
+            questions=self.questions,
+            request_states=self.request_states,
+            audience=self.settings.mcp_resource_url,
             approvals=self.approvals,
             middleware=middleware,
         )
@@ -297,6 +307,7 @@ class Hub:
                 await self.approvals.recover()
                 await stack.enter_async_context(self.webhooks.running())
                 await stack.enter_async_context(self.notifier.running())
+                await stack.enter_async_context(self.questions.running())
                 await stack.enter_async_context(self.pool.running())
                 logger.info("hub started", connectors=len(self.connectors), database=display_url(self.engine.url))
                 try:

@@ -9,12 +9,7 @@ their request) and over HTTP at 2026-07-28 (per-request capabilities and log lev
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
-import sys
-from collections.abc import AsyncGenerator, Generator
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import anyio
@@ -23,40 +18,12 @@ import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
 
-from tests.conftest import PYTHON, RunningHub, connector_toml, running_hub, write_config
+from tests.conftest import RunningHub, running_hub, write_config
+from tests.features import CONNECTORS, features_connectors, features_over_http, free_port
 
 pytestmark = pytest.mark.anyio
 
-FEATURES_SERVER = Path(__file__).parent / "fixtures" / "features_server.py"
 ERAS = ["legacy", "2026-07-28"]
-CONNECTORS = ["fs-stdio", "fs-legacy", "fs-modern"]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@contextmanager
-def features_over_http(port: int) -> Generator[None]:
-    process = subprocess.Popen([sys.executable, str(FEATURES_SERVER), "--http", str(port)])
-    try:
-        yield
-    finally:
-        process.kill()
-        process.wait()
-
-
-def features_connectors(port: int) -> dict[str, str]:
-    url = f"http://127.0.0.1:{port}/mcp"
-    return {
-        "fs-stdio": connector_toml(
-            id="fs-stdio", transport="stdio", protocol="legacy", command=PYTHON, args=[str(FEATURES_SERVER)]
-        ),
-        "fs-legacy": connector_toml(id="fs-legacy", transport="http", protocol="legacy", url=url),
-        "fs-modern": connector_toml(id="fs-modern", transport="http", protocol="2026-07-28", url=url),
-    }
 
 
 @pytest.fixture(scope="module")

@@ -182,6 +182,19 @@ class ApprovalsSection(_Section):
     rules: list[ApprovalRule] = Field(default_factory=list[ApprovalRule])
 
 
+class QuestionsSection(_Section):
+    """Questions downstreams ask the user (elicitation, sampling) during a request (issue 9 §4)."""
+
+    answer_seconds: Annotated[float, Field(gt=0, le=3600)] = 300.0
+    """How long a question waits for its answer: a 2026-07-28 client's retry, or a 2025-11-25 client's reply."""
+    max_rounds: Annotated[int, Field(ge=1, le=100)] = 10
+    """`input_required` rounds the hub drives for a 2025-11-25 client before it gives up."""
+    max_open: Annotated[int, Field(ge=1, le=100_000)] = 1000
+    """Requests of this replica that wait, all together, for a 2026-07-28 client's answer."""
+    max_open_per_principal: Annotated[int, Field(ge=1, le=10_000)] = 16
+    """The same, per agent (and user): one caller cannot hold every slot (threat T28)."""
+
+
 class _SettingsFile(_Section):
     hub: HubSection = Field(default_factory=HubSection)
     database: DatabaseSection = Field(default_factory=DatabaseSection)
@@ -190,6 +203,7 @@ class _SettingsFile(_Section):
     audit: AuditSection = Field(default_factory=AuditSection)
     auth: AuthSection = Field(default_factory=AuthSection)
     approvals: ApprovalsSection = Field(default_factory=ApprovalsSection)
+    questions: QuestionsSection = Field(default_factory=QuestionsSection)
 
 
 class HubSettings(BaseModel):
@@ -205,6 +219,7 @@ class HubSettings(BaseModel):
     audit: AuditSection
     auth: AuthSection = Field(default_factory=AuthSection)
     approvals: ApprovalsSection = Field(default_factory=ApprovalsSection)
+    questions: QuestionsSection = Field(default_factory=QuestionsSection)
 
     @model_validator(mode="after")
     def _auth_off_only_on_loopback(self) -> HubSettings:
@@ -292,6 +307,7 @@ def load_settings(path: Path) -> HubSettings:
             audit=parsed.audit,
             auth=parsed.auth,
             approvals=parsed.approvals,
+            questions=parsed.questions,
         )
     except ValidationError as exc:
         problem = exc.errors(include_url=False, include_input=False)[0]["msg"].removeprefix("Value error, ")

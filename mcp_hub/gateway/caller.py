@@ -87,3 +87,18 @@ class CallerResolver:
         elif self._stdio_principal is not None:
             return self._stdio_principal, await self._decider.access(self._stdio_principal)
         raise InvalidTokenError("no authenticated principal for this request")
+
+    def principal_key(self, ctx: ServerRequestContext[Any, Any]) -> str | None:
+        """Who is asking, as a string (what a sealed `requestState` is bound to); None without auth."""
+        if self._decider is None:
+            return None
+        request = ctx.request
+        principal: Principal | None = None
+        if isinstance(request, Request):
+            found = principal_of(request.scope)
+            principal = found[0] if found is not None else None
+        else:
+            principal = self._stdio_principal
+        if principal is None:
+            raise InvalidTokenError("no authenticated principal for this request")
+        return f"{principal.agent_id}/{principal.user_id or ''}"

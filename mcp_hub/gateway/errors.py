@@ -14,6 +14,7 @@ caller's grants is `-32003` (in the implementation-defined range), with the scop
 | `InvalidTokenError` | -32003 | `{"error": "invalid_token"}` |
 | `MissingCapabilityError` | -32021 | `{"requiredCapabilities": ...}` |
 | `HeaderMismatchError` | -32020 | |
+| any other `InvalidInputError` (e.g. a used or unknown `requestState`) | -32602 | |
 | any other `HubError` | -32603 internal error | |
 
 In `tools/call`, every other `DownstreamError` (unavailable, timeout, garbage) and `TooManyPendingError` are
@@ -38,6 +39,7 @@ from mcp_hub.errors import (
     DownstreamRejectedError,
     HeaderMismatchError,
     HubError,
+    InvalidInputError,
     InvalidTokenError,
     MissingCapabilityError,
     TooManyPendingError,
@@ -76,6 +78,8 @@ def _code_and_data(exc: HubError) -> tuple[int, Any]:
         return MISSING_REQUIRED_CLIENT_CAPABILITY, {"requiredCapabilities": exc.required}
     if isinstance(exc, HeaderMismatchError):
         return HEADER_MISMATCH, None
+    if isinstance(exc, InvalidInputError):
+        return INVALID_PARAMS, None
     return INTERNAL_ERROR, None
 
 

@@ -45,7 +45,7 @@ from mcp_hub.errors import (
 from mcp_hub.gateway.errors import tool_result_for
 from mcp_hub.tool_results import hub_error_result
 
-_FORWARDED_RESULT_TYPES: Final = {None, "complete"}
+_FORWARDED_RESULT_TYPES: Final = {None, "complete", "input_required"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +154,10 @@ class Forwarder:
         self._audit = audit
         self._clock = clock
 
+    def era_of(self, connector_id: str) -> str | None:
+        """The protocol era the connector speaks now (None before it first connected)."""
+        return self._pool.get(connector_id).health.era
+
     async def audit_refusal(self, public_name: str, caller: Caller, method: str = "tools/call") -> None:
         """Record a request the caller's grants refused before it reached any downstream."""
         entry = self._catalog.tools.get(public_name) if method == "tools/call" else None
@@ -180,15 +184,17 @@ class Forwarder:
         *,
         on_progress: ProgressFnT | None = None,
         relay: Relay | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Forward one tool call; `UnknownToolError` and a downstream's JSON-RPC error raise, every other
-        failure is a result with `isError: true`."""
+        """Forward one tool call (`extra`: answers for the downstream, `inputResponses` and `requestState`);
+        `UnknownToolError` and a downstream's JSON-RPC error raise, every other failure is a result with
+        `isError: true`."""
         try:
             tool = self._catalog.resolve(public_name)
         except UnknownToolError:
             await self._audit_unknown("tools/call", public_name, caller, AuditOutcome.UNKNOWN_TOOL)
             raise
-        params: dict[str, Any] = {"name": tool.downstream_name}
+        params: dict[str, Any] = {"name": tool.downstream_name, **(extra or {})}
         if arguments is not None:
             params["arguments"] = arguments
         try:
@@ -229,6 +235,9 @@ class Forwarder:
             if result_type not in _FORWARDED_RESULT_TYPES:
                 outcome, detail = AuditOutcome.DOWNSTREAM_ERROR, f"unsupported resultType {result_type!r}"
                 return _unsupported_result(method, target, result_type)
+            if result_type == "input_required":
+                outcome = AuditOutcome.INPUT_REQUIRED
+                return result
             outcome = AuditOutcome.TOOL_ERROR if result.get("isError") else AuditOutcome.OK
             return publish_uris(method, _clean_result(result), target.connector_id)
         except Exception as exc:

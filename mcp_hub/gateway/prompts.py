@@ -6,29 +6,31 @@ and a get is forwarded to the owning connector under its own name, audited like 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import mcp_types as types
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel.server import Server
-from mcp.shared.jsonrpc_dispatcher import progress_token_from_params
+from mcp.shared.dispatcher import ProgressFnT
 
 from mcp_hub.authz.scopes import required_scope
 from mcp_hub.catalog.catalog import Catalog
+from mcp_hub.downstream.relay import Relay
 from mcp_hub.errors import AccessDeniedError, UnknownPromptError
 from mcp_hub.gateway.caller import CallerResolver
 from mcp_hub.gateway.forwarding import Forwarder, Target
 from mcp_hub.gateway.lists import ListShape, list_page
-from mcp_hub.gateway.relaying import Relays
+from mcp_hub.gateway.questions import Questions
 
 
 class PromptRequests:
     """The prompt methods of the hub's MCP server."""
 
     def __init__(
-        self, catalog: Catalog, forwarder: Forwarder, resolve: CallerResolver, shape: ListShape, relays: Relays
+        self, catalog: Catalog, forwarder: Forwarder, resolve: CallerResolver, shape: ListShape, questions: Questions
     ) -> None:
-        self._relays = relays
+        self._questions = questions
         self._catalog = catalog
         self._forwarder = forwarder
         self._resolve = resolve
@@ -55,15 +57,15 @@ class PromptRequests:
         if params.arguments is not None:
             forwarded["arguments"] = params.arguments
 
-        async def relay_progress(progress: float, total: float | None, message: str | None) -> None:
-            await ctx.session.report_progress(progress, total, message)
+        async def send(relay: Relay, extra: Mapping[str, Any], on_progress: ProgressFnT | None) -> dict[str, Any]:
+            return await self._forwarder.forward(
+                "prompts/get",
+                Target.of(prompt),
+                {**forwarded, **extra},
+                asking.caller,
+                on_progress=on_progress,
+                relay=relay,
+            )
 
-        wants_progress = progress_token_from_params(ctx.params) is not None
-        return await self._forwarder.forward(
-            "prompts/get",
-            Target.of(prompt),
-            forwarded,
-            asking.caller,
-            on_progress=relay_progress if wants_progress else None,
-            relay=self._relays.for_request(ctx),
-        )
+        era = self._forwarder.era_of(prompt.connector_id)
+        return await self._questions.forward(ctx, self._resolve.principal_key(ctx), prompt.connector_id, era, send)

@@ -26,7 +26,7 @@ import mcp_types as types
 from mcp.server.connection import Connection
 from mcp.server.context import ServerRequestContext
 from mcp.shared.exceptions import MCPError
-from mcp_types.jsonrpc import INVALID_REQUEST, METHOD_NOT_FOUND
+from mcp_types.jsonrpc import INVALID_REQUEST, METHOD_NOT_FOUND, MISSING_REQUIRED_CLIENT_CAPABILITY
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from mcp_hub.catalog.catalog import Catalog
@@ -40,7 +40,38 @@ CONNECTOR_META_KEY: Final = "io.github.mcp-hub/connector"
 DEFAULT_LEGACY_LEVEL: Final = "info"
 """What a 2025-11-25 session gets until it sets a level (the spec lets the server choose)."""
 
-_QUESTION_CAPABILITY: Final = {"elicitation/create": "elicitation", "sampling/createMessage": "sampling"}
+QUESTION_METHODS: Final = ("elicitation/create", "sampling/createMessage")
+
+
+def required_capability(method: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The client capability a question needs (wire form), e.g. `{"elicitation": {"url": {}}}`."""
+    if method == "elicitation/create":
+        mode = params.get("mode", "form")
+        return {"elicitation": {"url": {}} if mode == "url" else {"form": {}}}
+    if method == "sampling/createMessage":
+        return {"sampling": {"tools": {}} if params.get("tools") else {}}
+    return {method: {}}
+
+
+def declares(capabilities: Mapping[str, Any], required: Mapping[str, Any]) -> bool:
+    """Did a client that declared `capabilities` declare `required`? (An empty `elicitation` means form.)"""
+    for name, needs in required.items():
+        declared = capabilities.get(name)
+        if not isinstance(declared, Mapping):
+            return False
+        declared_map = cast("Mapping[str, Any]", declared)
+        for sub in cast("Mapping[str, Any]", needs):
+            implicit_form = name == "elicitation" and sub == "form" and not declared_map
+            if sub not in declared_map and not implicit_form:
+                return False
+    return True
+
+
+def question_from(connector_id: ConnectorId, params: Mapping[str, Any]) -> dict[str, Any]:
+    """A downstream's question as the caller gets it: the connector named in `_meta`."""
+    meta = params.get("_meta")
+    meta = dict(cast("Mapping[str, Any]", meta)) if isinstance(meta, Mapping) else {}
+    return {**params, "_meta": {**meta, CONNECTOR_META_KEY: connector_id}}
 
 
 def _connection_of(ctx: ServerRequestContext[Any, Any]) -> Connection:
@@ -110,12 +141,14 @@ class CallerRelay:
 
     def __init__(self, ctx: ServerRequestContext[Any, Any], levels: LogLevels) -> None:
         self._ctx = ctx
-        self._capabilities = client_capabilities(ctx)
+        self.declared = client_capabilities(ctx)
         self._level = levels.level_of(ctx)
+        self.missing: dict[str, Any] | None = None
+        """Set when a downstream asked for a capability the caller did not declare: the caller's request fails."""
 
     @property
     def client_capabilities(self) -> Mapping[str, Any]:
-        return {key: value for key, value in self._capabilities.items() if key in ("elicitation", "sampling")}
+        return {key: value for key, value in self.declared.items() if key in ("elicitation", "sampling")}
 
     @property
     def log_level(self) -> str | None:
@@ -130,28 +163,21 @@ class CallerRelay:
         await self._ctx.session.send_notification(notification, related_request_id=self._ctx.request_id)
 
     async def ask(self, connector_id: ConnectorId, method: str, params: Mapping[str, Any]) -> dict[str, Any]:
-        capability = _QUESTION_CAPABILITY.get(method)
-        if capability is None:
+        """A downstream's question, mid-call: to a 2025-11-25 caller that declared what it needs."""
+        if method not in QUESTION_METHODS:
             raise QuestionRefusedError(METHOD_NOT_FOUND, f"mcp-hub does not relay {method}")
-        if capability not in self._capabilities:
-            raise QuestionRefusedError(INVALID_REQUEST, f"the client did not declare the {capability} capability")
-        if self._ctx.protocol_version in MODERN_PROTOCOL_VERSIONS or not self._ctx.session.can_send_request:
+        required = required_capability(method, params)
+        if not declares(self.declared, required) or self._ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
+            self.missing = required
+            raise QuestionRefusedError(MISSING_REQUIRED_CLIENT_CAPABILITY, "the client did not declare the capability")
+        return await self.ask_caller(method, question_from(connector_id, params))
+
+    async def ask_caller(self, method: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Put a question to this 2025-11-25 caller on its request's stream; its error becomes a refusal."""
+        if not self._ctx.session.can_send_request:
             raise QuestionRefusedError(INVALID_REQUEST, "the client cannot be asked during this request")
-        meta = params.get("_meta")
-        meta = dict(cast("Mapping[str, Any]", meta)) if isinstance(meta, Mapping) else {}
-        request: dict[str, Any] = {**params, "_meta": {**meta, CONNECTOR_META_KEY: connector_id}}
         outbound = self._ctx.session._request_outbound  # pyright: ignore[reportPrivateUsage]
         try:
-            return await outbound.send_raw_request(method, request, None)
+            return await outbound.send_raw_request(method, dict(params), None)
         except MCPError as exc:
             raise QuestionRefusedError(exc.error.code, exc.error.message) from None
-
-
-class Relays:
-    """Makes the `Relay` of each forwarded request."""
-
-    def __init__(self, levels: LogLevels) -> None:
-        self.levels = levels
-
-    def for_request(self, ctx: ServerRequestContext[Any, Any]) -> CallerRelay:
-        return CallerRelay(ctx, self.levels)

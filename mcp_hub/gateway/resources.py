@@ -9,28 +9,31 @@ other URI is `-32602` resource not found, never guessed at. Read results come ba
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import mcp_types as types
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel.server import Server
+from mcp.shared.dispatcher import ProgressFnT
 
 from mcp_hub.authz.scopes import required_scope
 from mcp_hub.catalog.catalog import Catalog
+from mcp_hub.downstream.relay import Relay
 from mcp_hub.errors import AccessDeniedError, ResourceNotFoundError
 from mcp_hub.gateway.caller import CallerResolver
 from mcp_hub.gateway.forwarding import Forwarder, Target
 from mcp_hub.gateway.lists import ListShape, list_page
-from mcp_hub.gateway.relaying import Relays
+from mcp_hub.gateway.questions import Questions
 
 
 class ResourceRequests:
     """The resource methods of the hub's MCP server."""
 
     def __init__(
-        self, catalog: Catalog, forwarder: Forwarder, resolve: CallerResolver, shape: ListShape, relays: Relays
+        self, catalog: Catalog, forwarder: Forwarder, resolve: CallerResolver, shape: ListShape, questions: Questions
     ) -> None:
-        self._relays = relays
+        self._questions = questions
         self._catalog = catalog
         self._forwarder = forwarder
         self._resolve = resolve
@@ -64,13 +67,21 @@ class ResourceRequests:
         if not asking.allows(uri, "resource"):
             await self._forwarder.audit_refusal(uri, asking.caller, "resources/read")
             raise AccessDeniedError(uri, required_scope("resource", uri), "resource")
-        result = await self._forwarder.forward(
-            "resources/read",
-            Target.of_resource(target),
-            {"uri": target.downstream_uri},
-            asking.caller,
-            relay=self._relays.for_request(ctx),
-        )
+
+        async def send(relay: Relay, extra: Mapping[str, Any], on_progress: ProgressFnT | None) -> dict[str, Any]:
+            return await self._forwarder.forward(
+                "resources/read",
+                Target.of_resource(target),
+                {"uri": target.downstream_uri, **extra},
+                asking.caller,
+                on_progress=on_progress,
+                relay=relay,
+            )
+
+        era = self._forwarder.era_of(target.connector_id)
+        result = await self._questions.forward(ctx, self._resolve.principal_key(ctx), target.connector_id, era, send)
+        if result.get("resultType") == "input_required":
+            return result
         # 2026-07-28 reads carry caching hints: the downstream's lifetime (none: do not cache), and never a shared
         # cache for what grants decide (T27). The SDK drops both for a 2025-11-25 client.
         result.setdefault("ttlMs", 0)

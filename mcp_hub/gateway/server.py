@@ -28,7 +28,9 @@ from mcp_hub.gateway.forwarding import Forwarder
 from mcp_hub.gateway.lists import ListShape
 from mcp_hub.gateway.notifications import ChangeNotifier
 from mcp_hub.gateway.prompts import PromptRequests
-from mcp_hub.gateway.relaying import LogLevels, Relays
+from mcp_hub.gateway.questions import Questions
+from mcp_hub.gateway.relaying import LogLevels
+from mcp_hub.gateway.request_state import RequestStates
 from mcp_hub.gateway.resources import ResourceRequests
 from mcp_hub.gateway.tasks import ApprovalTasks
 from mcp_hub.gateway.tools import ToolRequests
@@ -66,6 +68,9 @@ def build_server(
     decider: AccessDecider | None = None,
     stdio_principal: Principal | None = None,
     log_levels: LogLevels,
+    questions: Questions,
+    request_states: RequestStates,
+    audience: str,
     approvals: ApprovalService | None = None,
     middleware: Sequence[ServerMiddleware[Any]] = (),
 ) -> HubServer:
@@ -86,10 +91,9 @@ def build_server(
         # Mcp-Param-* header checks: a dictionary lookup instead of the SDK's default walk of tools/list per call.
         get_tool_input_schema=catalog.input_schema,
     )
-    relays = Relays(log_levels)
-    ToolRequests(catalog, forwarder, resolve, shape, relays, approvals=approvals, tasks=tasks).register(server)
-    PromptRequests(catalog, forwarder, resolve, shape, relays).register(server)
-    ResourceRequests(catalog, forwarder, resolve, shape, relays).register(server)
+    ToolRequests(catalog, forwarder, resolve, shape, questions, approvals=approvals, tasks=tasks).register(server)
+    PromptRequests(catalog, forwarder, resolve, shape, questions).register(server)
+    ResourceRequests(catalog, forwarder, resolve, shape, questions).register(server)
     CompletionRequests(catalog, forwarder, resolve).register(server)
 
     async def set_log_level(ctx: ServerRequestContext[Any, Any], params: types.SetLevelRequestParams) -> dict[str, Any]:
@@ -101,5 +105,13 @@ def build_server(
     server.add_request_handler("logging/setLevel", types.SetLevelRequestParams, set_log_level)
     if tasks is not None:
         tasks.register(server)
-    server.middleware.extend([notifier, MapHubErrors(), CapabilityShaper(catalog, resolve), *middleware])
+    server.middleware.extend(
+        [
+            notifier,
+            request_states.boundary(audience, resolve.principal_key),
+            MapHubErrors(),
+            CapabilityShaper(catalog, resolve),
+            *middleware,
+        ]
+    )
     return server

@@ -6,22 +6,25 @@ rule matches (`mcp_hub.approvals`), then forwarded (`mcp_hub.gateway.forwarding`
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import mcp_types as types
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel.server import Server
+from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.jsonrpc_dispatcher import progress_token_from_params
 
 from mcp_hub.approvals.service import ApprovalService, HeldCall
 from mcp_hub.authz.scopes import required_scope
 from mcp_hub.catalog.catalog import Catalog
+from mcp_hub.downstream.relay import Relay
 from mcp_hub.errors import AccessDeniedError, TooManyPendingError
 from mcp_hub.gateway.caller import CallerResolver
 from mcp_hub.gateway.errors import tool_result_for
 from mcp_hub.gateway.forwarding import Forwarder
 from mcp_hub.gateway.lists import ListShape, list_page
-from mcp_hub.gateway.relaying import Relays
+from mcp_hub.gateway.questions import Questions
 from mcp_hub.gateway.tasks import ApprovalTasks
 from mcp_hub.tool_results import hub_error_result
 
@@ -35,12 +38,12 @@ class ToolRequests:
         forwarder: Forwarder,
         resolve: CallerResolver,
         shape: ListShape,
-        relays: Relays,
+        questions: Questions,
         *,
         approvals: ApprovalService | None,
         tasks: ApprovalTasks | None,
     ) -> None:
-        self._relays = relays
+        self._questions = questions
         self._catalog = catalog
         self._forwarder = forwarder
         self._resolve = resolve
@@ -90,10 +93,13 @@ class ToolRequests:
                     return await self._tasks.answer_held_call(ctx, call)
                 except TooManyPendingError as exc:
                     return tool_result_for(exc)
-        return await self._forwarder.call_tool(
-            params.name,
-            params.arguments,
-            asking.caller,
-            on_progress=relay_progress if wants_progress else None,
-            relay=self._relays.for_request(ctx),
+
+        async def send(relay: Relay, extra: Mapping[str, Any], on_progress: ProgressFnT | None) -> dict[str, Any]:
+            return await self._forwarder.call_tool(
+                params.name, params.arguments, asking.caller, on_progress=on_progress, relay=relay, extra=extra
+            )
+
+        era = self._forwarder.era_of(tool.connector_id) if tool is not None else None
+        return await self._questions.forward(
+            ctx, self._resolve.principal_key(ctx), tool.connector_id if tool is not None else None, era, send
         )

@@ -24,6 +24,7 @@ from mcp_hub.db.catalog import CatalogStore
 from mcp_hub.db.identities import AgentRecord, ClientMetadata, IdentityStore, NewAgent
 from mcp_hub.db.keys import SigningKeyStore
 from mcp_hub.db.oauth import AuthorizationCodeRecord, OAuthStore
+from mcp_hub.db.sealing import SealingStore
 from mcp_hub.db.web_sessions import WebSessionStore
 from mcp_hub.domain import AgentSource, ClientAuthMethod, ClientId, GrantType, Role
 from mcp_hub.errors import ConflictError, NotFoundError
@@ -63,6 +64,7 @@ async def stores(database_url: str, engine: AsyncEngine, clock: Clock) -> Stores
         oauth=OAuthStore(engine, clock=clock),
         web_sessions=WebSessionStore(engine, clock=clock),
         approvals=ApprovalStore(engine, clock=clock),
+        sealing=SealingStore(engine, clock=clock),
     )
 
 
@@ -335,3 +337,39 @@ async def test_a_revoked_access_token_is_remembered_until_it_would_have_expired(
     await stores.oauth.revoke_access_token("jti-2", T0 + timedelta(minutes=10))
     assert await stores.oauth.is_access_token_revoked("jti-1") is False  # purged: the token itself is dead
     assert await stores.oauth.is_access_token_revoked("jti-2") is True
+
+
+# --- shared secrets and single-use request states (issue 9 §4) -----------------------------------------------
+
+
+async def test_replicas_asking_for_a_shared_secret_at_once_all_get_the_one_stored(stores: Stores) -> None:
+    """Issue 9 §4 (keys shared by all replicas): of racing first requests one INSERT wins; everyone reads it."""
+    found: list[bytes] = []
+
+    async def ask() -> None:
+        found.append(await stores.sealing.shared_secret("request-state-v1"))
+
+    async with anyio.create_task_group() as tasks:
+        for _ in range(8):
+            tasks.start_soon(ask)
+
+    assert len(set(found)) == 1
+    assert len(found[0]) == 32
+    assert await stores.sealing.shared_secret("another") != found[0]
+
+
+async def test_a_request_state_is_used_once_whoever_races_for_it(stores: Stores, clock: Clock) -> None:
+    """Issue 9 §4 (single use): of 10 concurrent uses exactly one wins; once expired the record is purged."""
+    wins: list[bool] = []
+
+    async def use() -> None:
+        wins.append(await stores.sealing.use_request_state_once("nonce-1", clock() + timedelta(minutes=5)))
+
+    async with anyio.create_task_group() as tasks:
+        for _ in range(10):
+            tasks.start_soon(use)
+    clock.now += timedelta(minutes=10)
+    reused_after_expiry = await stores.sealing.use_request_state_once("nonce-1", clock() + timedelta(minutes=5))
+
+    assert sorted(wins) == [False] * 9 + [True]
+    assert reused_after_expiry is True  # the state itself has expired by then: the seal refuses it first
