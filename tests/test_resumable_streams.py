@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -167,7 +167,7 @@ async def open_raw_session(http: httpx2.AsyncClient, url: str) -> RawSession:
 
 
 @asynccontextmanager
-async def witness(hub: RunningHub) -> AsyncGenerator[Callable[[str], Any]]:
+async def witness(hub: RunningHub) -> AsyncGenerator[Callable[[str], Awaitable[None]]]:
     """A legacy SDK client listening on its own session: `change(name)` adds a tool downstream and returns once
     this client was told. The hub tells every session in one pass, in no fixed order, so by then it has long
     handed the notification to every other session too (to its open stream, or to the store alone)."""
