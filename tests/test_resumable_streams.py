@@ -237,6 +237,23 @@ async def test_a_client_that_missed_nothing_resumes_without_a_replay(hub: Runnin
     assert event_ids_parts(first.id)[2] == event_ids_parts(priming.id)[2] + 1
 
 
+async def test_a_second_get_stream_while_one_is_open_is_refused_and_the_first_goes_on(hub: RunningHub) -> None:
+    """Spec 2025-11-25 (Multiple Connections: a message goes on one stream only, never broadcast). The SDK allows
+    one standalone stream per session and answers a second GET 409; the hub keeps that rule for the GET streams it
+    hands the SDK as resumptions (our choice). The open stream goes on receiving."""
+    async with httpx2.AsyncClient(timeout=10) as http, witness(hub) as change:
+        session = await open_raw_session(http, hub.url)
+        with anyio.fail_after(10):
+            async with session.get() as events:
+                await anext(events)  # priming
+                second = await http.get(hub.url, headers=session.headers())
+                await change(unique("one-stream"))
+                notified = await anext(events)
+    assert second.status_code == 409
+    assert second.json()["error"]["code"] == types.INVALID_REQUEST
+    assert is_list_changed(json.loads(notified.data))
+
+
 # --- 2025-11-25: a call's SSE response ---------------------------------------------------------------------
 
 

@@ -74,12 +74,14 @@ class StreamScope:
     Held by the session's tasks (through `current_scope`) for as long as the session runs; nothing else keeps it.
     """
 
-    __slots__ = ("__weakref__", "owner", "partition")
+    __slots__ = ("__weakref__", "owner", "partition", "standalone_streams")
 
     def __init__(self, owner: object) -> None:
         self.partition = secrets.token_urlsafe(16)
         self.owner = owner
         """The credential that opened the session (compared like the SDK compares it), or None without auth."""
+        self.standalone_streams = 0
+        """The session's GET streams being served (the front door serves one at a time)."""
 
 
 current_scope: ContextVar[StreamScope | None] = ContextVar("mcp_hub_stream_scope", default=None)

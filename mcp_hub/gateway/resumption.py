@@ -17,7 +17,8 @@ Per 2025-11-25 request:
    priming event, sends it first (its id, and the `retry` field), and hands the SDK the GET as a resumption from
    it. Two SDK gaps closed: the SDK sends no priming event on a GET stream, so a client cut off before the first
    notification had nothing to resume from; and it forwards live messages only once the response has started,
-   so a notification sent in between reached the store but not the client.
+   so a notification sent in between reached the store but not the client. The SDK's rule of one standalone
+   stream per session is kept (409 while one is served), since its replay path does not check it.
 3. **A GET with `Last-Event-ID`** the store can replay whole goes to the SDK, which replays and continues live.
    The hub withholds `MCP-Protocol-Version` from the SDK for it (nothing else on the GET path reads it; the SDK
    then takes the spec's default, 2025-03-26, and sends no priming event): the SDK sends that priming event
@@ -138,19 +139,27 @@ class ResumableStreams:
     async def _open_stream(
         self, scope: Scope, receive: Receive, send: Send, session: StreamScope, headers: Headers
     ) -> None:
-        last_event_id = headers.get(LAST_EVENT_ID_HEADER)
+        session_id = headers.get(MCP_SESSION_ID_HEADER, "")
+        last_event_id = headers.get(LAST_EVENT_ID_HEADER) or None  # an empty one is none, as the SDK reads it
         refetch = False
         if last_event_id is not None:
             found = await self._events.resumption(session.partition, last_event_id)
-            if found is Resumption.RESUMABLE:
-                await self._app(_resuming_after(scope, last_event_id), receive, send)
-                return
             standalone = is_standalone_id(last_event_id)
+            if found is Resumption.RESUMABLE:
+                resumed = _resuming_after(scope, last_event_id)
+                await self._serve(resumed, receive, send, session if standalone else None)
+                return
             logger.info("stream not resumable", found=found.value, standalone=standalone)
             if not standalone:
-                await _not_resumable(headers.get(MCP_SESSION_ID_HEADER, ""))(scope, receive, send)
+                refusal = _refusal(400, "Bad Request: Last-Event-ID names no stream that can be resumed", session_id)
+                await refusal(scope, receive, send)
                 return
             refetch = True
+        elif session.standalone_streams:
+            # The SDK's rule, kept: one standalone stream per session (a second would get every notification again).
+            refusal = _refusal(409, "Conflict: Only one SSE stream is allowed per session", session_id)
+            await refusal(scope, receive, send)
+            return
         cursor = await self._events.append(session.partition, GET_STREAM_KEY, None)
         if refetch:
             for notification in self._refetch:
@@ -162,7 +171,18 @@ class ResumableStreams:
             if message["type"] == "http.response.start" and message["status"] == 200:
                 await send({"type": "http.response.body", "body": priming, "more_body": True})
 
-        await self._app(_resuming_after(scope, cursor), receive, primed)
+        await self._serve(_resuming_after(scope, cursor), receive, primed, session)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send, standalone_of: StreamScope | None) -> None:
+        """The SDK serves the stream; a standalone one is counted for its session while it is served."""
+        if standalone_of is None:
+            await self._app(scope, receive, send)
+            return
+        standalone_of.standalone_streams += 1
+        try:
+            await self._app(scope, receive, send)
+        finally:
+            standalone_of.standalone_streams -= 1
 
 
 def _requestor(scope: Scope) -> AuthorizationContext | None:
@@ -178,15 +198,12 @@ def _resuming_after(scope: Scope, event_id: str) -> Scope:
     return {**scope, "headers": headers}
 
 
-def _not_resumable(session_id: str) -> Response:
-    error = JSONRPCError(
-        jsonrpc="2.0",
-        id=None,
-        error=ErrorData(code=INVALID_REQUEST, message="Bad Request: Last-Event-ID names no stream that can be resumed"),
-    )
+def _refusal(status: int, message: str, session_id: str) -> Response:
+    """A JSON-RPC error without id, as the SDK's transport writes its own refusals."""
+    error = JSONRPCError(jsonrpc="2.0", id=None, error=ErrorData(code=INVALID_REQUEST, message=message))
     return Response(
         error.model_dump_json(by_alias=True, exclude_unset=True),
-        status_code=400,
+        status_code=status,
         media_type="application/json",
         headers={MCP_SESSION_ID_HEADER: session_id},
     )
