@@ -218,3 +218,14 @@ class Consumption(StrEnum):
     EXPIRED = "expired"
     REVOKED = "revoked"
     UNKNOWN = "unknown"
+
+
+class Resumption(StrEnum):
+    """What a session's event store found for the `Last-Event-ID` a 2025-11-25 client reconnected with."""
+
+    RESUMABLE = "resumable"
+    """An id of one of this session's streams, and every event after it is still held: the replay is whole."""
+    LOST = "lost"
+    """An id of one of this session's streams, but events after it were evicted: a replay would hide a gap."""
+    UNKNOWN = "unknown"
+    """Not an id of this session's streams: forged, another session's, or of a stream evicted entirely."""

@@ -72,6 +72,7 @@ from mcp_hub.downstream.health import HealthRecorder
 from mcp_hub.downstream.pool import DownstreamPool
 from mcp_hub.gateway import stdio
 from mcp_hub.gateway.app import health_report, health_routes, mcp_routes
+from mcp_hub.gateway.event_store import InMemoryEventLog, StreamLimits
 from mcp_hub.gateway.forwarding import Forwarder
 from mcp_hub.gateway.guard import BearerAuthMiddleware
 from mcp_hub.gateway.notifications import ChangeNotifier
@@ -270,8 +271,10 @@ class Hub:
             listeners=[self.webhooks.on_change, self.feed.publish],
         )
 
-        # Front doors: the MCP server (HTTP here; stdio in `serve_stdio`).
+        # Front doors: the MCP server (HTTP here; stdio in `serve_stdio`), its 2025-11-25 streams resumable from
+        # the events they carried (in this process: replicas need session affinity, as for the sessions).
         self.server = self.server_for(None)
+        self.stream_events = InMemoryEventLog(StreamLimits.of(settings.streams))
 
     def server_for(self, stdio_principal: Principal | None, middleware: Sequence[Any] = ()) -> HubServer:
         """An MCP server over this hub; with auth, `stdio_principal` is whom the stdio front door serves.
@@ -385,7 +388,8 @@ def build_app(hub: Hub, *, on_started: Callable[[], None] | None = None) -> Star
         routes += oauth_routes(settings, hub.stores, auth, sessions, pages)
         routes += approval_routes(hub.approvals, hub.stores.identities, sessions, hub.feed, pages)
         routes += assets.routes()
-    routes = [*mcp_routes(hub.server, settings, guard=guard), *routes, *health_routes(hub.health_report)]
+    mcp = mcp_routes(hub.server, settings, stream_events=hub.stream_events, guard=guard)
+    routes = [*mcp, *routes, *health_routes(hub.health_report)]
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncGenerator[None]:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from mcp_hub.config.connectors import load_connector, load_connectors
-from mcp_hub.config.settings import DATABASE_URL_ENV, load_settings
+from mcp_hub.config.settings import DATABASE_URL_ENV, StreamsSection, load_settings
 from mcp_hub.errors import ConfigError
 from tests.conftest import REPO, connector_toml, fault_connector, write_config
 
@@ -339,4 +339,30 @@ def test_a_bad_approval_rule_is_refused_naming_the_problem(tmp_path: Path, rule:
         load_settings(write_config(tmp_path, {}, extra=extra))
     assert caught.value.key is not None
     assert caught.value.key.startswith("approvals.rules")
+    assert problem in str(caught.value)
+
+
+def test_the_shipped_config_lists_the_stream_bounds_with_their_defaults() -> None:
+    """Our choice: config.toml shows every key with its default; `[streams]` (resumable 2025-11-25 streams)
+    included."""
+    assert load_settings(REPO / "config.toml").streams == StreamsSection()
+
+
+@pytest.mark.parametrize(
+    ("streams", "key", "problem"),
+    [
+        pytest.param("retry_ms = 0\n", "streams.retry_ms", "greater than or equal to 100", id="retry-zero"),
+        pytest.param("max_events = 0\n", "streams.max_events", "greater than 0", id="no-events"),
+        pytest.param(
+            "max_events_per_stream = 5000\n", "streams", "max_events_per_stream <= max_events_per_session", id="nesting"
+        ),
+        pytest.param("max_age_seconds = 0.5\n", "streams", "must outlast retry_ms", id="age-below-retry"),
+    ],
+)
+def test_stream_bounds_that_cannot_work_are_refused(tmp_path: Path, streams: str, key: str, problem: str) -> None:
+    """Our choice: bounds that keep nothing, nest the wrong way, or expire events before a client reconnects are
+    configuration errors naming the key, not a silent way to lose resumability."""
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write_config(tmp_path, {}, extra=f"[streams]\n{streams}"))
+    assert caught.value.key == key
     assert problem in str(caught.value)

@@ -76,6 +76,27 @@ class CatalogSection(_Section):
     list_ttl_ms: Annotated[int, Field(ge=0)] = 60_000
 
 
+class StreamsSection(_Section):
+    """Resumable 2025-11-25 SSE streams (`mcp_hub.gateway.event_store`): what a session's streams carried is kept
+    within these bounds, so a client that reconnects with `Last-Event-ID` is sent what it missed."""
+
+    retry_ms: Annotated[int, Field(ge=100, le=600_000)] = 1000
+    """The SSE `retry` field: how long a client waits before it reconnects a stream the hub closed."""
+    max_events: Annotated[int, Field(gt=0)] = 50_000
+    max_bytes: Annotated[int, Field(gt=0)] = 64 * 1024 * 1024
+    max_events_per_session: Annotated[int, Field(gt=0)] = 2_000
+    max_events_per_stream: Annotated[int, Field(gt=0)] = 1_000
+    max_age_seconds: Annotated[float, Field(gt=0, le=86_400)] = 300.0
+
+    @model_validator(mode="after")
+    def _bounds_nest(self) -> StreamsSection:
+        if not self.max_events_per_stream <= self.max_events_per_session <= self.max_events:
+            raise ValueError("expected max_events_per_stream <= max_events_per_session <= max_events")
+        if self.max_age_seconds * 1000 <= self.retry_ms:
+            raise ValueError("max_age_seconds must outlast retry_ms, or no event survives a client's reconnect")
+        return self
+
+
 class AuditSection(_Section):
     batch_size: Annotated[int, Field(gt=0)] = 200
     flush_interval_ms: Annotated[int, Field(gt=0)] = 200
@@ -204,6 +225,7 @@ class _SettingsFile(_Section):
     auth: AuthSection = Field(default_factory=AuthSection)
     approvals: ApprovalsSection = Field(default_factory=ApprovalsSection)
     questions: QuestionsSection = Field(default_factory=QuestionsSection)
+    streams: StreamsSection = Field(default_factory=StreamsSection)
 
 
 class HubSettings(BaseModel):
@@ -220,6 +242,7 @@ class HubSettings(BaseModel):
     auth: AuthSection = Field(default_factory=AuthSection)
     approvals: ApprovalsSection = Field(default_factory=ApprovalsSection)
     questions: QuestionsSection = Field(default_factory=QuestionsSection)
+    streams: StreamsSection = Field(default_factory=StreamsSection)
 
     @model_validator(mode="after")
     def _auth_off_only_on_loopback(self) -> HubSettings:
@@ -308,6 +331,7 @@ def load_settings(path: Path) -> HubSettings:
             auth=parsed.auth,
             approvals=parsed.approvals,
             questions=parsed.questions,
+            streams=parsed.streams,
         )
     except ValidationError as exc:
         problem = exc.errors(include_url=False, include_input=False)[0]["msg"].removeprefix("Value error, ")

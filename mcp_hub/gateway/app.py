@@ -4,7 +4,9 @@ Streamable HTTP as specified in https://modelcontextprotocol.io/specification/20
 (stateless: every request stands alone, so any replica can serve it) and
 https://modelcontextprotocol.io/specification/2025-11-25/basic/transports (sessions, `Mcp-Session-Id`).
 The SDK routes each request by its `MCP-Protocol-Version` header. Host and Origin are checked against
-an allow-list on every request (DNS-rebinding protection, threat T12).
+an allow-list on every request (DNS-rebinding protection, threat T12). 2025-11-25 streams are resumable
+(`Last-Event-ID`, the SSE `retry` field): `gateway/resumption.py` in front of the SDK, `gateway/event_store.py`
+behind it.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from mcp_hub.catalog.catalog import Catalog
 from mcp_hub.config.settings import HubSettings
 from mcp_hub.domain import Health
 from mcp_hub.downstream.pool import DownstreamPool
+from mcp_hub.gateway.event_store import EventLog, SessionScopedEventStore
+from mcp_hub.gateway.resumption import ResumableStreams, refetch_notifications
 from mcp_hub.gateway.server import HubServer
 
 _LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
@@ -46,19 +50,34 @@ def transport_security(settings: HubSettings) -> TransportSecuritySettings:
 
 
 def mcp_routes(
-    server: HubServer, settings: HubSettings, *, guard: Callable[[ASGIApp], ASGIApp] | None = None
+    server: HubServer,
+    settings: HubSettings,
+    *,
+    stream_events: EventLog,
+    guard: Callable[[ASGIApp], ASGIApp] | None = None,
 ) -> list[BaseRoute]:
-    """The SDK's Streamable HTTP routes for `server`; with `guard`, the MCP endpoint goes through it first."""
+    """The SDK's Streamable HTTP routes for `server`, 2025-11-25 streams resumable from `stream_events`; with
+    `guard`, the MCP endpoint goes through it first."""
     mcp_app = server.streamable_http_app(
         streamable_http_path=settings.hub.mcp_path,
         transport_security=transport_security(settings),
         max_request_body_size=settings.hub.max_request_body_bytes,
         max_sessions=settings.hub.max_legacy_sessions,
+        event_store=SessionScopedEventStore(stream_events),
+        retry_interval=settings.streams.retry_ms,
     )
     routes: list[BaseRoute] = []
     for route in mcp_app.routes:
-        if guard is not None and isinstance(route, Route) and route.path == settings.hub.mcp_path:
-            route = Route(route.path, guard(route.app), methods=sorted(route.methods or ()), name=route.name)
+        if isinstance(route, Route) and route.path == settings.hub.mcp_path:
+            endpoint: ASGIApp = ResumableStreams(
+                route.app,
+                stream_events,
+                retry_ms=settings.streams.retry_ms,
+                refetch=refetch_notifications(server),
+            )
+            if guard is not None:
+                endpoint = guard(endpoint)
+            route = Route(route.path, endpoint, methods=sorted(route.methods or ()), name=route.name)
         routes.append(route)
     return routes
 

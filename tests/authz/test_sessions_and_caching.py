@@ -2,7 +2,8 @@
 
 - T13 (session hijack): a 2025-11-25 `Mcp-Session-Id` belongs to the principal that created it; another
   agent presenting it gets 404 as if it did not exist (our choice: the spec only says session ids must be
-  unguessable and that a server MAY bind them; we do, and hide their existence).
+  unguessable and that a server MAY bind them; we do, and hide their existence). The same holds for the
+  session's resumable streams: another agent can neither resume nor probe them.
 - T27 (cross-agent cache leakage): a filtered `tools/list` carries `cacheScope: "private"`
   (spec 2026-07-28, basic/utilities/caching), and two agents' lists differ; unfiltered, `"public"`.
 - T01 (token passthrough): the MCP security best practices forbid forwarding the client's token; a
@@ -118,6 +119,33 @@ async def test_a_session_ended_by_its_owner_is_gone_for_everyone(hub: RunningHub
         after = await http.post(hub.url, headers=legacy_headers(token, session), json=LIST_TOOLS)
     assert ended.status_code == 200
     assert after.status_code == 404
+
+
+async def test_another_agent_can_neither_resume_nor_probe_a_sessions_streams(hub: RunningHub) -> None:
+    """T13, our choice: Mallory presenting Alice's session id, with or without a `Last-Event-ID` of Alice's
+    stream, gets the 404 of a session that does not exist; Alice's event store is not even consulted (nothing
+    stored, no event id tested), and Alice still resumes her stream."""
+    alice = await make_agent(hub, "streams-alice", "tool:faults__*")
+    mallory = await make_agent(hub, "streams-mallory", "tool:faults__*")
+    alice_token = await client_credentials_token(hub, alice)
+    mallory_token = await client_credentials_token(hub, mallory)
+    store = hub.hub.stream_events
+    async with httpx2.AsyncClient(timeout=10) as http:
+        session = await open_legacy_session(http, hub.url, alice_token)
+        async with http.stream("GET", hub.url, headers=legacy_headers(alice_token, session)) as stream:
+            priming = await anext(aiter(stream.aiter_lines()))
+        event_id = priming.removeprefix("id: ")
+        held = store.stats()
+        resumed = await http.get(hub.url, headers={**legacy_headers(mallory_token, session), "Last-Event-ID": event_id})
+        opened = await http.get(hub.url, headers=legacy_headers(mallory_token, session))
+        assert store.stats() == held
+        async with http.stream(
+            "GET", hub.url, headers={**legacy_headers(alice_token, session), "Last-Event-ID": event_id}
+        ) as own:
+            status = own.status_code
+    assert priming.startswith("id: g.")
+    assert (resumed.status_code, opened.status_code) == (404, 404)
+    assert status == 200
 
 
 async def test_one_app_acting_for_two_users_cannot_share_a_session(hub: RunningHub) -> None:
