@@ -388,7 +388,7 @@ def build_app(hub: Hub, *, on_started: Callable[[], None] | None = None) -> Star
         routes += oauth_routes(settings, hub.stores, auth, sessions, pages)
         routes += approval_routes(hub.approvals, hub.stores.identities, sessions, hub.feed, pages)
         routes += assets.routes()
-    mcp = mcp_routes(hub.server, settings, stream_events=hub.stream_events, guard=guard)
+    mcp = mcp_routes(hub.server, settings, hub.catalog, stream_events=hub.stream_events, guard=guard)
     routes = [*mcp, *routes, *health_routes(hub.health_report)]
 
     @asynccontextmanager

@@ -12,6 +12,7 @@ behind it.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -52,6 +53,7 @@ def transport_security(settings: HubSettings) -> TransportSecuritySettings:
 def mcp_routes(
     server: HubServer,
     settings: HubSettings,
+    catalog: Catalog,
     *,
     stream_events: EventLog,
     guard: Callable[[ASGIApp], ASGIApp] | None = None,
@@ -73,7 +75,7 @@ def mcp_routes(
                 route.app,
                 stream_events,
                 retry_ms=settings.streams.retry_ms,
-                refetch=refetch_notifications(server),
+                refetch=partial(refetch_notifications, catalog),
             )
             if guard is not None:
                 endpoint = guard(endpoint)

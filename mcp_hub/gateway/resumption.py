@@ -36,12 +36,11 @@ Per 2025-11-25 request:
 from __future__ import annotations
 
 import weakref
-from collections.abc import Sequence
-from typing import Any, Final
+from collections.abc import Callable, Sequence
+from typing import Final
 
 import structlog
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser, AuthorizationContext, authorization_context
-from mcp.server.lowlevel.server import Server
 from mcp.server.streamable_http import (
     GET_STREAM_KEY,
     LAST_EVENT_ID_HEADER,
@@ -57,6 +56,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mcp_hub.catalog.catalog import Catalog
 from mcp_hub.domain import Resumption
 from mcp_hub.gateway.event_store import EventLog, StreamScope, current_scope, is_standalone_id
 
@@ -65,14 +65,13 @@ logger = structlog.get_logger(__name__)
 _DROPPED_ON_RESUME: Final = frozenset({MCP_PROTOCOL_VERSION_HEADER.encode(), LAST_EVENT_ID_HEADER.encode()})
 
 
-def refetch_notifications(server: Server[Any]) -> list[JSONRPCNotification]:
-    """A list-changed notification for every list `server` tells 2025-11-25 clients about: what a client whose
+def refetch_notifications(catalog: Catalog) -> list[JSONRPCNotification]:
+    """A list-changed notification for every list the hub has something in (tools always): what a client whose
     notification stream lost events is sent, so that it refetches."""
-    capabilities = server.create_initialization_options().capabilities
     lists = {
-        "tools": capabilities.tools.list_changed if capabilities.tools else None,
-        "prompts": capabilities.prompts.list_changed if capabilities.prompts else None,
-        "resources": capabilities.resources.list_changed if capabilities.resources else None,
+        "tools": True,
+        "prompts": len(catalog.prompts) > 0,
+        "resources": len(catalog.resources) + len(catalog.templates) > 0,
     }
     return [
         JSONRPCNotification(jsonrpc="2.0", method=f"notifications/{name}/list_changed")
@@ -85,12 +84,17 @@ class ResumableStreams:
     """Scopes 2025-11-25 requests to their session's events and opens GET streams resumably (module docstring)."""
 
     def __init__(
-        self, app: ASGIApp, events: EventLog, *, retry_ms: int, refetch: Sequence[JSONRPCNotification]
+        self,
+        app: ASGIApp,
+        events: EventLog,
+        *,
+        retry_ms: int,
+        refetch: Callable[[], Sequence[JSONRPCNotification]],
     ) -> None:
         self._app = app
         self._events = events
         self._retry_ms = retry_ms
-        self._refetch = tuple(refetch)
+        self._refetch = refetch
         # A session's scope lives as long as its tasks (which hold it in their context); so does this entry.
         self._sessions: weakref.WeakValueDictionary[str, StreamScope] = weakref.WeakValueDictionary()
 
@@ -162,7 +166,7 @@ class ResumableStreams:
             return
         cursor = await self._events.append(session.partition, GET_STREAM_KEY, None)
         if refetch:
-            for notification in self._refetch:
+            for notification in self._refetch():
                 await self._events.append(session.partition, GET_STREAM_KEY, notification)
         priming = ServerSentEvent(data="", id=cursor, retry=self._retry_ms).encode()
 
