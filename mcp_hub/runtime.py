@@ -80,6 +80,7 @@ from mcp_hub.gateway.questions import Questions
 from mcp_hub.gateway.relaying import LogLevels
 from mcp_hub.gateway.request_state import RequestStates
 from mcp_hub.gateway.server import HubServer, build_server
+from mcp_hub.gateway.subscriptions import ResourceSubscriptions
 from mcp_hub.tool_results import hub_error_result
 from mcp_hub.web.approvals import approval_routes
 from mcp_hub.web.assets import StaticAssets
@@ -241,12 +242,14 @@ class Hub:
         self.catalog = Catalog(listeners=[self.notifier.on_catalog_change])
         self.audit = AuditWriter.configured(self.stores.audit, settings.audit)
         self.log_levels = LogLevels(self.catalog)
+        self.subscriptions = ResourceSubscriptions(self.catalog, self.notifier)
         self.pool = DownstreamPool(
             self.connectors,
             settings.timeouts,
             on_listing=CatalogSync(self.catalog, self.stores.catalog).connector_listed,
             on_health=HealthRecorder(self.stores.catalog).record,
             logs=self.log_levels,
+            resources=self.subscriptions,
             errlog=errlog,
         )
         self.forwarder = Forwarder(self.catalog, self.pool, self.audit)
@@ -290,6 +293,7 @@ class Hub:
             decider=self.auth.decider if self.auth is not None else None,
             stdio_principal=stdio_principal,
             log_levels=self.log_levels,
+            subscriptions=self.subscriptions,
             questions=self.questions,
             request_states=self.request_states,
             audience=self.settings.mcp_resource_url,

@@ -9,6 +9,7 @@ their request) and over HTTP at 2026-07-28 (per-request capabilities and log lev
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -17,8 +18,9 @@ import mcp_types as types
 import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
+from mcp.shared.subscriptions import PromptsListChanged, ResourcesListChanged, ResourceUpdated
 
-from tests.conftest import RunningHub, running_hub, write_config
+from tests.conftest import RunningHub, running_hub, unique, write_config
 from tests.features import CONNECTORS, features_connectors, features_over_http, free_port
 
 pytestmark = pytest.mark.anyio
@@ -333,3 +335,103 @@ async def test_on_a_shared_stream_entries_of_overlapping_requests_reach_nobody(h
         tasks.start_soon(run, "b")
 
     assert received == []
+
+
+# --- subscriptions and list changes ---------------------------------------------------------------------------
+
+
+async def legacy_subscription(client: Client, uri: str, *, subscribe: bool = True) -> None:
+    """`resources/subscribe` (or unsubscribe): removed by 2026-07-28, still the way of 2025-11-25 sessions."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MCPDeprecationWarning)
+        if subscribe:
+            await client.subscribe_resource(uri)  # pyright: ignore[reportDeprecated]
+        else:
+            await client.unsubscribe_resource(uri)  # pyright: ignore[reportDeprecated]
+
+
+@pytest.mark.parametrize("connector", CONNECTORS)
+async def test_a_session_hears_of_updates_to_what_it_subscribed_to_and_nothing_else(
+    hub: RunningHub, connector: str
+) -> None:
+    """Issue 9 §1 (spec 2025-11-25 resources/subscribe): the update arrives under the public URI; an update to
+    another resource of the same downstream does not."""
+    updates: list[str] = []
+    arrived = anyio.Event()
+
+    async def on_message(message: object) -> None:
+        if isinstance(message, types.ResourceUpdatedNotification):
+            updates.append(str(message.params.uri))
+            arrived.set()
+
+    subscribed = f"mcp-hub://{connector}/notes://1"
+    async with Client(hub.url, mode="legacy", message_handler=on_message) as client:
+        await legacy_subscription(client, subscribed)
+        await client.call_tool(f"{connector}__touch", {"uri": "notes://2"})
+        await client.call_tool(f"{connector}__touch", {"uri": "notes://1"})
+        with anyio.fail_after(10):
+            await arrived.wait()
+        await legacy_subscription(client, subscribed, subscribe=False)
+
+    assert updates == [subscribed]
+
+
+@pytest.mark.parametrize("connector", CONNECTORS)
+async def test_a_listen_stream_hears_of_updates_to_the_resources_it_named(hub: RunningHub, connector: str) -> None:
+    """Issue 9 §1 (spec 2026-07-28 subscriptions/listen): a URI the hub never handed out is left out of the
+    acknowledged filter; updates of the others arrive on the stream under their public URIs."""
+    wanted = f"mcp-hub://{connector}/notes://3"
+    async with (
+        Client(hub.url, mode="2026-07-28") as client,
+        client.listen(resource_subscriptions=[wanted, "mcp-hub://nope/x://y"]) as subscription,
+    ):
+        await client.call_tool(f"{connector}__touch", {"uri": "notes://2"})
+        await client.call_tool(f"{connector}__touch", {"uri": "notes://3"})
+        with anyio.fail_after(10):
+            event = await anext(subscription)
+
+    assert subscription.honored.resource_subscriptions == [wanted]
+    assert event == ResourceUpdated(uri=wanted)
+
+
+@pytest.mark.parametrize("uri", ["mcp-hub://fs-stdio/secret://key", "notes://1"])
+async def test_subscribing_to_a_uri_the_hub_did_not_hand_out_is_resource_not_found(hub: RunningHub, uri: str) -> None:
+    """Issue 9 §1: the same rule as for reads: -32602, nothing subscribed downstream."""
+    async with Client(hub.url, mode="legacy") as client:
+        with pytest.raises(MCPError) as raised:
+            await legacy_subscription(client, uri)
+    assert raised.value.error.code == types.INVALID_PARAMS
+
+
+async def test_prompt_and_resource_list_changes_reach_clients_of_both_eras(hub: RunningHub) -> None:
+    """Issue 9 §6: a downstream's prompts/resources list change refreshes the catalog and is announced to a
+    session (`notifications/*/list_changed`) and on listen streams."""
+    legacy_heard: set[str] = set()
+    both_heard = anyio.Event()
+
+    async def on_message(message: object) -> None:
+        if isinstance(message, types.PromptListChangedNotification | types.ResourceListChangedNotification):
+            legacy_heard.add(message.method)
+            if len(legacy_heard) == 2:
+                both_heard.set()
+
+    prompt, resource = unique("extra"), f"notes://{unique('extra')}"
+    async with (
+        Client(hub.url, mode="legacy", message_handler=on_message) as legacy,
+        Client(hub.url, mode="2026-07-28") as modern,
+        modern.listen(prompts_list_changed=True, resources_list_changed=True) as subscription,
+    ):
+        await legacy.call_tool("fs-stdio__add_prompt", {"name": prompt})
+        await legacy.call_tool("fs-stdio__add_resource", {"uri": resource})
+        modern_heard: set[type[object]] = set()
+        with anyio.fail_after(10):
+            await both_heard.wait()
+            while len(modern_heard) < 2:
+                modern_heard.add(type(await anext(subscription)))
+        prompts = {item.name for item in (await modern.list_prompts()).prompts}
+        resources = {str(item.uri) for item in (await modern.list_resources()).resources}
+
+    assert legacy_heard == {"notifications/prompts/list_changed", "notifications/resources/list_changed"}
+    assert modern_heard == {PromptsListChanged, ResourcesListChanged}
+    assert f"fs-stdio__{prompt}" in prompts
+    assert f"mcp-hub://fs-stdio/{resource}" in resources

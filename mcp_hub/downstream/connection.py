@@ -39,7 +39,7 @@ from mcp_hub.config.settings import TimeoutsSection
 from mcp_hub.domain import ConnectorId, ConnectorListing, Health
 from mcp_hub.downstream._raw import send_raw_request
 from mcp_hub.downstream.health import HealthState
-from mcp_hub.downstream.relay import RELATED_REQUEST_META_KEY, LogSink, Relay
+from mcp_hub.downstream.relay import RELATED_REQUEST_META_KEY, LogSink, Relay, ResourceInterest
 from mcp_hub.downstream.transport import build_transport
 from mcp_hub.errors import (
     ConnectorUnavailableError,
@@ -119,14 +119,17 @@ class DownstreamConnection:
         on_listing: ListingCallback,
         on_health: HealthCallback,
         logs: LogSink | None = None,
+        resources: ResourceInterest | None = None,
         errlog: TextIO | None = None,
     ) -> None:
-        """`logs` sets a 2025-11-25 downstream's log level and receives the entries of no forwarded request."""
+        """`logs` sets a 2025-11-25 downstream's log level and receives the entries of no forwarded request;
+        `resources` says which resources to subscribe to and hears their updates."""
         self.spec = spec
         self._timeouts = timeouts
         self._on_listing = on_listing
         self._on_health = on_health
         self._logs = logs
+        self._resources = resources
         self._errlog = errlog
         self._client: Client | None = None
         self._limiter = anyio.CapacityLimiter(spec.max_concurrent_calls)
@@ -232,10 +235,17 @@ class DownstreamConnection:
             self._ready.set()
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(self._refresh_on_request, client, capabilities)
-                if client.protocol_version == "2026-07-28" and _announces_changes(capabilities):
-                    tasks.start_soon(self._listen_for_changes, client, capabilities)
-                if client.protocol_version != "2026-07-28" and capabilities.logging and self._logs is not None:
-                    tasks.start_soon(self._follow_log_level, client, self._logs)
+                subscribes = bool(capabilities.resources and capabilities.resources.subscribe) and (
+                    self._resources is not None
+                )
+                if client.protocol_version == "2026-07-28":
+                    if _announces_changes(capabilities) or subscribes:
+                        tasks.start_soon(self._listen_for_changes, client, capabilities, subscribes)
+                else:
+                    if capabilities.logging and self._logs is not None:
+                        tasks.start_soon(self._follow_log_level, client, self._logs)
+                    if subscribes and self._resources is not None:
+                        tasks.start_soon(self._follow_subscriptions, client, self._resources)
                 await self._lost.wait()
                 tasks.cancel_scope.cancel()
             return True
@@ -326,19 +336,82 @@ class DownstreamConnection:
                     logger.warning("downstream refused a log level", connector=self.spec.id, error=_describe(exc))
             await changed.wait()
 
-    async def _listen_for_changes(self, client: Client, capabilities: types.ServerCapabilities) -> None:
+    async def _follow_subscriptions(self, client: Client, resources: ResourceInterest) -> None:
+        """Keep a 2025-11-25 session subscribed to exactly the resources some caller wants updates of."""
+        subscribed: set[str] = set()
+        while True:
+            changed = resources.interest_changes()
+            wanted = resources.wanted(self.spec.id)
+            for method, uris in (
+                ("resources/subscribe", wanted - subscribed),
+                ("resources/unsubscribe", subscribed - wanted),
+            ):
+                for uri in sorted(uris):
+                    try:
+                        with anyio.fail_after(self.call_timeout):
+                            await send_raw_request(client.session, method, {"uri": uri})
+                    except (MCPError, TimeoutError) as exc:
+                        logger.warning(
+                            "downstream refused", connector=self.spec.id, method=method, error=_describe(exc)
+                        )
+                        continue
+                    if method == "resources/subscribe":
+                        subscribed.add(uri)
+                    else:
+                        subscribed.discard(uri)
+            resources.applied(self.spec.id, frozenset(subscribed))
+            await changed.wait()
+
+    async def _listen_for_changes(
+        self, client: Client, capabilities: types.ServerCapabilities, subscribes: bool
+    ) -> None:
+        """Keep a 2026-07-28 `subscriptions/listen` stream open for list changes and the wanted resources;
+        listen again whenever the wanted resources change."""
+        resources = self._resources if subscribes else None
         try:
-            async with client.listen(
+            while True:
+                changed = resources.interest_changes() if resources is not None else anyio.Event()
+                uris = sorted(resources.wanted(self.spec.id)) if resources is not None else []
+                if not _announces_changes(capabilities) and not uris:
+                    await changed.wait()
+                    continue
+                if not await self._listen_until(client, capabilities, uris, changed):
+                    self._mark_lost("the downstream ended its subscriptions/listen stream")
+                    return
+        except Exception as exc:  # noqa: BLE001 - a lost stream means missed changes: reconnect and re-list
+            self._mark_lost(f"subscriptions/listen failed: {_describe(exc)}")
+
+    async def _listen_until(
+        self, client: Client, capabilities: types.ServerCapabilities, uris: list[str], changed: anyio.Event
+    ) -> bool:
+        """One listen stream; True when it was ended because `changed` fired, False when the downstream ended it."""
+        restart = False
+        async with (
+            client.listen(
                 tools_list_changed=_changes(capabilities.tools),
                 prompts_list_changed=_changes(capabilities.prompts),
                 resources_list_changed=_changes(capabilities.resources),
-            ) as subscription:
-                async for event in subscription:
-                    if isinstance(event, _CHANGE_EVENTS):
-                        self._refresh_requested.set()
-            self._mark_lost("the downstream ended its subscriptions/listen stream")
-        except Exception as exc:  # noqa: BLE001 - a lost stream means missed changes: reconnect and re-list
-            self._mark_lost(f"subscriptions/listen failed: {_describe(exc)}")
+                resource_subscriptions=uris,
+            ) as subscription,
+            anyio.create_task_group() as watchers,
+        ):
+
+            async def restart_on_change() -> None:
+                nonlocal restart
+                await changed.wait()
+                restart = True
+                watchers.cancel_scope.cancel()
+
+            watchers.start_soon(restart_on_change)
+            if self._resources is not None:
+                self._resources.applied(self.spec.id, frozenset(subscription.honored.resource_subscriptions or ()))
+            async for event in subscription:
+                if isinstance(event, _CHANGE_EVENTS):
+                    self._refresh_requested.set()
+                else:
+                    await self._resources_updated(event.uri)
+            watchers.cancel_scope.cancel()
+        return restart
 
     async def _on_message(self, message: IncomingMessage) -> None:
         if isinstance(message, Exception):
@@ -349,6 +422,16 @@ class DownstreamConnection:
             self._refresh_requested.set()
         elif isinstance(message, types.LoggingMessageNotification):
             await self._relay_log(message.params)
+        elif isinstance(message, types.ResourceUpdatedNotification) and self._hears_updates_here():
+            await self._resources_updated(str(message.params.uri))
+
+    def _hears_updates_here(self) -> bool:
+        """A 2026-07-28 update arrives on the listen stream, which handles it (the SDK tees it to the handler)."""
+        return self._client is not None and self._client.protocol_version != "2026-07-28"
+
+    async def _resources_updated(self, downstream_uri: str) -> None:
+        if self._resources is not None:
+            await self._resources.updated(self.spec.id, downstream_uri)
 
     def _relay_for(self, meta: Mapping[str, Any] | None) -> _InFlight | None:
         """The forwarded request a downstream's message belongs to, if that can be known (see `relay`)."""

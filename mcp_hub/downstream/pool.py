@@ -17,7 +17,7 @@ from mcp_hub.config.settings import TimeoutsSection
 from mcp_hub.domain import ConnectorId
 from mcp_hub.downstream.connection import DownstreamConnection, HealthCallback, ListingCallback
 from mcp_hub.downstream.health import HealthState
-from mcp_hub.downstream.relay import LogSink
+from mcp_hub.downstream.relay import LogSink, ResourceInterest
 from mcp_hub.errors import ConnectorUnavailableError
 
 
@@ -32,11 +32,18 @@ class DownstreamPool:
         on_listing: ListingCallback,
         on_health: HealthCallback,
         logs: LogSink | None = None,
+        resources: ResourceInterest | None = None,
         errlog: TextIO | None = None,
     ) -> None:
         self.connections: dict[ConnectorId, DownstreamConnection] = {
             spec.id: DownstreamConnection(
-                spec, timeouts, on_listing=on_listing, on_health=on_health, logs=logs, errlog=errlog
+                spec,
+                timeouts,
+                on_listing=on_listing,
+                on_health=on_health,
+                logs=logs,
+                resources=resources,
+                errlog=errlog,
             )
             for spec in specs
         }

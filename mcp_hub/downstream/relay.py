@@ -77,3 +77,24 @@ class LogSink(Protocol):
     async def unsolicited(self, connector_id: ConnectorId, params: Mapping[str, Any]) -> None:
         """A downstream's log entry that belongs to no forwarded request."""
         ...
+
+
+class ResourceInterest(Protocol):
+    """Which resources the hub's callers want updates of, and where the updates go
+    (`mcp_hub.gateway.subscriptions.ResourceSubscriptions`)."""
+
+    def wanted(self, connector_id: ConnectorId) -> frozenset[str]:
+        """The connector's resource URIs (its own, not public) some caller subscribed to."""
+        ...
+
+    def interest_changes(self) -> anyio.Event:
+        """An event set at the next change of `wanted` (take it before reading)."""
+        ...
+
+    async def updated(self, connector_id: ConnectorId, downstream_uri: str) -> None:
+        """The downstream says this resource changed."""
+        ...
+
+    def applied(self, connector_id: ConnectorId, downstream_uris: frozenset[str]) -> None:
+        """The connector is now subscribed to exactly these resources (the downstream acknowledged them)."""
+        ...

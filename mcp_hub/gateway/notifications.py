@@ -1,8 +1,9 @@
-"""Telling connected clients of both eras that the catalog changed.
+"""Telling connected clients of both eras that the catalog changed: tools, prompts, resources.
 
-- 2025-11-25 clients get `notifications/tools/list_changed` on their session's standalone stream
-  (https://modelcontextprotocol.io/specification/2025-11-25/server/tools#list-changed-notification);
-  the hub remembers every live legacy connection (weakly: a closed session is forgotten by itself).
+- 2025-11-25 clients get `notifications/{tools,prompts,resources}/list_changed` on their session's standalone
+  stream (https://modelcontextprotocol.io/specification/2025-11-25/server/tools#list-changed-notification and the
+  prompts and resources pages); the hub remembers every live legacy connection (weakly: a closed session is
+  forgotten by itself).
 - 2026-07-28 clients hold a `subscriptions/listen` stream
   (https://modelcontextprotocol.io/specification/2026-07-28/basic/utilities/subscriptions), served by
   the SDK's `ListenHandler` over a subscription bus (in-process here; a shared bus for several replicas).
@@ -16,16 +17,29 @@ from __future__ import annotations
 import weakref
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Final
 
 import anyio
 from mcp.server.connection import Connection
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler, SubscriptionBus
-from mcp.shared.subscriptions import ToolsListChanged
+from mcp.shared.subscriptions import PromptsListChanged, ResourcesListChanged, ServerEvent, ToolsListChanged
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from mcp_hub.catalog.catalog import CatalogChange
+from mcp_hub.domain import CatalogKind
+
+_LIST_OF: Final = {
+    CatalogKind.TOOL: "tools",
+    CatalogKind.PROMPT: "prompts",
+    CatalogKind.RESOURCE: "resources",
+    CatalogKind.RESOURCE_TEMPLATE: "resources",
+}
+_EVENTS: Final[dict[str, ServerEvent]] = {
+    "tools": ToolsListChanged(),
+    "prompts": PromptsListChanged(),
+    "resources": ResourcesListChanged(),
+}
 
 
 class ChangeNotifier:
@@ -35,13 +49,15 @@ class ChangeNotifier:
         self.bus: SubscriptionBus = bus if bus is not None else InMemorySubscriptionBus()
         self.listen_handler = ListenHandler(self.bus)
         self._legacy_connections: weakref.WeakSet[Connection] = weakref.WeakSet()
-        self._tools_changed = anyio.Event()
+        self._changed = anyio.Event()
+        self._lists_changed: set[str] = set()
         self.notifications_sent = 0
 
     def on_catalog_change(self, change: CatalogChange) -> None:
         """Catalog listener: schedule one notification round."""
         if not change.is_empty:
-            self._tools_changed.set()
+            self._lists_changed.add(_LIST_OF[change.kind])
+            self._changed.set()
 
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         """Server middleware: remember every legacy connection that talks to the hub."""
@@ -59,12 +75,18 @@ class ChangeNotifier:
                 self.listen_handler.close()
                 tasks.cancel_scope.cancel()
 
+    async def publish(self, event: ServerEvent) -> None:
+        """Hand an event (e.g. a resource update) to every 2026-07-28 listen stream that asked for it."""
+        await self.bus.publish(event)
+
     async def _deliver_forever(self) -> None:
         while True:
-            await self._tools_changed.wait()
-            self._tools_changed = anyio.Event()
-            await self.bus.publish(ToolsListChanged())
-            for connection in list(self._legacy_connections):
-                if connection.initialized.is_set():
-                    await connection.send_tool_list_changed()
+            await self._changed.wait()
+            self._changed = anyio.Event()
+            changed, self._lists_changed = sorted(self._lists_changed), set()
+            for name in changed:
+                await self.bus.publish(_EVENTS[name])
+                for connection in list(self._legacy_connections):
+                    if connection.initialized.is_set():
+                        await connection.notify(f"notifications/{name}/list_changed", None)
             self.notifications_sent += 1

@@ -32,6 +32,7 @@ from mcp_hub.gateway.questions import Questions
 from mcp_hub.gateway.relaying import LogLevels
 from mcp_hub.gateway.request_state import RequestStates
 from mcp_hub.gateway.resources import ResourceRequests
+from mcp_hub.gateway.subscriptions import ResourceSubscriptions, SubscriptionRequests
 from mcp_hub.gateway.tasks import ApprovalTasks
 from mcp_hub.gateway.tools import ToolRequests
 
@@ -68,6 +69,7 @@ def build_server(
     decider: AccessDecider | None = None,
     stdio_principal: Principal | None = None,
     log_levels: LogLevels,
+    subscriptions: ResourceSubscriptions,
     questions: Questions,
     request_states: RequestStates,
     audience: str,
@@ -87,7 +89,6 @@ def build_server(
         "mcp-hub",
         version=mcp_hub.__version__,
         instructions=INSTRUCTIONS,
-        on_subscriptions_listen=notifier.listen_handler,
         # Mcp-Param-* header checks: a dictionary lookup instead of the SDK's default walk of tools/list per call.
         get_tool_input_schema=catalog.input_schema,
     )
@@ -95,6 +96,10 @@ def build_server(
     PromptRequests(catalog, forwarder, resolve, shape, questions).register(server)
     ResourceRequests(catalog, forwarder, resolve, shape, questions).register(server)
     CompletionRequests(catalog, forwarder, resolve).register(server)
+    subscribing = SubscriptionRequests(subscriptions, notifier, resolve)
+    server.add_request_handler("resources/subscribe", types.SubscribeRequestParams, subscribing.subscribe)
+    server.add_request_handler("resources/unsubscribe", types.UnsubscribeRequestParams, subscribing.unsubscribe)
+    server.add_request_handler("subscriptions/listen", types.SubscriptionsListenRequestParams, subscribing.listen)
 
     async def set_log_level(ctx: ServerRequestContext[Any, Any], params: types.SetLevelRequestParams) -> dict[str, Any]:
         log_levels.set_level(ctx, params.level, await resolve(ctx))
