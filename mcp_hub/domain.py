@@ -131,6 +131,15 @@ class ConnectorListing:
         }[kind]
 
 
+class HubPhase(StrEnum):
+    """Where the hub is in its life, as `/healthz` and `/readyz` show it."""
+
+    STARTING = "starting"
+    """Connectors are making their first attempt; lists wait for them (within `timeouts.connect_seconds`)."""
+    READY = "ready"
+    STOPPING = "stopping"
+
+
 class Health(StrEnum):
     """A connector's state, as `/healthz`, the database and `mcp-hub connectors list` show it."""
 

@@ -77,6 +77,7 @@ from mcp_hub.gateway.forwarding import Forwarder
 from mcp_hub.gateway.guard import BearerAuthMiddleware
 from mcp_hub.gateway.notifications import ChangeNotifier
 from mcp_hub.gateway.questions import Questions
+from mcp_hub.gateway.readiness import Readiness
 from mcp_hub.gateway.relaying import LogLevels
 from mcp_hub.gateway.request_state import RequestStates
 from mcp_hub.gateway.server import HubServer, build_server
@@ -253,6 +254,7 @@ class Hub:
             errlog=errlog,
         )
         self.forwarder = Forwarder(self.catalog, self.pool, self.audit)
+        self.readiness = Readiness(self.pool, bound_seconds=settings.timeouts.connect_seconds)
         self.request_states = RequestStates(self.stores.sealing, ttl_seconds=settings.questions.answer_seconds)
         self.questions = Questions(settings.questions, self.request_states, self.log_levels)
 
@@ -296,6 +298,7 @@ class Hub:
             subscriptions=self.subscriptions,
             questions=self.questions,
             request_states=self.request_states,
+            readiness=self.readiness,
             audience=self.settings.mcp_resource_url,
             approvals=self.approvals,
             middleware=middleware,
@@ -316,6 +319,7 @@ class Hub:
                 await stack.enter_async_context(self.notifier.running())
                 await stack.enter_async_context(self.questions.running())
                 await stack.enter_async_context(self.pool.running())
+                await stack.enter_async_context(self.readiness.running())
                 logger.info("hub started", connectors=len(self.connectors), database=display_url(self.engine.url))
                 try:
                     yield self
@@ -326,7 +330,7 @@ class Hub:
 
     def health_report(self) -> dict[str, Any]:
         """The body of `/healthz`."""
-        return health_report(self.pool, self.catalog)
+        return health_report(self.pool, self.catalog, self.readiness)
 
     async def serve_stdio(self, *, agent: str | None, token: str | None) -> None:
         """Serve one client over stdin/stdout until it disconnects, as `agent` or `token`'s caller.
@@ -393,7 +397,7 @@ def build_app(hub: Hub, *, on_started: Callable[[], None] | None = None) -> Star
         routes += approval_routes(hub.approvals, hub.stores.identities, sessions, hub.feed, pages)
         routes += assets.routes()
     mcp = mcp_routes(hub.server, settings, hub.catalog, stream_events=hub.stream_events, guard=guard)
-    routes = [*mcp, *routes, *health_routes(hub.health_report)]
+    routes = [*mcp, *routes, *health_routes(hub.health_report, hub.readiness)]
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncGenerator[None]:

@@ -4,18 +4,26 @@ one-statement transactions most store methods are.
 Stores hand out frozen dataclasses, never ORM objects, and each method is one transaction. Writes open with
 `BEGIN IMMEDIATE` on SQLite (see `mcp_hub.db.engine`); reads go through `read_only(engine)`, whose plain
 `BEGIN` never waits for, or holds, the single writer's lock.
+
+A transaction is never cancelled halfway (the sessions' units of work are shielded): a request whose client went
+away, or a connector task stopped at shutdown, finishes the statement it is in, which the database bounds
+(`busy_timeout` on SQLite, the connect and command timeouts on PostgreSQL). Cancelling inside one makes
+SQLAlchemy hard-close the connection, and with aiosqlite 0.22 that close can wait forever on a worker thread that
+has already stopped, which would keep the hub's process from ever exiting (threat T25).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import fields
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
+import anyio
 from sqlalchemy import CursorResult, Delete, Result, Select, Update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from mcp_hub.db.engine import read_only
 from mcp_hub.domain import Clock, utc_now
@@ -25,12 +33,31 @@ RowT = TypeVar("RowT")
 RecordT = TypeVar("RecordT")
 
 
+class Sessions:
+    """Sessions whose units of work cannot be cancelled halfway (see the module docstring)."""
+
+    def __init__(self, maker: async_sessionmaker[AsyncSession]) -> None:
+        self._maker = maker
+
+    @asynccontextmanager
+    async def __call__(self) -> AsyncGenerator[AsyncSession]:
+        with anyio.CancelScope(shield=True):
+            async with self._maker() as session:
+                yield session
+
+    @asynccontextmanager
+    async def begin(self) -> AsyncGenerator[AsyncSession]:
+        with anyio.CancelScope(shield=True):
+            async with self._maker.begin() as session:
+                yield session
+
+
 class Store:
     """Base of the stores: `_writes` for transactions that write, `_reads` for those that only read."""
 
     def __init__(self, engine: AsyncEngine, *, clock: Clock = utc_now) -> None:
-        self._writes = async_sessionmaker(engine, expire_on_commit=False)
-        self._reads = async_sessionmaker(read_only(engine), expire_on_commit=False)
+        self._writes = Sessions(async_sessionmaker(engine, expire_on_commit=False))
+        self._reads = Sessions(async_sessionmaker(read_only(engine), expire_on_commit=False))
         self._clock = clock
 
     async def _first(self, query: Select[RowT]) -> RowT | None:

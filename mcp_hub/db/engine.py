@@ -64,6 +64,10 @@ def display_url(url: str | URL) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+POSTGRES_CONNECT_SECONDS = 10
+POSTGRES_COMMAND_SECONDS = 30
+
+
 def create_engine(url: str, *, foreign_keys: bool = True) -> AsyncEngine:
     """An async engine for `url`, configured for the hub (see the module docstring).
 
@@ -73,7 +77,15 @@ def create_engine(url: str, *, foreign_keys: bool = True) -> AsyncEngine:
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed, foreign_keys=foreign_keys)
     if parsed.get_backend_name() == "postgresql":
-        return create_async_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=10, pool_recycle=1800)
+        return create_async_engine(
+            parsed,
+            pool_pre_ping=True,
+            pool_size=5,
+            max_overflow=10,
+            pool_recycle=1800,
+            # Bounds on every connect and statement: a store's transaction is never cancelled halfway (db/_base.py).
+            connect_args={"timeout": POSTGRES_CONNECT_SECONDS, "command_timeout": POSTGRES_COMMAND_SECONDS},
+        )
     raise DatabaseError(f"unsupported database URL {display_url(parsed)}: use sqlite+aiosqlite or postgresql+asyncpg")
 
 

@@ -137,6 +137,8 @@ class DownstreamConnection:
         self._lost_reason: str | None = None
         self._refresh_requested = anyio.Event()
         self._ready = anyio.Event()
+        self.first_attempt_over = anyio.Event()
+        """Set once the connector has listed, or failed its first attempt (or is disabled)."""
         self._health_changed = anyio.Event()
         self.connections_made = 0
         self._in_flight: dict[str, _InFlight] = {}
@@ -516,6 +518,8 @@ class DownstreamConnection:
             tool_count=tool_count if tool_count is not None else previous.tool_count,
             attempts=attempts if attempts is not None else previous.attempts,
         )
+        if state in (Health.READY, Health.DOWN, Health.DISABLED):
+            self.first_attempt_over.set()
         if self.health != previous:
             changed, self._health_changed = self._health_changed, anyio.Event()
             changed.set()
@@ -535,7 +539,11 @@ class DownstreamConnection:
         and a 2026-07-28 downstream sees the caller's capabilities and log level, not the hub's.
         """
         client = self._client
-        if client is None:
+        try:
+            session = client.session if client is not None else None
+        except RuntimeError:  # the SDK client is being closed: the connection was lost a moment ago
+            session = None
+        if client is None or session is None:
             raise ConnectorUnavailableError(
                 self.spec.id, f"connector {self.spec.id!r} is not connected ({self.health.state})"
             )
@@ -552,7 +560,7 @@ class DownstreamConnection:
                 try:
                     async with self._limiter:
                         return await send_raw_request(
-                            client.session, method, params, on_progress=on_progress, request_id=request_id, meta=meta
+                            session, method, params, on_progress=on_progress, request_id=request_id, meta=meta
                         )
                 finally:
                     self._in_flight.pop(request_id, None)

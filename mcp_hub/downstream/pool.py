@@ -55,6 +55,11 @@ class DownstreamPool:
             raise ConnectorUnavailableError(connector_id, f"connector {connector_id!r} is not configured")
         return connection
 
+    async def first_attempts_over(self) -> None:
+        """Return once every connector has listed or failed its first attempt (disabled ones count as done)."""
+        for connection in self.connections.values():
+            await connection.first_attempt_over.wait()
+
     def health(self) -> dict[str, HealthState]:
         return {connector_id: connection.health for connector_id, connection in sorted(self.connections.items())}
 

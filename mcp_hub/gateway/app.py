@@ -1,4 +1,4 @@
-"""The hub's MCP endpoint over HTTP (both eras) and `/healthz`, as routes for the hub's Starlette app.
+"""The hub's MCP endpoint over HTTP (both eras), `/healthz` and `/readyz`, as routes for the hub's Starlette app.
 
 Streamable HTTP as specified in https://modelcontextprotocol.io/specification/2026-07-28/basic/transports
 (stateless: every request stands alone, so any replica can serve it) and
@@ -24,14 +24,16 @@ from starlette.types import ASGIApp
 
 from mcp_hub.catalog.catalog import Catalog
 from mcp_hub.config.settings import HubSettings
-from mcp_hub.domain import Health
+from mcp_hub.domain import Health, HubPhase
 from mcp_hub.downstream.pool import DownstreamPool
 from mcp_hub.gateway.event_store import EventLog, SessionScopedEventStore
+from mcp_hub.gateway.readiness import Readiness
 from mcp_hub.gateway.resumption import ResumableStreams, refetch_notifications
 from mcp_hub.gateway.server import HubServer
 
 _LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 HEALTH_PATH = "/healthz"
+READY_PATH = "/readyz"
 
 
 def transport_security(settings: HubSettings) -> TransportSecuritySettings:
@@ -84,8 +86,9 @@ def mcp_routes(
     return routes
 
 
-def health_report(pool: DownstreamPool, catalog: Catalog) -> dict[str, Any]:
-    """The body of `/healthz`: every connector's state, and `ok` only when every enabled one is ready."""
+def health_report(pool: DownstreamPool, catalog: Catalog, readiness: Readiness) -> dict[str, Any]:
+    """The body of `/healthz`: every connector's state; `starting` until each has made its first attempt, then
+    `ok` only when every enabled one is ready."""
     connectors = {
         connector_id: {
             "state": state.state.value,
@@ -99,11 +102,21 @@ def health_report(pool: DownstreamPool, catalog: Catalog) -> dict[str, Any]:
     }
     enabled = [c for c in connectors.values() if c["state"] != Health.DISABLED]
     all_ready = all(c["state"] == Health.READY for c in enabled)
-    return {"status": "ok" if all_ready else "degraded", "tools": len(catalog.tools), "connectors": connectors}
+    status = "ok" if all_ready else "degraded"
+    if readiness.phase is not HubPhase.READY:
+        status = readiness.phase.value
+    return {"status": status, "tools": len(catalog.tools), "connectors": connectors}
 
 
-def health_routes(report: Callable[[], dict[str, Any]]) -> list[BaseRoute]:
+def health_routes(report: Callable[[], dict[str, Any]], readiness: Readiness) -> list[BaseRoute]:
+    """`/healthz` (liveness: always 200 while the process serves) and `/readyz` (readiness: 200 only between the
+    end of the start and the beginning of the shutdown, for load balancers)."""
+
     async def healthz(_request: Request) -> JSONResponse:
         return JSONResponse(report())
 
-    return [Route(HEALTH_PATH, healthz, methods=["GET"])]
+    async def readyz(_request: Request) -> JSONResponse:
+        phase = readiness.phase
+        return JSONResponse({"status": phase.value}, status_code=200 if phase is HubPhase.READY else 503)
+
+    return [Route(HEALTH_PATH, healthz, methods=["GET"]), Route(READY_PATH, readyz, methods=["GET"])]

@@ -17,6 +17,7 @@ from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp_hub.catalog.catalog import Catalog, ConnectorOffer
 from mcp_hub.domain import ConnectorId
 from mcp_hub.gateway.caller import Asking, CallerResolver
+from mcp_hub.gateway.readiness import Readiness
 
 _SHAPED_METHODS: Final = frozenset({"initialize", "server/discover"})
 
@@ -55,15 +56,17 @@ def shaped_capabilities(capabilities: dict[str, Any], offers: list[ConnectorOffe
 class CapabilityShaper:
     """Server middleware: rewrites the capabilities of `initialize` and `server/discover` for the caller."""
 
-    def __init__(self, catalog: Catalog, resolve: CallerResolver) -> None:
+    def __init__(self, catalog: Catalog, resolve: CallerResolver, readiness: Readiness) -> None:
         self._catalog = catalog
         self._resolve = resolve
+        self._readiness = readiness
 
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         if ctx.method not in _SHAPED_METHODS:
             return await call_next(ctx)
         # Decided before the handshake runs: `initialize` is handled inline, and this only reads caches.
         asking = await self._resolve(ctx)
+        await self._readiness.settled()  # what connectors offer is known once they have listed
         result = await call_next(ctx)
         if not isinstance(result, dict) or not isinstance(result.get("capabilities"), dict):
             return result

@@ -20,7 +20,7 @@ from mcp_hub.downstream.relay import Relay
 from mcp_hub.errors import AccessDeniedError, UnknownPromptError
 from mcp_hub.gateway.caller import CallerResolver
 from mcp_hub.gateway.forwarding import Forwarder, Target
-from mcp_hub.gateway.lists import ListShape, list_page
+from mcp_hub.gateway.lists import Lists
 from mcp_hub.gateway.questions import Questions
 
 
@@ -28,13 +28,13 @@ class PromptRequests:
     """The prompt methods of the hub's MCP server."""
 
     def __init__(
-        self, catalog: Catalog, forwarder: Forwarder, resolve: CallerResolver, shape: ListShape, questions: Questions
+        self, catalog: Catalog, forwarder: Forwarder, resolve: CallerResolver, lists: Lists, questions: Questions
     ) -> None:
         self._questions = questions
         self._catalog = catalog
         self._forwarder = forwarder
         self._resolve = resolve
-        self._shape = shape
+        self._lists = lists
 
     def register(self, server: Server[Any]) -> None:
         server.add_request_handler("prompts/list", types.PaginatedRequestParams, self.list)
@@ -42,7 +42,7 @@ class PromptRequests:
 
     async def list(self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams) -> dict[str, Any]:
         asking = await self._resolve(ctx)
-        return list_page(self._catalog.prompts, "prompts", asking, params.cursor, self._shape)
+        return await self._lists.page(self._catalog.prompts, "prompts", asking, params.cursor)
 
     async def get(self, ctx: ServerRequestContext[Any, Any], params: types.GetPromptRequestParams) -> dict[str, Any]:
         asking = await self._resolve(ctx)

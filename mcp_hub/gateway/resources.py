@@ -23,7 +23,7 @@ from mcp_hub.downstream.relay import Relay
 from mcp_hub.errors import AccessDeniedError, ResourceNotFoundError
 from mcp_hub.gateway.caller import CallerResolver
 from mcp_hub.gateway.forwarding import Forwarder, Target
-from mcp_hub.gateway.lists import ListShape, list_page
+from mcp_hub.gateway.lists import Lists
 from mcp_hub.gateway.questions import Questions
 
 
@@ -31,13 +31,13 @@ class ResourceRequests:
     """The resource methods of the hub's MCP server."""
 
     def __init__(
-        self, catalog: Catalog, forwarder: Forwarder, resolve: CallerResolver, shape: ListShape, questions: Questions
+        self, catalog: Catalog, forwarder: Forwarder, resolve: CallerResolver, lists: Lists, questions: Questions
     ) -> None:
         self._questions = questions
         self._catalog = catalog
         self._forwarder = forwarder
         self._resolve = resolve
-        self._shape = shape
+        self._lists = lists
 
     def register(self, server: Server[Any]) -> None:
         server.add_request_handler("resources/list", types.PaginatedRequestParams, self.list)
@@ -46,13 +46,13 @@ class ResourceRequests:
 
     async def list(self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams) -> dict[str, Any]:
         asking = await self._resolve(ctx)
-        return list_page(self._catalog.resources, "resources", asking, params.cursor, self._shape)
+        return await self._lists.page(self._catalog.resources, "resources", asking, params.cursor)
 
     async def list_templates(
         self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams
     ) -> dict[str, Any]:
         asking = await self._resolve(ctx)
-        return list_page(self._catalog.templates, "resourceTemplates", asking, params.cursor, self._shape)
+        return await self._lists.page(self._catalog.templates, "resourceTemplates", asking, params.cursor)
 
     async def read(
         self, ctx: ServerRequestContext[Any, Any], params: types.ReadResourceRequestParams

@@ -25,10 +25,11 @@ from mcp_hub.gateway.capabilities import CapabilityShaper
 from mcp_hub.gateway.completion import CompletionRequests
 from mcp_hub.gateway.errors import MapHubErrors
 from mcp_hub.gateway.forwarding import Forwarder
-from mcp_hub.gateway.lists import ListShape
+from mcp_hub.gateway.lists import Lists, ListShape
 from mcp_hub.gateway.notifications import ChangeNotifier
 from mcp_hub.gateway.prompts import PromptRequests
 from mcp_hub.gateway.questions import Questions
+from mcp_hub.gateway.readiness import Readiness
 from mcp_hub.gateway.relaying import LogLevels
 from mcp_hub.gateway.request_state import RequestStates
 from mcp_hub.gateway.resources import ResourceRequests
@@ -72,6 +73,7 @@ def build_server(
     subscriptions: ResourceSubscriptions,
     questions: Questions,
     request_states: RequestStates,
+    readiness: Readiness,
     audience: str,
     approvals: ApprovalService | None = None,
     middleware: Sequence[ServerMiddleware[Any]] = (),
@@ -83,7 +85,7 @@ def build_server(
     with neither is refused (fail closed).
     """
     resolve = CallerResolver(decider, stdio_principal)
-    shape = ListShape(page_size=page_size, ttl_ms=list_ttl_ms)
+    lists = Lists(ListShape(page_size=page_size, ttl_ms=list_ttl_ms), readiness)
     tasks = ApprovalTasks(approvals, resolve.decision) if approvals is not None else None
     server = HubServer(
         "mcp-hub",
@@ -92,9 +94,9 @@ def build_server(
         # Mcp-Param-* header checks: a dictionary lookup instead of the SDK's default walk of tools/list per call.
         get_tool_input_schema=catalog.input_schema,
     )
-    ToolRequests(catalog, forwarder, resolve, shape, questions, approvals=approvals, tasks=tasks).register(server)
-    PromptRequests(catalog, forwarder, resolve, shape, questions).register(server)
-    ResourceRequests(catalog, forwarder, resolve, shape, questions).register(server)
+    ToolRequests(catalog, forwarder, resolve, lists, questions, approvals=approvals, tasks=tasks).register(server)
+    PromptRequests(catalog, forwarder, resolve, lists, questions).register(server)
+    ResourceRequests(catalog, forwarder, resolve, lists, questions).register(server)
     CompletionRequests(catalog, forwarder, resolve).register(server)
     subscribing = SubscriptionRequests(subscriptions, notifier, resolve)
     server.add_request_handler("resources/subscribe", types.SubscribeRequestParams, subscribing.subscribe)
@@ -115,7 +117,7 @@ def build_server(
             notifier,
             request_states.boundary(audience, resolve.principal_key),
             MapHubErrors(),
-            CapabilityShaper(catalog, resolve),
+            CapabilityShaper(catalog, resolve, readiness),
             *middleware,
         ]
     )

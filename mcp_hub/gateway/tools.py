@@ -23,7 +23,7 @@ from mcp_hub.errors import AccessDeniedError, TooManyPendingError
 from mcp_hub.gateway.caller import CallerResolver
 from mcp_hub.gateway.errors import tool_result_for
 from mcp_hub.gateway.forwarding import Forwarder
-from mcp_hub.gateway.lists import ListShape, list_page
+from mcp_hub.gateway.lists import Lists
 from mcp_hub.gateway.questions import Questions
 from mcp_hub.gateway.tasks import ApprovalTasks
 from mcp_hub.tool_results import hub_error_result
@@ -37,7 +37,7 @@ class ToolRequests:
         catalog: Catalog,
         forwarder: Forwarder,
         resolve: CallerResolver,
-        shape: ListShape,
+        lists: Lists,
         questions: Questions,
         *,
         approvals: ApprovalService | None,
@@ -47,7 +47,7 @@ class ToolRequests:
         self._catalog = catalog
         self._forwarder = forwarder
         self._resolve = resolve
-        self._shape = shape
+        self._lists = lists
         self._approvals = approvals
         self._tasks = tasks
 
@@ -58,7 +58,7 @@ class ToolRequests:
 
     async def list(self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams) -> dict[str, Any]:
         asking = await self._resolve(ctx)
-        return list_page(self._catalog.tools, "tools", asking, params.cursor, self._shape)
+        return await self._lists.page(self._catalog.tools, "tools", asking, params.cursor)
 
     async def call(self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams) -> dict[str, Any]:
         async def relay_progress(progress: float, total: float | None, message: str | None) -> None:

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import sqlite3
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any, cast
 
+import anyio
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mcp_hub.db.audit import AuditEvent, AuditStore
 from mcp_hub.db.catalog import CatalogDiff, CatalogStore, ConnectorRecord, ConnectorStatus, ToolRecord
+from mcp_hub.db.engine import create_engine, upgrade
 from mcp_hub.domain import AuditOutcome, ConnectorId, Health
 from mcp_hub.errors import CatalogError, DatabaseError
 
@@ -271,3 +276,43 @@ async def test_deleting_a_connector_deletes_its_catalog_but_not_its_audit(
 
     assert await store.catalog(include_removed=True) == []
     assert [event.connector_id for event in await audit_store.recent_audit()] == ["time"]
+
+
+async def test_a_write_cancelled_while_it_waits_for_the_database_still_finishes_and_leaves_nothing_behind(
+    tmp_path: Path,
+) -> None:
+    """T25, our choice (db/_base.py): a store's transaction is never cancelled halfway. Here the write waits for
+    SQLite's lock, held by another connection, when its task is cancelled: it still finishes once the lock is
+    free, and no connection close is left waiting forever (which would keep the hub's process from exiting)."""
+    path = tmp_path / "locked.db"
+    url = f"sqlite+aiosqlite:///{path}"
+    await upgrade(url)
+    engine = create_engine(url)
+    store = CatalogStore(engine)
+    await store.register_connectors(
+        [ConnectorRecord(id=ConnectorId("c"), transport="stdio", protocol="auto", enabled=True, config_sha256="0")]
+    )
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    scopes: list[anyio.CancelScope] = []
+
+    async def write() -> None:
+        with anyio.CancelScope() as scope:
+            scopes.append(scope)
+            await store.record_health("c", Health.DOWN, "cancelled while waiting", None)
+
+    try:
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(write)
+            await anyio.wait_all_tasks_blocked()  # the write waits in SQLite's busy handler
+            scopes[0].cancel()
+            await anyio.wait_all_tasks_blocked()
+            blocker.rollback()
+    finally:
+        blocker.close()
+    statuses = {status.id: status for status in await store.list_connectors()}
+    await engine.dispose()
+
+    current = asyncio.current_task()
+    assert [task for task in asyncio.all_tasks() if task is not current and "terminate" in repr(task.get_coro())] == []
+    assert statuses[ConnectorId("c")].health_detail == "cancelled while waiting"
