@@ -56,6 +56,7 @@ from mcp_hub.authz.tokens import MAX_ACCESS_TOKEN_SECONDS, TokenService
 from mcp_hub.authz.urls import OAuthUrls
 from mcp_hub.catalog.catalog import Catalog
 from mcp_hub.catalog.sync import CatalogSync
+from mcp_hub.catalog.views import CatalogReader, ConnectorView
 from mcp_hub.config.connectors import ConnectorSpec
 from mcp_hub.config.settings import HubSettings
 from mcp_hub.db.approvals import ApprovalStore
@@ -71,7 +72,7 @@ from mcp_hub.domain import Caller
 from mcp_hub.downstream.health import HealthRecorder
 from mcp_hub.downstream.pool import DownstreamPool
 from mcp_hub.gateway import stdio
-from mcp_hub.gateway.app import health_report, health_routes, mcp_routes
+from mcp_hub.gateway.app import Guard, health_report, health_routes, mcp_routes
 from mcp_hub.gateway.event_store import InMemoryEventLog, StreamLimits
 from mcp_hub.gateway.forwarding import Forwarder
 from mcp_hub.gateway.guard import BearerAuthMiddleware
@@ -238,12 +239,19 @@ class Hub:
         self.engine = create_engine(settings.database.url)
         self.stores = stores(self.engine)
 
-        # Federation: what downstreams offer in, one catalog out, requests forwarded and audited.
+        # Federation: what downstreams offer in, one catalog out, requests forwarded and audited. Each connector's
+        # profile (/mcp/s/<id>) hears of its own connector's changes.
         self.notifier = ChangeNotifier()
-        self.catalog = Catalog(listeners=[self.notifier.on_catalog_change])
+        self.profile_notifiers = {spec.id: ChangeNotifier(connector=spec.id) for spec in self.connectors}
+        self.catalog = Catalog(
+            listeners=[
+                self.notifier.on_catalog_change,
+                *(notifier.on_catalog_change for notifier in self.profile_notifiers.values()),
+            ]
+        )
         self.audit = AuditWriter.configured(self.stores.audit, settings.audit)
         self.log_levels = LogLevels(self.catalog)
-        self.subscriptions = ResourceSubscriptions(self.catalog, self.notifier)
+        self.subscriptions = ResourceSubscriptions(self.catalog, self.notifier, self.profile_notifiers)
         self.pool = DownstreamPool(
             self.connectors,
             settings.timeouts,
@@ -279,17 +287,30 @@ class Hub:
         # Front doors: the MCP server (HTTP here; stdio in `serve_stdio`), its 2025-11-25 streams resumable from
         # the events they carried (in this process: replicas need session affinity, as for the sessions).
         self.server = self.server_for(None)
+        self.profiles = {connector: ConnectorView(self.catalog, connector) for connector in self.profile_notifiers}
+        self.profile_servers = {
+            connector: self.server_for(None, reader=view, notifier=self.profile_notifiers[connector])
+            for connector, view in self.profiles.items()
+        }
         self.stream_events = InMemoryEventLog(StreamLimits.of(settings.streams))
 
-    def server_for(self, stdio_principal: Principal | None, middleware: Sequence[Any] = ()) -> HubServer:
+    def server_for(
+        self,
+        stdio_principal: Principal | None,
+        middleware: Sequence[Any] = (),
+        *,
+        reader: CatalogReader | None = None,
+        notifier: ChangeNotifier | None = None,
+    ) -> HubServer:
         """An MCP server over this hub; with auth, `stdio_principal` is whom the stdio front door serves.
 
-        HTTP uses `self.server` (no stdio principal: the bearer middleware names the caller per request).
+        HTTP uses `self.server` (no stdio principal: the bearer middleware names the caller per request), and one
+        server per connector's profile (`reader`: that connector under its own names, with its own `notifier`).
         """
         return build_server(
-            self.catalog,
+            reader if reader is not None else self.catalog,
             self.forwarder,
-            self.notifier,
+            notifier if notifier is not None else self.notifier,
             page_size=self.settings.catalog.page_size,
             list_ttl_ms=self.settings.catalog.list_ttl_ms,
             decider=self.auth.decider if self.auth is not None else None,
@@ -317,6 +338,8 @@ class Hub:
                 await self.approvals.recover()
                 await stack.enter_async_context(self.webhooks.running())
                 await stack.enter_async_context(self.notifier.running())
+                for profile_notifier in self.profile_notifiers.values():
+                    await stack.enter_async_context(profile_notifier.running())
                 await stack.enter_async_context(self.questions.running())
                 await stack.enter_async_context(self.pool.running())
                 await stack.enter_async_context(self.readiness.running())
@@ -361,29 +384,44 @@ class Hub:
             await stdio.serve(server)
 
 
+def profile_path(settings: HubSettings, connector: str) -> str:
+    """Where a connector's profile is served: its catalog alone, under its own names (issue 9 §10)."""
+    return f"{settings.hub.mcp_path}/s/{connector}"
+
+
+def _public_name_in(view: ConnectorView, name: str) -> str | None:
+    tool = view.tools.get(name)
+    return tool.public_name if tool is not None else None
+
+
 def build_app(hub: Hub, *, on_started: Callable[[], None] | None = None) -> Starlette:
     """The hub's ASGI app: `/mcp` (both eras), `/healthz`, and with auth the OAuth endpoints and the web pages.
 
     Its lifespan runs the hub (database, keys, audit, pool) and the MCP session manager.
     """
     settings, auth = hub.settings, hub.auth
-    guard: Callable[[ASGIApp], ASGIApp] | None = None
+    guard: Guard | None = None
     routes: list[BaseRoute] = []
     if auth is not None:
 
         async def audit_refusal(tool: str, caller_label: str) -> None:
             await hub.forwarder.audit_refusal(tool, Caller(client=caller_label))
 
-        guard = partial(
-            BearerAuthMiddleware,
-            authenticator=auth.bearer,
-            decider=auth.decider,
-            issuer=auth.urls.issuer,
-            resource_metadata_url=auth.urls.resource_metadata_url,
-            tool_exists=hub.catalog.tool_exists,
-            max_body_bytes=settings.hub.max_request_body_bytes,
-            on_refused=audit_refusal,
-        )
+        def bearer_guard(
+            app: ASGIApp, public_tool_name: Callable[[str], str | None], auth: Authorization = auth
+        ) -> ASGIApp:
+            return BearerAuthMiddleware(
+                app,
+                authenticator=auth.bearer,
+                decider=auth.decider,
+                issuer=auth.urls.issuer,
+                resource_metadata_url=auth.urls.resource_metadata_url,
+                public_tool_name=public_tool_name,
+                max_body_bytes=settings.hub.max_request_body_bytes,
+                on_refused=audit_refusal,
+            )
+
+        guard = bearer_guard
         sessions = WebSessions(
             hub.stores.web_sessions,
             hub.stores.identities,
@@ -396,12 +434,33 @@ def build_app(hub: Hub, *, on_started: Callable[[], None] | None = None) -> Star
         routes += oauth_routes(settings, hub.stores, auth, sessions, pages)
         routes += approval_routes(hub.approvals, hub.stores.identities, sessions, hub.feed, pages)
         routes += assets.routes()
-    mcp = mcp_routes(hub.server, settings, hub.catalog, stream_events=hub.stream_events, guard=guard)
+    mcp = mcp_routes(
+        hub.server,
+        settings,
+        hub.catalog,
+        path=settings.hub.mcp_path,
+        public_tool_name=lambda name: name if hub.catalog.tool_exists(name) else None,
+        stream_events=hub.stream_events,
+        guard=guard,
+    )
+    for connector, server in hub.profile_servers.items():
+        mcp += mcp_routes(
+            server,
+            settings,
+            hub.catalog,
+            path=profile_path(settings, connector),
+            public_tool_name=partial(_public_name_in, hub.profiles[connector]),
+            stream_events=hub.stream_events,
+            guard=guard,
+        )
     routes = [*mcp, *routes, *health_routes(hub.health_report, hub.readiness)]
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncGenerator[None]:
-        async with hub.running(), hub.server.session_manager.run():
+        async with AsyncExitStack() as stack:
+            await stack.enter_async_context(hub.running())
+            for server in (hub.server, *hub.profile_servers.values()):
+                await stack.enter_async_context(server.session_manager.run())
             if on_started is not None:
                 on_started()
             yield

@@ -134,6 +134,38 @@ def decode_cursor(cursor: str) -> str:
         raise InvalidCursorError(f"Invalid cursor: {cursor[:80]!r}") from None
 
 
+def page_of(
+    entries: Sequence[CatalogEntry],
+    keys: Sequence[str],
+    key_of: Callable[[CatalogEntry], str],
+    cursor: str | None,
+    size: int,
+    visible: Callable[[str], bool] | None,
+    *,
+    definition_of: Callable[[CatalogEntry], Mapping[str, Any]] = lambda entry: entry.public_definition,
+) -> tuple[list[Mapping[str, Any]], str | None]:
+    """One page of `entries` (sorted by `keys`, each `key_of(entry)`), after the entry keyed `cursor`."""
+    start = 0 if cursor is None else bisect.bisect_right(keys, decode_cursor(cursor))
+    chunk: Sequence[CatalogEntry]
+    if visible is None:
+        chunk = entries[start : start + size]
+        more = start + size < len(entries)
+    else:
+        picked: list[CatalogEntry] = []
+        position = start
+        for position in range(start, len(entries)):
+            entry = entries[position]
+            if visible(entry.public_name):
+                picked.append(entry)
+                if len(picked) == size:
+                    break
+        chunk = picked
+        # A full page may be followed by an empty one: cheaper than scanning ahead, and valid pagination.
+        more = len(chunk) == size and position + 1 < len(entries)
+    next_cursor = encode_cursor(key_of(chunk[-1])) if more and chunk else None
+    return [definition_of(entry) for entry in chunk], next_cursor
+
+
 def _public_key(kind: CatalogKind, connector_id: ConnectorId, downstream_name: str) -> str:
     if kind in (CatalogKind.TOOL, CatalogKind.PROMPT):
         return public_name(connector_id, downstream_name)
@@ -150,9 +182,11 @@ class Section:
         self._by_public: dict[str, CatalogEntry] = {}
         self._sorted_names: list[str] = []
         self._sorted: list[CatalogEntry] = []
+        self._by_downstream: dict[tuple[ConnectorId, str], CatalogEntry] = {}
 
-    def get(self, public: str) -> CatalogEntry | None:
-        return self._by_public.get(public)
+    def get(self, name: str) -> CatalogEntry | None:
+        """The entry with this public name (or public URI)."""
+        return self._by_public.get(name)
 
     def __contains__(self, public: object) -> bool:
         return public in self._by_public
@@ -178,27 +212,12 @@ class Section:
     ) -> tuple[list[Mapping[str, Any]], str | None]:
         """One page of public definitions and the cursor of the next page, if any.
 
-        With `visible`, only the entries it accepts are listed (and counted towards `size`).
+        With `visible` (asked by public name), only the entries it accepts are listed (and count towards `size`).
         """
-        start = 0 if cursor is None else bisect.bisect_right(self._sorted_names, decode_cursor(cursor))
-        chunk: Sequence[CatalogEntry]
-        if visible is None:
-            chunk = self._sorted[start : start + size]
-            more = start + size < len(self._sorted)
-        else:
-            picked: list[CatalogEntry] = []
-            position = start
-            for position in range(start, len(self._sorted)):
-                entry = self._sorted[position]
-                if visible(entry.public_name):
-                    picked.append(entry)
-                    if len(picked) == size:
-                        break
-            chunk = picked
-            # A full page may be followed by an empty one: cheaper than scanning ahead, and valid pagination.
-            more = len(chunk) == size and position + 1 < len(self._sorted)
-        next_cursor = encode_cursor(chunk[-1].public_name) if more and chunk else None
-        return [entry.public_definition for entry in chunk], next_cursor
+        return page_of(self._sorted, self._sorted_names, lambda entry: entry.public_name, cursor, size, visible)
+
+    def by_downstream_name(self, connector_id: ConnectorId, downstream_name: str) -> CatalogEntry | None:
+        return self._by_downstream.get((connector_id, downstream_name))
 
     def replace(self, connector_id: ConnectorId, definitions: Sequence[Mapping[str, Any]]) -> CatalogChange:
         """Make `definitions` (as the downstream listed them) the connector's whole list of this kind."""
@@ -232,9 +251,11 @@ class Section:
         )
         if change.is_empty:
             return change
-        for name in old:
+        for name, entry in old.items():
             del self._by_public[name]
+            self._by_downstream.pop((connector_id, entry.downstream_name), None)
         self._by_public.update(new)
+        self._by_downstream.update({(connector_id, entry.downstream_name): entry for entry in new.values()})
         if new:
             self._by_connector[connector_id] = new
         else:
@@ -287,12 +308,12 @@ class Catalog:
             raise UnknownToolError(public_name)
         return tool
 
-    def tool_exists(self, public_name: str) -> bool:
-        return public_name in self.tools
+    def tool_exists(self, name: str) -> bool:
+        return name in self.tools
 
-    def input_schema(self, public_name: str) -> Mapping[str, Any] | None:
+    def input_schema(self, name: str) -> Mapping[str, Any] | None:
         """The tool's `inputSchema`, or None for an unknown tool (a lookup that never raises)."""
-        tool = self.tools.get(public_name)
+        tool = self.tools.get(name)
         if tool is None:
             return None
         schema = tool.public_definition.get("inputSchema")
@@ -300,10 +321,10 @@ class Catalog:
 
     # --- prompts and resources ------------------------------------------------------------------------------
 
-    def resolve_prompt(self, public_name: str) -> CatalogEntry:
-        prompt = self.prompts.get(public_name)
+    def resolve_prompt(self, name: str) -> CatalogEntry:
+        prompt = self.prompts.get(name)
         if prompt is None:
-            raise UnknownPromptError(public_name)
+            raise UnknownPromptError(name)
         return prompt
 
     def resolve_resource(self, uri: str) -> ResourceTarget:
@@ -330,6 +351,11 @@ class Catalog:
             if any(allows(entry.public_name, kind) for entry in section.of_connector_unsorted(connector)):
                 return True
         return False
+
+    def localize(self, method: str, result: dict[str, Any]) -> dict[str, Any]:
+        """Results are forwarded with public URIs already: what `/mcp` clients know."""
+        del method
+        return result
 
     def offer(self, connector_id: str) -> ConnectorOffer:
         return self._offers.get(ConnectorId(connector_id), ConnectorOffer())

@@ -52,18 +52,24 @@ def transport_security(settings: HubSettings) -> TransportSecuritySettings:
     )
 
 
+Guard = Callable[[ASGIApp, Callable[[str], str | None]], ASGIApp]
+"""Wraps an MCP endpoint in the bearer check; the callable maps a tool name of that endpoint to its public name."""
+
+
 def mcp_routes(
     server: HubServer,
     settings: HubSettings,
     catalog: Catalog,
     *,
+    path: str,
+    public_tool_name: Callable[[str], str | None],
     stream_events: EventLog,
-    guard: Callable[[ASGIApp], ASGIApp] | None = None,
+    guard: Guard | None = None,
 ) -> list[BaseRoute]:
-    """The SDK's Streamable HTTP routes for `server`, 2025-11-25 streams resumable from `stream_events`; with
-    `guard`, the MCP endpoint goes through it first."""
+    """The SDK's Streamable HTTP routes for `server` at `path`, 2025-11-25 streams resumable from `stream_events`;
+    with `guard`, the MCP endpoint goes through it first."""
     mcp_app = server.streamable_http_app(
-        streamable_http_path=settings.hub.mcp_path,
+        streamable_http_path=path,
         transport_security=transport_security(settings),
         max_request_body_size=settings.hub.max_request_body_bytes,
         max_sessions=settings.hub.max_legacy_sessions,
@@ -72,7 +78,7 @@ def mcp_routes(
     )
     routes: list[BaseRoute] = []
     for route in mcp_app.routes:
-        if isinstance(route, Route) and route.path == settings.hub.mcp_path:
+        if isinstance(route, Route) and route.path == path:
             endpoint: ASGIApp = ResumableStreams(
                 route.app,
                 stream_events,
@@ -80,7 +86,7 @@ def mcp_routes(
                 refetch=partial(refetch_notifications, catalog),
             )
             if guard is not None:
-                endpoint = guard(endpoint)
+                endpoint = guard(endpoint, public_tool_name)
             route = Route(route.path, endpoint, methods=sorted(route.methods or ()), name=route.name)
         routes.append(route)
     return routes

@@ -14,7 +14,8 @@ from typing import Any, Final, cast
 
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 
-from mcp_hub.catalog.catalog import Catalog, ConnectorOffer
+from mcp_hub.catalog.catalog import ConnectorOffer
+from mcp_hub.catalog.views import CatalogReader
 from mcp_hub.domain import ConnectorId
 from mcp_hub.gateway.caller import Asking, CallerResolver
 from mcp_hub.gateway.readiness import Readiness
@@ -22,7 +23,7 @@ from mcp_hub.gateway.readiness import Readiness
 _SHAPED_METHODS: Final = frozenset({"initialize", "server/discover"})
 
 
-def visible_connectors(catalog: Catalog, asking: Asking) -> set[ConnectorId]:
+def visible_connectors(catalog: CatalogReader, asking: Asking) -> set[ConnectorId]:
     """The connectors of which the caller may see something."""
     if asking.access is None:
         return catalog.connectors()
@@ -56,7 +57,7 @@ def shaped_capabilities(capabilities: dict[str, Any], offers: list[ConnectorOffe
 class CapabilityShaper:
     """Server middleware: rewrites the capabilities of `initialize` and `server/discover` for the caller."""
 
-    def __init__(self, catalog: Catalog, resolve: CallerResolver, readiness: Readiness) -> None:
+    def __init__(self, catalog: CatalogReader, resolve: CallerResolver, readiness: Readiness) -> None:
         self._catalog = catalog
         self._resolve = resolve
         self._readiness = readiness

@@ -14,7 +14,8 @@ from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel.server import Server
 
 from mcp_hub.authz.scopes import required_scope
-from mcp_hub.catalog.catalog import Catalog, CatalogEntry
+from mcp_hub.catalog.catalog import CatalogEntry
+from mcp_hub.catalog.views import CatalogReader
 from mcp_hub.errors import AccessDeniedError, ResourceNotFoundError
 from mcp_hub.gateway.caller import Asking, CallerResolver
 from mcp_hub.gateway.forwarding import Forwarder, Target
@@ -23,7 +24,7 @@ from mcp_hub.gateway.forwarding import Forwarder, Target
 class CompletionRequests:
     """The completion method of the hub's MCP server."""
 
-    def __init__(self, catalog: Catalog, forwarder: Forwarder, resolve: CallerResolver) -> None:
+    def __init__(self, catalog: CatalogReader, forwarder: Forwarder, resolve: CallerResolver) -> None:
         self._catalog = catalog
         self._forwarder = forwarder
         self._resolve = resolve

@@ -21,7 +21,8 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final, cast
+from functools import partial
+from typing import Any, Final
 
 import anyio
 from mcp.shared.dispatcher import ProgressFnT
@@ -29,6 +30,7 @@ from mcp_types import SERVER_INFO_META_KEY
 
 from mcp_hub.audit.writer import AuditWriter
 from mcp_hub.catalog.catalog import Catalog, CatalogEntry, ResourceTarget
+from mcp_hub.catalog.content import map_uris
 from mcp_hub.catalog.names import public_uri
 from mcp_hub.db.audit import AuditEvent
 from mcp_hub.domain import AuditOutcome, Caller, CatalogKind, Clock, ConnectorId, utc_now
@@ -72,60 +74,6 @@ def _outcome_of(exc: DownstreamError) -> AuditOutcome:
     if isinstance(exc, ConnectorUnavailableError):
         return AuditOutcome.UNAVAILABLE
     return AuditOutcome.DOWNSTREAM_ERROR
-
-
-def _publish_content(item: Any, connector_id: str) -> Any:
-    """A content block with its resource URI (link or embedded resource) in public form."""
-    if not isinstance(item, dict):
-        return item
-    block = cast("dict[str, Any]", item)
-    kind = block.get("type")
-    if kind == "resource_link" and isinstance(block.get("uri"), str):
-        return {**block, "uri": public_uri(connector_id, block["uri"])}
-    resource = block.get("resource")
-    if kind == "resource" and isinstance(resource, dict):
-        embedded = cast("dict[str, Any]", resource)
-        if isinstance(embedded.get("uri"), str):
-            return {**block, "resource": {**embedded, "uri": public_uri(connector_id, embedded["uri"])}}
-    return block
-
-
-def publish_uris(method: str, result: dict[str, Any], connector_id: str) -> dict[str, Any]:
-    """`result` of `method` with every downstream resource URI in it replaced by its public URI."""
-    if method == "tools/call" and isinstance(result.get("content"), list):
-        content = cast("list[Any]", result["content"])
-        return {**result, "content": [_publish_content(item, connector_id) for item in content]}
-    if method == "resources/read" and isinstance(result.get("contents"), list):
-        return {
-            **result,
-            "contents": [_publish_read(item, connector_id) for item in cast("list[Any]", result["contents"])],
-        }
-    if method == "prompts/get" and isinstance(result.get("messages"), list):
-        return {
-            **result,
-            "messages": [_publish_message(item, connector_id) for item in cast("list[Any]", result["messages"])],
-        }
-    return result
-
-
-def _publish_read(item: Any, connector_id: str) -> Any:
-    if not isinstance(item, dict):
-        return item
-    contents = cast("dict[str, Any]", item)
-    uri = contents.get("uri")
-    return {**contents, "uri": public_uri(connector_id, uri)} if isinstance(uri, str) else contents
-
-
-def _publish_message(item: Any, connector_id: str) -> Any:
-    if not isinstance(item, dict):
-        return item
-    message = cast("dict[str, Any]", item)
-    if "content" not in message:
-        return message
-    content: Any = message["content"]
-    if isinstance(content, list):
-        return {**message, "content": [_publish_content(block, connector_id) for block in cast("list[Any]", content)]}
-    return {**message, "content": _publish_content(content, connector_id)}
 
 
 def _unsupported_result(method: str, target: Target, result_type: object) -> dict[str, Any]:
@@ -239,7 +187,7 @@ class Forwarder:
                 outcome = AuditOutcome.INPUT_REQUIRED
                 return result
             outcome = AuditOutcome.TOOL_ERROR if result.get("isError") else AuditOutcome.OK
-            return publish_uris(method, _clean_result(result), target.connector_id)
+            return map_uris(method, _clean_result(result), partial(public_uri, target.connector_id))
         except Exception as exc:
             if outcome is AuditOutcome.CANCELLED:
                 # Cancellation is not an Exception: a cancelled call keeps the outcome "cancelled".
@@ -278,8 +226,9 @@ class Forwarder:
         )
 
     async def audit_not_found(self, method: str, public_name: str, caller: Caller) -> None:
-        """Record a get or read of something the hub never handed out."""
-        await self._audit_unknown(method, public_name, caller, AuditOutcome.NOT_FOUND)
+        """Record a call, get or read of something the hub never handed out."""
+        outcome = AuditOutcome.UNKNOWN_TOOL if method == "tools/call" else AuditOutcome.NOT_FOUND
+        await self._audit_unknown(method, public_name, caller, outcome)
 
     async def _record(self, event: AuditEvent) -> None:
         # Shielded: a cancelled request is still recorded.

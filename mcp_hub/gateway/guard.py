@@ -62,7 +62,7 @@ class BearerAuthMiddleware:
         *,
         issuer: str,
         resource_metadata_url: str,
-        tool_exists: Callable[[str], bool],
+        public_tool_name: Callable[[str], str | None],
         max_body_bytes: int,
         on_refused: Callable[[str, str], Awaitable[None]],
         # (tool, caller label): the audit record of a refused call
@@ -72,7 +72,8 @@ class BearerAuthMiddleware:
         self._decider = decider
         self._issuer = issuer
         self._resource_metadata_url = resource_metadata_url
-        self._tool_exists = tool_exists
+        self._public_tool_name = public_tool_name
+        """The public name of the tool a request names (the names differ on a connector's profile), or None."""
         self._on_refused = on_refused
         self._max_body_bytes = max_body_bytes
 
@@ -132,9 +133,10 @@ class BearerAuthMiddleware:
         if fields.get("method") != "tools/call" or not isinstance(params, dict):
             return None
         name: object = cast("dict[str, Any]", params).get("name")
-        if not isinstance(name, str) or not self._tool_exists(name) or access.allows(name):
+        public = self._public_tool_name(name) if isinstance(name, str) else None
+        if public is None or access.allows(public):
             return None  # unknown tools get the SDK's -32602 from the handler, as without auth
-        return name
+        return public
 
     async def _forbidden(self, tool: str, body: bytes, scope: Scope, receive: Receive, send: Send) -> None:
         denied = AccessDeniedError(tool, scopes.required_scope("tool", tool))

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from mcp_hub.catalog.catalog import Section
+from mcp_hub.catalog.views import SectionReader
 from mcp_hub.gateway.caller import Asking
 from mcp_hub.gateway.readiness import Readiness
 
@@ -28,7 +28,7 @@ class ListShape:
 
 
 def list_page(
-    section: Section, key: str, asking: Asking, cursor: str | None, shape: ListShape, *, whole: bool = True
+    section: SectionReader, key: str, asking: Asking, cursor: str | None, shape: ListShape, *, whole: bool = True
 ) -> dict[str, Any]:
     """The result of a list request: one page of `section` under `key`, as this caller may see it; not cacheable
     unless the catalog is `whole`."""
@@ -56,6 +56,6 @@ class Lists:
         self._shape = shape
         self._readiness = readiness
 
-    async def page(self, section: Section, key: str, asking: Asking, cursor: str | None) -> dict[str, Any]:
+    async def page(self, section: SectionReader, key: str, asking: Asking, cursor: str | None) -> dict[str, Any]:
         whole = await self._readiness.settled()
         return list_page(section, key, asking, cursor, self._shape, whole=whole)

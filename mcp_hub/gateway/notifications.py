@@ -27,7 +27,7 @@ from mcp.shared.subscriptions import PromptsListChanged, ResourcesListChanged, S
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from mcp_hub.catalog.catalog import CatalogChange
-from mcp_hub.domain import CatalogKind
+from mcp_hub.domain import CatalogKind, ConnectorId
 
 _LIST_OF: Final = {
     CatalogKind.TOOL: "tools",
@@ -45,7 +45,9 @@ _EVENTS: Final[dict[str, ServerEvent]] = {
 class ChangeNotifier:
     """Fans catalog changes out to legacy sessions and modern listen streams."""
 
-    def __init__(self, bus: SubscriptionBus | None = None) -> None:
+    def __init__(self, bus: SubscriptionBus | None = None, *, connector: ConnectorId | None = None) -> None:
+        """`connector`: a connector's profile notifier hears only of that connector's changes."""
+        self._connector = connector
         self.bus: SubscriptionBus = bus if bus is not None else InMemorySubscriptionBus()
         self.listen_handler = ListenHandler(self.bus)
         self._legacy_connections: weakref.WeakSet[Connection] = weakref.WeakSet()
@@ -55,7 +57,7 @@ class ChangeNotifier:
 
     def on_catalog_change(self, change: CatalogChange) -> None:
         """Catalog listener: schedule one notification round."""
-        if not change.is_empty:
+        if not change.is_empty and self._connector in (None, change.connector_id):
             self._lists_changed.add(_LIST_OF[change.kind])
             self._changed.set()
 

@@ -15,7 +15,7 @@ from mcp.server.lowlevel.server import Server
 from mcp.shared.dispatcher import ProgressFnT
 
 from mcp_hub.authz.scopes import required_scope
-from mcp_hub.catalog.catalog import Catalog
+from mcp_hub.catalog.views import CatalogReader
 from mcp_hub.downstream.relay import Relay
 from mcp_hub.errors import AccessDeniedError, UnknownPromptError
 from mcp_hub.gateway.caller import CallerResolver
@@ -28,7 +28,7 @@ class PromptRequests:
     """The prompt methods of the hub's MCP server."""
 
     def __init__(
-        self, catalog: Catalog, forwarder: Forwarder, resolve: CallerResolver, lists: Lists, questions: Questions
+        self, catalog: CatalogReader, forwarder: Forwarder, resolve: CallerResolver, lists: Lists, questions: Questions
     ) -> None:
         self._questions = questions
         self._catalog = catalog
@@ -68,4 +68,5 @@ class PromptRequests:
             )
 
         era = self._forwarder.era_of(prompt.connector_id)
-        return await self._questions.forward(ctx, self._resolve.principal_key(ctx), prompt.connector_id, era, send)
+        result = await self._questions.forward(ctx, self._resolve.principal_key(ctx), prompt.connector_id, era, send)
+        return self._catalog.localize("prompts/get", result)

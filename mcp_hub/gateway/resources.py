@@ -18,7 +18,7 @@ from mcp.server.lowlevel.server import Server
 from mcp.shared.dispatcher import ProgressFnT
 
 from mcp_hub.authz.scopes import required_scope
-from mcp_hub.catalog.catalog import Catalog
+from mcp_hub.catalog.views import CatalogReader
 from mcp_hub.downstream.relay import Relay
 from mcp_hub.errors import AccessDeniedError, ResourceNotFoundError
 from mcp_hub.gateway.caller import CallerResolver
@@ -31,7 +31,7 @@ class ResourceRequests:
     """The resource methods of the hub's MCP server."""
 
     def __init__(
-        self, catalog: Catalog, forwarder: Forwarder, resolve: CallerResolver, lists: Lists, questions: Questions
+        self, catalog: CatalogReader, forwarder: Forwarder, resolve: CallerResolver, lists: Lists, questions: Questions
     ) -> None:
         self._questions = questions
         self._catalog = catalog
@@ -64,9 +64,10 @@ class ResourceRequests:
         except ResourceNotFoundError:
             await self._forwarder.audit_not_found("resources/read", uri, asking.caller)
             raise
-        if not asking.allows(uri, "resource"):
-            await self._forwarder.audit_refusal(uri, asking.caller, "resources/read")
-            raise AccessDeniedError(uri, required_scope("resource", uri), "resource")
+        public = target.public_uri
+        if not asking.allows(public, "resource"):
+            await self._forwarder.audit_refusal(public, asking.caller, "resources/read")
+            raise AccessDeniedError(public, required_scope("resource", public), "resource")
 
         async def send(relay: Relay, extra: Mapping[str, Any], on_progress: ProgressFnT | None) -> dict[str, Any]:
             return await self._forwarder.forward(
@@ -82,6 +83,7 @@ class ResourceRequests:
         result = await self._questions.forward(ctx, self._resolve.principal_key(ctx), target.connector_id, era, send)
         if result.get("resultType") == "input_required":
             return result
+        result = self._catalog.localize("resources/read", result)
         # 2026-07-28 reads carry caching hints: the downstream's lifetime (none: do not cache), and never a shared
         # cache for what grants decide (T27). The SDK drops both for a 2025-11-25 client.
         result.setdefault("ttlMs", 0)

@@ -19,7 +19,7 @@ from mcp.server.models import InitializationOptions
 import mcp_hub
 from mcp_hub.approvals.service import ApprovalService
 from mcp_hub.authz.decisions import AccessDecider, Principal
-from mcp_hub.catalog.catalog import Catalog
+from mcp_hub.catalog.views import CatalogReader
 from mcp_hub.gateway.caller import CallerResolver
 from mcp_hub.gateway.capabilities import CapabilityShaper
 from mcp_hub.gateway.completion import CompletionRequests
@@ -61,7 +61,7 @@ class HubServer(Server[Any]):
 
 
 def build_server(
-    catalog: Catalog,
+    catalog: CatalogReader,
     forwarder: Forwarder,
     notifier: ChangeNotifier,
     *,
@@ -98,7 +98,7 @@ def build_server(
     PromptRequests(catalog, forwarder, resolve, lists, questions).register(server)
     ResourceRequests(catalog, forwarder, resolve, lists, questions).register(server)
     CompletionRequests(catalog, forwarder, resolve).register(server)
-    subscribing = SubscriptionRequests(subscriptions, notifier, resolve)
+    subscribing = SubscriptionRequests(catalog, subscriptions, notifier, resolve)
     server.add_request_handler("resources/subscribe", types.SubscribeRequestParams, subscribing.subscribe)
     server.add_request_handler("resources/unsubscribe", types.UnsubscribeRequestParams, subscribing.unsubscribe)
     server.add_request_handler("subscriptions/listen", types.SubscriptionsListenRequestParams, subscribing.listen)

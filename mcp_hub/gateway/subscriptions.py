@@ -18,7 +18,7 @@ from __future__ import annotations
 import itertools
 import weakref
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 import anyio
@@ -31,6 +31,7 @@ from mcp.shared.subscriptions import ResourceUpdated
 from mcp_hub.authz.scopes import required_scope
 from mcp_hub.catalog.catalog import Catalog, ResourceTarget
 from mcp_hub.catalog.names import public_uri
+from mcp_hub.catalog.views import CatalogReader
 from mcp_hub.domain import ConnectorId
 from mcp_hub.errors import AccessDeniedError, InvalidInputError, ResourceNotFoundError
 from mcp_hub.gateway.caller import Asking, CallerResolver
@@ -45,10 +46,15 @@ APPLY_SECONDS: Final = 5.0
 class ResourceSubscriptions:
     """Who wants updates of which resources, and the updates' way back (a `ResourceInterest` for the pool)."""
 
-    def __init__(self, catalog: Catalog, notifier: ChangeNotifier) -> None:
+    def __init__(
+        self, catalog: Catalog, notifier: ChangeNotifier, profiles: Mapping[ConnectorId, ChangeNotifier] | None = None
+    ) -> None:
+        """`profiles`: each connector's profile notifier, whose listeners name resources as the downstream does."""
         self._catalog = catalog
         self._notifier = notifier
-        self._sessions: weakref.WeakKeyDictionary[Connection, set[str]] = weakref.WeakKeyDictionary()
+        self._profiles = dict(profiles or {})
+        # Per session: the public URIs it subscribed to, each with the URI as the session named it.
+        self._sessions: weakref.WeakKeyDictionary[Connection, dict[str, str]] = weakref.WeakKeyDictionary()
         self._streams: dict[int, frozenset[str]] = {}
         self._stream_numbers = itertools.count(1)
         self._wanted: dict[ConnectorId, frozenset[str]] = {}
@@ -81,45 +87,56 @@ class ResourceSubscriptions:
         uri = public_uri(connector_id, downstream_uri)
         for connection, uris in list(self._sessions.items()):
             if uri in uris:
-                await connection.send_resource_updated(uri)
+                await connection.send_resource_updated(uris[uri])
         await self._notifier.publish(ResourceUpdated(uri=uri))
+        profile = self._profiles.get(connector_id)
+        if profile is not None:
+            await profile.publish(ResourceUpdated(uri=downstream_uri))
 
     # --- the callers' side -------------------------------------------------------------------------------------
 
-    def target(self, asking: Asking, uri: str) -> ResourceTarget:
-        """The resource a caller may subscribe to; `ResourceNotFoundError`, `AccessDeniedError` or
-        `InvalidInputError` (its connector does not offer subscriptions) otherwise."""
-        target = self._catalog.resolve_resource(uri)
-        if not asking.allows(uri, "resource"):
-            raise AccessDeniedError(uri, required_scope("resource", uri), "resource")
+    def target(self, reader: CatalogReader, asking: Asking, uri: str) -> ResourceTarget:
+        """The resource (named as `reader` names it) a caller may subscribe to; `ResourceNotFoundError`,
+        `AccessDeniedError` or `InvalidInputError` (its connector does not offer subscriptions) otherwise."""
+        target = reader.resolve_resource(uri)
+        public = target.public_uri
+        if not asking.allows(public, "resource"):
+            raise AccessDeniedError(public, required_scope("resource", public), "resource")
         if not self._catalog.offer(target.connector_id).subscribe:
             raise InvalidInputError(f"connector {target.connector_id!r} does not offer resource subscriptions")
         return target
 
-    async def subscribe(self, ctx: ServerRequestContext[Any, Any], asking: Asking, uri: str) -> None:
+    async def subscribe(
+        self, ctx: ServerRequestContext[Any, Any], reader: CatalogReader, asking: Asking, uri: str
+    ) -> None:
         """Subscribe a session; returns once the downstream has the subscription (or after `APPLY_SECONDS`, when it
         is not connected: it gets the subscription when it connects)."""
-        target = self.target(asking, uri)
-        self._sessions.setdefault(_connection_of(ctx), set()).add(uri)
+        target = self.target(reader, asking, uri)
+        self._sessions.setdefault(_connection_of(ctx), {})[target.public_uri] = uri
         self._recompute()
         if not await self.wait_applied(target, within_seconds=APPLY_SECONDS):
             logger.info("resource subscription not yet applied downstream", connector=target.connector_id)
 
     def unsubscribe(self, ctx: ServerRequestContext[Any, Any], uri: str) -> None:
-        self._sessions.get(_connection_of(ctx), set()).discard(uri)
+        subscribed = self._sessions.get(_connection_of(ctx), {})
+        for public, named in list(subscribed.items()):
+            if named == uri:
+                del subscribed[public]
         self._recompute()
 
-    def open_stream(self, asking: Asking, uris: Iterable[str]) -> tuple[int, list[ResourceTarget]]:
-        """A listen stream's subscriptions: its handle (`close_stream` it), and the ones it may have (the rest is
-        left out)."""
-        honored: list[ResourceTarget] = []
+    def open_stream(
+        self, reader: CatalogReader, asking: Asking, uris: Iterable[str]
+    ) -> tuple[int, list[tuple[str, ResourceTarget]]]:
+        """A listen stream's subscriptions: its handle (`close_stream` it), and the ones it may have, each as the
+        stream named it and where it leads (the rest is left out)."""
+        honored: list[tuple[str, ResourceTarget]] = []
         for uri in uris:
             try:
-                honored.append(self.target(asking, uri))
+                honored.append((uri, self.target(reader, asking, uri)))
             except (ResourceNotFoundError, AccessDeniedError, InvalidInputError):
                 continue
         handle = next(self._stream_numbers)
-        self._streams[handle] = frozenset(target.public_uri for target in honored)
+        self._streams[handle] = frozenset(target.public_uri for _, target in honored)
         self._recompute()
         return handle, honored
 
@@ -129,7 +146,7 @@ class ResourceSubscriptions:
 
     def _recompute(self) -> None:
         wanted: defaultdict[ConnectorId, set[str]] = defaultdict(set)
-        for uris in [*self._sessions.values(), *self._streams.values()]:
+        for uris in [*(set(subscribed) for subscribed in self._sessions.values()), *self._streams.values()]:
             for uri in uris:
                 try:
                     target = self._catalog.resolve_resource(uri)
@@ -150,7 +167,14 @@ def _connection_of(ctx: ServerRequestContext[Any, Any]) -> Connection:
 class SubscriptionRequests:
     """The subscription methods of the hub's MCP server."""
 
-    def __init__(self, subscriptions: ResourceSubscriptions, notifier: ChangeNotifier, resolve: CallerResolver) -> None:
+    def __init__(
+        self,
+        reader: CatalogReader,
+        subscriptions: ResourceSubscriptions,
+        notifier: ChangeNotifier,
+        resolve: CallerResolver,
+    ) -> None:
+        self._reader = reader
         self._subscriptions = subscriptions
         self._notifier = notifier
         self._resolve = resolve
@@ -158,7 +182,7 @@ class SubscriptionRequests:
     async def subscribe(
         self, ctx: ServerRequestContext[Any, Any], params: types.SubscribeRequestParams
     ) -> dict[str, Any]:
-        await self._subscriptions.subscribe(ctx, await self._resolve(ctx), str(params.uri))
+        await self._subscriptions.subscribe(ctx, self._reader, await self._resolve(ctx), str(params.uri))
         return {}
 
     async def unsubscribe(
@@ -172,11 +196,11 @@ class SubscriptionRequests:
     ) -> types.SubscriptionsListenResult:
         asking = await self._resolve(ctx)
         requested = params.notifications.resource_subscriptions or []
-        handle, honored = self._subscriptions.open_stream(asking, requested)
-        uris = [target.public_uri for target in honored]
+        handle, honored = self._subscriptions.open_stream(self._reader, asking, requested)
+        uris = [named for named, _ in honored]
         notifications = params.notifications.model_copy(update={"resource_subscriptions": uris or None})
         try:
-            for target in honored:  # the acknowledgement means updates flow, as for `resources/subscribe`
+            for _, target in honored:  # the acknowledgement means updates flow, as for `resources/subscribe`
                 await self._subscriptions.wait_applied(target, within_seconds=APPLY_SECONDS)
             return await self._notifier.listen_handler(ctx, params.model_copy(update={"notifications": notifications}))
         finally:

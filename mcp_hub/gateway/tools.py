@@ -17,10 +17,11 @@ from mcp.shared.jsonrpc_dispatcher import progress_token_from_params
 
 from mcp_hub.approvals.service import ApprovalService, HeldCall
 from mcp_hub.authz.scopes import required_scope
-from mcp_hub.catalog.catalog import Catalog
+from mcp_hub.catalog.catalog import CatalogEntry
+from mcp_hub.catalog.views import CatalogReader
 from mcp_hub.downstream.relay import Relay
-from mcp_hub.errors import AccessDeniedError, TooManyPendingError
-from mcp_hub.gateway.caller import CallerResolver
+from mcp_hub.errors import AccessDeniedError, TooManyPendingError, UnknownToolError
+from mcp_hub.gateway.caller import Asking, CallerResolver
 from mcp_hub.gateway.errors import tool_result_for
 from mcp_hub.gateway.forwarding import Forwarder
 from mcp_hub.gateway.lists import Lists
@@ -34,7 +35,7 @@ class ToolRequests:
 
     def __init__(
         self,
-        catalog: Catalog,
+        catalog: CatalogReader,
         forwarder: Forwarder,
         resolve: CallerResolver,
         lists: Lists,
@@ -61,22 +62,34 @@ class ToolRequests:
         return await self._lists.page(self._catalog.tools, "tools", asking, params.cursor)
 
     async def call(self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams) -> dict[str, Any]:
+        asking = await self._resolve(ctx)
+        tool = self._catalog.tools.get(params.name)
+        if tool is None:
+            await self._forwarder.audit_not_found("tools/call", params.name, asking.caller)
+            raise UnknownToolError(params.name)
+        if not asking.allows(tool.public_name, "tool"):
+            await self._forwarder.audit_refusal(tool.public_name, asking.caller)
+            raise AccessDeniedError(tool.public_name, required_scope("tool", tool.public_name))
+        return self._catalog.localize("tools/call", await self._held_or_forwarded(ctx, asking, tool, params))
+
+    async def _held_or_forwarded(
+        self,
+        ctx: ServerRequestContext[Any, Any],
+        asking: Asking,
+        tool: CatalogEntry,
+        params: types.CallToolRequestParams,
+    ) -> dict[str, Any]:
         async def relay_progress(progress: float, total: float | None, message: str | None) -> None:
             await ctx.session.report_progress(progress, total, message)
 
         wants_progress = progress_token_from_params(ctx.params) is not None
-        asking = await self._resolve(ctx)
-        if not asking.allows(params.name, "tool") and self._catalog.tool_exists(params.name):
-            await self._forwarder.audit_refusal(params.name, asking.caller)
-            raise AccessDeniedError(params.name, required_scope("tool", params.name))
-        tool = self._catalog.tools.get(params.name)
-        if self._approvals is not None and self._tasks is not None and tool is not None:
+        if self._approvals is not None and self._tasks is not None:
             arguments = dict(params.arguments or {})
             requirement = self._approvals.requirement(asking.principal, tool, arguments)
             if requirement is not None:
                 if asking.principal is None or asking.access is None:
                     # Fail closed: an approval is bound to an agent, and without auth there is none.
-                    await self._forwarder.audit_refusal(params.name, asking.caller)
+                    await self._forwarder.audit_refusal(tool.public_name, asking.caller)
                     return hub_error_result(
                         f"{params.name} needs a human's approval, which needs an authenticated agent: turn [auth] on"
                     )
@@ -96,10 +109,8 @@ class ToolRequests:
 
         async def send(relay: Relay, extra: Mapping[str, Any], on_progress: ProgressFnT | None) -> dict[str, Any]:
             return await self._forwarder.call_tool(
-                params.name, params.arguments, asking.caller, on_progress=on_progress, relay=relay, extra=extra
+                tool.public_name, params.arguments, asking.caller, on_progress=on_progress, relay=relay, extra=extra
             )
 
-        era = self._forwarder.era_of(tool.connector_id) if tool is not None else None
-        return await self._questions.forward(
-            ctx, self._resolve.principal_key(ctx), tool.connector_id if tool is not None else None, era, send
-        )
+        era = self._forwarder.era_of(tool.connector_id)
+        return await self._questions.forward(ctx, self._resolve.principal_key(ctx), tool.connector_id, era, send)
