@@ -26,6 +26,7 @@
     ├── EgressRefusedError              the egress guard refused to fetch a URL (not public, not https, too big)
     ├── ApprovalError                   a pending action cannot be created or decided
     │   ├── TooManyPendingError         the agent already has `max_pending_per_agent` actions waiting
+    │   ├── HeldRequestError            a held prompt get or resource read is pending, refused or failed
     │   ├── ActionNotFoundError         no such action
     │   ├── DecisionForbiddenError      this user may not decide this action (separation of duties)
     │   └── DecisionConflictError       the action was decided already: decisions are final
@@ -40,8 +41,9 @@ Each surface maps the tree to its wire in one place, and nowhere else (each modu
 - MCP, JSON-RPC in both eras over HTTP and stdio: `mcp_hub.gateway.errors`. `UnknownToolError`,
   `InvalidCursorError`, `ActionNotFoundError` → -32602; `AccessDeniedError` → -32003 (`data.error =
   insufficient_scope`, the scope); `InvalidTokenError` → -32003 (`data.error = invalid_token`);
-  `MissingCapabilityError` → -32021; `HeaderMismatchError` → -32020; in `tools/call`, every `DownstreamError`
-  and `TooManyPendingError` → a tool result with `isError: true` that the model reads.
+  `MissingCapabilityError` → -32021; `HeaderMismatchError` → -32020; `HeldRequestError`, and
+  `TooManyPendingError` outside `tools/call` → -32003 (`data.error = approval_required`); in `tools/call`,
+  every `DownstreamError` and `TooManyPendingError` → a tool result with `isError: true` that the model reads.
 - OAuth endpoints and the resource server's challenges: `mcp_hub.authz.http`. `OAuthError` → RFC 6749 §5.2 JSON
   (`invalid_client` always 401 with `WWW-Authenticate: Basic`); `InvalidTokenError` → 401 and
   `AccessDeniedError` → 403, each with an RFC 6750 §3 `WWW-Authenticate: Bearer` challenge.
@@ -58,6 +60,7 @@ outside `running()`): those are bugs, raise `ValueError`/`RuntimeError`, and nev
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 
@@ -206,6 +209,17 @@ class TooManyPendingError(ApprovalError):
     """The agent already has as many actions waiting for a decision as it may have."""
 
     reason: ClassVar[str] = "too_many_pending"
+
+
+class HeldRequestError(ApprovalError):
+    """A prompt get or resource read that a rule holds has no result for its caller (yet): pending, denied,
+    expired, not run, or failed downstream. `approval` is the action's summary, when there is an action."""
+
+    reason: ClassVar[str] = "held"
+
+    def __init__(self, message: str, approval: Mapping[str, Any] | None = None) -> None:
+        self.approval = approval
+        super().__init__(message)
 
 
 class ActionNotFoundError(ApprovalError):

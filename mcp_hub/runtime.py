@@ -279,7 +279,7 @@ class Hub:
             ApprovalPolicy(settings.approvals.rules, self.connectors),
             self.catalog,
             self.audit,
-            self.forwarder.call_tool,
+            self.forwarder.run_approved,
             public_base_url=settings.public_base_url,
             listeners=[self.webhooks.on_change, self.feed.publish],
         )
@@ -481,9 +481,11 @@ class AdminTools:
     approvals: ApprovalService
 
 
-async def _not_from_the_cli(public_name: str, arguments: Mapping[str, Any] | None, caller: Caller) -> dict[str, Any]:
+async def _not_from_the_cli(
+    method: str, public_name: str, arguments: Mapping[str, Any] | None, caller: Caller
+) -> dict[str, Any]:
     # The CLI decides actions; an approved call runs in the hub, for the agent that asked.
-    del arguments, caller
+    del method, arguments, caller
     return hub_error_result(f"{public_name} runs in the hub, not in the mcp-hub command")
 
 

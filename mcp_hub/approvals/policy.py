@@ -1,8 +1,9 @@
 """Which calls need a human's approval (issue 4 §1).
 
-Rules come from `config.toml` (`[[approvals.rules]]`: public tool globs, optionally connectors and agents,
-conditions on arguments, approvers) and from connector files (`sensitive_tools`, globs over the connector's
-own names, approvers `role:approver`). Every matching rule applies: the approvers are the union of theirs.
+Rules come from `config.toml` (`[[approvals.rules]]`: globs over public tool names, prompt names and resource
+URIs, optionally connectors and agents, conditions on arguments, approvers) and from connector files
+(`sensitive_tools`, globs over the connector's own tool names, approvers `role:approver`). Every matching rule
+applies: the approvers are the union of theirs.
 A downstream's tool annotations are never read here: a server's own `readOnlyHint` cannot lower the bar.
 """
 
@@ -13,14 +14,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
+from mcp_hub.approvals.subject import HeldSubject
 from mcp_hub.authz.scopes import matches
-from mcp_hub.catalog.catalog import CatalogEntry
 from mcp_hub.config.connectors import ConnectorSpec
 from mcp_hub.config.settings import ApprovalCondition, ApprovalRule
 
 SENSITIVE_RULE_PREFIX = "sensitive:"
 _MISSING = object()
-_MAX_REMEMBERED_TOOLS = 100_000
+_MAX_REMEMBERED_SUBJECTS = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,19 +94,20 @@ class ApprovalPolicy:
     def __init__(self, rules: Sequence[ApprovalRule], connectors: Sequence[ConnectorSpec]) -> None:
         self._rules = list(rules)
         self._sensitive = {spec.id: list(spec.sensitive_tools) for spec in connectors if spec.sensitive_tools}
-        # Per tool (public name, connector, downstream name): the rules whose globs and connectors match it
-        # and the sensitive rule that does, if any. Those depend on the tool only, so they are matched once.
-        self._by_tool: dict[tuple[str, str, str], tuple[tuple[ApprovalRule, ...], str | None]] = {}
+        # Per subject (method, public name or URI, connector, downstream name): the rules whose globs and
+        # connectors match it and the sensitive rule that does, if any. Those depend on the subject only, so
+        # they are matched once.
+        self._by_subject: dict[tuple[str, str, str, str], tuple[tuple[ApprovalRule, ...], str | None]] = {}
 
     @property
     def is_empty(self) -> bool:
         return not self._rules and not self._sensitive
 
-    def requirement(self, agent_name: str, tool: CatalogEntry, arguments: Mapping[str, Any]) -> Requirement | None:
-        """None when the call may run now; otherwise the rules that hold it and who may decide."""
+    def requirement(self, agent_name: str, subject: HeldSubject, arguments: Mapping[str, Any]) -> Requirement | None:
+        """None when the request may run now; otherwise the rules that hold it and who may decide."""
         if not self._rules and not self._sensitive:
             return None
-        candidates, sensitive_rule = self._rules_for(tool)
+        candidates, sensitive_rule = self._rules_for(subject)
         rules: list[str] = []
         approvers: list[str] = []
         webhooks: list[Webhook] = []
@@ -125,22 +127,27 @@ class ApprovalPolicy:
             return None
         return Requirement(tuple(rules), tuple(dict.fromkeys(approvers)), tuple(webhooks))
 
-    def _rules_for(self, tool: CatalogEntry) -> tuple[tuple[ApprovalRule, ...], str | None]:
-        key = (tool.public_name, tool.connector_id, tool.downstream_name)
-        found = self._by_tool.get(key)
+    def _rules_for(self, subject: HeldSubject) -> tuple[tuple[ApprovalRule, ...], str | None]:
+        key = (subject.method, subject.public_name, subject.connector_id, subject.downstream_name)
+        found = self._by_subject.get(key)
         if found is None:
+            kind = subject.scope_kind
             candidates = tuple(
                 rule
                 for rule in self._rules
-                if any(matches(f"tool:{glob}", "tool", tool.public_name) for glob in rule.tools)
-                and (not rule.connectors or tool.connector_id in rule.connectors)
+                if any(matches(f"{kind}:{glob}", kind, subject.public_name) for glob in _globs(rule, kind))
+                and (not rule.connectors or subject.connector_id in rule.connectors)
             )
-            sensitive = any(
-                matches(f"tool:{glob}", "tool", tool.downstream_name)
-                for glob in self._sensitive.get(tool.connector_id, [])
+            sensitive = kind == "tool" and any(
+                matches(f"tool:{glob}", "tool", subject.downstream_name)
+                for glob in self._sensitive.get(subject.connector_id, [])
             )
-            found = (candidates, f"{SENSITIVE_RULE_PREFIX}{tool.connector_id}" if sensitive else None)
-            if len(self._by_tool) >= _MAX_REMEMBERED_TOOLS:
-                self._by_tool.clear()
-            self._by_tool[key] = found
+            found = (candidates, f"{SENSITIVE_RULE_PREFIX}{subject.connector_id}" if sensitive else None)
+            if len(self._by_subject) >= _MAX_REMEMBERED_SUBJECTS:
+                self._by_subject.clear()
+            self._by_subject[key] = found
         return found
+
+
+def _globs(rule: ApprovalRule, kind: str) -> list[str]:
+    return {"tool": rule.tools, "prompt": rule.prompts, "resource": rule.resources}[kind]

@@ -40,6 +40,7 @@ def action_json(action: ActionRecord, *, full: bool, link: str) -> dict[str, Any
         "id": action.id,
         "status": action.status,
         "agent": action.agent_name,
+        "method": action.method,
         "tool": action.public_name,
         "connector": action.connector_id,
         "rules": list(action.rules),

@@ -1,7 +1,8 @@
 """Holding sensitive calls for a human decision, and running approved ones exactly once (issue 4).
 
-A call that a rule holds becomes a durable action bound to a digest of {agent, user, connector, tool,
-downstream name, definition hash, arguments} (RFC 8785 canonical JSON, SHA-256; threat T19). The same
+A call (a tool call, or a prompt get or resource read that a rule names: `subject.py`) that a rule holds
+becomes a durable action bound to a digest of {agent, user, connector, method, tool, downstream name,
+definition hash, arguments} (RFC 8785 canonical JSON, SHA-256; threat T19). The same
 caller calling again with the same arguments finds that action instead of making a second one, also when
 both calls arrive at once (the store keeps one open action per digest); different arguments make a new
 one. What the caller sees:
@@ -30,15 +31,21 @@ import structlog
 from mcp_hub.approvals.feed import ActionListener
 from mcp_hub.approvals.policy import ApprovalPolicy, Requirement
 from mcp_hub.approvals.presentation import APPROVAL_META_KEY, approval_link
+from mcp_hub.approvals.subject import TOOLS_CALL, HeldSubject, current_subject, scope_kind_of
 from mcp_hub.audit.writer import AuditWriter
 from mcp_hub.authz.decisions import Access, Principal
-from mcp_hub.catalog.catalog import Catalog, CatalogEntry
+from mcp_hub.catalog.catalog import Catalog
 from mcp_hub.config.settings import ApprovalsSection
 from mcp_hub.db.approvals import ActionRecord, ApprovalStore
 from mcp_hub.db.audit import AuditEvent
 from mcp_hub.db.identities import IdentityStore, UserRecord
 from mcp_hub.domain import ActionId, ActionStatus, AuditOutcome, Caller, Clock, Role, UserId, utc_now
-from mcp_hub.errors import ActionNotFoundError, DecisionConflictError, DecisionForbiddenError
+from mcp_hub.errors import (
+    ActionNotFoundError,
+    DecisionConflictError,
+    DecisionForbiddenError,
+    DownstreamRejectedError,
+)
 from mcp_hub.tool_results import hub_error_result
 
 logger = structlog.get_logger(__name__)
@@ -47,39 +54,47 @@ POLL_SECONDS: Final = 0.5
 """How often a held call looks for a decision made by another process (the CLI, another replica)."""
 
 ProgressReporter = Callable[[float, float | None, str | None], Awaitable[None]]
-_CALL_AGAIN: Final = "Call this tool again with exactly the same arguments to collect the outcome."
+_CALL_AGAIN: Final = {
+    "tools/call": "Call this tool again with exactly the same arguments to collect the outcome.",
+    "prompts/get": "Get this prompt again with exactly the same arguments to collect the outcome.",
+    "resources/read": "Read this resource again to collect the outcome.",
+}
 
 
 class Forward(Protocol):
-    """How an approved call reaches its downstream (the gateway's forwarder, which audits it)."""
+    """How an approved call reaches its downstream (the gateway's forwarder, which audits it); a downstream's
+    JSON-RPC error raises `DownstreamRejectedError`."""
 
     async def __call__(
-        self, public_name: str, arguments: Mapping[str, Any] | None, caller: Caller
+        self, method: str, public_name: str, arguments: Mapping[str, Any] | None, caller: Caller
     ) -> dict[str, Any]: ...
 
 
-def action_digest(principal: Principal, tool: CatalogEntry, arguments: Mapping[str, Any]) -> str:
+def action_digest(principal: Principal, subject: HeldSubject, arguments: Mapping[str, Any]) -> str:
     """SHA-256 of the canonical JSON of everything an approval is bound to."""
-    bound = {
+    bound: dict[str, Any] = {
         "agent": principal.agent_id,
         "user": principal.user_id,
-        "connector": tool.connector_id,
-        "tool": tool.public_name,
-        "downstream_name": tool.downstream_name,
-        "definition_sha256": tool.sha256,
+        "connector": subject.connector_id,
+        "tool": subject.public_name,
+        "downstream_name": subject.downstream_name,
+        "definition_sha256": subject.sha256,
         "arguments": dict(arguments),
     }
+    if subject.method != TOOLS_CALL:
+        # Only then, so that a tool call's digest (and an open action's match) is what it was before.
+        bound["method"] = subject.method
     return hashlib.sha256(rfc8785.dumps(bound)).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
 class HeldCall:
-    """A call a rule holds: who asks (and what they may call now), the tool, the exact arguments, why it is held,
-    and where the caller is (its legacy session, its progress channel)."""
+    """A call a rule holds: who asks (and what they may call now), the tool (or prompt, or resource), the exact
+    arguments, why it is held, and where the caller is (its legacy session, its progress channel)."""
 
     principal: Principal
     access: Access
-    tool: CatalogEntry
+    subject: HeldSubject
     arguments: Mapping[str, Any]
     requirement: Requirement
     session: str | None = None
@@ -137,18 +152,18 @@ class ApprovalService:
         return await self._store.list_actions(statuses, limit)
 
     def requirement(
-        self, principal: Principal | None, tool: CatalogEntry, arguments: Mapping[str, Any]
+        self, principal: Principal | None, subject: HeldSubject, arguments: Mapping[str, Any]
     ) -> Requirement | None:
         name = principal.agent_name if principal is not None else ""
-        return self._policy.requirement(name, tool, arguments)
+        return self._policy.requirement(name, subject, arguments)
 
     # --- the caller's side -----------------------------------------------------------------------------
 
     async def submit(self, call: HeldCall) -> ActionRecord:
         """The caller's open action for exactly this call, or a new pending one (`TooManyPendingError` beyond
         the cap)."""
-        principal, tool, arguments, requirement = call.principal, call.tool, call.arguments, call.requirement
-        digest = action_digest(principal, tool, arguments)
+        principal, subject, arguments, requirement = call.principal, call.subject, call.arguments, call.requirement
+        digest = action_digest(principal, subject, arguments)
         await self.expire_due()
         existing = await self._store.open_action(
             principal.agent_id,
@@ -164,11 +179,12 @@ class ApprovalService:
             agent_id=principal.agent_id,
             user_id=principal.user_id,
             agent_name=principal.agent_name,
-            public_name=tool.public_name,
-            connector_id=tool.connector_id,
-            downstream_name=tool.downstream_name,
-            definition_sha256=tool.sha256,
-            description=str(tool.public_definition.get("description", "")),
+            method=subject.method,
+            public_name=subject.public_name,
+            connector_id=subject.connector_id,
+            downstream_name=subject.downstream_name,
+            definition_sha256=subject.sha256,
+            description=subject.description,
             arguments=dict(arguments),
             digest=digest,
             rules=requirement.rules,
@@ -344,20 +360,23 @@ class ApprovalService:
     async def _run_approved(
         self, action: ActionRecord, principal: Principal, access: Access, session: str | None
     ) -> ActionRecord:
-        current = self._catalog.tools.get(action.public_name)
+        current = current_subject(self._catalog, action.method, action.public_name)
         refusal: str | None = None
         if current is None:
             refusal = f"{action.public_name} is no longer offered by its connector"
         elif current.sha256 != action.definition_sha256:
             refusal = f"{action.public_name} changed after the approval was asked for; ask again"
-        elif not access.allows(action.public_name):
-            refusal = f"agent {principal.agent_name!r} may no longer call {action.public_name}"
+        elif not access.allows(action.public_name, scope_kind_of(action.method)):
+            refusal = f"agent {principal.agent_name!r} may no longer use {action.public_name}"
         if refusal is not None:
             result = hub_error_result(f"the approved call was not run: {refusal}")
             await self._store.finish(action.id, result, failed=True)
         else:
             caller = Caller(client=principal.label, session=session)
-            result = await self._forward(action.public_name, action.arguments, caller)
+            try:
+                result = await self._forward(action.method, action.public_name, action.arguments, caller)
+            except DownstreamRejectedError as exc:
+                result = hub_error_result(str(exc))
             await self._store.finish(action.id, result, failed=bool(result.get("isError")))
         action = await self._reload(action.id)
         await self._record(action, AuditOutcome.APPROVAL_EXECUTED, f"ran once: {action.status}")
@@ -366,15 +385,17 @@ class ApprovalService:
 
     def _running_result(self, action: ActionRecord) -> dict[str, Any]:
         return self._told(
-            action, f"Action {action.id} was approved and {action.public_name} is running now. {_CALL_AGAIN}"
+            action,
+            f"Action {action.id} was approved and {action.public_name} is running now. {_CALL_AGAIN[action.method]}",
         )
 
     def _pending_result(self, action: ActionRecord) -> dict[str, Any]:
         return self._told(
             action,
-            f"This call needs a human's approval. Action {action.id} is pending "
-            f"(rules: {', '.join(action.rules)}); an approver decides at {self.link(action.id)}. "
-            f"It expires at {action.expires_at.isoformat(timespec='seconds')} (no decision = denied). {_CALL_AGAIN}",
+            f"This {'call' if action.method == TOOLS_CALL else 'request'} needs a human's approval. "
+            f"Action {action.id} is pending (rules: {', '.join(action.rules)}); an approver decides at "
+            f"{self.link(action.id)}. It expires at {action.expires_at.isoformat(timespec='seconds')} "
+            f"(no decision = denied). {_CALL_AGAIN[action.method]}",
         )
 
     def _refusal_result(self, action: ActionRecord) -> dict[str, Any]:
@@ -430,5 +451,6 @@ class ApprovalService:
                 outcome=outcome,
                 latency_ms=0.0,
                 detail=f"action {action.id}: {detail}",
+                method=action.method,
             )
         )

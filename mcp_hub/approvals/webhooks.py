@@ -186,6 +186,7 @@ class WebhookNotifier:
             "event": EVENT_REQUESTED,
             "id": action.id,
             "agent": action.agent_name,
+            "method": action.method,
             "tool": action.public_name,
             "arguments_digest": action.digest,
             "created_at": _timestamp(action.created_at),

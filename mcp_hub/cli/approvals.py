@@ -94,7 +94,8 @@ def _print_action(action: ActionRecord, link: str) -> None:
     print(f"id:          {action.id}")
     print(f"status:      {action.status}")
     print(f"agent:       {action.agent_name}")
-    print(f"tool:        {action.public_name} (connector {action.connector_id}: {action.downstream_name})")
+    where = f"(connector {action.connector_id}: {action.downstream_name})"
+    print(f"{action.subject_label + ':':<13}{action.public_name} {where}")
     print(f"description: {action.description or '-'}")
     print(f"rules:       {', '.join(action.rules)}")
     print(f"approvers:   {', '.join(action.approvers)}")

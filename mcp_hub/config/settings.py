@@ -149,8 +149,12 @@ class ApprovalRule(_Section):
     """Which calls need a human's approval, and who may give it (issue 4 §1)."""
 
     name: Annotated[str, Field(min_length=1, max_length=64)]
-    tools: Annotated[list[str], Field(min_length=1)]
+    tools: list[str] = Field(default_factory=list[str])
     """Globs over public tool names (`*`, `?`), e.g. `git__git_push` or `*__delete_*`."""
+    prompts: list[str] = Field(default_factory=list[str])
+    """Globs over public prompt names: a matching `prompts/get` is held like a tool call."""
+    resources: list[str] = Field(default_factory=list[str])
+    """Globs over public resource URIs (`mcp-hub://<connector>/...`): a matching `resources/read` is held."""
     connectors: list[str] = Field(default_factory=list[str])
     agents: list[str] = Field(default_factory=list[str])
     when: list[ApprovalCondition] = Field(default_factory=list[ApprovalCondition])
@@ -170,6 +174,12 @@ class ApprovalRule(_Section):
         if not value:
             raise ValueError("name at least one approver")
         return value
+
+    @model_validator(mode="after")
+    def _names_something(self) -> ApprovalRule:
+        if not (self.tools or self.prompts or self.resources):
+            raise ValueError("name at least one glob in tools, prompts or resources")
+        return self
 
     @model_validator(mode="after")
     def _webhooks_are_signed(self) -> ApprovalRule:

@@ -45,6 +45,8 @@ class ActionRecord:
     agent_id: AgentId
     user_id: UserId | None
     agent_name: str
+    method: str
+    """`tools/call`, `prompts/get` or `resources/read`."""
     public_name: str
     connector_id: ConnectorId
     downstream_name: str
@@ -63,6 +65,11 @@ class ActionRecord:
     result: dict[str, Any] | None
     completed_at: datetime | None
     reported_at: datetime | None
+
+    @property
+    def subject_label(self) -> str:
+        """What is held, in a word: `tool` (a call), `prompt` (a get) or `resource` (a read)."""
+        return {"prompts/get": "prompt", "resources/read": "resource"}.get(self.method, "tool")
 
 
 def _row(action: ActionRecord) -> ApprovalAction:

@@ -349,7 +349,8 @@ class ConsentRequest(Base):
 
 
 class ApprovalAction(Base):
-    """A held tool call: its exact arguments, the digest binding them, and where it is in its life.
+    """A held tool call, prompt get or resource read: its exact arguments, the digest binding them, and where it
+    is in its life.
 
     pending → approved → executing → done, or pending → denied | expired | withdrawn; `reported_at` is set
     when the outcome has been handed to the agent, which closes the action (a new identical call makes a
@@ -385,9 +386,12 @@ class ApprovalAction(Base):
     agent_id: Mapped[str] = mapped_column(String(36), ForeignKey("agents.id", ondelete="CASCADE"))
     user_id: Mapped[str | None] = mapped_column(String(36), ForeignKey("users.id", ondelete="SET NULL"))
     agent_name: Mapped[str] = mapped_column(String(64))
-    public_name: Mapped[str] = mapped_column(String(64))
+    method: Mapped[str] = mapped_column(String(64), server_default="tools/call")
+    """What is held: `tools/call`, `prompts/get` or `resources/read`."""
+    public_name: Mapped[str] = mapped_column(Text)
+    """The public tool or prompt name, or the public URI read."""
     connector_id: Mapped[str] = mapped_column(String(32))
-    downstream_name: Mapped[str] = mapped_column(String(256))
+    downstream_name: Mapped[str] = mapped_column(Text)
     definition_sha256: Mapped[str] = mapped_column(String(64))
     description: Mapped[str] = mapped_column(Text)
     arguments: Mapped[dict[str, Any]] = mapped_column(JSON)

@@ -12,13 +12,16 @@ caller's grants is `-32003` (in the implementation-defined range), with the scop
 | `CatalogError` (unknown tool or prompt, resource not found, bad cursor), `ActionNotFoundError` | -32602 | |
 | `AccessDeniedError` | -32003 | `{"error": "insufficient_scope", "scope": ...}` |
 | `InvalidTokenError` | -32003 | `{"error": "invalid_token"}` |
+| `HeldRequestError`, `TooManyPendingError` (a held prompt get or read) | -32003 | `{"error": "approval_required"}` |
 | `MissingCapabilityError` | -32021 | `{"requiredCapabilities": ...}` |
 | `HeaderMismatchError` | -32020 | |
 | any other `InvalidInputError` (e.g. a used or unknown `requestState`) | -32602 | |
 | any other `HubError` | -32603 internal error | |
 
-In `tools/call`, every other `DownstreamError` (unavailable, timeout, garbage) and `TooManyPendingError` are
-results instead (`tool_result_for`); in other methods they are -32603 naming the connector.
+The data of a held request's error also has `reason` and, when there is an action, its summary under
+`io.github.mcp-hub/approval` (id, status, link, expiry). In `tools/call`, every other `DownstreamError`
+(unavailable, timeout, garbage) and `TooManyPendingError` are results instead (`tool_result_for`); in other
+methods a `DownstreamError` is -32603 naming the connector.
 `MapHubErrors`, a server middleware, applies the table to whatever a handler raises.
 """
 
@@ -38,6 +41,7 @@ from mcp_hub.errors import (
     DownstreamError,
     DownstreamRejectedError,
     HeaderMismatchError,
+    HeldRequestError,
     HubError,
     InvalidInputError,
     InvalidTokenError,
@@ -74,6 +78,11 @@ def _code_and_data(exc: HubError) -> tuple[int, Any]:
         return FORBIDDEN, {"error": "insufficient_scope", "scope": exc.required_scope}
     if isinstance(exc, InvalidTokenError):
         return FORBIDDEN, {"error": "invalid_token"}
+    if isinstance(exc, HeldRequestError | TooManyPendingError):
+        data: dict[str, Any] = {"error": "approval_required", "reason": exc.reason}
+        if isinstance(exc, HeldRequestError) and exc.approval is not None:
+            data[APPROVAL_META_KEY] = dict(exc.approval)
+        return FORBIDDEN, data
     if isinstance(exc, MissingCapabilityError):
         return MISSING_REQUIRED_CLIENT_CAPABILITY, {"requiredCapabilities": exc.required}
     if isinstance(exc, HeaderMismatchError):

@@ -42,6 +42,7 @@ from mcp_hub.errors import (
     DownstreamProtocolError,
     DownstreamRejectedError,
     DownstreamTimeoutError,
+    UnknownPromptError,
     UnknownToolError,
 )
 from mcp_hub.gateway.errors import tool_result_for
@@ -224,6 +225,24 @@ class Forwarder:
                 method=method,
             )
         )
+
+    async def run_approved(
+        self, method: str, public_name: str, arguments: Mapping[str, Any] | None, caller: Caller
+    ) -> dict[str, Any]:
+        """Run an approved tool call, prompt get or resource read (`approvals.service.Forward`); the result has
+        public URIs, which the caller's request turns into its view's form."""
+        if method == "tools/call":
+            return await self.call_tool(public_name, arguments, caller)
+        if method == "prompts/get":
+            prompt = self._catalog.prompts.get(public_name)
+            if prompt is None:
+                raise UnknownPromptError(public_name)
+            params: dict[str, Any] = {"name": prompt.downstream_name}
+            if arguments:
+                params["arguments"] = dict(arguments)
+            return await self.forward(method, Target.of(prompt), params, caller)
+        resource = self._catalog.resolve_resource(public_name)
+        return await self.forward(method, Target.of_resource(resource), {"uri": resource.downstream_uri}, caller)
 
     async def audit_not_found(self, method: str, public_name: str, caller: Caller) -> None:
         """Record a call, get or read of something the hub never handed out."""

@@ -1,7 +1,8 @@
 """`prompts/list` and `prompts/get` through the hub (https://modelcontextprotocol.io/specification/2026-07-28/server/prompts).
 
 Prompts are named like tools (`<connector>__<prompt>`), listed from the catalog, decided by `prompt:` grants,
-and a get is forwarded to the owning connector under its own name, audited like a tool call.
+and a get is forwarded to the owning connector under its own name, audited like a tool call; an approval rule
+naming the prompt holds the get (`holds.py`).
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel.server import Server
 from mcp.shared.dispatcher import ProgressFnT
 
+from mcp_hub.approvals.subject import HeldSubject
 from mcp_hub.authz.scopes import required_scope
 from mcp_hub.catalog.views import CatalogReader
 from mcp_hub.downstream.relay import Relay
 from mcp_hub.errors import AccessDeniedError, UnknownPromptError
 from mcp_hub.gateway.caller import CallerResolver
 from mcp_hub.gateway.forwarding import Forwarder, Target
+from mcp_hub.gateway.holds import Holds
 from mcp_hub.gateway.lists import Lists
 from mcp_hub.gateway.questions import Questions
 
@@ -28,8 +31,15 @@ class PromptRequests:
     """The prompt methods of the hub's MCP server."""
 
     def __init__(
-        self, catalog: CatalogReader, forwarder: Forwarder, resolve: CallerResolver, lists: Lists, questions: Questions
+        self,
+        catalog: CatalogReader,
+        forwarder: Forwarder,
+        resolve: CallerResolver,
+        lists: Lists,
+        questions: Questions,
+        holds: Holds,
     ) -> None:
+        self._holds = holds
         self._questions = questions
         self._catalog = catalog
         self._forwarder = forwarder
@@ -53,6 +63,9 @@ class PromptRequests:
         if not asking.allows(prompt.public_name, "prompt"):
             await self._forwarder.audit_refusal(prompt.public_name, asking.caller, "prompts/get")
             raise AccessDeniedError(prompt.public_name, required_scope("prompt", prompt.public_name), "prompt")
+        held = await self._holds.answer(ctx, asking, HeldSubject.of_entry(prompt), params.arguments or {})
+        if held is not None:
+            return self._catalog.localize("prompts/get", held)
         forwarded: dict[str, Any] = {"name": prompt.downstream_name}
         if params.arguments is not None:
             forwarded["arguments"] = params.arguments

@@ -4,7 +4,8 @@
 Resources and templates are listed under public URIs (`mcp-hub://<connector>/<downstream URI>`,
 `mcp_hub.catalog.names`) and decided by `resource:` grants over those URIs. A read is forwarded only for a URI
 the hub handed out (a listed resource or an expansion of a listed template, `Catalog.resolve_resource`): any
-other URI is `-32602` resource not found, never guessed at. Read results come back with public URIs.
+other URI is `-32602` resource not found, never guessed at. Read results come back with public URIs. An
+approval rule naming the URI holds the read (`holds.py`).
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel.server import Server
 from mcp.shared.dispatcher import ProgressFnT
 
+from mcp_hub.approvals.subject import HeldSubject
 from mcp_hub.authz.scopes import required_scope
 from mcp_hub.catalog.views import CatalogReader
 from mcp_hub.downstream.relay import Relay
 from mcp_hub.errors import AccessDeniedError, ResourceNotFoundError
 from mcp_hub.gateway.caller import CallerResolver
 from mcp_hub.gateway.forwarding import Forwarder, Target
+from mcp_hub.gateway.holds import Holds
 from mcp_hub.gateway.lists import Lists
 from mcp_hub.gateway.questions import Questions
 
@@ -31,8 +34,15 @@ class ResourceRequests:
     """The resource methods of the hub's MCP server."""
 
     def __init__(
-        self, catalog: CatalogReader, forwarder: Forwarder, resolve: CallerResolver, lists: Lists, questions: Questions
+        self,
+        catalog: CatalogReader,
+        forwarder: Forwarder,
+        resolve: CallerResolver,
+        lists: Lists,
+        questions: Questions,
+        holds: Holds,
     ) -> None:
+        self._holds = holds
         self._questions = questions
         self._catalog = catalog
         self._forwarder = forwarder
@@ -79,10 +89,15 @@ class ResourceRequests:
                 relay=relay,
             )
 
-        era = self._forwarder.era_of(target.connector_id)
-        result = await self._questions.forward(ctx, self._resolve.principal_key(ctx), target.connector_id, era, send)
-        if result.get("resultType") == "input_required":
-            return result
+        held = await self._holds.answer(ctx, asking, HeldSubject.of_resource(target), {})
+        if held is not None:
+            result = held
+        else:
+            era = self._forwarder.era_of(target.connector_id)
+            principal_key = self._resolve.principal_key(ctx)
+            result = await self._questions.forward(ctx, principal_key, target.connector_id, era, send)
+            if result.get("resultType") == "input_required":
+                return result
         result = self._catalog.localize("resources/read", result)
         # 2026-07-28 reads carry caching hints: the downstream's lifetime (none: do not cache), and never a shared
         # cache for what grants decide (T27). The SDK drops both for a 2025-11-25 client.

@@ -25,6 +25,7 @@ from mcp_hub.gateway.capabilities import CapabilityShaper
 from mcp_hub.gateway.completion import CompletionRequests
 from mcp_hub.gateway.errors import MapHubErrors
 from mcp_hub.gateway.forwarding import Forwarder
+from mcp_hub.gateway.holds import Holds
 from mcp_hub.gateway.lists import Lists, ListShape
 from mcp_hub.gateway.notifications import ChangeNotifier
 from mcp_hub.gateway.prompts import PromptRequests
@@ -95,8 +96,9 @@ def build_server(
         get_tool_input_schema=catalog.input_schema,
     )
     ToolRequests(catalog, forwarder, resolve, lists, questions, approvals=approvals, tasks=tasks).register(server)
-    PromptRequests(catalog, forwarder, resolve, lists, questions).register(server)
-    ResourceRequests(catalog, forwarder, resolve, lists, questions).register(server)
+    holds = Holds(approvals)
+    PromptRequests(catalog, forwarder, resolve, lists, questions, holds).register(server)
+    ResourceRequests(catalog, forwarder, resolve, lists, questions, holds).register(server)
     CompletionRequests(catalog, forwarder, resolve).register(server)
     subscribing = SubscriptionRequests(catalog, subscriptions, notifier, resolve)
     server.add_request_handler("resources/subscribe", types.SubscribeRequestParams, subscribing.subscribe)

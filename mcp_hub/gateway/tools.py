@@ -16,6 +16,7 @@ from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.jsonrpc_dispatcher import progress_token_from_params
 
 from mcp_hub.approvals.service import ApprovalService, HeldCall
+from mcp_hub.approvals.subject import HeldSubject
 from mcp_hub.authz.scopes import required_scope
 from mcp_hub.catalog.catalog import CatalogEntry
 from mcp_hub.catalog.views import CatalogReader
@@ -85,7 +86,8 @@ class ToolRequests:
         wants_progress = progress_token_from_params(ctx.params) is not None
         if self._approvals is not None and self._tasks is not None:
             arguments = dict(params.arguments or {})
-            requirement = self._approvals.requirement(asking.principal, tool, arguments)
+            subject = HeldSubject.of_entry(tool)
+            requirement = self._approvals.requirement(asking.principal, subject, arguments)
             if requirement is not None:
                 if asking.principal is None or asking.access is None:
                     # Fail closed: an approval is bound to an agent, and without auth there is none.
@@ -96,7 +98,7 @@ class ToolRequests:
                 call = HeldCall(
                     principal=asking.principal,
                     access=asking.access,
-                    tool=tool,
+                    subject=subject,
                     arguments=arguments,
                     requirement=requirement,
                     session=asking.caller.session,

@@ -24,6 +24,7 @@ from mcp.client.streamable_http import streamable_http_client
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mcp_hub.approvals.policy import ApprovalPolicy
+from mcp_hub.approvals.subject import HeldSubject
 from mcp_hub.catalog.catalog import Catalog
 from mcp_hub.config.settings import ApprovalRule
 from mcp_hub.db.approvals import ActionRecord, ApprovalStore
@@ -537,7 +538,7 @@ def test_a_downstreams_read_only_hint_does_not_lower_the_bar() -> None:
     tool = catalog.resolve("faults__echo")
     policy = ApprovalPolicy([ApprovalRule(name="all-echo", tools=["faults__echo"])], [])
 
-    requirement = policy.requirement("any-agent", tool, {"text": "hello"})
+    requirement = policy.requirement("any-agent", HeldSubject.of_entry(tool), {"text": "hello"})
 
     assert requirement is not None
     assert requirement.rules == ("all-echo",)
@@ -649,7 +650,7 @@ def test_a_rule_matched_to_a_tool_once_still_decides_agents_and_arguments_call_b
     policy = ApprovalPolicy([rule], [])
 
     held = [
-        policy.requirement(agent, tool, arguments) is not None
+        policy.requirement(agent, HeldSubject.of_entry(tool), arguments) is not None
         for agent, arguments in [
             ("careful", {"text": "x"}),
             ("careful", {}),

@@ -134,6 +134,7 @@ async def test_a_new_pending_action_is_announced_signed_with_a_plain_link(tmp_pa
         "event": "approval.requested",
         "id": action_id,
         "agent": "announcer",
+        "method": "tools/call",
         "tool": "faults__echo",
         "arguments_digest": action.digest,
         "created_at": payload["created_at"],

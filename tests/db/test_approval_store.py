@@ -63,6 +63,7 @@ def action(agent_id: AgentId, user_id: UserId | None, digest: str) -> ActionReco
         agent_id=agent_id,
         user_id=user_id,
         agent_name="agent",
+        method="tools/call",
         public_name="git__git_push",
         connector_id=ConnectorId("git"),
         downstream_name="git_push",

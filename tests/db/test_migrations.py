@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from mcp_hub.db.approvals import ActionRecord, ApprovalStore
 from mcp_hub.db.audit import AuditStore
 from mcp_hub.db.catalog import CatalogStore
 from mcp_hub.db.identities import IdentityStore
-from mcp_hub.db.models import AuditCall, RevokedToken
+from mcp_hub.db.models import ApprovalAction, AuditCall, RevokedToken
 from mcp_hub.db.oauth import OAuthStore
 from mcp_hub.domain import ActionId, ActionStatus, AgentId, ClientAuthMethod, ConnectorId
 from mcp_hub.errors import SchemaOutOfDateError
@@ -112,9 +113,14 @@ async def test_duplicate_open_actions_left_by_0003_are_closed_except_the_newest_
     agent = await IdentityStore(engine).create_agent(new_client("agent-a", ClientAuthMethod.NONE))
     store = ApprovalStore(engine)
     t0 = datetime.now(UTC)
-    # Stored in this order; the second "a" is the newest by creation time, the last one the oldest.
+    # Stored in this order; the second "a" is the newest by creation time, the last one the oldest. Written as
+    # 0003's table had them (no `method` yet: 0007 adds it).
     for action_id, digest, age in (("apv_old", "a", 1), ("apv_new", "a", 0), ("apv_b", "b", 0), ("apv_x", "a", 2)):
-        await store.create(_action(action_id, agent.id, digest * 64, t0 - timedelta(seconds=age)))
+        row = asdict(_action(action_id, agent.id, digest * 64, t0 - timedelta(seconds=age)))
+        del row["method"]
+        row.update(rules=list(row["rules"]), approvers=list(row["approvers"]), status=str(row["status"]))
+        async with engine.begin() as connection:
+            await connection.execute(insert(ApprovalAction), [row])
 
     await upgrade(database_url)
 
@@ -135,6 +141,7 @@ def _action(action_id: str, agent_id: AgentId, digest: str, created_at: datetime
         agent_id=agent_id,
         user_id=None,
         agent_name="agent-a",
+        method="tools/call",
         public_name="git__git_push",
         connector_id=ConnectorId("git"),
         downstream_name="git_push",
@@ -191,7 +198,7 @@ async def test_assertion_uses_move_to_their_own_table_and_back_without_a_gap_in_
 
 async def test_an_empty_database_is_refused_with_an_instruction_to_migrate(engine: AsyncEngine) -> None:
     """Our choice: the hub never starts on a schema it was not written for, and says how to fix it."""
-    with pytest.raises(SchemaOutOfDateError, match=r"revision None \(empty\).*0006_federation.*mcp-hub migrate"):
+    with pytest.raises(SchemaOutOfDateError, match=r"revision None \(empty\).*0007_approval_methods.*mcp-hub migrate"):
         await require_current_schema(engine)
 
 
@@ -200,7 +207,7 @@ async def test_a_database_at_head_passes_the_schema_check(database_url: str, eng
     await upgrade(database_url)
     await require_current_schema(engine)
     status = await schema_status(engine)
-    assert (status.current, status.head, status.is_current) == ("0006_federation", "0006_federation", True)
+    assert (status.current, status.head, status.is_current) == ("0007_approval_methods", "0007_approval_methods", True)
 
 
 async def test_a_database_migrated_by_a_newer_hub_is_refused_without_suggesting_migrate(
