@@ -22,7 +22,7 @@ What server-everything offers that decides what can be tested (version pinned in
   a client declaring elicitation (URL mode) and sampling, which the hub does; each puts its question mid-call
   (2025-11-25), which the hub puts to a 2025-11-25 caller as a request and to a 2026-07-28 caller as
   `input_required`. With `errorPath` the URL one answers `-32042` (URLElicitationRequiredError) instead, which
-  2026-07-28 retired: only the 2025-11-25 caller's case is pinned (see that test).
+  2026-07-28 retired: a 2025-11-25 caller gets it whole, a 2026-07-28 caller as `input_required`.
 - `toggle-subscriber-updates` sends `notifications/resources/updated` at once for what the hub's downstream
   session subscribed to, then every 5 s; `toggle-simulated-logging` repeats every 5 s too. Each test that starts
   one stops it again before it ends.
@@ -559,11 +559,7 @@ async def test_server_everythings_url_elicitation_required_error_reaches_a_legac
     ready_hub: RunningHub, transport: Transport
 ) -> None:
     """Spec (2025-11-25 client/elicitation, URLElicitationRequiredError): `-32042` and its `elicitations` reach a
-    2025-11-25 caller, so it can send the user to the prerequisite URL and retry.
-
-    Only 2025-11-25: 2026-07-28 retired `-32042` (reserved, never reused; URL elicitation is an `input_required`
-    request there), yet the hub relays a downstream's error code unchanged to either era, so a 2026-07-28 caller
-    gets a code its era does not define. A known gap, deliberately not pinned here."""
+    2025-11-25 caller, so it can send the user to the prerequisite URL and retry."""
     connector = CONNECTOR_IDS[transport]
     arguments = {
         "url": "https://example.com/authorize",
@@ -585,6 +581,50 @@ async def test_server_everythings_url_elicitation_required_error_reaches_a_legac
     (elicitation,) = raised.value.error.data["elicitations"]
     assert (elicitation["mode"], elicitation["url"]) == ("url", "https://modelcontextprotocol.io")
     assert retried.value.error.code == types.MISSING_REQUIRED_CLIENT_CAPABILITY
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_a_url_elicitation_required_error_reaches_a_modern_caller_as_input_required(
+    ready_hub: RunningHub, transport: Transport
+) -> None:
+    """Spec: 2026-07-28 retired `-32042` (reserved, never reused); URL elicitation is an `input_required` request
+    there. Our design: the hub turns a 2025-11-25 downstream's `-32042` into those requests, and the caller's
+    retry calls the downstream again, as a 2025-11-25 client would after the user finished: here
+    server-everything then asks by request, which the caller answers too, and the call completes."""
+    connector = CONNECTOR_IDS[transport]
+    user = User()
+    arguments = {"url": "https://example.com/authorize", "errorPath": True, "elicitationId": f"pre-{transport}"}
+    async with Client(ready_hub.url, mode="2026-07-28", elicitation_callback=user.elicit) as client:
+        result = await client.call_tool(f"{connector}__trigger-url-elicitation", arguments)
+
+    assert not result.is_error, texts_of(result.content)
+    assert texts_of(result.content)[0].startswith("✅ User completed the URL elicitation flow.")
+    prerequisite, asked_mid_call = (question for _, question, _ in user.asked)
+    assert (prerequisite["mode"], prerequisite["url"]) == ("url", "https://modelcontextprotocol.io")
+    assert (asked_mid_call["mode"], asked_mid_call["url"]) == ("url", "https://example.com/authorize")
+
+
+async def test_a_declined_prerequisite_is_not_sent_on_and_an_undeclared_url_mode_is_minus_32021(
+    ready_hub: RunningHub,
+) -> None:
+    """A modern caller that declines the prerequisite URL gets -32602 and the downstream is not called again; one
+    that declared no elicitation at all gets -32021 (the spec's error for a missing client capability)."""
+    connector = CONNECTOR_IDS["stdio"]
+    arguments = {"url": "https://example.com/authorize", "errorPath": True, "elicitationId": "declined"}
+
+    async def decline(context: ClientRequestContext, params: types.ElicitRequestParams) -> types.ElicitResult:
+        return types.ElicitResult(action="decline")
+
+    async with Client(ready_hub.url, mode="2026-07-28", elicitation_callback=decline) as client:
+        with pytest.raises(MCPError) as declined:
+            await client.call_tool(f"{connector}__trigger-url-elicitation", arguments)
+    async with Client(ready_hub.url, mode="2026-07-28") as client:
+        with pytest.raises(MCPError) as undeclared:
+            await client.call_tool(f"{connector}__trigger-url-elicitation", arguments)
+
+    assert declined.value.error.code == types.INVALID_PARAMS
+    assert "declined" in declined.value.error.message
+    assert undeclared.value.error.code == types.MISSING_REQUIRED_CLIENT_CAPABILITY
 
 
 # --- the MCP Inspector CLI ------------------------------------------------------------------------------------------

@@ -16,6 +16,12 @@ that asks anyway is refused with `-32021` and the caller's request fails with th
 (`MissingCapabilityError`). Every `requestState` the hub hands out is sealed, bound and single use
 (`mcp_hub.gateway.request_state`).
 
+A 2025-11-25 downstream may also refuse a call with `-32042` (URLElicitationRequiredError: the user must first
+visit a URL). A 2025-11-25 caller gets that error whole; 2026-07-28 retired the code, so a 2026-07-28 caller gets
+the URL elicitations as an `input_required` result instead (`-32021` if it did not declare URL elicitation), and
+its retry calls the downstream again, as a 2025-11-25 client would after the user finished; a retry that
+declines or cancels is not sent on (-32602).
+
 An `Exchange` lives in the replica that holds the downstream call: a retry that reaches another replica is told
 the request is gone (call again). `max_open` and `max_open_per_principal` bound them (threat T28); an unanswered
 question is refused to the downstream after `answer_seconds`.
@@ -37,13 +43,19 @@ import structlog
 from mcp.server.context import ServerRequestContext
 from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.jsonrpc_dispatcher import progress_token_from_params
-from mcp_types.jsonrpc import INVALID_REQUEST, MISSING_REQUIRED_CLIENT_CAPABILITY
+from mcp_types.jsonrpc import INVALID_REQUEST, MISSING_REQUIRED_CLIENT_CAPABILITY, URL_ELICITATION_REQUIRED
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from mcp_hub.config.settings import QuestionsSection
 from mcp_hub.domain import ConnectorId
 from mcp_hub.downstream.relay import Relay
-from mcp_hub.errors import DownstreamError, InvalidInputError, MissingCapabilityError, QuestionRefusedError
+from mcp_hub.errors import (
+    DownstreamError,
+    DownstreamRejectedError,
+    InvalidInputError,
+    MissingCapabilityError,
+    QuestionRefusedError,
+)
 from mcp_hub.gateway.relaying import (
     QUESTION_METHODS,
     CallerRelay,
@@ -81,6 +93,10 @@ def _missing(capabilities: Mapping[str, Any], requests: Mapping[str, Mapping[str
         if not declares(capabilities, required):
             return required
     return None
+
+
+def _declined(response: object) -> bool:
+    return isinstance(response, Mapping) and cast("Mapping[str, Any]", response).get("action") in ("decline", "cancel")
 
 
 def _is_input_required(result: Mapping[str, Any]) -> bool:
@@ -255,14 +271,43 @@ class Questions:
                     raise InvalidInputError("the request this answers is no longer waiting (call again)")
                 exchange.answer(responses)
                 return await self._next(exchange, ctx)
-            extra = {"inputResponses": dict(responses), "requestState": state.downstream_state}
-            result = await _send(send, CallerRelay(ctx, self._levels), _present(extra), on_progress)
-            return self._pass_on(result, capabilities)
+            if state.downstream_state is not None or connector_era in MODERN_PROTOCOL_VERSIONS:
+                extra = {"inputResponses": dict(responses), "requestState": state.downstream_state}
+                result = await _send(send, CallerRelay(ctx, self._levels), _present(extra), on_progress)
+                return self._pass_on(result, capabilities)
+            # The retry after URL elicitations the hub asked for a 2025-11-25 downstream's -32042: call again.
+            if any(_declined(response) for response in responses.values()):
+                raise InvalidInputError("the user declined what the downstream requires first: the call was not made")
         asks_mid_call = connector_era is not None and connector_era not in MODERN_PROTOCOL_VERSIONS
-        if asks_mid_call and ("elicitation" in capabilities or "sampling" in capabilities):
-            return await self._start_exchange(ctx, principal_key, capabilities, send)
-        result = await _send(send, CallerRelay(ctx, self._levels), {}, on_progress)
+        try:
+            if asks_mid_call and ("elicitation" in capabilities or "sampling" in capabilities):
+                return await self._start_exchange(ctx, principal_key, capabilities, send)
+            result = await _send(send, CallerRelay(ctx, self._levels), {}, on_progress)
+        except DownstreamRejectedError as exc:
+            if exc.code != URL_ELICITATION_REQUIRED:
+                raise
+            return self._url_elicitations(exc, capabilities)
         return self._pass_on(result, capabilities)
+
+    def _url_elicitations(self, exc: DownstreamRejectedError, capabilities: Mapping[str, Any]) -> dict[str, Any]:
+        """A 2025-11-25 downstream's -32042 for a 2026-07-28 caller: its URL elicitations as `input_required`."""
+        data: object = exc.data
+        listed: object = cast("Mapping[str, Any]", data).get("elicitations") if isinstance(data, Mapping) else None
+        elicitations = [
+            dict(cast("Mapping[str, Any]", item))
+            for item in cast("list[object]", listed if isinstance(listed, list) else [])
+            if isinstance(item, Mapping)
+        ]
+        if not elicitations:
+            raise exc
+        requests = {
+            f"url-{number}": {"method": "elicitation/create", "params": {**params, "mode": "url"}}
+            for number, params in enumerate(elicitations, start=1)
+        }
+        missing = _missing(capabilities, requests)
+        if missing is not None:
+            raise MissingCapabilityError("Missing required client capability", missing)
+        return {"resultType": "input_required", "inputRequests": requests, "requestState": self._states.mint()}
 
     def _progress_of(self, ctx: ServerRequestContext[Any, Any]) -> ProgressFnT | None:
         if progress_token_from_params(ctx.params) is None:

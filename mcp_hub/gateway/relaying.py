@@ -12,7 +12,8 @@ see that connector, on their standalone stream (2026-07-28 has no stream for the
 Questions (`elicitation/create`, `sampling/createMessage`) are put to a 2025-11-25 caller as server-to-client
 requests related to its request, only if it declared the capability; otherwise the downstream is refused with
 the error the caller would have given. 2026-07-28 callers get questions as `input_required` results
-(`mcp_hub.gateway.questions`).
+(`mcp_hub.gateway.questions`); there the connector is not named, because that era's schema gives an input
+request's params no `_meta` (the SDK's wire models drop it).
 """
 
 from __future__ import annotations
