@@ -9,17 +9,20 @@ be included more than once"; RFC 8707 `resource` is the exception). Failures are
 which each surface answers in its own way (a wrong media type is `UnsupportedMediaTypeError`).
 
 JSON bodies (dynamic client registration, the approvals API) are read by `read_json_object`: the media type
-`application/json`, at most `limit` bytes, one JSON object.
+`application/json`, at most `limit` bytes, one JSON object. Every JSON the hub parses from outside (bodies, a
+downstream's SSE data, fetched documents, token payloads) goes through `parse_json`, whose nesting depth is
+bounded (pydantic-core's parser refuses deeper documents with a `ValueError`), so no document can exhaust the
+stack (`RecursionError` is not a `ValueError`, and would be a 500).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, cast
 from urllib.parse import parse_qsl
 
+import pydantic_core
 from starlette.requests import Request
 
 from mcp_hub.errors import InvalidRequestError, UnsupportedMediaTypeError
@@ -108,14 +111,19 @@ async def read_form(request: Request, rules: FormRules) -> FormData:
     return parse_form(text, rules)
 
 
+def parse_json(data: str | bytes | bytearray) -> Any:
+    """JSON from outside, its depth bounded: `ValueError` for anything that is not JSON, too deep included."""
+    return pydantic_core.from_json(data)
+
+
 async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
     """An `application/json` body of at most `limit` bytes that holds one JSON object."""
     if _media_type(request) != JSON_MEDIA_TYPE:
         raise UnsupportedMediaTypeError(f"the body must be {JSON_MEDIA_TYPE}")
     body = await _read_bounded(request, limit)
     try:
-        parsed: object = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        parsed: object = parse_json(body)
+    except ValueError:
         raise InvalidRequestError("the body is not valid JSON") from None
     if not isinstance(parsed, dict):
         raise InvalidRequestError("the body must be a JSON object")

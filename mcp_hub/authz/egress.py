@@ -16,7 +16,6 @@ never from settings.
 from __future__ import annotations
 
 import ipaddress
-import json
 import socket
 from dataclasses import dataclass
 from typing import Final
@@ -25,6 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 import anyio
 import httpx2
 
+from mcp_hub.bodies import parse_json
 from mcp_hub.errors import EgressRefusedError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -142,6 +142,6 @@ async def fetch_json(url: str, policy: EgressPolicy = STRICT_EGRESS) -> object:
     except httpx2.HTTPError as exc:
         raise EgressRefusedError(f"fetching {url} failed ({type(exc).__name__})") from None
     try:
-        return json.loads(bytes(body))
-    except (ValueError, UnicodeDecodeError):
+        return parse_json(bytes(body))
+    except ValueError:
         raise EgressRefusedError(f"{url} did not answer with valid JSON") from None

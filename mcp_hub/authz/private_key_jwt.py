@@ -27,7 +27,6 @@ type:jwt-bearer` and a `client_assertion` it signed. Checks, in order, each fail
 
 from __future__ import annotations
 
-import json
 import warnings
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, TypeGuard, cast
@@ -40,6 +39,7 @@ from joserfc.jws import extract_compact
 from mcp_hub.authz.client_auth import ASSERTION_ALGORITHMS as ALLOWED_ALGORITHMS
 from mcp_hub.authz.client_auth import ClientFinder
 from mcp_hub.authz.urls import OAuthUrls
+from mcp_hub.bodies import parse_json
 from mcp_hub.credentials import sha256_hex
 from mcp_hub.db.identities import AgentRecord
 from mcp_hub.db.oauth import OAuthStore
@@ -190,8 +190,8 @@ class PrivateKeyJwtVerifier:
         try:
             compact = extract_compact(assertion.encode())
             header = dict(compact.headers())
-            payload: object = json.loads(compact.payload)
-        except (JoseError, ValueError, UnicodeError):
+            payload: object = parse_json(compact.payload)
+        except (JoseError, ValueError, UnicodeError, RecursionError):
             raise _invalid_client("the client assertion is not a compact JWS") from None
         if set(header) - _ALLOWED_HEADER_FIELDS:
             raise _invalid_client("the client assertion's header may only have alg, typ and kid")

@@ -23,6 +23,7 @@ from typing import Any, Final, cast
 import httpx2
 import structlog
 
+from mcp_hub.bodies import parse_json
 from mcp_hub.downstream.relay import RELATED_REQUEST_META_KEY
 
 logger = structlog.get_logger(__name__)
@@ -57,7 +58,7 @@ def tag_event_data(data: bytes, related: object) -> bytes:
     if _METHOD_MARK not in data and _TAG_MARK not in data:
         return data  # a response: nothing to tag, nothing a downstream could have forged
     try:
-        message: Any = json.loads(data)
+        message: Any = parse_json(data)
     except ValueError:
         return data  # not JSON: the SDK reports it as such
     if isinstance(message, list):

@@ -21,7 +21,6 @@ Pure ASGI middleware (it must not buffer responses, which may be SSE streams). P
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, cast
 
@@ -35,6 +34,7 @@ from mcp_hub.authz import scopes
 from mcp_hub.authz.bearer import BearerAuthenticator
 from mcp_hub.authz.decisions import Access, AccessDecider, Principal
 from mcp_hub.authz.http import insufficient_scope_challenge, unauthorized_response
+from mcp_hub.bodies import parse_json
 from mcp_hub.errors import AccessDeniedError, InvalidTokenError
 from mcp_hub.gateway.errors import jsonrpc_error_body
 
@@ -123,9 +123,9 @@ class BearerAuthMiddleware:
 
     def _denied_tool(self, body: bytes, access: Access) -> str | None:
         try:
-            message: Any = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            return None  # the SDK answers malformed JSON-RPC with its own parse error
+            message: Any = parse_json(body)
+        except ValueError:
+            return None  # the SDK answers malformed (or too deeply nested) JSON-RPC with its own parse error
         if not isinstance(message, dict):
             return None
         fields = cast("dict[str, Any]", message)
@@ -142,7 +142,7 @@ class BearerAuthMiddleware:
         denied = AccessDeniedError(tool, scopes.required_scope("tool", tool))
         request_id: Any = None
         try:
-            request_id = json.loads(body).get("id")
+            request_id = parse_json(body).get("id")
         except (ValueError, AttributeError):
             request_id = None
         challenge = insufficient_scope_challenge(denied, self._resource_metadata_url)
