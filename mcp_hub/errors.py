@@ -38,7 +38,8 @@
 Each surface maps the tree to its wire in one place, and nowhere else (each module's docstring has the table):
 
 - MCP, JSON-RPC in both eras over HTTP and stdio: `mcp_hub.gateway.errors`. `UnknownToolError`,
-  `InvalidCursorError`, `ActionNotFoundError` → -32602; `AccessDeniedError` → -32003 (`data.error =
+  `InvalidCursorError`, `ActionNotFoundError` → -32602; `ResourceNotFoundError` → -32602 (`data.uri`);
+  `AccessDeniedError` → -32003 (`data.error =
   insufficient_scope`, the scope); `InvalidTokenError` → -32003 (`data.error = invalid_token`);
   `MissingCapabilityError` → -32021; `HeaderMismatchError` → -32020; in `tools/call`, every `DownstreamError`
   and `TooManyPendingError` → a tool result with `isError: true` that the model reads.
