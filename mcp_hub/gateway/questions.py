@@ -261,7 +261,13 @@ class Questions:
         asks_mid_call = connector_era is not None and connector_era not in MODERN_PROTOCOL_VERSIONS
         if asks_mid_call and ("elicitation" in capabilities or "sampling" in capabilities):
             return await self._start_exchange(ctx, principal_key, capabilities, send)
-        result = await _send(send, CallerRelay(ctx, self._levels), {}, on_progress)
+        # Answers sent unasked (no `requestState`) go to a 2026-07-28 downstream as they came: it judges them as
+        # it would a direct client's (MRTR: "ignore what it does not recognize"); nothing of the hub's is in them.
+        sent = params.get("inputResponses")
+        unasked: dict[str, Any] = {}
+        if isinstance(sent, Mapping) and not asks_mid_call:
+            unasked["inputResponses"] = dict(cast("Mapping[str, Any]", sent))
+        result = await _send(send, CallerRelay(ctx, self._levels), unasked, on_progress)
         return self._pass_on(result, capabilities)
 
     def _progress_of(self, ctx: ServerRequestContext[Any, Any]) -> ProgressFnT | None:
