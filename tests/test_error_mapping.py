@@ -103,8 +103,9 @@ def an_instance(kind: type[HubError]) -> HubError:
 )
 def test_mcp_errors_get_their_json_rpc_code_and_data(error: HubError, code: int, data: Any) -> None:
     """MCP spec (tools: -32602 for unknown tools; resources: -32602 for a resource not found, the URI in `data`;
-    2026-07-28: -32020 header mismatch, -32021 missing capability); -32003 is ours; a downstream's JSON-RPC error keeps its code
-    and data (issue 9 §5). The message is the error's own text (for a downstream's: behind its connector)."""
+    2026-07-28: -32020 header mismatch, -32021 missing capability); -32003 is ours; a downstream's JSON-RPC error
+    keeps its code and data (issue 9 §5). The message is the error's own text (for a downstream's: behind its
+    connector)."""
     mapped = jsonrpc_error(error)
     body = jsonrpc_error_body(error, 7)
 
