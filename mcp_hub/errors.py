@@ -39,11 +39,12 @@
 Each surface maps the tree to its wire in one place, and nowhere else (each module's docstring has the table):
 
 - MCP, JSON-RPC in both eras over HTTP and stdio: `mcp_hub.gateway.errors`. `UnknownToolError`,
-  `InvalidCursorError`, `ActionNotFoundError` → -32602; `AccessDeniedError` → -32003 (`data.error =
-  insufficient_scope`, the scope); `InvalidTokenError` → -32003 (`data.error = invalid_token`);
-  `MissingCapabilityError` → -32021; `HeaderMismatchError` → -32020; `HeldRequestError`, and
-  `TooManyPendingError` outside `tools/call` → -32003 (`data.error = approval_required`); in `tools/call`,
-  every `DownstreamError` and `TooManyPendingError` → a tool result with `isError: true` that the model reads.
+  `InvalidCursorError`, `ActionNotFoundError` → -32602; `ResourceNotFoundError` → -32602 (`data.uri`);
+  `AccessDeniedError` → -32003 (`data.error = insufficient_scope`, the scope); `InvalidTokenError` → -32003
+  (`data.error = invalid_token`); `MissingCapabilityError` → -32021; `HeaderMismatchError` → -32020;
+  `HeldRequestError`, and `TooManyPendingError` outside `tools/call` → -32003 (`data.error =
+  approval_required`); in `tools/call`, every `DownstreamError` and `TooManyPendingError` → a tool result with
+  `isError: true` that the model reads.
 - OAuth endpoints and the resource server's challenges: `mcp_hub.authz.http`. `OAuthError` → RFC 6749 §5.2 JSON
   (`invalid_client` always 401 with `WWW-Authenticate: Basic`); `InvalidTokenError` → 401 and
   `AccessDeniedError` → 403, each with an RFC 6750 §3 `WWW-Authenticate: Bearer` challenge.

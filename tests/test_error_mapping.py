@@ -96,15 +96,16 @@ def an_instance(kind: type[HubError]) -> HubError:
         (HeaderMismatchError("Mcp-Name header does not match"), HEADER_MISMATCH, None),
         (DatabaseError("the database is down"), INTERNAL_ERROR, None),
         (UnknownPromptError("nope__prompt"), INVALID_PARAMS, None),
-        (ResourceNotFoundError("mcp-hub://nope/x"), INVALID_PARAMS, None),
+        (ResourceNotFoundError("mcp-hub://nope/x"), INVALID_PARAMS, {"uri": "mcp-hub://nope/x"}),
         (DownstreamRejectedError("faults", -32042, "the downstream's own words", {"k": 1}), -32042, {"k": 1}),
         (ConnectorUnavailableError("faults", "connector 'faults' is not connected (down)"), INTERNAL_ERROR, None),
     ],
 )
 def test_mcp_errors_get_their_json_rpc_code_and_data(error: HubError, code: int, data: Any) -> None:
-    """MCP spec (tools: -32602 for unknown tools; resources: -32602 for a resource not found; 2026-07-28: -32020
-    header mismatch, -32021 missing capability); -32003 is ours; a downstream's JSON-RPC error keeps its code
-    and data (issue 9 §5). The message is the error's own text (for a downstream's: behind its connector)."""
+    """MCP spec (tools: -32602 for unknown tools; resources: -32602 for a resource not found, the URI in `data`;
+    2026-07-28: -32020 header mismatch, -32021 missing capability); -32003 is ours; a downstream's JSON-RPC error
+    keeps its code and data (issue 9 §5). The message is the error's own text (for a downstream's: behind its
+    connector)."""
     mapped = jsonrpc_error(error)
     body = jsonrpc_error_body(error, 7)
 

@@ -195,6 +195,21 @@ async def test_a_forged_replayed_or_misbound_state_is_refused(hub: RunningHub, c
     assert "result" in used
 
 
+async def test_answers_sent_unasked_reach_a_modern_downstream_as_they_came(hub: RunningHub) -> None:
+    """SEP-2322 (a server ignores what it does not recognize; the conformance scenario
+    input-required-result-ignore-extra-params sends answers with no `requestState`): the hub passes such answers to
+    a 2026-07-28 downstream, which judges them as it would a direct client's (this one wants its own state back
+    and says so); a 2025-11-25 downstream asks mid-call, so there they answer nothing and the caller is asked."""
+    unasked = {"q": ANSWER["q"], "q1": ANSWER["q"], "extra": {"action": "decline"}}
+
+    modern = await modern_call(hub, "fs-modern__ask", {"question": "?"}, inputResponses=unasked)
+    legacy = await modern_call(hub, "fs-legacy__ask", {"question": "?"}, inputResponses=unasked)
+
+    assert modern["error"]["code"] == types.INVALID_PARAMS
+    assert "the state does not come from this server" in modern["error"]["message"]
+    assert legacy["result"]["resultType"] == "input_required"
+
+
 # --- exchanges: a 2025-11-25 downstream asks a 2026-07-28 caller ---------------------------------------------------
 
 

@@ -120,12 +120,14 @@ async def test_listed_resources_and_template_expansions_are_read_from_their_conn
     ids=["downstream-uri", "unknown-connector", "never-handed-out", "empty", "case", "malformed"],
 )
 async def test_a_uri_the_hub_did_not_hand_out_is_resource_not_found(hub: RunningHub, uri: str) -> None:
-    """Issue 9 §1 and spec (resources, error handling: -32602): never a guess at which connector it means."""
+    """Issue 9 §1 and spec (resources, error handling: -32602, the URI as `data.uri`): never a guess at which
+    connector it means."""
     async with Client(hub.url, mode="2026-07-28") as client:
         with pytest.raises(MCPError) as raised:
             await client.read_resource(uri)
     assert raised.value.error.code == types.INVALID_PARAMS
     assert "Resource not found" in raised.value.error.message
+    assert raised.value.error.data == {"uri": uri}
 
 
 @pytest.mark.parametrize("era", ERAS)

@@ -25,11 +25,14 @@ async def send_raw_request(
     on_progress: ProgressFnT | None = None,
     request_id: str | None = None,
     meta: Mapping[str, Any] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Send `method` with `params` and return the raw result dict (errors raise `MCPError`).
 
     `request_id` sends it under an id of the caller's choosing; `meta` entries replace the stamped `_meta`
-    entries of the same name (a 2026-07-28 downstream's per-request capabilities and log level).
+    entries of the same name (a 2026-07-28 downstream's per-request capabilities and log level); `headers` are
+    added to the HTTP request's (a 2026-07-28 `tools/call`'s `Mcp-Param-*`; transports without headers ignore
+    them).
     """
     data: dict[str, Any] = {"method": method, "params": dict(params)}
     opts: CallOptions = {}
@@ -38,6 +41,8 @@ async def send_raw_request(
     if request_id is not None:
         opts["request_id"] = request_id
     session._stamp(data, opts)  # pyright: ignore[reportPrivateUsage]
+    if headers:
+        opts["headers"] = {**opts.get("headers", {}), **headers}
     if meta:
         stamped = data.setdefault("params", {})
         stamped["_meta"] = {**stamped.get("_meta", {}), **meta}

@@ -29,6 +29,7 @@ from mcp import Client
 from mcp.client.session import ClientRequestContext, ClientSession, IncomingMessage
 from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
+from mcp.shared.inbound import find_invalid_x_mcp_header, mcp_param_headers, x_mcp_header_map
 from mcp.shared.subscriptions import PromptsListChanged, ResourcesListChanged, ToolsListChanged
 from mcp_types.jsonrpc import CONNECTION_CLOSED, INTERNAL_ERROR, INVALID_REQUEST, REQUEST_TIMEOUT
 from pydantic import BaseModel, ValidationError
@@ -143,6 +144,8 @@ class DownstreamConnection:
         self.connections_made = 0
         self._in_flight: dict[str, _InFlight] = {}
         self._request_numbers = itertools.count(1)
+        self._param_headers: dict[str, dict[tuple[str, ...], str]] = {}
+        """Per tool of the last listing, the arguments a 2026-07-28 call mirrors into `Mcp-Param-*` headers."""
         # Only Streamable HTTP tells which request a message came with (`mcp_hub.downstream.tagging`).
         self._messages_are_tagged = spec.transport == "http"
         self.health = HealthState(state=Health.CONNECTING if spec.enabled else Health.DISABLED, since=datetime.now(UTC))
@@ -263,6 +266,7 @@ class DownstreamConnection:
         """Every list the server declares (tools always), each walked to its end (bounded)."""
         session = client.session
         tools = await self._list_all("tools/list", "tools", types.Tool, session)
+        self._param_headers = _param_header_maps(tools)
         prompts = await self._list_all("prompts/list", "prompts", types.Prompt, session) if capabilities.prompts else ()
         resources: tuple[dict[str, Any], ...] = ()
         templates: tuple[dict[str, Any], ...] = ()
@@ -500,6 +504,17 @@ class DownstreamConnection:
             self._lost_reason = reason
             self._lost.set()
 
+    def _mcp_param_headers(self, method: str, params: Mapping[str, Any]) -> dict[str, str]:
+        """The `Mcp-Param-*` headers a 2026-07-28 `tools/call` carries: the SDK's client would mirror the arguments
+        the tool's schema marks `x-mcp-header`, but only for tools its own `list_tools` saw, and the hub lists raw
+        (https://modelcontextprotocol.io/specification/2026-07-28/basic/transports#custom-headers)."""
+        name = params.get("name")
+        arguments = params.get("arguments")
+        if method != "tools/call" or not isinstance(name, str) or name not in self._param_headers:
+            return {}
+        given: Mapping[str, Any] = cast("Mapping[str, Any]", arguments) if isinstance(arguments, Mapping) else {}
+        return mcp_param_headers(self._param_headers[name], given)
+
     async def _set_health(
         self,
         state: Health,
@@ -549,10 +564,13 @@ class DownstreamConnection:
             )
         request_id = f"hub-{next(self._request_numbers)}"
         meta: dict[str, Any] = {}
-        if relay is not None and client.protocol_version == "2026-07-28":
-            meta[types.CLIENT_CAPABILITIES_META_KEY] = dict(relay.client_capabilities)
-            if relay.log_level is not None:
-                meta[types.LOG_LEVEL_META_KEY] = relay.log_level
+        headers: dict[str, str] = {}
+        if client.protocol_version == "2026-07-28":
+            if relay is not None:
+                meta[types.CLIENT_CAPABILITIES_META_KEY] = dict(relay.client_capabilities)
+                if relay.log_level is not None:
+                    meta[types.LOG_LEVEL_META_KEY] = relay.log_level
+            headers = self._mcp_param_headers(method, params)
         try:
             with anyio.fail_after(self.call_timeout) as deadline:
                 if relay is not None:
@@ -560,7 +578,13 @@ class DownstreamConnection:
                 try:
                     async with self._limiter:
                         return await send_raw_request(
-                            session, method, params, on_progress=on_progress, request_id=request_id, meta=meta
+                            session,
+                            method,
+                            params,
+                            on_progress=on_progress,
+                            request_id=request_id,
+                            meta=meta,
+                            headers=headers,
                         )
                 finally:
                     self._in_flight.pop(request_id, None)
@@ -584,3 +608,13 @@ class DownstreamConnection:
         except (anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
             self._mark_lost(_describe(exc))
             raise ConnectorUnavailableError(self.spec.id, f"connector {self.spec.id!r} is unreachable") from None
+
+
+def _param_header_maps(tools: tuple[dict[str, Any], ...]) -> dict[str, dict[tuple[str, ...], str]]:
+    """Per tool, its arguments marked `x-mcp-header` (a tool whose marks are invalid gets none)."""
+    maps: dict[str, dict[tuple[str, ...], str]] = {}
+    for tool in tools:
+        schema = tool.get("inputSchema")
+        if find_invalid_x_mcp_header(schema) is None and (found := x_mcp_header_map(schema)):
+            maps[str(tool["name"])] = found
+    return maps

@@ -9,7 +9,8 @@ caller's grants is `-32003` (in the implementation-defined range), with the scop
 | error | JSON-RPC error | data |
 |---|---|---|
 | `DownstreamRejectedError` | the downstream's own code, its message behind the connector id | the downstream's |
-| `CatalogError` (unknown tool or prompt, resource not found, bad cursor), `ActionNotFoundError` | -32602 | |
+| `ResourceNotFoundError` | -32602 | `{"uri": ...}`, the URI asked for (2026-07-28 resources, error handling) |
+| any other `CatalogError` (unknown tool or prompt, bad cursor), `ActionNotFoundError` | -32602 | |
 | `AccessDeniedError` | -32003 | `{"error": "insufficient_scope", "scope": ...}` |
 | `InvalidTokenError` | -32003 | `{"error": "invalid_token"}` |
 | `HeldRequestError`, `TooManyPendingError` (a held prompt get or read) | -32003 | `{"error": "approval_required"}` |
@@ -46,6 +47,7 @@ from mcp_hub.errors import (
     InvalidInputError,
     InvalidTokenError,
     MissingCapabilityError,
+    ResourceNotFoundError,
     TooManyPendingError,
 )
 from mcp_hub.tool_results import hub_error_result
@@ -72,6 +74,8 @@ def jsonrpc_error_body(exc: HubError, request_id: Any) -> dict[str, Any]:
 def _code_and_data(exc: HubError) -> tuple[int, Any]:
     if isinstance(exc, DownstreamRejectedError):
         return exc.code, exc.data
+    if isinstance(exc, ResourceNotFoundError):
+        return INVALID_PARAMS, {"uri": exc.uri}
     if isinstance(exc, CatalogError | ActionNotFoundError):
         return INVALID_PARAMS, None
     if isinstance(exc, AccessDeniedError):

@@ -282,7 +282,14 @@ class Questions:
         try:
             if asks_mid_call and ("elicitation" in capabilities or "sampling" in capabilities):
                 return await self._start_exchange(ctx, principal_key, capabilities, send)
-            result = await _send(send, CallerRelay(ctx, self._levels), {}, on_progress)
+            # Answers sent unasked (no `requestState`) go to a 2026-07-28 downstream as they came: it judges them
+            # as it would a direct client's (MRTR: "ignore what it does not recognize"); nothing of the hub's is
+            # in them.
+            sent = params.get("inputResponses")
+            unasked: dict[str, Any] = {}
+            if isinstance(sent, Mapping) and not asks_mid_call:
+                unasked["inputResponses"] = dict(cast("Mapping[str, Any]", sent))
+            result = await _send(send, CallerRelay(ctx, self._levels), unasked, on_progress)
         except DownstreamRejectedError as exc:
             if exc.code != URL_ELICITATION_REQUIRED:
                 raise

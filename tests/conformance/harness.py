@@ -46,6 +46,8 @@ ERAS: Final[tuple[Era, ...]] = get_args(Era)
 FAILING: Final = frozenset({"FAILURE", "WARNING"})
 """Check statuses that fail a scenario (as in the suite's `--expected-failures` evaluation)."""
 BASELINE: Final = Path(__file__).with_name("baseline.toml")
+HUB_BASELINE: Final = Path(__file__).with_name("baseline_hub.toml")
+"""What fails through the hub beyond what the fixture fails directly (the hub's own gaps, each with its reason)."""
 FIXTURE_SERVER: Final = Path(__file__).resolve().parent.parent / "fixtures" / "conformance_server.py"
 DEFAULT_CONCURRENCY: Final = max(2, min(8, 2 * (os.cpu_count() or 1)))
 """Single-scenario processes at once (each starts Node: about 0.5 s of CPU)."""
@@ -325,6 +327,17 @@ class Baseline:
 
     def for_era(self, era: Era) -> Mapping[str, str]:
         return self.entries.get(era, {})
+
+    def together_with(self, other: Baseline) -> Baseline:
+        """Both baselines' entries (a run through the hub: the fixture's and the hub's); an entry in both is an
+        error, since one failure has one reason."""
+        entries: dict[Era, Mapping[str, str]] = {}
+        for era in ERAS:
+            twice = sorted(set(self.for_era(era)) & set(other.for_era(era)))
+            if twice:
+                raise ValueError(f"[{era}] entries in both baselines: {', '.join(twice)}")
+            entries[era] = {**self.for_era(era), **other.for_era(era)}
+        return Baseline(entries)
 
 
 @dataclass(frozen=True)

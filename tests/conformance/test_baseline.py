@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conformance.harness import Baseline, Check, ScenarioReport, ScenarioResult, compare
+from tests.conformance.harness import HUB_BASELINE, Baseline, Check, ScenarioReport, ScenarioResult, compare
 
 
 def _scenario(name: str, **statuses: str) -> ScenarioResult:
@@ -81,3 +81,19 @@ def test_the_checked_in_baseline_loads(tmp_path: Path) -> None:
     (tmp_path / "reason.toml").write_text('["2025-11-25"]\ns = ""\n')
     with pytest.raises(ValueError, match="needs its reason"):
         Baseline.load(tmp_path / "reason.toml")
+
+
+def test_the_hubs_baseline_adds_to_the_fixtures_and_may_not_repeat_an_entry() -> None:
+    """Our choice: a run through the hub is judged by the fixture's entries and the hub's together (both checked-in
+    files load and do not overlap); one failure has one reason, so an entry in both is an error."""
+    both = Baseline.load().together_with(Baseline.load(HUB_BASELINE))
+    fixture = Baseline({"2026-07-28": {"a": "the fixture's"}})
+    hub = Baseline({"2026-07-28": {"b:c": "the hub's"}, "2025-11-25": {"d": "the hub's"}})
+
+    assert set(both.for_era("2026-07-28")) >= set(Baseline.load().for_era("2026-07-28"))
+    assert fixture.together_with(hub).entries == {
+        "2025-11-25": {"d": "the hub's"},
+        "2026-07-28": {"a": "the fixture's", "b:c": "the hub's"},
+    }
+    with pytest.raises(ValueError, match=r"\[2026-07-28\] entries in both baselines: a"):
+        fixture.together_with(Baseline({"2026-07-28": {"a": "again"}}))
