@@ -1,4 +1,4 @@
-"""Questions downstreams ask the user (elicitation, sampling) reach the caller in its era (issue 9 §4).
+"""Questions downstreams ask the user (elicitation, sampling, roots) reach the caller in its era (issue 9 §4).
 
 Every pairing of eras: a 2025-11-25 downstream asks mid-call (stdio: one shared stream; HTTP: tagged streams),
 a 2026-07-28 downstream answers `input_required`; a 2025-11-25 caller is asked on its request's stream, a
@@ -46,8 +46,15 @@ def text_of(result: types.CallToolResult) -> str:
     return first.text
 
 
+ROOTS = [
+    {"uri": "file:///home/ada/projects/hub", "name": "hub"},
+    {"uri": "file:///C:/Users/ada/notes/"},
+]
+"""The caller's roots: URIs of the caller's machine, which must reach the downstream as they are."""
+
+
 class User:
-    """A client's user: answers every elicitation and sampling request, and remembers what it was asked."""
+    """A client's user: answers every elicitation, sampling and roots request, and remembers what it was asked."""
 
     def __init__(self) -> None:
         self.asked: list[tuple[str, dict[str, Any]]] = []
@@ -64,16 +71,27 @@ class User:
             role="assistant", content=types.TextContent(type="text", text="the model says hi"), model="test-model"
         )
 
-    def client(self, hub: RunningHub, era: str, **options: Any) -> Client:
+    async def list_roots(self, context: ClientRequestContext) -> types.ListRootsResult:
+        self.asked.append(("roots", dict(context.meta or {})))
+        return types.ListRootsResult.model_validate({"roots": ROOTS})
+
+    def client(self, hub: RunningHub, era: str, *, roots: bool = True, **options: Any) -> Client:
+        """A client declaring elicitation and sampling, and roots unless `roots=False`."""
+        if roots:
+            options["list_roots_callback"] = self.list_roots
         return Client(hub.url, mode=era, elicitation_callback=self.elicit, sampling_callback=self.sample, **options)
 
 
-QUESTIONS = [("ask", {"question": "the answer?"}, "forty-two"), ("sample", {"prompt": "hi"}, "the model says hi")]
+QUESTIONS: list[tuple[str, dict[str, Any], str]] = [
+    ("ask", {"question": "the answer?"}, "forty-two"),
+    ("sample", {"prompt": "hi"}, "the model says hi"),
+    ("roots", {}, ROOTS[0]["uri"]),
+]
 
 
 @pytest.mark.parametrize("era", ERAS)
 @pytest.mark.parametrize("connector", CONNECTORS)
-@pytest.mark.parametrize(("tool", "arguments", "answer"), QUESTIONS, ids=["elicitation", "sampling"])
+@pytest.mark.parametrize(("tool", "arguments", "answer"), QUESTIONS, ids=["elicitation", "sampling", "roots"])
 async def test_a_downstreams_question_reaches_the_caller_and_its_answer_the_downstream(
     hub: RunningHub, era: str, connector: str, tool: str, arguments: dict[str, Any], answer: str
 ) -> None:
@@ -89,6 +107,38 @@ async def test_a_downstreams_question_reaches_the_caller_and_its_answer_the_down
         # A relayed server-to-client request names the connector it comes from. A 2026-07-28 input request's
         # params have no `_meta` in that era's schema (the SDK's wire models drop it), so there it cannot.
         assert user.asked[0][1].get(CONNECTOR) == connector
+
+
+@pytest.mark.parametrize("era", ERAS)
+@pytest.mark.parametrize("connector", CONNECTORS)
+async def test_the_callers_roots_reach_the_downstream_unchanged(hub: RunningHub, era: str, connector: str) -> None:
+    """Spec client/roots (2025-11-25; 2026-07-28 as an input request): the roots are the caller's own (URIs of
+    its machine), so the downstream gets exactly the list the caller answered, in every pairing of eras."""
+    user = User()
+    async with user.client(hub, era) as client:
+        result = await client.call_tool(f"{connector}__roots", {})
+
+    assert json.loads(text_of(result))["roots"] == ROOTS
+    assert [kind for kind, _ in user.asked] == ["roots"]
+
+
+@pytest.mark.parametrize("era", ERAS)
+@pytest.mark.parametrize("connector", CONNECTORS)
+async def test_a_caller_that_did_not_declare_roots_gets_minus_32021_and_is_not_asked(
+    hub: RunningHub, era: str, connector: str
+) -> None:
+    """Spec 2026-07-28 (-32021 with the required capability), chosen for 2025-11-25 callers alike: a caller that
+    declared elicitation and sampling but not roots is never asked for them; the request fails naming `roots`."""
+    user = User()
+    async with user.client(hub, era, roots=False) as client:
+        with pytest.raises(MCPError) as raised:
+            await client.call_tool(f"{connector}__roots", {})
+        after = await client.call_tool(f"{connector}__echo", {"text": "fine"})
+
+    assert raised.value.error.code == types.MISSING_REQUIRED_CLIENT_CAPABILITY
+    assert raised.value.error.data == {"requiredCapabilities": {"roots": {}}}
+    assert user.asked == []
+    assert text_of(after) == "fine"
 
 
 @pytest.mark.parametrize("era", ERAS)

@@ -214,6 +214,9 @@ class DownstreamConnection:
                 # refused (`Relay.ask`): the caller's own capabilities decide, not the hub's.
                 elicitation_callback=self._on_elicitation,
                 sampling_callback=self._on_sampling,
+                # The SDK declares `roots` with `listChanged: true` for a callback; the hub sends no
+                # `notifications/roots/list_changed` (roots are per caller: `mcp_hub.gateway.relaying`).
+                list_roots_callback=self._on_list_roots,
                 sampling_capabilities=types.SamplingCapability(
                     context=types.SamplingContextCapability(), tools=types.SamplingToolsCapability()
                 ),
@@ -498,6 +501,15 @@ class DownstreamConnection:
             return types.ErrorData(code=exc.code, message=str(exc))
         except ValidationError:
             return types.ErrorData(code=INTERNAL_ERROR, message="the caller's answer is not a sampling result")
+
+    async def _on_list_roots(self, context: ClientRequestContext) -> types.ListRootsResult | types.ErrorData:
+        try:
+            answer = await self._ask(context.meta, "roots/list", {})
+            return types.ListRootsResult.model_validate(answer, by_name=False)
+        except QuestionRefusedError as exc:
+            return types.ErrorData(code=exc.code, message=str(exc))
+        except ValidationError:
+            return types.ErrorData(code=INTERNAL_ERROR, message="the caller's answer is not a roots list")
 
     def _mark_lost(self, reason: str) -> None:
         if not self._lost.is_set():

@@ -1,9 +1,10 @@
 """What a downstream may reach during one forwarded request: the caller's log stream and the caller's user.
 
 Many callers share one downstream session, so whatever a downstream sends while serving a request (a
-`notifications/message` log entry, an `elicitation/create` or `sampling/createMessage` question) must go to the
-caller of THAT request, and to nobody else (https://modelcontextprotocol.io/specification/2025-11-25/client/elicitation,
-.../client/sampling, .../server/utilities/logging). Each forwarded request carries a `Relay` for its caller; the
+`notifications/message` log entry, an `elicitation/create`, `sampling/createMessage` or `roots/list` question)
+must go to the caller of THAT request, and to nobody else
+(https://modelcontextprotocol.io/specification/2025-11-25/client/elicitation, .../client/sampling,
+.../client/roots, .../server/utilities/logging). Each forwarded request carries a `Relay` for its caller; the
 connection finds it by the downstream request id the message is related to:
 
 - Streamable HTTP downstreams send a request's messages on that request's own response stream; the hub tags each
@@ -58,8 +59,8 @@ class Relay(Protocol):
         ...
 
     async def ask(self, connector_id: ConnectorId, method: str, params: Mapping[str, Any]) -> dict[str, Any]:
-        """Put a downstream's question (`elicitation/create`, `sampling/createMessage`) to the caller and return
-        its answer; raises `QuestionRefusedError` when the caller cannot or will not answer."""
+        """Put a downstream's question (`elicitation/create`, `sampling/createMessage`, `roots/list`) to the caller
+        and return its answer; raises `QuestionRefusedError` when the caller cannot or will not answer."""
         ...
 
 

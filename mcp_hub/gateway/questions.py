@@ -1,7 +1,7 @@
 """Questions a downstream asks the user during a request, put to the caller in the caller's era (issue 9 §4).
 
 A downstream asks in its era (https://modelcontextprotocol.io/specification/2025-11-25/client/elicitation,
-.../client/sampling; https://modelcontextprotocol.io/specification/2026-07-28/basic/utilities/mrtr):
+.../client/sampling, .../client/roots; https://modelcontextprotocol.io/specification/2026-07-28/basic/utilities/mrtr):
 
 - A 2025-11-25 downstream asks mid-call (a server-to-client request). To a 2025-11-25 caller the question is
   relayed on its request's stream (`CallerRelay`). For a 2026-07-28 caller the call runs on in this replica (an
@@ -11,7 +11,7 @@ A downstream asks in its era (https://modelcontextprotocol.io/specification/2025
   travelling sealed inside the hub's own.
 
 Only what the caller declared may be asked (`elicitation` with its `form`/`url` modes, `sampling` and its
-`tools`): a 2026-07-28 downstream sees the caller's capabilities on the request itself; a 2025-11-25 downstream
+`tools`, `roots`): a 2026-07-28 downstream sees the caller's capabilities on the request itself; a 2025-11-25 downstream
 that asks anyway is refused with `-32021` and the caller's request fails with the same error
 (`MissingCapabilityError`). Every `requestState` the hub hands out is sealed, bound and single use
 (`mcp_hub.gateway.request_state`).
@@ -58,6 +58,7 @@ from mcp_hub.errors import (
 )
 from mcp_hub.gateway.relaying import (
     QUESTION_METHODS,
+    RELAYED_CAPABILITIES,
     CallerRelay,
     LogLevels,
     client_capabilities,
@@ -144,7 +145,7 @@ class Exchange:
 
     @property
     def client_capabilities(self) -> Mapping[str, Any]:
-        return {key: value for key, value in self._capabilities.items() if key in ("elicitation", "sampling")}
+        return {key: value for key, value in self._capabilities.items() if key in RELAYED_CAPABILITIES}
 
     @property
     def log_level(self) -> str | None:
@@ -280,7 +281,7 @@ class Questions:
                 raise InvalidInputError("the user declined what the downstream requires first: the call was not made")
         asks_mid_call = connector_era is not None and connector_era not in MODERN_PROTOCOL_VERSIONS
         try:
-            if asks_mid_call and ("elicitation" in capabilities or "sampling" in capabilities):
+            if asks_mid_call and any(name in capabilities for name in RELAYED_CAPABILITIES):
                 return await self._start_exchange(ctx, principal_key, capabilities, send)
             # Answers sent unasked (no `requestState`) go to a 2026-07-28 downstream as they came: it judges them
             # as it would a direct client's (MRTR: "ignore what it does not recognize"); nothing of the hub's is

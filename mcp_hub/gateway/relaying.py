@@ -9,11 +9,17 @@ level is one per shared session, so the hub sets it to the most verbose level an
 filters per caller. Entries that belong to no request go to the 2025-11-25 sessions that set a level and may
 see that connector, on their standalone stream (2026-07-28 has no stream for them).
 
-Questions (`elicitation/create`, `sampling/createMessage`) are put to a 2025-11-25 caller as server-to-client
-requests related to its request, only if it declared the capability; otherwise the downstream is refused with
-the error the caller would have given. 2026-07-28 callers get questions as `input_required` results
-(`mcp_hub.gateway.questions`); there the connector is not named, because that era's schema gives an input
-request's params no `_meta` (the SDK's wire models drop it).
+Questions (`elicitation/create`, `sampling/createMessage`, `roots/list`) are put to a 2025-11-25 caller as
+server-to-client requests related to its request, only if it declared the capability (`elicitation`, `sampling`,
+`roots`); otherwise the downstream is refused with -32021 and the caller's request fails the same way. 2026-07-28
+callers get questions as `input_required` results (`mcp_hub.gateway.questions`); there the connector is not
+named, because that era's schema gives an input request's params no `_meta` (the SDK's wire models drop it).
+
+Roots (https://modelcontextprotocol.io/specification/2025-11-25/client/roots, deprecated but still specified in
+2026-07-28) are the caller's own: its answer reaches the downstream unchanged (file:// URIs of the caller's
+machine, not the hub's). Not relayed: `notifications/roots/list_changed`. A caller's roots belong to its
+requests, and a downstream session is shared by many callers, so the hub neither forwards a caller's
+notification nor sends one of its own (a downstream asks again on each request that needs them).
 """
 
 from __future__ import annotations
@@ -41,7 +47,10 @@ CONNECTOR_META_KEY: Final = "io.github.mcp-hub/connector"
 DEFAULT_LEGACY_LEVEL: Final = "info"
 """What a 2025-11-25 session gets until it sets a level (the spec lets the server choose)."""
 
-QUESTION_METHODS: Final = ("elicitation/create", "sampling/createMessage")
+QUESTION_METHODS: Final = ("elicitation/create", "sampling/createMessage", "roots/list")
+"""What a downstream may ask the caller during a request."""
+RELAYED_CAPABILITIES: Final = ("elicitation", "sampling", "roots")
+"""The caller's client capabilities a downstream sees: the ones its questions need."""
 
 
 def required_capability(method: str, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -51,6 +60,8 @@ def required_capability(method: str, params: Mapping[str, Any]) -> dict[str, Any
         return {"elicitation": {"url": {}} if mode == "url" else {"form": {}}}
     if method == "sampling/createMessage":
         return {"sampling": {"tools": {}} if params.get("tools") else {}}
+    if method == "roots/list":
+        return {"roots": {}}
     return {method: {}}
 
 
@@ -149,7 +160,7 @@ class CallerRelay:
 
     @property
     def client_capabilities(self) -> Mapping[str, Any]:
-        return {key: value for key, value in self.declared.items() if key in ("elicitation", "sampling")}
+        return {key: value for key, value in self.declared.items() if key in RELAYED_CAPABILITIES}
 
     @property
     def log_level(self) -> str | None:
