@@ -568,6 +568,12 @@ def write_config(
         f'[database]\nurl = "sqlite+aiosqlite:///{directory / "hub.db"}"\n'
         "[timeouts]\nconnect_seconds = 20\ncall_seconds = 30\n"
         + ("[auth]\naccess_token_ttl_seconds = 3600\n" if auth else "[auth]\nenabled = false\n")
+        # The limits are checked on every call as in production, with room for the benchmark's load (and its
+        # echo, the same call again and again, is not a loop to stop).
+        + "[limits]\nper_agent = { rate = 1000000.0, burst = 1000000 }\n"
+        "per_agent_connector = { rate = 1000000.0, burst = 1000000 }\n"
+        "per_agent_tool = { rate = 1000000.0, burst = 1000000 }\n"
+        "[[limits.loops]]\nmax_repeats = 1000000\nwindow_seconds = 1\n"
     )
     return config
 

@@ -83,6 +83,7 @@ from mcp_hub.gateway.relaying import LogLevels
 from mcp_hub.gateway.request_state import RequestStates
 from mcp_hub.gateway.server import HubServer, build_server
 from mcp_hub.gateway.subscriptions import ResourceSubscriptions
+from mcp_hub.limits.calls import CallLimits, Refusal, backend_for
 from mcp_hub.tool_results import hub_error_result
 from mcp_hub.web.approvals import approval_routes
 from mcp_hub.web.assets import StaticAssets
@@ -269,6 +270,11 @@ class Hub:
         # Identity: who may call what (absent when auth is off, on loopback only).
         self.auth = build_authorization(settings, self.stores, egress=egress) if settings.auth.enabled else None
 
+        # Traffic control: rate limits, quotas and loop breaking per agent (in Redis when several replicas share).
+        self.limits = CallLimits(
+            settings.limits, backend_for(settings.limits), lambda name: _connector_of(self.catalog, name)
+        )
+
         # Approvals: sensitive calls wait for a human.
         self.feed = ActionFeed()
         self.webhooks = WebhookNotifier(settings.approvals.rules, partial(approval_link, settings.public_base_url))
@@ -322,6 +328,7 @@ class Hub:
             readiness=self.readiness,
             audience=self.settings.mcp_resource_url,
             approvals=self.approvals,
+            limits=self.limits if self.auth is not None else None,
             middleware=middleware,
         )
 
@@ -330,6 +337,7 @@ class Hub:
         with anyio.CancelScope() as shutdown_guard:
             async with AsyncExitStack() as stack:
                 stack.push_async_callback(self.engine.dispose)
+                stack.push_async_callback(self.limits.backend.aclose)
                 await require_current_schema(self.engine)
                 await self.stores.catalog.register_connectors([_connector_record(spec) for spec in self.connectors])
                 if self.auth is not None:
@@ -353,7 +361,9 @@ class Hub:
 
     def health_report(self) -> dict[str, Any]:
         """The body of `/healthz`."""
-        return health_report(self.pool, self.catalog, self.readiness)
+        report = health_report(self.pool, self.catalog, self.readiness)
+        report["limits"] = self.limits.backend.health()
+        return report
 
     async def serve_stdio(self, *, agent: str | None, token: str | None) -> None:
         """Serve one client over stdin/stdout until it disconnects, as `agent` or `token`'s caller.
@@ -384,6 +394,11 @@ class Hub:
             await stdio.serve(server)
 
 
+def _connector_of(catalog: Catalog, public_name: str) -> str | None:
+    tool = catalog.tools.get(public_name)
+    return tool.connector_id if tool is not None else None
+
+
 def profile_path(settings: HubSettings, connector: str) -> str:
     """Where a connector's profile is served: its catalog alone, under its own names (issue 9 §10)."""
     return f"{settings.hub.mcp_path}/s/{connector}"
@@ -407,6 +422,9 @@ def build_app(hub: Hub, *, on_started: Callable[[], None] | None = None) -> Star
         async def audit_refusal(tool: str, caller_label: str) -> None:
             await hub.forwarder.audit_refusal(tool, Caller(client=caller_label))
 
+        async def audit_limited(tool: str, caller_label: str, refusal: Refusal) -> None:
+            await hub.forwarder.audit_limited(tool, Caller(client=caller_label), refusal.outcome, refusal.message)
+
         def bearer_guard(
             app: ASGIApp, public_tool_name: Callable[[str], str | None], auth: Authorization = auth
         ) -> ASGIApp:
@@ -419,6 +437,8 @@ def build_app(hub: Hub, *, on_started: Callable[[], None] | None = None) -> Star
                 public_tool_name=public_tool_name,
                 max_body_bytes=settings.hub.max_request_body_bytes,
                 on_refused=audit_refusal,
+                limits=hub.limits,
+                on_limited=audit_limited,
             )
 
         guard = bearer_guard

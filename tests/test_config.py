@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from mcp_hub.config.connectors import load_connector, load_connectors
-from mcp_hub.config.settings import DATABASE_URL_ENV, StreamsSection, load_settings
+from mcp_hub.config.settings import DATABASE_URL_ENV, LimitsSection, StreamsSection, load_settings
 from mcp_hub.errors import ConfigError
 from tests.conftest import REPO, connector_toml, fault_connector, write_config
 
@@ -364,5 +364,27 @@ def test_stream_bounds_that_cannot_work_are_refused(tmp_path: Path, streams: str
     configuration errors naming the key, not a silent way to lose resumability."""
     with pytest.raises(ConfigError) as caught:
         load_settings(write_config(tmp_path, {}, extra=f"[streams]\n{streams}"))
+    assert caught.value.key == key
+    assert problem in str(caught.value)
+
+
+def test_the_shipped_config_lists_the_limits_with_their_defaults() -> None:
+    """Our choice: config.toml shows every key with its default; `[limits]` (issue 10) included."""
+    assert load_settings(REPO / "config.toml").limits == LimitsSection()
+
+
+@pytest.mark.parametrize(
+    ("limits", "key", "problem"),
+    [
+        pytest.param('redis_url = "localhost:6379"\n', "limits.redis_url", "expected redis://", id="redis-url"),
+        pytest.param("per_agent = { rate = 0, burst = 1 }\n", "limits.per_agent.rate", "greater than 0", id="rate"),
+        pytest.param('on_backend_failure = "maybe"\n', "limits.on_backend_failure", "'open' or 'closed'", id="fail"),
+    ],
+)
+def test_a_bad_limit_names_its_key(tmp_path: Path, limits: str, key: str, problem: str) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text("[limits]\n" + limits)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
     assert caught.value.key == key
     assert problem in str(caught.value)

@@ -13,12 +13,13 @@ import anyio
 
 from mcp_hub.authz.urls import TOKEN_PATH
 from mcp_hub.cli.approvals import add_approvals_command, run_approvals
+from mcp_hub.cli.limits import add_limits_command, run_limits
 from mcp_hub.config.settings import HubSettings
 from mcp_hub.domain import Role
 from mcp_hub.errors import InvalidInputError
 from mcp_hub.runtime import AdminTools, admin_tools
 
-ADMIN_COMMANDS = frozenset({"agents", "grants", "users", "token", "keys", "approvals"})
+ADMIN_COMMANDS = frozenset({"agents", "grants", "users", "token", "keys", "approvals", "limits"})
 
 
 def add_admin_commands(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -76,6 +77,7 @@ def add_admin_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     key_commands.add_parser("list", parents=[common], help="published keys")
 
     add_approvals_command(commands, common)
+    add_limits_command(commands, common)
 
 
 def run_admin(args: argparse.Namespace, settings: HubSettings) -> int:
@@ -228,4 +230,5 @@ _HANDLERS: dict[str, Callable[[AdminTools, argparse.Namespace, str | None], Awai
     "token": _token,
     "keys": _keys,
     "approvals": run_approvals,
+    "limits": run_limits,
 }

@@ -226,6 +226,58 @@ class QuestionsSection(_Section):
     """The same, per agent (and user): one caller cannot hold every slot (threat T28)."""
 
 
+class Rate(_Section):
+    """A token bucket: `rate` calls per second sustained, `burst` at once."""
+
+    rate: Annotated[float, Field(gt=0, le=1_000_000)]
+    burst: Annotated[int, Field(ge=1, le=1_000_000)]
+
+
+class LoopRule(_Section):
+    """The same agent making the same call (tool and arguments) more than `max_repeats` times within
+    `window_seconds` is stopped; rules name tools by public-name globs (the first matching rule applies)."""
+
+    tools: list[str] = Field(default_factory=lambda: ["*"])
+    max_repeats: Annotated[int, Field(ge=1, le=1_000_000)] = 30
+    window_seconds: Annotated[int, Field(ge=1, le=86_400)] = 60
+
+
+class AgentLimits(_Section):
+    """One agent's limits where they differ from the defaults (`[[limits.agents]]`)."""
+
+    agent: Annotated[str, Field(min_length=1, max_length=64)]
+    per_agent: Rate | None = None
+    per_agent_connector: Rate | None = None
+    per_agent_tool: Rate | None = None
+    daily_calls: Annotated[int, Field(ge=0)] | None = None
+    monthly_calls: Annotated[int, Field(ge=0)] | None = None
+
+
+class LimitsSection(_Section):
+    """Rate limits, quotas and loop breaking for `tools/call`, keyed on the agent's identity (issue 10 §1, §3)."""
+
+    redis_url: str = ""
+    """`redis://host:port/db`: buckets, quotas and loop counters shared by every replica. Empty: this process."""
+    on_backend_failure: Literal["open", "closed"] = "open"
+    """Redis unreachable: let calls through (`open`) or refuse them (`closed`)."""
+    quotas_on_backend_failure: Literal["open", "closed"] = "closed"
+    per_agent: Rate | None = Rate(rate=50, burst=100)
+    per_agent_connector: Rate | None = Rate(rate=20, burst=40)
+    per_agent_tool: Rate | None = Rate(rate=10, burst=20)
+    daily_calls: Annotated[int, Field(ge=0)] = 0
+    """Per agent and UTC day; 0: no quota."""
+    monthly_calls: Annotated[int, Field(ge=0)] = 0
+    loops: list[LoopRule] = Field(default_factory=lambda: [LoopRule()])
+    agents: list[AgentLimits] = Field(default_factory=list[AgentLimits])
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url_shape(cls, value: str) -> str:
+        if value and not re.match(r"^rediss?://", value):
+            raise ValueError("expected redis://host:port/db or rediss://...")
+        return value
+
+
 class _SettingsFile(_Section):
     hub: HubSection = Field(default_factory=HubSection)
     database: DatabaseSection = Field(default_factory=DatabaseSection)
@@ -236,6 +288,7 @@ class _SettingsFile(_Section):
     approvals: ApprovalsSection = Field(default_factory=ApprovalsSection)
     questions: QuestionsSection = Field(default_factory=QuestionsSection)
     streams: StreamsSection = Field(default_factory=StreamsSection)
+    limits: LimitsSection = Field(default_factory=LimitsSection)
 
 
 class HubSettings(BaseModel):
@@ -253,6 +306,7 @@ class HubSettings(BaseModel):
     approvals: ApprovalsSection = Field(default_factory=ApprovalsSection)
     questions: QuestionsSection = Field(default_factory=QuestionsSection)
     streams: StreamsSection = Field(default_factory=StreamsSection)
+    limits: LimitsSection = Field(default_factory=LimitsSection)
 
     @model_validator(mode="after")
     def _auth_off_only_on_loopback(self) -> HubSettings:
@@ -342,6 +396,7 @@ def load_settings(path: Path) -> HubSettings:
             approvals=parsed.approvals,
             questions=parsed.questions,
             streams=parsed.streams,
+            limits=parsed.limits,
         )
     except ValidationError as exc:
         problem = exc.errors(include_url=False, include_input=False)[0]["msg"].removeprefix("Value error, ")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, or_, select
 
 from mcp_hub.db._base import Store, record_of, require_aware
 from mcp_hub.db.models import AuditCall
@@ -51,6 +51,22 @@ class AuditStore(Store):
         query = select(AuditCall).order_by(AuditCall.at.desc(), AuditCall.id.desc()).limit(limit)
         async with self._reads() as session:
             return [_audit_event(row) for row in (await session.scalars(query)).all()]
+
+    async def count_calls(self, agent_name: str, since: datetime, outcomes: Sequence[AuditOutcome]) -> int:
+        """How many `tools/call` rows of the agent (for itself or a user) since `since` have one of `outcomes`."""
+        require_aware("since", since)
+        query = (
+            select(func.count())
+            .select_from(AuditCall)
+            .where(
+                AuditCall.method == "tools/call",
+                AuditCall.at >= since,
+                AuditCall.outcome.in_([str(outcome) for outcome in outcomes]),
+                or_(AuditCall.client == f"agent:{agent_name}", AuditCall.client.startswith(f"agent:{agent_name} for ")),
+            )
+        )
+        async with self._reads() as session:
+            return int((await session.execute(query)).scalar_one())
 
 
 def _text(value: str) -> str:

@@ -20,7 +20,14 @@ caller's grants is `-32003` (in the implementation-defined range), with the scop
 | any other `HubError` | -32603 internal error | |
 
 The data of a held request's error also has `reason` and, when there is an action, its summary under
-`io.github.mcp-hub/approval` (id, status, link, expiry). In `tools/call`, every other `DownstreamError`
+`io.github.mcp-hub/approval` (id, status, link, expiry).
+
+A call refused by a rate limit, quota or loop rule (`mcp_hub.limits`) is HTTP 429 with `Retry-After` and the
+JSON-RPC error -32029 (`data`: `error` = the audit outcome, `limit`, `retryAfterSeconds`) on a 2026-07-28 HTTP
+request, and a tool error with the same in `_meta["io.github.mcp-hub/limit"]` where the transport has no 429
+(a 2025-11-25 session, stdio).
+
+In `tools/call`, every other `DownstreamError`
 (unavailable, timeout, garbage) and `TooManyPendingError` are results instead (`tool_result_for`); in other
 methods a `DownstreamError` is -32603 naming the connector.
 `MapHubErrors`, a server middleware, applies the table to whatever a handler raises.
@@ -50,10 +57,13 @@ from mcp_hub.errors import (
     ResourceNotFoundError,
     TooManyPendingError,
 )
+from mcp_hub.limits.calls import LIMIT_META_KEY, Refusal
 from mcp_hub.tool_results import hub_error_result
 
 FORBIDDEN: Final = -32003
 """The hub's JSON-RPC error code for a request its caller may not make (outside grants, token no longer valid)."""
+LIMITED: Final = -32029
+"""The hub's JSON-RPC error code for a call refused by a rate limit, quota or loop rule (sent with HTTP 429)."""
 
 
 def jsonrpc_error(exc: HubError) -> MCPError:
@@ -103,6 +113,20 @@ def tool_result_for(exc: DownstreamError | TooManyPendingError) -> dict[str, Any
         # The "429" of a held call: the reason is machine-readable too.
         result["_meta"] = {APPROVAL_META_KEY: {"refused": exc.reason}}
     return result
+
+
+def limited_result(refusal: Refusal) -> dict[str, Any]:
+    """A `tools/call` refused by a limit, where the transport has no 429: a tool error the model reads, with the
+    limit and `retryAfterSeconds` in `_meta`."""
+    result = hub_error_result(refusal.message)
+    result["_meta"] = {LIMIT_META_KEY: refusal.meta()}
+    return result
+
+
+def limited_body(refusal: Refusal, request_id: Any) -> dict[str, Any]:
+    """The JSON-RPC error of a call refused by a limit, answered with HTTP 429 and `Retry-After`."""
+    error = {"code": LIMITED, "message": refusal.message, "data": {"error": str(refusal.outcome), **refusal.meta()}}
+    return {"jsonrpc": "2.0", "id": request_id, "error": error}
 
 
 class MapHubErrors:

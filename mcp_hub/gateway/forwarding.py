@@ -244,6 +244,23 @@ class Forwarder:
         resource = self._catalog.resolve_resource(public_name)
         return await self.forward(method, Target.of_resource(resource), {"uri": resource.downstream_uri}, caller)
 
+    async def audit_limited(self, public_name: str, caller: Caller, outcome: AuditOutcome, reason: str) -> None:
+        """Record a call a rate limit, quota or loop rule refused before it reached any downstream."""
+        entry = self._catalog.tools.get(public_name)
+        await self._record(
+            AuditEvent(
+                at=self._clock(),
+                client=caller.client,
+                session=caller.session,
+                public_name=public_name,
+                connector_id=entry.connector_id if entry is not None else None,
+                downstream_name=entry.downstream_name if entry is not None else None,
+                outcome=outcome,
+                latency_ms=0.0,
+                detail=reason[:500],
+            )
+        )
+
     async def audit_not_found(self, method: str, public_name: str, caller: Caller) -> None:
         """Record a call, get or read of something the hub never handed out."""
         outcome = AuditOutcome.UNKNOWN_TOOL if method == "tools/call" else AuditOutcome.NOT_FOUND

@@ -10,7 +10,10 @@ Pure ASGI middleware (it must not buffer responses, which may be SSE streams). P
 3. A 2026-07-28 `tools/call` outside the caller's grants is answered here with 403
    `error="insufficient_scope"` naming the scope (RFC 6750 §3.1) and the JSON-RPC error of `AccessDeniedError`.
    The decision reads the JSON-RPC body, never the `Mcp-Name` header (threat T14). Legacy sessions and stdio get
-   the same JSON-RPC error from the handler instead, from the same decision.
+   the same JSON-RPC error from the handler instead, from the same decision. A 2026-07-28 `tools/call` refused
+   by a limit (`mcp_hub.limits.calls.CallLimits`, the same decision the handler applies elsewhere) is answered
+   here with 429 and `Retry-After` (RFC 6585 §4); one the limits admitted is marked charged
+   (`LIMITS_CHARGED_KEY`) so that the handler does not count it twice.
 4. A 2025-11-25 session id is bound to the principal that created it; another principal presenting it
    gets 404, as if the session did not exist (threat T13). The binding is the SDK session manager's own:
    the principal goes into `scope["user"]` as an `AuthenticatedUser` (client id = agent id, subject = user
@@ -36,8 +39,11 @@ from mcp_hub.authz.decisions import Access, AccessDecider, Principal
 from mcp_hub.authz.http import insufficient_scope_challenge, unauthorized_response
 from mcp_hub.bodies import parse_json
 from mcp_hub.errors import AccessDeniedError, InvalidTokenError
-from mcp_hub.gateway.errors import jsonrpc_error_body
+from mcp_hub.gateway.errors import jsonrpc_error_body, limited_body
+from mcp_hub.limits.backends import retry_after_header
+from mcp_hub.limits.calls import CallLimits, Refusal
 
+LIMITS_CHARGED_KEY: Final = "mcp_hub.limits_charged"
 PRINCIPAL_KEY: Final = "mcp_hub.principal"
 ACCESS_KEY: Final = "mcp_hub.access"
 MODERN_ERA: Final = "2026-07-28"
@@ -66,7 +72,11 @@ class BearerAuthMiddleware:
         max_body_bytes: int,
         on_refused: Callable[[str, str], Awaitable[None]],
         # (tool, caller label): the audit record of a refused call
+        limits: CallLimits | None = None,
+        on_limited: Callable[[str, str, Refusal], Awaitable[None]] | None = None,
     ) -> None:
+        self._limits = limits
+        self._on_limited = on_limited
         self._app = app
         self._authenticator = authenticator
         self._decider = decider
@@ -94,15 +104,26 @@ class BearerAuthMiddleware:
 
         if (
             scope["method"] == "POST"
-            and not access.allows_every_tool  # nothing to refuse: the body need not be read here
+            # Without limits and with every tool allowed, there is nothing to refuse: the body need not be read.
+            and (self._limits is not None or not access.allows_every_tool)
             and headers.get("mcp-protocol-version") == MODERN_ERA
         ):
             body, receive = await _buffer_body(receive, self._max_body_bytes)
-            denied = self._denied_tool(body, access)
-            if denied is not None:
-                await self._on_refused(denied, principal.label)
-                await self._forbidden(denied, body, scope, receive, send)
-                return
+            call = self._tools_call(body)
+            if call is not None:
+                public, arguments = call
+                if not access.allows(public):
+                    await self._on_refused(public, principal.label)
+                    await self._forbidden(public, body, scope, receive, send)
+                    return
+                if self._limits is not None:
+                    refusal = await self._limits.check(principal.agent_id, principal.agent_name, public, arguments)
+                    if refusal is not None:
+                        if self._on_limited is not None:
+                            await self._on_limited(public, principal.label, refusal)
+                        await self._too_many(refusal, body, scope, receive, send)
+                        return
+                    scope[LIMITS_CHARGED_KEY] = True
 
         await self._app(scope, receive, send)
 
@@ -121,22 +142,39 @@ class BearerAuthMiddleware:
         )
         return AuthenticatedUser(owner)
 
-    def _denied_tool(self, body: bytes, access: Access) -> str | None:
+    def _tools_call(self, body: bytes) -> tuple[str, dict[str, Any] | None] | None:
+        """The public name and arguments of a `tools/call` of a known tool; None for anything else (malformed
+        JSON-RPC gets the SDK's parse error, an unknown tool the handler's -32602, as without auth)."""
         try:
             message: Any = parse_json(body)
         except ValueError:
-            return None  # the SDK answers malformed (or too deeply nested) JSON-RPC with its own parse error
+            return None
         if not isinstance(message, dict):
             return None
         fields = cast("dict[str, Any]", message)
         params: object = fields.get("params")
         if fields.get("method") != "tools/call" or not isinstance(params, dict):
             return None
-        name: object = cast("dict[str, Any]", params).get("name")
+        params_map = cast("dict[str, Any]", params)
+        name: object = params_map.get("name")
         public = self._public_tool_name(name) if isinstance(name, str) else None
-        if public is None or access.allows(public):
-            return None  # unknown tools get the SDK's -32602 from the handler, as without auth
-        return public
+        if public is None:
+            return None
+        arguments: object = params_map.get("arguments")
+        return public, cast("dict[str, Any]", arguments) if isinstance(arguments, dict) else None
+
+    async def _too_many(self, refusal: Refusal, body: bytes, scope: Scope, receive: Receive, send: Send) -> None:
+        request_id: Any = None
+        try:
+            request_id = parse_json(body).get("id")
+        except (ValueError, AttributeError):
+            request_id = None
+        response = JSONResponse(
+            limited_body(refusal, request_id),
+            status_code=429,
+            headers={"Retry-After": retry_after_header(refusal.retry_after_seconds)},
+        )
+        await response(scope, receive, send)
 
     async def _forbidden(self, tool: str, body: bytes, scope: Scope, receive: Receive, send: Send) -> None:
         denied = AccessDeniedError(tool, scopes.required_scope("tool", tool))

@@ -37,6 +37,7 @@ from mcp_hub.gateway.resources import ResourceRequests
 from mcp_hub.gateway.subscriptions import ResourceSubscriptions, SubscriptionRequests
 from mcp_hub.gateway.tasks import ApprovalTasks
 from mcp_hub.gateway.tools import ToolRequests
+from mcp_hub.limits.calls import CallLimits
 
 INSTRUCTIONS = (
     "mcp-hub federates several MCP servers. Tool and prompt names are '<connector>__<name>': the part before "
@@ -77,6 +78,7 @@ def build_server(
     readiness: Readiness,
     audience: str,
     approvals: ApprovalService | None = None,
+    limits: CallLimits | None = None,
     middleware: Sequence[ServerMiddleware[Any]] = (),
 ) -> HubServer:
     """The hub's MCP server, wired to its catalog, forwarder and change notifier.
@@ -95,7 +97,9 @@ def build_server(
         # Mcp-Param-* header checks: a dictionary lookup instead of the SDK's default walk of tools/list per call.
         get_tool_input_schema=catalog.input_schema,
     )
-    ToolRequests(catalog, forwarder, resolve, lists, questions, approvals=approvals, tasks=tasks).register(server)
+    ToolRequests(
+        catalog, forwarder, resolve, lists, questions, approvals=approvals, tasks=tasks, limits=limits
+    ).register(server)
     holds = Holds(approvals)
     PromptRequests(catalog, forwarder, resolve, lists, questions, holds).register(server)
     ResourceRequests(catalog, forwarder, resolve, lists, questions, holds).register(server)

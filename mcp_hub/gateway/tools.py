@@ -14,6 +14,7 @@ from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel.server import Server
 from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.jsonrpc_dispatcher import progress_token_from_params
+from starlette.requests import Request
 
 from mcp_hub.approvals.service import ApprovalService, HeldCall
 from mcp_hub.approvals.subject import HeldSubject
@@ -23,11 +24,13 @@ from mcp_hub.catalog.views import CatalogReader
 from mcp_hub.downstream.relay import Relay
 from mcp_hub.errors import AccessDeniedError, TooManyPendingError, UnknownToolError
 from mcp_hub.gateway.caller import Asking, CallerResolver
-from mcp_hub.gateway.errors import tool_result_for
+from mcp_hub.gateway.errors import limited_result, tool_result_for
 from mcp_hub.gateway.forwarding import Forwarder
+from mcp_hub.gateway.guard import LIMITS_CHARGED_KEY
 from mcp_hub.gateway.lists import Lists
 from mcp_hub.gateway.questions import Questions
 from mcp_hub.gateway.tasks import ApprovalTasks
+from mcp_hub.limits.calls import CallLimits
 from mcp_hub.tool_results import hub_error_result
 
 
@@ -44,7 +47,9 @@ class ToolRequests:
         *,
         approvals: ApprovalService | None,
         tasks: ApprovalTasks | None,
+        limits: CallLimits | None = None,
     ) -> None:
+        self._limits = limits
         self._questions = questions
         self._catalog = catalog
         self._forwarder = forwarder
@@ -71,6 +76,14 @@ class ToolRequests:
         if not asking.allows(tool.public_name, "tool"):
             await self._forwarder.audit_refusal(tool.public_name, asking.caller)
             raise AccessDeniedError(tool.public_name, required_scope("tool", tool.public_name))
+        if self._limits is not None and asking.principal is not None and not _charged_by_the_guard(ctx):
+            principal = asking.principal
+            refusal = await self._limits.check(
+                principal.agent_id, principal.agent_name, tool.public_name, params.arguments
+            )
+            if refusal is not None:
+                await self._forwarder.audit_limited(tool.public_name, asking.caller, refusal.outcome, refusal.message)
+                return limited_result(refusal)
         return self._catalog.localize("tools/call", await self._held_or_forwarded(ctx, asking, tool, params))
 
     async def _held_or_forwarded(
@@ -116,3 +129,9 @@ class ToolRequests:
 
         era = self._forwarder.era_of(tool.connector_id)
         return await self._questions.forward(ctx, self._resolve.principal_key(ctx), tool.connector_id, era, send)
+
+
+def _charged_by_the_guard(ctx: ServerRequestContext[Any, Any]) -> bool:
+    """Did the bearer guard already admit this call against the limits (a 2026-07-28 HTTP request)?"""
+    request = ctx.request
+    return isinstance(request, Request) and bool(request.scope.get(LIMITS_CHARGED_KEY))

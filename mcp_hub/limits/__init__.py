@@ -1,0 +1,1 @@
+"""Rate limits, quotas and loop breaking keyed on identity (issue 10)."""
