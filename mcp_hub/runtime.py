@@ -25,6 +25,7 @@ import anyio
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp
 
@@ -84,6 +85,7 @@ from mcp_hub.gateway.request_state import RequestStates
 from mcp_hub.gateway.server import HubServer, build_server
 from mcp_hub.gateway.subscriptions import ResourceSubscriptions
 from mcp_hub.limits.calls import CallLimits, Refusal, backend_for
+from mcp_hub.limits.endpoints import EndpointThrottle, SignInThrottle
 from mcp_hub.tool_results import hub_error_result
 from mcp_hub.web.approvals import approval_routes
 from mcp_hub.web.assets import StaticAssets
@@ -174,7 +176,12 @@ def build_authorization(settings: HubSettings, stores: Stores, *, egress: Egress
 
 
 def oauth_routes(
-    settings: HubSettings, stores: Stores, auth: Authorization, sessions: WebSessions, pages: Pages
+    settings: HubSettings,
+    stores: Stores,
+    auth: Authorization,
+    sessions: WebSessions,
+    pages: Pages,
+    throttle: SignInThrottle | None = None,
 ) -> list[BaseRoute]:
     """The authorization server's endpoints, and the sign-in and consent pages of its authorization endpoint."""
     refresh_tokens = RefreshTokens(stores.oauth, ttl_seconds=settings.auth.refresh_token_ttl_seconds)
@@ -204,7 +211,7 @@ def oauth_routes(
         *Revocation(auth.client_authenticator, auth.tokens, stores.oauth, auth.decider, auth.urls).routes(),
         *Introspection(auth.client_authenticator, auth.tokens, stores.oauth, stores.identities, auth.urls).routes(),
         *consent.routes(),
-        *login_routes(stores.identities, sessions, pages),
+        *login_routes(stores.identities, sessions, pages, throttle),
     ]
     if settings.auth.dynamic_client_registration:
         routes += ClientRegistration(stores.identities).routes()
@@ -451,7 +458,8 @@ def build_app(hub: Hub, *, on_started: Callable[[], None] | None = None) -> Star
         # The pages: Jinja2 templates, and the stylesheet and script they link, served from /static/.
         assets = StaticAssets()
         pages = Pages(assets)
-        routes += oauth_routes(settings, hub.stores, auth, sessions, pages)
+        throttle = SignInThrottle(hub.limits.backend, settings.limits.endpoints)
+        routes += oauth_routes(settings, hub.stores, auth, sessions, pages, throttle)
         routes += approval_routes(hub.approvals, hub.stores.identities, sessions, hub.feed, pages)
         routes += assets.routes()
     mcp = mcp_routes(
@@ -485,7 +493,18 @@ def build_app(hub: Hub, *, on_started: Callable[[], None] | None = None) -> Star
                 on_started()
             yield
 
-    return Starlette(routes=routes, lifespan=lifespan)
+    middleware: list[Middleware] = []
+    if auth is not None:
+        # Per source address (and per client at the token endpoint), before any OAuth endpoint does work.
+        middleware.append(
+            Middleware(
+                EndpointThrottle,
+                backend=hub.limits.backend,
+                settings=settings.limits.endpoints,
+                oauth_prefix="/oauth",
+            )
+        )
+    return Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
 
 
 # --- the admin commands' composition ------------------------------------------------------------------------

@@ -253,6 +253,22 @@ class AgentLimits(_Section):
     monthly_calls: Annotated[int, Field(ge=0)] | None = None
 
 
+class EndpointLimits(_Section):
+    """Limits of the OAuth endpoints and the sign-in page, per source address and per client (issue 10 §1)."""
+
+    token_per_address: Rate | None = Rate(rate=10, burst=60)
+    token_per_client: Rate | None = Rate(rate=2, burst=30)
+    register_per_address: Rate | None = Rate(rate=0.1, burst=20)
+    """Dynamic client registrations (RFC 7591): a few a minute from one address."""
+    authorize_per_address: Rate | None = Rate(rate=5, burst=30)
+    revoke_introspect_per_address: Rate | None = Rate(rate=10, burst=60)
+    login_per_address: Rate | None = Rate(rate=1, burst=20)
+    failed_sign_ins_per_name: Annotated[int, Field(ge=1)] = 5
+    """Failed sign-ins for one user name within the window, after which that name waits for the window's end."""
+    failed_sign_ins_per_address: Annotated[int, Field(ge=1)] = 20
+    failed_sign_in_window_seconds: Annotated[int, Field(ge=1, le=86_400)] = 300
+
+
 class LimitsSection(_Section):
     """Rate limits, quotas and loop breaking for `tools/call`, keyed on the agent's identity (issue 10 §1, §3)."""
 
@@ -269,6 +285,7 @@ class LimitsSection(_Section):
     monthly_calls: Annotated[int, Field(ge=0)] = 0
     loops: list[LoopRule] = Field(default_factory=lambda: [LoopRule()])
     agents: list[AgentLimits] = Field(default_factory=list[AgentLimits])
+    endpoints: EndpointLimits = Field(default_factory=EndpointLimits)
 
     @field_validator("redis_url")
     @classmethod

@@ -9,11 +9,17 @@ After sign-in the browser goes to `next`, which must be a path on the hub itself
 starting with a single `/`, RFC 3986 §4.2): anything else (`https://evil.example`, `//evil.example`,
 `/\\evil.example`) is replaced by the default, so the login page is no open redirector.
 
+Failed sign-ins slow down (`mcp_hub.limits.endpoints.SignInThrottle`, issue 10 §1): past a few failures for one
+name (or more from one address) within a window, every attempt gets 429 and waits for the window's end, the
+right password included; attempts from one address are also rate limited.
+
 The pages are `templates/login.html` and, for a browser already signed in, `templates/signed_in.html`.
 """
 
 from __future__ import annotations
 
+import math
+from http import HTTPStatus
 from typing import Final
 from urllib.parse import urlsplit
 
@@ -24,6 +30,8 @@ from starlette.routing import BaseRoute
 
 from mcp_hub.credentials import dummy_password_hash, verify_password
 from mcp_hub.db.identities import IdentityStore
+from mcp_hub.limits.backends import retry_after_header
+from mcp_hub.limits.endpoints import SignInThrottle
 from mcp_hub.web.pages import EXPIRED_FORM, Pages, page_route, read_own_form
 from mcp_hub.web.sessions import LOGIN_PATH, LOGOUT_PATH, WebSessions
 
@@ -47,10 +55,20 @@ def safe_next(value: str | None) -> str:
     return value
 
 
-def login_routes(identities: IdentityStore, sessions: WebSessions, pages: Pages) -> list[BaseRoute]:
-    def login_page(request: Request, next_path: str, *, name: str = "", error: str | None = None) -> Response:
+def _too_many(wait: float) -> str:
+    minutes, seconds = divmod(max(1, math.ceil(wait)), 60)
+    later = f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
+    return f"Too many sign-in attempts. Try again in {later}."
+
+
+def login_routes(
+    identities: IdentityStore, sessions: WebSessions, pages: Pages, throttle: SignInThrottle | None = None
+) -> list[BaseRoute]:
+    def login_page(
+        request: Request, next_path: str, *, name: str = "", error: str | None = None, status: int | None = None
+    ) -> Response:
         context = {"next_path": next_path, "name": name, "error": error}
-        return pages.render(request, "login.html", context, status=400 if error else 200)
+        return pages.render(request, "login.html", context, status=status or (400 if error else 200))
 
     async def show(request: Request) -> Response:
         next_path = safe_next(request.query_params.get("next"))
@@ -68,10 +86,21 @@ def login_routes(identities: IdentityStore, sessions: WebSessions, pages: Pages)
         next_path = safe_next(form.get("next"))
         name = form.get("name", "")[:_MAX_FIELD_LENGTH]
         password = form.get("password", "")[:_MAX_FIELD_LENGTH]
+        address = request.client.host if request.client is not None else "unknown"
+        if throttle is not None:
+            wait = await throttle.wait_seconds(name, address)
+            if wait > 0:
+                response = login_page(
+                    request, next_path, name=name, error=_too_many(wait), status=HTTPStatus.TOO_MANY_REQUESTS
+                )
+                response.headers["Retry-After"] = retry_after_header(wait)
+                return response
         user = await identities.user_by_name(name) if name else None
         password_hash = user.password_hash if user is not None else dummy_password_hash()
         valid = await anyio.to_thread.run_sync(verify_password, password_hash, password)
         if user is None or not valid or not user.enabled:
+            if throttle is not None:
+                await throttle.failed(name, address)
             return login_page(request, next_path, name=name, error=WRONG_CREDENTIALS)
         response = RedirectResponse(next_path, status_code=303)
         await sessions.start(request, response, user)
