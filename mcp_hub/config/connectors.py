@@ -78,6 +78,16 @@ class ConnectorSpec(BaseModel):
     description: str = ""
     call_timeout_seconds: Annotated[float, Field(gt=0)] | None = None
     max_concurrent_calls: Annotated[int, Field(gt=0, le=10_000)] = 32
+    max_queued_calls: Annotated[int, Field(ge=0, le=100_000)] = 64
+    """Calls waiting for one of the `max_concurrent_calls` slots; one more is refused at once (connector busy)."""
+    max_message_bytes: Annotated[int, Field(ge=1024, le=1024**3)] = 4 * 1024 * 1024
+    """The largest message (a stdio line, an HTTP JSON body, one SSE event) read from the downstream."""
+    breaker_failures: Annotated[int, Field(ge=1, le=10_000)] = 5
+    """Consecutive failed calls (timeouts, transport errors, oversized answers) that open the circuit breaker."""
+    breaker_cooldown_seconds: Annotated[float, Field(gt=0, le=86_400)] = 30.0
+    """How long an open breaker refuses calls before it lets one probe call through (half-open)."""
+    progress_interval_ms: Annotated[int, Field(ge=0, le=60_000)] = 50
+    """At most one progress notification per request per interval is relayed (the newest; 0: every one)."""
     # stdio
     command: str | None = None
     args: list[str] = Field(default_factory=list[str])

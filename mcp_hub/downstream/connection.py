@@ -39,7 +39,9 @@ from mcp_hub.config.connectors import ConnectorSpec
 from mcp_hub.config.settings import TimeoutsSection
 from mcp_hub.domain import ConnectorId, ConnectorListing, Health
 from mcp_hub.downstream._raw import send_raw_request
+from mcp_hub.downstream.breaker import CircuitBreaker
 from mcp_hub.downstream.health import HealthState
+from mcp_hub.downstream.progress import CoalescedProgress
 from mcp_hub.downstream.relay import RELATED_REQUEST_META_KEY, LogSink, Relay, ResourceInterest
 from mcp_hub.downstream.transport import build_transport
 from mcp_hub.errors import (
@@ -134,6 +136,11 @@ class DownstreamConnection:
         self._errlog = errlog
         self._client: Client | None = None
         self._limiter = anyio.CapacityLimiter(spec.max_concurrent_calls)
+        self.breaker = CircuitBreaker(spec.breaker_failures, spec.breaker_cooldown_seconds)
+        self._calls: set[str] = set()
+        """Ids of the requests in flight on the connection."""
+        self._oversized: set[str] = set()
+        """Requests in flight whose answer was over `max_message_bytes` and abandoned."""
         self._lost = anyio.Event()
         self._lost_reason: str | None = None
         self._refresh_requested = anyio.Event()
@@ -205,6 +212,7 @@ class DownstreamConnection:
                     self.spec,
                     connect_timeout=self._timeouts.connect_seconds,
                     on_end=self._mark_lost,
+                    on_oversized=self._on_oversized,
                     **({"errlog": self._errlog} if self._errlog is not None else {}),
                 ),
                 mode=_ERA_MODES[self.spec.protocol],  # pyright: ignore[reportArgumentType]
@@ -224,6 +232,8 @@ class DownstreamConnection:
                 cache=None,
             )
             await stack.enter_async_context(client)
+            # Exits run last in, first out: the connection is marked lost before the client fails what is pending.
+            stack.callback(self._mark_lost, "the hub closed the connection")
             capabilities = await self._server_capabilities(client)
             listing = await self._list_everything(client, capabilities)
             # Callable before the catalog announces the tools: a client may call as soon as it hears of them.
@@ -552,6 +562,41 @@ class DownstreamConnection:
             changed.set()
             await self._on_health(self.spec.id, self.health)
 
+    def calls_report(self) -> dict[str, Any]:
+        """Calls running and waiting, and the circuit breaker, as `/healthz` shows them."""
+        statistics = self._limiter.statistics()
+        return {
+            "running": statistics.borrowed_tokens,
+            "queued": statistics.tasks_waiting,
+            "max_concurrent": self.spec.max_concurrent_calls,
+            "max_queued": self.spec.max_queued_calls,
+            "breaker": self.breaker.report(),
+        }
+
+    def _on_oversized(self, related: object) -> None:
+        """An HTTP response was over `max_message_bytes` and abandoned (`mcp_hub.downstream.tagging`)."""
+        if isinstance(related, str) and related in self._calls:
+            self._oversized.add(related)  # that call fails with the reason; the connection carries on
+        elif self.spec.transport == "sse" and related is None:
+            # The legacy transport's one stream carries every answer: it cannot be read past the cut.
+            self._mark_lost(f"the downstream sent a message larger than {self.spec.max_message_bytes} bytes")
+
+    def _admit(self) -> None:
+        """Refuse a call at once when the queue is full or the circuit breaker is open (threat T25)."""
+        statistics = self._limiter.statistics()
+        if statistics.borrowed_tokens >= self._limiter.total_tokens and (
+            statistics.tasks_waiting >= self.spec.max_queued_calls
+        ):
+            raise ConnectorUnavailableError(
+                self.spec.id,
+                f"connector {self.spec.id!r} is busy: {statistics.borrowed_tokens} calls running and "
+                f"{statistics.tasks_waiting} waiting (max_concurrent_calls = {self.spec.max_concurrent_calls}, "
+                f"max_queued_calls = {self.spec.max_queued_calls}); try again later",
+            )
+        refusal = self.breaker.admit()
+        if refusal is not None:
+            raise ConnectorUnavailableError(self.spec.id, f"connector {self.spec.id!r}: {refusal.reason}")
+
     async def request(
         self,
         method: str,
@@ -563,7 +608,8 @@ class DownstreamConnection:
         """Send one request on the live session; raises a `DownstreamError` subclass on failure.
 
         With a `relay`, what the downstream sends while serving it (log entries, questions) reaches that caller,
-        and a 2026-07-28 downstream sees the caller's capabilities and log level, not the hub's.
+        and a 2026-07-28 downstream sees the caller's capabilities and log level, not the hub's. Its progress
+        reaches `on_progress` at most once per `progress_interval_ms` (the newest, and the last before the result).
         """
         client = self._client
         try:
@@ -574,6 +620,7 @@ class DownstreamConnection:
             raise ConnectorUnavailableError(
                 self.spec.id, f"connector {self.spec.id!r} is not connected ({self.health.state})"
             )
+        self._admit()
         request_id = f"hub-{next(self._request_numbers)}"
         meta: dict[str, Any] = {}
         headers: dict[str, str] = {}
@@ -583,43 +630,91 @@ class DownstreamConnection:
                 if relay.log_level is not None:
                     meta[types.LOG_LEVEL_META_KEY] = relay.log_level
             headers = self._mcp_param_headers(method, params)
+        progress = (
+            CoalescedProgress(on_progress, self.spec.progress_interval_ms / 1000)
+            if on_progress is not None and self.spec.progress_interval_ms > 0
+            else None
+        )
+        sent = False
+        verdict: bool | None = None  # did the downstream work? None: no telling (never sent, or cancelled)
         try:
             with anyio.fail_after(self.call_timeout) as deadline:
                 if relay is not None:
                     self._in_flight[request_id] = _InFlight(relay, deadline)
+                self._calls.add(request_id)
                 try:
                     async with self._limiter:
-                        return await send_raw_request(
+                        sent = True
+                        result = await send_raw_request(
                             session,
                             method,
                             params,
-                            on_progress=on_progress,
+                            on_progress=progress or on_progress,
                             request_id=request_id,
                             meta=meta,
                             headers=headers,
                         )
+                        verdict = True
+                    if progress is not None:
+                        await progress.flush()
+                    return result
                 finally:
                     self._in_flight.pop(request_id, None)
+                    self._calls.discard(request_id)
         except TimeoutError:
+            verdict = False if sent else None
             raise DownstreamTimeoutError(
                 self.spec.id, f"connector {self.spec.id!r} did not answer within {self.call_timeout:g} s"
             ) from None
         except MCPError as exc:
-            error = exc.error
-            if error.code == CONNECTION_CLOSED and _made_by_the_sdk(error):
-                self._mark_lost("the connection closed during a call")
-                raise ConnectorUnavailableError(
-                    self.spec.id, f"connector {self.spec.id!r} closed the connection during the call"
-                ) from None
-            if error.code == REQUEST_TIMEOUT and _made_by_the_sdk(error):
-                raise DownstreamTimeoutError(self.spec.id, f"connector {self.spec.id!r} timed out") from None
-            # The downstream's own error, whatever its code (a remote -32000 is not our connection closing, T32).
-            raise DownstreamRejectedError(self.spec.id, error.code, error.message, error.data) from None
+            error = self._call_error(request_id, exc.error)
+            verdict = isinstance(error, DownstreamRejectedError)  # the downstream answered: it works
+            raise error from None
         except DownstreamError:
+            verdict = False
             raise
         except (anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
+            verdict = False
             self._mark_lost(_describe(exc))
             raise ConnectorUnavailableError(self.spec.id, f"connector {self.spec.id!r} is unreachable") from None
+        finally:
+            self._oversized.discard(request_id)
+            if verdict is None:
+                self.breaker.abandoned()
+            elif verdict:
+                self.breaker.succeeded()
+            else:
+                self.breaker.failed()
+
+    def _closed_by_the_sdk(self, error: types.ErrorData) -> bool:
+        """A CONNECTION_CLOSED made by the SDK, not sent by the downstream (threat T32): "Connection closed" only
+        once the transport has really ended (the hub marked the connection lost first), an abandoned SSE stream
+        only on Streamable HTTP."""
+        if not _made_by_the_sdk(error):
+            return False
+        if error.message.startswith("SSE stream"):
+            return self.spec.transport == "http"
+        return self._lost.is_set()
+
+    def _call_error(self, request_id: str, error: types.ErrorData) -> DownstreamError:
+        """The hub's error for a call that ended in a JSON-RPC error: the SDK's own (the connection, its timeout, an
+        answer abandoned over the cap) or the downstream's."""
+        if request_id in self._oversized:
+            return DownstreamProtocolError(
+                self.spec.id,
+                f"connector {self.spec.id!r} answered with a message larger than {self.spec.max_message_bytes} bytes "
+                "(max_message_bytes); it was not read",
+            )
+        if error.code == CONNECTION_CLOSED and self._closed_by_the_sdk(error):
+            why = f": {self._lost_reason}" if self._lost.is_set() and self._lost_reason else ""
+            self._mark_lost("the connection closed during a call")
+            return ConnectorUnavailableError(
+                self.spec.id, f"connector {self.spec.id!r} closed the connection during the call{why}"
+            )
+        if error.code == REQUEST_TIMEOUT and _made_by_the_sdk(error):
+            return DownstreamTimeoutError(self.spec.id, f"connector {self.spec.id!r} timed out")
+        # The downstream's own error, whatever its code (a remote -32000 is not our connection closing, T32).
+        return DownstreamRejectedError(self.spec.id, error.code, error.message, error.data)
 
 
 def _param_header_maps(tools: tuple[dict[str, Any], ...]) -> dict[str, dict[tuple[str, ...], str]]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Sequence
 from contextlib import asynccontextmanager
-from typing import TextIO
+from typing import Any, TextIO
 
 import anyio
 
@@ -62,6 +62,12 @@ class DownstreamPool:
 
     def health(self) -> dict[str, HealthState]:
         return {connector_id: connection.health for connector_id, connection in sorted(self.connections.items())}
+
+    def calls(self) -> dict[str, dict[str, Any]]:
+        """Per connector, its calls running and queued and its circuit breaker (`DownstreamConnection.calls_report`)."""
+        return {
+            connector_id: connection.calls_report() for connector_id, connection in sorted(self.connections.items())
+        }
 
     @asynccontextmanager
     async def running(self) -> AsyncGenerator[DownstreamPool]:

@@ -10,14 +10,16 @@ rewritten event by event. Every JSON-RPC request or notification in an event get
 stream) the key is removed, so a downstream can never name a request itself. Responses pass through untouched
 (a quick byte check spares them the JSON round trip).
 
-Events are rewritten whole (the `data:` lines of an event joined, as SSE defines, into one line); an event larger
-than `MAX_EVENT_BYTES` is dropped and logged rather than passed on unchecked.
+Events are rewritten whole (the `data:` lines of an event joined, as SSE defines, into one line). Every response
+body is read under the connector's `max_message_bytes` (threat T32): an SSE event, or a JSON body, that grows past it
+is not read any further: the response is abandoned (the SDK then fails the request it answered) and the request id
+is reported through `on_oversized`, so the connection can tell that call why, and keep serving the others.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Final, cast
 
 import httpx2
@@ -28,7 +30,6 @@ from mcp_hub.downstream.relay import RELATED_REQUEST_META_KEY
 
 logger = structlog.get_logger(__name__)
 
-MAX_EVENT_BYTES: Final = 64 * 1024 * 1024
 _METHOD_MARK: Final = b'"method"'
 _TAG_MARK: Final = RELATED_REQUEST_META_KEY.encode()
 
@@ -68,37 +69,55 @@ def tag_event_data(data: bytes, related: object) -> bytes:
     return json.dumps(tagged, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-class _Event:
-    """The lines of one SSE event so far; an event that grows beyond `MAX_EVENT_BYTES` is dropped whole."""
+OversizedCallback = Callable[[object], None]
+"""A response to the request with this JSON-RPC id (None: no request's) was over the cap and abandoned."""
 
-    def __init__(self) -> None:
-        self.lines: list[bytes] = []
-        self.size = 0
-        self.dropped = False
 
-    def add(self, line: bytes) -> None:
-        if self.dropped:
-            return
-        self.lines.append(line)
-        self.size += len(line)
-        if self.size > MAX_EVENT_BYTES:
-            self.drop()
+class _Cap:
+    """The byte budget of one message; `over` abandons the response."""
 
-    def drop(self) -> None:
-        if not self.dropped:
-            logger.warning("oversized event from a downstream dropped", bytes=self.size)
-        self.lines, self.size, self.dropped = [], 0, True
+    def __init__(self, limit: int, related: object, on_oversized: OversizedCallback) -> None:
+        self.limit = limit
+        self._related = related
+        self._on_oversized = on_oversized
+
+    def over(self, size: int) -> httpx2.StreamError:
+        logger.warning("oversized message from a downstream abandoned", bytes_read=size, limit=self.limit)
+        self._on_oversized(self._related)
+        return httpx2.StreamError(f"the downstream's message is larger than {self.limit} bytes")
+
+
+class _CappedBody(httpx2.AsyncByteStream):
+    """A whole-message body (JSON), read up to the cap."""
+
+    def __init__(self, inner: httpx2.AsyncByteStream, cap: _Cap) -> None:
+        self._inner = inner
+        self._cap = cap
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        size = 0
+        async for chunk in self._inner:
+            size += len(chunk)
+            if size > self._cap.limit:
+                raise self._cap.over(size)
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
 
 
 class _TaggedEvents(httpx2.AsyncByteStream):
-    """An SSE body, re-emitted event by event with `tag_event_data` applied to each event's data."""
+    """An SSE body, re-emitted event by event with `tag_event_data` applied to each event's data; an event over the
+    cap ends it."""
 
-    def __init__(self, inner: httpx2.AsyncByteStream, related: object) -> None:
+    def __init__(self, inner: httpx2.AsyncByteStream, related: object, cap: _Cap) -> None:
         self._inner = inner
         self._related = related
+        self._cap = cap
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        event = _Event()
+        event: list[bytes] = []
+        event_bytes = 0
         line: list[bytes] = []  # the unfinished line, in pieces (joining per chunk would be quadratic)
         line_bytes = 0
         async for chunk in self._inner:
@@ -109,19 +128,17 @@ class _TaggedEvents(httpx2.AsyncByteStream):
                 whole = b"".join(line).removesuffix(b"\r")
                 line, line_bytes = [], 0
                 if whole:
-                    event.add(whole)
-                elif event.lines:
-                    yield self._rewrite(event.lines)
-                    event = _Event()
-                elif event.dropped:
-                    event = _Event()
+                    event.append(whole)
+                    event_bytes += len(whole)
+                elif event:
+                    yield self._rewrite(event)
+                    event, event_bytes = [], 0
             line.append(chunk[start:])
             line_bytes += len(chunk) - start
-            if line_bytes > MAX_EVENT_BYTES:
-                event.drop()
-                line, line_bytes = [], 0
-        if event.lines:
-            yield self._rewrite(event.lines)
+            if event_bytes + line_bytes > self._cap.limit:
+                raise self._cap.over(event_bytes + line_bytes)
+        if event:
+            yield self._rewrite(event)
 
     def _rewrite(self, event: list[bytes]) -> bytes:
         data = [line.removeprefix(b"data:").removeprefix(b" ") for line in event if line.startswith(b"data:")]
@@ -156,22 +173,32 @@ def _request_id(request: httpx2.Request) -> object:
 
 
 class RelatedMessageTagger(httpx2.AsyncBaseTransport):
-    """An httpx2 transport that tags the messages of each request's SSE response with the request's id."""
+    """An httpx2 transport that tags the messages of each request's SSE response with the request's id, and reads
+    every response body under `max_message_bytes` per message."""
 
-    def __init__(self, inner: httpx2.AsyncBaseTransport) -> None:
+    def __init__(
+        self, inner: httpx2.AsyncBaseTransport, *, max_message_bytes: int, on_oversized: OversizedCallback
+    ) -> None:
         self._inner = inner
+        self._max_message_bytes = max_message_bytes
+        self._on_oversized = on_oversized
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         response = await self._inner.handle_async_request(request)
-        if not response.headers.get("content-type", "").startswith("text/event-stream"):
-            return response
         stream = response.stream
         if not isinstance(stream, httpx2.AsyncByteStream):  # pragma: no cover - async transports stream async
             return response
+        related = _request_id(request)
+        cap = _Cap(self._max_message_bytes, related, self._on_oversized)
+        capped: httpx2.AsyncByteStream
+        if response.headers.get("content-type", "").startswith("text/event-stream"):
+            capped = _TaggedEvents(stream, related, cap)
+        else:
+            capped = _CappedBody(stream, cap)
         return httpx2.Response(
             status_code=response.status_code,
             headers=response.headers,
-            stream=_TaggedEvents(stream, _request_id(request)),
+            stream=capped,
             request=request,
             extensions=response.extensions,
         )

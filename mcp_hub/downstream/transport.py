@@ -7,6 +7,11 @@ The SDK's client keeps running after its transport hits end-of-file (every pendi
 fails with CONNECTION_CLOSED), so the hub wraps the read stream and raises a signal the moment the
 stream ends: that is how a crashed stdio child or a dropped SSE stream starts a reconnect at once
 instead of at the next call.
+
+Every reader is bounded by the connector's `max_message_bytes` (threat T32): stdio lines by the hub's own stdio
+transport (`mcp_hub.downstream._stdio`, which also reports broken framing through `on_end`), HTTP bodies and SSE
+events by the tagging transport under the HTTP client (`mcp_hub.downstream.tagging`), which reports an abandoned
+response through `on_oversized`.
 """
 
 from __future__ import annotations
@@ -23,13 +28,14 @@ import anyio
 import httpx2
 from mcp.client._transport import ReadStream, Transport, TransportStreams
 from mcp.client.sse import sse_client
-from mcp.client.stdio import StdioServerParameters, stdio_client
+from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.message import SessionMessage
 
 from mcp_hub.config.connectors import ConnectorSpec
+from mcp_hub.downstream._stdio import bounded_stdio_client
 from mcp_hub.downstream.oauth import ClientCredentialsAuth
-from mcp_hub.downstream.tagging import RelatedMessageTagger
+from mcp_hub.downstream.tagging import OversizedCallback, RelatedMessageTagger
 
 _HTTP_READ_TIMEOUT_SECONDS = 300.0
 
@@ -103,7 +109,9 @@ async def _downstream_auth(spec: ConnectorSpec, connect_timeout: float) -> Async
 
 
 @contextlib.asynccontextmanager
-async def _streamable_http(spec: ConnectorSpec, url: str, connect_timeout: float) -> AsyncGenerator[TransportStreams]:
+async def _streamable_http(
+    spec: ConnectorSpec, url: str, connect_timeout: float, on_oversized: OversizedCallback
+) -> AsyncGenerator[TransportStreams]:
     timeout = httpx2.Timeout(connect_timeout, read=_HTTP_READ_TIMEOUT_SECONDS)
     async with (
         _downstream_auth(spec, connect_timeout) as auth,
@@ -111,18 +119,44 @@ async def _streamable_http(spec: ConnectorSpec, url: str, connect_timeout: float
             headers=spec.resolved_headers(),
             timeout=timeout,
             auth=auth,
-            transport=RelatedMessageTagger(httpx2.AsyncHTTPTransport()),
+            transport=_capped_transport(spec, on_oversized),
         ) as http_client,
-        streamable_http_client(url, http_client=http_client) as streams,
+        # The tagging transport below enforces the cap first; the SDK's own event bound is only a backstop.
+        streamable_http_client(
+            url, http_client=http_client, max_sse_event_size=spec.max_message_bytes + 1024
+        ) as streams,
     ):
         yield streams
 
 
+def _capped_transport(spec: ConnectorSpec, on_oversized: OversizedCallback) -> httpx2.AsyncBaseTransport:
+    return RelatedMessageTagger(
+        httpx2.AsyncHTTPTransport(), max_message_bytes=spec.max_message_bytes, on_oversized=on_oversized
+    )
+
+
 @contextlib.asynccontextmanager
-async def _sse(spec: ConnectorSpec, url: str, connect_timeout: float) -> AsyncGenerator[TransportStreams]:
+async def _sse(
+    spec: ConnectorSpec, url: str, connect_timeout: float, on_oversized: OversizedCallback
+) -> AsyncGenerator[TransportStreams]:
+    def capped_client(
+        headers: dict[str, str] | None = None, timeout: httpx2.Timeout | None = None, auth: httpx2.Auth | None = None
+    ) -> httpx2.AsyncClient:
+        # As the SDK's `create_mcp_http_client`, over the capped transport (the SDK also bounds an SSE event by
+        # 1 MiB on this transport, whatever the connector's cap).
+        return httpx2.AsyncClient(
+            headers=headers, timeout=timeout, auth=auth, transport=_capped_transport(spec, on_oversized)
+        )
+
     async with (
         _downstream_auth(spec, connect_timeout) as auth,
-        sse_client(url, headers=spec.resolved_headers(), timeout=connect_timeout, auth=auth) as streams,
+        sse_client(
+            url,
+            headers=spec.resolved_headers(),
+            timeout=connect_timeout,
+            auth=auth,
+            httpx_client_factory=capped_client,
+        ) as streams,
     ):
         yield streams
 
@@ -136,20 +170,26 @@ def _find_command(command: str) -> str:
 
 
 def build_transport(
-    spec: ConnectorSpec, *, connect_timeout: float, on_end: Callable[[str], None], errlog: TextIO = sys.stderr
+    spec: ConnectorSpec,
+    *,
+    connect_timeout: float,
+    on_end: Callable[[str], None],
+    on_oversized: OversizedCallback,
+    errlog: TextIO = sys.stderr,
 ) -> Transport:
-    """The transport for `spec`, with `${NAME}` references expanded now (at connect time)."""
+    """The transport for `spec`, with `${NAME}` references expanded now (at connect time); `on_end(reason)` when
+    the connection ends or its framing breaks, `on_oversized(request id)` when an HTTP response was over the cap."""
     inner: contextlib.AbstractAsyncContextManager[TransportStreams]
     if spec.transport == "stdio":
         assert spec.command is not None
         params = StdioServerParameters(
             command=_find_command(spec.command), args=list(spec.args), env=spec.resolved_env() or None, cwd=spec.cwd
         )
-        inner = stdio_client(params, errlog=errlog)
+        inner = bounded_stdio_client(params, max_line_bytes=spec.max_message_bytes, on_broken=on_end, errlog=errlog)
     elif spec.transport == "http":
         assert spec.url is not None
-        inner = _streamable_http(spec, spec.url, connect_timeout)
+        inner = _streamable_http(spec, spec.url, connect_timeout, on_oversized)
     else:
         assert spec.url is not None
-        inner = _sse(spec, spec.url, connect_timeout)
+        inner = _sse(spec, spec.url, connect_timeout, on_oversized)
     return WatchedTransport(inner, on_end)

@@ -93,8 +93,10 @@ def mcp_routes(
 
 
 def health_report(pool: DownstreamPool, catalog: Catalog, readiness: Readiness) -> dict[str, Any]:
-    """The body of `/healthz`: every connector's state; `starting` until each has made its first attempt, then
-    `ok` only when every enabled one is ready."""
+    """The body of `/healthz`: every connector's state, its calls (running, queued) and its circuit breaker;
+    `starting` until each has made its first attempt, then `ok` only when every enabled one is ready (and no
+    breaker is open)."""
+    calls = pool.calls()
     connectors = {
         connector_id: {
             "state": state.state.value,
@@ -103,11 +105,13 @@ def health_report(pool: DownstreamPool, catalog: Catalog, readiness: Readiness) 
             "tools": state.tool_count,
             "detail": state.detail,
             "attempts": state.attempts,
+            "calls": calls[connector_id],
         }
         for connector_id, state in pool.health().items()
     }
     enabled = [c for c in connectors.values() if c["state"] != Health.DISABLED]
-    all_ready = all(c["state"] == Health.READY for c in enabled)
+    breakers_closed = all(report["breaker"]["state"] == "closed" for report in calls.values())
+    all_ready = all(c["state"] == Health.READY for c in enabled) and breakers_closed
     status = "ok" if all_ready else "degraded"
     if readiness.phase is not HubPhase.READY:
         status = readiness.phase.value
