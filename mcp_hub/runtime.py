@@ -59,6 +59,7 @@ from mcp_hub.catalog.sync import CatalogSync
 from mcp_hub.catalog.views import CatalogReader, ConnectorView
 from mcp_hub.config.connectors import ConnectorSpec
 from mcp_hub.config.settings import HubSettings
+from mcp_hub.credentials import SecretValues
 from mcp_hub.db.approvals import ApprovalStore
 from mcp_hub.db.audit import AuditStore
 from mcp_hub.db.catalog import CatalogStore, ConnectorRecord
@@ -83,6 +84,7 @@ from mcp_hub.gateway.relaying import LogLevels
 from mcp_hub.gateway.request_state import RequestStates
 from mcp_hub.gateway.server import HubServer, build_server
 from mcp_hub.gateway.subscriptions import ResourceSubscriptions
+from mcp_hub.logs import register_secret_values
 from mcp_hub.tool_results import hub_error_result
 from mcp_hub.web.approvals import approval_routes
 from mcp_hub.web.assets import StaticAssets
@@ -261,7 +263,10 @@ class Hub:
             resources=self.subscriptions,
             errlog=errlog,
         )
-        self.forwarder = Forwarder(self.catalog, self.pool, self.audit)
+        # The connectors' expanded secrets never leave the hub in a downstream's words, nor reach a log line.
+        self.secrets = SecretValues(value for spec in self.connectors for value in spec.secret_values())
+        register_secret_values(value for spec in self.connectors for value in spec.secret_values())
+        self.forwarder = Forwarder(self.catalog, self.pool, self.audit, secrets=self.secrets)
         self.readiness = Readiness(self.pool, bound_seconds=settings.timeouts.connect_seconds)
         self.request_states = RequestStates(self.stores.sealing, ttl_seconds=settings.questions.answer_seconds)
         self.questions = Questions(settings.questions, self.request_states, self.log_levels)
