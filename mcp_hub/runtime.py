@@ -77,6 +77,7 @@ from mcp_hub.gateway.app import Guard, health_report, health_routes, mcp_routes
 from mcp_hub.gateway.event_store import InMemoryEventLog, StreamLimits
 from mcp_hub.gateway.forwarding import Forwarder
 from mcp_hub.gateway.guard import BearerAuthMiddleware
+from mcp_hub.gateway.legacy_sessions import LegacySessions, Owner
 from mcp_hub.gateway.notifications import ChangeNotifier
 from mcp_hub.gateway.questions import Questions
 from mcp_hub.gateway.readiness import Readiness
@@ -298,6 +299,7 @@ class Hub:
             for connector, view in self.profiles.items()
         }
         self.stream_events = InMemoryEventLog(StreamLimits.of(settings.streams))
+        self.legacy_sessions = LegacySessions(per_principal=settings.hub.max_legacy_sessions_per_principal)
 
     def server_for(
         self,
@@ -348,6 +350,14 @@ class Hub:
                 await stack.enter_async_context(self.questions.running())
                 await stack.enter_async_context(self.pool.running())
                 await stack.enter_async_context(self.readiness.running())
+                if self.auth is not None:
+                    # A disabled agent or user keeps no legacy session: swept as often as decisions expire.
+                    await stack.enter_async_context(
+                        self.legacy_sessions.running(
+                            partial(_owner_enabled, self.auth.decider),
+                            every_seconds=max(self.settings.auth.decision_cache_seconds, _MIN_SWEEP_SECONDS),
+                        )
+                    )
                 logger.info("hub started", connectors=len(self.connectors), database=display_url(self.engine.url))
                 try:
                     yield self
@@ -389,6 +399,13 @@ class Hub:
             await stdio.serve(server)
 
 
+_MIN_SWEEP_SECONDS = 1.0
+
+
+async def _owner_enabled(decider: AccessDecider, owner: Owner) -> bool:
+    return await decider.is_enabled(Principal(agent_id=owner.agent_id, agent_name="", user_id=owner.user_id))
+
+
 def profile_path(settings: HubSettings, connector: str) -> str:
     """Where a connector's profile is served: its catalog alone, under its own names (issue 9 §10)."""
     return f"{settings.hub.mcp_path}/s/{connector}"
@@ -424,6 +441,7 @@ def build_app(hub: Hub, *, on_started: Callable[[], None] | None = None) -> Star
                 public_tool_name=public_tool_name,
                 max_body_bytes=settings.hub.max_request_body_bytes,
                 on_refused=audit_refusal,
+                sessions=hub.legacy_sessions,
             )
 
         guard = bearer_guard
@@ -446,6 +464,7 @@ def build_app(hub: Hub, *, on_started: Callable[[], None] | None = None) -> Star
         path=settings.hub.mcp_path,
         public_tool_name=lambda name: name if hub.catalog.tool_exists(name) else None,
         stream_events=hub.stream_events,
+        sessions=hub.legacy_sessions,
         guard=guard,
     )
     for connector, server in hub.profile_servers.items():
@@ -456,6 +475,7 @@ def build_app(hub: Hub, *, on_started: Callable[[], None] | None = None) -> Star
             path=profile_path(settings, connector),
             public_tool_name=partial(_public_name_in, hub.profiles[connector]),
             stream_events=hub.stream_events,
+            sessions=hub.legacy_sessions,
             guard=guard,
         )
     routes = [*mcp, *routes, *health_routes(hub.health_report, hub.readiness)]
