@@ -455,7 +455,14 @@ def build_app(hub: Hub, *, on_started: Callable[[], None] | None = None) -> Star
         assets = StaticAssets()
         pages = Pages(assets)
         routes += oauth_routes(settings, hub.stores, auth, sessions, pages)
-        routes += approval_routes(hub.approvals, hub.stores.identities, sessions, hub.feed, pages)
+        routes += approval_routes(
+            hub.approvals,
+            hub.stores.identities,
+            sessions,
+            hub.feed,
+            pages,
+            max_streams_per_session=settings.approvals.max_event_streams_per_session,
+        )
         routes += assets.routes()
     mcp = mcp_routes(
         hub.server,

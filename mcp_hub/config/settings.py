@@ -217,6 +217,8 @@ class ApprovalsSection(_Section):
     """Actions one caller, an (agent, user) pair, may have waiting: every user of a shared public client has their
     own (threat T28). `max_pending_per_agent` is its former name, still accepted."""
     progress_interval_seconds: Annotated[float, Field(gt=0, le=60)] = 5.0
+    max_event_streams_per_session: Annotated[int, Field(ge=1, le=1000)] = 8
+    """`/approvals/events` streams one web session may hold open at once (a few tabs; T28)."""
     rules: list[ApprovalRule] = Field(default_factory=list[ApprovalRule])
 
 
