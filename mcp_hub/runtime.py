@@ -13,6 +13,7 @@ connector's tools appearing as it becomes ready.
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -22,9 +23,12 @@ from functools import partial
 from typing import Any, TextIO
 
 import anyio
+import h11
 import structlog
+import uvicorn
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp
 
@@ -54,6 +58,7 @@ from mcp_hub.authz.revocation import Revocation
 from mcp_hub.authz.token_endpoint import TokenEndpoint
 from mcp_hub.authz.tokens import MAX_ACCESS_TOKEN_SECONDS, TokenService
 from mcp_hub.authz.urls import OAuthUrls
+from mcp_hub.bodies import BodyDeadline
 from mcp_hub.catalog.catalog import Catalog
 from mcp_hub.catalog.sync import CatalogSync
 from mcp_hub.catalog.views import CatalogReader, ConnectorView
@@ -497,7 +502,68 @@ def build_app(hub: Hub, *, on_started: Callable[[], None] | None = None) -> Star
                 on_started()
             yield
 
-    return Starlette(routes=routes, lifespan=lifespan)
+    # Bodies are bounded in time as well as in size (slow-body clients; the headers' deadline is `server_config`).
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        middleware=[Middleware(BodyDeadline, seconds=settings.hub.body_timeout_seconds)],
+    )
+
+
+def _header_deadline_protocol(seconds: float) -> type[asyncio.Protocol]:
+    """uvicorn's h11 protocol with a deadline on each request's line and headers (uvicorn has none: a client
+    sending its headers a byte at a time, or never, keeps the connection, and a file descriptor, forever)."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class HeaderDeadlineProtocol(H11Protocol):
+        _header_timer: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # pyright: ignore[reportIncompatibleMethodOverride]
+            super().connection_made(transport)
+            self._arm()
+
+        def data_received(self, data: bytes) -> None:
+            if self.conn.their_state is h11.IDLE:
+                self._arm()  # a request is arriving: its headers must be complete in time
+            super().data_received(data)
+            if self.conn.their_state is not h11.IDLE:
+                self._disarm()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def _arm(self) -> None:
+            if self._header_timer is None:
+                self._header_timer = self.loop.call_later(seconds, self._headers_too_slow)
+
+        def _disarm(self) -> None:
+            if self._header_timer is not None:
+                self._header_timer.cancel()
+                self._header_timer = None
+
+        def _headers_too_slow(self) -> None:
+            self._header_timer = None
+            if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+                self.transport.close()
+
+    return HeaderDeadlineProtocol
+
+
+def server_config(app: ASGIApp, settings: HubSettings, **options: Any) -> uvicorn.Config:
+    """How `mcp-hub serve` (and the tests' hub) runs `app` in uvicorn: the h11 implementation with a deadline on
+    request headers (`[hub] header_timeout_seconds`), idle keep-alive connections closed after
+    `keep_alive_seconds`, no uvicorn log configuration of its own (the hub's redacting handler takes its records),
+    and a bounded graceful shutdown. `options` are uvicorn's (host, port)."""
+    return uvicorn.Config(
+        app,
+        http=_header_deadline_protocol(settings.hub.header_timeout_seconds),
+        timeout_keep_alive=settings.hub.keep_alive_seconds,
+        log_config=None,
+        lifespan="on",
+        timeout_graceful_shutdown=int(settings.timeouts.shutdown_seconds),
+        **options,
+    )
 
 
 # --- the admin commands' composition ------------------------------------------------------------------------

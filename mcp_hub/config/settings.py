@@ -37,6 +37,12 @@ class HubSection(_Section):
     max_request_body_bytes: Annotated[int, Field(gt=0)] = 4 * 1024 * 1024
     max_legacy_sessions: Annotated[int, Field(gt=0)] = 1000
     """2025-11-25 sessions open at once, per endpoint (`/mcp` and each profile)."""
+    header_timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 10.0
+    """A request's line and headers must arrive within this long, or the connection is closed."""
+    body_timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0
+    """A request's whole body must arrive within this long of the request, or it is answered 408."""
+    keep_alive_seconds: Annotated[int, Field(ge=1, le=300)] = 5
+    """An idle keep-alive connection is closed after this long."""
     max_legacy_sessions_per_principal: Annotated[int, Field(gt=0)] = 32
     """2025-11-25 sessions one principal (agent, and user) may have open at once, over all endpoints (T28)."""
 
