@@ -201,13 +201,13 @@ async def test_event_streams_are_capped_per_web_session_and_share_one_database_r
         await hub.wait_ready("faults")
         url = f"{hub.base_url}/approvals/events"
         streams: list[Any] = []
-        for _ in range(3):
-            http = await approver_client(hub, stack)
+        clients = [await approver_client(hub, stack) for _ in range(3)]
+        for http in clients:
             for _ in range(4):
                 status, lines = await stack.enter_async_context(event_stream(http, url))
                 assert status == 200
                 streams.append(lines)
-        async with event_stream(http, url) as (refused, _lines):
+        async with event_stream(clients[-1], url) as (refused, _lines):
             pass
         token = await client_credentials_token(hub, await make_agent(hub, unique("asker"), "tool:faults__*"))
         before = CountingStore.listings
