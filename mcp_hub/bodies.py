@@ -13,6 +13,8 @@ JSON bodies (dynamic client registration, the approvals API) are read by `read_j
 downstream's SSE data, fetched documents, token payloads) goes through `parse_json`, whose nesting depth is
 bounded (pydantic-core's parser refuses deeper documents with a `ValueError`), so no document can exhaust the
 stack (`RecursionError` is not a `ValueError`, and would be a 500).
+
+Every body is also bounded in time: `BodyDeadline` answers 408 to a client that sends it too slowly.
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ from dataclasses import dataclass, field
 from typing import Any, Final, cast
 from urllib.parse import parse_qsl
 
+import anyio
 import pydantic_core
 from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mcp_hub.errors import InvalidRequestError, UnsupportedMediaTypeError
 
@@ -128,3 +132,61 @@ async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
     if not isinstance(parsed, dict):
         raise InvalidRequestError("the body must be a JSON object")
     return cast("dict[str, Any]", parsed)
+
+
+class BodyDeadline:
+    """ASGI middleware: a request's whole body must arrive within `seconds` of the request (slow-body attacks
+    hold a worker and its buffers forever otherwise; uvicorn has no such timeout).
+
+    Past the deadline the client gets 408 and the connection is closed (`Connection: close`); the app reading
+    the body is told the client went away (`http.disconnect`), and whatever it sends afterwards is dropped.
+    Once the body is complete, `receive` is the server's own again (streams wait on it for the disconnect).
+    """
+
+    def __init__(self, app: ASGIApp, *, seconds: float) -> None:
+        self._app = app
+        self._seconds = seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        deadline = anyio.current_time() + self._seconds
+        body_done = False
+        timed_out = False
+        started = False
+
+        async def bounded_receive() -> Message:
+            nonlocal body_done, timed_out
+            if timed_out:
+                return {"type": "http.disconnect"}
+            if body_done:
+                return await receive()
+            message: Message | None = None
+            with anyio.move_on_after(max(deadline - anyio.current_time(), 0)):
+                message = await receive()
+            if message is None:
+                timed_out = True
+                if not started:
+                    await send(
+                        {
+                            "type": "http.response.start",
+                            "status": 408,
+                            "headers": [(b"content-type", b"text/plain"), (b"connection", b"close")],
+                        }
+                    )
+                    await send({"type": "http.response.body", "body": b"request body not received in time"})
+                return {"type": "http.disconnect"}
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                body_done = True
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if timed_out:
+                return  # answered with 408 already
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        await self._app(scope, bounded_receive, guarded_send)

@@ -10,8 +10,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Iterable
 from functools import cache
-from typing import Final
+from typing import Any, Final, cast
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -62,3 +63,53 @@ def verify_password(password_hash: str, password: str) -> bool:
 def dummy_password_hash() -> str:
     """What a sign-in checks against when the user does not exist, so that it takes as long either way."""
     return _HASHER.hash("not a real password, only for timing")
+
+
+MIN_SCRUBBED_LENGTH: Final = 8
+"""Shorter values are not scrubbed: they would blank out ordinary words, and are no real secret anyway."""
+SCRUBBED: Final = "[redacted]"
+
+
+class SecretValues:
+    """The hub's own secret values (expanded `${VAR}` references of connectors), to scrub from any text the hub
+    relays, stores or logs: a downstream that quotes its credential back must not hand it to an agent (threat T30).
+    """
+
+    def __init__(self, values: Iterable[str] = ()) -> None:
+        self._values: tuple[str, ...] = ()
+        self.add(*values)
+
+    def add(self, *values: str) -> None:
+        # Longest first: a value containing another is replaced whole.
+        known = set(self._values) | {value for value in values if len(value) >= MIN_SCRUBBED_LENGTH}
+        self._values = tuple(sorted(known, key=len, reverse=True))
+
+    def __bool__(self) -> bool:
+        return bool(self._values)
+
+    def scrub(self, text: str) -> str:
+        """`text` with every known secret value replaced by `[redacted]`."""
+        for value in self._values:
+            if value in text:
+                text = text.replace(value, SCRUBBED)
+        return text
+
+    def scrub_json(self, value: Any) -> Any:
+        """A JSON value with `scrub` applied to every string in it (keys included); the same object when clean."""
+        if not self._values:
+            return value
+        if isinstance(value, str):
+            return self.scrub(value)
+        if isinstance(value, list):
+            items = cast("list[Any]", value)
+            scrubbed = [self.scrub_json(item) for item in items]
+            return items if all(a is b for a, b in zip(scrubbed, items, strict=True)) else scrubbed
+        if isinstance(value, dict):
+            fields = cast("dict[Any, Any]", value)
+            pairs = [(self.scrub_json(key), self.scrub_json(item)) for key, item in fields.items()]
+            originals = fields.items()
+            unchanged = all(
+                new_key == key and new is item for (new_key, new), (key, item) in zip(pairs, originals, strict=True)
+            )
+            return fields if unchanged else dict(pairs)
+        return value

@@ -25,7 +25,7 @@
     ├── QuestionRefusedError            a downstream's question cannot be put to the caller (`code` tells it why)
     ├── EgressRefusedError              the egress guard refused to fetch a URL (not public, not https, too big)
     ├── ApprovalError                   a pending action cannot be created or decided
-    │   ├── TooManyPendingError         the agent already has `max_pending_per_agent` actions waiting
+    │   ├── TooManyPendingError         the caller already has `max_pending_per_caller` actions waiting
     │   ├── HeldRequestError            a held prompt get or resource read is pending, refused or failed
     │   ├── ActionNotFoundError         no such action
     │   ├── DecisionForbiddenError      this user may not decide this action (separation of duties)
@@ -207,7 +207,7 @@ class ApprovalError(HubError):
 
 
 class TooManyPendingError(ApprovalError):
-    """The agent already has as many actions waiting for a decision as it may have."""
+    """The caller (agent, and user) already has as many actions waiting for a decision as it may have."""
 
     reason: ClassVar[str] = "too_many_pending"
 

@@ -13,6 +13,7 @@ connector's tools appearing as it becomes ready.
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -22,7 +23,9 @@ from functools import partial
 from typing import Any, TextIO
 
 import anyio
+import h11
 import structlog
+import uvicorn
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -55,11 +58,13 @@ from mcp_hub.authz.revocation import Revocation
 from mcp_hub.authz.token_endpoint import TokenEndpoint
 from mcp_hub.authz.tokens import MAX_ACCESS_TOKEN_SECONDS, TokenService
 from mcp_hub.authz.urls import OAuthUrls
+from mcp_hub.bodies import BodyDeadline
 from mcp_hub.catalog.catalog import Catalog
 from mcp_hub.catalog.sync import CatalogSync
 from mcp_hub.catalog.views import CatalogReader, ConnectorView
 from mcp_hub.config.connectors import ConnectorSpec
 from mcp_hub.config.settings import HubSettings
+from mcp_hub.credentials import SecretValues
 from mcp_hub.db.approvals import ApprovalStore
 from mcp_hub.db.audit import AuditStore
 from mcp_hub.db.catalog import CatalogStore, ConnectorRecord
@@ -77,6 +82,7 @@ from mcp_hub.gateway.app import Guard, health_report, health_routes, mcp_routes
 from mcp_hub.gateway.event_store import InMemoryEventLog, StreamLimits
 from mcp_hub.gateway.forwarding import Forwarder
 from mcp_hub.gateway.guard import BearerAuthMiddleware
+from mcp_hub.gateway.legacy_sessions import LegacySessions, Owner
 from mcp_hub.gateway.notifications import ChangeNotifier
 from mcp_hub.gateway.questions import Questions
 from mcp_hub.gateway.readiness import Readiness
@@ -86,6 +92,7 @@ from mcp_hub.gateway.server import HubServer, build_server
 from mcp_hub.gateway.subscriptions import ResourceSubscriptions
 from mcp_hub.limits.calls import CallLimits, Refusal, backend_for
 from mcp_hub.limits.endpoints import EndpointThrottle, SignInThrottle
+from mcp_hub.logs import register_secret_values
 from mcp_hub.tool_results import hub_error_result
 from mcp_hub.web.approvals import approval_routes
 from mcp_hub.web.assets import StaticAssets
@@ -269,7 +276,10 @@ class Hub:
             resources=self.subscriptions,
             errlog=errlog,
         )
-        self.forwarder = Forwarder(self.catalog, self.pool, self.audit)
+        # The connectors' expanded secrets never leave the hub in a downstream's words, nor reach a log line.
+        self.secrets = SecretValues(value for spec in self.connectors for value in spec.secret_values())
+        register_secret_values(value for spec in self.connectors for value in spec.secret_values())
+        self.forwarder = Forwarder(self.catalog, self.pool, self.audit, secrets=self.secrets)
         self.readiness = Readiness(self.pool, bound_seconds=settings.timeouts.connect_seconds)
         self.request_states = RequestStates(self.stores.sealing, ttl_seconds=settings.questions.answer_seconds)
         self.questions = Questions(settings.questions, self.request_states, self.log_levels)
@@ -306,6 +316,7 @@ class Hub:
             for connector, view in self.profiles.items()
         }
         self.stream_events = InMemoryEventLog(StreamLimits.of(settings.streams))
+        self.legacy_sessions = LegacySessions(per_principal=settings.hub.max_legacy_sessions_per_principal)
 
     def server_for(
         self,
@@ -358,6 +369,14 @@ class Hub:
                 await stack.enter_async_context(self.questions.running())
                 await stack.enter_async_context(self.pool.running())
                 await stack.enter_async_context(self.readiness.running())
+                if self.auth is not None:
+                    # A disabled agent or user keeps no legacy session: swept as often as decisions expire.
+                    await stack.enter_async_context(
+                        self.legacy_sessions.running(
+                            partial(_owner_enabled, self.auth.decider),
+                            every_seconds=max(self.settings.auth.decision_cache_seconds, _MIN_SWEEP_SECONDS),
+                        )
+                    )
                 logger.info("hub started", connectors=len(self.connectors), database=display_url(self.engine.url))
                 try:
                     yield self
@@ -406,6 +425,13 @@ def _connector_of(catalog: Catalog, public_name: str) -> str | None:
     return tool.connector_id if tool is not None else None
 
 
+_MIN_SWEEP_SECONDS = 1.0
+
+
+async def _owner_enabled(decider: AccessDecider, owner: Owner) -> bool:
+    return await decider.is_enabled(Principal(agent_id=owner.agent_id, agent_name="", user_id=owner.user_id))
+
+
 def profile_path(settings: HubSettings, connector: str) -> str:
     """Where a connector's profile is served: its catalog alone, under its own names (issue 9 §10)."""
     return f"{settings.hub.mcp_path}/s/{connector}"
@@ -446,6 +472,7 @@ def build_app(hub: Hub, *, on_started: Callable[[], None] | None = None) -> Star
                 on_refused=audit_refusal,
                 limits=hub.limits,
                 on_limited=audit_limited,
+                sessions=hub.legacy_sessions,
             )
 
         guard = bearer_guard
@@ -460,7 +487,14 @@ def build_app(hub: Hub, *, on_started: Callable[[], None] | None = None) -> Star
         pages = Pages(assets)
         throttle = SignInThrottle(hub.limits.backend, settings.limits.endpoints)
         routes += oauth_routes(settings, hub.stores, auth, sessions, pages, throttle)
-        routes += approval_routes(hub.approvals, hub.stores.identities, sessions, hub.feed, pages)
+        routes += approval_routes(
+            hub.approvals,
+            hub.stores.identities,
+            sessions,
+            hub.feed,
+            pages,
+            max_streams_per_session=settings.approvals.max_event_streams_per_session,
+        )
         routes += assets.routes()
     mcp = mcp_routes(
         hub.server,
@@ -469,6 +503,7 @@ def build_app(hub: Hub, *, on_started: Callable[[], None] | None = None) -> Star
         path=settings.hub.mcp_path,
         public_tool_name=lambda name: name if hub.catalog.tool_exists(name) else None,
         stream_events=hub.stream_events,
+        sessions=hub.legacy_sessions,
         guard=guard,
     )
     for connector, server in hub.profile_servers.items():
@@ -479,6 +514,7 @@ def build_app(hub: Hub, *, on_started: Callable[[], None] | None = None) -> Star
             path=profile_path(settings, connector),
             public_tool_name=partial(_public_name_in, hub.profiles[connector]),
             stream_events=hub.stream_events,
+            sessions=hub.legacy_sessions,
             guard=guard,
         )
     routes = [*mcp, *routes, *health_routes(hub.health_report, hub.readiness)]
@@ -493,7 +529,8 @@ def build_app(hub: Hub, *, on_started: Callable[[], None] | None = None) -> Star
                 on_started()
             yield
 
-    middleware: list[Middleware] = []
+    # Bodies are bounded in time as well as in size (slow-body clients; the headers' deadline is `server_config`).
+    middleware: list[Middleware] = [Middleware(BodyDeadline, seconds=settings.hub.body_timeout_seconds)]
     if auth is not None:
         # Per source address (and per client at the token endpoint), before any OAuth endpoint does work.
         middleware.append(
@@ -505,6 +542,62 @@ def build_app(hub: Hub, *, on_started: Callable[[], None] | None = None) -> Star
             )
         )
     return Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
+
+
+def _header_deadline_protocol(seconds: float) -> type[asyncio.Protocol]:
+    """uvicorn's h11 protocol with a deadline on each request's line and headers (uvicorn has none: a client
+    sending its headers a byte at a time, or never, keeps the connection, and a file descriptor, forever)."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class HeaderDeadlineProtocol(H11Protocol):
+        _header_timer: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # pyright: ignore[reportIncompatibleMethodOverride]
+            super().connection_made(transport)
+            self._arm()
+
+        def data_received(self, data: bytes) -> None:
+            if self.conn.their_state is h11.IDLE:
+                self._arm()  # a request is arriving: its headers must be complete in time
+            super().data_received(data)
+            if self.conn.their_state is not h11.IDLE:
+                self._disarm()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def _arm(self) -> None:
+            if self._header_timer is None:
+                self._header_timer = self.loop.call_later(seconds, self._headers_too_slow)
+
+        def _disarm(self) -> None:
+            if self._header_timer is not None:
+                self._header_timer.cancel()
+                self._header_timer = None
+
+        def _headers_too_slow(self) -> None:
+            self._header_timer = None
+            if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+                self.transport.close()
+
+    return HeaderDeadlineProtocol
+
+
+def server_config(app: ASGIApp, settings: HubSettings, **options: Any) -> uvicorn.Config:
+    """How `mcp-hub serve` (and the tests' hub) runs `app` in uvicorn: the h11 implementation with a deadline on
+    request headers (`[hub] header_timeout_seconds`), idle keep-alive connections closed after
+    `keep_alive_seconds`, no uvicorn log configuration of its own (the hub's redacting handler takes its records),
+    and a bounded graceful shutdown. `options` are uvicorn's (host, port)."""
+    return uvicorn.Config(
+        app,
+        http=_header_deadline_protocol(settings.hub.header_timeout_seconds),
+        timeout_keep_alive=settings.hub.keep_alive_seconds,
+        log_config=None,
+        lifespan="on",
+        timeout_graceful_shutdown=int(settings.timeouts.shutdown_seconds),
+        **options,
+    )
 
 
 # --- the admin commands' composition ------------------------------------------------------------------------

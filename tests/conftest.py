@@ -26,7 +26,7 @@ from mcp_hub.config.connectors import load_connectors
 from mcp_hub.config.settings import load_settings
 from mcp_hub.db.engine import upgrade
 from mcp_hub.domain import Health
-from mcp_hub.runtime import Hub, Stores, build_app
+from mcp_hub.runtime import Hub, Stores, build_app, server_config
 
 REPO = Path(__file__).resolve().parent.parent
 FAULT_SERVER = Path(__file__).resolve().parent / "fixtures" / "fault_server.py"
@@ -219,14 +219,7 @@ async def running_hub(
         hub = Hub(settings, load_connectors(settings.connectors_dir), egress=egress, stores=stores)
         started = anyio.Event()
         app = build_app(hub, on_started=started.set)
-        server = uvicorn.Server(
-            uvicorn.Config(
-                app,
-                log_config=None,
-                lifespan="on",
-                timeout_graceful_shutdown=int(settings.timeouts.shutdown_seconds),  # as `mcp-hub serve`
-            )
-        )
+        server = uvicorn.Server(server_config(app, settings))  # as `mcp-hub serve`
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(server.serve, [listener])
             with anyio.fail_after(30):

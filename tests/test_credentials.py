@@ -32,7 +32,9 @@ def text_of(result: types.CallToolResult) -> str:
 async def test_the_downstream_gets_the_hubs_credential_and_never_the_agents(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """T01, spec (security best practices: no token passthrough): the agent's Authorization stays at the hub."""
+    """T01, spec (security best practices: no token passthrough): the agent's Authorization stays at the hub.
+    The downstream echoes the credential it got, which the hub scrubs on the way back (T30): the agent reads
+    `Bearer [redacted]`, which shows the downstream had the hub's own credential."""
     monkeypatch.setenv("WEB_TOKEN", CANARY)
     port = free_port()
     connector = connector_toml(
@@ -53,7 +55,8 @@ async def test_the_downstream_gets_the_hubs_credential_and_never_the_agents(
                 result = await client.call_tool("web__headers", {})
             report = running.hub.health_report()
     seen = json.loads(text_of(result))
-    assert seen["authorization"] == f"Bearer {CANARY}"
+    assert seen["authorization"] == "Bearer [redacted]"
+    assert CANARY not in text_of(result)
     assert AGENT_TOKEN not in text_of(result)
     assert CANARY not in json.dumps(report)
 

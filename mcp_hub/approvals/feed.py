@@ -1,6 +1,7 @@
 """The process-wide feed of approval transitions: whoever watches actions without waiting on a particular one
 (the approval inbox's event streams, tests) follows it. Changes made by other processes are not in the feed:
-watchers that need them also poll the database."""
+watchers that need them also read the database, through one snapshot they all share (`version` names the
+feed's state it was read after; `mcp_hub.web.approvals.events`), never one poller each."""
 
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ class ActionFeed:
     def __init__(self) -> None:
         self._event: anyio.Event | None = None
         self._subscribers: list[ActionListener] = []
+        self.version = 0
+        """How many transitions this process has published: a snapshot read at one version is stale at the next."""
 
     def next_change(self) -> anyio.Event:
         if self._event is None:
@@ -35,6 +38,7 @@ class ActionFeed:
         return lambda: self._subscribers.remove(listener)
 
     async def publish(self, action: ActionRecord) -> None:
+        self.version += 1
         event, self._event = self._event, None
         if event is not None:
             event.set()

@@ -200,7 +200,7 @@ class ApprovalService:
             reported_at=None,
         )
         # Refused beyond the cap, unless another request made this very call at the same time: then that one.
-        stored = await self._store.create(action, max_pending=self.settings.max_pending_per_agent)
+        stored = await self._store.create(action, max_pending=self.settings.max_pending_per_caller)
         if stored.id != action.id:
             # The same call, made at the same time by another request, created it first: share that action
             # (announced and audited once), exactly as if this request had called again a moment later.

@@ -146,7 +146,7 @@ def _serve(settings: HubSettings, specs: list[ConnectorSpec]) -> int:
     import uvicorn
 
     from mcp_hub.db.engine import current_database
-    from mcp_hub.runtime import Hub, build_app
+    from mcp_hub.runtime import Hub, build_app, server_config
 
     async def check_schema() -> None:
         async with current_database(settings.database.url):
@@ -155,14 +155,7 @@ def _serve(settings: HubSettings, specs: list[ConnectorSpec]) -> int:
     # Refuse before binding the port, so a half-started hub never answers.
     anyio.run(check_schema)
     hub = Hub(settings, specs)
-    config = uvicorn.Config(
-        build_app(hub),
-        host=settings.hub.listen_host,
-        port=settings.hub.listen_port,
-        log_config=None,
-        lifespan="on",
-        timeout_graceful_shutdown=int(settings.timeouts.shutdown_seconds),
-    )
+    config = server_config(build_app(hub), settings, host=settings.hub.listen_host, port=settings.hub.listen_port)
     server = uvicorn.Server(config)
     server.run()
     return EXIT_OK if server.started else EXIT_FAILURE

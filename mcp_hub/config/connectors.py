@@ -145,6 +145,10 @@ class ConnectorSpec(BaseModel):
             values += [self.oauth.client_id, self.oauth.client_secret]
         return {name for value in values for name in _ENV_REFERENCE.findall(value)}
 
+    def secret_values(self) -> set[str]:
+        """The values the `${NAME}` references expand to now: what the hub scrubs from downstream text."""
+        return {os.environ[name] for name in self.referenced_env_vars if os.environ.get(name)}
+
     def resolved_env(self) -> dict[str, str]:
         """`env` with references expanded from the hub's environment (call only when connecting)."""
         return {key: _expand(value) for key, value in self.env.items()}

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mcp_hub.config._toml import read_toml, validate
 from mcp_hub.errors import ConfigError
@@ -36,6 +36,15 @@ class HubSection(_Section):
     allowed_origins: list[str] = Field(default_factory=list[str])
     max_request_body_bytes: Annotated[int, Field(gt=0)] = 4 * 1024 * 1024
     max_legacy_sessions: Annotated[int, Field(gt=0)] = 1000
+    """2025-11-25 sessions open at once, per endpoint (`/mcp` and each profile)."""
+    header_timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 10.0
+    """A request's line and headers must arrive within this long, or the connection is closed."""
+    body_timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0
+    """A request's whole body must arrive within this long of the request, or it is answered 408."""
+    keep_alive_seconds: Annotated[int, Field(ge=1, le=300)] = 5
+    """An idle keep-alive connection is closed after this long."""
+    max_legacy_sessions_per_principal: Annotated[int, Field(gt=0)] = 32
+    """2025-11-25 sessions one principal (agent, and user) may have open at once, over all endpoints (T28)."""
 
     @field_validator("mcp_path")
     @classmethod
@@ -208,8 +217,14 @@ class ApprovalsSection(_Section):
     """No decision by then = denied; an approval, once given, is good for as long again."""
     collect_again_seconds: Annotated[float, Field(ge=0, le=3600)] = 120.0
     """After an outcome was returned, the same call gets it again for this long (its response may have been lost)."""
-    max_pending_per_agent: Annotated[int, Field(ge=1, le=10_000)] = 10
+    max_pending_per_caller: Annotated[
+        int, Field(ge=1, le=10_000, validation_alias=AliasChoices("max_pending_per_caller", "max_pending_per_agent"))
+    ] = 10
+    """Actions one caller, an (agent, user) pair, may have waiting: every user of a shared public client has their
+    own (threat T28). `max_pending_per_agent` is its former name, still accepted."""
     progress_interval_seconds: Annotated[float, Field(gt=0, le=60)] = 5.0
+    max_event_streams_per_session: Annotated[int, Field(ge=1, le=1000)] = 8
+    """`/approvals/events` streams one web session may hold open at once (a few tabs; T28)."""
     rules: list[ApprovalRule] = Field(default_factory=list[ApprovalRule])
 
 

@@ -104,17 +104,17 @@ class ApprovalStore(Store):
 
         Two partial unique indexes allow one open action per (agent, user, digest), so of two simultaneous
         identical first calls exactly one inserts; the other gets the winner's row, as if it had called again.
-        With `max_pending`, `TooManyPendingError` when the agent already has that many pending
-        (unless this very call is among them: then that one). Counting and inserting are one
-        transaction that holds the agent's row lock (PostgreSQL) or the write lock (SQLite's BEGIN
-        IMMEDIATE), so simultaneous distinct calls cannot overshoot the cap (T21).
+        With `max_pending`, `TooManyPendingError` when the caller, the (agent, user) pair, already has that many
+        pending (unless this very call is among them: then that one); each user of a shared public client has their
+        own count (T28). Counting and inserting are one transaction that holds the agent's row lock (PostgreSQL)
+        or the write lock (SQLite's BEGIN IMMEDIATE), so simultaneous distinct calls cannot overshoot the cap (T21).
         """
         attempts = 0
         while True:
             try:
                 async with self._writes.begin() as session:
                     at_cap = max_pending is not None and await self._pending_at_cap(
-                        session, action.agent_id, max_pending
+                        session, action.agent_id, action.user_id, max_pending
                     )
                     if not at_cap:
                         session.add(_row(action))
@@ -122,8 +122,11 @@ class ApprovalStore(Store):
                     existing = await self.open_action(action.agent_id, action.user_id, action.digest)
                     if existing is not None:
                         return existing
+                    caller = f"agent {action.agent_name!r}" + (
+                        f" for user {action.user_id!r}" if action.user_id is not None else ""
+                    )
                     raise TooManyPendingError(
-                        f"agent {action.agent_name!r} already has {max_pending} actions waiting for approval; "
+                        f"{caller} already has {max_pending} actions waiting for approval; "
                         "wait for a decision before asking for more",
                     )
             except IntegrityError:
@@ -139,12 +142,20 @@ class ApprovalStore(Store):
                 return action
 
     @staticmethod
-    async def _pending_at_cap(session: AsyncSession, agent_id: AgentId, max_pending: int) -> bool:
+    async def _pending_at_cap(
+        session: AsyncSession, agent_id: AgentId, user_id: UserId | None, max_pending: int
+    ) -> bool:
+        # The agent's row is the lock for all its users: one caller's count and insert are never interleaved with
+        # another insert of the same agent (PostgreSQL; SQLite's write lock already serialises every writer).
         await session.execute(select(Agent.id).where(Agent.id == agent_id).with_for_update())
         pending = await session.scalar(
             select(func.count())
             .select_from(ApprovalAction)
-            .where(ApprovalAction.agent_id == agent_id, ApprovalAction.status == ActionStatus.PENDING)
+            .where(
+                ApprovalAction.agent_id == agent_id,
+                ApprovalAction.user_id.is_(None) if user_id is None else ApprovalAction.user_id == user_id,
+                ApprovalAction.status == ActionStatus.PENDING,
+            )
         )
         return int(pending or 0) >= max_pending
 

@@ -12,6 +12,10 @@ lock either, or every read would queue behind every write.
 Migrations are Alembic's, run on a connection of the caller's event loop through
 `AsyncConnection.run_sync`; `require_current_schema` is what `mcp-hub serve` calls before touching
 the database, so a stale schema stops the hub with an instruction instead of a SQL error.
+
+Every engine hides statement parameters (`hide_parameters=True`): they hold signing keys, CSRF tokens and stored
+arguments, and must not reach an error message or a log line (threat T29; `mcp_hub.logs` also keeps the
+SQLAlchemy and driver loggers at WARNING).
 """
 
 from __future__ import annotations
@@ -79,6 +83,7 @@ def create_engine(url: str, *, foreign_keys: bool = True) -> AsyncEngine:
     if parsed.get_backend_name() == "postgresql":
         return create_async_engine(
             parsed,
+            hide_parameters=True,
             pool_pre_ping=True,
             pool_size=5,
             max_overflow=10,
@@ -93,7 +98,7 @@ def _sqlite_engine(url: URL, *, foreign_keys: bool) -> AsyncEngine:
     database = url.database or ""
     if database and database != ":memory:" and not database.startswith("file:"):
         Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(url)
+    engine = create_async_engine(url, hide_parameters=True)
     pragmas = (
         f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}",
         "PRAGMA journal_mode=WAL",

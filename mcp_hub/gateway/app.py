@@ -16,6 +16,7 @@ from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
+from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -27,6 +28,7 @@ from mcp_hub.config.settings import HubSettings
 from mcp_hub.domain import Health, HubPhase
 from mcp_hub.downstream.pool import DownstreamPool
 from mcp_hub.gateway.event_store import EventLog, SessionScopedEventStore
+from mcp_hub.gateway.legacy_sessions import LegacySessions
 from mcp_hub.gateway.readiness import Readiness
 from mcp_hub.gateway.resumption import ResumableStreams, refetch_notifications
 from mcp_hub.gateway.server import HubServer
@@ -64,32 +66,28 @@ def mcp_routes(
     path: str,
     public_tool_name: Callable[[str], str | None],
     stream_events: EventLog,
+    sessions: LegacySessions,
     guard: Guard | None = None,
 ) -> list[BaseRoute]:
-    """The SDK's Streamable HTTP routes for `server` at `path`, 2025-11-25 streams resumable from `stream_events`;
-    with `guard`, the MCP endpoint goes through it first."""
-    mcp_app = server.streamable_http_app(
-        streamable_http_path=path,
-        transport_security=transport_security(settings),
+    """The SDK's Streamable HTTP endpoint for `server` at `path`, 2025-11-25 sessions counted in `sessions` and
+    their streams resumable from `stream_events`; with `guard`, the MCP endpoint goes through it first."""
+    manager = server.serve_sessions(
+        sessions,
+        event_store=SessionScopedEventStore(stream_events),
+        security_settings=transport_security(settings),
+        retry_interval=settings.streams.retry_ms,
         max_request_body_size=settings.hub.max_request_body_bytes,
         max_sessions=settings.hub.max_legacy_sessions,
-        event_store=SessionScopedEventStore(stream_events),
-        retry_interval=settings.streams.retry_ms,
     )
-    routes: list[BaseRoute] = []
-    for route in mcp_app.routes:
-        if isinstance(route, Route) and route.path == path:
-            endpoint: ASGIApp = ResumableStreams(
-                route.app,
-                stream_events,
-                retry_ms=settings.streams.retry_ms,
-                refetch=partial(refetch_notifications, catalog),
-            )
-            if guard is not None:
-                endpoint = guard(endpoint, public_tool_name)
-            route = Route(route.path, endpoint, methods=sorted(route.methods or ()), name=route.name)
-        routes.append(route)
-    return routes
+    endpoint: ASGIApp = ResumableStreams(
+        StreamableHTTPASGIApp(manager),
+        stream_events,
+        retry_ms=settings.streams.retry_ms,
+        refetch=partial(refetch_notifications, catalog),
+    )
+    if guard is not None:
+        endpoint = guard(endpoint, public_tool_name)
+    return [Route(path, endpoint)]
 
 
 def health_report(pool: DownstreamPool, catalog: Catalog, readiness: Readiness) -> dict[str, Any]:

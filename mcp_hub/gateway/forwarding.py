@@ -8,12 +8,15 @@ What crosses the hub: the downstream's own name or URI and the caller's argument
 caller's `_meta` (its protocol envelope, client info and progress token belong to its own connection; the hub
 mints its own progress token, which is the downstream request id) and any credential of the caller. What
 comes back is the downstream's result with the reserved `serverInfo` `_meta` key removed, so the hub, not the
-downstream, identifies itself, and with every resource URI in it (resource links, embedded resources, read
-contents) turned into its public form (`mcp_hub.catalog.names`), so the client can read it through the hub.
+downstream, identifies itself; with the hub's own secret values (the connectors' expanded `${VAR}` references)
+replaced by `[redacted]` wherever a downstream quoted them (threat T30); and with every resource URI in it
+(resource links, embedded resources, read contents) turned into its public form (`mcp_hub.catalog.names`), so
+the client can read it through the hub.
 
 Errors (issue 9 §5): a downstream's JSON-RPC error reaches the client as a JSON-RPC error with the same code
 and a message naming the connector (`DownstreamRejectedError`). In `tools/call` only, transport failures,
-timeouts and crashes become `isError` results the model reads; elsewhere they are JSON-RPC errors too.
+timeouts and crashes become `isError` results the model reads; elsewhere they are JSON-RPC errors too. Error
+texts are scrubbed of the hub's secret values like results, before they reach the caller or the audit trail.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from mcp_hub.audit.writer import AuditWriter
 from mcp_hub.catalog.catalog import Catalog, CatalogEntry, ResourceTarget
 from mcp_hub.catalog.content import map_uris
 from mcp_hub.catalog.names import public_uri
+from mcp_hub.credentials import SecretValues
 from mcp_hub.db.audit import AuditEvent
 from mcp_hub.domain import AuditOutcome, Caller, CatalogKind, Clock, ConnectorId, utc_now
 from mcp_hub.downstream.pool import DownstreamPool
@@ -94,13 +98,37 @@ def _clean_result(result: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+def _scrubbed(exc: DownstreamError, secrets: SecretValues) -> DownstreamError:
+    """`exc` with the hub's secret values removed from its text (the same exception when there were none)."""
+    if not secrets:
+        return exc
+    if isinstance(exc, DownstreamRejectedError):
+        message, data = secrets.scrub(exc.downstream_message), secrets.scrub_json(exc.data)
+        if message == exc.downstream_message and data is exc.data:
+            return exc
+        return DownstreamRejectedError(exc.connector_id, exc.code, message, data)
+    text = str(exc)
+    clean = secrets.scrub(text)
+    return exc if clean == text else type(exc)(exc.connector_id, clean)
+
+
 class Forwarder:
     """Forwards a resolved request to its connector, maps failures, writes the audit record."""
 
-    def __init__(self, catalog: Catalog, pool: DownstreamPool, audit: AuditWriter, *, clock: Clock = utc_now) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        pool: DownstreamPool,
+        audit: AuditWriter,
+        *,
+        secrets: SecretValues | None = None,
+        clock: Clock = utc_now,
+    ) -> None:
+        """`secrets`: the hub's own secret values, scrubbed from every result and error text a downstream sends."""
         self._catalog = catalog
         self._pool = pool
         self._audit = audit
+        self._secrets = secrets if secrets is not None else SecretValues()
         self._clock = clock
 
     def era_of(self, connector_id: str) -> str | None:
@@ -178,8 +206,12 @@ class Forwarder:
                 connection = self._pool.get(target.connector_id)
                 result = await connection.request(method, params, on_progress=on_progress, relay=relay)
             except DownstreamError as exc:
-                outcome, detail = _outcome_of(exc), str(exc)
+                clean = _scrubbed(exc, self._secrets)
+                outcome, detail = _outcome_of(clean), str(clean)
+                if clean is not exc:
+                    raise clean from None
                 raise
+            result = self._secrets.scrub_json(result)
             result_type = result.get("resultType")
             if result_type not in _FORWARDED_RESULT_TYPES:
                 outcome, detail = AuditOutcome.DOWNSTREAM_ERROR, f"unsupported resultType {result_type!r}"
@@ -192,7 +224,7 @@ class Forwarder:
         except Exception as exc:
             if outcome is AuditOutcome.CANCELLED:
                 # Cancellation is not an Exception: a cancelled call keeps the outcome "cancelled".
-                outcome, detail = AuditOutcome.INTERNAL_ERROR, repr(exc)
+                outcome, detail = AuditOutcome.INTERNAL_ERROR, self._secrets.scrub(repr(exc))
             raise
         finally:
             await self._record(

@@ -20,6 +20,10 @@ Pure ASGI middleware (it must not buffer responses, which may be SSE streams). P
    id), the manager records it when it creates a session and compares it on every later request. So it
    lives and dies with the session (removed on DELETE, idle timeout or crash, never evicted while the
    session is alive), and an unknown or forged session id is the manager's 404 (fail closed).
+5. Fair shares of legacy sessions (threat T28, `mcp_hub.gateway.legacy_sessions`): a request that would open a
+   2025-11-25 session is refused with 429 when its principal already has `max_legacy_sessions_per_principal`
+   open, and with 403 when the agent or user is disabled; any request of a disabled principal closes its
+   sessions.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from typing import Any, Final, cast
 
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -40,6 +45,7 @@ from mcp_hub.authz.http import insufficient_scope_challenge, unauthorized_respon
 from mcp_hub.bodies import parse_json
 from mcp_hub.errors import AccessDeniedError, InvalidTokenError
 from mcp_hub.gateway.errors import jsonrpc_error_body, limited_body
+from mcp_hub.gateway.legacy_sessions import LegacySessions, Owner
 from mcp_hub.limits.backends import retry_after_header
 from mcp_hub.limits.calls import CallLimits, Refusal
 
@@ -74,6 +80,7 @@ class BearerAuthMiddleware:
         # (tool, caller label): the audit record of a refused call
         limits: CallLimits | None = None,
         on_limited: Callable[[str, str, Refusal], Awaitable[None]] | None = None,
+        sessions: LegacySessions | None = None,
     ) -> None:
         self._limits = limits
         self._on_limited = on_limited
@@ -86,6 +93,7 @@ class BearerAuthMiddleware:
         """The public name of the tool a request names (the names differ on a connector's profile), or None."""
         self._on_refused = on_refused
         self._max_body_bytes = max_body_bytes
+        self._sessions = sessions
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -101,6 +109,9 @@ class BearerAuthMiddleware:
         scope[PRINCIPAL_KEY] = principal
         scope[ACCESS_KEY] = access
         scope["user"] = self._session_owner(principal)
+        sessions = self._sessions
+        if sessions is not None and not await self._session_allowed(sessions, principal, headers, scope, receive, send):
+            return
 
         if (
             scope["method"] == "POST"
@@ -126,6 +137,42 @@ class BearerAuthMiddleware:
                     scope[LIMITS_CHARGED_KEY] = True
 
         await self._app(scope, receive, send)
+
+    async def _session_allowed(
+        self,
+        sessions: LegacySessions,
+        principal: Principal,
+        headers: Headers,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+    ) -> bool:
+        """False (and the refusal sent) when this request may not open the legacy session it would open."""
+        owner = Owner(principal.agent_id, principal.user_id)
+        enabled = await self._decider.is_enabled(principal)
+        if not enabled and sessions.count(owner):
+            await sessions.close(owner)
+        version = headers.get("mcp-protocol-version")
+        opening = (
+            scope["method"] == "POST"
+            and "mcp-session-id" not in headers
+            and (version is None or version in HANDSHAKE_PROTOCOL_VERSIONS)
+        )
+        if not opening:
+            return True
+        if not enabled:
+            message, status = "the agent or user is disabled", 403
+        elif not sessions.admits(owner):
+            message = (
+                f"this caller already has {sessions.per_principal} open sessions (the most one caller may "
+                "have): end one (HTTP DELETE) or reuse it"
+            )
+            status = 429
+        else:
+            return True
+        body = {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": message}}
+        await JSONResponse(body, status_code=status)(scope, receive, send)
+        return False
 
     def _session_owner(self, principal: Principal) -> AuthenticatedUser:
         """Who owns a legacy session, as the SDK session manager compares it: (client id, issuer, subject).

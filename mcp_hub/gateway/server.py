@@ -15,6 +15,8 @@ import mcp_types as types
 from mcp.server.context import ServerMiddleware, ServerRequestContext
 from mcp.server.lowlevel.server import NotificationOptions, Server
 from mcp.server.models import InitializationOptions
+from mcp.server.streamable_http import EventStore
+from mcp.server.transport_security import TransportSecuritySettings
 
 import mcp_hub
 from mcp_hub.approvals.service import ApprovalService
@@ -26,6 +28,7 @@ from mcp_hub.gateway.completion import CompletionRequests
 from mcp_hub.gateway.errors import MapHubErrors
 from mcp_hub.gateway.forwarding import Forwarder
 from mcp_hub.gateway.holds import Holds
+from mcp_hub.gateway.legacy_sessions import HubSessionManager, LegacySessions
 from mcp_hub.gateway.lists import Lists, ListShape
 from mcp_hub.gateway.notifications import ChangeNotifier
 from mcp_hub.gateway.prompts import PromptRequests
@@ -46,7 +49,32 @@ INSTRUCTIONS = (
 
 
 class HubServer(Server[Any]):
-    """A low-level SDK server that advertises `listChanged` to 2025-11-25 clients too."""
+    """A low-level SDK server that advertises `listChanged` to 2025-11-25 clients too, and whose 2025-11-25
+    sessions are shared fairly (`serve_sessions`)."""
+
+    def serve_sessions(
+        self,
+        sessions: LegacySessions,
+        *,
+        event_store: EventStore,
+        security_settings: TransportSecuritySettings,
+        retry_interval: int,
+        max_request_body_size: int,
+        max_sessions: int,
+    ) -> HubSessionManager:
+        """The session manager of this server's HTTP endpoint (what `streamable_http_app` would make, with
+        per-principal shares); `session_manager` returns it from now on."""
+        manager = HubSessionManager(
+            self,
+            sessions,
+            event_store=event_store,
+            security_settings=security_settings,
+            retry_interval=retry_interval,
+            max_request_body_size=max_request_body_size,
+            max_sessions=max_sessions,
+        )
+        self._session_manager = manager
+        return manager
 
     def create_initialization_options(
         self,

@@ -38,7 +38,7 @@ def approvals_toml(
         "[approvals]\n"
         f"hold_seconds = {hold_seconds}\n"
         f"pending_ttl_seconds = {pending_ttl_seconds}\n"
-        f"max_pending_per_agent = {max_pending}\n"
+        f"max_pending_per_caller = {max_pending}\n"
         "progress_interval_seconds = 0.2\n" + rules
     )
 

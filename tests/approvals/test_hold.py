@@ -435,7 +435,7 @@ async def test_an_action_past_its_expiry_counts_as_denied(tmp_path: Path) -> Non
 
 
 async def test_more_pending_actions_than_the_cap_are_refused(tmp_path: Path) -> None:
-    """T21 (flooding): `max_pending_per_agent` pending actions, then the next distinct one is refused."""
+    """T21 (flooding): `max_pending_per_caller` pending actions, then the next distinct one is refused."""
     async with hub_with(tmp_path, hold_seconds=0, max_pending=2) as hub:
         token = await agent_token(hub, "flooder")
         answers = [await call(hub, token, "2026-07-28", {"text": f"rm /tmp/{n}"}) for n in range(3)]

@@ -38,13 +38,19 @@ from mcp_hub.web.sessions import WebSessions
 
 
 def approval_routes(
-    service: ApprovalService, identities: IdentityStore, sessions: WebSessions, feed: ActionFeed, pages: Pages
+    service: ApprovalService,
+    identities: IdentityStore,
+    sessions: WebSessions,
+    feed: ActionFeed,
+    pages: Pages,
+    *,
+    max_streams_per_session: int,
 ) -> list[BaseRoute]:
     """The routes of the pages, the event stream and the API, each behind the approver check."""
     page = RequireRole(sessions, APPROVER_ROLES, PageRefusals(pages))
     api = RequireRole(sessions, APPROVER_ROLES, ApiRefusals())
     views = ApprovalPages(service, identities, sessions, pages)
-    events = ActionEvents(service, sessions, feed)
+    events = ActionEvents(service, sessions, feed, max_streams_per_session=max_streams_per_session)
     json_api = ApprovalApi(service, sessions)
     return [
         page_route(INBOX_PATH, page(views.inbox), methods=["GET"]),
