@@ -1,4 +1,4 @@
-"""Rate limits, quotas and loop breaking keyed on the agent (issue 10 §1, §3, §7, §8; threats T28, T29).
+"""Rate limits, quotas and loop breaking keyed on the agent (issue 10 §1, §3, §7, §8; threat T28).
 
 Every test runs twice: limits in this process (no `redis_url`) and in Redis (127.0.0.1:6379 here, shared by every
 replica; skipped elsewhere with the reason, never in CI). A real hub with auth on; agents call through raw
