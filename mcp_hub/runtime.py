@@ -66,7 +66,7 @@ from mcp_hub.config.connectors import ConnectorSpec
 from mcp_hub.config.settings import HubSettings
 from mcp_hub.credentials import SecretValues
 from mcp_hub.db.approvals import ApprovalStore
-from mcp_hub.db.audit import AuditStore
+from mcp_hub.db.audit import AuditEvent, AuditStore
 from mcp_hub.db.catalog import CatalogStore, ConnectorRecord
 from mcp_hub.db.engine import create_engine, current_database, display_url, require_current_schema
 from mcp_hub.db.identities import IdentityStore
@@ -74,7 +74,7 @@ from mcp_hub.db.keys import SigningKeyStore
 from mcp_hub.db.oauth import OAuthStore
 from mcp_hub.db.sealing import SealingStore
 from mcp_hub.db.web_sessions import WebSessionStore
-from mcp_hub.domain import Caller
+from mcp_hub.domain import AuditOutcome, Caller, utc_now
 from mcp_hub.downstream.health import HealthRecorder
 from mcp_hub.downstream.pool import DownstreamPool
 from mcp_hub.gateway import stdio
@@ -385,6 +385,23 @@ class Hub:
                     # that will not exit, audit rows for a database that is down) is cancelled and logged.
                     shutdown_guard.deadline = anyio.current_time() + self.settings.timeouts.shutdown_seconds
 
+    async def audit_throttled(self, what: str, address: str, why: str) -> None:
+        """Record a request an endpoint or sign-in throttle refused (issue 10 §8: every refusal is audited)."""
+        await self.audit.record(
+            AuditEvent(
+                at=utc_now(),
+                client=f"address:{address}",
+                session=None,
+                public_name=what,
+                connector_id=None,
+                downstream_name=None,
+                outcome=AuditOutcome.RATE_LIMITED,
+                latency_ms=0.0,
+                detail=why[:500],
+                method="http",
+            )
+        )
+
     def health_report(self) -> dict[str, Any]:
         """The body of `/healthz`."""
         report = health_report(self.pool, self.catalog, self.readiness)
@@ -485,7 +502,7 @@ def build_app(hub: Hub, *, on_started: Callable[[], None] | None = None) -> Star
         # The pages: Jinja2 templates, and the stylesheet and script they link, served from /static/.
         assets = StaticAssets()
         pages = Pages(assets)
-        throttle = SignInThrottle(hub.limits.backend, settings.limits.endpoints)
+        throttle = SignInThrottle(hub.limits.backend, settings.limits.endpoints, on_refused=hub.audit_throttled)
         routes += oauth_routes(settings, hub.stores, auth, sessions, pages, throttle)
         routes += approval_routes(
             hub.approvals,
@@ -539,6 +556,7 @@ def build_app(hub: Hub, *, on_started: Callable[[], None] | None = None) -> Star
                 backend=hub.limits.backend,
                 settings=settings.limits.endpoints,
                 oauth_prefix="/oauth",
+                on_refused=hub.audit_throttled,
             )
         )
     return Starlette(routes=routes, lifespan=lifespan, middleware=middleware)

@@ -14,10 +14,10 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from mcp_hub.domain import Role
+from mcp_hub.domain import AuditOutcome, Role
 from tests.authz.conftest import auth_service, make_agent
 from tests.conftest import RunningHub, running_hub, unique, write_config
-from tests.test_limits import REDIS_URL, require_redis
+from tests.test_limits import REDIS_URL, limits_toml, require_redis
 from tests.web.browser import sign_in
 
 pytestmark = pytest.mark.anyio
@@ -40,7 +40,7 @@ async def hub(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncGenerator[
     if request.param == "redis":
         await require_redis()
         redis_url = REDIS_URL
-    config = write_config(tmp_path, {}, f'[limits]\nredis_url = "{redis_url}"\n' + ENDPOINTS, auth=True)
+    config = write_config(tmp_path, {}, limits_toml(redis_url, ENDPOINTS), auth=True)
     async with running_hub(config) as running:
         yield running
 
@@ -54,6 +54,7 @@ async def test_registrations_are_limited_per_address_with_retry_after(hub: Runni
     refused = answers[-1]
     assert int(refused.headers["retry-after"]) >= 60
     assert refused.json()["error"] == "temporarily_unavailable"
+    assert await refusals(hub, "/oauth/register") == ["address:127.0.0.1"]
 
 
 async def test_token_requests_are_limited_per_client(hub: RunningHub) -> None:
@@ -94,3 +95,13 @@ async def test_failed_sign_ins_slow_down_for_that_name_only(hub: RunningHub) -> 
     assert int(right_but_late.headers["retry-after"]) > 0
     assert "set-cookie" not in right_but_late.headers
     assert other_signs_in.status_code == 303
+    assert await refusals(hub, "/login") == ["address:127.0.0.1"]
+
+
+async def refusals(hub: RunningHub, what: str) -> list[str]:
+    """Issue 10 §8: who the audit trail names for each refusal of `what`."""
+    await hub.hub.audit.flush()
+    events = await hub.hub.stores.audit.recent_audit(limit=100)
+    return [
+        event.client for event in events if event.public_name == what and event.outcome is AuditOutcome.RATE_LIMITED
+    ]

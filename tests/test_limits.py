@@ -65,7 +65,7 @@ async def redis_url(request: pytest.FixtureRequest) -> str:
 
 
 def limits_toml(redis_url: str, body: str) -> str:
-    return f'[limits]\nredis_url = "{redis_url}"\n' + body
+    return f'[limits]\nredis_url = "{redis_url}"\nredis_key_prefix = "test:{uuid.uuid4().hex}:"\n' + body
 
 
 @pytest.fixture

@@ -289,6 +289,8 @@ class LimitsSection(_Section):
 
     redis_url: str = ""
     """`redis://host:port/db`: buckets, quotas and loop counters shared by every replica. Empty: this process."""
+    redis_key_prefix: Annotated[str, Field(max_length=64)] = "mcp-hub:limits:"
+    """Every key the hub writes in Redis starts with this (several hubs, or tests, sharing one Redis)."""
     on_backend_failure: Literal["open", "closed"] = "open"
     """Redis unreachable: let calls through (`open`) or refuse them (`closed`)."""
     quotas_on_backend_failure: Literal["open", "closed"] = "closed"

@@ -55,7 +55,7 @@ class Refusal:
 
 def backend_for(settings: LimitsSection) -> LimitBackend:
     """Redis when `redis_url` is set (shared by every replica), else this process's memory."""
-    return RedisLimits(settings.redis_url) if settings.redis_url else MemoryLimits()
+    return RedisLimits(settings.redis_url, prefix=settings.redis_key_prefix) if settings.redis_url else MemoryLimits()
 
 
 def arguments_digest(arguments: Mapping[str, Any] | None) -> str:

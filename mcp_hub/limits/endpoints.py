@@ -18,7 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final
 from urllib.parse import parse_qs, unquote
@@ -46,10 +46,27 @@ def _address(scope: Scope) -> str:
     return str(client[0]) if client else "unknown"
 
 
+Refused = Callable[[str, str, str], Awaitable[None]]
+"""(what was refused, e.g. `/oauth/token`, the source address, why): records a refusal in the audit trail."""
+
+
+async def _not_recorded(_what: str, _address: str, _why: str) -> None:
+    return None
+
+
 class EndpointThrottle:
     """Per-address (and at the token endpoint per-client) buckets in front of the OAuth endpoints."""
 
-    def __init__(self, app: ASGIApp, backend: LimitBackend, settings: EndpointLimits, *, oauth_prefix: str) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        backend: LimitBackend,
+        settings: EndpointLimits,
+        *,
+        oauth_prefix: str,
+        on_refused: Refused = _not_recorded,
+    ) -> None:
+        self._on_refused = on_refused
         self._app = app
         self._backend = backend
         self._rules = {
@@ -79,6 +96,7 @@ class EndpointThrottle:
             await self._app(scope, receive, send)
             return
         seconds = retry_after_header(verdict.retry_after_seconds)
+        await self._on_refused(scope.get("path", ""), _address(scope), f"{verdict.refused_by}; retry after {seconds} s")
         response = JSONResponse(
             {
                 "error": "temporarily_unavailable",
@@ -136,8 +154,14 @@ class SignInThrottle:
     """How long a sign-in attempt must wait (0: it may try now), and the count of failed ones."""
 
     def __init__(
-        self, backend: LimitBackend, settings: EndpointLimits, *, clock: Callable[[], float] = time.time
+        self,
+        backend: LimitBackend,
+        settings: EndpointLimits,
+        *,
+        clock: Callable[[], float] = time.time,
+        on_refused: Refused = _not_recorded,
     ) -> None:
+        self._on_refused = on_refused
         self._backend = backend
         self._settings = settings
         self._clock = clock
@@ -145,17 +169,21 @@ class SignInThrottle:
     async def wait_seconds(self, name: str, address: str) -> float:
         """0 when an attempt may be made now (and is counted against the address's bucket); else how long to wait."""
         window, remaining = self._window()
-        failures = await self._backend.counts([self._key("name", name, window), self._key("address", address, window)])
-        if (
-            failures[0] >= self._settings.failed_sign_ins_per_name
-            or failures[1] >= self._settings.failed_sign_ins_per_address
-        ):
+        by_name, by_address = await self._backend.counts(
+            [self._key("name", name, window), self._key("address", address, window)]
+        )
+        limits = self._settings
+        if by_name >= limits.failed_sign_ins_per_name or by_address >= limits.failed_sign_ins_per_address:
+            await self._on_refused("/login", address, f"failed sign-ins for {name[:64]!r}; wait {remaining:.0f} s")
             return remaining
-        rate = self._settings.login_per_address
+        rate = limits.login_per_address
         if rate is None:
             return 0.0
         verdict = await self._backend.admit([BucketSpec(f"signin:{address}", rate.rate, rate.burst, "per_address")], [])
-        return 0.0 if verdict.allowed else verdict.retry_after_seconds
+        if verdict.allowed:
+            return 0.0
+        await self._on_refused("/login", address, f"per_address; wait {verdict.retry_after_seconds:.0f} s")
+        return verdict.retry_after_seconds
 
     async def failed(self, name: str, address: str) -> None:
         window, _ = self._window()
