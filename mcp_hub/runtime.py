@@ -71,6 +71,7 @@ from mcp_hub.db.catalog import CatalogStore, ConnectorRecord
 from mcp_hub.db.engine import create_engine, current_database, display_url, require_current_schema
 from mcp_hub.db.identities import IdentityStore
 from mcp_hub.db.keys import SigningKeyStore
+from mcp_hub.db.limits import LimitStore
 from mcp_hub.db.oauth import OAuthStore
 from mcp_hub.db.sealing import SealingStore
 from mcp_hub.db.web_sessions import WebSessionStore
@@ -116,6 +117,7 @@ class Stores:
     web_sessions: WebSessionStore
     approvals: ApprovalStore
     sealing: SealingStore
+    limits: LimitStore
 
     @classmethod
     def over(cls, engine: AsyncEngine) -> Stores:
@@ -128,6 +130,7 @@ class Stores:
             web_sessions=WebSessionStore(engine),
             approvals=ApprovalStore(engine),
             sealing=SealingStore(engine),
+            limits=LimitStore(engine),
         )
 
 
@@ -289,7 +292,11 @@ class Hub:
 
         # Traffic control: rate limits, quotas and loop breaking per agent (in Redis when several replicas share).
         self.limits = CallLimits(
-            settings.limits, backend_for(settings.limits), lambda name: _connector_of(self.catalog, name)
+            settings.limits,
+            backend_for(settings.limits),
+            lambda name: _connector_of(self.catalog, name),
+            own_limits=self.stores.limits.agent_limits,
+            own_limits_ttl_seconds=settings.auth.decision_cache_seconds,
         )
 
         # Approvals: sensitive calls wait for a human.

@@ -24,7 +24,7 @@ from mcp.client.streamable_http import streamable_http_client
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from mcp_hub.domain import AuditOutcome
+from mcp_hub.domain import AgentId, AuditOutcome
 from mcp_hub.limits.backends import BucketSpec, CounterSpec, LimitBackend, MemoryLimits, RedisLimits
 from tests.approvals.holding import agent_token
 from tests.authz.conftest import bearer, client_credentials_token, make_agent
@@ -295,3 +295,38 @@ async def test_limits_show_prints_an_agents_limits_and_use(limited_hub: RunningH
         assert report["quota_counters"] == {"daily_calls": 2}
     assert unknown.returncode == 1
     assert "nobody-at-all" in unknown.stderr.decode()
+
+
+async def test_an_agents_own_limits_set_from_the_cli_apply_and_clear(limited_hub: RunningHub) -> None:
+    """Issue 10 §1 (per agent, CLI): `limits set` widens one agent's tool bucket in the running hub; bad values
+    are refused naming the option (exit 2); `limits clear` drops them."""
+    name = unique("widened")
+    token = await agent_token(limited_hub, name, "tool:faults__*")
+    config = str(limited_hub.hub.settings.config_path)
+
+    async def cli(*args: str) -> tuple[int, str]:
+        done = await anyio.run_process([str(MCP_HUB), "limits", *args, "--config", config], check=False, env=hub_env())
+        return done.returncode, (done.stdout + done.stderr).decode()
+
+    widened = await cli("set", name, "--per-agent-tool", "100/50", "--daily-calls", "100")
+    statuses = [
+        (await modern_call(limited_hub, token, "faults__echo", {"text": f"w{i}"})).status_code for i in range(6)
+    ]
+    bad = await cli("set", name, "--per-agent-tool", "fast")
+    negative = await cli("set", name, "--daily-calls", "-1")
+    shown = await cli("show", name, "--json")
+    cleared = await cli("clear", name)
+
+    assert widened[0] == 0, widened[1]
+    assert statuses == [200] * 6  # the configured tool bucket (burst 3) would have refused the fourth
+    assert bad[0] == 2
+    assert "--per-agent-tool: expected RATE/BURST" in bad[1]
+    assert negative[0] == 2
+    assert "daily_calls" in negative[1]
+    assert json.loads(shown[1])["limits"]["per_agent_tool"] == {"rate": 100.0, "burst": 50}
+    assert cleared == (0, f"{name}: own limits dropped\n")
+    assert await limited_hub.hub.stores.limits.agent_limits(await agent_id(limited_hub, name)) is None
+
+
+async def agent_id(hub: RunningHub, name: str) -> AgentId:
+    return (await hub.hub.stores.identities.agent_by_name(name)).id

@@ -1,4 +1,5 @@
-"""`mcp-hub limits show AGENT`: the limits that apply to an agent and what it has used (issue 10 §8)."""
+"""`mcp-hub limits show|set|clear AGENT`: the limits that apply to an agent, what it has used, and its own
+limits (issue 10 §1, §8). What `set` stores reaches a running hub within `[auth] decision_cache_seconds`."""
 
 from __future__ import annotations
 
@@ -7,10 +8,15 @@ import json
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from pydantic import ValidationError
+
+from mcp_hub.config.settings import AgentLimits
 from mcp_hub.domain import AuditOutcome
+from mcp_hub.errors import InvalidInputError
 from mcp_hub.limits.calls import CallLimits, backend_for
 from mcp_hub.runtime import AdminTools
 
+_RATES: Final = ("per_agent", "per_agent_connector", "per_agent_tool")
 # The outcomes of calls the limits admitted and that reached (or were meant to reach) a downstream.
 _ADMITTED: Final = (
     AuditOutcome.OK,
@@ -31,22 +37,46 @@ def add_limits_command(commands: Any, common: argparse.ArgumentParser) -> None:
     show = verbs.add_parser("show", parents=[common], help="an agent's limits, quota use and live counters")
     show.add_argument("agent")
     show.add_argument("--json", action="store_true")
+    setting = verbs.add_parser("set", parents=[common], help="an agent's own limits (over the configured ones)")
+    setting.add_argument("agent")
+    for name in _RATES:
+        setting.add_argument(f"--{name.replace('_', '-')}", metavar="RATE/BURST", help="calls per second / burst")
+    setting.add_argument("--daily-calls", type=int, metavar="N", help="per UTC day (0: no quota)")
+    setting.add_argument("--monthly-calls", type=int, metavar="N")
+    verbs.add_parser("clear", parents=[common], help="drop an agent's own limits").add_argument("agent")
 
 
 async def run_limits(tools: AdminTools, args: argparse.Namespace, _password: str | None) -> int:
     agent = await tools.stores.identities.agent_by_name(args.agent)
+    if args.limits_command == "set":
+        own = await tools.stores.limits.agent_limits(agent.id) or {}
+        own.update(_changes(args))
+        try:
+            AgentLimits.model_validate({**own, "agent": agent.name})  # refuses what the hub could not use
+        except ValidationError as exc:
+            problem = exc.errors(include_url=False, include_input=False)[0]
+            where = ".".join(str(part) for part in problem["loc"])
+            raise InvalidInputError(f"{where}: {problem['msg']}") from None
+        await tools.stores.limits.set_agent_limits(agent.id, own)
+        print(f"{agent.name}: own limits {json.dumps(own, sort_keys=True)}")
+        return 0
+    if args.limits_command == "clear":
+        cleared = await tools.stores.limits.clear_agent_limits(agent.id)
+        print(f"{agent.name}: {'own limits dropped' if cleared else 'had no own limits'}")
+        return 0
     settings = tools.settings.limits
     backend = backend_for(settings)
     try:
-        limits = CallLimits(settings, backend, lambda _name: None)
-        counters = limits.quota_counters(agent.id)
+        limits = CallLimits(settings, backend, lambda _name: None, own_limits=tools.stores.limits.agent_limits)
+        override = await limits.override_of(agent.id, agent.name)
+        counters = limits.quota_counters(agent.id, override)
         live = await backend.counts([counter.key for counter in counters]) if settings.redis_url else None
         now = datetime.now(UTC)
         day = datetime(now.year, now.month, now.day, tzinfo=UTC)
         month = datetime(now.year, now.month, 1, tzinfo=UTC)
         report: dict[str, Any] = {
             "agent": agent.name,
-            "limits": limits.limits_of(agent.name),
+            "limits": limits.limits_of(agent.name, override),
             "recorded_calls": {
                 "today": await tools.stores.audit.count_calls(agent.name, day, _ADMITTED),
                 "this_month": await tools.stores.audit.count_calls(agent.name, month, _ADMITTED),
@@ -62,6 +92,27 @@ async def run_limits(tools: AdminTools, args: argparse.Namespace, _password: str
         return 0
     _print(report)
     return 0
+
+
+def _changes(args: argparse.Namespace) -> dict[str, Any]:
+    changes: dict[str, Any] = {}
+    for name in _RATES:
+        value: str | None = getattr(args, name)
+        if value is not None:
+            rate, slash, burst = value.partition("/")
+            try:
+                changes[name] = {"rate": float(rate), "burst": int(burst)} if slash else None
+            except ValueError:
+                changes[name] = None
+            if changes[name] is None:
+                raise InvalidInputError(f"--{name.replace('_', '-')}: expected RATE/BURST, such as 5/20")
+    for name in ("daily_calls", "monthly_calls"):
+        count: int | None = getattr(args, name)
+        if count is not None:
+            changes[name] = count
+    if not changes:
+        raise InvalidInputError("name at least one limit to set (see mcp-hub limits set --help)")
+    return changes
 
 
 def _print(report: dict[str, Any]) -> None:

@@ -331,6 +331,17 @@ class WebSession(Base):
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
+class AgentLimitOverride(Base):
+    """One agent's own rate limits and quotas, set with `mcp-hub limits set` (issue 10 §1): the fields of
+    `config.settings.AgentLimits` that are set, as JSON."""
+
+    __tablename__ = "agent_limits"
+
+    agent_id: Mapped[str] = mapped_column(String(36), ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True)
+    limits: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
 class ConsentRequest(Base):
     """An authorization request waiting for the user's consent; its id is single-use (T06)."""
 

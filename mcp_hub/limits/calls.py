@@ -2,7 +2,8 @@
 
 Per call of an authenticated agent, in one all-or-nothing step of the backend (`mcp_hub.limits.backends`):
 - buckets per agent, per agent and connector and per agent and tool (`[limits]`, overridden per agent by
-  `[[limits.agents]]`): a burst is admitted, then calls at the sustained rate;
+  `[[limits.agents]]`, and those by what `mcp-hub limits set` stored, read through a cache of
+  `decision_cache_seconds`): a burst is admitted, then calls at the sustained rate;
 - quotas per agent and UTC day or month (`daily_calls`, `monthly_calls`; 0: none);
 - loop breaking: the same agent making the same call (public tool name and the SHA-256 of its arguments'
   RFC 8785 JSON) more than `max_repeats` times in a window of `window_seconds` (the first `[[limits.loops]]`
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -24,8 +25,9 @@ import rfc8785
 
 from mcp_hub.authz.scopes import matches
 from mcp_hub.config.settings import AgentLimits, LimitsSection, LoopRule, Rate
-from mcp_hub.domain import AuditOutcome, Clock, utc_now
+from mcp_hub.domain import AgentId, AuditOutcome, Clock, utc_now
 from mcp_hub.limits.backends import BucketSpec, CounterSpec, LimitBackend, MemoryLimits, RedisLimits, Verdict
+from mcp_hub.ttl_cache import TtlCache
 
 LIMIT_META_KEY: Final = "io.github.mcp-hub/limit"
 """`_meta` key of a refused call's tool error: which limit, and `retryAfterSeconds`."""
@@ -76,8 +78,12 @@ class CallLimits:
         backend: LimitBackend,
         connector_of: Callable[[str], str | None],
         *,
+        own_limits: Callable[[AgentId], Awaitable[dict[str, Any] | None]] | None = None,
+        own_limits_ttl_seconds: float = 2.0,
         clock: Clock = utc_now,
     ) -> None:
+        self._own_limits = own_limits
+        self._own_cache: TtlCache[AgentLimits | None] = TtlCache(own_limits_ttl_seconds)
         self._settings = settings
         self.backend = backend
         self._connector_of = connector_of
@@ -88,11 +94,27 @@ class CallLimits:
         self, agent_id: str, agent_name: str, public_name: str, arguments: Mapping[str, Any] | None
     ) -> Refusal | None:
         """None (and the call counted) when it may run now; else why not."""
-        override = self._per_agent.get(agent_name)
+        override = await self.override_of(AgentId(agent_id), agent_name)
         buckets = self._buckets(agent_id, public_name, override)
         counters = [*self.quota_counters(agent_id, override), self._loop_counter(agent_id, public_name, arguments)]
         verdict = await self.backend.admit(buckets, counters)
         return None if verdict.allowed else self._refusal(verdict, agent_name, public_name)
+
+    async def override_of(self, agent_id: AgentId, agent_name: str) -> AgentLimits | None:
+        """The agent's own limits: `[[limits.agents]]`, and over those what `mcp-hub limits set` stored."""
+        configured = self._per_agent.get(agent_name)
+        if self._own_limits is None:
+            return configured
+        lookup = self._own_limits
+
+        async def load() -> AgentLimits | None:
+            stored = await lookup(agent_id)
+            if stored is None:
+                return configured
+            base = configured.model_dump(exclude_none=True) if configured is not None else {}
+            return AgentLimits.model_validate({**base, **stored, "agent": agent_name})
+
+        return await self._own_cache.get_or_load(agent_id, load)
 
     def quota_counters(self, agent_id: str, override: AgentLimits | None = None) -> list[CounterSpec]:
         """The agent's quota counters of the current day and month (those with a limit)."""
@@ -117,9 +139,9 @@ class CallLimits:
             )
         return counters
 
-    def limits_of(self, agent_name: str) -> dict[str, Any]:
+    def limits_of(self, agent_name: str, override: AgentLimits | None = None) -> dict[str, Any]:
         """The limits that apply to an agent (for `mcp-hub limits show`)."""
-        override = self._per_agent.get(agent_name)
+        override = override or self._per_agent.get(agent_name)
         shown: dict[str, Any] = {}
         for name in ("per_agent", "per_agent_connector", "per_agent_tool"):
             rate = self._rate(name, override)
