@@ -23,6 +23,7 @@ from mcp_hub.db.audit import AuditStore
 from mcp_hub.db.catalog import CatalogStore
 from mcp_hub.db.identities import AgentRecord, ClientMetadata, IdentityStore, NewAgent
 from mcp_hub.db.keys import SigningKeyStore
+from mcp_hub.db.limits import LimitStore
 from mcp_hub.db.oauth import AuthorizationCodeRecord, OAuthStore
 from mcp_hub.db.sealing import SealingStore
 from mcp_hub.db.web_sessions import WebSessionStore
@@ -65,6 +66,7 @@ async def stores(database_url: str, engine: AsyncEngine, clock: Clock) -> Stores
         web_sessions=WebSessionStore(engine, clock=clock),
         approvals=ApprovalStore(engine, clock=clock),
         sealing=SealingStore(engine, clock=clock),
+        limits=LimitStore(engine, clock=clock),
     )
 
 
