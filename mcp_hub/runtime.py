@@ -267,8 +267,11 @@ class Hub:
                 *(notifier.on_catalog_change for notifier in self.profile_notifiers.values()),
             ]
         )
+        # The connectors' expanded secrets never leave the hub in a downstream's words, nor reach a log line.
+        self.secrets = SecretValues(value for spec in self.connectors for value in spec.secret_values())
+        register_secret_values(value for spec in self.connectors for value in spec.secret_values())
         self.audit = AuditWriter.configured(self.stores.audit, settings.audit)
-        self.log_levels = LogLevels(self.catalog)
+        self.log_levels = LogLevels(self.catalog, self.secrets)
         self.subscriptions = ResourceSubscriptions(self.catalog, self.notifier, self.profile_notifiers)
         self.pool = DownstreamPool(
             self.connectors,
@@ -279,9 +282,6 @@ class Hub:
             resources=self.subscriptions,
             errlog=errlog,
         )
-        # The connectors' expanded secrets never leave the hub in a downstream's words, nor reach a log line.
-        self.secrets = SecretValues(value for spec in self.connectors for value in spec.secret_values())
-        register_secret_values(value for spec in self.connectors for value in spec.secret_values())
         self.forwarder = Forwarder(self.catalog, self.pool, self.audit, secrets=self.secrets)
         self.readiness = Readiness(self.pool, bound_seconds=settings.timeouts.connect_seconds)
         self.request_states = RequestStates(self.stores.sealing, ttl_seconds=settings.questions.answer_seconds)

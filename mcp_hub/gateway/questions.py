@@ -342,7 +342,7 @@ class Questions:
             ),
         }
         if requests:
-            passed["inputRequests"] = requests
+            passed["inputRequests"] = self._levels.secrets.scrub_json(requests)
         return passed
 
     async def _start_exchange(
@@ -397,7 +397,9 @@ class Questions:
         self._expire_later(exchange, outcome)
         return {
             "resultType": "input_required",
-            "inputRequests": {outcome.key: {"method": outcome.method, "params": dict(outcome.params)}},
+            "inputRequests": {
+                outcome.key: {"method": outcome.method, "params": self._levels.secrets.scrub_json(dict(outcome.params))}
+            },
             "requestState": self._states.mint(exchange=exchange.id),
         }
 
@@ -435,6 +437,7 @@ class Questions:
                     cast("Mapping[str, Any]", request_params) if isinstance(request_params, Mapping) else {}
                 )
                 question = question_from(connector_id, given) if connector_id is not None else dict(given)
+                question = self._levels.secrets.scrub_json(question)
                 answers[key] = await relay.ask_caller(str(request.get("method")), question)
             state = result.get("requestState")
             extra = {"inputResponses": answers, "requestState": state if isinstance(state, str) else None}

@@ -37,6 +37,7 @@ from mcp_types.jsonrpc import INVALID_REQUEST, METHOD_NOT_FOUND, MISSING_REQUIRE
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from mcp_hub.catalog.catalog import Catalog
+from mcp_hub.credentials import SecretValues
 from mcp_hub.domain import ConnectorId
 from mcp_hub.downstream.relay import LOG_LEVELS, at_least, severity
 from mcp_hub.errors import QuestionRefusedError
@@ -113,8 +114,10 @@ def _tagged(connector_id: ConnectorId, params: Mapping[str, Any]) -> dict[str, A
 class LogLevels:
     """The log levels of live 2025-11-25 sessions, and the entries that belong to no request (a `LogSink`)."""
 
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: Catalog, secrets: SecretValues | None = None) -> None:
         self._catalog = catalog
+        self.secrets = secrets if secrets is not None else SecretValues()
+        """The hub's own secret values: scrubbed from every log entry and question on the way back (T30)."""
         self._sessions: weakref.WeakKeyDictionary[Connection, tuple[str, Asking]] = weakref.WeakKeyDictionary()
         self._changed = anyio.Event()
 
@@ -142,7 +145,7 @@ class LogLevels:
 
     async def unsolicited(self, connector_id: ConnectorId, params: Mapping[str, Any]) -> None:
         """A connector's log entry that belongs to no request: to the sessions that asked and may see it."""
-        tagged = _tagged(connector_id, params)
+        tagged = self.secrets.scrub_json(_tagged(connector_id, params))
         for connection, (level, asking) in list(self._sessions.items()):
             if at_least(params.get("level"), level) and self._catalog.visible_to(connector_id, asking.allows):
                 await connection.notify("notifications/message", tagged)
@@ -153,6 +156,7 @@ class CallerRelay:
 
     def __init__(self, ctx: ServerRequestContext[Any, Any], levels: LogLevels) -> None:
         self._ctx = ctx
+        self._secrets = levels.secrets
         self.declared = client_capabilities(ctx)
         self._level = levels.level_of(ctx)
         self.missing: dict[str, Any] | None = None
@@ -170,7 +174,9 @@ class CallerRelay:
         if not at_least(params.get("level"), self._level):
             return
         notification = types.LoggingMessageNotification(
-            params=types.LoggingMessageNotificationParams.model_validate(_tagged(connector_id, params), by_name=False)
+            params=types.LoggingMessageNotificationParams.model_validate(
+                self._secrets.scrub_json(_tagged(connector_id, params)), by_name=False
+            )
         )
         await self._ctx.session.send_notification(notification, related_request_id=self._ctx.request_id)
 
@@ -182,7 +188,7 @@ class CallerRelay:
         if not declares(self.declared, required) or self._ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
             self.missing = required
             raise QuestionRefusedError(MISSING_REQUIRED_CLIENT_CAPABILITY, "the client did not declare the capability")
-        return await self.ask_caller(method, question_from(connector_id, params))
+        return await self.ask_caller(method, self._secrets.scrub_json(question_from(connector_id, params)))
 
     async def ask_caller(self, method: str, params: Mapping[str, Any]) -> dict[str, Any]:
         """Put a question to this 2025-11-25 caller on its request's stream; its error becomes a refusal."""
