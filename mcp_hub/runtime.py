@@ -91,6 +91,7 @@ from mcp_hub.gateway.relaying import LogLevels
 from mcp_hub.gateway.request_state import RequestStates
 from mcp_hub.gateway.server import HubServer, build_server
 from mcp_hub.gateway.subscriptions import ResourceSubscriptions
+from mcp_hub.limits.cache import CallCache, store_for
 from mcp_hub.limits.calls import CallLimits, Refusal, backend_for
 from mcp_hub.limits.endpoints import EndpointThrottle, SignInThrottle
 from mcp_hub.logs import register_secret_values
@@ -299,6 +300,9 @@ class Hub:
             own_limits_ttl_seconds=settings.auth.decision_cache_seconds,
         )
 
+        # Results of the tools the admin marks cacheable, and identical calls in flight made once (in Redis too).
+        self.cache = CallCache(settings.cache, store_for(settings.cache, settings.limits.redis_url))
+
         # Approvals: sensitive calls wait for a human.
         self.feed = ActionFeed()
         self.webhooks = WebhookNotifier(settings.approvals.rules, partial(approval_link, settings.public_base_url))
@@ -354,6 +358,7 @@ class Hub:
             audience=self.settings.mcp_resource_url,
             approvals=self.approvals,
             limits=self.limits if self.auth is not None else None,
+            cache=self.cache,
             middleware=middleware,
         )
 
@@ -363,6 +368,7 @@ class Hub:
             async with AsyncExitStack() as stack:
                 stack.push_async_callback(self.engine.dispose)
                 stack.push_async_callback(self.limits.backend.aclose)
+                stack.push_async_callback(self.cache.store.aclose)
                 await require_current_schema(self.engine)
                 await self.stores.catalog.register_connectors([_connector_record(spec) for spec in self.connectors])
                 if self.auth is not None:
@@ -413,6 +419,7 @@ class Hub:
         """The body of `/healthz`."""
         report = health_report(self.pool, self.catalog, self.readiness)
         report["limits"] = self.limits.backend.health()
+        report["cache"] = self.cache.store.health()
         return report
 
     async def serve_stdio(self, *, agent: str | None, token: str | None) -> None:

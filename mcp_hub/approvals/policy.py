@@ -127,6 +127,14 @@ class ApprovalPolicy:
             return None
         return Requirement(tuple(rules), tuple(dict.fromkeys(approvers)), tuple(webhooks))
 
+    def may_hold(self, subject: HeldSubject) -> bool:
+        """Could any rule hold a request for this subject, whatever the agent and arguments? (Such a tool's
+        results are never cached: issue 10 §4.)"""
+        if not self._rules and not self._sensitive:
+            return False
+        candidates, sensitive_rule = self._rules_for(subject)
+        return bool(candidates) or sensitive_rule is not None
+
     def _rules_for(self, subject: HeldSubject) -> tuple[tuple[ApprovalRule, ...], str | None]:
         key = (subject.method, subject.public_name, subject.connector_id, subject.downstream_name)
         found = self._by_subject.get(key)

@@ -157,6 +157,10 @@ class ApprovalService:
         name = principal.agent_name if principal is not None else ""
         return self._policy.requirement(name, subject, arguments)
 
+    def may_hold(self, subject: HeldSubject) -> bool:
+        """Could an approval rule hold requests for this subject (for some agent or arguments)?"""
+        return self._policy.may_hold(subject)
+
     # --- the caller's side -----------------------------------------------------------------------------
 
     async def submit(self, call: HeldCall) -> ActionRecord:

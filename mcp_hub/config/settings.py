@@ -312,6 +312,38 @@ class LimitsSection(_Section):
         return value
 
 
+class CacheRule(_Section):
+    """Results of the tools it names are cached for `ttl_seconds` (`[[cache.rules]]`): tools by public-name globs
+    and/or connectors by id; a rule with both names the tools of those connectors matching a glob."""
+
+    tools: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list[str])
+    connectors: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list[str])
+    ttl_seconds: Annotated[float, Field(gt=0, le=86_400)]
+
+    @model_validator(mode="after")
+    def _names_something(self) -> CacheRule:
+        if not self.tools and not self.connectors:
+            raise ValueError("a cache rule names tools (globs) or connectors, or both")
+        return self
+
+
+class CacheSection(_Section):
+    """Caching and coalescing of `tools/call` results the admin marks cacheable (issue 10 §4).
+
+    Keyed by public tool name, the tool's definition hash, the arguments' digest and the caller (agent and
+    user): no result crosses agents or users. Shared through `[limits] redis_url` when set.
+    """
+
+    max_result_bytes: Annotated[int, Field(ge=1, le=64 * 1024 * 1024)] = 1024 * 1024
+    """A larger result is answered but not cached."""
+    max_entries: Annotated[int, Field(ge=1, le=10_000_000)] = 10_000
+    """In this process (no `redis_url`): the oldest entries go first beyond it."""
+    max_bytes: Annotated[int, Field(ge=1, le=16 * 1024 * 1024 * 1024)] = 64 * 1024 * 1024
+    coalesce_wait_seconds: Annotated[float, Field(gt=0, le=3600)] = 60.0
+    """How long an identical call waits for the one running; then it runs itself."""
+    rules: list[CacheRule] = Field(default_factory=list[CacheRule])
+
+
 class _SettingsFile(_Section):
     hub: HubSection = Field(default_factory=HubSection)
     database: DatabaseSection = Field(default_factory=DatabaseSection)
@@ -323,6 +355,7 @@ class _SettingsFile(_Section):
     questions: QuestionsSection = Field(default_factory=QuestionsSection)
     streams: StreamsSection = Field(default_factory=StreamsSection)
     limits: LimitsSection = Field(default_factory=LimitsSection)
+    cache: CacheSection = Field(default_factory=CacheSection)
 
 
 class HubSettings(BaseModel):
@@ -341,6 +374,7 @@ class HubSettings(BaseModel):
     questions: QuestionsSection = Field(default_factory=QuestionsSection)
     streams: StreamsSection = Field(default_factory=StreamsSection)
     limits: LimitsSection = Field(default_factory=LimitsSection)
+    cache: CacheSection = Field(default_factory=CacheSection)
 
     @model_validator(mode="after")
     def _auth_off_only_on_loopback(self) -> HubSettings:
@@ -431,6 +465,7 @@ def load_settings(path: Path) -> HubSettings:
             questions=parsed.questions,
             streams=parsed.streams,
             limits=parsed.limits,
+            cache=parsed.cache,
         )
     except ValidationError as exc:
         problem = exc.errors(include_url=False, include_input=False)[0]["msg"].removeprefix("Value error, ")

@@ -293,6 +293,24 @@ class Forwarder:
             )
         )
 
+    async def audit_served(self, public_name: str, caller: Caller, result: Mapping[str, Any], served: str) -> None:
+        """Record a call answered without a downstream call of its own: from the cache (`cached`), or with the
+        answer of an identical call in flight (`coalesced`)."""
+        entry = self._catalog.tools.get(public_name)
+        await self._record(
+            AuditEvent(
+                at=self._clock(),
+                client=caller.client,
+                session=caller.session,
+                public_name=public_name,
+                connector_id=entry.connector_id if entry is not None else None,
+                downstream_name=entry.downstream_name if entry is not None else None,
+                outcome=AuditOutcome.TOOL_ERROR if result.get("isError") else AuditOutcome.OK,
+                latency_ms=0.0,
+                detail=served,
+            )
+        )
+
     async def audit_not_found(self, method: str, public_name: str, caller: Caller) -> None:
         """Record a call, get or read of something the hub never handed out."""
         outcome = AuditOutcome.UNKNOWN_TOOL if method == "tools/call" else AuditOutcome.NOT_FOUND

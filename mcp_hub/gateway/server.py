@@ -40,6 +40,7 @@ from mcp_hub.gateway.resources import ResourceRequests
 from mcp_hub.gateway.subscriptions import ResourceSubscriptions, SubscriptionRequests
 from mcp_hub.gateway.tasks import ApprovalTasks
 from mcp_hub.gateway.tools import ToolRequests
+from mcp_hub.limits.cache import CallCache
 from mcp_hub.limits.calls import CallLimits
 
 INSTRUCTIONS = (
@@ -107,6 +108,7 @@ def build_server(
     audience: str,
     approvals: ApprovalService | None = None,
     limits: CallLimits | None = None,
+    cache: CallCache | None = None,
     middleware: Sequence[ServerMiddleware[Any]] = (),
 ) -> HubServer:
     """The hub's MCP server, wired to its catalog, forwarder and change notifier.
@@ -126,7 +128,7 @@ def build_server(
         get_tool_input_schema=catalog.input_schema,
     )
     ToolRequests(
-        catalog, forwarder, resolve, lists, questions, approvals=approvals, tasks=tasks, limits=limits
+        catalog, forwarder, resolve, lists, questions, approvals=approvals, tasks=tasks, limits=limits, cache=cache
     ).register(server)
     holds = Holds(approvals)
     PromptRequests(catalog, forwarder, resolve, lists, questions, holds).register(server)

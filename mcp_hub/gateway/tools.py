@@ -1,7 +1,9 @@
 """`tools/list` and `tools/call` through the hub (https://modelcontextprotocol.io/specification/2026-07-28/server/tools).
 
-`tools/list` is answered from the catalog; `tools/call` is decided (grants), held for a human when an approval
-rule matches (`mcp_hub.approvals`), then forwarded (`mcp_hub.gateway.forwarding`).
+`tools/list` is answered from the catalog; `tools/call` is decided (grants), admitted (limits), held for a human
+when an approval rule matches (`mcp_hub.approvals`), then answered from the cache or coalesced with an identical
+call in flight when a cache rule names the tool (`mcp_hub.limits.cache`), else forwarded
+(`mcp_hub.gateway.forwarding`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from mcp_hub.approvals.subject import HeldSubject
 from mcp_hub.authz.scopes import required_scope
 from mcp_hub.catalog.catalog import CatalogEntry
 from mcp_hub.catalog.views import CatalogReader
+from mcp_hub.domain import ConnectorId
 from mcp_hub.downstream.relay import Relay
 from mcp_hub.errors import AccessDeniedError, TooManyPendingError, UnknownToolError
 from mcp_hub.gateway.caller import Asking, CallerResolver
@@ -30,7 +33,8 @@ from mcp_hub.gateway.guard import LIMITS_CHARGED_KEY
 from mcp_hub.gateway.lists import Lists
 from mcp_hub.gateway.questions import Questions
 from mcp_hub.gateway.tasks import ApprovalTasks
-from mcp_hub.limits.calls import CallLimits
+from mcp_hub.limits.cache import CallCache, Served, cache_key
+from mcp_hub.limits.calls import CallLimits, arguments_digest
 from mcp_hub.tool_results import hub_error_result
 
 
@@ -48,8 +52,10 @@ class ToolRequests:
         approvals: ApprovalService | None,
         tasks: ApprovalTasks | None,
         limits: CallLimits | None = None,
+        cache: CallCache | None = None,
     ) -> None:
         self._limits = limits
+        self._cache = cache
         self._questions = questions
         self._catalog = catalog
         self._forwarder = forwarder
@@ -85,6 +91,16 @@ class ToolRequests:
                 await self._forwarder.audit_limited(tool.public_name, asking.caller, refusal.outcome, refusal.message)
                 return limited_result(refusal)
         return self._catalog.localize("tools/call", await self._held_or_forwarded(ctx, asking, tool, params))
+
+    def _cacheable_for(self, tool: CatalogEntry) -> float | None:
+        """The TTL of the cache rule naming the tool; None for a tool no rule names or any approval rule could
+        hold (issue 10 §4: never cached, whatever a cache rule says)."""
+        if self._cache is None:
+            return None
+        ttl = self._cache.ttl_for(tool.connector_id, tool.public_name)
+        if ttl is None or (self._approvals is not None and self._approvals.may_hold(HeldSubject.of_entry(tool))):
+            return None
+        return ttl
 
     async def _held_or_forwarded(
         self,
@@ -123,12 +139,55 @@ class ToolRequests:
                     return tool_result_for(exc)
 
         async def send(relay: Relay, extra: Mapping[str, Any], on_progress: ProgressFnT | None) -> dict[str, Any]:
-            return await self._forwarder.call_tool(
-                tool.public_name, params.arguments, asking.caller, on_progress=on_progress, relay=relay, extra=extra
-            )
+            watched = _WatchedRelay(relay)
+
+            async def run() -> dict[str, Any]:
+                return await self._forwarder.call_tool(
+                    tool.public_name,
+                    params.arguments,
+                    asking.caller,
+                    on_progress=on_progress,
+                    relay=watched,
+                    extra=extra,
+                )
+
+            ttl = self._cacheable_for(tool)
+            if self._cache is None or ttl is None or extra:
+                # `extra`: answers to the downstream's questions, which belong to this caller's call only.
+                return await run()
+            principal = asking.principal
+            context = f"{principal.agent_id}/{principal.user_id or ''}" if principal is not None else "-"
+            key = cache_key(tool.public_name, tool.sha256, arguments_digest(params.arguments), context)
+            answer = await self._cache.call(key, ttl, run, personal=lambda: watched.asked)
+            if answer.served is not Served.RAN:
+                await self._forwarder.audit_served(tool.public_name, asking.caller, answer.result, answer.served)
+            return answer.result
 
         era = self._forwarder.era_of(tool.connector_id)
         return await self._questions.forward(ctx, self._resolve.principal_key(ctx), tool.connector_id, era, send)
+
+
+class _WatchedRelay:
+    """A relay that remembers whether the downstream asked the caller anything (such a result is theirs alone)."""
+
+    def __init__(self, relay: Relay) -> None:
+        self._relay = relay
+        self.asked = False
+
+    @property
+    def client_capabilities(self) -> Mapping[str, Any]:
+        return self._relay.client_capabilities
+
+    @property
+    def log_level(self) -> str | None:
+        return self._relay.log_level
+
+    async def log(self, connector_id: ConnectorId, params: Mapping[str, Any]) -> None:
+        await self._relay.log(connector_id, params)
+
+    async def ask(self, connector_id: ConnectorId, method: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        self.asked = True
+        return await self._relay.ask(connector_id, method, params)
 
 
 def _charged_by_the_guard(ctx: ServerRequestContext[Any, Any]) -> bool:
