@@ -33,6 +33,8 @@ class Principal:
     user_id: UserId | None = None
     token_scopes: tuple[str, ...] | None = None
     """None: no token (stdio `--agent`), so the grants alone decide."""
+    audience: str | None = None
+    """The token's audience (the hub's MCP URL or a virtual server's, issue 11 §6); None without a token."""
 
     @property
     def key(self) -> tuple[AgentId, UserId | None]:
@@ -116,7 +118,13 @@ class AccessDecider:
         if await self._is_revoked(token):
             raise InvalidTokenError("the access token has been revoked")
         user_id = None if token.user_id is None else UserId(token.user_id)
-        return Principal(agent_id=agent.id, agent_name=agent.name, user_id=user_id, token_scopes=token.scopes)
+        return Principal(
+            agent_id=agent.id,
+            agent_name=agent.name,
+            user_id=user_id,
+            token_scopes=token.scopes,
+            audience=token.audience,
+        )
 
     async def principal_for_agent(self, name: str) -> Principal:
         """A principal without a token (the stdio front door started with `--agent NAME`); `NotFoundError`."""
