@@ -151,4 +151,9 @@ class MetaTools:
             if found
             else f"no tool you may call matches {query!r}: try other words"
         )
-        return {"content": [{"type": "text", "text": text}], "structuredContent": {"tools": found}, "isError": False}
+        return {
+            "resultType": "complete",
+            "content": [{"type": "text", "text": text}],
+            "structuredContent": {"tools": found},
+            "isError": False,
+        }
