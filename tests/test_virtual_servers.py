@@ -160,8 +160,9 @@ async def test_a_virtual_server_publishes_its_own_protected_resource_metadata(hu
     async with hub.client() as http:
         refused = await http.post(virtual(hub, "ops"), json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
         document = (await http.get(f"{hub.base_url}/.well-known/oauth-protected-resource/mcp/v/ops")).json()
-    assert f'resource_metadata="{hub.base_url}/.well-known/oauth-protected-resource/mcp/v/ops"' in (
-        refused.headers["www-authenticate"]
+    assert (
+        f'resource_metadata="{hub.base_url}/.well-known/oauth-protected-resource/mcp/v/ops"'
+        in (refused.headers["www-authenticate"])
     )
     assert document["resource"] == virtual(hub, "ops")
     assert document["authorization_servers"] == [hub.base_url]
