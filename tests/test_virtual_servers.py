@@ -228,7 +228,7 @@ async def test_meta_tools_only_lists_the_pair_and_searches_under_the_servers_nam
         direct = await c.call_tool("other__pid", {})
         echo = await c.call_tool("search_tools", {"query": "echo"})
     assert listed == META
-    assert [hit["name"] for hit in json.loads(text_of(found))][0] == "other__pid"
+    assert json.loads(text_of(found))[0]["name"] == "other__pid"
     assert text_of(called) == text_of(direct)
     assert json.loads(text_of(echo))[0]["name"] == "other__echo"
 

@@ -72,8 +72,12 @@ class Access:
         key = (kind, public_name)
         answer = self._answers.get(key)
         if answer is None:
-            answer = scopes.any_matches(self.grants, kind, public_name) and (
-                self.token_scopes is None or scopes.any_matches(self.token_scopes, kind, public_name)
+            granted = scopes.matcher(self.grants, kind)
+            capped = None if self.token_scopes is None else scopes.matcher(self.token_scopes, kind)
+            answer = (
+                granted is not None
+                and granted.fullmatch(public_name) is not None
+                and (self.token_scopes is None or (capped is not None and capped.fullmatch(public_name) is not None))
             )
             if len(self._answers) < _MAX_REMEMBERED_NAMES:
                 self._answers[key] = answer
