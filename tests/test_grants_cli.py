@@ -8,6 +8,7 @@ import base64
 import json
 from collections.abc import AsyncGenerator
 from pathlib import Path
+from subprocess import CompletedProcess
 
 import anyio
 import pytest
@@ -45,7 +46,7 @@ async def test_grants_add_warns_of_a_pattern_that_matches_no_tool_and_strict_ref
     not granted; a pattern that matches a tool the hub saw is granted silently."""
     name = unique("granted")
     await make_agent(admin.hub, name)
-    results = {}
+    results: dict[str, CompletedProcess[bytes]] = {}
 
     async def run(label: str, *args: str) -> None:
         results[label] = await admin.run(*args)

@@ -125,8 +125,11 @@ async def test_a_virtual_server_token_is_accepted_there_and_nowhere_else(hub: Ru
     grants decide, as on /mcp/s/)."""
     scoped = await token(hub, virtual(hub, "support"), "tool:*")
     hub_wide = await token(hub, hub.url, "tool:*")
-    meta = {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}
-    ping = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": meta}}
+    meta: dict[str, Any] = {
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+    }
+    ping: dict[str, Any] = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": meta}}
     headers = {
         "Accept": "application/json, text/event-stream",
         "MCP-Protocol-Version": "2026-07-28",
