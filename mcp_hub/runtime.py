@@ -62,8 +62,10 @@ from mcp_hub.bodies import BodyDeadline
 from mcp_hub.catalog.catalog import Catalog
 from mcp_hub.catalog.sync import CatalogSync
 from mcp_hub.catalog.views import CatalogReader, ConnectorView
+from mcp_hub.catalog.virtual import VirtualView, change_touches
 from mcp_hub.config.connectors import ConnectorSpec
 from mcp_hub.config.settings import HubSettings
+from mcp_hub.config.virtual import MetaToolsMode, VirtualServerSpec, load_virtual_servers
 from mcp_hub.credentials import SecretValues
 from mcp_hub.db.approvals import ApprovalStore
 from mcp_hub.db.audit import AuditEvent, AuditStore
@@ -150,9 +152,12 @@ class Authorization:
     admin: IdentityAdmin
 
 
-def build_authorization(settings: HubSettings, stores: Stores, *, egress: EgressPolicy) -> Authorization:
+def build_authorization(
+    settings: HubSettings, stores: Stores, *, egress: EgressPolicy, virtual_servers: Sequence[str] = ()
+) -> Authorization:
+    """`virtual_servers`: their names; each is a protected resource of its own (issue 11 §6)."""
     auth = settings.auth
-    urls = OAuthUrls.of(settings)
+    urls = OAuthUrls.of(settings, virtual_servers)
     keys = KeyRing(
         stores.keys,
         publish_ahead=timedelta(seconds=auth.key_publish_ahead_seconds),
@@ -164,6 +169,7 @@ def build_authorization(settings: HubSettings, stores: Stores, *, egress: Egress
         resource=urls.resource,
         lifetime_seconds=auth.access_token_ttl_seconds,
         skew_seconds=auth.clock_skew_seconds,
+        other_audiences=urls.virtual_resources,
     )
     decider = AccessDecider(stores.identities, stores.oauth, ttl_seconds=auth.decision_cache_seconds)
     granter = ScopeGranter(stores.identities)
@@ -250,11 +256,20 @@ class Hub:
         errlog: TextIO = sys.stderr,
         egress: EgressPolicy = STRICT_EGRESS,
         stores: Callable[[AsyncEngine], Stores] = Stores.over,
+        virtual_servers: Sequence[VirtualServerSpec] | None = None,
     ) -> None:
         """`egress` is how the hub fetches URLs others name (client metadata documents); `stores` makes the
-        stores over the hub's engine. Both are for tests: one loosens the guard, the other orders a race."""
+        stores over the hub's engine. Both are for tests: one loosens the guard, the other orders a race.
+        `virtual_servers` default to the files of `[hub] virtual_dir`."""
         self.settings = settings
         self.connectors = list(connectors)
+        # --- issue 11 §6: virtual servers (curated profiles at <mcp>/v/<name>) ---
+        self.virtual_specs = (
+            list(virtual_servers) if virtual_servers is not None else load_virtual_servers(settings.virtual_dir)
+        )
+        self.virtual_notifiers = {
+            spec.name: ChangeNotifier(interested=partial(change_touches, spec)) for spec in self.virtual_specs
+        }
         self.engine = create_engine(settings.database.url)
         self.stores = stores(self.engine)
 
@@ -266,6 +281,7 @@ class Hub:
             listeners=[
                 self.notifier.on_catalog_change,
                 *(notifier.on_catalog_change for notifier in self.profile_notifiers.values()),
+                *(notifier.on_catalog_change for notifier in self.virtual_notifiers.values()),
             ]
         )
         # The connectors' expanded secrets never leave the hub in a downstream's words, nor reach a log line.
@@ -289,7 +305,13 @@ class Hub:
         self.questions = Questions(settings.questions, self.request_states, self.log_levels)
 
         # Identity: who may call what (absent when auth is off, on loopback only).
-        self.auth = build_authorization(settings, self.stores, egress=egress) if settings.auth.enabled else None
+        self.auth = (
+            build_authorization(
+                settings, self.stores, egress=egress, virtual_servers=[spec.name for spec in self.virtual_specs]
+            )
+            if settings.auth.enabled
+            else None
+        )
 
         # Traffic control: rate limits, quotas and loop breaking per agent (in Redis when several replicas share).
         self.limits = CallLimits(
@@ -320,11 +342,18 @@ class Hub:
 
         # Front doors: the MCP server (HTTP here; stdio in `serve_stdio`), its 2025-11-25 streams resumable from
         # the events they carried (in this process: replicas need session affinity, as for the sessions).
-        self.server = self.server_for(None)
+        self.server = self.server_for(None, meta_tools=settings.catalog.meta_tools)
         self.profiles = {connector: ConnectorView(self.catalog, connector) for connector in self.profile_notifiers}
         self.profile_servers = {
             connector: self.server_for(None, reader=view, notifier=self.profile_notifiers[connector])
             for connector, view in self.profiles.items()
+        }
+        self.virtual_views = {spec.name: VirtualView(self.catalog, spec) for spec in self.virtual_specs}
+        self.virtual_servers = {
+            name: self.server_for(
+                None, reader=view, notifier=self.virtual_notifiers[name], meta_tools=view.spec.meta_tools
+            )
+            for name, view in self.virtual_views.items()
         }
         self.stream_events = InMemoryEventLog(StreamLimits.of(settings.streams))
         self.legacy_sessions = LegacySessions(per_principal=settings.hub.max_legacy_sessions_per_principal)
@@ -336,6 +365,7 @@ class Hub:
         *,
         reader: CatalogReader | None = None,
         notifier: ChangeNotifier | None = None,
+        meta_tools: MetaToolsMode = "off",
     ) -> HubServer:
         """An MCP server over this hub; with auth, `stdio_principal` is whom the stdio front door serves.
 
@@ -360,6 +390,8 @@ class Hub:
             limits=self.limits if self.auth is not None else None,
             cache=self.cache,
             middleware=middleware,
+            meta_tools=meta_tools,
+            search_results=self.settings.catalog.search_results,
         )
 
     @asynccontextmanager
@@ -377,7 +409,7 @@ class Hub:
                 await self.approvals.recover()
                 await stack.enter_async_context(self.webhooks.running())
                 await stack.enter_async_context(self.notifier.running())
-                for profile_notifier in self.profile_notifiers.values():
+                for profile_notifier in (*self.profile_notifiers.values(), *self.virtual_notifiers.values()):
                     await stack.enter_async_context(profile_notifier.running())
                 await stack.enter_async_context(self.questions.running())
                 await stack.enter_async_context(self.pool.running())
@@ -468,6 +500,11 @@ def profile_path(settings: HubSettings, connector: str) -> str:
     return f"{settings.hub.mcp_path}/s/{connector}"
 
 
+def virtual_path(settings: HubSettings, name: str) -> str:
+    """Where a virtual server is served (issue 11 §6), beside the connectors' profiles at `<mcp>/s/`."""
+    return f"{settings.hub.mcp_path}/v/{name}"
+
+
 def _public_name_in(view: ConnectorView, name: str) -> str | None:
     tool = view.tools.get(name)
     return tool.public_name if tool is not None else None
@@ -480,6 +517,7 @@ def build_app(hub: Hub, *, on_started: Callable[[], None] | None = None) -> Star
     """
     settings, auth = hub.settings, hub.auth
     guard: Guard | None = None
+    guard_of_virtual: Callable[[str], Guard] | None = None
     routes: list[BaseRoute] = []
     if auth is not None:
 
@@ -490,14 +528,22 @@ def build_app(hub: Hub, *, on_started: Callable[[], None] | None = None) -> Star
             await hub.forwarder.audit_limited(tool, Caller(client=caller_label), refusal.outcome, refusal.message)
 
         def bearer_guard(
-            app: ASGIApp, public_tool_name: Callable[[str], str | None], auth: Authorization = auth
+            app: ASGIApp,
+            public_tool_name: Callable[[str], str | None],
+            auth: Authorization = auth,
+            *,
+            virtual: str | None = None,
         ) -> ASGIApp:
+            # Hub-wide tokens work everywhere; a virtual server's token only on that virtual server (issue 11 §6).
+            path = settings.hub.mcp_path if virtual is None else virtual_path(settings, virtual)
+            audiences = {auth.urls.resource, auth.urls.url(path)}
             return BearerAuthMiddleware(
                 app,
                 authenticator=auth.bearer,
                 decider=auth.decider,
                 issuer=auth.urls.issuer,
-                resource_metadata_url=auth.urls.resource_metadata_url,
+                resource_metadata_url=auth.urls.resource_metadata_url_of(path),
+                audiences=frozenset(audiences),
                 public_tool_name=public_tool_name,
                 max_body_bytes=settings.hub.max_request_body_bytes,
                 on_refused=audit_refusal,
@@ -507,6 +553,11 @@ def build_app(hub: Hub, *, on_started: Callable[[], None] | None = None) -> Star
             )
 
         guard = bearer_guard
+
+        def virtual_guard(name: str) -> Guard:
+            return partial(bearer_guard, virtual=name)
+
+        guard_of_virtual = virtual_guard
         sessions = WebSessions(
             hub.stores.web_sessions,
             hub.stores.identities,
@@ -548,13 +599,24 @@ def build_app(hub: Hub, *, on_started: Callable[[], None] | None = None) -> Star
             sessions=hub.legacy_sessions,
             guard=guard,
         )
+    for name, view in hub.virtual_views.items():
+        mcp += mcp_routes(
+            hub.virtual_servers[name],
+            settings,
+            hub.catalog,
+            path=virtual_path(settings, name),
+            public_tool_name=view.public_tool_name,
+            stream_events=hub.stream_events,
+            sessions=hub.legacy_sessions,
+            guard=None if guard_of_virtual is None else guard_of_virtual(name),
+        )
     routes = [*mcp, *routes, *health_routes(hub.health_report, hub.readiness)]
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncGenerator[None]:
         async with AsyncExitStack() as stack:
             await stack.enter_async_context(hub.running())
-            for server in (hub.server, *hub.profile_servers.values()):
+            for server in (hub.server, *hub.profile_servers.values(), *hub.virtual_servers.values()):
                 await stack.enter_async_context(server.session_manager.run())
             if on_started is not None:
                 on_started()
@@ -658,7 +720,8 @@ async def admin_tools(settings: HubSettings) -> AsyncGenerator[AdminTools]:
     """The admin parts over the database of `settings` (which must be at the current schema)."""
     async with current_database(settings.database.url) as engine:
         stores = Stores.over(engine)
-        auth = build_authorization(settings, stores, egress=STRICT_EGRESS)
+        virtual = [spec.name for spec in load_virtual_servers(settings.virtual_dir)]
+        auth = build_authorization(settings, stores, egress=STRICT_EGRESS, virtual_servers=virtual)
         await auth.keys.load()
         audit = AuditWriter.configured(stores.audit, settings.audit)
         async with audit.running():

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -152,6 +152,11 @@ class IdentityAdmin:
         self._on_change()
         return removed
 
+    async def effective(self, subject: str, names: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+        """Which of the catalog's (kind, public name) pairs the subject's grants allow now (issue 11 §8)."""
+        granted = await self.list_grants(subject)
+        return [(kind, name) for kind, name in names if scopes.any_matches(granted, kind, name)]
+
     async def list_grants(self, subject: str) -> list[str]:
         agent_id, user_id = await self._subject(subject)
         return await self._identities.grants_of(agent_id=agent_id, user_id=user_id)
@@ -170,13 +175,14 @@ class IdentityAdmin:
         """A new password (the same rules as at creation); the user's open web sessions end."""
         await self._identities.reset_user_password(name, hash_password(password))
 
-    async def mint_token(self, name: str, scope: str | None = None) -> dict[str, Any]:
-        """A client-credentials token for an agent, issued without its secret (for scripts and tests)."""
+    async def mint_token(self, name: str, scope: str | None = None, *, audience: str | None = None) -> dict[str, Any]:
+        """A client-credentials token for an agent, issued without its secret (for scripts and tests); for the
+        hub's MCP URL, or `audience` (a virtual server's URL, already accepted by `OAuthUrls.accept_resource`)."""
         agent = await self._identities.agent_by_name(name)
         if not agent.enabled:
             raise InvalidInputError(f"agent {name!r} is disabled")
         granted = await self._granter.for_agent(agent, scope)
-        return self._tokens.token_response(agent.client_id, granted)
+        return self._tokens.token_response(agent.client_id, granted, audience=audience)
 
     async def _user(self, name: str) -> UserRecord:
         user = await self._identities.user_by_name(name)

@@ -135,6 +135,15 @@ class ApprovalPolicy:
         candidates, sensitive_rule = self._rules_for(subject)
         return bool(candidates) or sensitive_rule is not None
 
+    def holds_for(self, agent_name: str, subject: HeldSubject) -> str | None:
+        """Without arguments, for an admin's overview (`mcp-hub catalog --agent`): `always` when a rule holds
+        every call of `subject` by this agent, `sometimes` when only rules with argument conditions do."""
+        candidates, sensitive_rule = self._rules_for(subject)
+        applicable = [rule for rule in candidates if not rule.agents or agent_name in rule.agents]
+        if sensitive_rule is not None or any(not rule.when for rule in applicable):
+            return "always"
+        return "sometimes" if applicable else None
+
     def _rules_for(self, subject: HeldSubject) -> tuple[tuple[ApprovalRule, ...], str | None]:
         key = (subject.method, subject.public_name, subject.connector_id, subject.downstream_name)
         found = self._by_subject.get(key)

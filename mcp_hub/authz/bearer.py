@@ -20,6 +20,11 @@ class BearerAuthenticator:
         self._tokens = tokens
         self._decider = decider
 
+    @property
+    def resource(self) -> str:
+        """The hub's own MCP resource URL (the default audience)."""
+        return self._tokens.resource
+
     async def authenticate(self, authorization: str | None) -> Principal:
         """The caller behind an `Authorization` header value; `InvalidTokenError` (no `error`: no token sent)."""
         if authorization is None:

@@ -33,6 +33,8 @@ class Principal:
     user_id: UserId | None = None
     token_scopes: tuple[str, ...] | None = None
     """None: no token (stdio `--agent`), so the grants alone decide."""
+    audience: str | None = None
+    """The token's audience (the hub's MCP URL or a virtual server's, issue 11 §6); None without a token."""
 
     @property
     def key(self) -> tuple[AgentId, UserId | None]:
@@ -70,8 +72,12 @@ class Access:
         key = (kind, public_name)
         answer = self._answers.get(key)
         if answer is None:
-            answer = scopes.any_matches(self.grants, kind, public_name) and (
-                self.token_scopes is None or scopes.any_matches(self.token_scopes, kind, public_name)
+            granted = scopes.matcher(self.grants, kind)
+            capped = None if self.token_scopes is None else scopes.matcher(self.token_scopes, kind)
+            answer = (
+                granted is not None
+                and granted.fullmatch(public_name) is not None
+                and (self.token_scopes is None or (capped is not None and capped.fullmatch(public_name) is not None))
             )
             if len(self._answers) < _MAX_REMEMBERED_NAMES:
                 self._answers[key] = answer
@@ -116,7 +122,13 @@ class AccessDecider:
         if await self._is_revoked(token):
             raise InvalidTokenError("the access token has been revoked")
         user_id = None if token.user_id is None else UserId(token.user_id)
-        return Principal(agent_id=agent.id, agent_name=agent.name, user_id=user_id, token_scopes=token.scopes)
+        return Principal(
+            agent_id=agent.id,
+            agent_name=agent.name,
+            user_id=user_id,
+            token_scopes=token.scopes,
+            audience=token.audience,
+        )
 
     async def principal_for_agent(self, name: str) -> Principal:
         """A principal without a token (the stdio front door started with `--agent NAME`); `NotFoundError`."""

@@ -95,5 +95,10 @@ class AuthorizationCodeGrant(FamilyGrant):
         await self._store.bind_code_to_family(code_sha256, family.id)
         refresh = await self._refresh_tokens.issue(family.id) if agent.may_use(GrantType.REFRESH_TOKEN) else None
         return self._tokens.token_response(
-            agent.client_id, granted, user_id=record.user_id, family_id=family.id, refresh_token=refresh
+            agent.client_id,
+            granted,
+            user_id=record.user_id,
+            family_id=family.id,
+            refresh_token=refresh,
+            audience=record.resource,
         )

@@ -27,4 +27,4 @@ class ClientCredentialsGrant(RegisteredGrant):
             raise OAuthError("unauthorized_client", "a public client cannot use client_credentials")
         agent = self.registered_client(request)
         granted = await self._granter.for_agent(agent, request.form.get("scope"))
-        return self._tokens.token_response(agent.client_id, granted)
+        return self._tokens.token_response(agent.client_id, granted, audience=request.resource)

@@ -112,5 +112,10 @@ class RefreshTokenGrant(FamilyGrant):
             granted = await self._granter.for_user_at_token_endpoint(agent, family.user_id, scope)
         refresh = await self._refresh_tokens.issue(family.id)
         return self._tokens.token_response(
-            agent.client_id, granted, user_id=family.user_id, family_id=family.id, refresh_token=refresh
+            agent.client_id,
+            granted,
+            user_id=family.user_id,
+            family_id=family.id,
+            refresh_token=refresh,
+            audience=family.resource,
         )

@@ -8,6 +8,7 @@ confusing clients.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from authlib.oauth2.rfc8414 import AuthorizationServerMetadata
@@ -72,10 +73,10 @@ def authorization_server_metadata(urls: OAuthUrls, settings: AuthSection) -> dic
     return metadata
 
 
-def protected_resource_metadata(urls: OAuthUrls) -> dict[str, Any]:
-    """RFC 9728 §2."""
+def protected_resource_metadata(urls: OAuthUrls, resource: str | None = None) -> dict[str, Any]:
+    """RFC 9728 §2, for the hub's MCP endpoint or (`resource`) a virtual server's."""
     return {
-        "resource": urls.resource,
+        "resource": resource or urls.resource,
         "authorization_servers": [urls.issuer],
         "jwks_uri": urls.url(JWKS_PATH),
         "bearer_methods_supported": ["header"],
@@ -95,14 +96,26 @@ class MetadataEndpoints:
         self._resource = protected_resource_metadata(urls)
         self._keys = keys
         self._mcp_path = urls.mcp_path
+        # A virtual server is its own protected resource (issue 11 §6): its document names its own URL.
+        self._virtual = {
+            path: protected_resource_metadata(urls, urls.url(path)) | {"resource_name": f"mcp-hub {path}"}
+            for path in urls.virtual_paths
+        }
 
     def routes(self) -> list[Route]:
         return [
             Route(AS_METADATA_PATH, self._server_metadata, methods=["GET"]),
             Route(PR_METADATA_PATH + self._mcp_path, self._resource_metadata, methods=["GET"]),
             Route(PR_METADATA_PATH, self._resource_metadata, methods=["GET"]),
+            *(
+                Route(PR_METADATA_PATH + path, partial(self._virtual_metadata, document), methods=["GET"])
+                for path, document in self._virtual.items()
+            ),
             Route(JWKS_PATH, self._jwks, methods=["GET"]),
         ]
+
+    async def _virtual_metadata(self, document: dict[str, Any], _request: Request) -> Response:
+        return JSONResponse(document)
 
     async def _server_metadata(self, _request: Request) -> Response:
         return JSONResponse(self._server)

@@ -49,6 +49,16 @@ def matches(pattern: str, kind: str, name: str) -> bool:
     return pattern_kind == kind and _glob(glob).fullmatch(name) is not None
 
 
+@lru_cache(maxsize=1024)
+def matcher(patterns: tuple[str, ...], kind: str) -> re.Pattern[str] | None:
+    """One regular expression for every pattern of `kind` (None: none of that kind): what `any_matches` answers,
+    in one match per name instead of one per pattern (a filtered list walks 10,000 names, issue 11 §7)."""
+    globs = [glob for pattern_kind, _, glob in (pattern.partition(":") for pattern in patterns) if pattern_kind == kind]
+    if not globs:
+        return None
+    return re.compile("|".join(f"(?:{_glob(glob).pattern})" for glob in globs), re.DOTALL)
+
+
 def any_matches(patterns: Iterable[str], kind: str, name: str) -> bool:
     return any(matches(pattern, kind, name) for pattern in patterns)
 

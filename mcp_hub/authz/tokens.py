@@ -19,7 +19,7 @@ import math
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from authlib.oauth2.rfc9068.claims import JWTAccessTokenClaims
 from joserfc import jwt
@@ -72,7 +72,10 @@ class TokenService:
         lifetime_seconds: int,
         skew_seconds: int,
         clock: Clock = utc_now,
+        other_audiences: Sequence[str] = (),
     ) -> None:
+        """`other_audiences`: the virtual servers' resource URLs, accepted as `aud` too (issue 11 §6); which
+        endpoint accepts which audience is the bearer guard's decision."""
         self._keys = keys
         self._issuer = issuer
         self._resource = resource
@@ -81,12 +84,13 @@ class TokenService:
         self._clock = clock
         self._required_claims: dict[str, Any] = {
             "iss": {"essential": True, "value": issuer},
-            "aud": {"essential": True, "value": resource},
+            "aud": {"essential": True, "values": [resource, *other_audiences]},
             **{name: {"essential": True} for name in ("exp", "iat", "sub", "client_id", "jti")},
         }
         # Verified tokens by their text: a signature is checked once per token, not once per request.
         # Only time-dependent checks run again on a hit; revocation is the decider's job.
         self._verified: dict[str, AccessToken] = {}
+        self._audiences = frozenset((resource, *other_audiences))
 
     @property
     def resource(self) -> str:
@@ -100,6 +104,7 @@ class TokenService:
         lifetime_seconds: int,
         user_id: str | None = None,
         family_id: str | None = None,
+        audience: str | None = None,
     ) -> tuple[str, AccessToken]:
         """Sign a new access token; `sub` is the user when there is one, the client otherwise (RFC 9068 §2.2)."""
         now = int(self._clock().timestamp())
@@ -108,7 +113,7 @@ class TokenService:
             subject=user_id or client_id,
             client_id=client_id,
             scopes=tuple(scopes),
-            audience=self._resource,
+            audience=audience or self._resource,
             issued_at=now,
             expires_at=now + lifetime_seconds,
             user_id=user_id,
@@ -139,6 +144,7 @@ class TokenService:
         user_id: str | None = None,
         family_id: str | None = None,
         refresh_token: str | None = None,
+        audience: str | None = None,
     ) -> dict[str, Any]:
         """RFC 6749 §5.1: the success body of the token endpoint, with a fresh access token."""
         token, claims = self.issue(
@@ -147,6 +153,7 @@ class TokenService:
             lifetime_seconds=self._lifetime,
             user_id=user_id,
             family_id=family_id,
+            audience=audience,
         )
         body: dict[str, Any] = {
             "access_token": token,
@@ -226,12 +233,19 @@ class TokenService:
             subject=subject,
             client_id=client_id,
             scopes=tuple(scope.split()),
-            audience=self._resource,
+            audience=self._audience_of(claims.get("aud")),
             issued_at=int(claims["iat"]),
             expires_at=int(claims["exp"]),
             user_id=subject if subject != client_id else None,
             family_id=family if isinstance(family, str) else None,
         )
+
+    def _audience_of(self, aud: object) -> str:
+        """The one of this hub's audiences the (already validated) `aud` claim names."""
+        named = [aud] if isinstance(aud, str) else [item for item in cast("list[object]", aud) if isinstance(item, str)]
+        if self._resource in named:
+            return self._resource
+        return next(item for item in named if item in self._audiences)
 
     def _refusal(self, failed: str, claims: dict[str, Any]) -> str:
         """What the refusal says, for the claim (or the comma-separated missing claims) that failed."""

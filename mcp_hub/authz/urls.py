@@ -1,7 +1,8 @@
-"""Where the authorization server and the protected resource live: the issuer, the one resource, the paths.
+"""Where the authorization server and the protected resources live: the issuer, the resources, the paths.
 
-The hub is the authorization server of exactly one protected resource, its MCP endpoint (RFC 8707: the `aud` of
-every access token it issues). The issuer is the hub's public base URL (RFC 8414 §2, RFC 9207).
+The hub is the authorization server of its MCP endpoint (RFC 8707: the `aud` of the access tokens it issues by
+default) and of each virtual server's endpoint (`<mcp>/v/<name>`, issue 11 §6: a token asked for with that URL as
+`resource` is audience-bound to it alone). The issuer is the hub's public base URL (RFC 8414 §2, RFC 9207).
 """
 
 from __future__ import annotations
@@ -30,10 +31,26 @@ class OAuthUrls:
     issuer: str
     resource: str
     mcp_path: str
+    virtual_paths: tuple[str, ...] = ()
+    """The paths of the virtual servers (`<mcp_path>/v/<name>`), each its own protected resource."""
 
     @classmethod
-    def of(cls, settings: HubSettings) -> OAuthUrls:
-        return cls(issuer=settings.public_base_url, resource=settings.mcp_resource_url, mcp_path=settings.hub.mcp_path)
+    def of(cls, settings: HubSettings, virtual_servers: Sequence[str] = ()) -> OAuthUrls:
+        return cls(
+            issuer=settings.public_base_url,
+            resource=settings.mcp_resource_url,
+            mcp_path=settings.hub.mcp_path,
+            virtual_paths=tuple(f"{settings.hub.mcp_path}/v/{name}" for name in virtual_servers),
+        )
+
+    @property
+    def virtual_resources(self) -> tuple[str, ...]:
+        """The virtual servers' resource URLs (the only other audiences this hub issues tokens for)."""
+        return tuple(self.url(path) for path in self.virtual_paths)
+
+    def resource_metadata_url_of(self, path: str) -> str:
+        """RFC 9728 §3.1 for the resource at `path` (the hub's MCP path or a virtual server's)."""
+        return self.url(PR_METADATA_PATH + path)
 
     def url(self, path: str) -> str:
         return self.issuer + path
@@ -48,12 +65,14 @@ class OAuthUrls:
         return self.url(PR_METADATA_PATH + self.mcp_path)
 
     def accept_resource(self, requested: Sequence[str]) -> str:
-        """RFC 8707 §2: the `resource` values of a request → the one resource this hub issues tokens for."""
+        """RFC 8707 §2: the `resource` values of a request → the resource the token is for (the hub's MCP
+        endpoint when none is named, or a virtual server's endpoint)."""
         if len(requested) > 1:
             raise OAuthError("invalid_target", "one resource per request")
         if not requested:
             return self.resource
         # Exact match, tolerating the one trailing slash some clients add to a URL with a path.
-        if requested[0] not in (self.resource, self.resource + "/"):
-            raise OAuthError("invalid_target", f"this hub issues tokens only for {self.resource}")
-        return self.resource
+        asked = requested[0].removesuffix("/") if requested[0].endswith("/") else requested[0]
+        if asked == self.resource or asked in self.virtual_resources:
+            return asked
+        raise OAuthError("invalid_target", f"this hub issues tokens only for {self.resource} and its virtual servers")

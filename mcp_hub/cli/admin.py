@@ -11,6 +11,7 @@ from typing import Any
 
 import anyio
 
+from mcp_hub.authz import scopes
 from mcp_hub.authz.urls import TOKEN_PATH
 from mcp_hub.cli.approvals import add_approvals_command, run_approvals
 from mcp_hub.cli.limits import add_limits_command, run_limits
@@ -44,7 +45,13 @@ def add_admin_commands(commands: Any, common: argparse.ArgumentParser) -> None:
         grant = grant_commands.add_parser(verb, parents=[common])
         grant.add_argument("subject", help="an agent name, or user:NAME")
         grant.add_argument("pattern", help="tool:<glob>, e.g. tool:time__*")
-    grant_commands.add_parser("list", parents=[common]).add_argument("subject")
+        if verb == "add":
+            grant.add_argument(
+                "--strict", action="store_true", help="refuse (exit 1) a tool pattern that matches no known tool"
+            )
+    grant_list = grant_commands.add_parser("list", parents=[common])
+    grant_list.add_argument("subject")
+    grant_list.add_argument("--effective", action="store_true", help="the tools the subject can call now")
 
     users = commands.add_parser("users", parents=[common], help="humans who log in to the web pages")
     user_commands = users.add_subparsers(dest="users_command", required=True)
@@ -70,6 +77,7 @@ def add_admin_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     token.add_argument("name")
     token.add_argument("--scope", help="narrow the token (space-separated patterns)")
     token.add_argument("--json", action="store_true", help="the whole token response")
+    token.add_argument("--resource", metavar="URL", help="a virtual server's URL: a token valid there alone")
 
     keys = commands.add_parser("keys", parents=[common], help="token signing keys")
     key_commands = keys.add_subparsers(dest="keys_command", required=True)
@@ -165,6 +173,11 @@ async def _grants(tools: AdminTools, args: argparse.Namespace, _password: str | 
     verb: str = args.grants_command
     admin = tools.auth.admin
     if verb == "add":
+        unmatched = await _matches_nothing(tools, args.pattern)
+        if unmatched is not None:
+            print(f"mcp-hub: {'refused' if args.strict else 'warning'}: {unmatched}", file=sys.stderr)
+            if args.strict:
+                return 1
         added = await admin.add_grant(args.subject, args.pattern)
         print(f"{args.subject}: {args.pattern} {'granted' if added else 'was already granted'}")
         return 0
@@ -172,9 +185,71 @@ async def _grants(tools: AdminTools, args: argparse.Namespace, _password: str | 
         removed = await admin.remove_grant(args.subject, args.pattern)
         print(f"{args.subject}: {args.pattern} {'removed' if removed else 'was not granted'}")
         return 0 if removed else 1
+    if args.effective:
+        catalog = [("tool", row.public_name) for row in await tools.stores.catalog.catalog()]
+        for _kind, name in await admin.effective(args.subject, catalog):
+            print(name)
+        return 0
     for pattern in await admin.list_grants(args.subject):
         print(pattern)
     return 0
+
+
+async def _matches_nothing(tools: AdminTools, pattern: str) -> str | None:
+    """Why a tool grant pattern is likely a mistake (it matches no tool the hub last saw), or None (issue 11 §8).
+
+    Only tools are recorded (`catalog_tools`); prompt and resource patterns are not checked."""
+    kind, _, _ = scopes.validate_pattern(pattern).partition(":")
+    if kind != "tool":
+        return None
+    rows = await tools.stores.catalog.catalog()
+    if any(scopes.matches(pattern, "tool", row.public_name) for row in rows):
+        return None
+    return (
+        f"{pattern} matches none of the {len(rows)} tools the hub last saw (public names are <connector>__<tool>: "
+        "see `mcp-hub catalog`)"
+    )
+
+
+async def catalog_for_agent(tools: AdminTools, name: str, as_json: bool) -> int:
+    """`mcp-hub catalog --agent NAME`: the tools the agent may call now, their descriptions, and which need a
+    human's approval (issue 11 §8)."""
+    from mcp_hub.approvals.policy import ApprovalPolicy
+    from mcp_hub.approvals.subject import HeldSubject
+    from mcp_hub.config.connectors import load_connectors
+
+    policy = ApprovalPolicy(tools.settings.approvals.rules, load_connectors(tools.settings.connectors_dir))
+    rows = {row.public_name: row for row in await tools.stores.catalog.catalog()}
+    allowed = await tools.auth.admin.effective(name, [("tool", public) for public in rows])
+    shown: list[dict[str, Any]] = []
+    for _kind, public in allowed:
+        row = rows[public]
+        description = " ".join(str(row.definition.get("description") or "").split())
+        subject = HeldSubject(
+            method="tools/call",
+            public_name=public,
+            connector_id=row.connector_id,
+            downstream_name=row.downstream_name,
+            sha256=row.sha256,
+            description=description,
+        )
+        shown.append({"name": public, "description": description, "approval": policy.holds_for(name, subject)})
+    if as_json:
+        _print_json(shown)
+        return 0
+    print(f"# {len(shown)} of {len(rows)} tools visible to {name}; APPROVAL: always, sometimes (by arguments), -")
+    print(f"{'NAME':<40} {'APPROVAL':<9} DESCRIPTION")
+    for item in shown:
+        print(f"{item['name']:<40} {item['approval'] or '-':<9} {item['description'][:100]}")
+    return 0
+
+
+def run_catalog_for_agent(settings: HubSettings, name: str, as_json: bool) -> int:
+    async def run() -> int:
+        async with admin_tools(settings) as tools:
+            return await catalog_for_agent(tools, name, as_json)
+
+    return anyio.run(run)
 
 
 async def _users(tools: AdminTools, args: argparse.Namespace, password: str | None) -> int:
@@ -204,7 +279,8 @@ async def _users(tools: AdminTools, args: argparse.Namespace, password: str | No
 
 
 async def _token(tools: AdminTools, args: argparse.Namespace, _password: str | None) -> int:
-    response = await tools.auth.admin.mint_token(args.name, args.scope)
+    audience = None if args.resource is None else tools.auth.urls.accept_resource([args.resource])
+    response = await tools.auth.admin.mint_token(args.name, args.scope, audience=audience)
     if args.json:
         _print_json(response)
     else:

@@ -16,7 +16,8 @@ from typing import Any
 import anyio
 import httpx2
 
-from mcp_hub.cli.admin import ADMIN_COMMANDS, add_admin_commands, run_admin
+from mcp_hub.cli.admin import ADMIN_COMMANDS, add_admin_commands, run_admin, run_catalog_for_agent
+from mcp_hub.cli.virtual import add_virtual_command, run_virtual
 from mcp_hub.config.connectors import ConnectorSpec, load_connectors
 from mcp_hub.config.settings import HubSettings, load_settings
 from mcp_hub.domain import ConnectorId, ConnectorListing, Health
@@ -59,6 +60,9 @@ def _parser() -> argparse.ArgumentParser:
     catalog = commands.add_parser("catalog", parents=[common], help="public tool names and their connectors")
     catalog.add_argument("--json", action="store_true")
     catalog.add_argument("--live", action="store_true", help="connect to every connector, not read the database")
+    # issue 11 §8 / §6: the catalog as one agent sees it; virtual servers
+    catalog.add_argument("--agent", metavar="NAME", help="only what this agent may call, with approval needs")
+    add_virtual_command(commands, common)
     add_admin_commands(commands, common)
     return parser
 
@@ -128,6 +132,10 @@ def _dispatch(args: argparse.Namespace, settings: HubSettings) -> int:
         if args.connectors_command == "list":
             return anyio.run(_connectors_list, settings, specs, args.json)
         return anyio.run(_connectors_check, settings, specs, args.connector_id)
+    if command == "virtual":
+        return run_virtual(args, settings)
+    if command == "catalog" and args.agent is not None:
+        return run_catalog_for_agent(settings, args.agent, args.json)
     if command == "catalog":
         specs = load_connectors(settings.connectors_dir)
         return anyio.run(_catalog, settings, specs, args.json, args.live)

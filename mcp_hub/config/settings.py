@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mcp_hub.config._toml import read_toml, validate
+from mcp_hub.config.virtual import MetaToolsMode
 from mcp_hub.errors import ConfigError
 
 DATABASE_URL_ENV = "MCP_HUB_DATABASE_URL"
@@ -32,6 +33,8 @@ class HubSection(_Section):
     public_base_url: str | None = None
     mcp_path: str = "/mcp"
     connectors_dir: str = "connectors"
+    virtual_dir: str = "virtual"
+    """Virtual servers (issue 11 §6): one `<name>.toml` each, served at `<mcp_path>/v/<name>`; may be absent."""
     allowed_hosts: list[str] = Field(default_factory=list[str])
     allowed_origins: list[str] = Field(default_factory=list[str])
     max_request_body_bytes: Annotated[int, Field(gt=0)] = 4 * 1024 * 1024
@@ -83,6 +86,10 @@ class TimeoutsSection(_Section):
 class CatalogSection(_Section):
     page_size: Annotated[int, Field(gt=0, le=10_000)] = 500
     list_ttl_ms: Annotated[int, Field(ge=0)] = 60_000
+    # Issue 11 §7: the search meta-tools on /mcp itself (a virtual server sets its own in its file).
+    meta_tools: MetaToolsMode = "off"
+    search_results: Annotated[int, Field(gt=0, le=200)] = 20
+    """The most tools one `search_tools` answer lists."""
 
 
 class StreamsSection(_Section):
@@ -393,6 +400,14 @@ class HubSettings(BaseModel):
     @property
     def connectors_dir(self) -> Path:
         return _resolve(self.config_path.parent, self.hub.connectors_dir)
+
+    @property
+    def virtual_dir(self) -> Path:
+        return _resolve(self.config_path.parent, self.hub.virtual_dir)
+
+    def virtual_resource_url(self, name: str) -> str:
+        """A virtual server's own MCP resource URL (RFC 8707): the `aud` of tokens issued for it alone."""
+        return f"{self.mcp_resource_url}/v/{name}"
 
     @property
     def public_base_url(self) -> str:

@@ -4,7 +4,8 @@
 Pure ASGI middleware (it must not buffer responses, which may be SSE streams). Per request:
 1. `Authorization: Bearer <token>` (`mcp_hub.authz.bearer`). Missing or invalid → 401 with
    `WWW-Authenticate: Bearer resource_metadata=..., scope=...` (RFC 9728 §5.1, MCP authorization spec), so
-   clients can discover the authorization server.
+   clients can discover the authorization server. A token whose audience this endpoint does not accept
+   (`audiences`: a virtual server's token anywhere but on that virtual server, issue 11 §6) is invalid here.
 2. The token's principal and its `Access` (`mcp_hub.authz.decisions`) go into the ASGI scope for the
    MCP handlers (`scope["mcp_hub.principal"]`, `scope["mcp_hub.access"]`).
 3. A 2026-07-28 `tools/call` outside the caller's grants is answered here with 403
@@ -81,7 +82,10 @@ class BearerAuthMiddleware:
         limits: CallLimits | None = None,
         on_limited: Callable[[str, str, Refusal], Awaitable[None]] | None = None,
         sessions: LegacySessions | None = None,
+        audiences: frozenset[str] | None = None,
     ) -> None:
+        """`audiences`: the token audiences this endpoint accepts (None: whatever the token service verified)."""
+        self._audiences = audiences
         self._limits = limits
         self._on_limited = on_limited
         self._app = app
@@ -101,7 +105,7 @@ class BearerAuthMiddleware:
             return
         headers = Headers(scope=scope)
         try:
-            principal = await self._authenticator.authenticate(headers.get("authorization"))
+            principal = self._for_this_resource(await self._authenticator.authenticate(headers.get("authorization")))
         except InvalidTokenError as exc:
             await unauthorized_response(exc, self._resource_metadata_url)(scope, receive, send)
             return
@@ -137,6 +141,11 @@ class BearerAuthMiddleware:
                     scope[LIMITS_CHARGED_KEY] = True
 
         await self._app(scope, receive, send)
+
+    def _for_this_resource(self, principal: Principal) -> Principal:
+        if self._audiences is not None and principal.audience not in self._audiences:
+            raise InvalidTokenError(f"the access token is not for this resource (aud: {principal.audience})")
+        return principal
 
     async def _session_allowed(
         self,

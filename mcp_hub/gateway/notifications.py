@@ -15,7 +15,7 @@ into one notification per client, since list-changed is a level, not an edge.
 from __future__ import annotations
 
 import weakref
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Final
 
@@ -45,9 +45,17 @@ _EVENTS: Final[dict[str, ServerEvent]] = {
 class ChangeNotifier:
     """Fans catalog changes out to legacy sessions and modern listen streams."""
 
-    def __init__(self, bus: SubscriptionBus | None = None, *, connector: ConnectorId | None = None) -> None:
-        """`connector`: a connector's profile notifier hears only of that connector's changes."""
+    def __init__(
+        self,
+        bus: SubscriptionBus | None = None,
+        *,
+        connector: ConnectorId | None = None,
+        interested: Callable[[CatalogChange], bool] | None = None,
+    ) -> None:
+        """`connector`: a connector's profile notifier hears only of that connector's changes; `interested`: a
+        virtual server's hears only of changes to what it shows (issue 11 §6)."""
         self._connector = connector
+        self._interested = interested
         self.bus: SubscriptionBus = bus if bus is not None else InMemorySubscriptionBus()
         self.listen_handler = ListenHandler(self.bus)
         self._legacy_connections: weakref.WeakSet[Connection] = weakref.WeakSet()
@@ -57,7 +65,11 @@ class ChangeNotifier:
 
     def on_catalog_change(self, change: CatalogChange) -> None:
         """Catalog listener: schedule one notification round."""
-        if not change.is_empty and self._connector in (None, change.connector_id):
+        if (
+            not change.is_empty
+            and self._connector in (None, change.connector_id)
+            and (self._interested is None or self._interested(change))
+        ):
             self._lists_changed.add(_LIST_OF[change.kind])
             self._changed.set()
 

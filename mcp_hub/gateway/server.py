@@ -22,6 +22,8 @@ import mcp_hub
 from mcp_hub.approvals.service import ApprovalService
 from mcp_hub.authz.decisions import AccessDecider, Principal
 from mcp_hub.catalog.views import CatalogReader
+from mcp_hub.catalog.virtual import SearchIndex
+from mcp_hub.config.virtual import MetaToolsMode
 from mcp_hub.gateway.caller import CallerResolver
 from mcp_hub.gateway.capabilities import CapabilityShaper
 from mcp_hub.gateway.completion import CompletionRequests
@@ -30,6 +32,7 @@ from mcp_hub.gateway.forwarding import Forwarder
 from mcp_hub.gateway.holds import Holds
 from mcp_hub.gateway.legacy_sessions import HubSessionManager, LegacySessions
 from mcp_hub.gateway.lists import Lists, ListShape
+from mcp_hub.gateway.meta_tools import MetaTools
 from mcp_hub.gateway.notifications import ChangeNotifier
 from mcp_hub.gateway.prompts import PromptRequests
 from mcp_hub.gateway.questions import Questions
@@ -110,6 +113,8 @@ def build_server(
     limits: CallLimits | None = None,
     cache: CallCache | None = None,
     middleware: Sequence[ServerMiddleware[Any]] = (),
+    meta_tools: MetaToolsMode = "off",
+    search_results: int = 20,
 ) -> HubServer:
     """The hub's MCP server, wired to its catalog, forwarder and change notifier.
 
@@ -127,9 +132,21 @@ def build_server(
         # Mcp-Param-* header checks: a dictionary lookup instead of the SDK's default walk of tools/list per call.
         get_tool_input_schema=catalog.input_schema,
     )
-    ToolRequests(
+    tool_requests = ToolRequests(
         catalog, forwarder, resolve, lists, questions, approvals=approvals, tasks=tasks, limits=limits, cache=cache
-    ).register(server)
+    )
+    tool_requests.register(server)
+    if meta_tools != "off":
+        # Issue 11 §7: `search_tools` and `call_tool` around the same `ToolRequests` (one call path).
+        MetaTools(
+            tool_requests,
+            SearchIndex.over(catalog.tools),
+            resolve,
+            ListShape(page_size=page_size, ttl_ms=list_ttl_ms),
+            mode=meta_tools,
+            max_results=search_results,
+            schema_of=catalog.input_schema,
+        ).register(server)
     holds = Holds(approvals)
     PromptRequests(catalog, forwarder, resolve, lists, questions, holds).register(server)
     ResourceRequests(catalog, forwarder, resolve, lists, questions, holds).register(server)

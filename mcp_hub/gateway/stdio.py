@@ -94,6 +94,8 @@ async def identify(
             raise AuthError(f"no agent named {agent!r} (see `mcp-hub agents list`)") from None
     else:
         raise AuthError(_NO_IDENTITY)
+    if principal.audience is not None and principal.audience != authenticator.resource:
+        raise AuthError(f"{TOKEN_ENV} is a token for {principal.audience}, not for the hub's whole catalog")
     if not await decider.is_enabled(principal):
         raise AuthError(f"{principal.label} is disabled (`mcp-hub agents enable` turns it back on)")
     return principal
