@@ -638,48 +638,96 @@ def build_app(hub: Hub, *, on_started: Callable[[], None] | None = None) -> Star
     return Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
 
 
-def _header_deadline_protocol(seconds: float) -> type[asyncio.Protocol]:
-    """uvicorn's h11 protocol with a deadline on each request's line and headers (uvicorn has none: a client
+class _HeaderDeadline:
+    """A deadline on each request's line and headers, for a uvicorn HTTP protocol (uvicorn has none: a client
     sending its headers a byte at a time, or never, keeps the connection, and a file descriptor, forever)."""
-    from uvicorn.protocols.http.h11_impl import H11Protocol
 
-    class HeaderDeadlineProtocol(H11Protocol):
-        _header_timer: asyncio.TimerHandle | None = None
+    def __init__(self, loop: asyncio.AbstractEventLoop, seconds: float, expired: Callable[[], None]) -> None:
+        self._loop = loop
+        self._seconds = seconds
+        self._expired = expired
+        self._timer: asyncio.TimerHandle | None = None
+
+    def arm(self) -> None:
+        if self._timer is None:
+            self._timer = self._loop.call_later(self._seconds, self._fire)
+
+    def disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _fire(self) -> None:
+        self._timer = None
+        self._expired()
+
+
+def _header_deadline_protocol(seconds: float) -> type[asyncio.Protocol]:
+    """uvicorn's httptools protocol (the `fast` extra: about 0.1 ms less per request), else its h11 protocol,
+    each with `_HeaderDeadline`."""
+    try:
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+    except ImportError:
+        return _h11_with_deadline(seconds)
+
+    class HttpToolsWithHeaderDeadline(HttpToolsProtocol):
+        _deadline: _HeaderDeadline
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # pyright: ignore[reportIncompatibleMethodOverride]
             super().connection_made(transport)
-            self._arm()
+            self._deadline = _HeaderDeadline(self.loop, seconds, self._headers_too_slow)
+            self._deadline.arm()
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            self._deadline.arm()  # a request is arriving: its headers must be complete in time
+
+        def on_headers_complete(self) -> None:
+            self._deadline.disarm()
+            super().on_headers_complete()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._deadline.disarm()
+            super().connection_lost(exc)
+
+        def _headers_too_slow(self) -> None:
+            if not self.transport.is_closing():
+                self.transport.close()
+
+    return HttpToolsWithHeaderDeadline
+
+
+def _h11_with_deadline(seconds: float) -> type[asyncio.Protocol]:
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class H11WithHeaderDeadline(H11Protocol):
+        _deadline: _HeaderDeadline
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # pyright: ignore[reportIncompatibleMethodOverride]
+            super().connection_made(transport)
+            self._deadline = _HeaderDeadline(self.loop, seconds, self._headers_too_slow)
+            self._deadline.arm()
 
         def data_received(self, data: bytes) -> None:
             if self.conn.their_state is h11.IDLE:
-                self._arm()  # a request is arriving: its headers must be complete in time
+                self._deadline.arm()  # a request is arriving: its headers must be complete in time
             super().data_received(data)
             if self.conn.their_state is not h11.IDLE:
-                self._disarm()
+                self._deadline.disarm()
 
         def connection_lost(self, exc: Exception | None) -> None:
-            self._disarm()
+            self._deadline.disarm()
             super().connection_lost(exc)
 
-        def _arm(self) -> None:
-            if self._header_timer is None:
-                self._header_timer = self.loop.call_later(seconds, self._headers_too_slow)
-
-        def _disarm(self) -> None:
-            if self._header_timer is not None:
-                self._header_timer.cancel()
-                self._header_timer = None
-
         def _headers_too_slow(self) -> None:
-            self._header_timer = None
             if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
                 self.transport.close()
 
-    return HeaderDeadlineProtocol
+    return H11WithHeaderDeadline
 
 
 def server_config(app: ASGIApp, settings: HubSettings, **options: Any) -> uvicorn.Config:
-    """How `mcp-hub serve` (and the tests' hub) runs `app` in uvicorn: the h11 implementation with a deadline on
+    """How `mcp-hub serve` (and the tests' hub) runs `app` in uvicorn: httptools (or h11) with a deadline on
     request headers (`[hub] header_timeout_seconds`), idle keep-alive connections closed after
     `keep_alive_seconds`, no uvicorn log configuration of its own (the hub's redacting handler takes its records),
     and a bounded graceful shutdown. `options` are uvicorn's (host, port)."""
