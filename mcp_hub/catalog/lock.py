@@ -30,6 +30,7 @@ from mcp_hub.domain import CatalogKind
 from mcp_hub.errors import ConfigError
 
 LOCK_FORMAT: Final = "mcp-hub-catalog-lock/1"
+_KIND_NAMES: Final = frozenset(kind.value for kind in CatalogKind)
 PINNED_KINDS: Final = (CatalogKind.TOOL, CatalogKind.PROMPT, CatalogKind.RESOURCE_TEMPLATE)
 """What is pinned and reviewed. Listed resources are data, not instructions to the model: they pass unreviewed
 (their descriptions are still escaped)."""
@@ -86,7 +87,7 @@ def parse_lock(document: Any, where: str) -> CatalogLock:
     ).items():
         for public_name, entry in cast("Mapping[str, Any]", entries if isinstance(entries, Mapping) else {}).items():
             definition = cast("Mapping[str, Any]", entry).get("definition") if isinstance(entry, Mapping) else None
-            pinned = pins.get((CatalogKind(kind_name), public_name)) if kind_name in CatalogKind else None
+            pinned = pins.get((CatalogKind(kind_name), public_name)) if kind_name in _KIND_NAMES else None
             if (
                 not isinstance(definition, Mapping)
                 or definition_sha256(cast("Mapping[str, Any]", definition)) != pinned

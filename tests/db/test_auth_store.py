@@ -24,6 +24,7 @@ from mcp_hub.db.catalog import CatalogStore
 from mcp_hub.db.identities import AgentRecord, ClientMetadata, IdentityStore, NewAgent
 from mcp_hub.db.keys import SigningKeyStore
 from mcp_hub.db.oauth import AuthorizationCodeRecord, OAuthStore
+from mcp_hub.db.pins import PinStore
 from mcp_hub.db.sealing import SealingStore
 from mcp_hub.db.web_sessions import WebSessionStore
 from mcp_hub.domain import AgentSource, ClientAuthMethod, ClientId, GrantType, Role
@@ -65,6 +66,7 @@ async def stores(database_url: str, engine: AsyncEngine, clock: Clock) -> Stores
         web_sessions=WebSessionStore(engine, clock=clock),
         approvals=ApprovalStore(engine, clock=clock),
         sealing=SealingStore(engine, clock=clock),
+        pins=PinStore(engine, clock=clock),
     )
 
 
