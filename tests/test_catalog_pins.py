@@ -166,13 +166,18 @@ async def test_a_removed_then_readded_name_counts_as_changed(review_hub: tuple[R
     await settled(hub, lambda: "faults__pid" in hub.hub.catalog.tools)  # exactly the pinned definition
     await call(hub, "legacy", "faults__remove_tool", {"name": "pid"})
     await settled(hub, lambda: "faults__pid" not in hub.hub.catalog.tools)
-    before = hub.hub.catalog_sync.applied
     await call(hub, "legacy", "faults__redefine", {"name": "pid", "description": "Process id, now friendlier"})
+    sync = hub.hub.catalog_sync
+
+    async def waiting() -> list[str]:
+        records = await hub.hub.stores.pins.waiting()
+        return [record.definition["description"] for record in records if record.public_name == "faults__pid"]
+
     with anyio.fail_after(30):
-        await hub.hub.catalog_sync.wait_applied(before + 1)
+        while not await waiting():
+            await sync.wait_applied(sync.applied + 1)
+    assert await waiting() == ["Process id, now friendlier"]
     assert "faults__pid" not in hub.hub.catalog.tools
-    waiting = [record for record in await hub.hub.stores.pins.waiting() if record.public_name == "faults__pid"]
-    assert [record.definition["description"] for record in waiting] == ["Process id, now friendlier"]
 
 
 async def test_a_reject_keeps_the_definition_out(review_hub: tuple[RunningHub, Path]) -> None:
