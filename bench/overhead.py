@@ -554,11 +554,11 @@ def write_config(
     connectors = directory / "connectors"
     connectors.mkdir()
     (connectors / f"{HTTP_CONNECTOR}.toml").write_text(
-        f'id = "{HTTP_CONNECTOR}"\ntransport = "http"\nprotocol = "{era}"\n'
+        f'id = "{HTTP_CONNECTOR}"\ntransport = "http"\nprotocol = "{era}"\ntrust = "auto"\n'
         f'url = "http://127.0.0.1:{http_port}/mcp"\nmax_concurrent_calls = 256\n'
     )
     (connectors / f"{STDIO_CONNECTOR}.toml").write_text(
-        f'id = "{STDIO_CONNECTOR}"\ntransport = "stdio"\nprotocol = "{era}"\n'
+        f'id = "{STDIO_CONNECTOR}"\ntransport = "stdio"\nprotocol = "{era}"\ntrust = "auto"\n'
         f"command = {json.dumps(PYTHON)}\nmax_concurrent_calls = 256\n"
         f'args = [{json.dumps(str(ECHO_SERVER))}, "--extra-tools", "{extra_tools}"]\n'
     )

@@ -111,6 +111,20 @@ class CatalogKind(StrEnum):
         return "resource" if self is CatalogKind.RESOURCE_TEMPLATE else self.value
 
 
+class PinStatus(StrEnum):
+    """What was decided about one pinned definition (issue 11 §1, `mcp_hub.db.pins`)."""
+
+    PENDING = "pending"
+    """Waits for an admin: neither listed nor callable."""
+    APPROVED = "approved"
+    """The pin: at most one per (connector, kind, name); offered while the downstream offers exactly this."""
+    REJECTED = "rejected"
+    SUPERSEDED = "superseded"
+    """Approved once, replaced by a later approval; offered again only after a new approval."""
+    REFUSED = "refused"
+    """Never offered, never approvable: over a size cap, or a name with hidden characters."""
+
+
 @dataclass(frozen=True, slots=True)
 class ConnectorListing:
     """Everything one downstream server listed, as wire dicts, and the capabilities it declared."""
@@ -184,6 +198,15 @@ class AuditOutcome(StrEnum):
     APPROVAL_EXECUTED = "approval_executed"
     APPROVAL_RETURNED = "approval_returned"
     APPROVAL_REFUSED = "approval_refused"
+    # Review of downstream definitions (issue 11 §1-§4, `mcp_hub.catalog.review`): one row per decision.
+    DEFINITION_QUARANTINED = "definition_quarantined"
+    """A new or changed definition waits for an admin (not listed, not callable)."""
+    DEFINITION_ACCEPTED = "definition_accepted"
+    """Accepted without an admin: the connector's `trust = "auto"`, or the lock file names it."""
+    DEFINITION_APPROVED = "definition_approved"
+    DEFINITION_REJECTED = "definition_rejected"
+    DEFINITION_REFUSED = "definition_refused"
+    """Never offered: over a size cap, or hidden characters in its name."""
 
 
 class ActionStatus(StrEnum):

@@ -60,7 +60,9 @@ from mcp_hub.authz.tokens import MAX_ACCESS_TOKEN_SECONDS, TokenService
 from mcp_hub.authz.urls import OAuthUrls
 from mcp_hub.bodies import BodyDeadline
 from mcp_hub.catalog.catalog import Catalog
-from mcp_hub.catalog.sync import CatalogSync
+from mcp_hub.catalog.lock import read_lock
+from mcp_hub.catalog.review import Limits
+from mcp_hub.catalog.sync import CatalogSync, PinPolicy
 from mcp_hub.catalog.views import CatalogReader, ConnectorView
 from mcp_hub.catalog.virtual import VirtualView, change_touches
 from mcp_hub.config.connectors import ConnectorSpec
@@ -75,6 +77,7 @@ from mcp_hub.db.identities import IdentityStore
 from mcp_hub.db.keys import SigningKeyStore
 from mcp_hub.db.limits import LimitStore
 from mcp_hub.db.oauth import OAuthStore
+from mcp_hub.db.pins import PinStore
 from mcp_hub.db.sealing import SealingStore
 from mcp_hub.db.web_sessions import WebSessionStore
 from mcp_hub.domain import AuditOutcome, Caller, utc_now
@@ -121,6 +124,7 @@ class Stores:
     approvals: ApprovalStore
     sealing: SealingStore
     limits: LimitStore
+    pins: PinStore
 
     @classmethod
     def over(cls, engine: AsyncEngine) -> Stores:
@@ -134,6 +138,7 @@ class Stores:
             approvals=ApprovalStore(engine),
             sealing=SealingStore(engine),
             limits=LimitStore(engine),
+            pins=PinStore(engine),
         )
 
 
@@ -290,10 +295,18 @@ class Hub:
         self.audit = AuditWriter.configured(self.stores.audit, settings.audit)
         self.log_levels = LogLevels(self.catalog, self.secrets)
         self.subscriptions = ResourceSubscriptions(self.catalog, self.notifier, self.profile_notifiers)
+        # Pinning and review (issue 11 §1-§4): only approved definitions reach the catalog.
+        self.catalog_sync = CatalogSync(
+            self.catalog,
+            self.stores.catalog,
+            self.stores.pins,
+            policy=pin_policy(settings, self.connectors),
+            audit=self.audit.record,
+        )
         self.pool = DownstreamPool(
             self.connectors,
             settings.timeouts,
-            on_listing=CatalogSync(self.catalog, self.stores.catalog).connector_listed,
+            on_listing=self.catalog_sync.connector_listed,
             on_health=HealthRecorder(self.stores.catalog).record,
             logs=self.log_levels,
             resources=self.subscriptions,
@@ -414,6 +427,7 @@ class Hub:
                 await stack.enter_async_context(self.questions.running())
                 await stack.enter_async_context(self.pool.running())
                 await stack.enter_async_context(self.readiness.running())
+                await stack.enter_async_context(self._reviewing())
                 if self.auth is not None:
                     # A disabled agent or user keeps no legacy session: swept as often as decisions expire.
                     await stack.enter_async_context(
@@ -429,6 +443,18 @@ class Hub:
                     # Shutdown is bounded: whatever is still pending after this deadline (a downstream
                     # that will not exit, audit rows for a database that is down) is cancelled and logged.
                     shutdown_guard.deadline = anyio.current_time() + self.settings.timeouts.shutdown_seconds
+
+    @asynccontextmanager
+    async def _reviewing(self) -> AsyncGenerator[None]:
+        """Issue 11 §1-§2: decisions made elsewhere are applied; every connector is re-listed periodically."""
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(self.catalog_sync.watch_decisions, self.settings.catalog.review_poll_seconds)
+            if self.settings.catalog.relist_seconds > 0:
+                tasks.start_soon(_relist_every, self.pool, self.settings.catalog.relist_seconds)
+            try:
+                yield
+            finally:
+                tasks.cancel_scope.cancel()
 
     async def audit_throttled(self, what: str, address: str, why: str) -> None:
         """Record a request an endpoint or sign-in throttle refused (issue 10 §8: every refusal is audited)."""
@@ -481,6 +507,26 @@ class Hub:
             if principal is not None:
                 logger.info("stdio caller identified", caller=principal.label)
             await stdio.serve(server)
+
+
+def pin_policy(settings: HubSettings, connectors: Sequence[ConnectorSpec]) -> PinPolicy:
+    """How the pins decide: each connector's `trust`, the `[catalog]` size caps, the lock file if any."""
+    lock_path = settings.catalog_lock
+    return PinPolicy(
+        auto=frozenset(spec.id for spec in connectors if spec.trust == "auto"),
+        limits=Limits(
+            max_description_bytes=settings.catalog.max_description_bytes,
+            max_schema_bytes=settings.catalog.max_schema_bytes,
+        ),
+        lock=read_lock(lock_path) if lock_path is not None else None,
+    )
+
+
+async def _relist_every(pool: DownstreamPool, seconds: float) -> None:
+    while True:
+        await anyio.sleep(seconds)
+        for connection in pool.connections.values():
+            connection.refresh()
 
 
 def _connector_of(catalog: Catalog, public_name: str) -> str | None:

@@ -91,6 +91,9 @@ def toml_value(value: Any) -> str:
 
 
 def connector_toml(**fields: Any) -> str:
+    """A connector file. `trust` defaults to "auto" here (a real connector file without it gets "review"): the
+    tests that are not about review need tools callable as soon as they are listed (issue 11 §1)."""
+    fields = {"trust": "auto", **fields}
     return "".join(f"{key} = {toml_value(value)}\n" for key, value in fields.items())
 
 

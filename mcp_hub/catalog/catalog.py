@@ -25,6 +25,7 @@ import rfc8785
 import structlog
 
 from mcp_hub.catalog.names import public_name, public_uri, split_public_uri
+from mcp_hub.catalog.review import visible_definition
 from mcp_hub.catalog.uri_templates import matches_template
 from mcp_hub.domain import CatalogKind, ConnectorId, ConnectorListing
 from mcp_hub.errors import InvalidCursorError, ResourceNotFoundError, UnknownPromptError, UnknownToolError
@@ -57,7 +58,8 @@ class CatalogEntry:
     """One downstream tool, prompt, resource or resource template as the hub offers it.
 
     `public_name` is the public name (tools, prompts) or public URI (resources, templates); `downstream_name`
-    the downstream's own name or URI.
+    the downstream's own name or URI. `definition` is the downstream's, with hidden characters in descriptions
+    and titles escaped (`mcp_hub.catalog.review.visible_definition`); `sha256` is of the definition as sent.
     """
 
     kind: CatalogKind
@@ -166,7 +168,13 @@ def page_of(
     return [definition_of(entry) for entry in chunk], next_cursor
 
 
-def _public_key(kind: CatalogKind, connector_id: ConnectorId, downstream_name: str) -> str:
+def key_field(kind: CatalogKind) -> str:
+    """The field of a definition that names it: `name`, `uri` or `uriTemplate`."""
+    return _KEY_FIELDS[kind]
+
+
+def public_key(kind: CatalogKind, connector_id: ConnectorId, downstream_name: str) -> str:
+    """The public name (tools, prompts) or public URI (resources, templates) of a downstream entry."""
     if kind in (CatalogKind.TOOL, CatalogKind.PROMPT):
         return public_name(connector_id, downstream_name)
     return public_uri(connector_id, downstream_name)
@@ -269,15 +277,18 @@ class Section:
         if not isinstance(downstream_name, str) or not downstream_name or len(downstream_name) > MAX_KEY_LENGTH:
             logger.warning("catalog entry refused: no usable key", connector=connector_id, kind=self.kind)
             return None
-        public = _public_key(self.kind, connector_id, downstream_name)
+        public = public_key(self.kind, connector_id, downstream_name)
+        # The digest pins the definition exactly as the downstream sent it; agents are shown its descriptions
+        # with hidden and bidirectional characters escaped (issue 11 §3, threat T31).
+        visible = visible_definition(definition)
         return CatalogEntry(
             kind=self.kind,
             public_name=public,
             connector_id=connector_id,
             downstream_name=downstream_name,
-            definition=definition,
+            definition=visible,
             sha256=definition_sha256(definition),
-            public_definition={**definition, self._key_field: public},
+            public_definition={**visible, self._key_field: public},
         )
 
 

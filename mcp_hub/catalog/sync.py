@@ -1,53 +1,290 @@
-"""Keeping the catalog in step with the downstream servers: what a connector lists becomes its part of the
-in-memory catalog (which tells its listeners), and its tools are recorded in the database (first and last
-sightings; `mcp-hub catalog` reads them).
+"""Keeping the catalog in step with the downstream servers, through the pins (issue 11 §1-§4, threat T16).
 
-The database write is off the hot path and never blocks serving: if it fails, the in-memory catalog is still
-right and the failure is logged.
+What a connector lists is held here as it came; what reaches the in-memory catalog (which tells its listeners,
+and so every client) is only what the pins allow:
+
+- a tool, prompt or resource template is offered when the downstream offers exactly its pinned digest (the
+  `approved` row of `mcp_hub.db.pins`). Anything else is `pending` (not listed, not callable) until an admin
+  approves it: a new name from a `trust = "review"` connector, any change of a pinned definition, and a name that
+  disappeared and came back different (pins outlive removals). The previously approved version does not keep
+  serving: the downstream no longer offers it, so a call would run the new code under the old description;
+- from a `trust = "auto"` connector, a new or changed definition is accepted (recorded as decided by `auto`)
+  unless `mcp_hub.catalog.review.inspect` flags it;
+- with a lock file, a definition whose digest the lock names is accepted (by `lock`) and nothing else is
+  offered, whatever the database says;
+- oversize definitions, and names with hidden characters, are refused: never offered, never approvable.
+
+Every new quarantine, acceptance and refusal is audited (the admin's decisions are audited where they are made:
+`mcp-hub catalog approve|reject`). Decisions made elsewhere reach this process through `watch_decisions`, which
+re-applies the held listings when the pins' generation moves. Listed resources are not pinned (data, not
+instructions), but their descriptions are escaped like everything else (`Section`).
+
+The tools are also recorded in `catalog_tools` (first and last sightings; `mcp-hub catalog` reads them). The
+database writes are off the hot path: if one fails, serving carries on with the previous decisions and the
+failure is logged.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import anyio
 import structlog
 from sqlalchemy.exc import SQLAlchemyError
 
-from mcp_hub.catalog.catalog import Catalog
+from mcp_hub.catalog.catalog import Catalog, definition_sha256, key_field, public_key
+from mcp_hub.catalog.lock import PINNED_KINDS, CatalogLock
+from mcp_hub.catalog.review import Limits, inspect
+from mcp_hub.db.audit import AuditEvent
 from mcp_hub.db.catalog import CatalogStore, ToolRecord
-from mcp_hub.domain import Clock, ConnectorId, ConnectorListing, utc_now
+from mcp_hub.db.pins import PinRecord, PinStore, Sighting
+from mcp_hub.domain import AuditOutcome, CatalogKind, Clock, ConnectorId, ConnectorListing, PinStatus, utc_now
 from mcp_hub.errors import HubError
 
 logger = structlog.get_logger(__name__)
+
+AuditSink = Callable[[AuditEvent], Awaitable[None]]
+
+_AUDITED = {
+    PinStatus.PENDING: AuditOutcome.DEFINITION_QUARANTINED,
+    PinStatus.APPROVED: AuditOutcome.DEFINITION_ACCEPTED,
+    PinStatus.REFUSED: AuditOutcome.DEFINITION_REFUSED,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class PinPolicy:
+    """How the pins decide: each connector's trust (`review` unless named `auto`), the size caps, the lock."""
+
+    auto: frozenset[ConnectorId] = frozenset()
+    limits: Limits = field(default_factory=Limits)
+    lock: CatalogLock | None = None
+
+
+def audit_decision(record: PinRecord, outcome: AuditOutcome, by: str, at: Any) -> AuditEvent:
+    """The audit row of one decision about one pinned definition."""
+    detail = f"{record.kind} sha256={record.sha256}"
+    if record.flags:
+        detail += f"; flags: {'; '.join(record.flags)}"
+    if record.reason:
+        detail += f"; reason: {record.reason}"
+    return AuditEvent(
+        at=at,
+        client=by,
+        session=None,
+        public_name=record.public_name,
+        connector_id=record.connector_id,
+        downstream_name=record.name,
+        outcome=outcome,
+        latency_ms=0.0,
+        detail=detail[:2000],
+        method="catalog/review",
+    )
 
 
 class CatalogSync:
     """The pool's `on_listing`: a connector listed everything it offers."""
 
-    def __init__(self, catalog: Catalog, store: CatalogStore, *, clock: Clock = utc_now) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        store: CatalogStore,
+        pins: PinStore | None = None,
+        *,
+        policy: PinPolicy = PinPolicy(),
+        audit: AuditSink | None = None,
+        clock: Clock = utc_now,
+    ) -> None:
+        """Without `pins`, every definition is offered as listed (the `mcp-hub catalog --live` view)."""
         self._catalog = catalog
         self._store = store
+        self._pins = pins
+        self._policy = policy
+        self._audit = audit
         self._clock = clock
+        self._listings: dict[ConnectorId, ConnectorListing] = {}
+        self._lock = anyio.Lock()
+        self.applied = 0
+        """How many listings have been applied (tests await a count instead of sleeping)."""
+        self._applied_event = anyio.Event()
 
     async def connector_listed(self, connector_id: ConnectorId, listing: ConnectorListing) -> None:
-        for change in self._catalog.replace_connector(connector_id, listing):
-            if not change.is_empty:
-                logger.info(
-                    "catalog changed",
-                    connector=connector_id,
-                    kind=change.kind,
-                    added=len(change.added),
-                    changed=len(change.changed),
-                    removed=len(change.removed),
+        self._listings[connector_id] = listing
+        await self._apply(connector_id)
+
+    async def reapply(self) -> None:
+        """Decide again for every connector's last listing (after decisions made elsewhere)."""
+        for connector_id in list(self._listings):
+            await self._apply(connector_id)
+
+    async def wait_applied(self, count: int) -> None:
+        """Return once `count` listings have been applied since the hub started."""
+        while self.applied < count:
+            await self._applied_event.wait()
+
+    async def watch_decisions(self, every_seconds: float) -> None:
+        """Re-apply whenever a review decision is made in another process (`mcp-hub catalog approve`)."""
+        if self._pins is None:
+            return
+        seen: tuple[int, Any] | None = None
+        while True:
+            try:
+                generation = await self._pins.generation()
+            except (SQLAlchemyError, HubError):
+                logger.exception("could not read the review decisions")
+            else:
+                if seen is not None and generation != seen:
+                    await self.reapply()
+                seen = generation
+            await anyio.sleep(every_seconds)
+
+    async def _apply(self, connector_id: ConnectorId) -> None:
+        async with self._lock:
+            listing = self._listings[connector_id]
+            allowed = listing if self._pins is None else await self._allowed(connector_id, listing)
+            for change in self._catalog.replace_connector(connector_id, allowed):
+                if not change.is_empty:
+                    logger.info(
+                        "catalog changed",
+                        connector=connector_id,
+                        kind=change.kind,
+                        added=len(change.added),
+                        changed=len(change.changed),
+                        removed=len(change.removed),
+                    )
+            records = [
+                ToolRecord(
+                    public_name=tool.public_name,
+                    downstream_name=tool.downstream_name,
+                    definition=dict(tool.definition),
+                    sha256=tool.sha256,
                 )
-        records = [
-            ToolRecord(
-                public_name=tool.public_name,
-                downstream_name=tool.downstream_name,
-                definition=dict(tool.definition),
-                sha256=tool.sha256,
-            )
-            for tool in self._catalog.tools.of_connector(connector_id)
-        ]
+                for tool in self._catalog.tools.of_connector(connector_id)
+            ]
+            try:
+                await self._store.sync_catalog(connector_id, records, self._clock())
+            except (SQLAlchemyError, HubError):
+                logger.exception("could not persist the catalog", connector=connector_id)
+            self.applied += 1
+            self._applied_event.set()
+            self._applied_event = anyio.Event()
+
+    async def _allowed(self, connector_id: ConnectorId, listing: ConnectorListing) -> ConnectorListing:
+        """The part of `listing` the pins allow; records what is new about the rest."""
+        if self._pins is None:  # pragma: no cover - checked by the caller
+            return listing
         try:
-            await self._store.sync_catalog(connector_id, records, self._clock())
+            stored = await self._pins.pins_of(connector_id)
         except (SQLAlchemyError, HubError):
-            logger.exception("could not persist the catalog", connector=connector_id)
+            logger.exception(
+                "could not read the pins: the connector's previous catalog keeps serving", connector=connector_id
+            )
+            return self._current(connector_id, listing)
+        decided = {(pin.kind, pin.name, pin.sha256): pin.status for pin in stored}
+        sightings: list[Sighting] = []
+        kept: dict[CatalogKind, list[Mapping[str, Any]]] = {}
+        for kind in PINNED_KINDS:
+            offered: list[Mapping[str, Any]] = []
+            for definition in listing.of(kind):
+                verdict = self._verdict(connector_id, kind, definition, decided)
+                if verdict is None:
+                    continue
+                sighting, serve = verdict
+                if sighting is not None:
+                    sightings.append(sighting)
+                if serve:
+                    offered.append(definition)
+            kept[kind] = offered
+        if sightings:
+            try:
+                changed = await self._pins.observe(connector_id, sightings, self._clock())
+            except (SQLAlchemyError, HubError):
+                logger.exception("could not record the pins: nothing new is offered", connector=connector_id)
+                changed = []
+                accepted = {(s.kind, s.name, s.sha256) for s in sightings if s.status is PinStatus.APPROVED}
+                for kind in PINNED_KINDS:
+                    kept[kind] = [
+                        d
+                        for d in kept[kind]
+                        if (kind, str(d.get(key_field(kind))), definition_sha256(d)) not in accepted
+                    ]
+            await self._record(changed)
+        return replace(
+            listing,
+            tools=tuple(kept[CatalogKind.TOOL]),
+            prompts=tuple(kept[CatalogKind.PROMPT]),
+            resource_templates=tuple(kept[CatalogKind.RESOURCE_TEMPLATE]),
+        )
+
+    def _verdict(
+        self,
+        connector_id: ConnectorId,
+        kind: CatalogKind,
+        definition: Mapping[str, Any],
+        decided: Mapping[tuple[CatalogKind, str, str], PinStatus],
+    ) -> tuple[Sighting | None, bool] | None:
+        """(what to record, whether to offer it) for one listed definition; None for one without a usable key."""
+        name = definition.get(key_field(kind))
+        if not isinstance(name, str) or not name:
+            return None
+        sha = definition_sha256(definition)
+        public = public_key(kind, connector_id, name)
+        status = decided.get((kind, name, sha))
+        lock = self._policy.lock
+        locked = lock is not None and lock.digest(kind, public) == sha
+
+        def sighting(
+            status: PinStatus, by: str | None = None, flags: tuple[str, ...] = (), reason: str | None = None
+        ) -> Sighting:
+            return Sighting(kind, name, public, sha, dict(definition), flags, status, by, reason)
+
+        if status is PinStatus.APPROVED:
+            return None, lock is None or locked
+        if status in (PinStatus.REJECTED, PinStatus.REFUSED):
+            return None, False
+        inspection = inspect(definition, key_field(kind), self._policy.limits)
+        if inspection.refusal is not None:
+            return sighting(PinStatus.REFUSED, "hub", inspection.flags, inspection.refusal), False
+        if locked:
+            return sighting(PinStatus.APPROVED, "lock", inspection.flags), True
+        if lock is None and connector_id in self._policy.auto and not inspection.flags:
+            return sighting(PinStatus.APPROVED, "auto"), True
+        return sighting(PinStatus.PENDING, flags=inspection.flags), False
+
+    def _current(self, connector_id: ConnectorId, listing: ConnectorListing) -> ConnectorListing:
+        """`listing` cut to the pinned definitions the catalog serves now (the pins could not be read)."""
+        kept: dict[CatalogKind, tuple[Mapping[str, Any], ...]] = {}
+        for kind in PINNED_KINDS:
+            section = self._catalog.section(kind)
+            kept[kind] = tuple(
+                definition
+                for definition in listing.of(kind)
+                if (entry := section.by_downstream_name(connector_id, str(definition.get(key_field(kind))))) is not None
+                and entry.sha256 == definition_sha256(definition)
+            )
+        return replace(
+            listing,
+            tools=kept[CatalogKind.TOOL],
+            prompts=kept[CatalogKind.PROMPT],
+            resource_templates=kept[CatalogKind.RESOURCE_TEMPLATE],
+        )
+
+    async def _record(self, changed: list[PinRecord]) -> None:
+        for record in changed:
+            outcome = _AUDITED.get(record.status)
+            if outcome is None:
+                continue
+            logger.warning(
+                "definition " + ("waits for review" if record.status is PinStatus.PENDING else str(record.status)),
+                connector=record.connector_id,
+                kind=record.kind,
+                name=record.public_name,
+                sha256=record.sha256,
+                flags=list(record.flags),
+            )
+            if self._audit is not None:
+                await self._audit(
+                    audit_decision(record, outcome, f"hub:{record.decided_by or 'review'}", self._clock())
+                )

@@ -1,4 +1,5 @@
-"""The `mcp-hub` command: serve, stdio, migrate, connectors list|check, catalog, and the admin commands.
+"""The `mcp-hub` command: serve, stdio, migrate, connectors list|check, catalog (its review verbs in
+`cli/catalog.py`), and the admin commands.
 
 Exit codes (the CLI's mapping of `mcp_hub.errors`): 0 done; 1 refused or failed (`HubError`, an unknown agent,
 user or action); 2 a configuration error (`ConfigError`) or bad input (`InvalidInputError`, usage).
@@ -17,6 +18,7 @@ import anyio
 import httpx2
 
 from mcp_hub.cli.admin import ADMIN_COMMANDS, add_admin_commands, run_admin, run_catalog_for_agent
+from mcp_hub.cli.catalog import add_catalog_verbs, run_catalog_verb
 from mcp_hub.cli.virtual import add_virtual_command, run_virtual
 from mcp_hub.config.connectors import ConnectorSpec, load_connectors
 from mcp_hub.config.settings import HubSettings, load_settings
@@ -60,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     catalog = commands.add_parser("catalog", parents=[common], help="public tool names and their connectors")
     catalog.add_argument("--json", action="store_true")
     catalog.add_argument("--live", action="store_true", help="connect to every connector, not read the database")
+    add_catalog_verbs(catalog, common)  # review|diff|approve|reject|export|verify (issue 11)
     # issue 11 §8 / §6: the catalog as one agent sees it; virtual servers
     catalog.add_argument("--agent", metavar="NAME", help="only what this agent may call, with approval needs")
     add_virtual_command(commands, common)
@@ -132,6 +135,8 @@ def _dispatch(args: argparse.Namespace, settings: HubSettings) -> int:
         if args.connectors_command == "list":
             return anyio.run(_connectors_list, settings, specs, args.json)
         return anyio.run(_connectors_check, settings, specs, args.connector_id)
+    if command == "catalog" and getattr(args, "catalog_command", None) is not None:
+        return anyio.run(_catalog_verb, settings, args)
     if command == "virtual":
         return run_virtual(args, settings)
     if command == "catalog" and args.agent is not None:
@@ -140,6 +145,13 @@ def _dispatch(args: argparse.Namespace, settings: HubSettings) -> int:
         specs = load_connectors(settings.connectors_dir)
         return anyio.run(_catalog, settings, specs, args.json, args.live)
     raise AssertionError(command)  # pragma: no cover - argparse rejects unknown commands
+
+
+async def _catalog_verb(settings: HubSettings, args: argparse.Namespace) -> int:
+    from mcp_hub.runtime import admin_tools
+
+    async with admin_tools(settings) as tools:
+        return await run_catalog_verb(tools, args, None)
 
 
 async def _migrate(settings: HubSettings, revision: str) -> int:

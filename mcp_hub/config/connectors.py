@@ -99,6 +99,9 @@ class ConnectorSpec(BaseModel):
     oauth: DownstreamOAuth | None = None
     sensitive_tools: list[str] = Field(default_factory=list[str])
     """Globs over this connector's own tool names whose calls always need a human's approval (issue 4)."""
+    trust: Literal["review", "auto"] = "review"
+    """`review`: each new or changed definition waits for an admin (`mcp-hub catalog review`); `auto`: accepted
+    and recorded, unless flagged as suspicious (issue 11 §1, §3)."""
 
     @field_validator("id")
     @classmethod

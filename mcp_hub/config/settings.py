@@ -90,6 +90,18 @@ class CatalogSection(_Section):
     meta_tools: MetaToolsMode = "off"
     search_results: Annotated[int, Field(gt=0, le=200)] = 20
     """The most tools one `search_tools` answer lists."""
+    # --- pinning and review (issue 11 §1-§4: `mcp_hub.catalog.review`, `mcp_hub.catalog.sync`) ---
+    relist_seconds: Annotated[float, Field(ge=0, le=86_400)] = 300.0
+    """Every connector is listed again this often (0: only on announcements and reconnects): a silent change
+    of a definition is caught within this period."""
+    review_poll_seconds: Annotated[float, Field(gt=0, le=3600)] = 2.0
+    """How often the hub looks for review decisions made elsewhere (`mcp-hub catalog approve`, another replica)."""
+    max_description_bytes: Annotated[int, Field(ge=256, le=16 * 1024 * 1024)] = 32 * 1024
+    """A definition whose description (UTF-8) is longer is refused, never truncated."""
+    max_schema_bytes: Annotated[int, Field(ge=256, le=64 * 1024 * 1024)] = 256 * 1024
+    """A tool's input or output schema (or a prompt's arguments) longer than this, as JSON, is refused."""
+    lock: str | None = None
+    """A lock file (`mcp-hub catalog export`): when set, nothing that is not in it is offered."""
 
 
 class StreamsSection(_Section):
@@ -408,6 +420,11 @@ class HubSettings(BaseModel):
     def virtual_resource_url(self, name: str) -> str:
         """A virtual server's own MCP resource URL (RFC 8707): the `aud` of tokens issued for it alone."""
         return f"{self.mcp_resource_url}/v/{name}"
+
+    @property
+    def catalog_lock(self) -> Path | None:
+        """`[catalog] lock`, resolved against the configuration's directory (issue 11 §4)."""
+        return None if self.catalog.lock is None else _resolve(self.config_path.parent, self.catalog.lock)
 
     @property
     def public_base_url(self) -> str:

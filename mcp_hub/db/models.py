@@ -2,6 +2,7 @@
 
 - `CatalogStore`: `connectors` (one row per configured downstream server, kept after it leaves the
   configuration), `catalog_tools` (every tool a connector has offered, with `removed_at` once it stops);
+- `PinStore`: `catalog_pins` (every definition by SHA-256 and what an admin decided about it);
 - `AuditStore`: `audit_calls` (one row per call or approval transition, deliberately without a foreign key, so
   the audit trail outlives the connector and the agent);
 - `IdentityStore`: `agents`, `users`, `grants`;
@@ -418,3 +419,42 @@ class ApprovalAction(Base):
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     completed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     reported_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class CatalogPin(Base):
+    """One definition (tool, prompt or resource template) a connector offered, pinned by its SHA-256, and what
+    was decided about it (issue 11 §1): `pending` (waits for an admin), `approved` (at most one per name: the
+    pin), `rejected`, `superseded` (approved once, replaced by a later approval), `refused` (over a size cap)."""
+
+    __tablename__ = "catalog_pins"
+    __table_args__ = (
+        UniqueConstraint("connector_id", "kind", "name", "sha256"),
+        Index(None, "status"),
+        Index(
+            "uq_catalog_pins_one_approved",
+            "connector_id",
+            "kind",
+            "name",
+            unique=True,
+            sqlite_where=text("status = 'approved'"),
+            postgresql_where=text("(status)::text = 'approved'::text"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    connector_id: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(2048))
+    """The downstream's own name (tools, prompts) or URI template."""
+    public_name: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    """SHA-256 hex of the RFC 8785 canonical JSON of `definition`, the whole definition as the downstream sent it."""
+    definition: Mapped[dict[str, Any]] = mapped_column(JSON)
+    flags: Mapped[list[str]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16))
+    first_seen: Mapped[datetime] = mapped_column(UtcDateTime())
+    last_seen: Mapped[datetime] = mapped_column(UtcDateTime())
+    decided_by: Mapped[str | None] = mapped_column(String(64))
+    """A user's name, or `auto` (the connector's trust), `lock` (the lock file), `hub` (a refusal)."""
+    decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    reason: Mapped[str | None] = mapped_column(Text)

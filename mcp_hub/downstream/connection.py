@@ -161,6 +161,11 @@ class DownstreamConnection:
     def call_timeout(self) -> float:
         return self.spec.call_timeout_seconds or self._timeouts.call_seconds
 
+    def refresh(self) -> None:
+        """List everything again (now if connected, else right after connecting): the periodic re-list that
+        catches a definition changed without an announcement (issue 11 §2)."""
+        self._refresh_requested.set()
+
     async def wait_ready(self) -> None:
         """Return once the connector has been ready at least once since it started."""
         await self._ready.wait()

@@ -23,9 +23,11 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
+from re import Match as re_Match
 from typing import Final, Protocol, cast
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup, escape
 from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
@@ -35,6 +37,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mcp_hub.approvals.presentation import INBOX_PATH, duration, iso_seconds
 from mcp_hub.bodies import FormRules, read_form
+from mcp_hub.catalog.review import HIDDEN, escape_hidden
 from mcp_hub.errors import InvalidRequestError
 from mcp_hub.web.errors import Problem, problem_for
 from mcp_hub.web.sessions import LOGIN_PATH, LOGOUT_PATH, WebSession
@@ -75,17 +78,33 @@ class AssetUrls(Protocol):
 # --- what templates may call: filters and tests ---------------------------------------------------------------
 
 
-def _json_text(value: object) -> str:
-    return json.dumps(value, ensure_ascii=False)
+def _visible(value: object) -> Markup:
+    """`value` as HTML-escaped text in which every hidden or bidirectional character (U+202E, zero-width, tags...)
+    is written out (`\\u202e`) and marked, so that what a human approves is what is there (threat T31)."""
+    return Markup(HIDDEN.sub(_marked, str(escape(str(value)))))  # noqa: S704 - escaped first, then only our <mark>
 
 
-def _json_pretty(value: object) -> str:
-    return json.dumps(value, ensure_ascii=False, indent=2)
+def _marked(match: re_Match[str]) -> str:
+    shown = escape_hidden(match.group())
+    return f'<mark class="hidden-char" title="a hidden or bidirectional character">{shown}</mark>'
 
 
-def _json_preview(text: str) -> str:
+def _hides_characters(value: object) -> bool:
+    """Does `value` (a string, or JSON of any depth) contain a hidden or bidirectional character?"""
+    return HIDDEN.search(json.dumps(value, ensure_ascii=False, default=str)) is not None
+
+
+def _json_text(value: object) -> Markup:
+    return _visible(json.dumps(value, ensure_ascii=False))
+
+
+def _json_pretty(value: object) -> Markup:
+    return _visible(json.dumps(value, ensure_ascii=False, indent=2))
+
+
+def _json_preview(text: str) -> Markup:
     """The start of a long string, as JSON text with an ellipsis before its closing quote."""
-    return _json_text(text[:_PREVIEW])[:-1] + '…"'
+    return _visible(json.dumps(text[:_PREVIEW], ensure_ascii=False)[:-1] + '…"')
 
 
 def _long_text(value: object) -> bool:
@@ -128,8 +147,11 @@ def _environment(assets: AssetUrls) -> Environment:
         json_text=_json_text,
         json_pretty=_json_pretty,
         json_preview=_json_preview,
+        visible=_visible,
+        written_out=escape_hidden,
     )
     tests["long_text"] = _long_text
+    tests["hiding_characters"] = _hides_characters
     return environment
 
 

@@ -432,3 +432,34 @@ async def test_signing_in_through_the_login_page_in_a_real_browser(approvals: Ap
         await page.wait_for_url(env.hub.base_url + "/approvals", timeout=5000)
     finally:
         await context.close()
+
+
+async def test_a_bidi_override_in_an_argument_is_shown_written_out_and_flagged(approvals: Approvals) -> None:
+    """Issue 11 §3, threat T31 (our choice of rendering): U+202E would show `‮DNUF-EVIL-666` as `666-LIVE-FUND`; the
+    page writes it out as `\\u202e`, marks it, and warns before the decision."""
+    env = approvals
+    agent = await make_agent(env.hub, "trickster", "tool:faults__*")
+    arguments = {"text": "pay \u202eDNUF-EVIL-666\u202c now", "\u200bnote": "zero\u200bwidth"}
+    async with anyio.create_task_group() as tasks:
+        result = start_call(tasks, env, agent, "faults__echo", arguments)
+        action = await env.arrivals.of(agent.name, "faults__echo")
+        page = await sign_in_page(env, "alice", f"/approvals/{action.id}")
+        warning = page.locator("#hidden-characters")
+        assert "hidden or bidirectional characters" in await warning.inner_text()
+        arguments_section = page.locator('section[aria-labelledby="arguments-heading"]')
+        shown = await arguments_section.inner_text()
+        assert "\\u202eDNUF-EVIL-666\\u202c" in shown
+        assert "\u202e" not in shown
+        assert "\u200b" not in shown
+        assert "\\u200bnote" in shown  # keys too
+        marks = arguments_section.locator("mark.hidden-char")
+        assert await marks.count() >= 4
+        html = await page.content()
+        assert "\u202e" not in html
+        assert "\u200b" not in html
+        await page.screenshot(path=str(ARTIFACTS / "detail-bidi-escaped.png"), full_page=True)
+        await page.get_by_role("button", name="Deny").click()
+        await page.wait_for_url(f"{env.hub.base_url}/approvals/{action.id}?done=denied")
+        outcome = await result()
+        assert outcome.is_error
+        await page.context.close()

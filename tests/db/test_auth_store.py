@@ -25,6 +25,7 @@ from mcp_hub.db.identities import AgentRecord, ClientMetadata, IdentityStore, Ne
 from mcp_hub.db.keys import SigningKeyStore
 from mcp_hub.db.limits import LimitStore
 from mcp_hub.db.oauth import AuthorizationCodeRecord, OAuthStore
+from mcp_hub.db.pins import PinStore
 from mcp_hub.db.sealing import SealingStore
 from mcp_hub.db.web_sessions import WebSessionStore
 from mcp_hub.domain import AgentSource, ClientAuthMethod, ClientId, GrantType, Role
@@ -67,6 +68,7 @@ async def stores(database_url: str, engine: AsyncEngine, clock: Clock) -> Stores
         approvals=ApprovalStore(engine, clock=clock),
         sealing=SealingStore(engine, clock=clock),
         limits=LimitStore(engine, clock=clock),
+        pins=PinStore(engine, clock=clock),
     )
 
 
