@@ -57,7 +57,10 @@ async def sse_events(response: httpx2.Response) -> AsyncGenerator[Events]:
 @pytest.fixture(scope="module")
 async def hub(tmp_path_factory: pytest.TempPathFactory) -> AsyncGenerator[RunningHub]:
     config = write_config(
-        tmp_path_factory.mktemp("streams"), {"faults": fault_connector()}, f"[streams]\nretry_ms = {RETRY_MS}\n"
+        tmp_path_factory.mktemp("streams"),
+        # Every progress step is relayed (no coalescing): the test follows each step across a cut stream.
+        {"faults": fault_connector(progress_interval_ms=0)},
+        f"[streams]\nretry_ms = {RETRY_MS}\n",
     )
     async with running_hub(config) as running:
         await running.wait_ready()

@@ -1,9 +1,10 @@
 """Progress notifications of one forwarded request, coalesced to a bounded rate (issue 10 §2).
 
 A downstream may report progress as fast as it can write (tens of thousands a second); each relayed notification
-costs the caller's stream a write and the hub a task switch. At most one notification per `interval` is relayed,
-always the newest: one that arrives too soon is held, replaced by any later one, and sent with the next that is due,
-or just before the result (`flush`), so the caller always sees the last progress before the result.
+costs the caller's stream a write and the hub a task switch. A token bucket bounds the rate: the first `BURST`
+notifications pass as they come (an ordinary request's few steps are never merged), then one per `interval`,
+always the newest: one that arrives too soon is held, replaced by any later one, and sent with the next that is
+due, or just before the result (`flush`), so the caller always sees the last progress before the result.
 """
 
 from __future__ import annotations
@@ -13,15 +14,18 @@ from collections.abc import Callable
 
 from mcp.shared.dispatcher import ProgressFnT
 
+BURST = 10
+
 
 class CoalescedProgress:
-    """A progress callback that passes on at most one call per `interval` seconds to `forward`."""
+    """A progress callback that passes on `BURST` calls at once, then at most one per `interval` seconds."""
 
     def __init__(self, forward: ProgressFnT, interval: float, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._forward = forward
         self._interval = interval
         self._clock = clock
-        self._last_sent: float | None = None
+        self._tokens = float(BURST)
+        self._refilled = clock()
         self._held: tuple[float, float | None, str | None] | None = None
         self.received = 0
         self.relayed = 0
@@ -29,11 +33,16 @@ class CoalescedProgress:
     async def __call__(self, progress: float, total: float | None, message: str | None) -> None:
         self.received += 1
         now = self._clock()
-        if self._last_sent is not None and now - self._last_sent < self._interval:
+        if self._interval > 0:
+            self._tokens = min(float(BURST), self._tokens + (now - self._refilled) / self._interval)
+        else:
+            self._tokens = float(BURST)
+        self._refilled = now
+        if self._tokens < 1:
             self._held = (progress, total, message)
             return
+        self._tokens -= 1
         self._held = None
-        self._last_sent = now
         self.relayed += 1
         await self._forward(progress, total, message)
 
@@ -41,6 +50,5 @@ class CoalescedProgress:
         """Relay the held notification, if any (before the result goes to the caller)."""
         if self._held is not None:
             held, self._held = self._held, None
-            self._last_sent = self._clock()
             self.relayed += 1
             await self._forward(*held)
