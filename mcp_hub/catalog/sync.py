@@ -51,3 +51,14 @@ class CatalogSync:
             await self._store.sync_catalog(connector_id, records, self._clock())
         except (SQLAlchemyError, HubError):
             logger.exception("could not persist the catalog", connector=connector_id)
+
+    async def connector_removed(self, connector_id: ConnectorId) -> None:
+        """The pool's `on_removed`: the connector's entries leave the catalog (clients are told), and its tools'
+        rows are marked removed."""
+        changes = self._catalog.remove_connector(connector_id)
+        kinds = [change.kind for change in changes if not change.is_empty]
+        logger.info("connector removed from the catalog", connector=connector_id, kinds=kinds)
+        try:
+            await self._store.sync_catalog(connector_id, [], self._clock())
+        except (SQLAlchemyError, HubError):
+            logger.exception("could not persist the catalog", connector=connector_id)

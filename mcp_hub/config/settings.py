@@ -32,6 +32,8 @@ class HubSection(_Section):
     public_base_url: str | None = None
     mcp_path: str = "/mcp"
     connectors_dir: str = "connectors"
+    connectors_poll_seconds: Annotated[float, Field(ge=0, le=3600)] = 2.0
+    """How often the running hub looks for added, changed or removed connector files (0: only on SIGHUP)."""
     allowed_hosts: list[str] = Field(default_factory=list[str])
     allowed_origins: list[str] = Field(default_factory=list[str])
     max_request_body_bytes: Annotated[int, Field(gt=0)] = 4 * 1024 * 1024
