@@ -77,6 +77,7 @@ from mcp_hub.db.web_sessions import WebSessionStore
 from mcp_hub.domain import AuditOutcome, Caller, utc_now
 from mcp_hub.downstream.health import HealthRecorder
 from mcp_hub.downstream.pool import DownstreamPool
+from mcp_hub.downstream.reloading import ConnectorWatcher
 from mcp_hub.gateway import stdio
 from mcp_hub.gateway.app import Guard, health_report, health_routes, mcp_routes
 from mcp_hub.gateway.event_store import InMemoryEventLog, StreamLimits
@@ -246,10 +247,13 @@ class Hub:
         errlog: TextIO = sys.stderr,
         egress: EgressPolicy = STRICT_EGRESS,
         stores: Callable[[AsyncEngine], Stores] = Stores.over,
+        sighup: bool = False,
     ) -> None:
         """`egress` is how the hub fetches URLs others name (client metadata documents); `stores` makes the
-        stores over the hub's engine. Both are for tests: one loosens the guard, the other orders a race."""
+        stores over the hub's engine. Both are for tests: one loosens the guard, the other orders a race.
+        `sighup`: reload the connectors on SIGHUP (`mcp-hub serve`, whose event loop runs in the main thread)."""
         self.settings = settings
+        self._sighup = sighup
         self.connectors = list(connectors)
         self.engine = create_engine(settings.database.url)
         self.stores = stores(self.engine)
@@ -267,14 +271,21 @@ class Hub:
         self.audit = AuditWriter.configured(self.stores.audit, settings.audit)
         self.log_levels = LogLevels(self.catalog)
         self.subscriptions = ResourceSubscriptions(self.catalog, self.notifier, self.profile_notifiers)
+        sync = CatalogSync(self.catalog, self.stores.catalog)
         self.pool = DownstreamPool(
             self.connectors,
             settings.timeouts,
-            on_listing=CatalogSync(self.catalog, self.stores.catalog).connector_listed,
+            on_listing=sync.connector_listed,
             on_health=HealthRecorder(self.stores.catalog).record,
+            on_configured=self._connectors_configured,
+            on_removed=sync.connector_removed,
             logs=self.log_levels,
             resources=self.subscriptions,
             errlog=errlog,
+        )
+        # Live connectors (issue 11 §5): the connectors directory is followed while the hub runs.
+        self.watcher = ConnectorWatcher(
+            settings.connectors_dir, self.pool, poll_seconds=settings.hub.connectors_poll_seconds
         )
         # The connectors' expanded secrets never leave the hub in a downstream's words, nor reach a log line.
         self.secrets = SecretValues(value for spec in self.connectors for value in spec.secret_values())
@@ -295,11 +306,12 @@ class Hub:
         # Approvals: sensitive calls wait for a human.
         self.feed = ActionFeed()
         self.webhooks = WebhookNotifier(settings.approvals.rules, partial(approval_link, settings.public_base_url))
+        self.approval_policy = ApprovalPolicy(settings.approvals.rules, self.connectors)
         self.approvals = ApprovalService(
             settings.approvals,
             self.stores.approvals,
             self.stores.identities,
-            ApprovalPolicy(settings.approvals.rules, self.connectors),
+            self.approval_policy,
             self.catalog,
             self.audit,
             self.forwarder.run_approved,
@@ -317,6 +329,16 @@ class Hub:
         }
         self.stream_events = InMemoryEventLog(StreamLimits.of(settings.streams))
         self.legacy_sessions = LegacySessions(per_principal=settings.hub.max_legacy_sessions_per_principal)
+
+    async def _connectors_configured(self, specs: Sequence[ConnectorSpec]) -> None:
+        """Live connectors: before the pool starts a new or changed connector, it is registered (its health can be
+        recorded), its secrets are scrubbed like the others', and its `sensitive_tools` apply."""
+        self.connectors = list(specs)
+        await self.stores.catalog.register_connectors([_connector_record(spec) for spec in specs])
+        values = [value for spec in specs for value in spec.secret_values()]
+        self.secrets.add(*values)
+        register_secret_values(values)
+        self.approval_policy.reconfigure(specs)
 
     def server_for(
         self,
@@ -368,6 +390,7 @@ class Hub:
                     await stack.enter_async_context(profile_notifier.running())
                 await stack.enter_async_context(self.questions.running())
                 await stack.enter_async_context(self.pool.running())
+                await stack.enter_async_context(self.watcher.running(sighup=self._sighup))
                 await stack.enter_async_context(self.readiness.running())
                 if self.auth is not None:
                     # A disabled agent or user keeps no legacy session: swept as often as decisions expire.
@@ -406,6 +429,13 @@ class Hub:
         """The body of `/healthz`."""
         report = health_report(self.pool, self.catalog, self.readiness)
         report["limits"] = self.limits.backend.health()
+        # Live connectors: the last reload, and each bad file (its connector, if running, keeps its old definition).
+        files = self.watcher.last.as_json()
+        report["connector_files"] = files
+        for name, error in files["errors"].items():
+            connector = report["connectors"].get(name.removesuffix(".toml"))
+            if connector is not None:
+                connector["file_error"] = error
         return report
 
     async def serve_stdio(self, *, agent: str | None, token: str | None) -> None:
