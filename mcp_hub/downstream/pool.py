@@ -20,7 +20,7 @@ from typing import Any, TextIO
 
 import anyio
 import structlog
-from anyio.abc import TaskGroup, TaskStatus
+from anyio.abc import TaskGroup
 
 from mcp_hub.config.connectors import ConnectorSpec
 from mcp_hub.config.settings import TimeoutsSection
@@ -153,27 +153,24 @@ class DownstreamPool:
             if changes.is_empty:
                 return changes
             await self._on_configured([wanted[connector_id] for connector_id in sorted(wanted)])
-            for connector_id in (*removed, *changed):
-                old = self.connections.pop(connector_id)
+            # The dictionary changes in one step (no await): a caller sees the old connection or the new one.
+            retiring = {connector_id: self.connections.pop(connector_id) for connector_id in (*removed, *changed)}
+            starting = {connector_id: self._connection(wanted[connector_id]) for connector_id in (*changed, *added)}
+            self.connections.update(starting)
+            for connector_id, old in retiring.items():
                 why = "was removed" if connector_id in removed else "was reconfigured: call it again"
                 self._tasks.start_soon(self._retire, old, why, name=f"retire:{connector_id}")
-            for connector_id in removed:
+            for connector_id in sorted(set(removed) | {c for c, new in starting.items() if not new.spec.enabled}):
                 await self._on_removed(connector_id)
-            for connector_id in (*changed, *added):
-                spec = wanted[connector_id]
-                if not spec.enabled:
-                    await self._on_removed(connector_id)
-                connection = self._connection(spec)
-                self.connections[connector_id] = connection
-                await self._tasks.start(self._own, connection, name=f"downstream:{connector_id}")
+            for connector_id, connection in starting.items():
+                self._owners[connection] = anyio.CancelScope()
+                self._tasks.start_soon(self._own, connection, name=f"downstream:{connector_id}")
             logger.info("connectors applied", added=added, changed=changed, removed=removed)
             return changes
 
-    async def _own(self, connection: DownstreamConnection, *, task_status: TaskStatus[None]) -> None:
+    async def _own(self, connection: DownstreamConnection) -> None:
         """A connection's owner task, in a cancel scope of its own (so one connector can be stopped alone)."""
-        with anyio.CancelScope() as scope:
-            self._owners[connection] = scope
-            task_status.started()
+        with self._owners[connection]:
             try:
                 await connection.run()
             finally:
@@ -194,7 +191,8 @@ class DownstreamPool:
         """Start every connector's owner task; on exit, close every connection (stdio children end)."""
         async with anyio.create_task_group() as tasks:
             for connection in self.connections.values():
-                await tasks.start(self._own, connection, name=f"downstream:{connection.spec.id}")
+                self._owners[connection] = anyio.CancelScope()
+                tasks.start_soon(self._own, connection, name=f"downstream:{connection.spec.id}")
             self._tasks = tasks
             try:
                 yield self
