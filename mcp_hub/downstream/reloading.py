@@ -1,10 +1,11 @@
 """Live connectors: the running hub follows `connectors/` without a restart (issue 11 §5).
 
 Three triggers, one reload: a cheap poll of the directory (`[hub] connectors_poll_seconds`: names, modification
-times, sizes and inodes of `*.toml`, no new dependency), `SIGHUP` to the serving process, and `mcp-hub connectors
-reload`, which writes a token into `connectors/.reload-request` (so the request carries exactly the authority of
-whoever may edit connector files: nothing listens on the network for it) and waits for the hub to report that
-token as handled in `/healthz`.
+times, sizes and inodes of `*.toml`, no new dependency; 0 turns it off), `SIGHUP` to the serving process, and
+`mcp-hub connectors reload`, which writes a token into `connectors/.reload-request` (looked at every
+`REQUEST_POLL_SECONDS` even with the directory poll off). The request carries exactly the authority of whoever may
+edit connector files, and nothing listens on the network for it; the command waits for the hub to report its token
+as answered in `/healthz`.
 
 A reload reads every file on its own with the start-up checks (`scan_connectors`). A bad file is reported (logged,
 and in `/healthz` under `connector_files`) and changes nothing: the connector it names keeps its previous definition,
@@ -36,6 +37,9 @@ from mcp_hub.downstream.pool import DownstreamPool, PoolChanges
 from mcp_hub.errors import ConfigError
 
 logger = structlog.get_logger(__name__)
+
+REQUEST_POLL_SECONDS = 0.5
+"""How often the reload request is looked at, even when the directory itself is not watched (`poll_seconds` 0)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,11 +130,22 @@ class ConnectorWatcher:
             await self._reloaded.wait()
 
     async def _poll(self) -> None:
+        """Every tick, look at the reload request; every `poll_seconds` (unless 0), at the whole directory. Both are
+        a bounded number of `stat` calls on a local directory, done in the loop: a worker thread per tick would cost
+        more than the calls themselves (the reload itself reads the files in a thread)."""
+        tick = min(self._poll_seconds, REQUEST_POLL_SECONDS) if self._poll_seconds > 0 else REQUEST_POLL_SECONDS
+        files_due = anyio.current_time() + self._poll_seconds
         while True:
-            await anyio.sleep(self._poll_seconds)
-            signature = await anyio.to_thread.run_sync(directory_signature, self._directory)
-            if signature != self._signature:
-                await self.reload("files")
+            await anyio.sleep(tick)
+            if self._poll_seconds > 0 and anyio.current_time() >= files_due:
+                files_due = anyio.current_time() + self._poll_seconds
+                signature = directory_signature(self._directory)
+                if signature != self._signature:
+                    await self.reload("files")
+                    continue
+            request = read_reload_request(self._directory)
+            if request is not None and request != self._request:
+                await self.reload("mcp-hub connectors reload")
 
     async def _on_sighup(self) -> None:
         with anyio.open_signal_receiver(signal.SIGHUP) as signals:
@@ -139,11 +154,10 @@ class ConnectorWatcher:
 
     @asynccontextmanager
     async def running(self, *, sighup: bool = False) -> AsyncGenerator[ConnectorWatcher]:
-        """Poll the directory (unless `poll_seconds` is 0) and, with `sighup` (`mcp-hub serve`, in the main
-        thread), reload on SIGHUP."""
+        """Poll the reload request, and the directory unless `poll_seconds` is 0; with `sighup` (`mcp-hub serve`,
+        whose loop runs in the main thread), reload on SIGHUP."""
         async with anyio.create_task_group() as tasks:
-            if self._poll_seconds > 0:
-                tasks.start_soon(self._poll, name="connectors:poll")
+            tasks.start_soon(self._poll, name="connectors:poll")
             if sighup:
                 tasks.start_soon(self._on_sighup, name="connectors:sighup")
             try:
