@@ -83,6 +83,7 @@ from mcp_hub.db.web_sessions import WebSessionStore
 from mcp_hub.domain import AuditOutcome, Caller, utc_now
 from mcp_hub.downstream.health import HealthRecorder
 from mcp_hub.downstream.pool import DownstreamPool
+from mcp_hub.downstream.reloading import ConnectorWatcher
 from mcp_hub.gateway import stdio
 from mcp_hub.gateway.app import Guard, health_report, health_routes, mcp_routes
 from mcp_hub.gateway.event_store import InMemoryEventLog, StreamLimits
@@ -262,11 +263,14 @@ class Hub:
         egress: EgressPolicy = STRICT_EGRESS,
         stores: Callable[[AsyncEngine], Stores] = Stores.over,
         virtual_servers: Sequence[VirtualServerSpec] | None = None,
+        sighup: bool = False,
     ) -> None:
         """`egress` is how the hub fetches URLs others name (client metadata documents); `stores` makes the
         stores over the hub's engine. Both are for tests: one loosens the guard, the other orders a race.
-        `virtual_servers` default to the files of `[hub] virtual_dir`."""
+        `virtual_servers` default to the files of `[hub] virtual_dir`. `sighup`: reload the connectors on SIGHUP
+        (`mcp-hub serve`, whose event loop runs in the main thread)."""
         self.settings = settings
+        self._sighup = sighup
         self.connectors = list(connectors)
         # --- issue 11 §6: virtual servers (curated profiles at <mcp>/v/<name>) ---
         self.virtual_specs = (
@@ -308,9 +312,15 @@ class Hub:
             settings.timeouts,
             on_listing=self.catalog_sync.connector_listed,
             on_health=HealthRecorder(self.stores.catalog).record,
+            on_configured=self._connectors_configured,
+            on_removed=self.catalog_sync.connector_removed,
             logs=self.log_levels,
             resources=self.subscriptions,
             errlog=errlog,
+        )
+        # Live connectors (issue 11 §5): the connectors directory is followed while the hub runs.
+        self.watcher = ConnectorWatcher(
+            settings.connectors_dir, self.pool, poll_seconds=settings.hub.connectors_poll_seconds
         )
         self.forwarder = Forwarder(self.catalog, self.pool, self.audit, secrets=self.secrets)
         self.readiness = Readiness(self.pool, bound_seconds=settings.timeouts.connect_seconds)
@@ -341,11 +351,12 @@ class Hub:
         # Approvals: sensitive calls wait for a human.
         self.feed = ActionFeed()
         self.webhooks = WebhookNotifier(settings.approvals.rules, partial(approval_link, settings.public_base_url))
+        self.approval_policy = ApprovalPolicy(settings.approvals.rules, self.connectors)
         self.approvals = ApprovalService(
             settings.approvals,
             self.stores.approvals,
             self.stores.identities,
-            ApprovalPolicy(settings.approvals.rules, self.connectors),
+            self.approval_policy,
             self.catalog,
             self.audit,
             self.forwarder.run_approved,
@@ -370,6 +381,17 @@ class Hub:
         }
         self.stream_events = InMemoryEventLog(StreamLimits.of(settings.streams))
         self.legacy_sessions = LegacySessions(per_principal=settings.hub.max_legacy_sessions_per_principal)
+
+    async def _connectors_configured(self, specs: Sequence[ConnectorSpec]) -> None:
+        """Live connectors: before the pool starts a new or changed connector, it is registered (its health can be
+        recorded), its secrets are scrubbed like the others', its `sensitive_tools` apply, and so does its `trust`."""
+        self.connectors = list(specs)
+        await self.stores.catalog.register_connectors([_connector_record(spec) for spec in specs])
+        values = [value for spec in specs for value in spec.secret_values()]
+        self.secrets.add(*values)
+        register_secret_values(values)
+        self.approval_policy.reconfigure(specs)
+        self.catalog_sync.set_policy(pin_policy(self.settings, specs))
 
     def server_for(
         self,
@@ -426,6 +448,7 @@ class Hub:
                     await stack.enter_async_context(profile_notifier.running())
                 await stack.enter_async_context(self.questions.running())
                 await stack.enter_async_context(self.pool.running())
+                await stack.enter_async_context(self.watcher.running(sighup=self._sighup))
                 await stack.enter_async_context(self.readiness.running())
                 await stack.enter_async_context(self._reviewing())
                 if self.auth is not None:
@@ -478,6 +501,13 @@ class Hub:
         report = health_report(self.pool, self.catalog, self.readiness)
         report["limits"] = self.limits.backend.health()
         report["cache"] = self.cache.store.health()
+        # Live connectors: the last reload, and each bad file (its connector, if running, keeps its old definition).
+        files = self.watcher.last.as_json()
+        report["connector_files"] = files
+        for name, error in files["errors"].items():
+            connector = report["connectors"].get(name.removesuffix(".toml"))
+            if connector is not None:
+                connector["file_error"] = error
         return report
 
     async def serve_stdio(self, *, agent: str | None, token: str | None) -> None:

@@ -218,10 +218,10 @@ async def test_connectors_list_without_a_running_hub_shows_the_recorded_state(of
     done = await mcp_hub(offline, "connectors", "list")
     lines = done.stdout.decode().splitlines()
     assert done.returncode == 0, done.stderr.decode()
-    assert lines[0] == "# the hub is not running: last state recorded in the database"
+    assert lines[0] == "# the hub is not running: last known state recorded in the database"
     rows = {line.split()[0]: line.split() for line in lines[2:]}
     assert set(rows) == {"broken", "faults"}
-    assert rows["faults"][1:4] == ["stdio", "legacy", "unknown"]  # migrated, never served
+    assert rows["faults"][1:4] == ["stdio", "legacy", "never-seen"]  # migrated, never served
 
 
 async def test_connectors_list_json_against_a_running_hub_shows_live_states(served: ServedHub) -> None:

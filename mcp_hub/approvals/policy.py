@@ -99,6 +99,11 @@ class ApprovalPolicy:
         # they are matched once.
         self._by_subject: dict[tuple[str, str, str, str], tuple[tuple[ApprovalRule, ...], str | None]] = {}
 
+    def reconfigure(self, connectors: Sequence[ConnectorSpec]) -> None:
+        """The connectors changed while the hub runs (live connectors): their `sensitive_tools` apply from now on."""
+        self._sensitive = {spec.id: list(spec.sensitive_tools) for spec in connectors if spec.sensitive_tools}
+        self._by_subject = {}
+
     @property
     def is_empty(self) -> bool:
         return not self._rules and not self._sensitive

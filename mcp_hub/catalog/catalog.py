@@ -385,3 +385,9 @@ class Catalog:
                 for listener in self._listeners:
                     listener(change)
         return changes
+
+    def remove_connector(self, connector_id: str) -> tuple[CatalogChange, ...]:
+        """Forget everything the connector offered (its file was removed or disabled); listeners hear of it."""
+        changes = self.replace_connector(connector_id, ConnectorListing())
+        self._offers.pop(ConnectorId(connector_id), None)
+        return changes

@@ -110,6 +110,10 @@ class CatalogSync:
         """How many listings have been applied (tests await a count instead of sleeping)."""
         self._applied_event = anyio.Event()
 
+    def set_policy(self, policy: PinPolicy) -> None:
+        """Live connectors: a connector added or changed while the hub runs brings its own `trust`."""
+        self._policy = policy
+
     async def connector_listed(self, connector_id: ConnectorId, listing: ConnectorListing) -> None:
         self._listings[connector_id] = listing
         await self._apply(connector_id)
@@ -288,3 +292,14 @@ class CatalogSync:
                 await self._audit(
                     audit_decision(record, outcome, f"hub:{record.decided_by or 'review'}", self._clock())
                 )
+
+    async def connector_removed(self, connector_id: ConnectorId) -> None:
+        """The pool's `on_removed`: the connector's entries leave the catalog (clients are told), and its tools'
+        rows are marked removed."""
+        changes = self._catalog.remove_connector(connector_id)
+        kinds = [change.kind for change in changes if not change.is_empty]
+        logger.info("connector removed from the catalog", connector=connector_id, kinds=kinds)
+        try:
+            await self._store.sync_catalog(connector_id, [], self._clock())
+        except (SQLAlchemyError, HubError):
+            logger.exception("could not persist the catalog", connector=connector_id)

@@ -1,4 +1,4 @@
-"""The `mcp-hub` command: serve, stdio, migrate, connectors list|check, catalog (its review verbs in
+"""The `mcp-hub` command: serve, stdio, migrate, connectors list|check|reload, catalog (its review verbs in
 `cli/catalog.py`), and the admin commands.
 
 Exit codes (the CLI's mapping of `mcp_hub.errors`): 0 done; 1 refused or failed (`HubError`, an unknown agent,
@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import secrets
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import httpx2
@@ -20,7 +21,13 @@ import httpx2
 from mcp_hub.cli.admin import ADMIN_COMMANDS, add_admin_commands, run_admin, run_catalog_for_agent
 from mcp_hub.cli.catalog import add_catalog_verbs, run_catalog_verb
 from mcp_hub.cli.virtual import add_virtual_command, run_virtual
-from mcp_hub.config.connectors import ConnectorSpec, load_connectors
+from mcp_hub.config.connectors import (
+    RELOAD_REQUEST_FILE,
+    ConnectorFiles,
+    ConnectorSpec,
+    load_connectors,
+    scan_connectors,
+)
 from mcp_hub.config.settings import HubSettings, load_settings
 from mcp_hub.domain import ConnectorId, ConnectorListing, Health
 from mcp_hub.errors import ConfigError, DatabaseError, HubError, InvalidInputError
@@ -56,6 +63,10 @@ def _parser() -> argparse.ArgumentParser:
     connector_commands = connectors.add_subparsers(dest="connectors_command", required=True)
     listing = connector_commands.add_parser("list", parents=[common], help="every connector with its health")
     listing.add_argument("--json", action="store_true")
+    reload = connector_commands.add_parser(
+        "reload", parents=[common], help="make the running hub apply the connectors directory now"
+    )
+    reload.add_argument("--wait", type=float, default=30.0, metavar="SECONDS", help="how long to wait for the hub")
     check = connector_commands.add_parser("check", parents=[common], help="connect to one connector, list its tools")
     check.add_argument("connector_id")
 
@@ -131,9 +142,11 @@ def _dispatch(args: argparse.Namespace, settings: HubSettings) -> int:
     if command == "stdio":
         return anyio.run(_stdio, settings, load_connectors(settings.connectors_dir), args.agent)
     if command == "connectors":
-        specs = load_connectors(settings.connectors_dir)
         if args.connectors_command == "list":
-            return anyio.run(_connectors_list, settings, specs, args.json)
+            return anyio.run(_connectors_list, settings, scan_connectors(settings.connectors_dir), args.json)
+        if args.connectors_command == "reload":
+            return anyio.run(_connectors_reload, settings, args.wait)
+        specs = load_connectors(settings.connectors_dir)
         return anyio.run(_connectors_check, settings, specs, args.connector_id)
     if command == "catalog" and getattr(args, "catalog_command", None) is not None:
         return anyio.run(_catalog_verb, settings, args)
@@ -174,7 +187,7 @@ def _serve(settings: HubSettings, specs: list[ConnectorSpec]) -> int:
 
     # Refuse before binding the port, so a half-started hub never answers.
     anyio.run(check_schema)
-    hub = Hub(settings, specs)
+    hub = Hub(settings, specs, sighup=True)
     config = server_config(build_app(hub), settings, host=settings.hub.listen_host, port=settings.hub.listen_port)
     server = uvicorn.Server(config)
     server.run()
@@ -189,47 +202,83 @@ async def _stdio(settings: HubSettings, specs: list[ConnectorSpec], agent: str |
     return EXIT_OK
 
 
-async def _connectors_list(settings: HubSettings, specs: list[ConnectorSpec], as_json: bool) -> int:
-    rows: list[dict[str, Any]]
-    source = f"live, from {settings.public_base_url}/healthz"
+async def _live_health(settings: HubSettings) -> dict[str, Any] | None:
+    """The running hub's `/healthz`, or None when no hub answers at its public URL."""
     try:
         async with httpx2.AsyncClient(timeout=2.0) as client:
             response = await client.get(f"{settings.public_base_url}/healthz")
             response.raise_for_status()
-            live: dict[str, dict[str, Any]] = response.json()["connectors"]
-    except (httpx2.HTTPError, ValueError, KeyError):
-        live = {}
-        source = "the hub is not running: last state recorded in the database"
-    recorded = {} if live else await _recorded_health(settings)
-    rows = []
-    for spec in specs:
-        state = live.get(spec.id) or recorded.get(spec.id) or {}
+            body: object = response.json()
+    except (httpx2.HTTPError, ValueError):
+        return None
+    # Something else may answer at that address: a hub's report is an object with its connectors.
+    if not isinstance(body, dict) or not isinstance(cast("dict[str, Any]", body).get("connectors"), dict):
+        return None
+    return cast("dict[str, Any]", body)
+
+
+async def _connectors_list(settings: HubSettings, files: ConnectorFiles, as_json: bool) -> int:
+    """Every connector the files or the hub know, each with the truth about its state: live when the hub runs
+    (`/healthz`), else the last state recorded, shown as last known with its time; `never-seen` for a connector
+    no hub has served; a bad file's error beside the definition still served, if any."""
+    health = await _live_health(settings)
+    if health is not None:
+        source = f"live, from {settings.public_base_url}/healthz"
+        known: dict[str, dict[str, Any]] = health["connectors"]
+    else:
+        source = "the hub is not running: last known state recorded in the database"
+        known = await _recorded_health(settings)
+    bad = {name.removesuffix(".toml"): error for name, error in files.errors.items()}
+    ids: set[str] = {*files.specs, *bad, *(known if health is not None else ())}
+    rows: list[dict[str, Any]] = []
+    for connector_id in sorted(ids):
+        spec = files.specs.get(ConnectorId(connector_id))
+        state = known.get(connector_id)
+        details: list[str] = []
+        if state is None:
+            name = "never-seen" if health is None else "not-loaded"
+        else:
+            name = state["state"] if health is not None else f"last-known:{state['state']}"
+            if state.get("detail"):
+                details.append(str(state["detail"]))
+        if connector_id in bad:
+            details.append(f"bad file (not applied): {bad[connector_id]}")
+        elif spec is None:
+            details.append("file removed: served until the hub reloads")
+        elif health is not None and state is None:
+            details.append("file added: applied at the hub's next reload")
         rows.append(
             {
-                "id": spec.id,
-                "transport": spec.transport,
-                "protocol": spec.protocol,
-                "enabled": spec.enabled,
-                "state": state.get("state", "unknown"),
-                "era": state.get("era"),
-                "tools": state.get("tools", 0),
-                "detail": state.get("detail"),
+                "id": connector_id,
+                "transport": spec.transport if spec is not None else None,
+                "protocol": spec.protocol if spec is not None else None,
+                "enabled": spec.enabled if spec is not None else None,
+                "state": name,
+                "since": state.get("since") if state is not None else None,
+                "era": state.get("era") if state is not None else None,
+                "tools": state.get("tools", 0) if state is not None else 0,
+                "detail": "; ".join(details) or None,
+                "file_error": bad.get(connector_id),
             }
         )
     if as_json:
-        print(json.dumps({"source": source, "connectors": rows}, indent=2))
+        body: dict[str, Any] = {"source": source, "connectors": rows}
+        if health is not None:
+            body["reload"] = health.get("connector_files")
+        print(json.dumps(body, indent=2))
         return EXIT_OK
     print(f"# {source}")
-    print(f"{'ID':<20} {'TRANSPORT':<9} {'PROTOCOL':<10} {'STATE':<10} {'ERA':<10} {'TOOLS':>5}  DETAIL")
+    print(f"{'ID':<20} {'TRANSPORT':<9} {'PROTOCOL':<10} {'STATE':<18} {'ERA':<10} {'TOOLS':>5}  {'SINCE':<25}  DETAIL")
     for row in rows:
         print(
-            f"{row['id']:<20} {row['transport']:<9} {row['protocol']:<10} {row['state']:<10} "
-            f"{row['era'] or '-':<10} {row['tools']:>5}  {row['detail'] or ''}"
+            f"{row['id']:<20} {row['transport'] or '-':<9} {row['protocol'] or '-':<10} {row['state']:<18} "
+            f"{row['era'] or '-':<10} {row['tools']:>5}  {row['since'] or '-':<25}  {row['detail'] or ''}"
         )
     return EXIT_OK
 
 
 async def _recorded_health(settings: HubSettings) -> dict[str, dict[str, Any]]:
+    """The state each connector was last recorded in (a connector never served has none)."""
     from mcp_hub.db.catalog import CatalogStore
     from mcp_hub.db.engine import current_database
 
@@ -241,12 +290,50 @@ async def _recorded_health(settings: HubSettings) -> dict[str, dict[str, Any]]:
     return {
         status.id: {
             "state": status.health,
+            "since": status.updated_at.isoformat(),
             "era": status.era,
             "tools": status.tool_count,
             "detail": status.health_detail,
         }
         for status in statuses
     }
+
+
+async def _connectors_reload(settings: HubSettings, wait_seconds: float) -> int:
+    """Ask the running hub to apply the connectors directory now, and report what it did.
+
+    The request is a token written to `connectors/.reload-request` (authority: the right to write connector files,
+    nothing on the network); the hub's watcher sees it and reports the token as answered in `/healthz`."""
+    files = scan_connectors(settings.connectors_dir)
+    for name, error in sorted(files.errors.items()):
+        print(f"mcp-hub: {name} will not be applied (its previous definition keeps serving): {error}", file=sys.stderr)
+    if await _live_health(settings) is None:
+        print(f"mcp-hub: no hub answers at {settings.public_base_url}: nothing to reload", file=sys.stderr)
+        return EXIT_FAILURE
+    token = secrets.token_hex(16)
+    request = settings.connectors_dir / RELOAD_REQUEST_FILE
+    request.write_text(token + "\n", encoding="ascii")
+    answered: dict[str, Any] | None = None
+    with anyio.move_on_after(wait_seconds):
+        while answered is None:
+            health = await _live_health(settings)
+            report: dict[str, Any] = (health or {}).get("connector_files") or {}
+            if report.get("request") == token:
+                answered = report
+            else:
+                await anyio.sleep(0.2)  # the hub answers on its next poll of the directory
+    if answered is None:
+        print(
+            f"mcp-hub: the hub did not apply the request within {wait_seconds:g} s "
+            "(with [hub] connectors_poll_seconds = 0 it only reloads on SIGHUP)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
+    names = {what: ", ".join(answered[what]) or "none" for what in ("added", "changed", "removed")}
+    print(f"reloaded: added {names['added']}; changed {names['changed']}; removed {names['removed']}")
+    for name, error in sorted(answered["errors"].items()):
+        print(f"not applied: {name}: {error}")
+    return EXIT_FAILURE if answered["errors"] else EXIT_OK
 
 
 async def _connect_once(

@@ -6,7 +6,9 @@ transport), how to reach the server, and the protocol era to speak (`auto` probe
 of `env` and `headers` may reference the hub's environment as `${NAME}`, expanded only when the hub
 connects, and any value whose key looks like a credential must be such a reference.
 
-Loading is all-or-nothing: the first bad file raises `ConfigError` and the hub does not start.
+At start-up loading is all-or-nothing: the first bad file raises `ConfigError` and the hub does not start. While
+the hub runs, `scan_connectors` loads each file on its own, with the same checks: a bad file is reported (its
+error kept by file name) and the connector it names keeps its previous definition (`mcp_hub.downstream.reloading`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import hashlib
 import json
 import os
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -195,3 +198,64 @@ def load_connectors(directory: Path) -> list[ConnectorSpec]:
     if not directory.is_dir():
         raise ConfigError(str(directory), None, "connectors directory not found")
     return [load_connector(path) for path in sorted(directory.glob("*.toml"))]
+
+
+RELOAD_REQUEST_FILE = ".reload-request"
+"""Written into the connectors directory by `mcp-hub connectors reload`; a running hub that sees it change reloads.
+Whoever may write this directory may change connectors anyway, so the request needs no other authority."""
+MAX_CONNECTOR_FILES = 1_000
+"""A directory with more `*.toml` files than this is refused as a whole (every file is read on each reload)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorFiles:
+    """One reading of the connectors directory: the good files' specs by id, each bad file's error by file name."""
+
+    specs: dict[ConnectorId, ConnectorSpec] = field(default_factory=dict[ConnectorId, ConnectorSpec])
+    errors: dict[str, str] = field(default_factory=dict[str, str])
+
+
+def scan_connectors(directory: Path) -> ConnectorFiles:
+    """Load every `*.toml` in `directory` on its own (the checks of `load_connector`); nothing is raised for one
+    bad file, its error is kept instead. A missing or unreadable directory raises `ConfigError`."""
+    if not directory.is_dir():
+        raise ConfigError(str(directory), None, "connectors directory not found")
+    paths = sorted(directory.glob("*.toml"))
+    if len(paths) > MAX_CONNECTOR_FILES:
+        raise ConfigError(str(directory), None, f"more than {MAX_CONNECTOR_FILES} connector files")
+    found = ConnectorFiles()
+    for path in paths:
+        try:
+            spec = load_connector(path)
+        except ConfigError as exc:
+            found.errors[path.name] = str(exc)
+        else:
+            found.specs[spec.id] = spec
+    return found
+
+
+def directory_signature(directory: Path) -> tuple[tuple[str, int, int, int], ...]:
+    """What a cheap poll compares: name, modification time (ns), size and inode of each `*.toml` and of the reload
+    request. An edit that keeps all four (rare: same size within the file system's time resolution) is caught by
+    `mcp-hub connectors reload` or SIGHUP instead."""
+    entries: list[tuple[str, int, int, int]] = []
+    try:
+        paths = [*directory.glob("*.toml"), directory / RELOAD_REQUEST_FILE]
+        for path in sorted(paths)[: MAX_CONNECTOR_FILES + 2]:
+            try:
+                stat = path.stat()
+            except FileNotFoundError:
+                continue
+            entries.append((path.name, stat.st_mtime_ns, stat.st_size, stat.st_ino))
+    except OSError:
+        return ()
+    return tuple(entries)
+
+
+def read_reload_request(directory: Path) -> str | None:
+    """The token `mcp-hub connectors reload` wrote (hex, at most 64 characters), if any."""
+    try:
+        text = (directory / RELOAD_REQUEST_FILE).read_text(encoding="ascii", errors="replace")[:65].strip()
+    except OSError:
+        return None
+    return text if re.fullmatch(r"[0-9a-f]{1,64}", text) else None

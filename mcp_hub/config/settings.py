@@ -35,6 +35,8 @@ class HubSection(_Section):
     connectors_dir: str = "connectors"
     virtual_dir: str = "virtual"
     """Virtual servers (issue 11 §6): one `<name>.toml` each, served at `<mcp_path>/v/<name>`; may be absent."""
+    connectors_poll_seconds: Annotated[float, Field(ge=0, le=3600)] = 2.0
+    """How often the running hub looks for added, changed or removed connector files (0: only on SIGHUP)."""
     allowed_hosts: list[str] = Field(default_factory=list[str])
     allowed_origins: list[str] = Field(default_factory=list[str])
     max_request_body_bytes: Annotated[int, Field(gt=0)] = 4 * 1024 * 1024

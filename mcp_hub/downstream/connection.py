@@ -139,6 +139,10 @@ class DownstreamConnection:
         self.breaker = CircuitBreaker(spec.breaker_failures, spec.breaker_cooldown_seconds)
         self._calls: set[str] = set()
         """Ids of the requests in flight on the connection."""
+        self._idle = anyio.Event()
+        self._idle.set()
+        self.retired: str | None = None
+        """Why the connection takes no more calls (its connector file changed or went): set by `retire`."""
         self._oversized: set[str] = set()
         """Requests in flight whose answer was over `max_message_bytes` and abandoned."""
         self._lost = anyio.Event()
@@ -180,6 +184,14 @@ class DownstreamConnection:
         """Return once the connector has become ready `count` times (reconnects included)."""
         while self.connections_made < count:
             await self._health_changed.wait()
+
+    def retire(self, reason: str) -> None:
+        """Take no more calls (they are refused with `reason`); those in flight carry on (`wait_idle`)."""
+        self.retired = reason
+
+    async def wait_idle(self) -> None:
+        """Return once no request is in flight or queued on this connection."""
+        await self._idle.wait()
 
     async def run(self) -> None:
         """Connect, serve, reconnect with backoff; returns only when cancelled or disabled."""
@@ -625,6 +637,8 @@ class DownstreamConnection:
             raise ConnectorUnavailableError(
                 self.spec.id, f"connector {self.spec.id!r} is not connected ({self.health.state})"
             )
+        if self.retired is not None:
+            raise ConnectorUnavailableError(self.spec.id, f"connector {self.spec.id!r} {self.retired}")
         self._admit()
         request_id = f"hub-{next(self._request_numbers)}"
         meta: dict[str, Any] = {}
@@ -647,6 +661,8 @@ class DownstreamConnection:
                 if relay is not None:
                     self._in_flight[request_id] = _InFlight(relay, deadline)
                 self._calls.add(request_id)
+                if self._idle.is_set():
+                    self._idle = anyio.Event()
                 try:
                     async with self._limiter:
                         sent = True
@@ -666,6 +682,8 @@ class DownstreamConnection:
                 finally:
                     self._in_flight.pop(request_id, None)
                     self._calls.discard(request_id)
+                    if not self._calls:
+                        self._idle.set()
         except TimeoutError:
             verdict = False if sent else None
             raise DownstreamTimeoutError(
