@@ -95,7 +95,9 @@ async def test_while_a_connector_makes_its_first_attempt_lists_wait_and_the_hub_
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(legacy_list)
             tasks.start_soon(modern_list)
-            await anyio.wait_all_tasks_blocked()  # both requests are in and waiting; nothing answered them yet
+            with anyio.fail_after(30):
+                await hub.hub.readiness.until_waiting(2)  # both requests are in and waiting; nothing answered them
+
             answered_before_the_gate.update(lists)
             gate.touch()
         ready = await http.get(f"{hub.base_url}/readyz")

@@ -29,6 +29,9 @@ class Readiness:
         self._deadline: float | None = None
         self._settled = anyio.Event()
         self._stopping = False
+        self.waiting = 0
+        """Requests waiting for the end of the start now (what an operator, or a test, can observe)."""
+        self._waiting_changed = anyio.Event()
 
     @property
     def phase(self) -> HubPhase:
@@ -58,6 +61,20 @@ class Readiness:
             return True
         if self._deadline is None:
             return False
-        with anyio.move_on_after(max(self._deadline - anyio.current_time(), 0)):
-            await self._settled.wait()
+        self._count_waiting(+1)
+        try:
+            with anyio.move_on_after(max(self._deadline - anyio.current_time(), 0)):
+                await self._settled.wait()
+        finally:
+            self._count_waiting(-1)
         return self._settled.is_set()
+
+    async def until_waiting(self, count: int) -> None:
+        """Return once at least `count` requests wait for the end of the start."""
+        while self.waiting < count:
+            await self._waiting_changed.wait()
+
+    def _count_waiting(self, change: int) -> None:
+        self.waiting += change
+        self._waiting_changed.set()
+        self._waiting_changed = anyio.Event()
