@@ -278,6 +278,16 @@ class Forwarder:
 
     async def audit_limited(self, public_name: str, caller: Caller, outcome: AuditOutcome, reason: str) -> None:
         """Record a call a rate limit, quota or loop rule refused before it reached any downstream."""
+        await self._audit_tool_call(public_name, caller, outcome, reason[:500])
+
+    async def audit_served(self, public_name: str, caller: Caller, result: Mapping[str, Any], served: str) -> None:
+        """Record a call answered without a downstream call of its own: from the cache (`cached`), or with the
+        answer of an identical call in flight (`coalesced`)."""
+        outcome = AuditOutcome.TOOL_ERROR if result.get("isError") else AuditOutcome.OK
+        await self._audit_tool_call(public_name, caller, outcome, served)
+
+    async def _audit_tool_call(self, public_name: str, caller: Caller, outcome: AuditOutcome, detail: str) -> None:
+        """A `tools/call` row that no downstream call of its own produced (no latency to measure)."""
         entry = self._catalog.tools.get(public_name)
         await self._record(
             AuditEvent(
@@ -289,25 +299,7 @@ class Forwarder:
                 downstream_name=entry.downstream_name if entry is not None else None,
                 outcome=outcome,
                 latency_ms=0.0,
-                detail=reason[:500],
-            )
-        )
-
-    async def audit_served(self, public_name: str, caller: Caller, result: Mapping[str, Any], served: str) -> None:
-        """Record a call answered without a downstream call of its own: from the cache (`cached`), or with the
-        answer of an identical call in flight (`coalesced`)."""
-        entry = self._catalog.tools.get(public_name)
-        await self._record(
-            AuditEvent(
-                at=self._clock(),
-                client=caller.client,
-                session=caller.session,
-                public_name=public_name,
-                connector_id=entry.connector_id if entry is not None else None,
-                downstream_name=entry.downstream_name if entry is not None else None,
-                outcome=AuditOutcome.TOOL_ERROR if result.get("isError") else AuditOutcome.OK,
-                latency_ms=0.0,
-                detail=served,
+                detail=detail,
             )
         )
 
