@@ -79,7 +79,9 @@ async def served(hub: RunningHub, public_name: str = "faults__counted") -> list[
     """(outcome, detail) of each audited call of `public_name`, oldest first; detail None: it ran downstream."""
     await hub.hub.audit.flush()
     events = await hub.hub.stores.audit.recent_audit(limit=500)
-    return [(event.outcome, event.detail) for event in reversed(events) if event.public_name == public_name]
+    # Calls only: the catalog's review rows (`catalog/review`, issue 11) name the tool too.
+    calls = [event for event in reversed(events) if event.method == "tools/call"]
+    return [(event.outcome, event.detail) for event in calls if event.public_name == public_name]
 
 
 async def test_twenty_identical_concurrent_calls_reach_the_downstream_once(caching_hub: RunningHub) -> None:
