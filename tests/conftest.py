@@ -132,7 +132,9 @@ def write_config(
 ) -> Path:
     """A config.toml (SQLite in `directory`, fast reconnects) and one file per connector.
 
-    Authentication is off unless `auth` is set: the federation tests exercise the open loopback hub.
+    Authentication is off unless `auth` is set: the federation tests exercise the open loopback hub. The OAuth
+    and sign-in limits are wide unless `extra` sets `[limits.endpoints]`: a module's tests share a hub and sign
+    in, register and fetch tokens from one address (the limits themselves: tests/test_endpoint_limits.py).
     """
     connectors_dir = directory / "connectors"
     connectors_dir.mkdir(exist_ok=True)
@@ -147,9 +149,29 @@ def write_config(
         "connect_seconds = 20\n"
         "call_seconds = 10\n"
         "reconnect_initial_seconds = 0.05\n"
-        "reconnect_max_seconds = 0.5\n" + ("" if auth else "[auth]\nenabled = false\n") + extra
+        "reconnect_max_seconds = 0.5\n"
+        + ("" if auth else "[auth]\nenabled = false\n")
+        + ("" if "[limits.endpoints]" in extra else WIDE_ENDPOINT_LIMITS)
+        + extra
     )
     return config
+
+
+WIDE_ENDPOINT_LIMITS = (
+    "[limits.endpoints]\n"
+    + "".join(
+        f"{name} = {{ rate = 1000.0, burst = 10000 }}\n"
+        for name in (
+            "token_per_address",
+            "token_per_client",
+            "register_per_address",
+            "authorize_per_address",
+            "revoke_introspect_per_address",
+            "login_per_address",
+        )
+    )
+    + "failed_sign_ins_per_address = 10000\n"
+)
 
 
 @dataclass

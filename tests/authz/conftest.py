@@ -55,20 +55,11 @@ def bearer(token: str) -> httpx2.AsyncClient:
     return httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30)
 
 
-GENEROUS_ENDPOINTS = (
-    # A module's tests share this hub and register many clients from one address; the endpoint limits themselves
-    # are proven in tests/test_endpoint_limits.py.
-    "[limits.endpoints]\nregister_per_address = { rate = 100.0, burst = 1000 }\n"
-)
-
-
 @pytest.fixture(scope="module")
 async def auth_hub(tmp_path_factory: pytest.TempPathFactory) -> AsyncGenerator[RunningHub]:
     """A hub with auth enabled and the fault fixture server as connector `faults` (legacy era, stdio), shared by
     the tests of one module: each test makes agents and users of its own names, so they do not interfere."""
-    config = write_config(
-        tmp_path_factory.mktemp("auth-hub"), {"faults": fault_connector()}, GENEROUS_ENDPOINTS, auth=True
-    )
+    config = write_config(tmp_path_factory.mktemp("auth-hub"), {"faults": fault_connector()}, auth=True)
     async with running_hub(config) as hub:
         await hub.wait_ready("faults")
         yield hub
