@@ -12,6 +12,7 @@ import json
 import os
 import uuid
 from collections.abc import AsyncGenerator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +24,12 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from mcp_hub.db.limits import LimitStore
 from mcp_hub.domain import AgentId, AuditOutcome
 from mcp_hub.limits.backends import BucketSpec, CounterSpec, LimitBackend, MemoryLimits, RedisLimits
+from mcp_hub.runtime import Stores
 from tests.approvals.holding import agent_token
 from tests.authz.conftest import bearer, client_credentials_token, make_agent
 from tests.conftest import RunningHub, fault_connector, running_hub, unique, write_config
@@ -330,3 +334,31 @@ async def test_an_agents_own_limits_set_from_the_cli_apply_and_clear(limited_hub
 
 async def agent_id(hub: RunningHub, name: str) -> AgentId:
     return (await hub.hub.stores.identities.agent_by_name(name)).id
+
+
+class CountingLimitStore(LimitStore):
+    """The real store, counting how often the hub reads an agent's own limits."""
+
+    reads = 0
+
+    async def agent_limits(self, agent_id: AgentId) -> dict[str, Any] | None:
+        CountingLimitStore.reads += 1
+        return await super().agent_limits(agent_id)
+
+
+async def test_the_hot_path_reads_an_agents_own_limits_through_the_cache(tmp_path: Path) -> None:
+    """Speed (guide: no database round trip a cache can answer): ten calls of an agent without limits of its own
+    read the store once within `decision_cache_seconds`, not once per call."""
+    config = write_config(tmp_path, {"faults": fault_connector()}, "[auth]\ndecision_cache_seconds = 30\n", auth=True)
+
+    def stores(engine: AsyncEngine) -> Stores:
+        return replace(Stores.over(engine), limits=CountingLimitStore(engine))
+
+    CountingLimitStore.reads = 0
+    async with running_hub(config, stores=stores) as hub:
+        await hub.wait_ready("faults")
+        token = await agent_token(hub, unique("cached"), "tool:faults__*")
+        answers = [await modern_call(hub, token, "faults__echo", {"text": f"c{i}"}) for i in range(10)]
+
+    assert [answer.status_code for answer in answers] == [200] * 10
+    assert CountingLimitStore.reads == 1

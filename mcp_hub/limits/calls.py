@@ -83,7 +83,8 @@ class CallLimits:
         clock: Clock = utc_now,
     ) -> None:
         self._own_limits = own_limits
-        self._own_cache: TtlCache[AgentLimits | None] = TtlCache(own_limits_ttl_seconds)
+        # Boxed: `TtlCache` takes None for a miss, and most agents have no limits of their own.
+        self._own_cache: TtlCache[tuple[AgentLimits | None]] = TtlCache(own_limits_ttl_seconds)
         self._settings = settings
         self.backend = backend
         self._connector_of = connector_of
@@ -107,14 +108,15 @@ class CallLimits:
             return configured
         lookup = self._own_limits
 
-        async def load() -> AgentLimits | None:
+        async def load() -> tuple[AgentLimits | None]:
             stored = await lookup(agent_id)
             if stored is None:
-                return configured
+                return (configured,)
             base = configured.model_dump(exclude_none=True) if configured is not None else {}
-            return AgentLimits.model_validate({**base, **stored, "agent": agent_name})
+            return (AgentLimits.model_validate({**base, **stored, "agent": agent_name}),)
 
-        return await self._own_cache.get_or_load(agent_id, load)
+        (override,) = await self._own_cache.get_or_load(agent_id, load)
+        return override
 
     def quota_counters(self, agent_id: str, override: AgentLimits | None = None) -> list[CounterSpec]:
         """The agent's quota counters of the current day and month (those with a limit)."""
