@@ -137,20 +137,8 @@ class Forwarder:
 
     async def audit_refusal(self, public_name: str, caller: Caller, method: str = "tools/call") -> None:
         """Record a request the caller's grants refused before it reached any downstream."""
-        entry = self._catalog.tools.get(public_name) if method == "tools/call" else None
-        await self._record(
-            AuditEvent(
-                at=self._clock(),
-                client=caller.client,
-                session=caller.session,
-                public_name=public_name,
-                connector_id=entry.connector_id if entry is not None else None,
-                downstream_name=entry.downstream_name if entry is not None else None,
-                outcome=AuditOutcome.FORBIDDEN,
-                latency_ms=0.0,
-                detail="outside the caller's grants",
-                method=method,
-            )
+        await self._audit_unforwarded(
+            method, public_name, caller, AuditOutcome.FORBIDDEN, "outside the caller's grants"
         )
 
     async def call_tool(
@@ -169,7 +157,7 @@ class Forwarder:
         try:
             tool = self._catalog.resolve(public_name)
         except UnknownToolError:
-            await self._audit_unknown("tools/call", public_name, caller, AuditOutcome.UNKNOWN_TOOL)
+            await self._audit_unforwarded("tools/call", public_name, caller, AuditOutcome.UNKNOWN_TOOL, None)
             raise
         params: dict[str, Any] = {"name": tool.downstream_name, **(extra or {})}
         if arguments is not None:
@@ -242,22 +230,6 @@ class Forwarder:
                 )
             )
 
-    async def _audit_unknown(self, method: str, public_name: str, caller: Caller, outcome: AuditOutcome) -> None:
-        await self._record(
-            AuditEvent(
-                at=self._clock(),
-                client=caller.client,
-                session=caller.session,
-                public_name=public_name,
-                connector_id=None,
-                downstream_name=None,
-                outcome=outcome,
-                latency_ms=0.0,
-                detail=None,
-                method=method,
-            )
-        )
-
     async def run_approved(
         self, method: str, public_name: str, arguments: Mapping[str, Any] | None, caller: Caller
     ) -> dict[str, Any]:
@@ -278,17 +250,19 @@ class Forwarder:
 
     async def audit_limited(self, public_name: str, caller: Caller, outcome: AuditOutcome, reason: str) -> None:
         """Record a call a rate limit, quota or loop rule refused before it reached any downstream."""
-        await self._audit_tool_call(public_name, caller, outcome, reason[:500])
+        await self._audit_unforwarded("tools/call", public_name, caller, outcome, reason[:500])
 
     async def audit_served(self, public_name: str, caller: Caller, result: Mapping[str, Any], served: str) -> None:
         """Record a call answered without a downstream call of its own: from the cache (`cached`), or with the
         answer of an identical call in flight (`coalesced`)."""
         outcome = AuditOutcome.TOOL_ERROR if result.get("isError") else AuditOutcome.OK
-        await self._audit_tool_call(public_name, caller, outcome, served)
+        await self._audit_unforwarded("tools/call", public_name, caller, outcome, served)
 
-    async def _audit_tool_call(self, public_name: str, caller: Caller, outcome: AuditOutcome, detail: str) -> None:
-        """A `tools/call` row that no downstream call of its own produced (no latency to measure)."""
-        entry = self._catalog.tools.get(public_name)
+    async def _audit_unforwarded(
+        self, method: str, public_name: str, caller: Caller, outcome: AuditOutcome, detail: str | None
+    ) -> None:
+        """A row for a request that reached no downstream (refused, limited, unknown, or answered by the cache)."""
+        entry = self._catalog.tools.get(public_name) if method == "tools/call" else None
         await self._record(
             AuditEvent(
                 at=self._clock(),
@@ -300,13 +274,14 @@ class Forwarder:
                 outcome=outcome,
                 latency_ms=0.0,
                 detail=detail,
+                method=method,
             )
         )
 
     async def audit_not_found(self, method: str, public_name: str, caller: Caller) -> None:
         """Record a call, get or read of something the hub never handed out."""
         outcome = AuditOutcome.UNKNOWN_TOOL if method == "tools/call" else AuditOutcome.NOT_FOUND
-        await self._audit_unknown(method, public_name, caller, outcome)
+        await self._audit_unforwarded(method, public_name, caller, outcome, None)
 
     async def _record(self, event: AuditEvent) -> None:
         # Shielded: a cancelled request is still recorded.
