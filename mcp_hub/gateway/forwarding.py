@@ -32,6 +32,7 @@ from mcp.shared.dispatcher import ProgressFnT
 from mcp_types import SERVER_INFO_META_KEY
 
 from mcp_hub.audit.writer import AuditWriter
+from mcp_hub.authz.scopes import required_scope
 from mcp_hub.catalog.catalog import Catalog, CatalogEntry, ResourceTarget
 from mcp_hub.catalog.content import map_uris
 from mcp_hub.catalog.names import public_uri
@@ -41,6 +42,7 @@ from mcp_hub.domain import AuditOutcome, Caller, CatalogKind, Clock, ConnectorId
 from mcp_hub.downstream.pool import DownstreamPool
 from mcp_hub.downstream.relay import Relay
 from mcp_hub.errors import (
+    AccessDeniedError,
     ConnectorUnavailableError,
     DownstreamError,
     DownstreamProtocolError,
@@ -49,6 +51,7 @@ from mcp_hub.errors import (
     UnknownPromptError,
     UnknownToolError,
 )
+from mcp_hub.gateway.caller import Asking
 from mcp_hub.gateway.errors import tool_result_for
 from mcp_hub.tool_results import hub_error_result
 
@@ -134,6 +137,13 @@ class Forwarder:
     def era_of(self, connector_id: str) -> str | None:
         """The protocol era the connector speaks now (None before it first connected)."""
         return self._pool.get(connector_id).health.era
+
+    async def require_grant(self, asking: Asking, public_name: str, kind: str, method: str) -> None:
+        """Let the request on if the caller's grants cover `public_name` (a `kind`: tool, prompt, resource);
+        otherwise record the refusal and raise `AccessDeniedError` naming the scope it would need."""
+        if not asking.allows(public_name, kind):
+            await self.audit_refusal(public_name, asking.caller, method)
+            raise AccessDeniedError(public_name, required_scope(kind, public_name), kind)
 
     async def audit_refusal(self, public_name: str, caller: Caller, method: str = "tools/call") -> None:
         """Record a request the caller's grants refused before it reached any downstream."""

@@ -16,10 +16,9 @@ from mcp.server.lowlevel.server import Server
 from mcp.shared.dispatcher import ProgressFnT
 
 from mcp_hub.approvals.subject import HeldSubject
-from mcp_hub.authz.scopes import required_scope
 from mcp_hub.catalog.views import CatalogReader
 from mcp_hub.downstream.relay import Relay
-from mcp_hub.errors import AccessDeniedError, UnknownPromptError
+from mcp_hub.errors import UnknownPromptError
 from mcp_hub.gateway.caller import CallerResolver
 from mcp_hub.gateway.forwarding import Forwarder, Target
 from mcp_hub.gateway.holds import Holds
@@ -60,9 +59,7 @@ class PromptRequests:
         if prompt is None:
             await self._forwarder.audit_not_found("prompts/get", params.name, asking.caller)
             raise UnknownPromptError(params.name)
-        if not asking.allows(prompt.public_name, "prompt"):
-            await self._forwarder.audit_refusal(prompt.public_name, asking.caller, "prompts/get")
-            raise AccessDeniedError(prompt.public_name, required_scope("prompt", prompt.public_name), "prompt")
+        await self._forwarder.require_grant(asking, prompt.public_name, "prompt", "prompts/get")
         held = await self._holds.answer(ctx, asking, HeldSubject.of_entry(prompt), params.arguments or {})
         if held is not None:
             return self._catalog.localize("prompts/get", held)

@@ -19,10 +19,9 @@ from mcp.server.lowlevel.server import Server
 from mcp.shared.dispatcher import ProgressFnT
 
 from mcp_hub.approvals.subject import HeldSubject
-from mcp_hub.authz.scopes import required_scope
 from mcp_hub.catalog.views import CatalogReader
 from mcp_hub.downstream.relay import Relay
-from mcp_hub.errors import AccessDeniedError, ResourceNotFoundError
+from mcp_hub.errors import ResourceNotFoundError
 from mcp_hub.gateway.caller import CallerResolver
 from mcp_hub.gateway.forwarding import Forwarder, Target
 from mcp_hub.gateway.holds import Holds
@@ -75,9 +74,7 @@ class ResourceRequests:
             await self._forwarder.audit_not_found("resources/read", uri, asking.caller)
             raise
         public = target.public_uri
-        if not asking.allows(public, "resource"):
-            await self._forwarder.audit_refusal(public, asking.caller, "resources/read")
-            raise AccessDeniedError(public, required_scope("resource", public), "resource")
+        await self._forwarder.require_grant(asking, public, "resource", "resources/read")
 
         async def send(relay: Relay, extra: Mapping[str, Any], on_progress: ProgressFnT | None) -> dict[str, Any]:
             return await self._forwarder.forward(

@@ -20,12 +20,11 @@ from starlette.requests import Request
 
 from mcp_hub.approvals.service import ApprovalService, HeldCall
 from mcp_hub.approvals.subject import HeldSubject
-from mcp_hub.authz.scopes import required_scope
 from mcp_hub.catalog.catalog import CatalogEntry
 from mcp_hub.catalog.views import CatalogReader
 from mcp_hub.domain import ConnectorId
 from mcp_hub.downstream.relay import Relay
-from mcp_hub.errors import AccessDeniedError, TooManyPendingError, UnknownToolError
+from mcp_hub.errors import TooManyPendingError, UnknownToolError
 from mcp_hub.gateway.caller import Asking, CallerResolver
 from mcp_hub.gateway.errors import limited_result, tool_result_for
 from mcp_hub.gateway.forwarding import Forwarder
@@ -79,9 +78,7 @@ class ToolRequests:
         if tool is None:
             await self._forwarder.audit_not_found("tools/call", params.name, asking.caller)
             raise UnknownToolError(params.name)
-        if not asking.allows(tool.public_name, "tool"):
-            await self._forwarder.audit_refusal(tool.public_name, asking.caller)
-            raise AccessDeniedError(tool.public_name, required_scope("tool", tool.public_name))
+        await self._forwarder.require_grant(asking, tool.public_name, "tool", "tools/call")
         if self._limits is not None and asking.principal is not None and not _charged_by_the_guard(ctx):
             principal = asking.principal
             refusal = await self._limits.check(
