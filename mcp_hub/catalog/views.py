@@ -10,7 +10,7 @@ the catalog's own, so grants, approval rules and the audit trail see the public 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol, cast
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 from mcp_hub.catalog.catalog import (
     Catalog,
@@ -112,31 +112,32 @@ class ConnectorSection:
         )
 
 
-class ConnectorView:
-    """The catalog as a connector's profile shows it: that connector only, under its own names."""
+SectionT = TypeVar("SectionT", bound=SectionReader)
 
-    def __init__(self, catalog: Catalog, connector_id: ConnectorId) -> None:
-        self.connector_id = connector_id
-        self._catalog = catalog
-        self._tools = ConnectorSection(catalog.tools, connector_id)
-        self._prompts = ConnectorSection(catalog.prompts, connector_id)
-        self._resources = ConnectorSection(catalog.resources, connector_id)
-        self._templates = ConnectorSection(catalog.templates, connector_id)
+
+class SectionedView(Generic[SectionT]):
+    """A reader made of four sections (a profile, a virtual server): their accessors and the name lookups."""
+
+    def __init__(self, tools: SectionT, prompts: SectionT, resources: SectionT, templates: SectionT) -> None:
+        self._tools = tools
+        self._prompts = prompts
+        self._resources = resources
+        self._templates = templates
 
     @property
-    def tools(self) -> ConnectorSection:
+    def tools(self) -> SectionT:
         return self._tools
 
     @property
-    def prompts(self) -> ConnectorSection:
+    def prompts(self) -> SectionT:
         return self._prompts
 
     @property
-    def resources(self) -> ConnectorSection:
+    def resources(self) -> SectionT:
         return self._resources
 
     @property
-    def templates(self) -> ConnectorSection:
+    def templates(self) -> SectionT:
         return self._templates
 
     def resolve(self, name: str) -> CatalogEntry:
@@ -150,6 +151,20 @@ class ConnectorView:
         if prompt is None:
             raise UnknownPromptError(name)
         return prompt
+
+
+class ConnectorView(SectionedView[ConnectorSection]):
+    """The catalog as a connector's profile shows it: that connector only, under its own names."""
+
+    def __init__(self, catalog: Catalog, connector_id: ConnectorId) -> None:
+        super().__init__(
+            ConnectorSection(catalog.tools, connector_id),
+            ConnectorSection(catalog.prompts, connector_id),
+            ConnectorSection(catalog.resources, connector_id),
+            ConnectorSection(catalog.templates, connector_id),
+        )
+        self.connector_id = connector_id
+        self._catalog = catalog
 
     def resolve_resource(self, uri: str) -> ResourceTarget:
         listed = self._resources.get(uri)

@@ -33,10 +33,10 @@ from mcp_hub.catalog.catalog import (
     Section,
     page_of,
 )
-from mcp_hub.catalog.views import ConnectorSection
+from mcp_hub.catalog.views import ConnectorSection, SectionedView
 from mcp_hub.config.virtual import VirtualServerSpec
 from mcp_hub.domain import CatalogKind, ConnectorId
-from mcp_hub.errors import ResourceNotFoundError, UnknownPromptError, UnknownToolError
+from mcp_hub.errors import ResourceNotFoundError
 
 
 @lru_cache(maxsize=1024)
@@ -172,48 +172,22 @@ class VirtualSection:
         )
 
 
-class VirtualView:
+class VirtualView(SectionedView[VirtualSection]):
     """The catalog as a virtual server shows it: a curated subset, tools and prompts under its names."""
 
     def __init__(self, catalog: Catalog, spec: VirtualServerSpec) -> None:
+        super().__init__(
+            VirtualSection(catalog.tools, spec.tools, spec.rename, spec.descriptions),
+            VirtualSection(catalog.prompts, spec.prompts, spec.rename, spec.descriptions),
+            VirtualSection(catalog.resources, spec.resources),
+            VirtualSection(catalog.templates, spec.resources),
+        )
         self.spec = spec
         self._catalog = catalog
-        self._tools = VirtualSection(catalog.tools, spec.tools, spec.rename, spec.descriptions)
-        self._prompts = VirtualSection(catalog.prompts, spec.prompts, spec.rename, spec.descriptions)
-        self._resources = VirtualSection(catalog.resources, spec.resources)
-        self._templates = VirtualSection(catalog.templates, spec.resources)
 
     @property
     def name(self) -> str:
         return self.spec.name
-
-    @property
-    def tools(self) -> VirtualSection:
-        return self._tools
-
-    @property
-    def prompts(self) -> VirtualSection:
-        return self._prompts
-
-    @property
-    def resources(self) -> VirtualSection:
-        return self._resources
-
-    @property
-    def templates(self) -> VirtualSection:
-        return self._templates
-
-    def resolve(self, name: str) -> CatalogEntry:
-        tool = self._tools.get(name)
-        if tool is None:
-            raise UnknownToolError(name)
-        return tool
-
-    def resolve_prompt(self, name: str) -> CatalogEntry:
-        prompt = self._prompts.get(name)
-        if prompt is None:
-            raise UnknownPromptError(name)
-        return prompt
 
     def resolve_resource(self, uri: str) -> ResourceTarget:
         """A public URI this server lists, or an expansion of a template it lists (never another's)."""
