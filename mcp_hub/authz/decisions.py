@@ -83,6 +83,10 @@ class Access:
                 self._answers[key] = answer
         return answer
 
+    def visibility(self, kind: str = "tool") -> scopes.Visibility:
+        """Which `kind` names this caller sees, canonical: callers with equal visibilities share list pages."""
+        return scopes.visibility(self.grants, self.token_scopes, kind)
+
     def allows_prompt(self, public_name: str) -> bool:
         return self.allows(public_name, "prompt")
 

@@ -14,7 +14,8 @@ scope both match it (`mcp_hub.authz.decisions`).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Final
 
@@ -53,10 +54,74 @@ def matches(pattern: str, kind: str, name: str) -> bool:
 def matcher(patterns: tuple[str, ...], kind: str) -> re.Pattern[str] | None:
     """One regular expression for every pattern of `kind` (None: none of that kind): what `any_matches` answers,
     in one match per name instead of one per pattern (a filtered list walks 10,000 names, issue 11 §7)."""
-    globs = [glob for pattern_kind, _, glob in (pattern.partition(":") for pattern in patterns) if pattern_kind == kind]
-    if not globs:
-        return None
+    globs = tuple(
+        glob for pattern_kind, _, glob in (pattern.partition(":") for pattern in patterns) if pattern_kind == kind
+    )
+    return _alternation(globs) if globs else None
+
+
+@lru_cache(maxsize=1024)
+def _alternation(globs: tuple[str, ...]) -> re.Pattern[str]:
     return re.compile("|".join(f"(?:{_glob(glob).pattern})" for glob in globs), re.DOTALL)
+
+
+@dataclass(frozen=True, slots=True)
+class Visibility:
+    """Which names of one kind a caller may see, canonical: two callers with equal `Visibility` see the same
+    names, whatever else their grants and scopes say. It keys the pages served per authorization context
+    (`mcp_hub.gateway.lists`).
+
+    `granted` are the grant globs of the kind, `capped` the token scope globs (None: no cap); both sorted and
+    deduplicated, `("*",)` for "any name". No grant of the kind, or a token without a scope of it: nothing.
+    """
+
+    kind: str
+    granted: tuple[str, ...]
+    capped: tuple[str, ...] | None
+
+    @property
+    def everything(self) -> bool:
+        return self.granted == ("*",) and self.capped is None
+
+    @property
+    def nothing(self) -> bool:
+        return not self.granted
+
+    def predicate(self) -> Callable[[str], bool] | None:
+        """A test of one name (None: every name passes): the same regular expressions `Access.allows` asks."""
+        if self.everything:
+            return None
+        if self.nothing:
+            return _refuse
+        granted = _alternation(self.granted)
+        if self.capped is None:
+            return lambda name: granted.fullmatch(name) is not None
+        capped = _alternation(self.capped)
+        return lambda name: granted.fullmatch(name) is not None and capped.fullmatch(name) is not None
+
+
+def _refuse(name: str) -> bool:
+    del name
+    return False
+
+
+def _globs_of(patterns: Iterable[str], kind: str) -> tuple[str, ...]:
+    globs = {glob for pattern_kind, _, glob in (pattern.partition(":") for pattern in patterns) if pattern_kind == kind}
+    return ("*",) if "*" in globs else tuple(sorted(globs))
+
+
+@lru_cache(maxsize=1024)
+def visibility(grants: tuple[str, ...], token_scopes: tuple[str, ...] | None, kind: str) -> Visibility:
+    """The canonical form of what `grants` capped by `token_scopes` let a caller see of `kind`."""
+    granted = _globs_of(grants, kind)
+    capped = None if token_scopes is None else _globs_of(token_scopes, kind)
+    if not granted or capped == ():
+        return Visibility(kind, (), None)
+    if capped == ("*",):
+        capped = None
+    if granted == ("*",) and capped is not None:
+        granted, capped = capped, None
+    return Visibility(kind, granted, capped)
 
 
 def any_matches(patterns: Iterable[str], kind: str, name: str) -> bool:

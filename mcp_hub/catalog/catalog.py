@@ -17,7 +17,7 @@ import binascii
 import bisect
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, cast
 
@@ -180,17 +180,34 @@ def public_key(kind: CatalogKind, connector_id: ConnectorId, downstream_name: st
     return public_uri(connector_id, downstream_name)
 
 
+class Snapshot:
+    """One version of a section: replaced by every change, compared by identity (what keys cached pages)."""
+
+    __slots__ = ()
+
+
 class Section:
     """One kind of entry of every connector: lookups by public name, sorted pages, per-connector replacement."""
 
     def __init__(self, kind: CatalogKind) -> None:
         self.kind = kind
+        self._snapshot = Snapshot()
         self._key_field = _KEY_FIELDS[kind]
         self._by_connector: dict[ConnectorId, dict[str, CatalogEntry]] = {}
         self._by_public: dict[str, CatalogEntry] = {}
         self._sorted_names: list[str] = []
         self._sorted: list[CatalogEntry] = []
         self._by_downstream: dict[tuple[ConnectorId, str], CatalogEntry] = {}
+
+    @property
+    def snapshot(self) -> Snapshot:
+        """The current version: a new one after every change."""
+        return self._snapshot
+
+    @property
+    def view_key(self) -> Hashable:
+        """What tells this reader's pages apart from another reader's (the section itself: the hub's lists)."""
+        return self
 
     def get(self, name: str) -> CatalogEntry | None:
         """The entry with this public name (or public URI)."""
@@ -270,6 +287,7 @@ class Section:
             self._by_connector.pop(connector_id, None)
         self._sorted = sorted(self._by_public.values(), key=lambda entry: entry.public_name)
         self._sorted_names = [entry.public_name for entry in self._sorted]
+        self._snapshot = Snapshot()
         return change
 
     def _make(self, connector_id: ConnectorId, definition: Mapping[str, Any]) -> CatalogEntry | None:

@@ -9,7 +9,7 @@ the catalog's own, so grants, approval rules and the audit trail see the public 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any, Generic, Protocol, TypeVar, cast
 
 from mcp_hub.catalog.catalog import (
@@ -18,6 +18,7 @@ from mcp_hub.catalog.catalog import (
     ConnectorOffer,
     ResourceTarget,
     Section,
+    Snapshot,
     page_of,
 )
 from mcp_hub.catalog.content import map_uris
@@ -32,6 +33,16 @@ class SectionReader(Protocol):
 
     @property
     def kind(self) -> CatalogKind: ...
+
+    @property
+    def snapshot(self) -> Snapshot:
+        """The version of the catalog section this reader shows (a new one after any change to it)."""
+        ...
+
+    @property
+    def view_key(self) -> Hashable:
+        """Equal for readers that show the same entries under the same names (what keys cached pages)."""
+        ...
 
     def get(self, name: str) -> CatalogEntry | None: ...
 
@@ -86,6 +97,14 @@ class ConnectorSection:
     @property
     def kind(self) -> CatalogKind:
         return self._section.kind
+
+    @property
+    def snapshot(self) -> Snapshot:
+        return self._section.snapshot
+
+    @property
+    def view_key(self) -> Hashable:
+        return (self._section, self._connector_id)
 
     def get(self, name: str) -> CatalogEntry | None:
         return self._section.by_downstream_name(self._connector_id, name)

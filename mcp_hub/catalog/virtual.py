@@ -19,7 +19,7 @@ from __future__ import annotations
 import heapq
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Final, Protocol, cast
@@ -31,6 +31,7 @@ from mcp_hub.catalog.catalog import (
     ConnectorOffer,
     ResourceTarget,
     Section,
+    Snapshot,
     page_of,
 )
 from mcp_hub.catalog.views import ConnectorSection, SectionedView
@@ -97,6 +98,14 @@ class VirtualSection:
     @property
     def kind(self) -> CatalogKind:
         return self._section.kind
+
+    @property
+    def snapshot(self) -> Snapshot:
+        return self._section.snapshot
+
+    @property
+    def view_key(self) -> Hashable:
+        return self
 
     def _current(self) -> _Selection:
         source = self._section.entries()

@@ -7,16 +7,43 @@ Lists are paginated by an opaque cursor, in a deterministic order, filtered by t
 `ttlMs`/`cacheScope` on 2026-07-28 (https://modelcontextprotocol.io/specification/2026-07-28/server/utilities/pagination,
 https://modelcontextprotocol.io/specification/2026-07-28/basic/utilities/caching). A list filtered for a caller
 is `cacheScope: private` (threat T27).
+
+Pages are served pre-serialised per authorization context (issue 12 §1): a page is built once, as the result
+object and its JSON, and kept in a bounded cache keyed by everything that decides its content: the reader (the
+hub, a profile, a virtual server) and the version of its catalog section (any change makes new keys), the
+caller's canonical `Visibility` of that kind (grants ∩ token scopes: callers with the same effective grants
+share pages, callers with different ones never do), the cursor, the page size and readiness. The SDK path
+(`Lists.page`, a dict the SDK validates) and the fast path (`Lists.page_json`, bytes written as they are) read
+the same cached `ListPage`, so they cannot diverge.
 """
 
 from __future__ import annotations
 
+import json
+from collections import OrderedDict
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
+import orjson
+
+from mcp_hub.authz.decisions import Access
+from mcp_hub.authz.scopes import Visibility
+from mcp_hub.catalog.catalog import Snapshot, decode_cursor
 from mcp_hub.catalog.views import SectionReader
 from mcp_hub.gateway.caller import Asking
 from mcp_hub.gateway.readiness import Readiness
+
+PAGE_CACHE_MAX_ENTRIES: Final = 4096
+"""Pages kept at most. A 10,000-tool catalog at 500 a page is 20 pages per caller context and list: this keeps
+about 200 contexts' full walks, more than the distinct grant sets a hub has, while bounding bookkeeping."""
+
+PAGE_CACHE_MAX_BYTES: Final = 256 * 1024 * 1024
+"""Bytes of JSON kept at most (each page's `result` shares its definitions with the catalog, so the JSON is the
+cache's own memory). A 10,000-tool walk of the catalog benchmark's tools is about 3 MB: this keeps ~80 full
+walks, and a catalog whose definitions are ten times larger still keeps several contexts whole."""
+
+_ListKey = tuple[Hashable, Snapshot, str, Visibility | None, str | None, int, bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,35 +54,162 @@ class ListShape:
     ttl_ms: int
 
 
-def list_page(
-    section: SectionReader, key: str, asking: Asking, cursor: str | None, shape: ListShape, *, whole: bool = True
+@dataclass(frozen=True, slots=True)
+class ListPage:
+    """One page as both front ends answer it: the list result object, and its JSON made once from it."""
+
+    result: Mapping[str, Any]
+    body: bytes
+
+
+def serialise(result: Mapping[str, Any]) -> bytes:
+    """The JSON of a result object (orjson; the standard library for what orjson refuses, e.g. ints ≥ 2**64)."""
+    try:
+        return orjson.dumps(result)
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return json.dumps(result, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def build_page(
+    section: SectionReader,
+    key: str,
+    visibility: Visibility | None,
+    cursor: str | None,
+    shape: ListShape,
+    *,
+    whole: bool = True,
 ) -> dict[str, Any]:
-    """The result of a list request: one page of `section` under `key`, as this caller may see it; not cacheable
-    unless the catalog is `whole`."""
-    kind = section.kind.scope_kind
-
-    def visible(public_name: str) -> bool:
-        return asking.allows(public_name, kind)
-
-    items, next_cursor = section.page(cursor, shape.page_size, None if asking.access is None else visible)
+    """The result of a list request: one page of `section` under `key`, as a caller who sees `visibility` may
+    see it (None: no auth, nothing filtered); not cacheable unless the catalog is `whole`."""
+    visible = None if visibility is None else visibility.predicate()
+    items, next_cursor = section.page(cursor, shape.page_size, visible)
     result: dict[str, Any] = {
         "resultType": "complete",
         key: items,
         "ttlMs": shape.ttl_ms if whole else 0,
-        "cacheScope": asking.cache_scope,
+        "cacheScope": "public" if visibility is None else "private",
     }
     if next_cursor is not None:
         result["nextCursor"] = next_cursor
     return result
 
 
-class Lists:
-    """Answers list requests once the catalog is whole (or the start's bound has passed)."""
+def list_page(
+    section: SectionReader, key: str, asking: Asking, cursor: str | None, shape: ListShape, *, whole: bool = True
+) -> dict[str, Any]:
+    """`build_page` for one caller, uncached."""
+    return build_page(section, key, visibility_of(asking.access, section), cursor, shape, whole=whole)
 
-    def __init__(self, shape: ListShape, readiness: Readiness) -> None:
+
+def visibility_of(access: Access | None, section: SectionReader) -> Visibility | None:
+    return None if access is None else access.visibility(section.kind.scope_kind)
+
+
+class PageCache:
+    """A bounded LRU of built pages; a reader's pages of an older snapshot are dropped when a newer one is kept."""
+
+    def __init__(self, max_entries: int = PAGE_CACHE_MAX_ENTRIES, max_bytes: int = PAGE_CACHE_MAX_BYTES) -> None:
+        if max_entries < 1 or max_bytes < 1:
+            raise ValueError("a page cache needs room for at least one page")
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self._pages: OrderedDict[_ListKey, ListPage] = OrderedDict()
+        self._by_view: dict[Hashable, tuple[Snapshot, set[_ListKey]]] = {}
+        self._bytes = 0
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._pages)
+
+    @property
+    def bytes(self) -> int:
+        return self._bytes
+
+    def get(self, key: _ListKey) -> ListPage | None:
+        page = self._pages.get(key)
+        if page is None:
+            self.misses += 1
+            return None
+        self.hits += 1
+        self._pages.move_to_end(key)
+        return page
+
+    def put(self, key: _ListKey, page: ListPage) -> None:
+        if len(page.body) > self.max_bytes or key in self._pages:
+            return
+        view_key, snapshot = key[0], key[1]
+        kept = self._by_view.get(view_key)
+        if kept is not None and kept[0] is not snapshot:
+            for stale in list(kept[1]):
+                self._drop(stale)
+            kept = None
+        if kept is None:
+            kept = self._by_view[view_key] = (snapshot, set())
+        self._pages[key] = page
+        kept[1].add(key)
+        self._bytes += len(page.body)
+        while len(self._pages) > self.max_entries or self._bytes > self.max_bytes:
+            self._drop(next(iter(self._pages)))
+
+    def clear(self) -> None:
+        self._pages.clear()
+        self._by_view.clear()
+        self._bytes = 0
+
+    def _drop(self, key: _ListKey) -> None:
+        page = self._pages.pop(key)
+        self._bytes -= len(page.body)
+        kept = self._by_view.get(key[0])
+        if kept is not None:
+            kept[1].discard(key)
+            if not kept[1]:
+                del self._by_view[key[0]]
+
+
+class Lists:
+    """Answers list requests once the catalog is whole (or the start's bound has passed), from the page cache."""
+
+    def __init__(self, shape: ListShape, readiness: Readiness, cache: PageCache | None = None) -> None:
         self._shape = shape
         self._readiness = readiness
+        self.cache = cache if cache is not None else PageCache()
 
     async def page(self, section: SectionReader, key: str, asking: Asking, cursor: str | None) -> dict[str, Any]:
+        """The result object (the SDK path); a copy the caller may change."""
+        served = await self.served(section, key, asking.access, cursor)
+        result = dict(served.result)
+        result[key] = list(result[key])
+        return result
+
+    async def page_json(self, section: SectionReader, key: str, access: Access | None, cursor: str | None) -> bytes:
+        """The JSON of the result object `page` answers (the fast path writes it as the JSON-RPC `result`)."""
+        return (await self.served(section, key, access, cursor)).body
+
+    async def served(self, section: SectionReader, key: str, access: Access | None, cursor: str | None) -> ListPage:
+        """The page, from the cache or built (and kept). An invalid cursor raises `InvalidCursorError`."""
         whole = await self._readiness.settled()
-        return list_page(section, key, asking, cursor, self._shape, whole=whole)
+        return self.cached(section, key, access, cursor, whole=whole)
+
+    def cached(
+        self, section: SectionReader, key: str, access: Access | None, cursor: str | None, *, whole: bool = True
+    ) -> ListPage:
+        visibility = visibility_of(access, section)
+        list_key: _ListKey = (
+            section.view_key,
+            section.snapshot,
+            key,
+            visibility,
+            cursor,
+            self._shape.page_size,
+            whole,
+        )
+        page = self.cache.get(list_key)
+        if page is not None:
+            return page
+        result = build_page(section, key, visibility, cursor, self._shape, whole=whole)
+        page = ListPage(result, serialise(result))
+        # Only cursors this reader could have handed out are kept: made-up ones cannot churn the cache.
+        if cursor is None or section.get(decode_cursor(cursor)) is not None:
+            self.cache.put(list_key, page)
+        return page

@@ -131,6 +131,48 @@ def test_access_that_allows_every_tool_refuses_no_name(
     assert not Access(grants=tuple(grants), token_scopes=None).allows_every_tool or "tool:*" in grants
 
 
+@settings(max_examples=400)
+@given(grants=pattern_sets, token_scopes=st.none() | pattern_sets, name=names, kind=st.sampled_from(["tool", "prompt"]))
+def test_a_visibility_sees_exactly_what_access_allows(
+    grants: list[str], token_scopes: list[str] | None, name: str, kind: str
+) -> None:
+    """T10, T27: the canonical context that keys cached list pages decides every name as `Access.allows` does."""
+    access = Access(grants=tuple(grants), token_scopes=None if token_scopes is None else tuple(token_scopes))
+    predicate = access.visibility(kind).predicate()
+    seen = True if predicate is None else predicate(name)
+    assert seen is access.allows(name, kind)
+
+
+@settings(max_examples=400)
+@given(
+    first=st.tuples(pattern_sets, st.none() | pattern_sets),
+    second=st.tuples(pattern_sets, st.none() | pattern_sets),
+    name=names,
+)
+def test_callers_with_one_visibility_are_allowed_the_same_names(
+    first: tuple[list[str], list[str] | None], second: tuple[list[str], list[str] | None], name: str
+) -> None:
+    """T27: two callers share list pages only if their `Visibility` is equal, and then no name tells them apart."""
+    one, other = (
+        Access(grants=tuple(grants), token_scopes=None if capped is None else tuple(capped))
+        for grants, capped in (first, second)
+    )
+    if one.visibility("tool") == other.visibility("tool"):
+        assert one.allows(name) is other.allows(name)
+
+
+def test_equivalent_grant_sets_have_one_visibility() -> None:
+    """Our choice: the key is canonical, so agents whose grants differ only in form share their pages."""
+    wide = Access(grants=("tool:*", "prompt:x"), token_scopes=None)
+    assert wide.visibility("tool") == Access(grants=("tool:a*", "tool:*"), token_scopes=("tool:*",)).visibility("tool")
+    assert wide.visibility("tool").everything
+    narrow = Access(grants=("tool:b*", "tool:a*"), token_scopes=None).visibility("tool")
+    assert narrow == Access(grants=("tool:a*", "tool:b*", "tool:a*"), token_scopes=("tool:*",)).visibility("tool")
+    assert narrow != Access(grants=("tool:a*", "tool:b*"), token_scopes=("tool:a*",)).visibility("tool")
+    assert Access(grants=("prompt:*",), token_scopes=None).visibility("tool").nothing
+    assert Access(grants=("tool:*",), token_scopes=("prompt:*",)).visibility("tool").nothing
+
+
 @settings(max_examples=300)
 @given(granted=patterns, data=st.data())
 def test_a_scope_narrowed_from_a_grant_is_covered_and_matches_nothing_more(granted: str, data: st.DataObject) -> None:

@@ -1,0 +1,264 @@
+"""List pages served pre-serialised per authorization context (issue 12 §1).
+
+One behaviour, two paths: the JSON the fast path writes (`Lists.page_json`) is the result object the SDK path
+validates (`Lists.page`), over the hub, a profile and a virtual server, every list kind, wide and narrow
+callers, token caps, every cursor of a walk and readiness; and both are what an uncached build asking
+`Access.allows` name by name answers. The cache is keyed by the catalog's snapshot (a change is seen at once,
+T16 groundwork) and by the caller's canonical visibility (T27: a caller never gets a page built for another
+context), and it is bounded in pages and bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Iterator
+from typing import Any
+
+import orjson
+import pytest
+
+from mcp_hub.authz.decisions import Access
+from mcp_hub.catalog.catalog import Catalog, InvalidCursorError, encode_cursor
+from mcp_hub.catalog.views import ConnectorView, SectionReader
+from mcp_hub.catalog.virtual import VirtualView
+from mcp_hub.config.settings import TimeoutsSection
+from mcp_hub.config.virtual import VirtualServerSpec
+from mcp_hub.domain import Caller, ConnectorId, ConnectorListing
+from mcp_hub.downstream.pool import DownstreamPool
+from mcp_hub.gateway.caller import Asking
+from mcp_hub.gateway.lists import Lists, ListShape, PageCache
+from mcp_hub.gateway.readiness import Readiness
+
+pytestmark = pytest.mark.anyio
+
+KEYS = {"tools": "tools", "prompts": "prompts", "resources": "resources", "templates": "resourceTemplates"}
+
+CALLERS: dict[str, Access | None] = {
+    "no auth": None,
+    "every tool": Access(grants=("tool:*", "prompt:*", "resource:*"), token_scopes=None),
+    "one connector": Access(grants=("tool:beta__*", "prompt:beta__*", "resource:mcp-hub://beta/*"), token_scopes=None),
+    "capped by its token": Access(grants=("tool:*", "prompt:*"), token_scopes=("tool:alpha__t1*", "prompt:*")),
+    "two names": Access(grants=("tool:alpha__t03", "tool:gamma__t07"), token_scopes=None),
+    "nothing": Access(grants=(), token_scopes=None),
+}
+
+
+def listing(connector: str, count: int, *, flavour: str = "") -> ConnectorListing:
+    return ConnectorListing(
+        tools=tuple(
+            {"name": f"t{index:02d}", "description": f"tool {index} of {connector}{flavour}", "inputSchema": {}}
+            for index in range(count)
+        ),
+        prompts=tuple({"name": f"p{index}", "description": f"prompt {index}"} for index in range(count // 4)),
+        resources=tuple({"uri": f"file:///{connector}/{index}", "name": f"r{index}"} for index in range(count // 3)),
+        resource_templates=({"uriTemplate": f"file:///{connector}/{{id}}", "name": "by id"},),
+    )
+
+
+def make_catalog() -> Catalog:
+    catalog = Catalog()
+    for connector in ("alpha", "beta", "gamma"):
+        catalog.replace_connector(connector, listing(connector, 23))
+    return catalog
+
+
+def readers(catalog: Catalog) -> Iterator[tuple[str, str, SectionReader]]:
+    virtual = VirtualView(
+        catalog,
+        VirtualServerSpec(
+            name="curated",
+            tools=["alpha__*", "gamma__t0?"],
+            prompts=["*"],
+            resources=["mcp-hub://beta/*"],
+            rename={"alpha__t01": "first"},
+            descriptions={"gamma__t02": "overridden"},
+        ),
+    )
+    views = {"hub": catalog, "profile": ConnectorView(catalog, ConnectorId("beta")), "virtual": virtual}
+    for view_name, view in views.items():
+        for attribute, key in KEYS.items():
+            yield view_name, key, getattr(view, attribute)
+
+
+async def _ignore(*_: object) -> None:
+    return None
+
+
+def empty_pool() -> DownstreamPool:
+    return DownstreamPool([], TimeoutsSection(), on_listing=_ignore, on_health=_ignore)
+
+
+@pytest.fixture
+async def settled() -> AsyncGenerator[Readiness]:
+    """Readiness after the start (no connectors: the first attempts are over at once)."""
+    readiness = Readiness(empty_pool(), bound_seconds=5)
+    async with readiness.running():
+        assert await readiness.settled()
+        yield readiness
+
+
+def not_started() -> Readiness:
+    """Readiness of a hub whose start has not begun: lists answer at once, with `ttlMs: 0`."""
+    return Readiness(empty_pool(), bound_seconds=5)
+
+
+def reference(section: SectionReader, key: str, access: Access | None, cursor: str | None, size: int) -> Any:
+    """What a list answered before pages were cached: a walk asking `Access.allows` name by name."""
+    kind = section.kind.scope_kind
+
+    def allowed(name: str) -> bool:
+        return access is not None and access.allows(name, kind)
+
+    visible = None if access is None else allowed
+    items, next_cursor = section.page(cursor, size, visible)
+    result: dict[str, Any] = {
+        "resultType": "complete",
+        key: items,
+        "ttlMs": 60_000,
+        "cacheScope": "public" if access is None else "private",
+    }
+    if next_cursor is not None:
+        result["nextCursor"] = next_cursor
+    return orjson.loads(orjson.dumps(result))
+
+
+@pytest.mark.parametrize("size", [1, 4, 500])
+async def test_the_json_of_every_page_is_the_result_the_sdk_path_answers(settled: Readiness, size: int) -> None:
+    """Issue 12 §1/§2: one code path; every page of every walk, for every view, kind and caller."""
+    catalog = make_catalog()
+    lists = Lists(ListShape(page_size=size, ttl_ms=60_000), settled)
+    walked = 0
+    for view_name, key, section in readers(catalog):
+        for caller, access in CALLERS.items():
+            cursor: str | None = None
+            seen: list[Any] = []
+            for _ in range(200):
+                body = await lists.page_json(section, key, access, cursor)
+                page = await lists.page(section, key, _asking(access), cursor)
+                assert orjson.loads(body) == page, (view_name, key, caller, cursor)
+                assert page == reference(section, key, access, cursor, size), (view_name, key, caller, cursor)
+                seen.extend(page[key])
+                walked += 1
+                cursor = page.get("nextCursor")
+                if cursor is None:
+                    break
+            assert cursor is None
+            unfiltered = list(section.entries())
+            assert len(seen) <= len(unfiltered)
+            if access is None or access.visibility(section.kind.scope_kind).everything:
+                assert len(seen) == len(unfiltered)
+    assert walked >= 3 * len(KEYS) * len(CALLERS)
+    assert lists.cache.hits > 0  # the SDK path read what the fast path built
+
+
+async def test_a_list_before_the_catalog_is_whole_is_not_cacheable_on_either_path() -> None:
+    """Issue 9 §8: `ttlMs: 0` while the start's bound has passed; both paths agree and keep it apart."""
+    catalog = make_catalog()
+    lists = Lists(ListShape(page_size=10, ttl_ms=60_000), not_started())
+    access = CALLERS["one connector"]
+    body = orjson.loads(await lists.page_json(catalog.tools, "tools", access, None))
+    assert body == await lists.page(catalog.tools, "tools", _asking(access), None)
+    assert body["ttlMs"] == 0
+    assert lists.cached(catalog.tools, "tools", access, None, whole=True).result["ttlMs"] == 60_000
+
+
+async def test_a_catalog_change_is_listed_at_once_and_old_pages_are_dropped(settled: Readiness) -> None:
+    """A change makes a new snapshot: no page of the old one is served, and the reader's old pages go."""
+    catalog = make_catalog()
+    lists = Lists(ListShape(page_size=5, ttl_ms=60_000), settled)
+    access = CALLERS["one connector"]
+    profile = ConnectorView(catalog, ConnectorId("beta"))
+    before = orjson.loads(await lists.page_json(catalog.tools, "tools", access, None))
+    await lists.page_json(profile.tools, "tools", access, None)
+    assert len(lists.cache) == 2
+    catalog.replace_connector("beta", listing("beta", 23, flavour=" (new)"))
+    after = orjson.loads(await lists.page_json(catalog.tools, "tools", access, None))
+    assert after != before
+    assert all(item["description"].endswith("(new)") for item in after["tools"])
+    assert after == reference(catalog.tools, "tools", access, None, 5)
+    assert len(lists.cache) == 2  # the hub's old page made room for its new one; the profile's is kept until read
+    profile_after = orjson.loads(await lists.page_json(profile.tools, "tools", access, None))
+    assert profile_after["tools"][0]["description"].endswith("(new)")
+    assert len(lists.cache) == 2
+
+
+async def test_a_caller_never_gets_a_page_built_for_another_context(settled: Readiness) -> None:
+    """T27: pages are per visibility; callers with the same effective grants share, others never do."""
+    catalog = make_catalog()
+    lists = Lists(ListShape(page_size=50, ttl_ms=60_000), settled)
+    wide = Access(grants=("tool:*",), token_scopes=None)
+    narrow = Access(grants=("tool:*",), token_scopes=("tool:gamma__*",))
+    same_as_narrow = Access(grants=("tool:gamma__*", "prompt:*"), token_scopes=None)
+    wide_page = orjson.loads(await lists.page_json(catalog.tools, "tools", wide, None))
+    narrow_page = orjson.loads(await lists.page_json(catalog.tools, "tools", narrow, None))
+    assert len(wide_page["tools"]) == 50
+    assert {tool["name"].split("__")[0] for tool in narrow_page["tools"]} == {"gamma"}
+    hits = lists.cache.hits
+    assert orjson.loads(await lists.page_json(catalog.tools, "tools", same_as_narrow, None)) == narrow_page
+    assert lists.cache.hits == hits + 1
+    unauthenticated = orjson.loads(await lists.page_json(catalog.tools, "tools", None, None))
+    assert unauthenticated["cacheScope"] == "public"
+    assert wide_page["cacheScope"] == "private"
+    assert unauthenticated["tools"] == wide_page["tools"]  # same content, but never the same cached page
+    assert len(lists.cache) == 3
+
+
+async def test_the_cache_is_bounded_in_pages_and_in_bytes(settled: Readiness) -> None:
+    """The bounds hold whatever is asked; the least recently used page goes first; an oversized one is not kept."""
+    catalog = make_catalog()
+    by_count = Lists(ListShape(page_size=2, ttl_ms=60_000), settled, PageCache(max_entries=3, max_bytes=1 << 30))
+    first = await by_count.page_json(catalog.tools, "tools", None, None)
+    cursor: str | None = None
+    for _ in range(10):
+        page = await by_count.page(catalog.tools, "tools", _asking(None), cursor)
+        cursor = page["nextCursor"]
+        assert len(by_count.cache) <= 3
+    assert len(by_count.cache) == 3
+    misses = by_count.cache.misses
+    assert await by_count.page_json(catalog.tools, "tools", None, None) == first
+    assert by_count.cache.misses == misses + 1  # evicted, rebuilt
+
+    one_page = len(first)
+    by_bytes = Lists(ListShape(page_size=2, ttl_ms=60_000), settled, PageCache(max_entries=100, max_bytes=one_page * 3))
+    cursor = None
+    for _ in range(10):
+        page = await by_bytes.page(catalog.tools, "tools", _asking(None), cursor)
+        cursor = page["nextCursor"]
+        assert by_bytes.cache.bytes <= one_page * 3
+    assert 0 < len(by_bytes.cache) <= 3
+
+    tiny = Lists(ListShape(page_size=50, ttl_ms=60_000), settled, PageCache(max_entries=10, max_bytes=100))
+    assert len(await tiny.page_json(catalog.tools, "tools", None, None)) > 100
+    assert len(tiny.cache) == 0
+    with pytest.raises(ValueError, match="at least one page"):
+        PageCache(max_entries=0)
+
+
+async def test_made_up_cursors_are_answered_but_not_kept_and_bad_ones_refused(settled: Readiness) -> None:
+    """A cursor the hub could not have handed out cannot fill the cache; an undecodable one is an error on both."""
+    catalog = make_catalog()
+    lists = Lists(ListShape(page_size=5, ttl_ms=60_000), settled)
+    made_up = encode_cursor("alpha__t03x")  # well formed, but names no entry
+    page = orjson.loads(await lists.page_json(catalog.tools, "tools", None, made_up))
+    assert page == reference(catalog.tools, "tools", None, made_up, 5)
+    assert len(lists.cache) == 0
+    with pytest.raises(InvalidCursorError):
+        await lists.page_json(catalog.tools, "tools", None, "\u00e9not base64")
+    with pytest.raises(InvalidCursorError):
+        await lists.page(catalog.tools, "tools", _asking(None), "\u00e9not base64")
+
+
+async def test_changing_an_answered_page_leaves_the_cached_one_alone(settled: Readiness) -> None:
+    """The SDK path gets a copy: a handler that edits it (the meta-tools prepend theirs) changes no other answer."""
+    catalog = make_catalog()
+    lists = Lists(ListShape(page_size=5, ttl_ms=60_000), settled)
+    page = await lists.page(catalog.tools, "tools", _asking(None), None)
+    page["tools"].insert(0, {"name": "search_tools"})
+    page["extra"] = True
+    again = await lists.page(catalog.tools, "tools", _asking(None), None)
+    assert "extra" not in again
+    assert again["tools"][0]["name"] == "alpha__t00"
+    assert orjson.loads(await lists.page_json(catalog.tools, "tools", None, None)) == again
+
+
+def _asking(access: Access | None) -> Asking:
+    return Asking(principal=None, access=access, caller=Caller(client="test"))
