@@ -25,8 +25,8 @@ serving the cached bytes costs.
 
     .venv/bin/python bench/catalog_scale.py --hub [--connectors 100] [--tools 100] [--rounds 30] [--py-spy DIR]
 
-`--py-spy DIR` samples the hub while each agent is measured (`DIR/hub-catalog-agentN.txt`; read them with
-`bench/profile_summary.py`).
+`--py-spy DIR` samples the hub while it federates (`DIR/hub-catalog-federation.txt`) and while each agent is
+measured (`DIR/hub-catalog-agentN.txt`); read them with `bench/profile_summary.py`.
 """
 
 from __future__ import annotations
@@ -349,7 +349,9 @@ def through_hub(args: argparse.Namespace) -> None:
             started = time.perf_counter()
             with child([PYTHON, "-m", "mcp_hub", "serve", *options], hub_log) as hub:
                 base_url = f"http://127.0.0.1:{hub_port}"
-                wait_for_federation(base_url, args.connectors, hub, hub_log)
+                profile = None if args.py_spy is None else args.py_spy / "hub-catalog-federation.txt"
+                with sampled(hub.pid, profile):
+                    wait_for_federation(base_url, args.connectors, hub, hub_log)
                 ready_s = time.perf_counter() - started
                 settled_s = wait_for_quiet_hub(hub.pid) + ready_s
                 figures = anyio.run(_measure_all, f"{base_url}/mcp", tokens, args.rounds, hub.pid, args.py_spy)

@@ -170,17 +170,16 @@ class PinStore(Store):
         query = select(CatalogPin).where(CatalogPin.public_name == public_name).order_by(CatalogPin.id)
         return [_record(row) for row in await self._every(query)]
 
-    async def generation(self) -> tuple[int, datetime | None]:
-        """Changes whenever a decision is made anywhere: the count of decided rows and the latest decision."""
+    async def generations(self) -> dict[ConnectorId, tuple[int, datetime | None]]:
+        """Per connector, the count of its decided rows and its latest decision: changes whenever a decision about
+        one of its definitions is made anywhere (so a watcher re-applies that connector alone)."""
         async with self._reads() as session:
-            found = (
-                await session.execute(
-                    select(func.count(CatalogPin.id), func.max(CatalogPin.decided_at)).where(
-                        CatalogPin.decided_at.is_not(None)
-                    )
-                )
-            ).one()
-            return int(found[0]), found[1]
+            rows = await session.execute(
+                select(CatalogPin.connector_id, func.count(CatalogPin.id), func.max(CatalogPin.decided_at))
+                .where(CatalogPin.decided_at.is_not(None))
+                .group_by(CatalogPin.connector_id)
+            )
+            return {ConnectorId(row[0]): (int(row[1]), row[2]) for row in rows}
 
 
 async def _supersede(session: AsyncSession, connector_id: str, kind: CatalogKind, name: str, now: datetime) -> None:
