@@ -78,24 +78,27 @@ class PinStore(Store):
         A digest already decided keeps its decision.
         """
         require_aware("now", now)
-        changed: list[PinRecord] = []
+        changed: list[CatalogPin] = []
         async with self._writes.begin() as session:
+            # One read of the connector's rows, one flush of what changed: a connector listing 100 new tools is
+            # three statements, not three hundred (federating 10,000 tools took a minute of round trips).
+            rows = (await session.scalars(select(CatalogPin).where(CatalogPin.connector_id == connector_id))).all()
+            by_digest = {(row.kind, row.name, row.sha256): row for row in rows}
+            pins = {(row.kind, row.name): row for row in rows if row.status == PinStatus.APPROVED}
             for sighting in sightings:
-                row = await session.scalar(
-                    select(CatalogPin).where(
-                        CatalogPin.connector_id == connector_id,
-                        CatalogPin.kind == sighting.kind.value,
-                        CatalogPin.name == sighting.name,
-                        CatalogPin.sha256 == sighting.sha256,
-                    )
-                )
+                digest = (sighting.kind.value, sighting.name, sighting.sha256)
+                row = by_digest.get(digest)
                 if row is not None and row.status not in (PinStatus.PENDING, PinStatus.SUPERSEDED):
                     continue
                 if row is not None and row.status == PinStatus.PENDING and sighting.status is PinStatus.PENDING:
                     row.last_seen = now
                     continue
                 if sighting.status is PinStatus.APPROVED:
-                    await _supersede(session, connector_id, sighting.kind, sighting.name, now)
+                    pinned = pins.pop((sighting.kind.value, sighting.name), None)
+                    if pinned is not None:
+                        pinned.status = PinStatus.SUPERSEDED.value
+                        pinned.decided_at = now
+                        await session.flush()  # the old pin goes before the new one comes (one approved per name)
                 decided = sighting.status is not PinStatus.PENDING
                 if row is None:
                     row = CatalogPin(
@@ -109,14 +112,17 @@ class PinStore(Store):
                         first_seen=now,
                     )
                     session.add(row)
+                    by_digest[digest] = row
                 row.status = sighting.status.value
                 row.last_seen = now
                 row.decided_by = sighting.decided_by if decided else None
                 row.decided_at = now if decided else None
                 row.reason = sighting.reason
-                await session.flush()
-                changed.append(_record(row))
-        return changed
+                if sighting.status is PinStatus.APPROVED:
+                    pins[(sighting.kind.value, sighting.name)] = row
+                changed.append(row)
+            await session.flush()
+            return [_record(row) for row in changed]
 
     async def decide(
         self, public_name: str, *, approve: bool, by: str, reason: str | None, sha256: str | None, now: datetime
