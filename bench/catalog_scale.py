@@ -353,6 +353,7 @@ def through_hub(args: argparse.Namespace) -> None:
                 with sampled(hub.pid, profile):
                     wait_for_federation(base_url, args.connectors, hub, hub_log)
                 ready_s = time.perf_counter() - started
+                federation_cpu_s = cpu_seconds(hub.pid)
                 settled_s = wait_for_quiet_hub(hub.pid) + ready_s
                 figures = anyio.run(_measure_all, f"{base_url}/mcp", tokens, args.rounds, hub.pid, args.py_spy)
                 federated_s = ready_s + figures[0].cold_walk_ms / 1000
@@ -364,7 +365,8 @@ def through_hub(args: argparse.Namespace) -> None:
         f"page size {PAGE_SIZE}"
     )
     print(
-        f"federated in {federated_s:.1f} s (process start to every connector ready: {ready_s:.1f} s, "
+        f"federated in {federated_s:.1f} s (process start to every connector ready: {ready_s:.1f} s, using "
+        f"{federation_cpu_s:.1f} s of the hub's CPU, "
         f"then a first walk of every tool); the hub's CPU quiet {settled_s:.1f} s after its start; "
         f"resident memory {rss:.0f} MB"
     )
