@@ -90,6 +90,7 @@ from mcp_hub.gateway.event_store import InMemoryEventLog, StreamLimits
 from mcp_hub.gateway.forwarding import Forwarder
 from mcp_hub.gateway.guard import BearerAuthMiddleware
 from mcp_hub.gateway.legacy_sessions import LegacySessions, Owner
+from mcp_hub.gateway.lists import PageCache
 from mcp_hub.gateway.notifications import ChangeNotifier
 from mcp_hub.gateway.questions import Questions
 from mcp_hub.gateway.readiness import Readiness
@@ -324,6 +325,8 @@ class Hub:
         )
         self.forwarder = Forwarder(self.catalog, self.pool, self.audit, secrets=self.secrets)
         self.readiness = Readiness(self.pool, bound_seconds=settings.timeouts.connect_seconds)
+        # One bound for every server's list pages (the hub, each profile, each virtual server): keys tell them apart.
+        self.page_cache = PageCache()
         self.request_states = RequestStates(self.stores.sealing, ttl_seconds=settings.questions.answer_seconds)
         self.questions = Questions(settings.questions, self.request_states, self.log_levels)
 
@@ -427,6 +430,7 @@ class Hub:
             middleware=middleware,
             meta_tools=meta_tools,
             search_results=self.settings.catalog.search_results,
+            page_cache=self.page_cache,
         )
 
     @asynccontextmanager

@@ -40,8 +40,9 @@ about 200 contexts' full walks, more than the distinct grant sets a hub has, whi
 
 PAGE_CACHE_MAX_BYTES: Final = 256 * 1024 * 1024
 """Bytes of JSON kept at most (each page's `result` shares its definitions with the catalog, so the JSON is the
-cache's own memory). A 10,000-tool walk of the catalog benchmark's tools is about 3 MB: this keeps ~80 full
-walks, and a catalog whose definitions are ten times larger still keeps several contexts whole."""
+cache's own memory). A 10,000-tool walk of the catalog benchmark's tools is 2.1 MB: this keeps ~120 full
+walks, and a catalog whose definitions are ten times larger still keeps a dozen contexts whole. One cache serves
+every server of the process (the hub, its profiles, its virtual servers: `Hub.page_cache`)."""
 
 _ListKey = tuple[Hashable, Snapshot, str, Visibility | None, str | None, int, bool]
 

@@ -31,7 +31,7 @@ from mcp_hub.gateway.errors import MapHubErrors
 from mcp_hub.gateway.forwarding import Forwarder
 from mcp_hub.gateway.holds import Holds
 from mcp_hub.gateway.legacy_sessions import HubSessionManager, LegacySessions
-from mcp_hub.gateway.lists import Lists, ListShape
+from mcp_hub.gateway.lists import Lists, ListShape, PageCache
 from mcp_hub.gateway.meta_tools import MetaTools
 from mcp_hub.gateway.notifications import ChangeNotifier
 from mcp_hub.gateway.prompts import PromptRequests
@@ -115,15 +115,17 @@ def build_server(
     middleware: Sequence[ServerMiddleware[Any]] = (),
     meta_tools: MetaToolsMode = "off",
     search_results: int = 20,
+    page_cache: PageCache | None = None,
 ) -> HubServer:
     """The hub's MCP server, wired to its catalog, forwarder and change notifier.
 
     With a `decider` (auth enabled) every list and request is decided for the caller: the principal the
     bearer middleware put in the request scope, or `stdio_principal` for the stdio front door. A request
-    with neither is refused (fail closed).
+    with neither is refused (fail closed). `page_cache`: the process's list pages (shared by every server; a
+    server of its own otherwise).
     """
     resolve = CallerResolver(decider, stdio_principal)
-    lists = Lists(ListShape(page_size=page_size, ttl_ms=list_ttl_ms), readiness)
+    lists = Lists(ListShape(page_size=page_size, ttl_ms=list_ttl_ms), readiness, page_cache)
     tasks = ApprovalTasks(approvals, resolve.decision) if approvals is not None else None
     server = HubServer(
         "mcp-hub",
