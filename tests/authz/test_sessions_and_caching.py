@@ -5,7 +5,8 @@
   unguessable and that a server MAY bind them; we do, and hide their existence). The same holds for the
   session's resumable streams: another agent can neither resume nor probe them.
 - T27 (cross-agent cache leakage): a filtered `tools/list` carries `cacheScope: "private"`
-  (spec 2026-07-28, basic/utilities/caching), and two agents' lists differ; unfiltered, `"public"`.
+  (spec 2026-07-28, basic/utilities/caching), and two agents' lists differ; unfiltered, `"public"`. The hub's
+  own page cache shares a page only between agents with the same effective grants.
 - T01 (token passthrough): the MCP security best practices forbid forwarding the client's token; a
   recording downstream never sees the agent's bearer token or any part of it, whatever credential the
   connector itself uses.
@@ -207,6 +208,12 @@ async def test_two_agents_lists_are_private_and_differ(hub: RunningHub) -> None:
     assert echo_list["cacheScope"] == pid_list["cacheScope"] == "private"
     assert [tool["name"] for tool in echo_list["tools"]] == ["faults__echo"]
     assert [tool["name"] for tool in pid_list["tools"]] == ["faults__pid"]
+    # Issue 12 §1: the hub keeps each page per authorization context; an agent with the same effective grants is
+    # served the page built for the first, an agent with other grants never is.
+    hits = hub.hub.page_cache.hits
+    twin = await make_agent(hub, "cache-echo-twin", "tool:faults__echo")
+    assert await modern_list(hub.url, await client_credentials_token(hub, twin)) == echo_list
+    assert hub.hub.page_cache.hits == hits + 1
 
 
 async def test_with_auth_disabled_the_list_is_public(tmp_path: Path) -> None:
