@@ -310,16 +310,17 @@ def wait_for_federation(base_url: str, connectors: int, process: Any, log_file: 
     raise BenchError(f"the hub did not federate within {READY_TIMEOUT_SECONDS:g} s: {str(health)[:500]}")
 
 
-def wait_for_quiet_hub(pid: int, threshold: float = 0.1) -> float:
-    """Wait (bounded) until the hub's own CPU use falls under `threshold` of one core: the work federation
-    set off (catalog sync, review re-application) is over. Seconds waited."""
+def wait_for_quiet_hub(pid: int, threshold: float = 0.1, seconds: int = 5) -> float:
+    """Wait (bounded) until the hub's own CPU use stays under `threshold` of one core for `seconds` in a row
+    (longer than `[catalog] review_poll_seconds`): the work federation set off (catalog sync, the review
+    watcher re-applying each new connector once) is over. Seconds waited."""
     started = time.perf_counter()
-    while time.perf_counter() - started < READY_TIMEOUT_SECONDS:
+    quiet = 0
+    while quiet < seconds and time.perf_counter() - started < READY_TIMEOUT_SECONDS:
         before = cpu_seconds(pid)
         time.sleep(1.0)
-        if cpu_seconds(pid) - before < threshold:
-            break
-    return time.perf_counter() - started
+        quiet = quiet + 1 if cpu_seconds(pid) - before < threshold else 0
+    return time.perf_counter() - started - quiet
 
 
 def resident_mb(pid: int) -> float:
