@@ -10,6 +10,7 @@ context), and it is bounded in pages and bytes.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncGenerator, Iterator
 from typing import Any
 
@@ -262,3 +263,14 @@ async def test_changing_an_answered_page_leaves_the_cached_one_alone(settled: Re
 
 def _asking(access: Access | None) -> Asking:
     return Asking(principal=None, access=access, caller=Caller(client="test"))
+
+
+async def test_a_definition_orjson_cannot_write_is_served_by_the_standard_library(settled: Readiness) -> None:
+    """Downstream JSON may hold integers beyond 64 bits: the page is still served, the same on both paths."""
+    catalog = Catalog()
+    huge = {"name": "big", "inputSchema": {"type": "integer", "maximum": 2**70}}
+    catalog.replace_connector("alpha", ConnectorListing(tools=(huge,)))
+    lists = Lists(ListShape(page_size=5, ttl_ms=60_000), settled)
+    body = await lists.page_json(catalog.tools, "tools", None, None)
+    assert str(2**70).encode() in body
+    assert json.loads(body) == await lists.page(catalog.tools, "tools", _asking(None), None)

@@ -95,13 +95,6 @@ def build_page(
     return result
 
 
-def list_page(
-    section: SectionReader, key: str, asking: Asking, cursor: str | None, shape: ListShape, *, whole: bool = True
-) -> dict[str, Any]:
-    """`build_page` for one caller, uncached."""
-    return build_page(section, key, visibility_of(asking.access, section), cursor, shape, whole=whole)
-
-
 def visibility_of(access: Access | None, section: SectionReader) -> Visibility | None:
     return None if access is None else access.visibility(section.kind.scope_kind)
 
