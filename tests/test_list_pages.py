@@ -26,7 +26,7 @@ from mcp_hub.config.virtual import VirtualServerSpec
 from mcp_hub.domain import Caller, ConnectorId, ConnectorListing
 from mcp_hub.downstream.pool import DownstreamPool
 from mcp_hub.gateway.caller import Asking
-from mcp_hub.gateway.lists import Lists, ListShape, PageCache
+from mcp_hub.gateway.lists import Lead, Lists, ListShape, PageCache
 from mcp_hub.gateway.readiness import Readiness
 
 pytestmark = pytest.mark.anyio
@@ -274,3 +274,23 @@ async def test_a_definition_orjson_cannot_write_is_served_by_the_standard_librar
     body = await lists.page_json(catalog.tools, "tools", None, None)
     assert str(2**70).encode() in body
     assert json.loads(body) == await lists.page(catalog.tools, "tools", _asking(None), None)
+
+
+async def test_a_lead_heads_the_first_page_or_is_listed_alone_the_same_on_both_paths() -> None:
+    """Issue 11 §7 meta-tools: `add` puts the pair before the first page's tools, `only` lists the pair alone
+    (without waiting for the start); each server's lead keys its own pages."""
+    catalog = make_catalog()
+    lists = Lists(ListShape(page_size=10, ttl_ms=60_000), not_started())
+    pair: tuple[dict[str, Any], ...] = ({"name": "search_tools"}, {"name": "call_tool"})
+    added, alone = Lead(pair), Lead(pair, alone=True)
+    access = CALLERS["one connector"]
+    first = await lists.page(catalog.tools, "tools", _asking(access), None, lead=added)
+    assert orjson.loads(await lists.page_json(catalog.tools, "tools", access, None, lead=added)) == first
+    plain = await lists.page(catalog.tools, "tools", _asking(access), None)
+    assert first["tools"] == [*pair, *plain["tools"]]
+    assert first["ttlMs"] == 0  # the catalog's part is not whole yet
+    second = await lists.page(catalog.tools, "tools", _asking(access), first["nextCursor"], lead=added)
+    assert second == await lists.page(catalog.tools, "tools", _asking(access), plain["nextCursor"])
+    only = orjson.loads(await lists.page_json(catalog.tools, "tools", access, None, lead=alone))
+    assert only == {"resultType": "complete", "tools": list(pair), "ttlMs": 60_000, "cacheScope": "private"}
+    assert only == await lists.page(catalog.tools, "tools", _asking(access), None, lead=alone)

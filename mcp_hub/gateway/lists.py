@@ -44,7 +44,7 @@ cache's own memory). A 10,000-tool walk of the catalog benchmark's tools is 2.1 
 walks, and a catalog whose definitions are ten times larger still keeps a dozen contexts whole. One cache serves
 every server of the process (the hub, its profiles, its virtual servers: `Hub.page_cache`)."""
 
-_ListKey = tuple[Hashable, Snapshot, str, Visibility | None, str | None, int, bool]
+_ListKey = tuple[Hashable, Snapshot, str, Visibility | None, str | None, int, bool, "Lead | None"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +53,16 @@ class ListShape:
 
     page_size: int
     ttl_ms: int
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Lead:
+    """Entries a server lists before the catalog's (the meta-tools, `mcp_hub.gateway.meta_tools`): at the head of
+    the first page, or `alone` (a list of just these, whatever the catalog holds). Compared by identity: one per
+    server."""
+
+    items: tuple[Mapping[str, Any], ...]
+    alone: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,24 +179,38 @@ class Lists:
         self._readiness = readiness
         self.cache = cache if cache is not None else PageCache()
 
-    async def page(self, section: SectionReader, key: str, asking: Asking, cursor: str | None) -> dict[str, Any]:
+    async def page(
+        self, section: SectionReader, key: str, asking: Asking, cursor: str | None, *, lead: Lead | None = None
+    ) -> dict[str, Any]:
         """The result object (the SDK path); a copy the caller may change."""
-        served = await self.served(section, key, asking.access, cursor)
+        served = await self.served(section, key, asking.access, cursor, lead=lead)
         result = dict(served.result)
         result[key] = list(result[key])
         return result
 
-    async def page_json(self, section: SectionReader, key: str, access: Access | None, cursor: str | None) -> bytes:
+    async def page_json(
+        self, section: SectionReader, key: str, access: Access | None, cursor: str | None, *, lead: Lead | None = None
+    ) -> bytes:
         """The JSON of the result object `page` answers (the fast path writes it as the JSON-RPC `result`)."""
-        return (await self.served(section, key, access, cursor)).body
+        return (await self.served(section, key, access, cursor, lead=lead)).body
 
-    async def served(self, section: SectionReader, key: str, access: Access | None, cursor: str | None) -> ListPage:
+    async def served(
+        self, section: SectionReader, key: str, access: Access | None, cursor: str | None, *, lead: Lead | None = None
+    ) -> ListPage:
         """The page, from the cache or built (and kept). An invalid cursor raises `InvalidCursorError`."""
-        whole = await self._readiness.settled()
-        return self.cached(section, key, access, cursor, whole=whole)
+        # A lead listed alone does not depend on the catalog: it need not wait for the start, and may be kept.
+        whole = True if lead is not None and lead.alone else await self._readiness.settled()
+        return self.cached(section, key, access, cursor, whole=whole, lead=lead)
 
     def cached(
-        self, section: SectionReader, key: str, access: Access | None, cursor: str | None, *, whole: bool = True
+        self,
+        section: SectionReader,
+        key: str,
+        access: Access | None,
+        cursor: str | None,
+        *,
+        whole: bool = True,
+        lead: Lead | None = None,
     ) -> ListPage:
         visibility = visibility_of(access, section)
         list_key: _ListKey = (
@@ -197,11 +221,22 @@ class Lists:
             cursor,
             self._shape.page_size,
             whole,
+            lead,
         )
         page = self.cache.get(list_key)
         if page is not None:
             return page
-        result = build_page(section, key, visibility, cursor, self._shape, whole=whole)
+        if lead is not None and lead.alone:
+            result: dict[str, Any] = {
+                "resultType": "complete",
+                key: list(lead.items),
+                "ttlMs": self._shape.ttl_ms,
+                "cacheScope": "public" if visibility is None else "private",
+            }
+        else:
+            result = build_page(section, key, visibility, cursor, self._shape, whole=whole)
+            if lead is not None and cursor is None:
+                result[key] = [*lead.items, *result[key]]
         page = ListPage(result, serialise(result))
         # Only cursors this reader could have handed out are kept: made-up ones cannot churn the cache.
         if cursor is None or section.get(decode_cursor(cursor)) is not None:

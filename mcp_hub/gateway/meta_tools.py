@@ -23,10 +23,11 @@ import mcp_types as types
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel.server import Server
 
+from mcp_hub.catalog.views import SectionReader
 from mcp_hub.catalog.virtual import SearchIndex
 from mcp_hub.config.virtual import META_TOOL_NAMES, MetaToolsMode
 from mcp_hub.gateway.caller import CallerResolver
-from mcp_hub.gateway.lists import ListShape
+from mcp_hub.gateway.lists import Lead, Lists
 from mcp_hub.gateway.tools import ToolRequests
 from mcp_hub.tool_results import hub_error_result
 
@@ -79,21 +80,25 @@ class MetaTools:
         tools: ToolRequests,
         index: SearchIndex,
         resolve: CallerResolver,
-        shape: ListShape,
+        lists: Lists,
+        section: SectionReader,
         *,
         mode: MetaToolsMode,
         max_results: int,
         schema_of: Any,
     ) -> None:
-        """`schema_of(name)`: the input schema of a tool by the name this server's clients use."""
+        """`section`: the server's tools (what `lists` pages after the pair); `schema_of(name)`: the input schema
+        of a tool by the name this server's clients use."""
         self._tools = tools
         self._index = index
         self._resolve = resolve
-        self._shape = shape
+        self._lists = lists
+        self._section = section
         self._mode = mode
         self._max_results = max_results
         self._schema_of = schema_of
-        self._definitions = meta_tool_definitions(max_results)
+        self.lead = Lead(tuple(meta_tool_definitions(max_results)), alone=mode == "only")
+        """What `tools/list` shows before (or instead of) the tools: `Lists.page` and `Lists.page_json` take it."""
 
     def register(self, server: Server[Any]) -> None:
         """Replace the plain tool handlers (registered before) with these."""
@@ -101,18 +106,8 @@ class MetaTools:
         server.add_request_handler("tools/call", types.CallToolRequestParams, self.call)
 
     async def list(self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams) -> dict[str, Any]:
-        if self._mode == "only":
-            asking = await self._resolve(ctx)
-            return {
-                "resultType": "complete",
-                "tools": self._definitions,
-                "ttlMs": self._shape.ttl_ms,
-                "cacheScope": asking.cache_scope,
-            }
-        page = await self._tools.list(ctx, params)
-        if params.cursor is None:
-            page["tools"] = [*self._definitions, *page["tools"]]
-        return page
+        asking = await self._resolve(ctx)
+        return await self._lists.page(self._section, "tools", asking, params.cursor, lead=self.lead)
 
     async def call(self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams) -> dict[str, Any]:
         arguments: Mapping[str, Any] = params.arguments or {}
