@@ -19,6 +19,8 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 from mcp.shared.subscriptions import ToolsListChanged
 
+import mcp_hub
+from mcp_hub.authz.decisions import Access
 from mcp_hub.config.virtual import VirtualServerSpec
 from mcp_hub.domain import AuditOutcome
 from tests.authz.conftest import AgentCredentials, bearer, make_agent
@@ -266,3 +268,40 @@ async def test_a_virtual_server_announces_changes_to_what_it_shows(hub: RunningH
             assert isinstance(event, ToolsListChanged)
         names = {tool.name for tool in (await client.list_tools()).tools}
     assert f"faults__{grown}" in names
+
+
+async def test_the_cached_json_of_a_list_is_what_the_sdk_path_answers_on_every_server(hub: RunningHub) -> None:
+    """Issue 12 §1-§2: a server's `Lists.page_json` (what a fast front end writes as the JSON-RPC `result`) equals
+    the result the SDK path sends over HTTP, on /mcp and on virtual servers with `meta_tools` "add" and "only"."""
+    grant = "tool:*"
+    access = Access(grants=(grant,), token_scopes=None)
+    targets = [
+        (hub.url, hub.hub.server, hub.hub.catalog.tools),
+        (virtual(hub, "support"), hub.hub.virtual_servers["support"], hub.hub.virtual_views["support"].tools),
+        (virtual(hub, "ops"), hub.hub.virtual_servers["ops"], hub.hub.virtual_views["ops"].tools),
+    ]
+    for url, server, section in targets:
+        bearer_token = await token(hub, url, grant)
+        headers = {
+            "Accept": "application/json, text/event-stream",
+            "MCP-Protocol-Version": "2026-07-28",
+            "Mcp-Method": "tools/list",
+            "Authorization": f"Bearer {bearer_token}",
+        }
+        meta: dict[str, Any] = {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {},
+        }
+        body: dict[str, Any] = {"jsonrpc": "2.0", "id": 7, "method": "tools/list", "params": {"_meta": meta}}
+        async with httpx2.AsyncClient(timeout=30) as http:
+            response = await http.post(url, headers=headers, json=body)
+        assert response.status_code == 200, response.text
+        assert server.lists is not None
+        cached = await server.lists.page_json(section, "tools", access, None, lead=server.tools_lead)
+        answered = response.json()["result"]
+        # The SDK stamps every 2026-07-28 result with the server's identity: a fast front end must add it too.
+        server_info = {"name": "mcp-hub", "version": mcp_hub.__version__}
+        assert answered.pop("_meta") == {"io.modelcontextprotocol/serverInfo": server_info}
+        assert json.loads(cached) == answered, url
+        assert server.tools_lead is not None
+        assert [tool["name"] for tool in json.loads(cached)["tools"]][:2] == ["search_tools", "call_tool"]

@@ -31,7 +31,7 @@ from mcp_hub.gateway.errors import MapHubErrors
 from mcp_hub.gateway.forwarding import Forwarder
 from mcp_hub.gateway.holds import Holds
 from mcp_hub.gateway.legacy_sessions import HubSessionManager, LegacySessions
-from mcp_hub.gateway.lists import Lists, ListShape, PageCache
+from mcp_hub.gateway.lists import Lead, Lists, ListShape, PageCache
 from mcp_hub.gateway.meta_tools import MetaTools
 from mcp_hub.gateway.notifications import ChangeNotifier
 from mcp_hub.gateway.prompts import PromptRequests
@@ -55,6 +55,11 @@ INSTRUCTIONS = (
 class HubServer(Server[Any]):
     """A low-level SDK server that advertises `listChanged` to 2025-11-25 clients too, and whose 2025-11-25
     sessions are shared fairly (`serve_sessions`)."""
+
+    lists: Lists | None = None
+    """How its list methods page (a front end other than the SDK's serves the same pages from it)."""
+    tools_lead: Lead | None = None
+    """What its `tools/list` shows before the tools (the meta-tools), to pass to `lists`."""
 
     def serve_sessions(
         self,
@@ -138,9 +143,10 @@ def build_server(
         catalog, forwarder, resolve, lists, questions, approvals=approvals, tasks=tasks, limits=limits, cache=cache
     )
     tool_requests.register(server)
+    server.lists = lists
     if meta_tools != "off":
         # Issue 11 §7: `search_tools` and `call_tool` around the same `ToolRequests` (one call path).
-        MetaTools(
+        meta = MetaTools(
             tool_requests,
             SearchIndex.over(catalog.tools),
             resolve,
@@ -149,7 +155,9 @@ def build_server(
             mode=meta_tools,
             max_results=search_results,
             schema_of=catalog.input_schema,
-        ).register(server)
+        )
+        meta.register(server)
+        server.tools_lead = meta.lead
     holds = Holds(approvals)
     PromptRequests(catalog, forwarder, resolve, lists, questions, holds).register(server)
     ResourceRequests(catalog, forwarder, resolve, lists, questions, holds).register(server)
