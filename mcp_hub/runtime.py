@@ -188,7 +188,12 @@ def build_authorization(
         skew_seconds=auth.clock_skew_seconds,
         other_audiences=urls.virtual_resources,
     )
-    decider = AccessDecider(stores.identities, stores.oauth, ttl_seconds=auth.decision_cache_seconds)
+    decider = AccessDecider(
+        stores.identities,
+        stores.oauth,
+        ttl_seconds=auth.decision_cache_seconds,
+        on_revocation=None if bus is None else partial(bus.announce, Topic.GRANTS, {}),
+    )
     granter = ScopeGranter(stores.identities)
     clients = ClientMetadataResolver(stores.identities, enabled=auth.client_id_metadata_documents, egress=egress)
     assertions = PrivateKeyJwtVerifier(

@@ -396,6 +396,7 @@ async def test_an_approval_decided_on_one_replica_releases_a_call_held_on_anothe
     token = await cluster.token("spread-bot")
     key = f"release-{uuid.uuid4().hex[:8]}"
     answers: list[httpx2.Response] = []
+    decided_at = float("nan")
     async with anyio.create_task_group() as tasks, approver(cluster.replicas["hub-1"].base_url) as (alice, csrf):
 
         async def held() -> None:
@@ -466,6 +467,8 @@ async def test_a_killed_replica_loses_only_its_own_calls_and_its_approved_call_i
     run = uuid.uuid4().hex[:8]
     approved_key = f"orphan-{run}"
     outcomes: dict[str, str] = {}
+    keys = {f"{replica}-{n}-{run}": replica for replica in ("hub-1", "hub-2", "hub-3") for n in (1, 2)}
+    approved_id = ""
 
     async with anyio.create_task_group() as tasks, approver(cluster.replicas["hub-1"].base_url) as (alice, csrf):
 
@@ -483,7 +486,6 @@ async def test_a_killed_replica_loses_only_its_own_calls_and_its_approved_call_i
         tasks.start_soon(orphaned)
         approved_id = await pending_action(alice, approved_key)
         await approve(alice, csrf, approved_id)
-        keys = {f"{replica}-{n}-{run}": replica for replica in ("hub-1", "hub-2", "hub-3") for n in (1, 2)}
         for key, replica in keys.items():
             tasks.start_soon(slow, replica, key)
         await wait_for_stamps(cluster, approved_key, *keys)  # every call is in flight downstream
