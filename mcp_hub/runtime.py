@@ -14,6 +14,8 @@ connector's tools appearing as it becomes ready.
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 import sys
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -422,6 +424,9 @@ class Hub:
         self.stream_events = InMemoryEventLog(StreamLimits.of(settings.streams))
         self.legacy_sessions = LegacySessions(per_principal=settings.hub.max_legacy_sessions_per_principal)
 
+    def _become(self, replica: str) -> None:
+        self.replica = self.approvals.replica = self.lease.replica = replica
+
     def _announce_catalog_change(self, change: CatalogChange) -> None:
         """Catalog listener: the other replicas re-list a connector whose listing changed here (each replica has
         its own downstream connections; a downstream may tell only some of them, or none, of a change)."""
@@ -571,6 +576,10 @@ class Hub:
         """
         principal: Principal | None = None
         middleware: list[Any] = []
+        if not self.settings.replica_id_named:
+            # Several `mcp-hub stdio` processes run on one machine at once: each is a replica of its own, so that
+            # one starting never fails another's running approved call (its leftovers go when its lease expires).
+            self._become(f"{socket.gethostname()}:stdio:{os.getpid()}")
         if self.auth is None:
             if agent is not None or token is not None:
                 logger.warning("auth is disabled in this configuration: the stdio caller's identity is not used")

@@ -314,20 +314,12 @@ class ApprovalStore(Store):
         if at_start:
             stopped.append(ApprovalAction.executing_replica.is_(None))
         async with self._writes.begin() as session:
-            stuck = [
-                ActionId(action_id)
-                for action_id in (
-                    await session.scalars(
-                        select(ApprovalAction.id).where(ApprovalAction.status == ActionStatus.EXECUTING, or_(*stopped))
-                    )
-                ).all()
-            ]
-            if stuck:
-                await session.execute(
-                    update(ApprovalAction)
-                    .where(ApprovalAction.id.in_(stuck), ApprovalAction.status == ActionStatus.EXECUTING)
-                    .values(
-                        status=ActionStatus.FAILED, completed_at=self._clock(), result=hub_error_result(_INTERRUPTED)
-                    )
-                )
-        return stuck
+            # One conditional UPDATE: of replicas sweeping at once, each reports only the rows it changed.
+            failed = await session.scalars(
+                update(ApprovalAction)
+                .where(ApprovalAction.status == ActionStatus.EXECUTING, or_(*stopped))
+                .values(status=ActionStatus.FAILED, completed_at=now, result=hub_error_result(_INTERRUPTED))
+                .returning(ApprovalAction.id)
+            )
+            return [ActionId(action_id) for action_id in failed.all()]
+
