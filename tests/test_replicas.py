@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import signal
+import statistics
 import sys
 import time
 import uuid
@@ -391,28 +392,38 @@ async def test_a_grant_revoked_through_one_process_is_refused_by_every_replica_a
 async def test_an_approval_decided_on_one_replica_releases_a_call_held_on_another_within_50_ms(
     cluster: Cluster,
 ) -> None:
-    """Issue 12 §3/§4: the call held on hub-2 reaches the downstream within 50 ms of the decision's response on
-    hub-1 (Redis pub/sub wakes it; the held call's own re-check is seconds away)."""
+    """Issue 12 §3/§4: a call held on hub-2 reaches the downstream within 50 ms of the decision's response on
+    hub-1 (Redis pub/sub wakes it; the held call's own re-check is seconds away). The median of three rounds, as
+    the issue's latency targets are measured: one round on a loaded 2-core machine is at the scheduler's mercy."""
     token = await cluster.token("spread-bot")
-    key = f"release-{uuid.uuid4().hex[:8]}"
-    answers: list[httpx2.Response] = []
-    decided_at = float("nan")
-    async with anyio.create_task_group() as tasks, approver(cluster.replicas["hub-1"].base_url) as (alice, csrf):
+    latencies: list[float] = []
+    since_asked: list[float] = []
+    async with approver(cluster.replicas["hub-1"].base_url) as (alice, csrf):
+        for _ in range(3):
+            key = f"release-{uuid.uuid4().hex[:8]}"
+            answers: list[httpx2.Response] = []
+            decided_at = float("nan")
+            async with anyio.create_task_group() as tasks:
 
-        async def held() -> None:
-            answers.append(await call(cluster.replicas["hub-2"].url, token, "gate__stamp", {"key": key}))
+                async def held(key: str = key, answers: list[httpx2.Response] = answers) -> None:
+                    answers.append(await call(cluster.replicas["hub-2"].url, token, "gate__stamp", {"key": key}))
 
-        tasks.start_soon(held)
-        action_id = await pending_action(alice, key)
-        await approve(alice, csrf, action_id)
-        decided_at = time.monotonic()
-    arrived_at = (await cluster.stamps())[key]
+                tasks.start_soon(held)
+                action_id = await pending_action(alice, key)
+                asked_at = time.monotonic()
+                await approve(alice, csrf, action_id)
+                decided_at = time.monotonic()
+            arrived_at = (await cluster.stamps())[key]
+            latencies.append(arrived_at - decided_at)
+            since_asked.append(arrived_at - asked_at)
+            assert answers[0].headers.get(REPLICA_HEADER) == "hub-2"
+            assert result_text(answers[0]) == f"stamped {key}"
 
-    assert answers[0].headers.get(REPLICA_HEADER) == "hub-2"
-    assert result_text(answers[0]) == f"stamped {key}"
-    released_within = arrived_at - decided_at
-    print(f"decision on hub-1 → call on hub-2 reached the downstream in {released_within * 1000:.1f} ms")
-    assert released_within < RELEASE_BOUND_SECONDS
+    shown = ", ".join(f"{latency * 1000:.1f}" for latency in latencies)
+    asked = ", ".join(f"{latency * 1000:.1f}" for latency in since_asked)
+    print(f"decision on hub-1 → call on hub-2 at the downstream: {shown} ms after the decision's response")
+    print(f"(negative: before the response arrived), {asked} ms after the decision was asked for")
+    assert statistics.median(latencies) < RELEASE_BOUND_SECONDS
 
 
 async def test_a_list_change_reaches_a_client_listening_on_another_replica(cluster: Cluster) -> None:

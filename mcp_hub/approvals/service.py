@@ -143,6 +143,8 @@ class ApprovalService:
         self._listeners = tuple(listeners)
         self._clock = clock
         self._changed: dict[str, anyio.Event] = {}
+        self._announced: dict[str, ActionStatus] = {}
+        """The status an awoken waiter was told of (`approved`: it may claim the action without reading it)."""
         self._bus: Bus = bus if bus is not None else LocalBus()
         self._bus.subscribe(Topic.APPROVALS, self._changed_elsewhere)
         self._recheck_seconds = RECHECK_SECONDS if self._bus.shared else POLL_SECONDS
@@ -269,6 +271,7 @@ class ApprovalService:
         if await self._store.mark_reported(action.id):
             await self._record(action, AuditOutcome.APPROVAL_RETURNED, f"outcome {action.status} returned to the agent")
         self._changed.pop(action.id, None)  # closed: nobody waits for it any more
+        self._announced.pop(action.id, None)
         return result
 
     async def withdraw(self, action_id: str, principal: Principal) -> bool:
@@ -311,6 +314,9 @@ class ApprovalService:
         if not await self._store.decide(action_id, approve, user.name, reason, run_within=run_within):
             current = await self._reload(action_id)
             raise DecisionConflictError(f"action {action_id} was already {current.status}: decisions are final")
+        # A call held on another replica waits for exactly this: tell it before anything else.
+        decided = ActionStatus.APPROVED if approve else ActionStatus.DENIED
+        await self._bus.publish(Topic.APPROVALS, {"id": action_id, "status": decided})
         action = await self._reload(action_id)
         await self._record(
             action,
@@ -339,7 +345,13 @@ class ApprovalService:
         if action.status is waiting_while:
             with anyio.move_on_after(max(0.0, min(at_most_seconds, self._recheck_seconds))):
                 await event.wait()
-            action = await self._reload(action_id)
+            announced = self._announced.pop(action_id, None)
+            if announced is ActionStatus.APPROVED and event.is_set():
+                # The decision path, without a read: what an approval changes (status, decision) is not what the
+                # run uses, and the conditional UPDATE that claims the action checks it is approved and unexpired.
+                return replace(action, status=ActionStatus.APPROVED)
+            # One read, without the expiry sweep (the next round runs it if nothing changed).
+            action = await self._store.get(action_id) or await self._reload(action_id)
         return action
 
     async def expire_due(self) -> list[ActionId]:
@@ -383,19 +395,21 @@ class ApprovalService:
     ) -> ActionRecord:
         if not await self._store.start_execution(action.id, replica=self.replica):
             return await self._reload(action.id)
-        await self._changed_locally(replace(action, status=ActionStatus.EXECUTING))
         # Once started, the approved call runs to its end and its outcome is stored even if the request
         # that started it is cancelled or its client goes away: never left `executing`, and calling again
         # collects the outcome. The downstream call is bounded by the connector's call timeout.
         with anyio.CancelScope(shield=True):
-            try:
-                action = await self._run_approved(action, principal, access, session)
-            except Exception as exc:
-                logger.exception("approved call failed in the hub", action=action.id)
-                await self._store.finish(
-                    action.id, hub_error_result(f"the approved call failed in the hub: {exc}"), failed=True
-                )
-                action = await self._reload(action.id)
+            async with anyio.create_task_group() as announcing:
+                # Announced while the call goes out: the downstream does not wait for the news to spread.
+                announcing.start_soon(self._changed_locally, replace(action, status=ActionStatus.EXECUTING))
+                try:
+                    action = await self._run_approved(action, principal, access, session)
+                except Exception as exc:
+                    logger.exception("approved call failed in the hub", action=action.id)
+                    await self._store.finish(
+                        action.id, hub_error_result(f"the approved call failed in the hub: {exc}"), failed=True
+                    )
+                    action = await self._reload(action.id)
         return action
 
     async def _run_approved(
@@ -471,7 +485,7 @@ class ApprovalService:
         return action
 
     async def _changed_locally(self, action: ActionRecord) -> None:
-        self._wake(action.id)
+        self._wake(action.id, action.status)
         # First the other replicas (a held call there waits for exactly this), then this process's listeners.
         await self._bus.publish(Topic.APPROVALS, {"id": action.id, "status": action.status})
         for listener in self._listeners:
@@ -482,13 +496,17 @@ class ApprovalService:
 
     async def _changed_elsewhere(self, message: Mapping[str, Any]) -> None:
         """Another replica (or the `mcp-hub` command) changed an action: whoever here waits on it looks again."""
-        action_id = message.get("id")
+        action_id, status = message.get("id"), message.get("status")
         if isinstance(action_id, str):
-            self._wake(action_id)
+            self._wake(action_id, _status_of(status))
 
-    def _wake(self, action_id: str) -> None:
+    def _wake(self, action_id: str, status: ActionStatus | None) -> None:
         event = self._changed.pop(action_id, None)
         if event is not None:
+            if status is not None:
+                self._announced[action_id] = status
+            else:
+                self._announced.pop(action_id, None)
             event.set()
 
     async def _record(self, action: ActionRecord, outcome: AuditOutcome, detail: str) -> None:
@@ -506,3 +524,11 @@ class ApprovalService:
                 method=action.method,
             )
         )
+
+
+def _status_of(value: object) -> ActionStatus | None:
+    """The status a bus message names, if it names one."""
+    try:
+        return ActionStatus(value)
+    except ValueError:
+        return None

@@ -322,4 +322,3 @@ class ApprovalStore(Store):
                 .returning(ApprovalAction.id)
             )
             return [ActionId(action_id) for action_id in failed.all()]
-
