@@ -402,7 +402,7 @@ async def test_an_approval_decided_on_one_replica_releases_a_call_held_on_anothe
         for _ in range(3):
             key = f"release-{uuid.uuid4().hex[:8]}"
             answers: list[httpx2.Response] = []
-            decided_at = float("nan")
+            asked_at = decided_at = float("nan")
             async with anyio.create_task_group() as tasks:
 
                 async def held(key: str = key, answers: list[httpx2.Response] = answers) -> None:
