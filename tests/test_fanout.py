@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
+from mcp import Client
+from mcp.shared.subscriptions import ToolsListChanged
 
 from mcp_hub.fanout import LocalBus, RedisBus, Topic, bus_for
+from tests.conftest import fault_connector, running_hub, write_config
 from tests.test_limits import REDIS_URL, require_redis
 
 pytestmark = pytest.mark.anyio
@@ -85,3 +89,41 @@ async def test_without_redis_a_hub_is_alone() -> None:
     assert not bus.shared
     async with bus.running():
         await bus.publish(Topic.APPROVALS, {"id": "apv_1"})
+
+
+@pytest.mark.redis
+async def test_a_catalog_change_is_announced_and_another_replicas_announcement_makes_the_hub_relist(
+    tmp_path: Path,
+) -> None:
+    """Issue 12 §4, our design: each replica has its own downstream connections, and a downstream may tell only
+    some of them of a change (or none: a silent redefinition). A hub announces each change of its catalog on the
+    `catalog` topic, and on another's announcement re-lists that connector, so its own listen streams hear of it
+    (without the bus: at the next `[catalog] relist_seconds`, 300 s)."""
+    await require_redis()
+    prefix = f"test:bus:{uuid.uuid4().hex}:"
+    config = write_config(
+        tmp_path,
+        {"faults": fault_connector()},
+        extra=f'[limits]\nredis_url = "{REDIS_URL}"\nredis_key_prefix = "{prefix}"\n',
+    )
+    other_replica = RedisBus(REDIS_URL, prefix=prefix)
+    announced = Heard(1)
+    other_replica.subscribe(Topic.CATALOG, announced)
+    async with running_hub(config) as hub:
+        await hub.wait_ready("faults")
+        async with (
+            other_replica.running(),
+            Client(hub.url, mode="2026-07-28") as client,
+            client.listen(tools_list_changed=True) as changes,
+        ):
+            # The downstream changes a description without telling anyone: this hub cannot know.
+            await client.call_tool("faults__redefine", {"name": "pid", "description": "changed", "announce": False})
+            await other_replica.publish(Topic.CATALOG, {"connector": "faults"})  # another replica saw it
+            with anyio.fail_after(10):
+                event = await changes.__anext__()
+                await announced.all_heard.wait()
+        entry = hub.hub.catalog.tools.get("faults__pid")
+    assert isinstance(event, ToolsListChanged)
+    assert entry is not None
+    assert entry.definition["description"] == "changed"
+    assert announced.messages == [{"connector": "faults"}]
