@@ -27,6 +27,7 @@ from typing import Any, Final, Protocol, cast
 import anyio
 import structlog
 from anyio.abc import ObjectReceiveStream
+from anyio.streams.memory import MemoryObjectSendStream
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -118,7 +119,7 @@ class RedisBus:
             url, socket_timeout=timeout_seconds, socket_connect_timeout=timeout_seconds
         )
         self._handlers: defaultdict[str, list[Handler]] = defaultdict(list)
-        self._queue_in, self._queue_out = anyio.create_memory_object_stream[tuple[Topic, str]](_ANNOUNCE_QUEUE)
+        self._queue_in: MemoryObjectSendStream[tuple[Topic, str]] | None = None
         self._listening = anyio.Event()
         self._drained = anyio.Event()
         self._ok = True
@@ -135,17 +136,21 @@ class RedisBus:
         await self._send(topic, self._encode(message))
 
     def announce(self, topic: Topic, message: Mapping[str, Any]) -> None:
+        if self._queue_in is None:
+            logger.warning("bus announcement dropped: the bus is not running", topic=topic)
+            return
         try:
             self._queue_in.send_nowait((topic, self._encode(message)))
-        except anyio.WouldBlock:
-            logger.warning("bus announcement dropped: queue full", topic=topic)
+        except (anyio.WouldBlock, anyio.ClosedResourceError):
+            logger.warning("bus announcement dropped: queue full or closed", topic=topic)
 
     @asynccontextmanager
     async def running(self) -> AsyncGenerator[RedisBus]:
+        self._queue_in, queue_out = anyio.create_memory_object_stream[tuple[Topic, str]](_ANNOUNCE_QUEUE)
         try:
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(self._listen_forever)
-                tasks.start_soon(self._send_announcements, self._queue_out)
+                tasks.start_soon(self._send_announcements, queue_out)
                 # Hear the others before serving (a replica that starts must not miss a decision made meanwhile);
                 # Redis being down does not stop the hub: the re-checks carry it.
                 with anyio.move_on_after(_READY_SECONDS):
@@ -154,10 +159,15 @@ class RedisBus:
                     yield self
                 finally:
                     self._queue_in.close()  # the sender drains what was announced, then ends
+                    self._queue_in = None
                     with anyio.move_on_after(_READY_SECONDS):
                         await self._drained.wait()
                     tasks.cancel_scope.cancel()
         finally:
+            if self._queue_in is not None:
+                self._queue_in.close()
+                self._queue_in = None
+            queue_out.close()
             with anyio.CancelScope(shield=True):
                 await self._publisher.aclose()
 
