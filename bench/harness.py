@@ -15,11 +15,12 @@ import statistics
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Generator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 import httpx2
 
@@ -264,3 +265,76 @@ def wait_for_hub(
                 return health
             time.sleep(0.1)
     raise BenchError(f"the hub was not ready within {READY_TIMEOUT_SECONDS:g} s: {health}\n{tail(log_file)}")
+
+
+# --- configuration ---------------------------------------------------------------------------------------
+
+
+def merged(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """`base` with `extra` laid over it: tables merge key by key, anything else in `extra` replaces."""
+    result = dict(base)
+    for key, value in extra.items():
+        current = result.get(key)
+        if isinstance(current, dict) and isinstance(value, dict):
+            result[key] = merged(cast("dict[str, Any]", current), cast("dict[str, Any]", value))
+        else:
+            result[key] = value
+    return result
+
+
+def toml_text(document: dict[str, Any]) -> str:
+    """A TOML document of `document` (tables, arrays of tables, strings, numbers, booleans, lists of those)."""
+    lines: list[str] = []
+    _toml_table(lines, [], document)
+    return "\n".join(lines).strip() + "\n"
+
+
+def _toml_key(key: str) -> str:
+    return key if key.replace("_", "").replace("-", "").isalnum() else json.dumps(key)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(item) for item in cast("list[Any]", value)) + "]"
+    if isinstance(value, dict):
+        items = cast("dict[str, Any]", value).items()
+        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in items) + " }"
+    raise BenchError(f"no TOML for {value!r}")
+
+
+def _is_table_array(value: Any) -> bool:
+    if not isinstance(value, list):
+        return False
+    items = cast("list[Any]", value)
+    return bool(items) and all(isinstance(item, dict) for item in items)
+
+
+def _toml_table(lines: list[str], path: list[str], table: dict[str, Any]) -> None:
+    for key, value in table.items():
+        if not isinstance(value, dict) and not _is_table_array(value):
+            lines.append(f"{_toml_key(key)} = {_toml_value(value)}")
+    for key, value in table.items():
+        if isinstance(value, dict):
+            lines += ["", f"[{'.'.join(_toml_key(part) for part in [*path, key])}]"]
+            _toml_table(lines, [*path, key], cast("dict[str, Any]", value))
+        elif _is_table_array(value):
+            for item in cast("list[dict[str, Any]]", value):
+                lines += ["", f"[[{'.'.join(_toml_key(part) for part in [*path, key])}]]"]
+                _toml_table(lines, [*path, key], item)
+
+
+def extra_config(value: str | None) -> dict[str, Any]:
+    """`--extra-config`: TOML text, or `@FILE` for a file of it; merged over the configuration a benchmark writes."""
+    if not value:
+        return {}
+    text = Path(value[1:]).read_text() if value.startswith("@") else value
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise BenchError(f"--extra-config is not TOML: {exc}") from exc
