@@ -69,6 +69,7 @@ from harness import (
 )
 from mcp import Client, MCPError
 from mcp.client.streamable_http import streamable_http_client
+from sqlalchemy import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
@@ -236,9 +237,9 @@ def _password() -> str:
 
 
 async def create_database(server_url: str, name: str) -> str:
-    """Create the PostgreSQL database `name` (this run's own) on `server_url`; its SQLAlchemy URL."""
+    """Create the PostgreSQL database `name` (this run's own) on the server of `server_url`; its URL."""
     await _admin_execute(server_url, f'CREATE DATABASE "{name}"')
-    return f"{server_url}/{name}"
+    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
 
 
 async def drop_database(server_url: str, name: str) -> None:
@@ -246,12 +247,13 @@ async def drop_database(server_url: str, name: str) -> None:
 
 
 async def _admin_execute(server_url: str, statement: str) -> None:
-    admin = create_async_engine(f"{server_url}/postgres", isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    url = make_url(server_url).set(database="postgres")
+    admin = create_async_engine(url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
     try:
         async with admin.connect() as connection:
             await connection.exec_driver_sql(statement)
     except (OSError, SQLAlchemyError) as exc:
-        raise BenchError(f"PostgreSQL at {server_url} refused {statement!r}: {exc}") from exc
+        raise BenchError(f"PostgreSQL at {url.render_as_string()} refused {statement!r}: {exc}") from exc
     finally:
         await admin.dispose()
 
@@ -514,7 +516,11 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         metavar="S",
         help="decide at a random point within S seconds of the call showing up (default 0.5: one polling cycle)",
     )
-    parser.add_argument("--postgres-url", default="postgresql+asyncpg://postgres@127.0.0.1:5432", help="for replicas")
+    parser.add_argument(
+        "--postgres-url",
+        default="postgresql+asyncpg://postgres@127.0.0.1:5432",
+        help="the PostgreSQL server for replicas (a database of the run's own is created there, then dropped)",
+    )
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0", help="for replicas")
     parser.add_argument(
         "--extra-config", metavar="TOML|@FILE", help="TOML merged over every hub's configuration (e.g. a bus)"
@@ -536,7 +542,7 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         rounds=rounds,
         setups=args.setup or list(SETUPS),
         phase_seconds=args.phase,
-        postgres_url=args.postgres_url.rstrip("/"),
+        postgres_url=args.postgres_url,
         redis_url=args.redis_url,
         extra=extra,
         wait_quiet=args.wait_quiet,
