@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/overhead.py [--quick] [--auth both|on|off] [--driver raw|sdk] [--no-wrk]
         [--calls N] [--latency-rounds N] [--rounds N] [--seconds S] [--concurrency 20]
-        [--wait-quiet SECONDS] [--extra-tools N] [--json FILE] [--py-spy DIR]
+        [--wait-quiet SECONDS] [--extra-tools N] [--extra-config TOML|@FILE] [--json FILE] [--py-spy DIR]
 
 Two downstreams (`bench/echo_server.py`, an `echo` tool): one served over Streamable HTTP by its own process,
 one each hub spawns over stdio ("direct" for stdio spawns the same server from the load generator). One hub per
@@ -25,8 +25,9 @@ figure is reported as the median of its rounds with their range, `median [min-ma
 hub's calls/s over the direct calls/s of the same round. Every response is checked (the echoed text), and any
 failure aborts the run. "hub cpu" is the hub process's CPU time per call (from /proc), which a busy machine
 disturbs far less than wall-clock figures; "echo cpu" is the downstream's. `--json FILE` writes every figure
-(read by `bench/chart.py`). `--py-spy DIR` samples the hubs during the raw throughput rounds; read the result
-with `bench/profile_summary.py`. See docs/benchmarks.md for results and analysis.
+(read by `bench/chart.py`); `--extra-config` is TOML merged over every hub's configuration (a fast path
+switched on or off, say). `--py-spy DIR` samples the hubs during the raw throughput rounds; read the result with
+`bench/profile_summary.py`. See docs/benchmarks.md for results and analysis.
 """
 
 from __future__ import annotations
@@ -63,12 +64,15 @@ from harness import (
     child_running,
     cpu_seconds,
     event_loop_of,
+    extra_config,
     free_port,
     hub_command,
     log,
     machine_json,
+    merged,
     percentile,
     tail,
+    toml_text,
     wait_for_hub,
     wait_for_quiet,
     write_json,
@@ -603,6 +607,7 @@ class Options:
     extra_tools: int = 0
     wait_quiet: float = 0.0
     json_path: Path | None = None
+    extra: dict[str, Any] = field(default_factory=dict[str, Any])
 
 
 @dataclass
@@ -682,33 +687,39 @@ def _py_spy_exe(out_dir: Path | None) -> str | None:
     return exe
 
 
-def write_config(directory: Path, hub_port: int, http_port: int, era: str, extra_tools: int, auth: bool) -> Path:
-    """The hub's config.toml (SQLite in `directory`) and its two connector files."""
+def write_config(
+    directory: Path, hub_port: int, http_port: int, options: Options, auth: bool, extra: dict[str, Any]
+) -> Path:
+    """The hub's config.toml (SQLite in `directory`, `extra` merged over it) and its two connector files."""
     connectors = directory / "connectors"
     connectors.mkdir()
     (connectors / f"{HTTP_CONNECTOR}.toml").write_text(
-        f'id = "{HTTP_CONNECTOR}"\ntransport = "http"\nprotocol = "{era}"\ntrust = "auto"\n'
+        f'id = "{HTTP_CONNECTOR}"\ntransport = "http"\nprotocol = "{options.era}"\ntrust = "auto"\n'
         f'url = "http://127.0.0.1:{http_port}/mcp"\nmax_concurrent_calls = 256\n'
     )
     (connectors / f"{STDIO_CONNECTOR}.toml").write_text(
-        f'id = "{STDIO_CONNECTOR}"\ntransport = "stdio"\nprotocol = "{era}"\ntrust = "auto"\n'
+        f'id = "{STDIO_CONNECTOR}"\ntransport = "stdio"\nprotocol = "{options.era}"\ntrust = "auto"\n'
         f"command = {json.dumps(PYTHON)}\nmax_concurrent_calls = 256\n"
-        f'args = [{json.dumps(str(ECHO_SERVER))}, "--extra-tools", "{extra_tools}"]\n'
+        f'args = [{json.dumps(str(ECHO_SERVER))}, "--extra-tools", "{options.extra_tools}"]\n'
     )
-    config = directory / "config.toml"
-    config.write_text(
-        f'[hub]\nlisten_host = "127.0.0.1"\nlisten_port = {hub_port}\n'
-        f'[database]\nurl = "sqlite+aiosqlite:///{directory / "hub.db"}"\n'
-        "[timeouts]\nconnect_seconds = 20\ncall_seconds = 30\n"
-        + ("[auth]\naccess_token_ttl_seconds = 3600\n" if auth else "[auth]\nenabled = false\n")
+    room = {"rate": 1_000_000.0, "burst": 1_000_000}
+    config: dict[str, Any] = {
+        "hub": {"listen_host": "127.0.0.1", "listen_port": hub_port},
+        "database": {"url": f"sqlite+aiosqlite:///{directory / 'hub.db'}"},
+        "timeouts": {"connect_seconds": 20, "call_seconds": 30},
+        "auth": {"access_token_ttl_seconds": 3600} if auth else {"enabled": False},
         # The limits are checked on every call as in production, with room for the benchmark's load (and its
         # echo, the same call again and again, is not a loop to stop).
-        + "[limits]\nper_agent = { rate = 1000000.0, burst = 1000000 }\n"
-        "per_agent_connector = { rate = 1000000.0, burst = 1000000 }\n"
-        "per_agent_tool = { rate = 1000000.0, burst = 1000000 }\n"
-        "[[limits.loops]]\nmax_repeats = 1000000\nwindow_seconds = 1\n"
-    )
-    return config
+        "limits": {
+            "per_agent": room,
+            "per_agent_connector": room,
+            "per_agent_tool": room,
+            "loops": [{"max_repeats": 1_000_000, "window_seconds": 1}],
+        },
+    }
+    path = directory / "config.toml"
+    path.write_text(toml_text(merged(config, extra)))
+    return path
 
 
 def wait_for_echo(target: Target, process: subprocess.Popen[bytes], log_file: Path) -> None:
@@ -733,7 +744,7 @@ def start_hub(stack: ExitStack, options: Options, auth: str, directory: Path, ht
     """Configure, migrate and start one hub (auth `on` or `off`) in `directory`; ready when it returns."""
     directory.mkdir()
     hub_port = free_port()
-    config = write_config(directory, hub_port, http_port, options.era, options.extra_tools, auth == "on")
+    config = write_config(directory, hub_port, http_port, options, auth == "on", options.extra)
     options_after = ["--config", str(config), "--log-level", "warning"]
     hub_command("migrate", *options_after)
     token: str | None = None
@@ -802,6 +813,7 @@ def document(report: Report, options: Options) -> dict[str, Any]:
             "era": options.era,
             "extra_tools": options.extra_tools,
             "quick": options.quick,
+            "extra_config": options.extra,
         },
         "targets": {"added_p50_ms": TARGET_ADDED_P50_MS, "throughput_ratio": TARGET_THROUGHPUT_RATIO},
         "rows": [row for measurement in report.measurements for row in measurement.rows()],
@@ -902,6 +914,9 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         "--wait-quiet", type=float, default=0.0, metavar="S", help="wait up to S seconds for an idle machine first"
     )
     parser.add_argument("--json", type=Path, metavar="FILE", help="write every figure as JSON to FILE")
+    parser.add_argument(
+        "--extra-config", metavar="TOML|@FILE", help="TOML merged over every hub's configuration (e.g. a fast path)"
+    )
     parser.add_argument("--py-spy", type=Path, metavar="DIR", help="profile the hubs (collapsed stacks) into DIR")
     args = parser.parse_args(argv)
     quick: bool = args.quick
@@ -913,6 +928,10 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
     seconds: float = args.seconds if args.seconds is not None else (1.0 if quick else 5.0)
     if seconds <= 0:
         parser.error("--seconds must be positive")
+    try:
+        extra = extra_config(args.extra_config)
+    except (BenchError, OSError) as exc:
+        parser.error(str(exc))
     return Options(
         calls=calls,
         concurrency=args.concurrency,
@@ -929,6 +948,7 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         extra_tools=args.extra_tools,
         wait_quiet=args.wait_quiet,
         json_path=args.json,
+        extra=extra,
     )
 
 
