@@ -633,14 +633,21 @@ def run_in_image(tool: str, image: str, script: str) -> subprocess.CompletedProc
         subprocess.run([tool, "rm", name], capture_output=True, check=False, timeout=120)
 
 
+def inspect_image(tool: str, image: str) -> list[str]:
+    if Path(tool).name == "buildah":
+        return [tool, "inspect", "--type", "image", image]
+    return [tool, "image", "inspect", image]
+
+
 def image_config(tool: str, image: str) -> dict[str, Any]:
-    inspected = subprocess.run([tool, "inspect", image], capture_output=True, check=True, timeout=60)
+    inspected = subprocess.run(inspect_image(tool, image), capture_output=True, check=True, timeout=60)
     details: Any = json.loads(inspected.stdout)
     if isinstance(details, list):  # docker and podman
         return cast("dict[str, Any]", details[0]["Config"])
     return cast("dict[str, Any]", details["Docker"]["config"])  # buildah's own format
 
 
+@pytest.mark.timeout(1800)  # a cold build fetches and compiles every wheel
 def test_the_image_builds_and_holds_the_hub_for_a_non_root_user() -> None:
     """Build the image and look inside: the user, the health check, the entry point, the extras and the reference
     servers. MCP_HUB_TEST_PYTHON_IMAGE replaces the base image (a mirror, or a local stand-in) where the registry
@@ -654,7 +661,7 @@ def test_the_image_builds_and_holds_the_hub_for_a_non_root_user() -> None:
         if i.keyword == "ARG" and i.arguments.startswith("PYTHON_IMAGE=")
     )
     base = os.environ.get("MCP_HUB_TEST_PYTHON_IMAGE", default_base)
-    exists = subprocess.run([tool, "image", "inspect", base], capture_output=True, check=False, timeout=60)
+    exists = subprocess.run(inspect_image(tool, base), capture_output=True, check=False, timeout=60)
     if exists.returncode != 0:
         pulled = subprocess.run([tool, "pull", base], capture_output=True, check=False, timeout=600)
         if pulled.returncode != 0:
@@ -677,9 +684,10 @@ def test_the_image_builds_and_holds_the_hub_for_a_non_root_user() -> None:
         inside = run_in_image(
             tool,
             tag,
-            "set -e; id -u; python -c 'import asyncpg, httptools, uvloop, mcp_hub'; command -v "
+            "set -e; id -u; python -c 'import asyncpg, httptools, uvloop, mcp_hub'; for server in "
             + " ".join(REFERENCE_SERVERS)
-            + "; mcp-hub --help >/dev/null; git --version >/dev/null; test ! -e /usr/bin/gcc",
+            + '; do command -v "$server"; done; mcp-hub --help >/dev/null; git --version >/dev/null; '
+            + "test ! -e /usr/bin/gcc",
         )
         assert inside.returncode == 0, inside.stdout.decode() + inside.stderr.decode()
         lines = inside.stdout.decode().split()
