@@ -84,6 +84,10 @@ def dockerfile_instructions(text: str) -> list[Instruction]:
     return instructions
 
 
+def text_of(instructions: list[Instruction]) -> str:
+    return "\n".join(f"{i.keyword} {i.arguments}" for i in instructions)
+
+
 def load_yaml_documents(path: Path) -> list[dict[str, Any]]:
     documents = [cast("dict[str, Any]", doc) for doc in yaml.safe_load_all(path.read_text()) if doc is not None]
     assert documents, f"{path} holds no YAML document"
@@ -197,10 +201,6 @@ def test_the_image_runs_as_a_non_root_user_with_a_healthcheck_on_readyz() -> Non
     assert f"MCP_HUB_HEALTHCHECK_URL=http://127.0.0.1:{settings.hub.listen_port}{READY_PATH}" in text_of(runtime)
     (entrypoint,) = [i.arguments for i in runtime if i.keyword == "ENTRYPOINT"]
     assert json.loads(entrypoint) == ["tini", "--", "docker-entrypoint"]
-
-
-def text_of(instructions: list[Instruction]) -> str:
-    return "\n".join(f"{i.keyword} {i.arguments}" for i in instructions)
 
 
 def test_everything_the_dockerfile_copies_exists_and_is_in_the_build_context() -> None:
