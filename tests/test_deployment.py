@@ -155,7 +155,10 @@ def env_of(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def haproxy_variables() -> set[str]:
-    return set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", HAPROXY_CFG.read_text()))
+    """The variables deploy/haproxy.cfg needs: those it reads, less those it reads only under `.if defined(...)`."""
+    text = HAPROXY_CFG.read_text()
+    optional = set(re.findall(r"^\.if defined\(([A-Za-z_][A-Za-z0-9_]*)\)", text, flags=re.M))
+    return set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", text)) - optional
 
 
 # --- the Dockerfile ------------------------------------------------------------------------------------------
