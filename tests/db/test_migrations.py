@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -57,6 +58,13 @@ async def test_an_empty_database_upgrades_to_head_downgrades_to_base_and_upgrade
     await upgrade(database_url)
     assert await _tables(engine) >= HUB_TABLES
     assert (await schema_status(engine)).is_current
+
+
+async def test_concurrent_upgrades_of_an_empty_database_all_succeed(database_url: str, engine: AsyncEngine) -> None:
+    """Replicas starting together each run `mcp-hub migrate`: on PostgreSQL an advisory lock serialises them
+    (without it two of three failed on duplicate type names); SQLite's writer lock does the same."""
+    await asyncio.gather(*(upgrade(database_url) for _ in range(3)))
+    await require_current_schema(engine)
 
 
 async def test_the_models_match_what_the_migrations_create(database_url: str, engine: AsyncEngine) -> None:
