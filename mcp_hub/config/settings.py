@@ -50,6 +50,9 @@ class HubSection(_Section):
     """An idle keep-alive connection is closed after this long."""
     max_legacy_sessions_per_principal: Annotated[int, Field(gt=0)] = 32
     """2025-11-25 sessions one principal (agent, and user) may have open at once, over all endpoints (T28)."""
+    fast_path: bool = True
+    """2026-07-28 `tools/call` and list requests skip the SDK's server machinery (`mcp_hub.gateway.fast_path`);
+    false forces every request through the SDK path (same answers, more CPU per call)."""
 
     @field_validator("mcp_path")
     @classmethod
