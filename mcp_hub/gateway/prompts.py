@@ -22,6 +22,7 @@ from mcp_hub.gateway.caller import CallerResolver
 from mcp_hub.gateway.context import HubContext
 from mcp_hub.gateway.forwarding import Forwarder, Target
 from mcp_hub.gateway.holds import Holds
+from mcp_hub.gateway.list_requests import list_result
 from mcp_hub.gateway.lists import Lists
 from mcp_hub.gateway.questions import Questions
 
@@ -51,7 +52,7 @@ class PromptRequests:
 
     async def list(self, ctx: HubContext, params: types.PaginatedRequestParams) -> dict[str, Any]:
         asking = await self._resolve(ctx)
-        return await self._lists.page(self._catalog.prompts, "prompts", asking, params.cursor)
+        return await list_result(self._lists, self._catalog.prompts, "prompts", asking, params.cursor)
 
     async def get(self, ctx: HubContext, params: types.GetPromptRequestParams) -> dict[str, Any]:
         asking = await self._resolve(ctx)

@@ -25,6 +25,7 @@ from mcp_hub.gateway.caller import CallerResolver
 from mcp_hub.gateway.context import HubContext
 from mcp_hub.gateway.forwarding import Forwarder, Target
 from mcp_hub.gateway.holds import Holds
+from mcp_hub.gateway.list_requests import list_result
 from mcp_hub.gateway.lists import Lists
 from mcp_hub.gateway.questions import Questions
 
@@ -55,11 +56,11 @@ class ResourceRequests:
 
     async def list(self, ctx: HubContext, params: types.PaginatedRequestParams) -> dict[str, Any]:
         asking = await self._resolve(ctx)
-        return await self._lists.page(self._catalog.resources, "resources", asking, params.cursor)
+        return await list_result(self._lists, self._catalog.resources, "resources", asking, params.cursor)
 
     async def list_templates(self, ctx: HubContext, params: types.PaginatedRequestParams) -> dict[str, Any]:
         asking = await self._resolve(ctx)
-        return await self._lists.page(self._catalog.templates, "resourceTemplates", asking, params.cursor)
+        return await list_result(self._lists, self._catalog.templates, "resourceTemplates", asking, params.cursor)
 
     async def read(self, ctx: HubContext, params: types.ReadResourceRequestParams) -> dict[str, Any]:
         asking = await self._resolve(ctx)

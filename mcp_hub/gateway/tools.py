@@ -29,6 +29,7 @@ from mcp_hub.gateway.context import HubContext
 from mcp_hub.gateway.errors import limited_result, tool_result_for
 from mcp_hub.gateway.forwarding import Forwarder
 from mcp_hub.gateway.guard import LIMITS_CHARGED_KEY
+from mcp_hub.gateway.list_requests import list_result
 from mcp_hub.gateway.lists import Lists
 from mcp_hub.gateway.questions import Questions
 from mcp_hub.gateway.tasks import ApprovalTasks
@@ -70,7 +71,7 @@ class ToolRequests:
 
     async def list(self, ctx: HubContext, params: types.PaginatedRequestParams) -> dict[str, Any]:
         asking = await self._resolve(ctx)
-        return await self._lists.page(self._catalog.tools, "tools", asking, params.cursor)
+        return await list_result(self._lists, self._catalog.tools, "tools", asking, params.cursor)
 
     async def call(self, ctx: HubContext, params: types.CallToolRequestParams) -> dict[str, Any]:
         asking = await self._resolve(ctx)
