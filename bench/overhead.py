@@ -548,7 +548,13 @@ def child(command: Sequence[str], log: Path) -> Generator[subprocess.Popen[bytes
 
 
 def write_config(
-    directory: Path, hub_port: int, http_port: int, era: str, extra_tools: int = 0, auth: bool = False
+    directory: Path,
+    hub_port: int,
+    http_port: int,
+    era: str,
+    extra_tools: int = 0,
+    auth: bool = False,
+    fast_path: bool = True,
 ) -> Path:
     """The hub's config.toml (SQLite in `directory`) and its two connector files."""
     connectors = directory / "connectors"
@@ -564,7 +570,7 @@ def write_config(
     )
     config = directory / "config.toml"
     config.write_text(
-        f'[hub]\nlisten_host = "127.0.0.1"\nlisten_port = {hub_port}\n'
+        f'[hub]\nlisten_host = "127.0.0.1"\nlisten_port = {hub_port}\nfast_path = {str(fast_path).lower()}\n'
         f'[database]\nurl = "sqlite+aiosqlite:///{directory / "hub.db"}"\n'
         "[timeouts]\nconnect_seconds = 20\ncall_seconds = 30\n"
         + ("[auth]\naccess_token_ttl_seconds = 3600\n" if auth else "[auth]\nenabled = false\n")
@@ -671,6 +677,7 @@ class Options:
     extra_tools: int = 0
     wait_quiet: float = 0.0
     auth: bool = False
+    fast_path: bool = True
 
 
 @dataclass
@@ -757,7 +764,9 @@ def run(options: Options) -> Report:
     with tempfile.TemporaryDirectory(prefix="mcp-hub-bench-") as tmp:
         directory = Path(tmp)
         http_port, hub_port = free_port(), free_port()
-        config = write_config(directory, hub_port, http_port, options.era, options.extra_tools, options.auth)
+        config = write_config(
+            directory, hub_port, http_port, options.era, options.extra_tools, options.auth, options.fast_path
+        )
         options_after = ["--config", str(config), "--log-level", "warning"]
         hub_command("migrate", *options_after)
         token: str | None = None
@@ -901,6 +910,7 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
     )
     parser.add_argument("--py-spy", type=Path, metavar="DIR", help="profile the hub (collapsed stacks) into DIR")
     parser.add_argument("--auth", action="store_true", help="auth on: every hub call carries a bearer token")
+    parser.add_argument("--sdk-path", action="store_true", help="[hub] fast_path = false: every call through the SDK")
     args = parser.parse_args(argv)
     quick: bool = args.quick
     calls: int = args.calls if args.calls is not None else (100 if quick else 2000)
@@ -921,6 +931,7 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         extra_tools=args.extra_tools,
         wait_quiet=args.wait_quiet,
         auth=args.auth,
+        fast_path=not args.sdk_path,
     )
 
 

@@ -306,7 +306,7 @@ async def test_the_fast_path_answers_as_the_sdk_path_does(tmp_path: Path) -> Non
                     served_fast.add(case)
                 if answers[0] != answers[1]:
                     differences.append(f"{case}:\n  fast: {answers[0]}\n  sdk:  {answers[1]}")
-            for paging in (_second_page, _input_required_round_trip):
+            for paging in (_second_page, _input_required_round_trip, _on_a_profile):
                 pair = [await paging(side, client) for side in (fast, sdk)]
                 if pair[0] != pair[1]:
                     differences.append(f"{paging.__name__}:\n  fast: {pair[0]}\n  sdk:  {pair[1]}")
@@ -333,6 +333,23 @@ async def _second_page(side: Side, client: httpx2.AsyncClient) -> dict[str, Any]
     first = (await send(side.hub, side.token, call("tools/list", {}), client=client)).json()
     cursor = first["result"]["nextCursor"]
     return observed(await send(side.hub, side.token, call("tools/list", {"cursor": cursor}), client=client))
+
+
+async def _on_a_profile(side: Side, client: httpx2.AsyncClient) -> list[dict[str, Any]]:
+    """A connector's profile (`/mcp/s/<id>`, its own names) is the same server: the fast path serves it too."""
+    served = side.hub.hub.fast_path.served
+    profile = RunningHub(side.hub.hub, f"{side.hub.url}/s/faults", side.hub.base_url)
+    answers = [
+        observed(
+            await send(
+                profile, side.token, call("tools/call", {"name": "echo", "arguments": {"text": "p"}}), client=client
+            )
+        ),
+        observed(await send(profile, side.token, call("tools/list", {}), client=client)),
+    ]
+    expected = 2 if side.hub.hub.settings.hub.fast_path else 0
+    assert side.hub.hub.fast_path.served == served + expected
+    return answers
 
 
 async def _input_required_round_trip(side: Side, client: httpx2.AsyncClient) -> list[dict[str, Any]]:

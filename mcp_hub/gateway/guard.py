@@ -15,6 +15,8 @@ Pure ASGI middleware (it must not buffer responses, which may be SSE streams). P
    by a limit (`mcp_hub.limits.calls.CallLimits`, the same decision the handler applies elsewhere) is answered
    here with 429 and `Retry-After` (RFC 6585 §4); one the limits admitted is marked charged
    (`LIMITS_CHARGED_KEY`) so that the handler does not count it twice.
+   The body it read and parsed for this stays in the scope (`READ_BODY_KEY`): the fast path
+   (`mcp_hub.gateway.fast_path`) neither reads nor parses it again.
 4. A 2025-11-25 session id is bound to the principal that created it; another principal presenting it
    gets 404, as if the session did not exist (threat T13). The binding is the SDK session manager's own:
    the principal goes into `scope["user"]` as an `AuthenticatedUser` (client id = agent id, subject = user
