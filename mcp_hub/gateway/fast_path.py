@@ -197,6 +197,9 @@ class FastPath:
         self._max_body_bytes = max_body_bytes
         self._stats = stats
         self._validated = _Validated()
+        # Fixed when the server is built; the stamped result is serialised at once and never changed, so one copy
+        # serves every answer (the SDK's property copies it per request).
+        self._server_info = server.server_info_stamp
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -399,13 +402,14 @@ class FastPath:
         async def inner(sdk_ctx: ServerRequestContext[Any, Any]) -> HandlerResult:
             # Read off the context: the `requestState` boundary hands the handler the opened state.
             params = sdk_ctx.params or {}
-            typed = accepted.typed if params is accepted.params else None
-            if typed is None:
-                typed = _typed(entry.params_type, params)
+            if params is not accepted.params:  # a retry's opened `requestState`: validated as the SDK does
+                typed = entry.params_type.model_validate(params, by_name=False)
+            else:
+                typed = accepted.typed or _typed(entry.params_type, params)
             result = await entry.handler(sdk_ctx, typed)
             if isinstance(result, types.ErrorData):
                 raise MCPError.from_error_data(result)
-            return _stamped(server, result)
+            return _stamped(self._server_info, result)
 
         call: CallNext = inner
         for middleware in reversed(server.middleware):
@@ -434,7 +438,7 @@ def _typed(params_type: type[BaseModel], params: Mapping[str, Any]) -> BaseModel
     return params_type.model_construct(**fields)
 
 
-def _stamped(server: HubServer, result: Any) -> dict[str, Any]:
+def _stamped(server_info: dict[str, Any], result: Any) -> dict[str, Any]:
     """What the SDK adds to every 2026-07-28 result: `resultType` and the `serverInfo` stamp."""
     if not isinstance(result, dict):
         raise TypeError(f"handler returned {type(result).__name__}; expected a dict")
@@ -443,9 +447,9 @@ def _stamped(server: HubServer, result: Any) -> dict[str, Any]:
         dumped["resultType"] = "complete"
     meta = dumped.get("_meta")
     if meta is None:
-        dumped["_meta"] = {types.SERVER_INFO_META_KEY: server.server_info_stamp}
+        dumped["_meta"] = {types.SERVER_INFO_META_KEY: server_info}
     elif isinstance(meta, dict) and cast("dict[str, Any]", meta).get(types.SERVER_INFO_META_KEY) is None:
-        dumped["_meta"] = {**cast("dict[str, Any]", meta), types.SERVER_INFO_META_KEY: server.server_info_stamp}
+        dumped["_meta"] = {**cast("dict[str, Any]", meta), types.SERVER_INFO_META_KEY: server_info}
     return dumped
 
 
