@@ -4,8 +4,8 @@
 Real hubs (auth on, an approval rule, a loop limit), the fault fixture over stdio (2025-11-25) and the features
 fixture over HTTP at 2026-07-28. Compared: the HTTP status, Content-Type, WWW-Authenticate, Retry-After and the
 JSON-RPC messages (SSE events included), with only what must differ normalised (ids the hub mints, timestamps,
-sealed states). Threats covered on both paths: T13 (another's task), T14 (header/body mismatch), T27 (private
-lists). The fast path is proven taken by its own count (`Hub.fast_path`), never by a mock.
+sealed states). Threats covered on both paths: T12 (foreign Host and Origin), T14 (header/body mismatch), T27
+(a filtered list is private). The fast path is proven taken by its own count (`Hub.fast_path`), never by a mock.
 """
 
 from __future__ import annotations
@@ -180,11 +180,13 @@ def requests() -> list[tuple[str, Request, bool]]:
         ("downstream rejects", call("tools/call", {"name": "fs-modern__reject", "arguments": {"code": -32044}}), False),
         ("hung downstream", call("tools/call", {"name": "faults__hang"}), False),
         ("held as a task", call("tools/call", held), False),
+        ("held, pending", call("tools/call", {"name": "faults__echo", "arguments": {"text": "rm -r /tmp/x"}}), False),
         ("wrong Accept", call("tools/call", echo, Accept="application/json"), False),
         ("no Accept", call("tools/call", {**echo, "arguments": {"text": "no accept"}}, Accept=None), False),
         ("wrong Content-Type", call("tools/call", echo, **{"Content-Type": "text/plain"}), False),
-        ("bad Host", call("tools/call", echo, Host="evil.example"), False),
-        ("bad Origin", call("tools/call", echo, Origin="http://evil.example"), False),
+        ("bad Host (T12)", call("tools/call", echo, Host="evil.example"), False),
+        ("bad Origin (T12)", call("tools/call", echo, Origin="http://evil.example"), False),
+        ("no MCP-Protocol-Version", call("tools/call", echo, **{"MCP-Protocol-Version": None}), False),
         ("no Mcp-Method", call("tools/call", echo, **{"Mcp-Method": None}), False),
         ("Mcp-Method mismatch (T14)", call("tools/call", echo, **{"Mcp-Method": "tools/list"}), False),
         ("Mcp-Name mismatch (T14)", call("tools/call", echo, **{"Mcp-Name": "faults__fail"}), False),
@@ -274,6 +276,7 @@ FAST_CASES = {
     "downstream rejects",
     "hung downstream",
     "held as a task",
+    "held, pending",
     "bad cursor",
     "no Accept",  # the client's default Accept: */*
     "unknown params field",  # through the SDK's own validation, which lets it pass
