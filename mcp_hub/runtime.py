@@ -92,6 +92,7 @@ from mcp_hub.fanout import Bus, Topic, bus_for
 from mcp_hub.gateway import stdio
 from mcp_hub.gateway.app import Guard, health_report, health_routes, mcp_routes
 from mcp_hub.gateway.event_store import InMemoryEventLog, StreamLimits
+from mcp_hub.gateway.fast_path import FastPathStats
 from mcp_hub.gateway.forwarding import Forwarder
 from mcp_hub.gateway.guard import BearerAuthMiddleware
 from mcp_hub.gateway.legacy_sessions import LegacySessions, Owner
@@ -327,6 +328,7 @@ class Hub:
         register_secret_values(value for spec in self.connectors for value in spec.secret_values())
         self.audit = AuditWriter.configured(self.stores.audit, settings.audit)
         self.log_levels = LogLevels(self.catalog, self.secrets)
+        self.fast_path = FastPathStats()  # what the 2026-07-28 fast path served (`[hub] fast_path`)
         self.subscriptions = ResourceSubscriptions(self.catalog, self.notifier, self.profile_notifiers)
         # Pinning and review (issue 11 §1-§4): only approved definitions reach the catalog.
         self.catalog_sync = CatalogSync(
@@ -721,6 +723,8 @@ def build_app(hub: Hub, *, on_started: Callable[[], None] | None = None) -> Star
             max_streams_per_session=settings.approvals.max_event_streams_per_session,
         )
         routes += assets.routes()
+    # One count for every endpoint (the hub, its profiles, its virtual servers): `hub.fast_path`.
+    fast_path = hub.fast_path if settings.hub.fast_path else None
     mcp = mcp_routes(
         hub.server,
         settings,
@@ -730,6 +734,7 @@ def build_app(hub: Hub, *, on_started: Callable[[], None] | None = None) -> Star
         stream_events=hub.stream_events,
         sessions=hub.legacy_sessions,
         guard=guard,
+        fast_path=fast_path,
     )
     for connector, server in hub.profile_servers.items():
         mcp += mcp_routes(
@@ -741,6 +746,7 @@ def build_app(hub: Hub, *, on_started: Callable[[], None] | None = None) -> Star
             stream_events=hub.stream_events,
             sessions=hub.legacy_sessions,
             guard=guard,
+            fast_path=fast_path,
         )
     for name, view in hub.virtual_views.items():
         mcp += mcp_routes(
@@ -752,6 +758,7 @@ def build_app(hub: Hub, *, on_started: Callable[[], None] | None = None) -> Star
             stream_events=hub.stream_events,
             sessions=hub.legacy_sessions,
             guard=None if guard_of_virtual is None else guard_of_virtual(name),
+            fast_path=fast_path,
         )
     routes = [*mcp, *routes, *health_routes(hub.health_report, hub.readiness)]
 

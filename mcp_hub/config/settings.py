@@ -57,6 +57,9 @@ class HubSection(_Section):
     """This replica's stable id (issue 12 §4; `MCP_HUB_REPLICA_ID` overrides); empty: `<hostname>:<listen_port>`."""
     replica_lease_seconds: Annotated[float, Field(ge=3, le=3600)] = 30.0
     """A replica not heard of for this long is gone: the approved calls it was running are failed by another."""
+    fast_path: bool = True
+    """2026-07-28 `tools/call` and list requests skip the SDK's server machinery (`mcp_hub.gateway.fast_path`);
+    false forces every request through the SDK path (same answers, more CPU per call)."""
 
     @field_validator("mcp_path")
     @classmethod
