@@ -34,8 +34,25 @@ typecheck: $(PY_STAMP)
 test: $(PY_STAMP) $(NODE_STAMP) lint typecheck
 	$(BIN)/pytest
 
+# The full benchmark report (docs/benchmarks.md) into $(BENCH_OUT): each script's printed report (.txt), every
+# figure (.json) and the chart (chart.svg). Extra options per script, e.g.
+# `make bench BENCH_APPROVAL_ARGS='--extra-config @bus.toml'` or `BENCH_OVERHEAD_ARGS='--quick'`.
+BENCH_OUT ?= bench-results
+BENCH_OVERHEAD_ARGS ?= --wait-quiet 120
+BENCH_APPROVAL_ARGS ?=
+BENCH_CATALOG_ARGS ?=
+
 bench: $(PY_STAMP)
-	$(BIN)/python bench/overhead.py
+	mkdir -p $(BENCH_OUT)
+	$(BIN)/python bench/overhead.py --json $(BENCH_OUT)/overhead.json $(BENCH_OVERHEAD_ARGS) > $(BENCH_OUT)/overhead.txt
+	cat $(BENCH_OUT)/overhead.txt
+	$(BIN)/python bench/approval_latency.py --json $(BENCH_OUT)/approval_latency.json $(BENCH_APPROVAL_ARGS) \
+		> $(BENCH_OUT)/approval_latency.txt
+	cat $(BENCH_OUT)/approval_latency.txt
+	$(BIN)/python bench/catalog_scale.py $(BENCH_CATALOG_ARGS) > $(BENCH_OUT)/catalog_scale.txt
+	cat $(BENCH_OUT)/catalog_scale.txt
+	$(BIN)/python bench/chart.py $(BENCH_OUT)/overhead.json $(BENCH_OUT)/approval_latency.json \
+		--out $(BENCH_OUT)/chart.svg
 
 clean:
-	rm -rf $(VENV) node_modules .hub-data .pytest_cache .ruff_cache
+	rm -rf $(VENV) node_modules .hub-data .pytest_cache .ruff_cache bench-results

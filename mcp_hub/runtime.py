@@ -14,6 +14,8 @@ connector's tools appearing as it becomes ready.
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 import sys
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -30,10 +32,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mcp_hub.admin.identity import IdentityAdmin
 from mcp_hub.approvals.feed import ActionFeed
+from mcp_hub.approvals.lease import ReplicaLease
 from mcp_hub.approvals.policy import ApprovalPolicy
 from mcp_hub.approvals.presentation import approval_link
 from mcp_hub.approvals.service import ApprovalService
@@ -59,7 +62,7 @@ from mcp_hub.authz.token_endpoint import TokenEndpoint
 from mcp_hub.authz.tokens import MAX_ACCESS_TOKEN_SECONDS, TokenService
 from mcp_hub.authz.urls import OAuthUrls
 from mcp_hub.bodies import BodyDeadline
-from mcp_hub.catalog.catalog import Catalog
+from mcp_hub.catalog.catalog import Catalog, CatalogChange
 from mcp_hub.catalog.lock import read_lock
 from mcp_hub.catalog.review import Limits
 from mcp_hub.catalog.sync import CatalogSync, PinPolicy
@@ -78,15 +81,18 @@ from mcp_hub.db.keys import SigningKeyStore
 from mcp_hub.db.limits import LimitStore
 from mcp_hub.db.oauth import OAuthStore
 from mcp_hub.db.pins import PinStore
+from mcp_hub.db.replicas import ReplicaStore
 from mcp_hub.db.sealing import SealingStore
 from mcp_hub.db.web_sessions import WebSessionStore
-from mcp_hub.domain import AuditOutcome, Caller, utc_now
+from mcp_hub.domain import AuditOutcome, Caller, ConnectorId, utc_now
 from mcp_hub.downstream.health import HealthRecorder
 from mcp_hub.downstream.pool import DownstreamPool
 from mcp_hub.downstream.reloading import ConnectorWatcher
+from mcp_hub.fanout import Bus, Topic, bus_for
 from mcp_hub.gateway import stdio
 from mcp_hub.gateway.app import Guard, health_report, health_routes, mcp_routes
 from mcp_hub.gateway.event_store import InMemoryEventLog, StreamLimits
+from mcp_hub.gateway.fast_path import FastPathStats
 from mcp_hub.gateway.forwarding import Forwarder
 from mcp_hub.gateway.guard import BearerAuthMiddleware
 from mcp_hub.gateway.legacy_sessions import LegacySessions, Owner
@@ -127,6 +133,7 @@ class Stores:
     sealing: SealingStore
     limits: LimitStore
     pins: PinStore
+    replicas: ReplicaStore
 
     @classmethod
     def over(cls, engine: AsyncEngine) -> Stores:
@@ -141,6 +148,7 @@ class Stores:
             sealing=SealingStore(engine),
             limits=LimitStore(engine),
             pins=PinStore(engine),
+            replicas=ReplicaStore(engine),
         )
 
 
@@ -160,9 +168,15 @@ class Authorization:
 
 
 def build_authorization(
-    settings: HubSettings, stores: Stores, *, egress: EgressPolicy, virtual_servers: Sequence[str] = ()
+    settings: HubSettings,
+    stores: Stores,
+    *,
+    egress: EgressPolicy,
+    virtual_servers: Sequence[str] = (),
+    bus: Bus | None = None,
 ) -> Authorization:
-    """`virtual_servers`: their names; each is a protected resource of its own (issue 11 §6)."""
+    """`virtual_servers`: their names; each is a protected resource of its own (issue 11 §6). `bus`: an admin
+    change made here drops the cached decisions of every replica at once (not only within the cache's bound)."""
     auth = settings.auth
     urls = OAuthUrls.of(settings, virtual_servers)
     keys = KeyRing(
@@ -178,7 +192,12 @@ def build_authorization(
         skew_seconds=auth.clock_skew_seconds,
         other_audiences=urls.virtual_resources,
     )
-    decider = AccessDecider(stores.identities, stores.oauth, ttl_seconds=auth.decision_cache_seconds)
+    decider = AccessDecider(
+        stores.identities,
+        stores.oauth,
+        ttl_seconds=auth.decision_cache_seconds,
+        on_revocation=None if bus is None else partial(bus.announce, Topic.GRANTS, {}),
+    )
     granter = ScopeGranter(stores.identities)
     clients = ClientMetadataResolver(stores.identities, enabled=auth.client_id_metadata_documents, egress=egress)
     assertions = PrivateKeyJwtVerifier(
@@ -195,8 +214,14 @@ def build_authorization(
             stores.identities, verify_assertion=assertions, find_client=clients.resolve
         ),
         bearer=BearerAuthenticator(tokens, decider),
-        admin=IdentityAdmin(stores.identities, granter, tokens, on_change=decider.forget),
+        admin=IdentityAdmin(stores.identities, granter, tokens, on_change=partial(_forget_everywhere, decider, bus)),
     )
+
+
+def _forget_everywhere(decider: AccessDecider, bus: Bus | None) -> None:
+    decider.forget()
+    if bus is not None:
+        bus.announce(Topic.GRANTS, {})
 
 
 def oauth_routes(
@@ -282,6 +307,10 @@ class Hub:
         }
         self.engine = create_engine(settings.database.url)
         self.stores = stores(self.engine)
+        # Several replicas (issue 12 §4): what one changes, the others hear at once (Redis pub/sub with
+        # `[limits] redis_url`; alone otherwise). Each still converges by its own re-checks if a message is lost.
+        self.replica = settings.replica_id
+        self.bus = bus_for(settings.limits.redis_url, prefix=settings.limits.redis_key_prefix)
 
         # Federation: what downstreams offer in, one catalog out, requests forwarded and audited. Each connector's
         # profile (/mcp/s/<id>) hears of its own connector's changes.
@@ -289,6 +318,7 @@ class Hub:
         self.profile_notifiers = {spec.id: ChangeNotifier(connector=spec.id) for spec in self.connectors}
         self.catalog = Catalog(
             listeners=[
+                self._announce_catalog_change,
                 self.notifier.on_catalog_change,
                 *(notifier.on_catalog_change for notifier in self.profile_notifiers.values()),
                 *(notifier.on_catalog_change for notifier in self.virtual_notifiers.values()),
@@ -299,6 +329,7 @@ class Hub:
         register_secret_values(value for spec in self.connectors for value in spec.secret_values())
         self.audit = AuditWriter.configured(self.stores.audit, settings.audit)
         self.log_levels = LogLevels(self.catalog, self.secrets)
+        self.fast_path = FastPathStats()  # what the 2026-07-28 fast path served (`[hub] fast_path`)
         self.subscriptions = ResourceSubscriptions(self.catalog, self.notifier, self.profile_notifiers)
         # Pinning and review (issue 11 §1-§4): only approved definitions reach the catalog.
         self.catalog_sync = CatalogSync(
@@ -333,7 +364,11 @@ class Hub:
         # Identity: who may call what (absent when auth is off, on loopback only).
         self.auth = (
             build_authorization(
-                settings, self.stores, egress=egress, virtual_servers=[spec.name for spec in self.virtual_specs]
+                settings,
+                self.stores,
+                egress=egress,
+                virtual_servers=[spec.name for spec in self.virtual_specs],
+                bus=self.bus,
             )
             if settings.auth.enabled
             else None
@@ -365,7 +400,16 @@ class Hub:
             self.forwarder.run_approved,
             public_base_url=settings.public_base_url,
             listeners=[self.webhooks.on_change, self.feed.publish],
+            bus=self.bus,
+            replica=self.replica,
         )
+        self.bus.subscribe(Topic.APPROVALS, self.feed.changed_elsewhere)
+        self.lease = ReplicaLease(
+            self.replica, self.stores.replicas, self.approvals, lease_seconds=settings.hub.replica_lease_seconds
+        )
+        self.bus.subscribe(Topic.CATALOG, self._catalog_changed_elsewhere)
+        if self.auth is not None:
+            self.bus.subscribe(Topic.GRANTS, partial(_grants_changed_elsewhere, self.auth.decider))
 
         # Front doors: the MCP server (HTTP here; stdio in `serve_stdio`), its 2025-11-25 streams resumable from
         # the events they carried (in this process: replicas need session affinity, as for the sessions).
@@ -384,6 +428,20 @@ class Hub:
         }
         self.stream_events = InMemoryEventLog(StreamLimits.of(settings.streams))
         self.legacy_sessions = LegacySessions(per_principal=settings.hub.max_legacy_sessions_per_principal)
+
+    def _become(self, replica: str) -> None:
+        self.replica = self.approvals.replica = self.lease.replica = replica
+
+    def _announce_catalog_change(self, change: CatalogChange) -> None:
+        """Catalog listener: the other replicas re-list a connector whose listing changed here (each replica has
+        its own downstream connections; a downstream may tell only some of them, or none, of a change)."""
+        if not change.is_empty:
+            self.bus.announce(Topic.CATALOG, {"connector": change.connector_id})
+
+    async def _catalog_changed_elsewhere(self, message: Mapping[str, Any]) -> None:
+        connection = self.pool.connections.get(ConnectorId(str(message.get("connector"))))
+        if connection is not None:
+            connection.refresh()
 
     async def _connectors_configured(self, specs: Sequence[ConnectorSpec]) -> None:
         """Live connectors: before the pool starts a new or changed connector, it is registered (its health can be
@@ -445,7 +503,8 @@ class Hub:
                 if self.auth is not None:
                     await stack.enter_async_context(self.auth.keys.running())
                 await stack.enter_async_context(self.audit.running())
-                await self.approvals.recover()
+                await stack.enter_async_context(self.bus.running())
+                await stack.enter_async_context(self.lease.running())
                 await stack.enter_async_context(self.webhooks.running())
                 await stack.enter_async_context(self.notifier.running())
                 for profile_notifier in (*self.profile_notifiers.values(), *self.virtual_notifiers.values()):
@@ -505,6 +564,7 @@ class Hub:
         report = health_report(self.pool, self.catalog, self.readiness)
         report["limits"] = self.limits.backend.health()
         report["cache"] = self.cache.store.health()
+        report["replica"] = {"id": self.replica, "bus": self.bus.health()}
         # Live connectors: the last reload, and each bad file (its connector, if running, keeps its old definition).
         files = self.watcher.last.as_json()
         report["connector_files"] = files
@@ -522,6 +582,10 @@ class Hub:
         """
         principal: Principal | None = None
         middleware: list[Any] = []
+        if not self.settings.replica_id_named:
+            # Several `mcp-hub stdio` processes run on one machine at once: each is a replica of its own, so that
+            # one starting never fails another's running approved call (its leftovers go when its lease expires).
+            self._become(f"{socket.gethostname()}:stdio:{os.getpid()}")
         if self.auth is None:
             if agent is not None or token is not None:
                 logger.warning("auth is disabled in this configuration: the stdio caller's identity is not used")
@@ -569,6 +633,11 @@ def _connector_of(catalog: Catalog, public_name: str) -> str | None:
 
 
 _MIN_SWEEP_SECONDS = 1.0
+
+
+async def _grants_changed_elsewhere(decider: AccessDecider, message: Mapping[str, Any]) -> None:
+    del message
+    decider.forget()
 
 
 async def _owner_enabled(decider: AccessDecider, owner: Owner) -> bool:
@@ -658,6 +727,8 @@ def build_app(hub: Hub, *, on_started: Callable[[], None] | None = None) -> Star
             max_streams_per_session=settings.approvals.max_event_streams_per_session,
         )
         routes += assets.routes()
+    # One count for every endpoint (the hub, its profiles, its virtual servers): `hub.fast_path`.
+    fast_path = hub.fast_path if settings.hub.fast_path else None
     mcp = mcp_routes(
         hub.server,
         settings,
@@ -667,6 +738,7 @@ def build_app(hub: Hub, *, on_started: Callable[[], None] | None = None) -> Star
         stream_events=hub.stream_events,
         sessions=hub.legacy_sessions,
         guard=guard,
+        fast_path=fast_path,
     )
     for connector, server in hub.profile_servers.items():
         mcp += mcp_routes(
@@ -678,6 +750,7 @@ def build_app(hub: Hub, *, on_started: Callable[[], None] | None = None) -> Star
             stream_events=hub.stream_events,
             sessions=hub.legacy_sessions,
             guard=guard,
+            fast_path=fast_path,
         )
     for name, view in hub.virtual_views.items():
         mcp += mcp_routes(
@@ -689,6 +762,7 @@ def build_app(hub: Hub, *, on_started: Callable[[], None] | None = None) -> Star
             stream_events=hub.stream_events,
             sessions=hub.legacy_sessions,
             guard=None if guard_of_virtual is None else guard_of_virtual(name),
+            fast_path=fast_path,
         )
     routes = [*mcp, *routes, *health_routes(hub.health_report, hub.readiness)]
 
@@ -704,6 +778,9 @@ def build_app(hub: Hub, *, on_started: Callable[[], None] | None = None) -> Star
 
     # Bodies are bounded in time as well as in size (slow-body clients; the headers' deadline is `server_config`).
     middleware: list[Middleware] = [Middleware(BodyDeadline, seconds=settings.hub.body_timeout_seconds)]
+    if settings.replica_id_named:
+        # Which replica answered (operators and the multi-replica test); only for an id named on purpose.
+        middleware.insert(0, Middleware(ReplicaHeader, replica=hub.replica))
     if auth is not None:
         # Per source address (and per client at the token endpoint), before any OAuth endpoint does work.
         middleware.append(
@@ -716,6 +793,26 @@ def build_app(hub: Hub, *, on_started: Callable[[], None] | None = None) -> Star
             )
         )
     return Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
+
+
+class ReplicaHeader:
+    """Pure ASGI middleware: every HTTP response names the replica that made it (`Mcp-Hub-Replica`)."""
+
+    def __init__(self, app: ASGIApp, *, replica: str) -> None:
+        self._app = app
+        self._header = (b"mcp-hub-replica", replica.encode())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+
+        async def named(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", ()), self._header]}
+            await send(message)
+
+        await self._app(scope, receive, named)
 
 
 class _HeaderDeadline:
@@ -849,10 +946,12 @@ async def admin_tools(settings: HubSettings) -> AsyncGenerator[AdminTools]:
     async with current_database(settings.database.url) as engine:
         stores = Stores.over(engine)
         virtual = [spec.name for spec in load_virtual_servers(settings.virtual_dir)]
-        auth = build_authorization(settings, stores, egress=STRICT_EGRESS, virtual_servers=virtual)
+        # The command's changes (grants, agents, decisions) reach the running replicas over their bus at once.
+        bus = bus_for(settings.limits.redis_url, prefix=settings.limits.redis_key_prefix)
+        auth = build_authorization(settings, stores, egress=STRICT_EGRESS, virtual_servers=virtual, bus=bus)
         await auth.keys.load()
         audit = AuditWriter.configured(stores.audit, settings.audit)
-        async with audit.running():
+        async with bus.running(), audit.running():
             approvals = ApprovalService(
                 settings.approvals,
                 stores.approvals,
@@ -862,5 +961,6 @@ async def admin_tools(settings: HubSettings) -> AsyncGenerator[AdminTools]:
                 audit,
                 _not_from_the_cli,
                 public_base_url=settings.public_base_url,
+                bus=bus,
             )
             yield AdminTools(settings=settings, stores=stores, auth=auth, approvals=approvals)

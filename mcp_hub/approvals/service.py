@@ -46,12 +46,15 @@ from mcp_hub.errors import (
     DecisionForbiddenError,
     DownstreamRejectedError,
 )
+from mcp_hub.fanout import Bus, LocalBus, Topic
 from mcp_hub.tool_results import hub_error_result
 
 logger = structlog.get_logger(__name__)
 
 POLL_SECONDS: Final = 0.5
-"""How often a held call looks for a decision made by another process (the CLI, another replica)."""
+"""How often a held call looks for a decision made by another process when no bus tells it (one process alone)."""
+RECHECK_SECONDS: Final = 5.0
+"""With a shared bus, decisions made elsewhere wake a held call at once; this slow re-read covers a lost message."""
 
 ProgressReporter = Callable[[float, float | None, str | None], Awaitable[None]]
 _CALL_AGAIN: Final = {
@@ -122,8 +125,13 @@ class ApprovalService:
         *,
         public_base_url: str,
         listeners: Sequence[ActionListener] = (),
+        bus: Bus | None = None,
+        replica: str | None = None,
         clock: Clock = utc_now,
     ) -> None:
+        """`bus`: tells the other replicas of each transition and wakes this one's held calls on theirs; `replica`:
+        this process's id, recorded on the actions it executes (start-up recovery fails only its own or orphaned
+        ones: `ReplicaLease`)."""
         self.settings = settings
         self._store = store
         self._policy = policy
@@ -135,6 +143,12 @@ class ApprovalService:
         self._listeners = tuple(listeners)
         self._clock = clock
         self._changed: dict[str, anyio.Event] = {}
+        self._announced: dict[str, ActionStatus] = {}
+        """The status an awoken waiter was told of (`approved`: it may claim the action without reading it)."""
+        self._bus: Bus = bus if bus is not None else LocalBus()
+        self._bus.subscribe(Topic.APPROVALS, self._changed_elsewhere)
+        self._recheck_seconds = RECHECK_SECONDS if self._bus.shared else POLL_SECONDS
+        self.replica = replica
 
     def link(self, action_id: str) -> str:
         """Where a human decides: the approval page (behind login; never pre-authenticated)."""
@@ -229,9 +243,8 @@ class ApprovalService:
                     waited, self.settings.hold_seconds, f"waiting for a human to approve action {action.id}"
                 )
             step = min(self.settings.progress_interval_seconds, deadline - anyio.current_time())
-            await self.wait_for_change(action.id, step)
+            action = await self._next_state(action.id, ActionStatus.PENDING, step)
             waited = self.settings.hold_seconds - max(0.0, deadline - anyio.current_time())
-            action = await self._reload(action.id)
         if action.status is ActionStatus.PENDING:
             return self._pending_result(action)
         return await self.settle(action, call.principal, call.access, session=call.session)
@@ -246,8 +259,7 @@ class ApprovalService:
             # Another request of this caller runs it right now: wait as long as a held call would.
             deadline = anyio.current_time() + self.settings.hold_seconds
             while action.status is ActionStatus.EXECUTING and anyio.current_time() < deadline:
-                await self.wait_for_change(action.id, deadline - anyio.current_time())
-                action = await self._reload(action.id)
+                action = await self._next_state(action.id, ActionStatus.EXECUTING, deadline - anyio.current_time())
         if action.status.is_running:
             return self._running_result(action)
         if action.status in (ActionStatus.DONE, ActionStatus.FAILED):
@@ -259,6 +271,7 @@ class ApprovalService:
         if await self._store.mark_reported(action.id):
             await self._record(action, AuditOutcome.APPROVAL_RETURNED, f"outcome {action.status} returned to the agent")
         self._changed.pop(action.id, None)  # closed: nobody waits for it any more
+        self._announced.pop(action.id, None)
         return result
 
     async def withdraw(self, action_id: str, principal: Principal) -> bool:
@@ -301,6 +314,9 @@ class ApprovalService:
         if not await self._store.decide(action_id, approve, user.name, reason, run_within=run_within):
             current = await self._reload(action_id)
             raise DecisionConflictError(f"action {action_id} was already {current.status}: decisions are final")
+        # A call held on another replica waits for exactly this: tell it before anything else.
+        decided = ActionStatus.APPROVED if approve else ActionStatus.DENIED
+        await self._bus.publish(Topic.APPROVALS, {"id": action_id, "status": decided})
         action = await self._reload(action_id)
         await self._record(
             action,
@@ -313,10 +329,30 @@ class ApprovalService:
     # --- waiting -------------------------------------------------------------------------------------------
 
     async def wait_for_change(self, action_id: str, at_most_seconds: float) -> None:
-        """Return when this process changes the action, or after `min(at_most_seconds, POLL_SECONDS)`."""
+        """Return when this process or, through the bus, another changes the action, or after
+        `at_most_seconds` or the re-check interval (`POLL_SECONDS` alone, `RECHECK_SECONDS` with a shared bus)."""
         event = self._changed.setdefault(action_id, anyio.Event())
-        with anyio.move_on_after(max(0.0, min(at_most_seconds, POLL_SECONDS))):
+        with anyio.move_on_after(max(0.0, min(at_most_seconds, self._recheck_seconds))):
             await event.wait()
+
+    async def _next_state(self, action_id: str, waiting_while: ActionStatus, at_most_seconds: float) -> ActionRecord:
+        """The action once it leaves `waiting_while`, or as it is after `at_most_seconds` (or a re-check interval).
+
+        The wake-up is armed before the action is read, so a change announced between the read and the wait
+        still wakes it (otherwise it would wait for the slow re-check)."""
+        event = self._changed.setdefault(action_id, anyio.Event())
+        action = await self._reload(action_id)
+        if action.status is waiting_while:
+            with anyio.move_on_after(max(0.0, min(at_most_seconds, self._recheck_seconds))):
+                await event.wait()
+            announced = self._announced.pop(action_id, None)
+            if announced is ActionStatus.APPROVED and event.is_set():
+                # The decision path, without a read: what an approval changes (status, decision) is not what the
+                # run uses, and the conditional UPDATE that claims the action checks it is approved and unexpired.
+                return replace(action, status=ActionStatus.APPROVED)
+            # One read, without the expiry sweep (the next round runs it if nothing changed).
+            action = await self._store.get(action_id) or await self._reload(action_id)
+        return action
 
     async def expire_due(self) -> list[ActionId]:
         """Expire what is due, and audit and announce each expiry (once: only the call that expires an action
@@ -334,31 +370,46 @@ class ApprovalService:
         agent = await self._identities.agent_by_id(action.agent_id)
         return agent.owner_user_id if agent is not None else None
 
-    async def recover(self) -> None:
-        """At start-up: pending actions survive as they are; interrupted executions are failed, never rerun."""
-        for action_id in await self._store.interrupt_executions():
-            logger.warning("approved call interrupted by a restart; not run again", action=action_id)
+    async def recover(self) -> list[ActionId]:
+        """At start-up: pending actions survive as they are; executions left by this replica's previous
+        incarnation, by a replica whose lease expired, or by a hub without replica ids are failed, never rerun.
+        A live replica's executions are not touched (issue 12 §4). Returns the ids failed."""
+        return await self._interrupted(await self._store.interrupt_executions(self.replica, at_start=True))
+
+    async def recover_orphans(self) -> list[ActionId]:
+        """While running: executions of replicas whose lease expired (crashed, never restarted) are failed."""
+        return await self._interrupted(await self._store.interrupt_executions(None, at_start=False))
+
+    async def _interrupted(self, action_ids: list[ActionId]) -> list[ActionId]:
+        for action_id in action_ids:
+            logger.warning("approved call interrupted by a stopped replica; not run again", action=action_id)
+            action = await self._store.get(action_id)
+            if action is not None:
+                await self._changed_locally(action)
+        return action_ids
 
     # --- internals -----------------------------------------------------------------------------------------
 
     async def _execute(
         self, action: ActionRecord, principal: Principal, access: Access, session: str | None
     ) -> ActionRecord:
-        if not await self._store.start_execution(action.id):
+        if not await self._store.start_execution(action.id, replica=self.replica):
             return await self._reload(action.id)
-        await self._changed_locally(replace(action, status=ActionStatus.EXECUTING))
         # Once started, the approved call runs to its end and its outcome is stored even if the request
         # that started it is cancelled or its client goes away: never left `executing`, and calling again
         # collects the outcome. The downstream call is bounded by the connector's call timeout.
         with anyio.CancelScope(shield=True):
-            try:
-                action = await self._run_approved(action, principal, access, session)
-            except Exception as exc:
-                logger.exception("approved call failed in the hub", action=action.id)
-                await self._store.finish(
-                    action.id, hub_error_result(f"the approved call failed in the hub: {exc}"), failed=True
-                )
-                action = await self._reload(action.id)
+            async with anyio.create_task_group() as announcing:
+                # Announced while the call goes out: the downstream does not wait for the news to spread.
+                announcing.start_soon(self._changed_locally, replace(action, status=ActionStatus.EXECUTING))
+                try:
+                    action = await self._run_approved(action, principal, access, session)
+                except Exception as exc:
+                    logger.exception("approved call failed in the hub", action=action.id)
+                    await self._store.finish(
+                        action.id, hub_error_result(f"the approved call failed in the hub: {exc}"), failed=True
+                    )
+                    action = await self._reload(action.id)
         return action
 
     async def _run_approved(
@@ -434,14 +485,29 @@ class ApprovalService:
         return action
 
     async def _changed_locally(self, action: ActionRecord) -> None:
-        event = self._changed.pop(action.id, None)
-        if event is not None:
-            event.set()
+        self._wake(action.id, action.status)
+        # First the other replicas (a held call there waits for exactly this), then this process's listeners.
+        await self._bus.publish(Topic.APPROVALS, {"id": action.id, "status": action.status})
         for listener in self._listeners:
             try:
                 await listener(action)
             except Exception:
                 logger.exception("approval listener failed", action=action.id)
+
+    async def _changed_elsewhere(self, message: Mapping[str, Any]) -> None:
+        """Another replica (or the `mcp-hub` command) changed an action: whoever here waits on it looks again."""
+        action_id, status = message.get("id"), message.get("status")
+        if isinstance(action_id, str):
+            self._wake(action_id, _status_of(status))
+
+    def _wake(self, action_id: str, status: ActionStatus | None) -> None:
+        event = self._changed.pop(action_id, None)
+        if event is not None:
+            if status is not None:
+                self._announced[action_id] = status
+            else:
+                self._announced.pop(action_id, None)
+            event.set()
 
     async def _record(self, action: ActionRecord, outcome: AuditOutcome, detail: str) -> None:
         await self._audit.record(
@@ -458,3 +524,11 @@ class ApprovalService:
                 method=action.method,
             )
         )
+
+
+def _status_of(value: object) -> ActionStatus | None:
+    """The status a bus message names, if it names one."""
+    try:
+        return ActionStatus(value)
+    except ValueError:
+        return None

@@ -2,7 +2,8 @@
 
 A decision comes from the stored grants, read through a short cache (`decision_cache_seconds`, default 2 s):
 revoking a grant, disabling an agent or user, revoking a token or its refresh family takes effect within
-that bound on every replica, without a database round trip per call. The token's scopes only cap what the
+that bound on every replica, without a database round trip per call (at once where the replicas share a bus:
+the admin layer and `forget_revocation` tell the others, `mcp_hub.fanout`). The token's scopes only cap what the
 grants allow: a tool is allowed when a grant AND a token scope match its public name (`tool:` patterns), a
 prompt likewise (`prompt:`), a resource or resource template by its public URI (`resource:`). Every list and
 every use asks `Access.allows`, so a list never shows what a call, get or read would refuse, or the reverse.
@@ -104,7 +105,11 @@ class AccessDecider:
         *,
         ttl_seconds: float,
         clock: Callable[[], float] = time.monotonic,
+        on_revocation: Callable[[], None] | None = None,
     ) -> None:
+        """`on_revocation`: tells the other replicas that a token or family was revoked here (their caches drop
+        it at once instead of within `ttl_seconds`)."""
+        self._on_revocation = on_revocation
         self._identities = identities
         self._revocations = revocations
         self._grants = TtlCache[SubjectGrants](ttl_seconds, clock=clock)
@@ -162,11 +167,14 @@ class AccessDecider:
         )
 
     def forget_revocation(self, jti: str | None = None) -> None:
-        """Forget the cached revocation state of one token (or of all, after a family is revoked)."""
+        """Forget the cached revocation state of one token (or of all, after a family is revoked), here and, through
+        `on_revocation`, on the other replicas."""
         if jti is None:
             self._revoked.clear()
         else:
             self._revoked.drop(jti)
+        if self._on_revocation is not None:
+            self._on_revocation()
 
     def forget(self) -> None:
         """Drop every cached decision (after an admin change made by this process)."""

@@ -2,7 +2,8 @@
 
 Relative paths (the connectors directory, a SQLite file) are resolved against the directory of the
 configuration file, so `mcp-hub serve --config /etc/mcp-hub/config.toml` works from any directory.
-The environment variable `MCP_HUB_DATABASE_URL`, when set, replaces `database.url`.
+The environment variable `MCP_HUB_DATABASE_URL`, when set, replaces `database.url`; `MCP_HUB_REPLICA_ID`
+replaces `hub.replica_id`.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import socket
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -20,6 +22,7 @@ from mcp_hub.config.virtual import MetaToolsMode
 from mcp_hub.errors import ConfigError
 
 DATABASE_URL_ENV = "MCP_HUB_DATABASE_URL"
+REPLICA_ID_ENV = "MCP_HUB_REPLICA_ID"
 _SUPPORTED_DATABASE_PREFIXES = ("sqlite+aiosqlite://", "postgresql+asyncpg://")
 
 
@@ -50,6 +53,13 @@ class HubSection(_Section):
     """An idle keep-alive connection is closed after this long."""
     max_legacy_sessions_per_principal: Annotated[int, Field(gt=0)] = 32
     """2025-11-25 sessions one principal (agent, and user) may have open at once, over all endpoints (T28)."""
+    replica_id: Annotated[str, Field(max_length=128, pattern=r"^[A-Za-z0-9._:@-]*$")] = ""
+    """This replica's stable id (issue 12 §4; `MCP_HUB_REPLICA_ID` overrides); empty: `<hostname>:<listen_port>`."""
+    replica_lease_seconds: Annotated[float, Field(ge=3, le=3600)] = 30.0
+    """A replica not heard of for this long is gone: the approved calls it was running are failed by another."""
+    fast_path: bool = True
+    """2026-07-28 `tools/call` and list requests skip the SDK's server machinery (`mcp_hub.gateway.fast_path`);
+    false forces every request through the SDK path (same answers, more CPU per call)."""
 
     @field_validator("mcp_path")
     @classmethod
@@ -427,6 +437,17 @@ class HubSettings(BaseModel):
     def catalog_lock(self) -> Path | None:
         """`[catalog] lock`, resolved against the configuration's directory (issue 11 §4)."""
         return None if self.catalog.lock is None else _resolve(self.config_path.parent, self.catalog.lock)
+
+    @property
+    def replica_id(self) -> str:
+        """This replica's id: `MCP_HUB_REPLICA_ID`, else `[hub] replica_id`, else `<hostname>:<listen_port>`."""
+        named = os.environ.get(REPLICA_ID_ENV, "").strip()[:128] or self.hub.replica_id
+        return named or f"{socket.gethostname()}:{self.hub.listen_port}"
+
+    @property
+    def replica_id_named(self) -> bool:
+        """Was the replica id named on purpose (then responses carry it in `Mcp-Hub-Replica`)?"""
+        return bool(os.environ.get(REPLICA_ID_ENV, "").strip() or self.hub.replica_id)
 
     @property
     def public_base_url(self) -> str:

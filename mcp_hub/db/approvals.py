@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mcp_hub.db._base import Store, columns_of, mapped, record_of, rowcount
-from mcp_hub.db.models import Agent, ApprovalAction
+from mcp_hub.db.models import Agent, ApprovalAction, HubReplica
 from mcp_hub.domain import SETTLED_STATUSES, ActionId, ActionStatus, AgentId, ConnectorId, UserId
 from mcp_hub.errors import TooManyPendingError
 from mcp_hub.tool_results import hub_error_result
@@ -33,7 +33,8 @@ _EXPIRING: Final = {
 """The statuses that expire at `expires_at`, with the reason an expired action then gives."""
 _CREATE_ATTEMPTS: Final = 3
 _INTERRUPTED: Final = (
-    "the hub stopped while this approved call was running; it was not run again (it may or may not have taken effect)"
+    "the hub replica running this approved call stopped before it finished; it was not run again "
+    "(it may or may not have taken effect)"
 )
 
 
@@ -258,8 +259,9 @@ class ApprovalStore(Store):
         )
         return changed == 1
 
-    async def start_execution(self, action_id: str) -> bool:
-        """approved → executing, while the approval holds: exactly one caller wins and runs the call."""
+    async def start_execution(self, action_id: str, *, replica: str | None = None) -> bool:
+        """approved → executing, while the approval holds: exactly one caller wins and runs the call, on
+        `replica` (recorded: recovery after a crash fails only that replica's executions)."""
         changed = await self._change(
             update(ApprovalAction)
             .where(
@@ -267,7 +269,7 @@ class ApprovalStore(Store):
                 ApprovalAction.status == ActionStatus.APPROVED,
                 ApprovalAction.expires_at > self._clock(),
             )
-            .values(status=ActionStatus.EXECUTING)
+            .values(status=ActionStatus.EXECUTING, executing_replica=replica)
         )
         return changed == 1
 
@@ -293,23 +295,30 @@ class ApprovalStore(Store):
         )
         return changed == 1
 
-    async def interrupt_executions(self) -> list[ActionId]:
-        """At start-up: calls left `executing` by a crashed process may or may not have run; never re-run them."""
+    async def interrupt_executions(self, replica: str | None, *, at_start: bool) -> list[ActionId]:
+        """Calls left `executing` by a replica that stopped may or may not have run; never re-run them: fail them.
+
+        Stopped means: `replica` itself (at its start: its previous incarnation), a replica whose lease in
+        `hub_replicas` expired or that never held one, and `at_start` also an execution no replica recorded (rows
+        from before replicas had ids). A live replica's executions are left alone.
+        """
+        now = self._clock()
+        live = (
+            select(HubReplica.id)
+            .where(HubReplica.id == ApprovalAction.executing_replica, HubReplica.expires_at > now)
+            .exists()
+        )
+        stopped = [and_(ApprovalAction.executing_replica.is_not(None), ~live)]
+        if replica is not None:
+            stopped.append(ApprovalAction.executing_replica == replica)
+        if at_start:
+            stopped.append(ApprovalAction.executing_replica.is_(None))
         async with self._writes.begin() as session:
-            stuck = [
-                ActionId(action_id)
-                for action_id in (
-                    await session.scalars(
-                        select(ApprovalAction.id).where(ApprovalAction.status == ActionStatus.EXECUTING)
-                    )
-                ).all()
-            ]
-            if stuck:
-                await session.execute(
-                    update(ApprovalAction)
-                    .where(ApprovalAction.id.in_(stuck), ApprovalAction.status == ActionStatus.EXECUTING)
-                    .values(
-                        status=ActionStatus.FAILED, completed_at=self._clock(), result=hub_error_result(_INTERRUPTED)
-                    )
-                )
-        return stuck
+            # One conditional UPDATE: of replicas sweeping at once, each reports only the rows it changed.
+            failed = await session.scalars(
+                update(ApprovalAction)
+                .where(ApprovalAction.status == ActionStatus.EXECUTING, or_(*stopped))
+                .values(status=ActionStatus.FAILED, completed_at=now, result=hub_error_result(_INTERRUPTED))
+                .returning(ApprovalAction.id)
+            )
+            return [ActionId(action_id) for action_id in failed.all()]

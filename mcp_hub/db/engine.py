@@ -148,6 +148,9 @@ async def downgrade(url: str, revision: str) -> None:
     await _migrate(url, lambda config: command.downgrade(config, revision))
 
 
+_MIGRATION_LOCK_KEY = 0x6D63_7068_7562  # "mcphub": the advisory lock every `mcp-hub migrate` takes on PostgreSQL
+
+
 async def _migrate(url: str, run: Callable[[Config], None]) -> None:
     config = alembic_config(url)
     engine = create_engine(url, foreign_keys=False)
@@ -155,6 +158,10 @@ async def _migrate(url: str, run: Callable[[Config], None]) -> None:
         async with engine.begin() as connection:
 
             def in_transaction(sync_connection: Connection) -> None:
+                if sync_connection.dialect.name == "postgresql":
+                    # Replicas (or a compose `up`) may migrate at once: the others wait here, then find the
+                    # schema at head, instead of colliding on CREATE TYPE/TABLE. Released at commit.
+                    sync_connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK_KEY})")
                 config.attributes["connection"] = sync_connection
                 try:
                     run(config)

@@ -419,6 +419,20 @@ class ApprovalAction(Base):
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     completed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     reported_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    executing_replica: Mapped[str | None] = mapped_column(String(128))
+    """The replica that runs it (`executing`): start-up recovery fails only its own or orphaned ones."""
+
+
+class HubReplica(Base):
+    """A hub replica's lease (issue 12 §4): renewed while it runs; one whose lease expired is gone, and the approved
+    calls it was running are failed by whichever replica notices first."""
+
+    __tablename__ = "hub_replicas"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    renewed_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class CatalogPin(Base):

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mcp_hub.db._base import Store, require_aware
@@ -78,6 +79,14 @@ class PinStore(Store):
         A digest already decided keeps its decision.
         """
         require_aware("now", now)
+        try:
+            return await self._observe(connector_id, sightings, now)
+        except IntegrityError:
+            # Replicas list the same downstream at once: another one recorded this new digest first. Once more,
+            # now seeing its row (and keeping its decision), instead of offering nothing new until the next listing.
+            return await self._observe(connector_id, sightings, now)
+
+    async def _observe(self, connector_id: str, sightings: Sequence[Sighting], now: datetime) -> list[PinRecord]:
         changed: list[CatalogPin] = []
         async with self._writes.begin() as session:
             # One read of the connector's rows, one flush of what changed: a connector listing 100 new tools is

@@ -28,6 +28,7 @@ from mcp_hub.config.settings import HubSettings
 from mcp_hub.domain import Health, HubPhase
 from mcp_hub.downstream.pool import DownstreamPool
 from mcp_hub.gateway.event_store import EventLog, SessionScopedEventStore
+from mcp_hub.gateway.fast_path import FastPath, FastPathStats
 from mcp_hub.gateway.legacy_sessions import LegacySessions
 from mcp_hub.gateway.readiness import Readiness
 from mcp_hub.gateway.resumption import ResumableStreams, refetch_notifications
@@ -68,13 +69,16 @@ def mcp_routes(
     stream_events: EventLog,
     sessions: LegacySessions,
     guard: Guard | None = None,
+    fast_path: FastPathStats | None = None,
 ) -> list[BaseRoute]:
     """The SDK's Streamable HTTP endpoint for `server` at `path`, 2025-11-25 sessions counted in `sessions` and
-    their streams resumable from `stream_events`; with `guard`, the MCP endpoint goes through it first."""
+    their streams resumable from `stream_events`; with `guard`, the MCP endpoint goes through it first; with
+    `fast_path`, 2026-07-28 calls and lists take the fast path (`mcp_hub.gateway.fast_path`) behind the guard."""
+    security = transport_security(settings)
     manager = server.serve_sessions(
         sessions,
         event_store=SessionScopedEventStore(stream_events),
-        security_settings=transport_security(settings),
+        security_settings=security,
         retry_interval=settings.streams.retry_ms,
         max_request_body_size=settings.hub.max_request_body_bytes,
         max_sessions=settings.hub.max_legacy_sessions,
@@ -85,6 +89,10 @@ def mcp_routes(
         retry_ms=settings.streams.retry_ms,
         refetch=partial(refetch_notifications, catalog),
     )
+    if fast_path is not None:
+        endpoint = FastPath(
+            endpoint, server, security=security, max_body_bytes=settings.hub.max_request_body_bytes, stats=fast_path
+        )
     if guard is not None:
         endpoint = guard(endpoint, public_tool_name)
     return [Route(path, endpoint)]

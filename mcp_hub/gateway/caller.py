@@ -9,15 +9,14 @@ there is no principal: it is never a security input.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import mcp_types as types
-from mcp.server.context import ServerRequestContext
 from starlette.requests import Request
 
 from mcp_hub.authz.decisions import Access, AccessDecider, Principal
 from mcp_hub.domain import Caller
 from mcp_hub.errors import InvalidTokenError
+from mcp_hub.gateway.context import HubContext
 from mcp_hub.gateway.guard import principal_of
 
 
@@ -38,7 +37,7 @@ class Asking:
         return "public" if self.access is None else "private"
 
 
-def _self_reported_caller(ctx: ServerRequestContext[Any, Any]) -> Caller:
+def _self_reported_caller(ctx: HubContext) -> Caller:
     """Self-reported identity (clientInfo and peer address): audit context, never a security input."""
     client_info: types.Implementation | None = None
     if ctx.session.client_params is not None:
@@ -67,7 +66,7 @@ class CallerResolver:
         self._decider = decider
         self._stdio_principal = stdio_principal
 
-    async def __call__(self, ctx: ServerRequestContext[Any, Any]) -> Asking:
+    async def __call__(self, ctx: HubContext) -> Asking:
         caller = _self_reported_caller(ctx)
         decided = await self.decision(ctx)
         if decided is None:
@@ -75,7 +74,7 @@ class CallerResolver:
         principal, access = decided
         return Asking(principal, access, Caller(client=principal.label, session=caller.session))
 
-    async def decision(self, ctx: ServerRequestContext[Any, Any]) -> tuple[Principal, Access] | None:
+    async def decision(self, ctx: HubContext) -> tuple[Principal, Access] | None:
         """The principal and its decision; None without auth; `InvalidTokenError` when auth names nobody."""
         if self._decider is None:
             return None
@@ -88,7 +87,7 @@ class CallerResolver:
             return self._stdio_principal, await self._decider.access(self._stdio_principal)
         raise InvalidTokenError("no authenticated principal for this request")
 
-    def principal_key(self, ctx: ServerRequestContext[Any, Any]) -> str | None:
+    def principal_key(self, ctx: HubContext) -> str | None:
         """Who is asking, as a string (what a sealed `requestState` is bound to); None without auth."""
         if self._decider is None:
             return None

@@ -15,6 +15,8 @@ Pure ASGI middleware (it must not buffer responses, which may be SSE streams). P
    by a limit (`mcp_hub.limits.calls.CallLimits`, the same decision the handler applies elsewhere) is answered
    here with 429 and `Retry-After` (RFC 6585 §4); one the limits admitted is marked charged
    (`LIMITS_CHARGED_KEY`) so that the handler does not count it twice.
+   The body it read and parsed for this stays in the scope (`READ_BODY_KEY`): the fast path
+   (`mcp_hub.gateway.fast_path`) neither reads nor parses it again.
 4. A 2025-11-25 session id is bound to the principal that created it; another principal presenting it
    gets 404, as if the session did not exist (threat T13). The binding is the SDK session manager's own:
    the principal goes into `scope["user"]` as an `AuthenticatedUser` (client id = agent id, subject = user
@@ -30,6 +32,7 @@ Pure ASGI middleware (it must not buffer responses, which may be SSE streams). P
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, Final, cast
 
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
@@ -51,9 +54,27 @@ from mcp_hub.limits.backends import retry_after_header
 from mcp_hub.limits.calls import CallLimits, Refusal
 
 LIMITS_CHARGED_KEY: Final = "mcp_hub.limits_charged"
+READ_BODY_KEY: Final = "mcp_hub.read_body"
+"""The body the guard already read and parsed (`ReadBody`), for the fast path: one read, one parse per request."""
 PRINCIPAL_KEY: Final = "mcp_hub.principal"
 ACCESS_KEY: Final = "mcp_hub.access"
 MODERN_ERA: Final = "2026-07-28"
+
+
+@dataclass(frozen=True, slots=True)
+class ReadBody:
+    """A request body already read (at most the cap + 1 bytes) and its JSON (`message`), None if not JSON."""
+
+    body: bytes
+    message: Any
+
+
+def parse_message(body: bytes) -> Any:
+    """The JSON of a request body, None when it is not JSON (the SDK path then answers the parse error)."""
+    try:
+        return parse_json(body)
+    except ValueError:
+        return None
 
 
 def principal_of(scope: Scope) -> tuple[Principal, Access] | None:
@@ -123,8 +144,10 @@ class BearerAuthMiddleware:
             and (self._limits is not None or not access.allows_every_tool)
             and headers.get("mcp-protocol-version") == MODERN_ERA
         ):
-            body, receive = await _buffer_body(receive, self._max_body_bytes)
-            call = self._tools_call(body)
+            body, receive = await buffer_body(receive, self._max_body_bytes)
+            read = ReadBody(body, parse_message(body))
+            scope[READ_BODY_KEY] = read
+            call = self._tools_call(read.message)
             if call is not None:
                 public, arguments = call
                 if not access.allows(public):
@@ -198,13 +221,9 @@ class BearerAuthMiddleware:
         )
         return AuthenticatedUser(owner)
 
-    def _tools_call(self, body: bytes) -> tuple[str, dict[str, Any] | None] | None:
+    def _tools_call(self, message: Any) -> tuple[str, dict[str, Any] | None] | None:
         """The public name and arguments of a `tools/call` of a known tool; None for anything else (malformed
         JSON-RPC gets the SDK's parse error, an unknown tool the handler's -32602, as without auth)."""
-        try:
-            message: Any = parse_json(body)
-        except ValueError:
-            return None
         if not isinstance(message, dict):
             return None
         fields = cast("dict[str, Any]", message)
@@ -246,7 +265,7 @@ class BearerAuthMiddleware:
         await response(scope, receive, send)
 
 
-async def _buffer_body(receive: Receive, limit: int) -> tuple[bytes, Receive]:
+async def buffer_body(receive: Receive, limit: int) -> tuple[bytes, Receive]:
     """Read the body (up to `limit` + 1 bytes are kept) and return a `receive` that replays it."""
     # Past the limit the rest is drained, not kept: the SDK sees limit + 1 bytes and answers 413 itself.
     chunks: list[bytes] = []

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from mcp.server.context import ServerRequestContext
 from mcp.shared.jsonrpc_dispatcher import progress_token_from_params
 
 from mcp_hub.approvals.presentation import APPROVAL_META_KEY
@@ -20,6 +19,7 @@ from mcp_hub.approvals.service import ApprovalService, HeldCall
 from mcp_hub.approvals.subject import HeldSubject
 from mcp_hub.errors import HeldRequestError
 from mcp_hub.gateway.caller import Asking
+from mcp_hub.gateway.context import HubContext
 
 
 class Holds:
@@ -30,7 +30,7 @@ class Holds:
 
     async def answer(
         self,
-        ctx: ServerRequestContext[Any, Any],
+        ctx: HubContext,
         asking: Asking,
         subject: HeldSubject,
         arguments: Mapping[str, Any],

@@ -27,6 +27,7 @@ from mcp_hub.catalog.views import SectionReader
 from mcp_hub.catalog.virtual import SearchIndex
 from mcp_hub.config.virtual import META_TOOL_NAMES, MetaToolsMode
 from mcp_hub.gateway.caller import CallerResolver
+from mcp_hub.gateway.list_requests import list_result
 from mcp_hub.gateway.lists import Lead, Lists
 from mcp_hub.gateway.tools import ToolRequests
 from mcp_hub.tool_results import hub_error_result
@@ -107,7 +108,7 @@ class MetaTools:
 
     async def list(self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams) -> dict[str, Any]:
         asking = await self._resolve(ctx)
-        return await self._lists.page(self._section, "tools", asking, params.cursor, lead=self.lead)
+        return await list_result(self._lists, self._section, "tools", asking, params.cursor, lead=self.lead)
 
     async def call(self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams) -> dict[str, Any]:
         arguments: Mapping[str, Any] = params.arguments or {}

@@ -6,7 +6,10 @@
   forgotten by itself).
 - 2026-07-28 clients hold a `subscriptions/listen` stream
   (https://modelcontextprotocol.io/specification/2026-07-28/basic/utilities/subscriptions), served by
-  the SDK's `ListenHandler` over a subscription bus (in-process here; a shared bus for several replicas).
+  the SDK's `ListenHandler` over its in-process subscription bus. With several replicas each tells its own
+  streams: every replica has its own downstream connections and catalog, and learns of a change itself (from
+  the downstream, or from another replica through `mcp_hub.fanout`'s `catalog` topic, which makes it re-list
+  the connector), so nothing of a listen stream needs to be shared (docs/replicas.md).
 
 Catalog changes arrive synchronously from the catalog; a background task coalesces a burst of them
 into one notification per client, since list-changed is a level, not an edge.

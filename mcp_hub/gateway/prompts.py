@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import mcp_types as types
-from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel.server import Server
 from mcp.shared.dispatcher import ProgressFnT
 
@@ -20,8 +19,10 @@ from mcp_hub.catalog.views import CatalogReader
 from mcp_hub.downstream.relay import Relay
 from mcp_hub.errors import UnknownPromptError
 from mcp_hub.gateway.caller import CallerResolver
+from mcp_hub.gateway.context import HubContext
 from mcp_hub.gateway.forwarding import Forwarder, Target
 from mcp_hub.gateway.holds import Holds
+from mcp_hub.gateway.list_requests import list_result
 from mcp_hub.gateway.lists import Lists
 from mcp_hub.gateway.questions import Questions
 
@@ -49,11 +50,11 @@ class PromptRequests:
         server.add_request_handler("prompts/list", types.PaginatedRequestParams, self.list)
         server.add_request_handler("prompts/get", types.GetPromptRequestParams, self.get)
 
-    async def list(self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams) -> dict[str, Any]:
+    async def list(self, ctx: HubContext, params: types.PaginatedRequestParams) -> dict[str, Any]:
         asking = await self._resolve(ctx)
-        return await self._lists.page(self._catalog.prompts, "prompts", asking, params.cursor)
+        return await list_result(self._lists, self._catalog.prompts, "prompts", asking, params.cursor)
 
-    async def get(self, ctx: ServerRequestContext[Any, Any], params: types.GetPromptRequestParams) -> dict[str, Any]:
+    async def get(self, ctx: HubContext, params: types.GetPromptRequestParams) -> dict[str, Any]:
         asking = await self._resolve(ctx)
         prompt = self._catalog.prompts.get(params.name)
         if prompt is None:

@@ -40,7 +40,6 @@ from typing import Any, cast
 import anyio
 import anyio.abc
 import structlog
-from mcp.server.context import ServerRequestContext
 from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.jsonrpc_dispatcher import progress_token_from_params
 from mcp_types.jsonrpc import INVALID_REQUEST, MISSING_REQUIRED_CLIENT_CAPABILITY, URL_ELICITATION_REQUIRED
@@ -56,6 +55,7 @@ from mcp_hub.errors import (
     MissingCapabilityError,
     QuestionRefusedError,
 )
+from mcp_hub.gateway.context import HubContext
 from mcp_hub.gateway.relaying import (
     QUESTION_METHODS,
     RELAYED_CAPABILITIES,
@@ -134,7 +134,7 @@ class Exchange:
         self._numbers = itertools.count(1)
         self._outcomes_in, self._outcomes = anyio.create_memory_object_stream[_Question | _Finished](16)
         self._asked: dict[str, _Question] = {}
-        self._ctx: ServerRequestContext[Any, Any] | None = None
+        self._ctx: HubContext | None = None
         self._levels_ctx_relay: CallerRelay | None = None
         self.cancel_scope = anyio.CancelScope()
         self.missing: dict[str, Any] | None = None
@@ -209,7 +209,7 @@ class Exchange:
         self.abandon()
         self.cancel_scope.cancel()
 
-    async def next_outcome(self, ctx: ServerRequestContext[Any, Any], levels: LogLevels) -> _Question | _Finished:
+    async def next_outcome(self, ctx: HubContext, levels: LogLevels) -> _Question | _Finished:
         self._ctx = ctx
         self._levels_ctx_relay = CallerRelay(ctx, levels)
         try:
@@ -249,7 +249,7 @@ class Questions:
 
     async def forward(
         self,
-        ctx: ServerRequestContext[Any, Any],
+        ctx: HubContext,
         principal_key: str | None,
         connector_id: ConnectorId | None,
         connector_era: str | None,
@@ -317,7 +317,7 @@ class Questions:
             raise MissingCapabilityError("Missing required client capability", missing)
         return {"resultType": "input_required", "inputRequests": requests, "requestState": self._states.mint()}
 
-    def _progress_of(self, ctx: ServerRequestContext[Any, Any]) -> ProgressFnT | None:
+    def _progress_of(self, ctx: HubContext) -> ProgressFnT | None:
         if progress_token_from_params(ctx.params) is None:
             return None
 
@@ -347,7 +347,7 @@ class Questions:
 
     async def _start_exchange(
         self,
-        ctx: ServerRequestContext[Any, Any],
+        ctx: HubContext,
         principal_key: str | None,
         capabilities: Mapping[str, Any],
         send: Send,
@@ -378,7 +378,7 @@ class Questions:
             if self._open[exchange.principal_key] <= 0:
                 del self._open[exchange.principal_key]
 
-    async def _next(self, exchange: Exchange, ctx: ServerRequestContext[Any, Any]) -> dict[str, Any]:
+    async def _next(self, exchange: Exchange, ctx: HubContext) -> dict[str, Any]:
         """Wait, on the caller's request, for the exchange's next question or its end."""
         try:
             outcome = await exchange.next_outcome(ctx, self._levels)
@@ -416,9 +416,7 @@ class Questions:
 
         self._tasks.start_soon(expire)
 
-    async def _for_a_session(
-        self, ctx: ServerRequestContext[Any, Any], connector_id: ConnectorId | None, send: Send
-    ) -> dict[str, Any]:
+    async def _for_a_session(self, ctx: HubContext, connector_id: ConnectorId | None, send: Send) -> dict[str, Any]:
         """A 2025-11-25 caller: questions go on its own stream; a downstream's `input_required` is answered here."""
         relay = CallerRelay(ctx, self._levels)
         on_progress = self._progress_of(ctx)

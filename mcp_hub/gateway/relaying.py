@@ -31,7 +31,6 @@ from typing import Any, Final, cast
 import anyio
 import mcp_types as types
 from mcp.server.connection import Connection
-from mcp.server.context import ServerRequestContext
 from mcp.shared.exceptions import MCPError
 from mcp_types.jsonrpc import INVALID_REQUEST, METHOD_NOT_FOUND, MISSING_REQUIRED_CLIENT_CAPABILITY
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
@@ -42,6 +41,7 @@ from mcp_hub.domain import ConnectorId
 from mcp_hub.downstream.relay import LOG_LEVELS, at_least, severity
 from mcp_hub.errors import QuestionRefusedError
 from mcp_hub.gateway.caller import Asking
+from mcp_hub.gateway.context import HubContext, sdk_context
 
 CONNECTOR_META_KEY: Final = "io.github.mcp-hub/connector"
 """`_meta` key naming the connector a relayed log entry or question comes from."""
@@ -87,11 +87,11 @@ def question_from(connector_id: ConnectorId, params: Mapping[str, Any]) -> dict[
     return {**params, "_meta": {**meta, CONNECTOR_META_KEY: connector_id}}
 
 
-def _connection_of(ctx: ServerRequestContext[Any, Any]) -> Connection:
-    return ctx.session._connection  # pyright: ignore[reportPrivateUsage]
+def _connection_of(ctx: HubContext) -> Connection:
+    return sdk_context(ctx).session._connection  # pyright: ignore[reportPrivateUsage]
 
 
-def client_capabilities(ctx: ServerRequestContext[Any, Any]) -> dict[str, Any]:
+def client_capabilities(ctx: HubContext) -> dict[str, Any]:
     """What the caller declared (wire form): per request on 2026-07-28, at `initialize` on 2025-11-25."""
     if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
         declared = (ctx.meta or {}).get(types.CLIENT_CAPABILITIES_META_KEY)
@@ -121,7 +121,7 @@ class LogLevels:
         self._sessions: weakref.WeakKeyDictionary[Connection, tuple[str, Asking]] = weakref.WeakKeyDictionary()
         self._changed = anyio.Event()
 
-    def level_of(self, ctx: ServerRequestContext[Any, Any]) -> str | None:
+    def level_of(self, ctx: HubContext) -> str | None:
         """The least severe level this request's caller wants, or None for no log entries."""
         if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
             requested = (ctx.meta or {}).get(types.LOG_LEVEL_META_KEY)
@@ -129,7 +129,7 @@ class LogLevels:
         found = self._sessions.get(_connection_of(ctx))
         return found[0] if found is not None else DEFAULT_LEGACY_LEVEL
 
-    def set_level(self, ctx: ServerRequestContext[Any, Any], level: str, asking: Asking) -> None:
+    def set_level(self, ctx: HubContext, level: str, asking: Asking) -> None:
         """A 2025-11-25 session's `logging/setLevel`."""
         self._sessions[_connection_of(ctx)] = (level, asking)
         changed, self._changed = self._changed, anyio.Event()
@@ -154,7 +154,7 @@ class LogLevels:
 class CallerRelay:
     """One forwarded request's `Relay` (`mcp_hub.downstream.relay`): its caller's stream and capabilities."""
 
-    def __init__(self, ctx: ServerRequestContext[Any, Any], levels: LogLevels) -> None:
+    def __init__(self, ctx: HubContext, levels: LogLevels) -> None:
         self._ctx = ctx
         self._secrets = levels.secrets
         self.declared = client_capabilities(ctx)
@@ -194,7 +194,7 @@ class CallerRelay:
         """Put a question to this 2025-11-25 caller on its request's stream; its error becomes a refusal."""
         if not self._ctx.session.can_send_request:
             raise QuestionRefusedError(INVALID_REQUEST, "the client cannot be asked during this request")
-        outbound = self._ctx.session._request_outbound  # pyright: ignore[reportPrivateUsage]
+        outbound = sdk_context(self._ctx).session._request_outbound  # pyright: ignore[reportPrivateUsage]
         try:
             return await outbound.send_raw_request(method, dict(params), None)
         except MCPError as exc:

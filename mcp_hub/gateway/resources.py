@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import mcp_types as types
-from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel.server import Server
 from mcp.shared.dispatcher import ProgressFnT
 
@@ -23,8 +22,10 @@ from mcp_hub.catalog.views import CatalogReader
 from mcp_hub.downstream.relay import Relay
 from mcp_hub.errors import ResourceNotFoundError
 from mcp_hub.gateway.caller import CallerResolver
+from mcp_hub.gateway.context import HubContext
 from mcp_hub.gateway.forwarding import Forwarder, Target
 from mcp_hub.gateway.holds import Holds
+from mcp_hub.gateway.list_requests import list_result
 from mcp_hub.gateway.lists import Lists
 from mcp_hub.gateway.questions import Questions
 
@@ -53,19 +54,15 @@ class ResourceRequests:
         server.add_request_handler("resources/templates/list", types.PaginatedRequestParams, self.list_templates)
         server.add_request_handler("resources/read", types.ReadResourceRequestParams, self.read)
 
-    async def list(self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams) -> dict[str, Any]:
+    async def list(self, ctx: HubContext, params: types.PaginatedRequestParams) -> dict[str, Any]:
         asking = await self._resolve(ctx)
-        return await self._lists.page(self._catalog.resources, "resources", asking, params.cursor)
+        return await list_result(self._lists, self._catalog.resources, "resources", asking, params.cursor)
 
-    async def list_templates(
-        self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams
-    ) -> dict[str, Any]:
+    async def list_templates(self, ctx: HubContext, params: types.PaginatedRequestParams) -> dict[str, Any]:
         asking = await self._resolve(ctx)
-        return await self._lists.page(self._catalog.templates, "resourceTemplates", asking, params.cursor)
+        return await list_result(self._lists, self._catalog.templates, "resourceTemplates", asking, params.cursor)
 
-    async def read(
-        self, ctx: ServerRequestContext[Any, Any], params: types.ReadResourceRequestParams
-    ) -> dict[str, Any]:
+    async def read(self, ctx: HubContext, params: types.ReadResourceRequestParams) -> dict[str, Any]:
         asking = await self._resolve(ctx)
         uri = str(params.uri)
         try:

@@ -32,7 +32,6 @@ from datetime import datetime
 from typing import Any, Final, cast
 
 import mcp_types as types
-from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel.server import Server
 from mcp.shared.inbound import MCP_NAME_HEADER, decode_header_value
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
@@ -44,11 +43,12 @@ from mcp_hub.authz.decisions import Access, Principal
 from mcp_hub.db.approvals import ActionRecord
 from mcp_hub.domain import ActionStatus
 from mcp_hub.errors import ActionNotFoundError, HeaderMismatchError, MissingCapabilityError
+from mcp_hub.gateway.context import HubContext
 
 TASKS_EXTENSION: Final = "io.modelcontextprotocol/tasks"
 _TASK_NOT_FOUND: Final = "Failed to retrieve task: Task not found"
 
-AccessOf = Callable[[ServerRequestContext[Any, Any]], Awaitable[tuple[Principal, Access] | None]]
+AccessOf = Callable[[HubContext], Awaitable[tuple[Principal, Access] | None]]
 
 
 class TaskParams(types.RequestParams):
@@ -63,7 +63,7 @@ class UpdateTaskParams(TaskParams):
     input_responses: dict[str, Any] = Field(default_factory=dict[str, Any])
 
 
-def declares_tasks(ctx: ServerRequestContext[Any, Any]) -> bool:
+def declares_tasks(ctx: HubContext) -> bool:
     """Did this very request declare the Tasks extension? (Capabilities are per request on 2026-07-28.)"""
     if ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS or ctx.meta is None:
         return False
@@ -87,7 +87,7 @@ class ApprovalTasks:
 
     # --- tools/call -------------------------------------------------------------------------------------
 
-    async def answer_held_call(self, ctx: ServerRequestContext[Any, Any], call: HeldCall) -> dict[str, Any]:
+    async def answer_held_call(self, ctx: HubContext, call: HeldCall) -> dict[str, Any]:
         """A task for a client that declared the extension on this request; otherwise hold the call."""
         if not declares_tasks(ctx):
             return await self._approvals.hold(call)
@@ -106,7 +106,7 @@ class ApprovalTasks:
         server.add_request_handler("tasks/update", UpdateTaskParams, self._update)
         server.add_request_handler("tasks/cancel", TaskParams, self._cancel)
 
-    async def _get(self, ctx: ServerRequestContext[Any, Any], params: TaskParams) -> dict[str, Any]:
+    async def _get(self, ctx: HubContext, params: TaskParams) -> dict[str, Any]:
         principal, access, action = await self._authorised(ctx, params)
         if action.status is ActionStatus.APPROVED:
             request = ctx.request
@@ -124,12 +124,12 @@ class ApprovalTasks:
         result = await self._approvals.settle(action, principal, access, session=None)
         return {"resultType": "complete", **self._task(action, "completed"), "result": result}
 
-    async def _update(self, ctx: ServerRequestContext[Any, Any], params: UpdateTaskParams) -> dict[str, Any]:
+    async def _update(self, ctx: HubContext, params: UpdateTaskParams) -> dict[str, Any]:
         await self._authorised(ctx, params)
         # A held call never asks for input; the extension says to ignore responses to keys not outstanding.
         return {"resultType": "complete"}
 
-    async def _cancel(self, ctx: ServerRequestContext[Any, Any], params: TaskParams) -> dict[str, Any]:
+    async def _cancel(self, ctx: HubContext, params: TaskParams) -> dict[str, Any]:
         principal, _, action = await self._authorised(ctx, params)
         # Cooperative, per the extension: a task decided already reaches its own terminal status instead.
         if action.status is ActionStatus.PENDING:
@@ -138,9 +138,7 @@ class ApprovalTasks:
 
     # --- internals ---------------------------------------------------------------------------------------
 
-    async def _authorised(
-        self, ctx: ServerRequestContext[Any, Any], params: TaskParams
-    ) -> tuple[Principal, Access, ActionRecord]:
+    async def _authorised(self, ctx: HubContext, params: TaskParams) -> tuple[Principal, Access, ActionRecord]:
         """The caller's own action named by `taskId`; an unknown id and another caller's id read the same (T13)."""
         if not declares_tasks(ctx):
             raise MissingCapabilityError("Missing required client capability", {"extensions": {TASKS_EXTENSION: {}}})

@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import mcp_types as types
-from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel.server import Server
 from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.jsonrpc_dispatcher import progress_token_from_params
@@ -26,9 +25,11 @@ from mcp_hub.domain import ConnectorId
 from mcp_hub.downstream.relay import Relay
 from mcp_hub.errors import TooManyPendingError, UnknownToolError
 from mcp_hub.gateway.caller import Asking, CallerResolver
+from mcp_hub.gateway.context import HubContext
 from mcp_hub.gateway.errors import limited_result, tool_result_for
 from mcp_hub.gateway.forwarding import Forwarder
 from mcp_hub.gateway.guard import LIMITS_CHARGED_KEY
+from mcp_hub.gateway.list_requests import list_result
 from mcp_hub.gateway.lists import Lists
 from mcp_hub.gateway.questions import Questions
 from mcp_hub.gateway.tasks import ApprovalTasks
@@ -68,11 +69,11 @@ class ToolRequests:
         server.add_request_handler("tools/list", types.PaginatedRequestParams, self.list)
         server.add_request_handler("tools/call", types.CallToolRequestParams, self.call)
 
-    async def list(self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams) -> dict[str, Any]:
+    async def list(self, ctx: HubContext, params: types.PaginatedRequestParams) -> dict[str, Any]:
         asking = await self._resolve(ctx)
-        return await self._lists.page(self._catalog.tools, "tools", asking, params.cursor)
+        return await list_result(self._lists, self._catalog.tools, "tools", asking, params.cursor)
 
-    async def call(self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams) -> dict[str, Any]:
+    async def call(self, ctx: HubContext, params: types.CallToolRequestParams) -> dict[str, Any]:
         asking = await self._resolve(ctx)
         tool = self._catalog.tools.get(params.name)
         if tool is None:
@@ -101,7 +102,7 @@ class ToolRequests:
 
     async def _held_or_forwarded(
         self,
-        ctx: ServerRequestContext[Any, Any],
+        ctx: HubContext,
         asking: Asking,
         tool: CatalogEntry,
         params: types.CallToolRequestParams,
@@ -187,7 +188,7 @@ class _WatchedRelay:
         return await self._relay.ask(connector_id, method, params)
 
 
-def _charged_by_the_guard(ctx: ServerRequestContext[Any, Any]) -> bool:
+def _charged_by_the_guard(ctx: HubContext) -> bool:
     """Did the bearer guard already admit this call against the limits (a 2026-07-28 HTTP request)?"""
     request = ctx.request
     return isinstance(request, Request) and bool(request.scope.get(LIMITS_CHARGED_KEY))

@@ -164,12 +164,12 @@ class TwoRequestsRunTheApprovedCall(ChoreographedStore):
         self._both_try = anyio.Event()
         self.lost = anyio.Event()
 
-    async def start_execution(self, action_id: str) -> bool:
+    async def start_execution(self, action_id: str, *, replica: str | None = None) -> bool:
         self._tries += 1
         if self._tries == 2:
             self._both_try.set()
         await self._both_try.wait()
-        won = await super().start_execution(action_id)
+        won = await super().start_execution(action_id, replica=replica)
         if not won:
             self.lost.set()
         return won

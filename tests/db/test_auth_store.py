@@ -26,6 +26,7 @@ from mcp_hub.db.keys import SigningKeyStore
 from mcp_hub.db.limits import LimitStore
 from mcp_hub.db.oauth import AuthorizationCodeRecord, OAuthStore
 from mcp_hub.db.pins import PinStore
+from mcp_hub.db.replicas import ReplicaStore
 from mcp_hub.db.sealing import SealingStore
 from mcp_hub.db.web_sessions import WebSessionStore
 from mcp_hub.domain import AgentSource, ClientAuthMethod, ClientId, GrantType, Role
@@ -69,6 +70,7 @@ async def stores(database_url: str, engine: AsyncEngine, clock: Clock) -> Stores
         sealing=SealingStore(engine, clock=clock),
         limits=LimitStore(engine, clock=clock),
         pins=PinStore(engine, clock=clock),
+        replicas=ReplicaStore(engine, clock=clock),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -57,6 +58,13 @@ async def test_an_empty_database_upgrades_to_head_downgrades_to_base_and_upgrade
     await upgrade(database_url)
     assert await _tables(engine) >= HUB_TABLES
     assert (await schema_status(engine)).is_current
+
+
+async def test_concurrent_upgrades_of_an_empty_database_all_succeed(database_url: str, engine: AsyncEngine) -> None:
+    """Replicas starting together each run `mcp-hub migrate`: on PostgreSQL an advisory lock serialises them
+    (without it two of three failed on duplicate type names); SQLite's writer lock does the same."""
+    await asyncio.gather(*(upgrade(database_url) for _ in range(3)))
+    await require_current_schema(engine)
 
 
 async def test_the_models_match_what_the_migrations_create(database_url: str, engine: AsyncEngine) -> None:
@@ -198,7 +206,7 @@ async def test_assertion_uses_move_to_their_own_table_and_back_without_a_gap_in_
 
 async def test_an_empty_database_is_refused_with_an_instruction_to_migrate(engine: AsyncEngine) -> None:
     """Our choice: the hub never starts on a schema it was not written for, and says how to fix it."""
-    with pytest.raises(SchemaOutOfDateError, match=r"revision None \(empty\).*0009_catalog_pins.*mcp-hub migrate"):
+    with pytest.raises(SchemaOutOfDateError, match=r"revision None \(empty\).*0010_replica_leases.*mcp-hub migrate"):
         await require_current_schema(engine)
 
 
@@ -207,7 +215,7 @@ async def test_a_database_at_head_passes_the_schema_check(database_url: str, eng
     await upgrade(database_url)
     await require_current_schema(engine)
     status = await schema_status(engine)
-    assert (status.current, status.head, status.is_current) == ("0009_catalog_pins", "0009_catalog_pins", True)
+    assert (status.current, status.head, status.is_current) == ("0010_replica_leases", "0010_replica_leases", True)
 
 
 async def test_a_database_migrated_by_a_newer_hub_is_refused_without_suggesting_migrate(

@@ -1,8 +1,9 @@
 """`GET /approvals/events`: the inbox's live updates as server-sent events (HTML Living Standard §9.2).
 
 An `action` event, data `{"id": ..., "status": ...}`, whenever an action changes. Changes made by this process
-wake the stream at once (`ActionFeed.next_change()`); the store is also read every `POLL_SECONDS`, so decisions
-made by the CLI or another replica appear too. The stream starts with a `retry` hint of `POLL_SECONDS`, sends a
+wake the stream at once (`ActionFeed.next_change()`), and so do those of the CLI or another replica when the
+replicas share a bus (`ActionFeed.changed_elsewhere`); the store is also read every `POLL_SECONDS`, so they
+appear without a bus (or after a lost message) too. The stream starts with a `retry` hint of `POLL_SECONDS`, sends a
 comment as a ping every `PING_SECONDS` (proxies keep it open), sends `signed-out` and ends when the session ends,
 and ends after `STREAM_SECONDS` (the browser reconnects) or when the server shuts down (sse-starlette's
 `EventSourceResponse` watches for that).
