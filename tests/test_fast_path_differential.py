@@ -293,10 +293,12 @@ async def test_the_fast_path_answers_as_the_sdk_path_does(tmp_path: Path) -> Non
         assert fast.hub.hub.fast_path.served == 0
         differences: list[str] = []
         served_fast: set[str] = set()
+        pages_from_cache: set[str] = set()
         async with httpx2.AsyncClient(timeout=30) as client:
             for case, request, narrow in requests():
                 answers: list[dict[str, Any]] = []
                 before = fast.hub.hub.fast_path.served
+                pages_before = fast.hub.hub.fast_path.pages_written
                 for side in (fast, sdk):
                     if case == "duplicate Mcp-Method":
                         response = await _with_duplicate_header(side, client, request)
@@ -307,6 +309,8 @@ async def test_the_fast_path_answers_as_the_sdk_path_does(tmp_path: Path) -> Non
                     answers.append(observed(response))
                 if fast.hub.hub.fast_path.served > before:
                     served_fast.add(case)
+                if fast.hub.hub.fast_path.pages_written > pages_before:
+                    pages_from_cache.add(case)
                 if answers[0] != answers[1]:
                     differences.append(f"{case}:\n  fast: {answers[0]}\n  sdk:  {answers[1]}")
             for paging in (_second_page, _input_required_round_trip, _on_a_profile):
@@ -316,6 +320,8 @@ async def test_the_fast_path_answers_as_the_sdk_path_does(tmp_path: Path) -> Non
         assert not differences, "\n".join(differences)
         # Taken for what it serves, not for what it passes on to the SDK, never on the hub that has it off.
         assert served_fast == FAST_CASES
+        # Lists are written from the page cache's JSON, not serialised again (issue 12 §1).
+        assert pages_from_cache == {case for case in FAST_CASES if "/list" in case}
         assert sdk.hub.hub.fast_path.served == 0
 
 

@@ -53,6 +53,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mcp_hub.gateway.guard import MODERN_ERA, READ_BODY_KEY, ReadBody, buffer_body, parse_message
+from mcp_hub.gateway.lists import PageResult
 from mcp_hub.gateway.server import HubServer
 
 logger = logging.getLogger(__name__)
@@ -83,8 +84,20 @@ def _json(value: Any) -> bytes:
     return pydantic_core.to_json(value)
 
 
-def _sse_event(message: Mapping[str, Any]) -> bytes:
-    return b"event: message\r\ndata: " + _json(message) + b"\r\n\r\n"
+def _response_json(message: Mapping[str, Any], server_info: bytes) -> bytes:
+    """A JSON-RPC response; a list page's cached JSON is spliced in as its result, stamped as `_stamped` would."""
+    result = message.get("result")
+    if isinstance(result, PageResult):
+        stamp = b',"_meta":{"' + types.SERVER_INFO_META_KEY.encode() + b'":' + server_info
+        if "resultType" not in result:
+            stamp = b',"resultType":"complete"' + stamp
+        page = result.body[:-1] + stamp + b"}}"
+        return b'{"jsonrpc":"2.0","id":' + _json(message["id"]) + b',"result":' + page + b"}"
+    return _json(message)
+
+
+def _sse_event(message: Mapping[str, Any], server_info: bytes = b"") -> bytes:
+    return b"event: message\r\ndata: " + _response_json(message, server_info) + b"\r\n\r\n"
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -172,6 +185,8 @@ class FastPathStats:
 
     served: int = 0
     passed_on: int = 0
+    pages_written: int = 0
+    """List answers written from the page cache's JSON (`PageResult.body`) rather than serialised again."""
 
 
 @dataclass
@@ -200,6 +215,7 @@ class FastPath:
         # Fixed when the server is built; the stamped result is serialised at once and never changed, so one copy
         # serves every answer (the SDK's property copies it per request).
         self._server_info = server.server_info_stamp
+        self._server_info_json = _json(self._server_info)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -361,7 +377,9 @@ class FastPath:
                     done = True
             if done:
                 status, body = answer[0]
-                await _write_json(status, body, send)
+                if isinstance(body.get("result"), PageResult):
+                    self._stats.pages_written += 1
+                await _write_json(status, _response_json(body, self._server_info_json), send)
             else:
                 # As the SDK: the first notification (or a long silence) commits the answer to an SSE stream.
                 await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
@@ -373,7 +391,8 @@ class FastPath:
                             event = await events.receive()
                         except anyio.EndOfStream:
                             done = True
-                await send({"type": "http.response.body", "body": _sse_event(answer[0][1]), "more_body": False})
+                last = _sse_event(answer[0][1], self._server_info_json)
+                await send({"type": "http.response.body", "body": last, "more_body": False})
             tasks.cancel_scope.cancel()
 
     async def _answer(self, ctx: FastContext, accepted: _Accepted) -> tuple[int, dict[str, Any]]:
@@ -409,6 +428,8 @@ class FastPath:
             result = await entry.handler(sdk_ctx, typed)
             if isinstance(result, types.ErrorData):
                 raise MCPError.from_error_data(result)
+            if isinstance(result, PageResult):
+                return result  # stamped as it is written (`_response_json`), from the page's cached JSON
             return _stamped(self._server_info, result)
 
         call: CallNext = inner
@@ -416,9 +437,11 @@ class FastPath:
             call = _bound(middleware, call)
         # The middleware and handlers read only the fields `FastContext` shares with the SDK's context.
         result = await call(cast("ServerRequestContext[Any, Any]", ctx))
-        if not isinstance(result, dict):
-            raise TypeError(f"handler returned {type(result).__name__}; expected a dict")
-        return result
+        if isinstance(result, PageResult) and "_meta" not in result:
+            return result
+        # A page a middleware replaced (or one with a `_meta` the splice would repeat) is stamped as any result;
+        # stamping is idempotent, so a result the handler path stamped already is unchanged.
+        return _stamped(self._server_info, result)
 
 
 def _bound(
@@ -453,8 +476,7 @@ def _stamped(server_info: dict[str, Any], result: Any) -> dict[str, Any]:
     return dumped
 
 
-async def _write_json(status: int, body: Mapping[str, Any], send: Send) -> None:
-    content = _json(body)
+async def _write_json(status: int, content: bytes, send: Send) -> None:
     start: Message = {
         "type": "http.response.start",
         "status": status,

@@ -73,6 +73,20 @@ class ListPage:
     body: bytes
 
 
+class PageResult(dict[str, Any]):
+    """A page's result object (a copy the caller may read) that also carries the page's cached JSON, `body`.
+
+    The fast path writes `body` instead of serialising the object again, but only when the object it gets back
+    from the server's middleware is this very one (a middleware that rewrote the result returns a new object);
+    nothing changes the object in place (`fast_path.py`'s differential test compares both paths' lists)."""
+
+    __slots__ = ("body",)
+
+    def __init__(self, result: Mapping[str, Any], body: bytes) -> None:
+        super().__init__(result)
+        self.body = body
+
+
 def serialise(result: Mapping[str, Any]) -> bytes:
     """The JSON of a result object (orjson; the standard library for what orjson refuses, e.g. ints ≥ 2**64)."""
     try:
@@ -182,9 +196,9 @@ class Lists:
     async def page(
         self, section: SectionReader, key: str, asking: Asking, cursor: str | None, *, lead: Lead | None = None
     ) -> dict[str, Any]:
-        """The result object (the SDK path); a copy the caller may change."""
+        """The result object, a copy the caller may change, carrying the page's JSON (`PageResult`)."""
         served = await self.served(section, key, asking.access, cursor, lead=lead)
-        result = dict(served.result)
+        result = PageResult(served.result, served.body)
         result[key] = list(result[key])
         return result
 
