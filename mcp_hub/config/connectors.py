@@ -91,6 +91,9 @@ class ConnectorSpec(BaseModel):
     """How long an open breaker refuses calls before it lets one probe call through (half-open)."""
     progress_interval_ms: Annotated[int, Field(ge=0, le=60_000)] = 50
     """At most one progress notification per request per interval is relayed (the newest; 0: every one)."""
+    lean_forwarding: bool = True
+    """2026-07-28 only: forward calls, gets and reads with the lean client (`mcp_hub.downstream.lean`) rather than
+    the SDK client's session (false: the SDK's, e.g. to compare the two)."""
     # stdio
     command: str | None = None
     args: list[str] = Field(default_factory=list[str])

@@ -32,6 +32,8 @@ from mcp.client.stdio import StdioServerParameters, get_default_environment
 from mcp.shared.message import SessionMessage
 from pydantic import ValidationError
 
+from mcp_hub.downstream.lean_stdio import RawLane
+
 _READ_CHUNK_BYTES = 65536
 
 
@@ -84,9 +86,11 @@ async def bounded_stdio_client(
     max_line_bytes: int,
     on_broken: Callable[[str], None],
     errlog: TextIO = sys.stderr,
+    lane: RawLane | None = None,
 ) -> AsyncGenerator[TransportStreams]:
     """Spawn the server and exchange newline-delimited JSON-RPC with it; `on_broken(reason)` once if its output
-    breaks the framing (then the read stream ends)."""
+    breaks the framing (then the read stream ends). A `lane` gets the lines that concern its own requests first
+    (`mcp_hub.downstream.lean_stdio`)."""
     command = await sdk_stdio._get_executable_command(server.command)  # pyright: ignore[reportPrivateUsage]
     process = await sdk_stdio._create_platform_compatible_process(  # pyright: ignore[reportPrivateUsage]
         command=command,
@@ -100,6 +104,9 @@ async def bounded_stdio_client(
     write_stream, write_stream_reader = anyio.create_memory_object_stream[SessionMessage](0)
     broken = False
     writer_done = anyio.Event()
+    write_lock = lane.write_lock if lane is not None else anyio.Lock()
+    if lane is not None and process.stdin is not None:
+        lane.attach(process.stdin)
 
     def framing_broken(reason: str) -> None:
         nonlocal broken
@@ -116,7 +123,7 @@ async def bounded_stdio_client(
                 return False
             complete, overflow = lines.feed(chunk)
             for line in complete:
-                if not line.strip():
+                if not line.strip() or (lane is not None and await lane.take(line)):
                     continue
                 message = _parse_line(line)
                 if isinstance(message, str):
@@ -136,7 +143,11 @@ async def bounded_stdio_client(
             raise RuntimeError("the server process has no stdout")
         try:
             async with read_stream_writer:
-                session_gone = await read_messages(stdout)
+                try:
+                    session_gone = await read_messages(stdout)
+                finally:
+                    if lane is not None:
+                        lane.end("the downstream closed the connection")
             # A clean shutdown reads (and drops) what the child still writes, so it is never blocked on a full
             # pipe and misses its chance to exit (a broken child is never read again: it is killed).
             while session_gone:
@@ -152,7 +163,8 @@ async def bounded_stdio_client(
             async with write_stream_reader:
                 async for session_message in write_stream_reader:
                     json = session_message.message.model_dump_json(by_alias=True, exclude_unset=True)
-                    await stdin.send((json + "\n").encode())
+                    async with write_lock:
+                        await stdin.send((json + "\n").encode())
         except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
             # The server may still be alive: end the read stream so the session sees the connection end.
             await read_stream_writer.aclose()

@@ -41,9 +41,13 @@ from mcp_hub.domain import ConnectorId, ConnectorListing, Health
 from mcp_hub.downstream._raw import send_raw_request
 from mcp_hub.downstream.breaker import CircuitBreaker
 from mcp_hub.downstream.health import HealthState
+from mcp_hub.downstream.lean import LeanForwarder
+from mcp_hub.downstream.lean_http import LeanHttpClient, StreamHandlers
+from mcp_hub.downstream.lean_stdio import RawLane
+from mcp_hub.downstream.oauth import ClientCredentialsAuth
 from mcp_hub.downstream.progress import CoalescedProgress
 from mcp_hub.downstream.relay import RELATED_REQUEST_META_KEY, LogSink, Relay, ResourceInterest
-from mcp_hub.downstream.transport import build_transport
+from mcp_hub.downstream.transport import build_transport, downstream_auth
 from mcp_hub.errors import (
     ConnectorUnavailableError,
     DownstreamError,
@@ -71,6 +75,9 @@ _LIST_CHANGED: Final = (
     types.ResourceListChangedNotification,
 )
 _CHANGE_EVENTS: Final = (ToolsListChanged, PromptsListChanged, ResourcesListChanged)
+_LIST_CHANGED_METHODS: Final = frozenset(
+    {"notifications/tools/list_changed", "notifications/prompts/list_changed", "notifications/resources/list_changed"}
+)
 HealthCallback = Callable[[ConnectorId, HealthState], Awaitable[None]]
 """A connector's health changed."""
 
@@ -135,6 +142,8 @@ class DownstreamConnection:
         self._resources = resources
         self._errlog = errlog
         self._client: Client | None = None
+        self._lean: LeanForwarder | None = None
+        """The forwarding path of a 2026-07-28 connection (`mcp_hub.downstream.lean`); None: the SDK session's."""
         self._limiter = anyio.CapacityLimiter(spec.max_concurrent_calls)
         self.breaker = CircuitBreaker(spec.breaker_failures, spec.breaker_cooldown_seconds)
         self._calls: set[str] = set()
@@ -160,6 +169,11 @@ class DownstreamConnection:
         # Only Streamable HTTP tells which request a message came with (`mcp_hub.downstream.tagging`).
         self._messages_are_tagged = spec.transport == "http"
         self.health = HealthState(state=Health.CONNECTING if spec.enabled else Health.DISABLED, since=datetime.now(UTC))
+
+    @property
+    def forwards_lean(self) -> bool:
+        """Does the live connection forward requests on the lean path (`mcp_hub.downstream.lean`)?"""
+        return self._lean is not None
 
     @property
     def call_timeout(self) -> float:
@@ -211,6 +225,7 @@ class DownstreamConnection:
                 self._lost_reason = _describe(exc)
             finally:
                 self._client = None
+                self._lean = None
             if connected:
                 attempts, backoff = 0, self._timeouts.reconnect_initial_seconds
             attempts += 1
@@ -224,12 +239,16 @@ class DownstreamConnection:
     async def _serve_one_connection(self) -> bool:
         """Serve one connection until it is lost; True if it got as far as ready."""
         async with AsyncExitStack() as stack:
+            auth = await stack.enter_async_context(downstream_auth(self.spec, self._timeouts.connect_seconds))
+            lane = RawLane() if self.spec.transport == "stdio" else None
             client = Client(
                 build_transport(
                     self.spec,
                     connect_timeout=self._timeouts.connect_seconds,
                     on_end=self._mark_lost,
                     on_oversized=self._on_oversized,
+                    auth=auth,
+                    lane=lane,
                     **({"errlog": self._errlog} if self._errlog is not None else {}),
                 ),
                 mode=_ERA_MODES[self.spec.protocol],  # pyright: ignore[reportArgumentType]
@@ -253,6 +272,7 @@ class DownstreamConnection:
             stack.callback(self._mark_lost, "the hub closed the connection")
             capabilities = await self._server_capabilities(client)
             listing = await self._list_everything(client, capabilities)
+            self._lean = await self._lean_forwarder(stack, client, auth, lane)
             # Callable before the catalog announces the tools: a client may call as soon as it hears of them.
             self._client = client
             self.connections_made += 1
@@ -284,6 +304,28 @@ class DownstreamConnection:
                 await self._lost.wait()
                 tasks.cancel_scope.cancel()
             return True
+
+    async def _lean_forwarder(
+        self, stack: AsyncExitStack, client: Client, auth: ClientCredentialsAuth | None, lane: RawLane | None
+    ) -> LeanForwarder | None:
+        """The lean path for forwarded requests of a 2026-07-28 Streamable HTTP or stdio connection (issue 12 §1)."""
+        if client.protocol_version != "2026-07-28" or not self.spec.lean_forwarding:
+            return None
+        if lane is not None:
+            return LeanForwarder(self.spec.id, client.session, lane=lane)
+        if self.spec.transport != "http" or self.spec.url is None:
+            return None
+        http = LeanHttpClient(
+            self.spec.id,
+            self.spec.url,
+            headers=self.spec.resolved_headers(),
+            auth=auth,
+            max_message_bytes=self.spec.max_message_bytes,
+            connect_timeout=self._timeouts.connect_seconds,
+            on_lost=self._mark_lost,
+        )
+        await stack.enter_async_context(http)
+        return LeanForwarder(self.spec.id, client.session, http=http)
 
     async def _server_capabilities(self, client: Client) -> types.ServerCapabilities:
         if self.spec.protocol != "2026-07-28":
@@ -479,9 +521,12 @@ class DownstreamConnection:
         return None
 
     async def _relay_log(self, params: types.LoggingMessageNotificationParams) -> None:
-        wire = params.model_dump(by_alias=True, mode="json", exclude_none=True)
-        meta: dict[str, Any] = dict(params.meta or {})
-        wire.pop("_meta", None)
+        await self._relay_log_wire(params.model_dump(by_alias=True, mode="json", exclude_none=True))
+
+    async def _relay_log_wire(self, wire: dict[str, Any]) -> None:
+        """Relay a `notifications/message`'s params (wire form) to the caller of its request, if known."""
+        raw_meta = wire.pop("_meta", None)
+        meta: dict[str, Any] = dict(cast("dict[str, Any]", raw_meta)) if isinstance(raw_meta, dict) else {}
         in_flight = self._relay_for(meta)
         meta.pop(RELATED_REQUEST_META_KEY, None)
         if meta:
@@ -666,15 +711,21 @@ class DownstreamConnection:
                 try:
                     async with self._limiter:
                         sent = True
-                        result = await send_raw_request(
-                            session,
-                            method,
-                            params,
-                            on_progress=progress or on_progress,
-                            request_id=request_id,
-                            meta=meta,
-                            headers=headers,
-                        )
+                        lean = self._lean
+                        if lean is not None:
+                            result = await self._lean_request(
+                                lean, request_id, method, params, meta, headers, progress or on_progress
+                            )
+                        else:
+                            result = await send_raw_request(
+                                session,
+                                method,
+                                params,
+                                on_progress=progress or on_progress,
+                                request_id=request_id,
+                                meta=meta,
+                                headers=headers,
+                            )
                         verdict = True
                     if progress is not None:
                         await progress.flush()
@@ -693,6 +744,9 @@ class DownstreamConnection:
             error = self._call_error(request_id, exc.error)
             verdict = isinstance(error, DownstreamRejectedError)  # the downstream answered: it works
             raise error from None
+        except DownstreamRejectedError:
+            verdict = True  # the lean path's: the downstream answered with its own error
+            raise
         except DownstreamError:
             verdict = False
             raise
@@ -708,6 +762,63 @@ class DownstreamConnection:
                 self.breaker.succeeded()
             else:
                 self.breaker.failed()
+
+    async def _lean_request(
+        self,
+        lean: LeanForwarder,
+        request_id: str,
+        method: str,
+        params: Mapping[str, Any],
+        meta: Mapping[str, Any],
+        headers: Mapping[str, str],
+        on_progress: ProgressFnT | None,
+    ) -> dict[str, Any]:
+        """One request on the lean path; what the downstream sends on its stream is handled as the SDK path's."""
+
+        async def on_notification(message: dict[str, Any]) -> None:
+            method = message.get("method")
+            notice = message.get("params")
+            if method == "notifications/message" and isinstance(notice, dict):
+                wire = dict(cast("dict[str, Any]", notice))
+                if isinstance(wire.get("level"), str):
+                    wire["_meta"] = self._tagged(wire.get("_meta"), request_id)
+                    await self._relay_log_wire(wire)
+            elif method in _LIST_CHANGED_METHODS:
+                self._refresh_requested.set()
+
+        async def on_question(message: dict[str, Any]) -> dict[str, Any]:
+            question = message.get("params")
+            wire = dict(cast("dict[str, Any]", question)) if isinstance(question, dict) else {}
+            reply: dict[str, Any] = {"jsonrpc": "2.0", "id": message.get("id")}
+            try:
+                reply["result"] = await self._ask(self._tagged(None, request_id), str(message.get("method")), wire)
+            except QuestionRefusedError as exc:
+                reply["error"] = {"code": exc.code, "message": str(exc)}
+            return reply
+
+        result = await lean.request(
+            request_id,
+            method,
+            params,
+            meta=meta,
+            param_headers=headers,
+            on_progress=on_progress,
+            handlers=StreamHandlers(on_progress, on_notification, on_question),
+        )
+        if result is None:  # a stdio child's output ended before the answer, as the SDK's CONNECTION_CLOSED
+            why = f": {self._lost_reason}" if self._lost.is_set() and self._lost_reason else ""
+            self._mark_lost("the connection closed during a call")
+            raise ConnectorUnavailableError(
+                self.spec.id, f"connector {self.spec.id!r} closed the connection during the call{why}"
+            )
+        return result
+
+    @staticmethod
+    def _tagged(meta: object, request_id: str) -> dict[str, Any]:
+        """`meta` marked as sent with the hub's request `request_id` (whatever the downstream put there)."""
+        tagged = dict(cast("dict[str, Any]", meta)) if isinstance(meta, dict) else {}
+        tagged[RELATED_REQUEST_META_KEY] = request_id
+        return tagged
 
     def _closed_by_the_sdk(self, error: types.ErrorData) -> bool:
         """A CONNECTION_CLOSED made by the SDK, not sent by the downstream (threat T32): "Connection closed" only

@@ -1,6 +1,7 @@
 """The hub's own OAuth client for downstream servers: client credentials (RFC 6749 §4.4), with authlib.
 
-`ClientCredentialsAuth` is an `httpx2.Auth` flow on the connector's HTTP client: before a request it makes sure
+`ClientCredentialsAuth` is an `httpx2.Auth` flow on the connector's HTTP client (and the bearer source of its lean
+client, `mcp_hub.downstream.lean_http`): before a request it makes sure
 it holds an access token, sends it as `Authorization: Bearer` (RFC 6750 §2.1), renews it shortly before
 `expires_in` runs out, and after a 401 renews it once and retries. The token requests themselves are authlib's
 (`AsyncOAuth2Client.fetch_token`: the RFC 6749 §4.4.2 form, client authentication, parsing of the §5.1 answer
@@ -86,7 +87,7 @@ class ClientCredentialsAuth(httpx2.Auth):
     ) -> None:
         await self._client.aclose()
 
-    async def _renew(self) -> None:
+    async def _renew(self) -> str:
         where = f"the token endpoint {self._token_url}"
         try:
             answer: object = await self._client.fetch_token(
@@ -107,18 +108,27 @@ class ClientCredentialsAuth(httpx2.Auth):
         lifetime = float(expires_in) if isinstance(expires_in, int | float) else _DEFAULT_LIFETIME_SECONDS
         self._token = token
         self._renew_at = self._clock() + max(lifetime - _RENEW_BEFORE_SECONDS, lifetime / 2)
+        return token
 
-    async def async_auth_flow(self, request: httpx2.Request) -> AsyncGenerator[httpx2.Request, httpx2.Response]:
+    async def bearer(self) -> str:
+        """The access token to send now (fetched or renewed first when needed)."""
         async with self._lock:
             if self._token is None or self._clock() >= self._renew_at:
-                await self._renew()
-            token = self._token
+                return await self._renew()
+            return self._token
+
+    async def bearer_after_refusal(self, refused: str) -> str:
+        """The token to retry with after the downstream answered 401 to `refused` (renewed once, unless another
+        request renewed it meanwhile)."""
+        async with self._lock:
+            if self._token is None or self._token == refused:
+                return await self._renew()
+            return self._token
+
+    async def async_auth_flow(self, request: httpx2.Request) -> AsyncGenerator[httpx2.Request, httpx2.Response]:
+        token = await self.bearer()
         request.headers["Authorization"] = f"Bearer {token}"
         response = yield request
         if response.status_code == 401:
-            async with self._lock:
-                if self._token == token:  # nobody renewed it meanwhile
-                    await self._renew()
-                token = self._token
-            request.headers["Authorization"] = f"Bearer {token}"
+            request.headers["Authorization"] = f"Bearer {await self.bearer_after_refusal(token)}"
             yield request

@@ -10,7 +10,8 @@ due, or just before the result (`flush`), so the caller always sees the last pro
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from mcp.shared.dispatcher import ProgressFnT
 
@@ -52,3 +53,16 @@ class CoalescedProgress:
             held, self._held = self._held, None
             self.relayed += 1
             await self._forward(*held)
+
+
+async def report_progress(params: Mapping[str, Any], on_progress: ProgressFnT | None) -> None:
+    """Pass the params of a downstream's `notifications/progress` (a raw dict) to `on_progress`; a notification
+    without a numeric `progress` is dropped, as the SDK's model would refuse it."""
+    progress, total, text = params.get("progress"), params.get("total"), params.get("message")
+    if on_progress is None or not isinstance(progress, int | float) or isinstance(progress, bool):
+        return
+    await on_progress(
+        float(progress),
+        float(total) if isinstance(total, int | float) and not isinstance(total, bool) else None,
+        text if isinstance(text, str) else None,
+    )

@@ -34,6 +34,7 @@ from mcp.shared.message import SessionMessage
 
 from mcp_hub.config.connectors import ConnectorSpec
 from mcp_hub.downstream._stdio import bounded_stdio_client
+from mcp_hub.downstream.lean_stdio import RawLane
 from mcp_hub.downstream.oauth import ClientCredentialsAuth
 from mcp_hub.downstream.tagging import OversizedCallback, RelatedMessageTagger
 
@@ -98,8 +99,9 @@ class WatchedTransport:
 
 
 @contextlib.asynccontextmanager
-async def _downstream_auth(spec: ConnectorSpec, connect_timeout: float) -> AsyncGenerator[httpx2.Auth | None]:
-    """The connector's own credentials for an OAuth-protected downstream (never an agent's token)."""
+async def downstream_auth(spec: ConnectorSpec, connect_timeout: float) -> AsyncGenerator[ClientCredentialsAuth | None]:
+    """The connector's own credentials for an OAuth-protected downstream (never an agent's token), shared by the
+    SDK client's transport and the lean client of the same connection."""
     oauth = spec.resolved_oauth()
     if oauth is None or spec.url is None:
         yield None
@@ -110,11 +112,10 @@ async def _downstream_auth(spec: ConnectorSpec, connect_timeout: float) -> Async
 
 @contextlib.asynccontextmanager
 async def _streamable_http(
-    spec: ConnectorSpec, url: str, connect_timeout: float, on_oversized: OversizedCallback
+    spec: ConnectorSpec, url: str, connect_timeout: float, on_oversized: OversizedCallback, auth: httpx2.Auth | None
 ) -> AsyncGenerator[TransportStreams]:
     timeout = httpx2.Timeout(connect_timeout, read=_HTTP_READ_TIMEOUT_SECONDS)
     async with (
-        _downstream_auth(spec, connect_timeout) as auth,
         httpx2.AsyncClient(
             headers=spec.resolved_headers(),
             timeout=timeout,
@@ -137,7 +138,7 @@ def _capped_transport(spec: ConnectorSpec, on_oversized: OversizedCallback) -> h
 
 @contextlib.asynccontextmanager
 async def _sse(
-    spec: ConnectorSpec, url: str, connect_timeout: float, on_oversized: OversizedCallback
+    spec: ConnectorSpec, url: str, connect_timeout: float, on_oversized: OversizedCallback, auth: httpx2.Auth | None
 ) -> AsyncGenerator[TransportStreams]:
     def capped_client(
         headers: dict[str, str] | None = None, timeout: httpx2.Timeout | None = None, auth: httpx2.Auth | None = None
@@ -148,16 +149,13 @@ async def _sse(
             headers=headers, timeout=timeout, auth=auth, transport=_capped_transport(spec, on_oversized)
         )
 
-    async with (
-        _downstream_auth(spec, connect_timeout) as auth,
-        sse_client(
-            url,
-            headers=spec.resolved_headers(),
-            timeout=connect_timeout,
-            auth=auth,
-            httpx_client_factory=capped_client,
-        ) as streams,
-    ):
+    async with sse_client(
+        url,
+        headers=spec.resolved_headers(),
+        timeout=connect_timeout,
+        auth=auth,
+        httpx_client_factory=capped_client,
+    ) as streams:
         yield streams
 
 
@@ -175,21 +173,27 @@ def build_transport(
     connect_timeout: float,
     on_end: Callable[[str], None],
     on_oversized: OversizedCallback,
+    auth: httpx2.Auth | None = None,
+    lane: RawLane | None = None,
     errlog: TextIO = sys.stderr,
 ) -> Transport:
     """The transport for `spec`, with `${NAME}` references expanded now (at connect time); `on_end(reason)` when
-    the connection ends or its framing breaks, `on_oversized(request id)` when an HTTP response was over the cap."""
+    the connection ends or its framing breaks, `on_oversized(request id)` when an HTTP response was over the cap.
+    `auth` is the connector's own credentials (`downstream_auth`); `lane` carries lean requests on a stdio child's
+    pipes beside the SDK session (`mcp_hub.downstream.lean_stdio`)."""
     inner: contextlib.AbstractAsyncContextManager[TransportStreams]
     if spec.transport == "stdio":
         assert spec.command is not None
         params = StdioServerParameters(
             command=_find_command(spec.command), args=list(spec.args), env=spec.resolved_env() or None, cwd=spec.cwd
         )
-        inner = bounded_stdio_client(params, max_line_bytes=spec.max_message_bytes, on_broken=on_end, errlog=errlog)
+        inner = bounded_stdio_client(
+            params, max_line_bytes=spec.max_message_bytes, on_broken=on_end, errlog=errlog, lane=lane
+        )
     elif spec.transport == "http":
         assert spec.url is not None
-        inner = _streamable_http(spec, spec.url, connect_timeout, on_oversized)
+        inner = _streamable_http(spec, spec.url, connect_timeout, on_oversized, auth)
     else:
         assert spec.url is not None
-        inner = _sse(spec, spec.url, connect_timeout, on_oversized)
+        inner = _sse(spec, spec.url, connect_timeout, on_oversized, auth)
     return WatchedTransport(inner, on_end)
