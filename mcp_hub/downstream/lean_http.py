@@ -38,6 +38,7 @@ from mcp_types.jsonrpc import INTERNAL_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND,
 from mcp_hub.domain import ConnectorId
 from mcp_hub.downstream.oauth import ClientCredentialsAuth
 from mcp_hub.downstream.progress import report_progress
+from mcp_hub.downstream.sse import sse_events
 from mcp_hub.errors import ConnectorUnavailableError, DownstreamError, DownstreamProtocolError, DownstreamRejectedError
 
 logger = structlog.get_logger(__name__)
@@ -255,36 +256,18 @@ async def _event_data(
 ) -> AsyncIterator[bytes]:
     """The data of each `message` SSE event (its `data:` lines joined), each event at most `cap` bytes, else
     `oversized()` is raised (https://html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-interpretation)."""
-    data: list[bytes] = []
-    event_type = b""
-    event_bytes = 0
-    line: list[bytes] = []  # the unfinished line, in pieces (joining per chunk would be quadratic)
-    line_bytes = 0
-    async for chunk in chunks:
-        start = 0
-        while (end := chunk.find(b"\n", start)) >= 0:
-            line.append(chunk[start:end])
-            start = end + 1
-            whole = b"".join(line).removesuffix(b"\r")
-            line, line_bytes = [], 0
-            if not whole:
-                if event_type in (b"", b"message") and data:
-                    yield b"\n".join(data)
-                data, event_type, event_bytes = [], b"", 0
-                continue
-            event_bytes += len(whole)
-            name, _, value = whole.partition(b":")
+    async for event in sse_events(chunks, cap, lambda _size: oversized()):
+        data: list[bytes] = []
+        event_type = b""
+        for line in event:
+            name, _, value = line.partition(b":")
             value = value.removeprefix(b" ")
             if name == b"data":
                 data.append(value)
             elif name == b"event":
                 event_type = value
-        line.append(chunk[start:])
-        line_bytes += len(chunk) - start
-        if event_bytes + line_bytes > cap:
-            raise oversized()
-    if data and event_type in (b"", b"message"):
-        yield b"\n".join(data)
+        if data and event_type in (b"", b"message"):
+            yield b"\n".join(data)
 
 
 def result_of(connector_id: ConnectorId, message: Mapping[str, Any]) -> dict[str, Any]:

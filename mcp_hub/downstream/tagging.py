@@ -27,6 +27,7 @@ import structlog
 
 from mcp_hub.bodies import parse_json
 from mcp_hub.downstream.relay import RELATED_REQUEST_META_KEY
+from mcp_hub.downstream.sse import sse_events
 
 logger = structlog.get_logger(__name__)
 
@@ -116,28 +117,7 @@ class _TaggedEvents(httpx2.AsyncByteStream):
         self._cap = cap
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        event: list[bytes] = []
-        event_bytes = 0
-        line: list[bytes] = []  # the unfinished line, in pieces (joining per chunk would be quadratic)
-        line_bytes = 0
-        async for chunk in self._inner:
-            start = 0
-            while (end := chunk.find(b"\n", start)) >= 0:
-                line.append(chunk[start:end])
-                start = end + 1
-                whole = b"".join(line).removesuffix(b"\r")
-                line, line_bytes = [], 0
-                if whole:
-                    event.append(whole)
-                    event_bytes += len(whole)
-                elif event:
-                    yield self._rewrite(event)
-                    event, event_bytes = [], 0
-            line.append(chunk[start:])
-            line_bytes += len(chunk) - start
-            if event_bytes + line_bytes > self._cap.limit:
-                raise self._cap.over(event_bytes + line_bytes)
-        if event:
+        async for event in sse_events(self._inner, self._cap.limit, self._cap.over):
             yield self._rewrite(event)
 
     def _rewrite(self, event: list[bytes]) -> bytes:
