@@ -32,7 +32,7 @@ from typing import Any, Final, cast
 import anyio
 import mcp_types as types
 import pydantic_core
-from anyio.streams.memory import MemoryObjectSendStream
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.streamable_http import check_accept_headers
 from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
@@ -368,13 +368,7 @@ class FastPath:
         async with events, anyio.create_task_group() as tasks:
             tasks.start_soon(run)
             tasks.start_soon(watch_disconnect, tasks.cancel_scope)
-            event: bytes | None = None
-            done = False
-            with anyio.move_on_after(_SSE_PING_INTERVAL):
-                try:
-                    event = await events.receive()
-                except anyio.EndOfStream:
-                    done = True
+            event, done = await _next_event(events)
             if done:
                 status, body = answer[0]
                 if isinstance(body.get("result"), PageResult):
@@ -385,12 +379,7 @@ class FastPath:
                 await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
                 while not done:
                     await send({"type": "http.response.body", "body": event or b": ping\r\n\r\n", "more_body": True})
-                    event = None
-                    with anyio.move_on_after(_SSE_PING_INTERVAL):
-                        try:
-                            event = await events.receive()
-                        except anyio.EndOfStream:
-                            done = True
+                    event, done = await _next_event(events)
                 last = _sse_event(answer[0][1], self._server_info_json)
                 await send({"type": "http.response.body", "body": last, "more_body": False})
             tasks.cancel_scope.cancel()
@@ -442,6 +431,16 @@ class FastPath:
         # A page a middleware replaced (or one with a `_meta` the splice would repeat) is stamped as any result;
         # stamping is idempotent, so a result the handler path stamped already is unchanged.
         return _stamped(self._server_info, result)
+
+
+async def _next_event(events: MemoryObjectReceiveStream[bytes]) -> tuple[bytes | None, bool]:
+    """The next notification's SSE bytes within the ping interval (None: silence), and whether the call ended."""
+    with anyio.move_on_after(_SSE_PING_INTERVAL):
+        try:
+            return await events.receive(), False
+        except anyio.EndOfStream:
+            return None, True
+    return None, False
 
 
 def _bound(
