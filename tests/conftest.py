@@ -18,6 +18,7 @@ import anyio
 import httpx2
 import pytest
 import uvicorn
+from anyio.abc import Process
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
@@ -66,6 +67,18 @@ _report_tasks_left_at_runner_close()
 
 
 _NAMES = itertools.count(1)
+
+
+async def stop_process(process: Process, grace_seconds: float = 15.0) -> None:
+    """Stop a child the test started: SIGTERM (unless it has exited), then SIGKILL after `grace_seconds`."""
+    if process.returncode is None:
+        process.terminate()
+        with anyio.move_on_after(grace_seconds):
+            await process.wait()
+    if process.returncode is None:
+        process.kill()
+        await process.wait()
+    await process.aclose()
 
 
 def unique(stem: str) -> str:

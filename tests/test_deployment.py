@@ -38,7 +38,7 @@ from mcp_hub.config.connectors import load_connectors
 from mcp_hub.config.settings import DATABASE_URL_ENV, HubSettings, load_settings
 from mcp_hub.gateway.app import HEALTH_PATH, READY_PATH
 from mcp_hub.runtime import server_config
-from tests.conftest import REPO
+from tests.conftest import REPO, stop_process
 from tests.db.conftest import fresh_postgres_database
 from tests.test_limits import REDIS_URL, require_redis
 
@@ -474,16 +474,6 @@ async def wait_ready(url: str, processes: list[Process]) -> None:
             await anyio.sleep(0.1)
 
 
-async def stop(process: Process) -> None:
-    process.terminate()
-    with anyio.move_on_after(15):
-        await process.wait()
-    if process.returncode is None:
-        process.kill()
-        await process.wait()
-    await process.aclose()
-
-
 @pytest.fixture
 async def topology(tmp_path: Path) -> AsyncGenerator[Topology]:
     """deploy/config.toml with only this machine's addresses (loopback, the test PostgreSQL and Redis, the load
@@ -539,7 +529,7 @@ async def topology(tmp_path: Path) -> AsyncGenerator[Topology]:
             yield Topology(lb_url=lb_url, replicas=processes[:2], logs=logs, environment=environment)
         finally:
             for process in processes:
-                await stop(process)
+                await stop_process(process)
 
 
 @pytest.mark.postgres

@@ -26,7 +26,7 @@ from mcp import Client
 from mcp.client.session import IncomingMessage
 
 from mcp_hub.domain import ConnectorId, Health
-from tests.conftest import RunningHub, fault_connector, running_hub, time_connector, write_config
+from tests.conftest import RunningHub, fault_connector, running_hub, stop_process, time_connector, write_config
 from tests.test_cli import MCP_HUB, free_port, hub_env, mcp_hub, migrate, wait_until_ready
 
 pytestmark = pytest.mark.anyio
@@ -246,14 +246,7 @@ async def served(tmp_path: Path) -> AsyncGenerator[Served]:
                 await wait_until_ready(base_url, process, "faults")
             yield Served(config=config, directory=tmp_path / "connectors", base_url=base_url, process=process)
         finally:
-            if process.returncode is None:
-                process.terminate()
-                with anyio.move_on_after(15):
-                    await process.wait()
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
-            await process.aclose()
+            await stop_process(process)
 
 
 async def list_json(config: Path) -> dict[str, Any]:

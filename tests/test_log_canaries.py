@@ -29,7 +29,7 @@ from mcp_hub.config.settings import load_settings
 from mcp_hub.domain import Role
 from mcp_hub.runtime import admin_tools
 from tests.authz.conftest import bearer
-from tests.conftest import connector_toml, write_config
+from tests.conftest import connector_toml, stop_process, write_config
 from tests.test_cli import MCP_HUB, free_port, hub_env, migrate, wait_until_ready
 from tests.test_http_downstream import http_fault_server, text_of
 from tests.web.browser import sign_in
@@ -95,13 +95,7 @@ async def test_no_secret_reaches_a_debug_log_a_relayed_error_or_the_audit_table(
                 with pytest.raises(MCPError) as refused:
                     await client.call_tool("web__headers", {"as_error": True})
         finally:
-            process.terminate()
-            with anyio.move_on_after(15):
-                await process.wait()
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
-            await process.aclose()
+            await stop_process(process)
 
     async with admin_tools(settings) as tools:
         keys = await tools.stores.keys.signing_keys()

@@ -38,7 +38,7 @@ from mcp.shared.subscriptions import ToolsListChanged
 from mcp_hub.config.settings import REPLICA_ID_ENV, load_settings
 from mcp_hub.domain import Role
 from mcp_hub.runtime import admin_tools
-from tests.conftest import connector_toml, write_config
+from tests.conftest import connector_toml, stop_process, write_config
 from tests.db.conftest import fresh_postgres_database
 from tests.test_cli import hub_env, mcp_hub
 from tests.test_http_downstream import free_port
@@ -218,7 +218,7 @@ async def cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncGenerator[Cl
         directory = tmp_path_factory.mktemp("replicas")
         downstream_port, lb_port = free_port(), free_port()
         downstream = await anyio.open_process([sys.executable, str(DOWNSTREAM), str(downstream_port)])
-        stack.push_async_callback(_stop, downstream)
+        stack.push_async_callback(stop_process, downstream, 10)
         config = replica_config(directory, database_url, lb_port, downstream_port)
         migrated = await mcp_hub(config, "migrate")
         assert migrated.returncode == 0, migrated.stderr.decode()
@@ -244,21 +244,10 @@ async def cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncGenerator[Cl
                 **{f"MCP_HUB_REPLICA_{n}": f"127.0.0.1:{cluster.replicas[f'hub-{n}'].port}" for n in (1, 2, 3)},
             },
         )
-        stack.push_async_callback(_stop, balancer)
+        stack.push_async_callback(stop_process, balancer, 10)
         with anyio.fail_after(20):
             await wait_until_served_by(cluster.lb_base_url, {"hub-1", "hub-2", "hub-3"})
         yield cluster
-
-
-async def _stop(process: Process) -> None:
-    if process.returncode is None:
-        process.terminate()
-    with anyio.move_on_after(10):
-        await process.wait()
-    if process.returncode is None:
-        process.kill()
-        await process.wait()
-    await process.aclose()
 
 
 async def call(url: str, token: str, name: str, arguments: dict[str, Any]) -> httpx2.Response:

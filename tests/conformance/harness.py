@@ -39,6 +39,7 @@ import anyio
 from anyio.abc import Process
 
 from tests.conformance.header_proxy import header_proxy
+from tests.conftest import stop_process
 from tests.npm_peers import CONFORMANCE, NODE22, REPO
 
 Era = Literal["2025-11-25", "2026-07-28"]
@@ -424,10 +425,4 @@ async def fixture_over_http(log_dir: Path) -> AsyncGenerator[str]:
         yield line.removeprefix(READY_PREFIX)
     finally:
         with anyio.CancelScope(shield=True):
-            process.terminate()
-            with anyio.move_on_after(5) as waited:
-                await process.wait()
-            if waited.cancelled_caught:
-                process.kill()
-                await process.wait()
-            await process.aclose()
+            await stop_process(process, grace_seconds=5)
