@@ -84,20 +84,16 @@ def _json(value: Any) -> bytes:
     return pydantic_core.to_json(value)
 
 
-def _response_json(message: Mapping[str, Any], server_info: bytes) -> bytes:
-    """A JSON-RPC response; a list page's cached JSON is spliced in as its result, stamped as `_stamped` would."""
+def _response_json(message: Mapping[str, Any]) -> bytes:
+    """A JSON-RPC response; a list page's result is written from its JSON (`PageResult.body`), not serialised again."""
     result = message.get("result")
     if isinstance(result, PageResult):
-        stamp = b',"_meta":{"' + types.SERVER_INFO_META_KEY.encode() + b'":' + server_info
-        if "resultType" not in result:
-            stamp = b',"resultType":"complete"' + stamp
-        page = result.body[:-1] + stamp + b"}}"
-        return b'{"jsonrpc":"2.0","id":' + _json(message["id"]) + b',"result":' + page + b"}"
+        return b'{"jsonrpc":"2.0","id":' + _json(message["id"]) + b',"result":' + result.body + b"}"
     return _json(message)
 
 
-def _sse_event(message: Mapping[str, Any], server_info: bytes = b"") -> bytes:
-    return b"event: message\r\ndata: " + _response_json(message, server_info) + b"\r\n\r\n"
+def _sse_event(message: Mapping[str, Any]) -> bytes:
+    return b"event: message\r\ndata: " + _response_json(message) + b"\r\n\r\n"
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -373,14 +369,14 @@ class FastPath:
                 status, body = answer[0]
                 if isinstance(body.get("result"), PageResult):
                     self._stats.pages_written += 1
-                await _write_json(status, _response_json(body, self._server_info_json), send)
+                await _write_json(status, _response_json(body), send)
             else:
                 # As the SDK: the first notification (or a long silence) commits the answer to an SSE stream.
                 await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
                 while not done:
                     await send({"type": "http.response.body", "body": event or b": ping\r\n\r\n", "more_body": True})
                     event, done = await _next_event(events)
-                last = _sse_event(answer[0][1], self._server_info_json)
+                last = _sse_event(answer[0][1])
                 await send({"type": "http.response.body", "body": last, "more_body": False})
             tasks.cancel_scope.cancel()
 
@@ -418,7 +414,7 @@ class FastPath:
             if isinstance(result, types.ErrorData):
                 raise MCPError.from_error_data(result)
             if isinstance(result, PageResult):
-                return result  # stamped as it is written (`_response_json`), from the page's cached JSON
+                return _stamped_page(self._server_info, self._server_info_json, result)
             return _stamped(self._server_info, result)
 
         call: CallNext = inner
@@ -426,11 +422,9 @@ class FastPath:
             call = _bound(middleware, call)
         # The middleware and handlers read only the fields `FastContext` shares with the SDK's context.
         result = await call(cast("ServerRequestContext[Any, Any]", ctx))
-        if isinstance(result, PageResult) and "_meta" not in result:
-            return result
-        # A page a middleware replaced (or one with a `_meta` the splice would repeat) is stamped as any result;
-        # stamping is idempotent, so a result the handler path stamped already is unchanged.
-        return _stamped(self._server_info, result)
+        if not isinstance(result, dict):
+            raise TypeError(f"handler returned {type(result).__name__}; expected a dict")
+        return result
 
 
 async def _next_event(events: MemoryObjectReceiveStream[bytes]) -> tuple[bytes | None, bool]:
@@ -458,6 +452,19 @@ def _typed(params_type: type[BaseModel], params: Mapping[str, Any]) -> BaseModel
     for key, value in params.items():
         fields["meta" if key == "_meta" else key] = value
     return params_type.model_construct(**fields)
+
+
+def _stamped_page(server_info: dict[str, Any], server_info_json: bytes, page: PageResult) -> dict[str, Any]:
+    """`_stamped` for a list page: a `PageResult` whose JSON gets the stamp spliced in, so the page is never
+    serialised again; a page that has a `_meta` of its own is stamped as any result."""
+    if "_meta" in page:
+        return _stamped(server_info, dict(page))
+    stamp = b',"_meta":{"' + types.SERVER_INFO_META_KEY.encode() + b'":' + server_info_json + b"}"
+    stamped = {**page, "_meta": {types.SERVER_INFO_META_KEY: server_info}}
+    if "resultType" not in page:
+        stamp = b',"resultType":"complete"' + stamp
+        stamped["resultType"] = "complete"
+    return PageResult(stamped, page.body[:-1] + stamp + b"}")
 
 
 def _stamped(server_info: dict[str, Any], result: Any) -> dict[str, Any]:

@@ -76,9 +76,10 @@ class ListPage:
 class PageResult(dict[str, Any]):
     """A page's result object (a copy the caller may read) that also carries the page's cached JSON, `body`.
 
-    The fast path writes `body` instead of serialising the object again, but only when the object it gets back
-    from the server's middleware is this very one (a middleware that rewrote the result returns a new object);
-    nothing changes the object in place (`fast_path.py`'s differential test compares both paths' lists)."""
+    The fast path stamps it as the SDK stamps any result (`body` gets the stamp spliced in) and writes `body`
+    instead of serialising the object again, as long as what comes back from the server's middleware is still a
+    `PageResult` (a middleware that rewrote the result returns a plain dict); nothing changes one in place
+    (`fast_path.py`'s differential test compares both paths' lists)."""
 
     __slots__ = ("body",)
 
