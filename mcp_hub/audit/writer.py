@@ -6,12 +6,16 @@ until it is stored. Batches are written in the order their events were recorded.
 
 A batch is written as soon as it holds `batch_size` events, or `flush_interval_ms` after its first
 event arrived, or at once when someone awaits `flush()` or `running()` is being left.
+
+Observers (`observe()`) see every event as it is recorded, before it is queued: the per-call log line,
+the metrics and the audit sinks hang off this one place, so that nothing audited escapes them and nothing
+else is counted. An observer must be quick and must not block; one that raises is logged and skipped.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import anyio
@@ -24,6 +28,9 @@ from mcp_hub.db.audit import AuditEvent, AuditStore
 from mcp_hub.errors import DatabaseError
 
 _log = structlog.get_logger(__name__)
+
+AuditObserver = Callable[[AuditEvent], None]
+"""Called with every recorded event, in the recording task; must not block."""
 
 _RETRYABLE = (SQLAlchemyError, DatabaseError, OSError)
 """What a failed insert may raise: the database is down, locked or refusing; the batch is retried."""
@@ -73,11 +80,26 @@ class AuditWriter:
         # a fresh Event once it fired, and every waiter re-checks the state it waits for in a loop.
         self._wake = anyio.Event()
         self._progress = anyio.Event()
+        self._observers: list[AuditObserver] = []
+
+    def observe(self, observer: AuditObserver) -> None:
+        """Call `observer` with every event recorded from now on."""
+        self._observers.append(observer)
+
+    @property
+    def queue_depth(self) -> int:
+        """Events recorded but not yet stored (queued or being written)."""
+        return self._recorded - self._written
 
     async def record(self, event: AuditEvent) -> None:
         """Queue `event`; waits while the queue is full. Raises `RuntimeError` outside `running()`."""
         await anyio.lowlevel.checkpoint()
         self._require_running()
+        for observer in self._observers:
+            try:
+                observer(event)
+            except Exception:  # noqa: BLE001 - an observer's bug must not cost the call or its audit row
+                _log.exception("audit observer failed", observer=getattr(observer, "__qualname__", repr(observer)))
         while len(self._pending) >= self._queue_size:
             await self._progress.wait()
             self._require_running()

@@ -29,6 +29,8 @@ class AuditEvent:
     latency_ms: float
     detail: str | None
     method: str = "tools/call"
+    downstream_ms: float | None = None
+    """The part of `latency_ms` spent waiting on the downstream server; None when no downstream was called."""
 
     def __post_init__(self) -> None:
         require_aware("AuditEvent.at", self.at)
@@ -90,6 +92,7 @@ def _audit_values(event: AuditEvent) -> dict[str, Any]:
         "latency_ms": event.latency_ms,
         "detail": _optional_text(event.detail),
         "method": event.method,
+        "downstream_ms": event.downstream_ms,
     }
 
 

@@ -153,6 +153,8 @@ class AuditCall(Base):
     detail: Mapped[str | None] = mapped_column(Text)
     method: Mapped[str] = mapped_column(String(64), server_default="tools/call")
     """The MCP method: `tools/call`, `prompts/get`, `resources/read`, `completion/complete`, ..."""
+    downstream_ms: Mapped[float | None] = mapped_column(Float)
+    """The part of `latency_ms` spent waiting on the downstream server (NULL: none was called, or an older row)."""
 
 
 # --- Identity and authorization (issue 3) ---------------------------------------------------------------

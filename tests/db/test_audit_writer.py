@@ -168,3 +168,45 @@ async def test_recording_outside_running_is_refused(audit_store: AuditStore) -> 
         await writer.record(event("late"))
     with pytest.raises(RuntimeError, match="not running"):
         await writer.flush()
+
+
+async def test_observers_see_every_recorded_event_and_a_failing_observer_costs_nothing(
+    audit_store: AuditStore,
+) -> None:
+    """Our choice: the log line, metrics and sinks hang off the writer; a broken observer loses no audit row."""
+    writer = AuditWriter(audit_store, batch_size=8, flush_interval_ms=HOUR_MS, queue_size=100)
+    seen: list[str] = []
+
+    def broken(_: AuditEvent) -> None:
+        raise RuntimeError("observer bug")
+
+    writer.observe(broken)
+    writer.observe(lambda recorded: seen.append(recorded.detail or ""))
+    with anyio.fail_after(30):
+        async with writer.running():
+            for i in range(3):
+                await writer.record(event(f"e{i}"))
+            assert writer.queue_depth == 3
+            await writer.flush()
+            assert writer.queue_depth == 0
+    assert seen == ["e0", "e1", "e2"]
+    assert await stored_details(audit_store) == ["e0", "e1", "e2"]
+
+
+async def test_the_downstream_share_of_the_latency_is_stored(audit_store: AuditStore) -> None:
+    """Our choice: hub-added and downstream time are told apart in metrics and usage (issue 13)."""
+    timed = AuditEvent(
+        at=T0,
+        client="c",
+        session=None,
+        public_name="time__now",
+        connector_id="time",
+        downstream_name="now",
+        outcome=AuditOutcome.OK,
+        latency_ms=2.5,
+        detail=None,
+        downstream_ms=1.75,
+    )
+    await audit_store.insert_audit([timed, event("untimed")])
+    stored = {e.detail: e.downstream_ms for e in await audit_store.recent_audit()}
+    assert stored == {None: 1.75, "untimed": None}

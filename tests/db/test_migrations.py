@@ -35,6 +35,9 @@ from tests.db.conftest import new_client
 
 HUB_TABLES = {"connectors", "catalog_tools", "audit_calls"}
 
+HEAD = "0011_audit_downstream_time"
+"""The newest migration: a new one changes this line."""
+
 
 async def _tables(engine: AsyncEngine) -> set[str]:
     async with engine.connect() as connection:
@@ -206,7 +209,7 @@ async def test_assertion_uses_move_to_their_own_table_and_back_without_a_gap_in_
 
 async def test_an_empty_database_is_refused_with_an_instruction_to_migrate(engine: AsyncEngine) -> None:
     """Our choice: the hub never starts on a schema it was not written for, and says how to fix it."""
-    with pytest.raises(SchemaOutOfDateError, match=r"revision None \(empty\).*0010_replica_leases.*mcp-hub migrate"):
+    with pytest.raises(SchemaOutOfDateError, match=rf"revision None \(empty\).*{HEAD}.*mcp-hub migrate"):
         await require_current_schema(engine)
 
 
@@ -215,7 +218,7 @@ async def test_a_database_at_head_passes_the_schema_check(database_url: str, eng
     await upgrade(database_url)
     await require_current_schema(engine)
     status = await schema_status(engine)
-    assert (status.current, status.head, status.is_current) == ("0010_replica_leases", "0010_replica_leases", True)
+    assert (status.current, status.head, status.is_current) == (HEAD, HEAD, True)
 
 
 async def test_a_database_migrated_by_a_newer_hub_is_refused_without_suggesting_migrate(
