@@ -153,6 +153,31 @@ async def test_grants_over_public_names_decide_on_a_profile_too(auth_hub: Runnin
     assert any(event.public_name == "fs-stdio__link" and event.outcome is AuditOutcome.FORBIDDEN for event in events)
 
 
+async def test_a_completion_outside_the_grants_is_refused_and_audited_like_a_call(auth_hub: RunningHub) -> None:
+    """Our choice (T10: every method obeys the one decision): completing a prompt the token may not get is
+    refused naming its scope, and the refusal is an audit row, as for tools, prompts and resources."""
+    token = await agent_token(auth_hub, unique("completer"), "tool:fs-stdio__echo")
+    url = profile(auth_hub, "fs-stdio")
+    async with (
+        bearer(token) as http,
+        Client(streamable_http_client(url, http_client=http), mode="2026-07-28") as client,
+    ):
+        with pytest.raises(MCPError) as refused:
+            await client.complete(
+                types.PromptReference(type="ref/prompt", name="greet"), {"name": "name", "value": "b"}
+            )
+    await auth_hub.hub.audit.flush()
+    events = await auth_hub.hub.stores.audit.recent_audit(20)
+
+    assert refused.value.error.data == {"error": "insufficient_scope", "scope": "prompt:fs-stdio__greet"}
+    assert any(
+        event.method == "completion/complete"
+        and event.public_name == "fs-stdio__greet"
+        and event.outcome is AuditOutcome.FORBIDDEN
+        for event in events
+    )
+
+
 async def raw_modern_call(url: str, token: str, name: str, arguments: dict[str, Any]) -> httpx2.Response:
     headers = {
         "Content-Type": "application/json",

@@ -13,11 +13,9 @@ import mcp_types as types
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel.server import Server
 
-from mcp_hub.authz.scopes import required_scope
-from mcp_hub.catalog.catalog import CatalogEntry
 from mcp_hub.catalog.views import CatalogReader
-from mcp_hub.errors import AccessDeniedError, ResourceNotFoundError
-from mcp_hub.gateway.caller import Asking, CallerResolver
+from mcp_hub.errors import ResourceNotFoundError
+from mcp_hub.gateway.caller import CallerResolver
 from mcp_hub.gateway.forwarding import Forwarder, Target
 
 
@@ -41,17 +39,12 @@ class CompletionRequests:
         reference = params.ref
         if isinstance(reference, types.PromptReference):
             entry = self._catalog.resolve_prompt(reference.name)
-            self._require(asking, entry, "prompt")
+            await self._forwarder.require_grant(asking, entry.public_name, "prompt", "completion/complete")
             wire["ref"] = {**wire["ref"], "name": entry.downstream_name}
         else:
             entry = self._catalog.templates.get(reference.uri) or self._catalog.resources.get(reference.uri)
             if entry is None:
                 raise ResourceNotFoundError(reference.uri)
-            self._require(asking, entry, "resource")
+            await self._forwarder.require_grant(asking, entry.public_name, "resource", "completion/complete")
             wire["ref"] = {**wire["ref"], "uri": entry.downstream_name}
         return await self._forwarder.forward("completion/complete", Target.of(entry), wire, asking.caller)
-
-    @staticmethod
-    def _require(asking: Asking, entry: CatalogEntry, kind: str) -> None:
-        if not asking.allows(entry.public_name, kind):
-            raise AccessDeniedError(entry.public_name, required_scope(kind, entry.public_name), kind)
