@@ -11,6 +11,7 @@ line), T25 (a flooding downstream costs bounded memory and log volume), log inje
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -22,11 +23,14 @@ import pytest
 from mcp import Client
 from structlog.testing import capture_logs
 
+from mcp_hub.audit.log_lines import CallLines
 from mcp_hub.credentials import SecretValues
+from mcp_hub.db.audit import AuditEvent
+from mcp_hub.domain import AuditOutcome, utc_now
 from mcp_hub.downstream.stderr import StderrLog
 from mcp_hub.logs import escape_controls
 from tests.conftest import fault_connector, stop_process, write_config
-from tests.test_cli import MCP_HUB, free_port, hub_env, migrate, wait_until_ready
+from tests.test_cli import MCP_HUB, free_port, hub_env, mcp_hub, migrate, wait_until_ready
 from tests.test_http_downstream import text_of
 
 pytestmark = pytest.mark.anyio
@@ -267,3 +271,47 @@ def test_control_characters_are_escaped_visibly() -> None:
     assert escape_controls("a\x1b[2Jb\rc\nd\x00e\x9bf\u202eg\u2028h\x7fi\tj") == (
         "a\\x1b[2Jb\\x0dc\\x0ad\\x00e\\x9bf\\u202eg\\u2028h\\x7fi\\x09j"
     )
+
+
+async def test_a_subcommand_logs_in_the_configured_format(tmp_path: Path) -> None:
+    """Issue 13 §6: `[logging] format = "json"` applies to every command, `mcp-hub migrate` included, without
+    `--log-json`."""
+    config = write_config(tmp_path, {}, '[logging]\nformat = "json"\nlevel = "debug"\n')
+    done = await mcp_hub(config, "migrate")
+    assert done.returncode == 0, done.stderr.decode()
+    records = _records(done.stderr)
+    assert records, "the command logged"
+    assert all(set(record) >= ESSENTIALS for record in records)
+    assert any(record["event"] == "database upgraded to head" for record in records)
+
+
+def test_a_call_line_names_the_call_and_never_its_details() -> None:
+    """Issue 13 §6; our choice: an audited event's detail (an error text that may quote arguments) and its legacy
+    session id (it authenticates the session) stay out of the line; a caller-chosen name is capped."""
+    event = AuditEvent(
+        at=utc_now(),
+        client="x" * 1000,
+        session="session-id-that-authenticates",
+        public_name="faults__echo",
+        connector_id="faults",
+        downstream_name="echo",
+        outcome=AuditOutcome.TOOL_ERROR,
+        latency_ms=12.3456,
+        detail="the downstream said: your argument was wrong",
+        downstream_ms=10.0,
+    )
+    with capture_logs() as logs:
+        CallLines(logging.INFO)(event)
+    assert logs == [
+        {
+            "event": "tools/call",
+            "log_level": "info",
+            "method": "tools/call",
+            "client": "x" * 256 + "…",
+            "tool": "faults__echo",
+            "connector": "faults",
+            "outcome": "tool_error",
+            "latency_ms": 12.35,
+            "downstream_ms": 10.0,
+        }
+    ]

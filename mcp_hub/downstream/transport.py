@@ -39,7 +39,6 @@ from mcp_hub.downstream.lean_stdio import RawLane
 from mcp_hub.downstream.oauth import ClientCredentialsAuth
 from mcp_hub.downstream.stderr import StderrLog
 from mcp_hub.downstream.tagging import OversizedCallback, RelatedMessageTagger
-from mcp_hub.logs import names_a_credential
 
 _HTTP_READ_TIMEOUT_SECONDS = 300.0
 
@@ -170,12 +169,6 @@ def _find_command(command: str) -> str:
     return str(sibling) if sibling.exists() else command
 
 
-def _secrets_of(spec: ConnectorSpec, env: dict[str, str]) -> set[str]:
-    """What a child's stderr is scrubbed of: its expanded `${NAME}` values, and literal values of its environment
-    variables named like credentials (`API_TOKEN = "..."` written into the connector file)."""
-    return spec.secret_values() | {value for name, value in env.items() if names_a_credential(name)}
-
-
 def build_transport(
     spec: ConnectorSpec,
     *,
@@ -193,11 +186,11 @@ def build_transport(
     inner: contextlib.AbstractAsyncContextManager[TransportStreams]
     if spec.transport == "stdio":
         assert spec.command is not None
-        env = spec.resolved_env()
         params = StdioServerParameters(
-            command=_find_command(spec.command), args=list(spec.args), env=env or None, cwd=spec.cwd
+            command=_find_command(spec.command), args=list(spec.args), env=spec.resolved_env() or None, cwd=spec.cwd
         )
-        stderr = StderrLog(spec.id, SecretValues(_secrets_of(spec, env)))
+        # A credential is always a `${NAME}` reference (a literal one is refused by the connector's file).
+        stderr = StderrLog(spec.id, SecretValues(spec.secret_values()))
         inner = bounded_stdio_client(
             params, max_line_bytes=spec.max_message_bytes, on_broken=on_end, stderr=stderr, lane=lane
         )
