@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable, MutableMapping
+from functools import lru_cache
 from typing import Any, Final
 
 _SECRET_KEY = re.compile(r"(?i)(authorization|token|secret|password|passwd|api[-_]?key|cookie|credential)")
@@ -47,6 +48,7 @@ _secret_values: list[str] = []
 """Process-wide, like logging itself: the values every line is scrubbed of, longest first."""
 
 
+@lru_cache(maxsize=1024)  # keys are the code's own field names: a small set, asked on every line
 def names_a_credential(key: str) -> bool:
     """Does this name (a field, a header, an environment variable) suggest its value is a credential?"""
     return _SECRET_KEY.search(key) is not None
@@ -63,6 +65,8 @@ def scrub_text(text: str, *, access_line: bool = False) -> str:
     for value in _secret_values:
         if value in text:
             text = text.replace(value, REDACTED)
+    if "=" not in text:  # both patterns below need one
+        return text
     text = _SECRET_PARAMETER.sub(rf"\g<1>{REDACTED}", text)
     if access_line:
         text = _QUERY_VALUE.sub(rf"\g<1>{REDACTED}", text)
