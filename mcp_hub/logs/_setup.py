@@ -1,8 +1,8 @@
 """One log format per run, for every line the process writes to stderr.
 
-structlog renders and writes the hub's own events itself (no `logging` record per event: a call line costs a
-fifth of what it would through `logging`); every library's `logging` records (uvicorn's error and access logs, the
-SDK's, httpx2's, aiohttp's, SQLAlchemy's, Alembic's, `warnings`) go through the root logger's one handler, whose
+structlog renders and writes the hub's own events itself (no `logging` record per event: the line per call is on
+every call's path); every library's `logging` records (uvicorn's error and access logs, the SDK's, httpx2's,
+aiohttp's, SQLAlchemy's, Alembic's, `warnings`) go through the root logger's one handler, whose
 `ProcessorFormatter` runs them through the same processors and the same renderer: console lines (human-readable,
 coloured only on a terminal) or JSON objects, one a line, each with `timestamp`, `level`, `event` and `logger`.
 uvicorn is run without a log configuration of its own (`mcp_hub.runtime.server_config`), so its loggers have no
