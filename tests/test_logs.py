@@ -216,12 +216,12 @@ def _stderr_log(clock: Callable[[], float], **bounds: Any) -> StderrLog:
 
 
 def test_lines_split_across_chunks_are_joined_and_a_long_one_is_cut_once() -> None:
-    """Our choice: a line is logged whole however the pipe cut it; a line over the cap is logged once, cut and
-    marked, and the rest of it dropped (at most one line is ever buffered)."""
+    """Our choice: a line is logged whole however the pipe cut it, a blank one not at all; a line over the cap is
+    logged once, cut and marked, and the rest of it dropped (at most one line is ever buffered)."""
     stderr = _stderr_log(_Clock(), max_line_bytes=16)
     with capture_logs() as logs:
         stderr.feed(b"hel")
-        stderr.feed(b"lo\nwor")
+        stderr.feed(b"lo\n\n \r\nwor")
         stderr.feed(b"ld " + b"y" * 100)
         stderr.feed(b"z" * 100_000)
         stderr.feed(b"zz\nafter\n")

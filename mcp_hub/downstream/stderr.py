@@ -142,6 +142,8 @@ class StderrLog:
         return self._tokens
 
     def _line(self, line: bytes, *, truncated: bool) -> None:
+        if not line.strip():
+            return  # a blank line says nothing
         if self._refill() < 1:
             self.suppressed += 1
             return
