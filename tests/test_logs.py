@@ -196,8 +196,9 @@ async def test_a_console_run_has_no_json_and_no_raw_escape_from_the_downstream(c
     assert SECRET.encode() not in console_log
     assert ARGUMENT.encode() not in console_log
     stderr_lines = [line for line in lines if f"[{STDERR_LOGGER}]" in line]
+    assert stderr_lines
     assert all("connector=faults" in line and "stream=stderr" in line for line in stderr_lines)
-    assert any(HOSTILE_ESCAPED in line for line in stderr_lines)
+    assert any(f"] faults| {HOSTILE_ESCAPED}" in line for line in stderr_lines), "prefixed with its connector"
     calls = [line for line in lines if "[mcp_hub.calls]" in line and "tools/call" in line]
     assert len([line for line in calls if "tool=faults__echo" in line and "outcome=ok" in line]) == 1
     assert any("[uvicorn.access]" in line for line in lines)

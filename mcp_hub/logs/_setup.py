@@ -69,6 +69,14 @@ def _access_fields(_logger: Any, _method: str, event: MutableMapping[str, Any]) 
     return event
 
 
+def _connector_prefix(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """Console only: a downstream's stderr line reads `<connector>| <line>`, as `docker compose` prefixes a service's
+    output (JSON keeps the line as it was, beside its `connector` field)."""
+    if event.get("stream") == "stderr" and "connector" in event:
+        event["event"] = f"{event['connector']}| {event['event']}"
+    return event
+
+
 _FIRST: Final = ("timestamp", "level", "logger", "event")
 
 
@@ -91,7 +99,7 @@ def configure_logging(level: str = "info", *, json: bool = False, stream: TextIO
     rendering: list[Processor] = (
         [_essentials_first, structlog.processors.JSONRenderer()]
         if json
-        else [structlog.dev.ConsoleRenderer(colors=_wants_colour(output), pad_event_to=30)]
+        else [_connector_prefix, structlog.dev.ConsoleRenderer(colors=_wants_colour(output), pad_event_to=30)]
     )
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
