@@ -7,6 +7,9 @@ BIN := $(VENV)/bin
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 CONFIG ?= config.toml
+# `make serve LOG_JSON=1`: every log line as one JSON object (docs/observability.md).
+LOG_JSON ?=
+LOG_FLAGS := $(if $(LOG_JSON),--log-json)
 
 .PHONY: serve test lint typecheck bench clean
 
@@ -21,8 +24,8 @@ $(NODE_STAMP): package.json package-lock.json
 	touch $@
 
 serve: $(PY_STAMP) $(NODE_STAMP)
-	$(BIN)/mcp-hub migrate --config $(CONFIG)
-	$(BIN)/mcp-hub serve --config $(CONFIG)
+	$(BIN)/mcp-hub migrate --config $(CONFIG) $(LOG_FLAGS)
+	$(BIN)/mcp-hub serve --config $(CONFIG) $(LOG_FLAGS)
 
 lint: $(PY_STAMP)
 	$(BIN)/ruff check .

@@ -16,13 +16,12 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-import sys
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
-from typing import Any, TextIO
+from typing import Any
 
 import anyio
 import h11
@@ -41,6 +40,7 @@ from mcp_hub.approvals.policy import ApprovalPolicy
 from mcp_hub.approvals.presentation import approval_link
 from mcp_hub.approvals.service import ApprovalService
 from mcp_hub.approvals.webhooks import WebhookNotifier
+from mcp_hub.audit.log_lines import observe_calls
 from mcp_hub.audit.writer import AuditWriter
 from mcp_hub.authz.authorization import AuthorizationRequests
 from mcp_hub.authz.bearer import BearerAuthenticator
@@ -285,7 +285,6 @@ class Hub:
         settings: HubSettings,
         connectors: Sequence[ConnectorSpec],
         *,
-        errlog: TextIO = sys.stderr,
         egress: EgressPolicy = STRICT_EGRESS,
         stores: Callable[[AsyncEngine], Stores] = Stores.over,
         virtual_servers: Sequence[VirtualServerSpec] | None = None,
@@ -328,6 +327,7 @@ class Hub:
         self.secrets = SecretValues(value for spec in self.connectors for value in spec.secret_values())
         register_secret_values(value for spec in self.connectors for value in spec.secret_values())
         self.audit = AuditWriter.configured(self.stores.audit, settings.audit)
+        observe_calls(self.audit, settings.logging)  # a log line per audited event
         self.log_levels = LogLevels(self.catalog, self.secrets)
         self.fast_path = FastPathStats()  # what the 2026-07-28 fast path served (`[hub] fast_path`)
         self.subscriptions = ResourceSubscriptions(self.catalog, self.notifier, self.profile_notifiers)
@@ -348,7 +348,6 @@ class Hub:
             on_removed=self.catalog_sync.connector_removed,
             logs=self.log_levels,
             resources=self.subscriptions,
-            errlog=errlog,
         )
         # Live connectors (issue 11 §5): the connectors directory is followed while the hub runs.
         self.watcher = ConnectorWatcher(

@@ -17,6 +17,7 @@ from typing import Any, cast
 
 import anyio
 import httpx2
+import structlog
 
 from mcp_hub.cli.admin import ADMIN_COMMANDS, add_admin_commands, run_admin, run_catalog_for_agent
 from mcp_hub.cli.catalog import add_catalog_verbs, run_catalog_verb
@@ -31,7 +32,9 @@ from mcp_hub.config.connectors import (
 from mcp_hub.config.settings import HubSettings, load_settings
 from mcp_hub.domain import ConnectorId, ConnectorListing, Health
 from mcp_hub.errors import ConfigError, DatabaseError, HubError, InvalidInputError
-from mcp_hub.logs import configure_logging
+from mcp_hub.logs import LEVELS, configure_logging
+
+_log = structlog.get_logger(__name__)
 
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG, EXIT_USAGE = 0, 1, 2, 2
 
@@ -40,8 +43,12 @@ def _parser() -> argparse.ArgumentParser:
     # The common options are accepted before or after the command (`mcp-hub serve --config x.toml`).
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="the hub's config.toml")
-    common.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default=argparse.SUPPRESS)
-    common.add_argument("--log-json", action="store_true", default=argparse.SUPPRESS, help="log JSON lines")
+    common.add_argument(
+        "--log-level", choices=LEVELS, default=argparse.SUPPRESS, help="overrides [logging] level (default: info)"
+    )
+    common.add_argument(
+        "--log-json", action="store_true", default=argparse.SUPPRESS, help="log JSON lines (overrides [logging] format)"
+    )
     parser = argparse.ArgumentParser(prog="mcp-hub", description="An MCP aggregation gateway.", parents=[common])
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -81,7 +88,8 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-_COMMON_DEFAULTS: dict[str, Any] = {"config": Path("config.toml"), "log_level": "info", "log_json": False}
+# The log options' defaults are `[logging]`'s (None: not given on the command line).
+_COMMON_DEFAULTS: dict[str, Any] = {"config": Path("config.toml"), "log_level": None, "log_json": None}
 
 
 def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -96,18 +104,38 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_arguments(argv)
-    configure_logging(args.log_level, json=args.log_json)
+    try:
+        settings = load_settings(args.config)
+    except HubError as exc:
+        configure_logging(args.log_level or "info", json=bool(args.log_json))
+        return _failed(exc, json_lines=bool(args.log_json))
+    level, json_lines = log_options(args, settings)
+    configure_logging(level, json=json_lines)
     try:
         try:
-            return _dispatch(args, load_settings(args.config))
+            return _dispatch(args, settings)
         except BaseExceptionGroup as group:
             raise _lone(group) from None
     except HubError as exc:
-        code, message = exit_for(exc)
-        print(f"mcp-hub: {message}", file=sys.stderr)
-        return code
+        return _failed(exc, json_lines=json_lines)
     except KeyboardInterrupt:
         return EXIT_FAILURE
+
+
+def log_options(args: argparse.Namespace, settings: HubSettings) -> tuple[str, bool]:
+    """The level and whether lines are JSON: the command line's options, else `[logging]`."""
+    level: str = args.log_level or settings.logging.level
+    return level, bool(args.log_json) or settings.logging.format == "json"
+
+
+def _failed(exc: HubError, *, json_lines: bool) -> int:
+    """Report what ended the command (a log line when every line is JSON) and return its exit code."""
+    code, message = exit_for(exc)
+    if json_lines:
+        _log.error(f"mcp-hub: {message}", exit_code=code)
+    else:
+        print(f"mcp-hub: {message}", file=sys.stderr)
+    return code
 
 
 def exit_for(exc: HubError) -> tuple[int, str]:
@@ -168,10 +196,10 @@ async def _catalog_verb(settings: HubSettings, args: argparse.Namespace) -> int:
 
 
 async def _migrate(settings: HubSettings, revision: str) -> int:
-    from mcp_hub.db.engine import upgrade
+    from mcp_hub.db.engine import display_url, upgrade
 
     await upgrade(settings.database.url, revision)
-    print(f"mcp-hub: database upgraded to {revision}", file=sys.stderr)
+    _log.info(f"database upgraded to {revision}", database=display_url(settings.database.url))
     return EXIT_OK
 
 

@@ -143,6 +143,17 @@ class AuditSection(_Section):
     queue_size: Annotated[int, Field(gt=0)] = 10_000
 
 
+class LoggingSection(_Section):
+    """`[logging]`: one format for every line on stderr (docs/observability.md); `--log-json` and `--log-level`
+    override `format` and `level`."""
+
+    format: Literal["console", "json"] = "console"
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    call_lines: bool = True
+    """A line per audited event (tool call, prompt get, resource read, completion, approval transition)."""
+    call_line_level: Literal["debug", "info", "warning"] = "info"
+
+
 class AuthSection(_Section):
     """The hub as OAuth 2.1 authorization server and resource server (issue 3)."""
 
@@ -387,6 +398,7 @@ class _SettingsFile(_Section):
     streams: StreamsSection = Field(default_factory=StreamsSection)
     limits: LimitsSection = Field(default_factory=LimitsSection)
     cache: CacheSection = Field(default_factory=CacheSection)
+    logging: LoggingSection = Field(default_factory=LoggingSection)
 
 
 class HubSettings(BaseModel):
@@ -406,6 +418,7 @@ class HubSettings(BaseModel):
     streams: StreamsSection = Field(default_factory=StreamsSection)
     limits: LimitsSection = Field(default_factory=LimitsSection)
     cache: CacheSection = Field(default_factory=CacheSection)
+    logging: LoggingSection = Field(default_factory=LoggingSection)
 
     @model_validator(mode="after")
     def _auth_off_only_on_loopback(self) -> HubSettings:
@@ -521,6 +534,7 @@ def load_settings(path: Path) -> HubSettings:
             streams=parsed.streams,
             limits=parsed.limits,
             cache=parsed.cache,
+            logging=parsed.logging,
         )
     except ValidationError as exc:
         problem = exc.errors(include_url=False, include_input=False)[0]["msg"].removeprefix("Value error, ")

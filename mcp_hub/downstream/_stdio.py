@@ -13,19 +13,21 @@ as the SDK does (its process helpers, pinned SDK version `mcp==2.3.0`), but read
 
 A broken child is killed at once, without the grace period of a clean shutdown (it may be blocked writing the rest
 of its line, and would never notice its stdin closing).
+
+The child's stderr is a pipe read into the hub's log (`mcp_hub.downstream.stderr`: one line per line, with the
+connector's id, capped, rate-bounded, scrubbed and escaped), to its end: what a child writes as it stops is logged.
 """
 
 from __future__ import annotations
 
-import sys
+import subprocess
 from collections.abc import AsyncGenerator, Callable
 from contextlib import asynccontextmanager
-from typing import TextIO
 
 import anyio
 import anyio.lowlevel
 import mcp_types as types
-from anyio.abc import ByteReceiveStream
+from anyio.abc import ByteReceiveStream, Process
 from mcp.client import stdio as sdk_stdio
 from mcp.client._transport import TransportStreams
 from mcp.client.stdio import StdioServerParameters, get_default_environment
@@ -33,8 +35,11 @@ from mcp.shared.message import SessionMessage
 from pydantic import ValidationError
 
 from mcp_hub.downstream.lean_stdio import RawLane
+from mcp_hub.downstream.stderr import StderrLog, log_stderr
 
 _READ_CHUNK_BYTES = 65536
+_STDERR_DRAIN_SECONDS = 1.0
+"""How long a stopped child's last stderr lines are waited for (a grandchild may hold the pipe open)."""
 
 
 class _LineSplitter:
@@ -85,18 +90,18 @@ async def bounded_stdio_client(
     *,
     max_line_bytes: int,
     on_broken: Callable[[str], None],
-    errlog: TextIO = sys.stderr,
+    stderr: StderrLog,
     lane: RawLane | None = None,
 ) -> AsyncGenerator[TransportStreams]:
     """Spawn the server and exchange newline-delimited JSON-RPC with it; `on_broken(reason)` once if its output
-    breaks the framing (then the read stream ends). A `lane` gets the lines that concern its own requests first
-    (`mcp_hub.downstream.lean_stdio`)."""
+    breaks the framing (then the read stream ends); its stderr goes to `stderr`. A `lane` gets the lines that
+    concern its own requests first (`mcp_hub.downstream.lean_stdio`)."""
     command = await sdk_stdio._get_executable_command(server.command)  # pyright: ignore[reportPrivateUsage]
     process = await sdk_stdio._create_platform_compatible_process(  # pyright: ignore[reportPrivateUsage]
         command=command,
         args=server.args,
         env=get_default_environment() | (server.env or {}),
-        errlog=errlog,
+        errlog=subprocess.PIPE,  # pyright: ignore[reportArgumentType] - anyio.open_process takes a PIPE too
         cwd=server.cwd,
     )
     # No awaits until the task group is entered, or a cancellation delivered in the gap would leak the process.
@@ -104,6 +109,8 @@ async def bounded_stdio_client(
     write_stream, write_stream_reader = anyio.create_memory_object_stream[SessionMessage](0)
     broken = False
     writer_done = anyio.Event()
+    stderr_done = anyio.Event()
+    stderr_pipe = process.stderr if isinstance(process, Process) else None  # None: Windows' fallback process
     write_lock = lane.write_lock if lane is not None else anyio.Lock()
     if lane is not None and process.stdin is not None:
         lane.attach(process.stdin)
@@ -155,6 +162,13 @@ async def bounded_stdio_client(
         except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError, ConnectionError, OSError):
             return  # the child went away, or our own shutdown closed the pipe under the read
 
+    async def stderr_reader() -> None:
+        try:
+            if stderr_pipe is not None:
+                await log_stderr(stderr_pipe, stderr)
+        finally:
+            stderr_done.set()
+
     async def stdin_writer() -> None:
         stdin = process.stdin
         if stdin is None:  # pragma: no cover - spawned with pipes
@@ -179,6 +193,10 @@ async def bounded_stdio_client(
         if broken:
             await sdk_stdio._terminate_process_tree(process)  # pyright: ignore[reportPrivateUsage]
         await sdk_stdio._stop_server_process(process)  # pyright: ignore[reportPrivateUsage]
+        with anyio.move_on_after(_STDERR_DRAIN_SECONDS):
+            await stderr_done.wait()
+        if stderr_pipe is not None:
+            await stderr_pipe.aclose()
         for stream in (read_stream, write_stream, read_stream_writer, write_stream_reader):
             await stream.aclose()
         await anyio.lowlevel.checkpoint()
@@ -186,6 +204,7 @@ async def bounded_stdio_client(
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(stdout_reader)
         tasks.start_soon(stdin_writer)
+        tasks.start_soon(stderr_reader)
         try:
             yield read_stream, write_stream
         finally:

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final, TextIO, cast
+from typing import Any, Final, cast
 
 import anyio
 import mcp_types as types
@@ -130,7 +130,6 @@ class DownstreamConnection:
         on_health: HealthCallback,
         logs: LogSink | None = None,
         resources: ResourceInterest | None = None,
-        errlog: TextIO | None = None,
     ) -> None:
         """`logs` sets a 2025-11-25 downstream's log level and receives the entries of no forwarded request;
         `resources` says which resources to subscribe to and hears their updates."""
@@ -140,7 +139,6 @@ class DownstreamConnection:
         self._on_health = on_health
         self._logs = logs
         self._resources = resources
-        self._errlog = errlog
         self._client: Client | None = None
         self._lean: LeanForwarder | None = None
         """The forwarding path of a 2026-07-28 connection (`mcp_hub.downstream.lean`); None: the SDK session's."""
@@ -249,7 +247,6 @@ class DownstreamConnection:
                     on_oversized=self._on_oversized,
                     auth=auth,
                     lane=lane,
-                    **({"errlog": self._errlog} if self._errlog is not None else {}),
                 ),
                 mode=_ERA_MODES[self.spec.protocol],  # pyright: ignore[reportArgumentType]
                 read_timeout_seconds=self._timeouts.connect_seconds,

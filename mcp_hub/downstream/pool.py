@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import Any
 
 import anyio
 import structlog
@@ -69,7 +69,6 @@ class DownstreamPool:
         on_removed: RemovedCallback = _nothing,
         logs: LogSink | None = None,
         resources: ResourceInterest | None = None,
-        errlog: TextIO | None = None,
     ) -> None:
         self._timeouts = timeouts
         self._on_listing = on_listing
@@ -78,7 +77,6 @@ class DownstreamPool:
         self._on_removed = on_removed
         self._logs = logs
         self._resources = resources
-        self._errlog = errlog
         self.connections: dict[ConnectorId, DownstreamConnection] = {spec.id: self._connection(spec) for spec in specs}
         self._tasks: TaskGroup | None = None
         self._owners: dict[DownstreamConnection, anyio.CancelScope] = {}
@@ -103,7 +101,6 @@ class DownstreamPool:
             on_health=health,
             logs=self._logs,
             resources=self._resources,
-            errlog=self._errlog,
         )
         current.append(connection)
         return connection

@@ -22,7 +22,7 @@ import sys
 from collections.abc import AsyncGenerator, Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, TextIO
+from typing import Any, Self
 
 import anyio
 import httpx2
@@ -33,9 +33,11 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.message import SessionMessage
 
 from mcp_hub.config.connectors import ConnectorSpec
+from mcp_hub.credentials import SecretValues
 from mcp_hub.downstream._stdio import bounded_stdio_client
 from mcp_hub.downstream.lean_stdio import RawLane
 from mcp_hub.downstream.oauth import ClientCredentialsAuth
+from mcp_hub.downstream.stderr import StderrLog
 from mcp_hub.downstream.tagging import OversizedCallback, RelatedMessageTagger
 
 _HTTP_READ_TIMEOUT_SECONDS = 300.0
@@ -175,20 +177,22 @@ def build_transport(
     on_oversized: OversizedCallback,
     auth: httpx2.Auth | None = None,
     lane: RawLane | None = None,
-    errlog: TextIO = sys.stderr,
 ) -> Transport:
     """The transport for `spec`, with `${NAME}` references expanded now (at connect time); `on_end(reason)` when
     the connection ends or its framing breaks, `on_oversized(request id)` when an HTTP response was over the cap.
     `auth` is the connector's own credentials (`downstream_auth`); `lane` carries lean requests on a stdio child's
-    pipes beside the SDK session (`mcp_hub.downstream.lean_stdio`)."""
+    pipes beside the SDK session (`mcp_hub.downstream.lean_stdio`). A stdio child's stderr is logged as the
+    connector's (`mcp_hub.downstream.stderr`), scrubbed of its secrets."""
     inner: contextlib.AbstractAsyncContextManager[TransportStreams]
     if spec.transport == "stdio":
         assert spec.command is not None
         params = StdioServerParameters(
             command=_find_command(spec.command), args=list(spec.args), env=spec.resolved_env() or None, cwd=spec.cwd
         )
+        # A credential is always a `${NAME}` reference (a literal one is refused by the connector's file).
+        stderr = StderrLog(spec.id, SecretValues(spec.secret_values()))
         inner = bounded_stdio_client(
-            params, max_line_bytes=spec.max_message_bytes, on_broken=on_end, errlog=errlog, lane=lane
+            params, max_line_bytes=spec.max_message_bytes, on_broken=on_end, stderr=stderr, lane=lane
         )
     elif spec.transport == "http":
         assert spec.url is not None

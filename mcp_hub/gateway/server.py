@@ -32,6 +32,7 @@ from mcp_hub.gateway.forwarding import Forwarder
 from mcp_hub.gateway.holds import Holds
 from mcp_hub.gateway.legacy_sessions import HubSessionManager, LegacySessions
 from mcp_hub.gateway.lists import Lead, Lists, ListShape, PageCache
+from mcp_hub.gateway.log_context import RequestLogContext
 from mcp_hub.gateway.meta_tools import MetaTools
 from mcp_hub.gateway.notifications import ChangeNotifier
 from mcp_hub.gateway.prompts import PromptRequests
@@ -178,6 +179,7 @@ def build_server(
         tasks.register(server)
     server.middleware.extend(
         [
+            RequestLogContext(),
             notifier,
             request_states.boundary(audience, resolve.principal_key),
             MapHubErrors(),

@@ -1,24 +1,22 @@
-"""Structured logging to stderr (stdout belongs to the MCP stdio transport), with secret redaction.
+"""Redaction: no secret reaches a log line at any level (threats T23, T29, T30).
 
-No secret reaches a log line at any level (threats T23, T29):
 - structlog events: values under credential-named keys are blanked (`redact_secrets`);
-- every line, structlog's and every library logger's (SQLAlchemy, the database drivers, uvicorn, the SDK):
-  the hub's own secret values (`register_secret_values`) and the values of token-like URL query parameters are
-  blanked; uvicorn's access log keeps query parameter names but none of their values;
+- every line, structlog's and every library logger's (SQLAlchemy, the database drivers, uvicorn, the SDK) and
+  every stdio downstream's stderr: the hub's own secret values (`register_secret_values`) and the values of
+  token-like URL query parameters are blanked (`scrub_values`, `RedactingFilter`); uvicorn's access log keeps
+  query parameter names but none of their values;
 - the loggers that would print SQL parameters or result rows (signing keys, CSRF tokens, stored arguments) are
-  kept at WARNING whatever `--log-level` says, and the engines hide parameters from their error messages too
-  (`mcp_hub.db.engine`).
+  kept at WARNING whatever the level says (`QUIET_LIBRARIES`), and the engines hide parameters from their error
+  messages too (`mcp_hub.db.engine`).
 """
 
 from __future__ import annotations
 
 import logging
 import re
-import sys
 from collections.abc import Iterable, MutableMapping
+from functools import lru_cache
 from typing import Any, Final
-
-import structlog
 
 _SECRET_KEY = re.compile(r"(?i)(authorization|token|secret|password|passwd|api[-_]?key|cookie|credential)")
 REDACTED = "[redacted]"
@@ -30,8 +28,11 @@ _SECRET_PARAMETER = re.compile(
 """`name=value` in a URL or form whose name looks like a credential."""
 _QUERY_VALUE = re.compile(r"([?&][^=&#\s\"]*=)[^&#\s\"]*")
 ACCESS_LOGGER: Final = "uvicorn.access"
+ACCESS_FIELDS: Final = "mcp_hub_access"
+"""The record attribute holding an access line's request as fields."""
+_ACCESS_ARGS: Final = 5  # uvicorn's access line: client, method, path with query, HTTP version, status
 
-_QUIET_LIBRARIES: Final = (
+QUIET_LIBRARIES: Final = (
     # Their INFO/DEBUG records carry SQL parameters and result rows: private keys, CSRF tokens, arguments.
     "sqlalchemy",
     "aiosqlite",
@@ -47,6 +48,12 @@ _secret_values: list[str] = []
 """Process-wide, like logging itself: the values every line is scrubbed of, longest first."""
 
 
+@lru_cache(maxsize=1024)  # keys are the code's own field names: a small set, asked on every line
+def names_a_credential(key: str) -> bool:
+    """Does this name (a field, a header, an environment variable) suggest its value is a credential?"""
+    return _SECRET_KEY.search(key) is not None
+
+
 def register_secret_values(values: Iterable[str]) -> None:
     """Scrub these values (the hub's expanded connector secrets) from every log line from now on."""
     known = set(_secret_values) | {value for value in values if len(value) >= _MIN_SECRET_LENGTH}
@@ -58,6 +65,8 @@ def scrub_text(text: str, *, access_line: bool = False) -> str:
     for value in _secret_values:
         if value in text:
             text = text.replace(value, REDACTED)
+    if "=" not in text:  # both patterns below need one
+        return text
     text = _SECRET_PARAMETER.sub(rf"\g<1>{REDACTED}", text)
     if access_line:
         text = _QUERY_VALUE.sub(rf"\g<1>{REDACTED}", text)
@@ -67,7 +76,7 @@ def scrub_text(text: str, *, access_line: bool = False) -> str:
 def redact_secrets(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """structlog processor: blank out values whose key names a credential."""
     for key in list(event):
-        if key != "event" and _SECRET_KEY.search(key):
+        if key != "event" and names_a_credential(key):
             event[key] = REDACTED
     return event
 
@@ -88,40 +97,32 @@ def scrub_values(_logger: Any, _method: str, event: MutableMapping[str, Any]) ->
 
 
 class RedactingFilter(logging.Filter):
-    """A handler filter: every record that reaches the handler, whichever library logged it, is scrubbed."""
+    """A handler filter: every record that reaches the handler, whichever library logged it, is scrubbed.
+
+    A structlog event (its message a dict) was scrubbed by structlog's own chain and passes untouched. An access
+    log line keeps its request as fields (`ACCESS_FIELDS`: client, method, path, status), the path scrubbed as the
+    line is."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, dict):
+            return True
+        access_line = record.name == ACCESS_LOGGER
+        if access_line and isinstance(record.args, tuple) and len(record.args) == _ACCESS_ARGS:
+            client, method, path, _version, status = record.args
+            record.__dict__[ACCESS_FIELDS] = {
+                "client": str(client),
+                "method": str(method),
+                "path": scrub_text(str(path), access_line=True),
+                "status": status,
+            }
         message = record.getMessage()
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         record.exc_info = None  # the traceback text is scrubbed below instead
         if record.exc_text:
             record.exc_text = scrub_text(record.exc_text)
-        record.msg = scrub_text(message, access_line=record.name == ACCESS_LOGGER)
+        if record.stack_info:
+            record.stack_info = scrub_text(record.stack_info)
+        record.msg = scrub_text(message, access_line=access_line)
         record.args = None
         return True
-
-
-def configure_logging(level: str = "info", *, json: bool = False) -> None:
-    numeric = logging.getLevelNamesMapping()[level.upper()]
-    logging.basicConfig(level=numeric, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
-    for handler in logging.getLogger().handlers:
-        if not any(isinstance(existing, RedactingFilter) for existing in handler.filters):
-            handler.addFilter(RedactingFilter())
-    for library in _QUIET_LIBRARIES:
-        logging.getLogger(library).setLevel(max(numeric, logging.WARNING))
-    renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
-    structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            redact_secrets,
-            structlog.processors.format_exc_info,
-            scrub_values,
-            renderer,
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-        cache_logger_on_first_use=True,
-    )
