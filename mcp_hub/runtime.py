@@ -17,8 +17,8 @@ import asyncio
 import os
 import socket
 import sys
-from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import AsyncGenerator, Callable, Generator, Mapping, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
@@ -339,6 +339,8 @@ class Hub:
         # What operators watch (docs/observability.md): metrics counted off the audit events, traces when asked.
         self.metrics = metrics_for(settings)
         self.tracing = tracing if tracing is not None else tracing_for(settings)
+        self.metrics_address: tuple[str, int] | None = None
+        """Where the admin listener serves `/metrics` (`[metrics] listen_host`), once it listens."""
         if self.metrics is not None:
             self.audit.observe(self.metrics.observe_audit)
             self.metrics.watch_audit_queue(lambda: self.audit.queue_depth)
@@ -680,6 +682,36 @@ def metrics_app_routes(hub: Hub) -> list[BaseRoute]:
     return list(MetricsEndpoint(hub.metrics, settings.metrics_token, path=settings.metrics.path).routes())
 
 
+class _AdminServer(uvicorn.Server):
+    """uvicorn for the admin listener: the hub's own server owns the process's signals."""
+
+    @contextmanager
+    def capture_signals(self) -> Generator[None]:
+        yield
+
+
+@asynccontextmanager
+async def metrics_listener(hub: Hub) -> AsyncGenerator[None]:
+    """With `[metrics] listen_host`: `/metrics` on a listener of its own (an admin address) while the hub runs; its
+    address in `hub.metrics_address`. A port that cannot be bound stops the start with the socket's error."""
+    host = hub.settings.metrics.listen_host
+    if hub.metrics is None or host is None:
+        yield
+        return
+    bare = host.strip("[]")
+    family = socket.AF_INET6 if ":" in bare else socket.AF_INET
+    listener = socket.create_server((bare, hub.settings.metrics.listen_port), family=family)
+    hub.metrics_address = listener.getsockname()[:2]
+    app = Starlette(routes=metrics_app_routes(hub))
+    server = _AdminServer(uvicorn.Config(app, lifespan="off", log_config=None, access_log=False))
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(server.serve, [listener])
+        try:
+            yield
+        finally:
+            server.should_exit = True
+
+
 def pin_policy(settings: HubSettings, connectors: Sequence[ConnectorSpec]) -> PinPolicy:
     """How the pins decide: each connector's `trust`, the `[catalog]` size caps, the lock file if any."""
     lock_path = settings.catalog_lock
@@ -848,6 +880,7 @@ def build_app(hub: Hub, *, on_started: Callable[[], None] | None = None) -> Star
             await stack.enter_async_context(hub.running())
             for server in (hub.server, *hub.profile_servers.values(), *hub.virtual_servers.values()):
                 await stack.enter_async_context(server.session_manager.run())
+            await stack.enter_async_context(metrics_listener(hub))
             if on_started is not None:
                 on_started()
             yield

@@ -97,12 +97,14 @@ BREAKER_STATES: Final = ("closed", "open", "half_open")
 
 
 class _Histogram:
-    """Bucket counts (not cumulative) and a sum; cumulated when scraped."""
+    """Bucket counts (not cumulative) and a sum, kept in the unit observed (milliseconds for latencies, so that
+    the hot path divides nothing); cumulated and scaled to seconds when scraped."""
 
-    __slots__ = ("bounds", "counts", "total")
+    __slots__ = ("bounds", "counts", "scale", "total")
 
-    def __init__(self, bounds: Sequence[float]) -> None:
-        self.bounds = tuple(bounds)
+    def __init__(self, bounds_seconds: Sequence[float], *, scale: float = 1000.0) -> None:
+        self.scale = scale
+        self.bounds = tuple(bound * scale for bound in bounds_seconds)
         self.counts = [0] * (len(self.bounds) + 1)
         self.total = 0.0
 
@@ -113,10 +115,15 @@ class _Histogram:
     def buckets(self) -> list[tuple[str, float]]:
         cumulative = 0
         out: list[tuple[str, float]] = []
-        for bound, count in zip((*map(repr, map(float, self.bounds)), "+Inf"), self.counts, strict=True):
+        labels = [repr(float(bound / self.scale)) for bound in self.bounds] + ["+Inf"]
+        for label, count in zip(labels, self.counts, strict=True):
             cumulative += count
-            out.append((bound, cumulative))
+            out.append((label, cumulative))
         return out
+
+    @property
+    def sum_seconds(self) -> float:
+        return self.total / self.scale
 
 
 class _CallSeries:
@@ -176,12 +183,11 @@ class HubMetrics(Collector):
         self._series: dict[tuple[str, str, str, str, str], _CallSeries] = {}
         self._hub_seconds: dict[tuple[str, str], _Histogram] = {}
         self._downstream_seconds: dict[tuple[str, str], _Histogram] = {}
-        self._limit_refusals: dict[str, int] = {}
         self._endpoint_refusals: dict[str, int] = {}
         self._endpoints = _Capped(32)
         self._approvals_requested = 0
         self._approvals_decided: dict[str, int] = {}
-        self._decision_seconds = _Histogram(DECISION_SECONDS_BUCKETS)
+        self._decision_seconds = _Histogram(DECISION_SECONDS_BUCKETS, scale=1.0)
         self._cache: dict[str, int] = {"hit": 0, "miss": 0, "coalesced": 0}
         self._tokens: dict[str, int] = {}
         self._approvals_pending: float = float("nan")
@@ -212,25 +218,18 @@ class HubMetrics(Collector):
 
     def observe_audit(self, event: AuditedRequest) -> None:
         """The audit writer's observer: every call, refusal and approval transition the hub records."""
-        outcome = event.outcome
-        if outcome.startswith(_NOT_CALLS):
-            self._approval_transition(outcome)
-            return
-        if event.method == "http":  # an endpoint or sign-in throttle (`Hub.audit_throttled`)
-            endpoint = self._endpoints(event.public_name)
-            self._endpoint_refusals[endpoint] = self._endpoint_refusals.get(endpoint, 0) + 1
-            return
-        key = (event.method, event.connector_id, event.public_name, event.client, outcome)
+        key = (event.method, event.connector_id, event.public_name, event.client, event.outcome)
         series = self._raw.get(key)
         if series is None:
             series = self._series_of(key)
+            if series is None:  # not a call: counted elsewhere
+                return
         series.count += 1
         downstream_ms = event.downstream_ms
         if downstream_ms is not None:
-            series.downstream.observe(downstream_ms / 1000)
-            series.hub.observe(max(0.0, event.latency_ms - downstream_ms) / 1000)
-        if outcome in _LIMIT_OUTCOMES:
-            self._limit_refusals[outcome] = self._limit_refusals.get(outcome, 0) + 1
+            series.downstream.observe(downstream_ms)
+            hub_ms = event.latency_ms - downstream_ms
+            series.hub.observe(hub_ms if hub_ms > 0 else 0.0)
 
     def cache_served(self, served: str) -> None:
         """A call through the cache: `ran` (a miss), `cached` (a hit) or `coalesced`."""
@@ -250,11 +249,19 @@ class HubMetrics(Collector):
         elif (decision := _DECIDED.get(outcome)) is not None:
             self._approvals_decided[decision] = self._approvals_decided.get(decision, 0) + 1
 
-    def _series_of(self, key: tuple[str, str | None, str, str, str]) -> _CallSeries:
+    def _series_of(self, key: tuple[str, str | None, str, str, str]) -> _CallSeries | None:
+        """The series of a call (kept for its raw key), or None for an event that is not a call (counted here)."""
         method, connector_id, public_name, client, outcome = key
+        if outcome.startswith(_NOT_CALLS):
+            self._approval_transition(outcome)
+            return None
+        if method == "http":  # an endpoint or sign-in throttle (`Hub.audit_throttled`)
+            endpoint = self._endpoints(public_name)
+            self._endpoint_refusals[endpoint] = self._endpoint_refusals.get(endpoint, 0) + 1
+            return None
         connector = connector_id or ""
         tool = self._tools(public_name) if method in _NAMED_METHODS else ""
-        labels = (method, connector, tool, self._agents(agent_of(client)), outcome)
+        labels = (method, connector, tool, self._agents(agent_of(client)), str(outcome))
         series = self._series.get(labels)
         if series is None:
             where = (method, connector)
@@ -307,11 +314,12 @@ class HubMetrics(Collector):
             "Time a forwarded request waited on its downstream server.",
             self._downstream_seconds,
         )
+        refusals: dict[str, int] = {}
+        for series in self._series.values():
+            if (outcome := series.labels[4]) in _LIMIT_OUTCOMES:
+                refusals[outcome] = refusals.get(outcome, 0) + series.count
         yield _counters(
-            "mcp_hub_limit_refusals",
-            "Calls refused by a rate limit, a quota or loop breaking.",
-            "limit",
-            self._limit_refusals,
+            "mcp_hub_limit_refusals", "Calls refused by a rate limit, a quota or loop breaking.", "limit", refusals
         )
         yield _counters(
             "mcp_hub_endpoint_refusals",
@@ -333,7 +341,7 @@ class HubMetrics(Collector):
         decision = HistogramMetricFamily(
             "mcp_hub_approval_decision_seconds", "Time from an approval's request to a human's decision."
         )
-        decision.add_metric([], self._decision_seconds.buckets(), self._decision_seconds.total)
+        decision.add_metric([], self._decision_seconds.buckets(), self._decision_seconds.sum_seconds)
         yield decision
         yield GaugeMetricFamily(
             "mcp_hub_approvals_pending",
@@ -385,5 +393,5 @@ def _counters(name: str, documentation: str, label: str, counts: dict[str, int])
 def _histograms(name: str, documentation: str, histograms: dict[tuple[str, str], _Histogram]) -> Metric:
     family = HistogramMetricFamily(name, documentation, labels=("method", "connector"))
     for labels, histogram in histograms.items():
-        family.add_metric(labels, histogram.buckets(), histogram.total)
+        family.add_metric(labels, histogram.buckets(), histogram.sum_seconds)
     return family
