@@ -642,7 +642,7 @@ class Hub:
                 # `running()` opens the engine again; a refused start must not leave connections behind.
                 await self.engine.dispose()
             if token is not None:
-                middleware.append(stdio.TokenStillValid(self.auth.bearer, token))
+                middleware.append(stdio.TokenStillValid(self.auth.bearer, token, tracing=self.tracing))
         server = self.server_for(principal, middleware)
         async with self.running():
             if principal is not None:
