@@ -16,8 +16,8 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import AsyncGenerator, Callable, Generator, Mapping, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
@@ -33,6 +33,7 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+import mcp_hub
 from mcp_hub.admin.identity import IdentityAdmin
 from mcp_hub.approvals.feed import ActionFeed
 from mcp_hub.approvals.lease import ReplicaLease
@@ -108,6 +109,9 @@ from mcp_hub.limits.cache import CallCache, store_for
 from mcp_hub.limits.calls import CallLimits, Refusal, backend_for
 from mcp_hub.limits.endpoints import EndpointThrottle, SignInThrottle
 from mcp_hub.logs import register_secret_values
+from mcp_hub.telemetry.endpoint import MetricsEndpoint
+from mcp_hub.telemetry.metrics import ConnectorSnapshot, HubMetrics
+from mcp_hub.telemetry.tracing import Tracing
 from mcp_hub.tool_results import hub_error_result
 from mcp_hub.web.approvals import approval_routes
 from mcp_hub.web.assets import StaticAssets
@@ -231,6 +235,7 @@ def oauth_routes(
     sessions: WebSessions,
     pages: Pages,
     throttle: SignInThrottle | None = None,
+    metrics: HubMetrics | None = None,
 ) -> list[BaseRoute]:
     """The authorization server's endpoints, and the sign-in and consent pages of its authorization endpoint."""
     refresh_tokens = RefreshTokens(stores.oauth, ttl_seconds=settings.auth.refresh_token_ttl_seconds)
@@ -242,6 +247,7 @@ def oauth_routes(
             AuthorizationCodeGrant(stores.oauth, auth.granter, auth.tokens, refresh_tokens),
             RefreshTokenGrant(stores.oauth, auth.granter, auth.tokens, refresh_tokens),
         ],
+        on_issued=metrics.token_issued if metrics is not None else None,
     )
     consent = ConsentPages(
         AuthorizationRequests(
@@ -289,10 +295,12 @@ class Hub:
         stores: Callable[[AsyncEngine], Stores] = Stores.over,
         virtual_servers: Sequence[VirtualServerSpec] | None = None,
         sighup: bool = False,
+        tracing: Tracing | None = None,
     ) -> None:
         """`egress` is how the hub fetches URLs others name (client metadata documents); `stores` makes the
         stores over the hub's engine. Both are for tests: one loosens the guard, the other orders a race.
-        `virtual_servers` default to the files of `[hub] virtual_dir`. `sighup`: reload the connectors on SIGHUP
+        `virtual_servers` default to the files of `[hub] virtual_dir`. `tracing` replaces what `[tracing]` says
+        (tests: spans to an in-memory exporter). `sighup`: reload the connectors on SIGHUP
         (`mcp-hub serve`, whose event loop runs in the main thread)."""
         self.settings = settings
         self._sighup = sighup
@@ -328,6 +336,16 @@ class Hub:
         register_secret_values(value for spec in self.connectors for value in spec.secret_values())
         self.audit = AuditWriter.configured(self.stores.audit, settings.audit)
         observe_calls(self.audit, settings.logging)  # a log line per audited event
+        # What operators watch (docs/observability.md): metrics counted off the audit events, traces when asked.
+        self.metrics = metrics_for(settings)
+        self.tracing = tracing if tracing is not None else tracing_for(settings)
+        self.metrics_address: tuple[str, int] | None = None
+        """Where the admin listener serves `/metrics` (`[metrics] listen_host`), once it listens."""
+        if self.metrics is not None:
+            self.audit.observe(self.metrics.observe_audit)
+            self.metrics.watch_audit_queue(lambda: self.audit.queue_depth)
+            self.metrics.watch_connectors(self._connector_snapshots)
+            self.metrics.watch_pending_approvals(self.stores.approvals.count_pending)
         self.log_levels = LogLevels(self.catalog, self.secrets)
         self.fast_path = FastPathStats()  # what the 2026-07-28 fast path served (`[hub] fast_path`)
         self.subscriptions = ResourceSubscriptions(self.catalog, self.notifier, self.profile_notifiers)
@@ -353,7 +371,7 @@ class Hub:
         self.watcher = ConnectorWatcher(
             settings.connectors_dir, self.pool, poll_seconds=settings.hub.connectors_poll_seconds
         )
-        self.forwarder = Forwarder(self.catalog, self.pool, self.audit, secrets=self.secrets)
+        self.forwarder = Forwarder(self.catalog, self.pool, self.audit, secrets=self.secrets, tracing=self.tracing)
         self.readiness = Readiness(self.pool, bound_seconds=settings.timeouts.connect_seconds)
         # One bound for every server's list pages (the hub, each profile, each virtual server): keys tell them apart.
         self.page_cache = PageCache()
@@ -383,7 +401,11 @@ class Hub:
         )
 
         # Results of the tools the admin marks cacheable, and identical calls in flight made once (in Redis too).
-        self.cache = CallCache(settings.cache, store_for(settings.cache, settings.limits.redis_url))
+        self.cache = CallCache(
+            settings.cache,
+            store_for(settings.cache, settings.limits.redis_url),
+            on_served=self.metrics.cache_served if self.metrics is not None else None,
+        )
 
         # Approvals: sensitive calls wait for a human.
         self.feed = ActionFeed()
@@ -401,6 +423,8 @@ class Hub:
             listeners=[self.webhooks.on_change, self.feed.publish],
             bus=self.bus,
             replica=self.replica,
+            tracing=self.tracing,
+            on_decided=self.metrics.approval_decided if self.metrics is not None else None,
         )
         self.bus.subscribe(Topic.APPROVALS, self.feed.changed_elsewhere)
         self.lease = ReplicaLease(
@@ -427,6 +451,23 @@ class Hub:
         }
         self.stream_events = InMemoryEventLog(StreamLimits.of(settings.streams))
         self.legacy_sessions = LegacySessions(per_principal=settings.hub.max_legacy_sessions_per_principal)
+
+    def _connector_snapshots(self) -> list[ConnectorSnapshot]:
+        snapshots: list[ConnectorSnapshot] = []
+        for connector_id, connection in self.pool.connections.items():
+            calls = connection.calls_report()
+            breaker = calls["breaker"]
+            snapshots.append(
+                ConnectorSnapshot(
+                    connector=connector_id,
+                    health=str(connection.health.state),
+                    breaker=str(breaker["state"]),
+                    running=int(calls["running"]),
+                    queued=int(calls["queued"]),
+                    breaker_opened=int(breaker["opened"]),
+                )
+            )
+        return snapshots
 
     def _become(self, replica: str) -> None:
         self.replica = self.approvals.replica = self.lease.replica = replica
@@ -488,12 +529,14 @@ class Hub:
             meta_tools=meta_tools,
             search_results=self.settings.catalog.search_results,
             page_cache=self.page_cache,
+            tracing=self.tracing,
         )
 
     @asynccontextmanager
     async def running(self) -> AsyncGenerator[Hub]:
         with anyio.CancelScope() as shutdown_guard:
             async with AsyncExitStack() as stack:
+                stack.callback(self.tracing.shutdown)
                 stack.push_async_callback(self.engine.dispose)
                 stack.push_async_callback(self.limits.backend.aclose)
                 stack.push_async_callback(self.cache.store.aclose)
@@ -598,12 +641,74 @@ class Hub:
                 # `running()` opens the engine again; a refused start must not leave connections behind.
                 await self.engine.dispose()
             if token is not None:
-                middleware.append(stdio.TokenStillValid(self.auth.bearer, token))
+                middleware.append(stdio.TokenStillValid(self.auth.bearer, token, tracing=self.tracing))
         server = self.server_for(principal, middleware)
         async with self.running():
             if principal is not None:
                 logger.info("stdio caller identified", caller=principal.label)
             await stdio.serve(server)
+
+
+def metrics_for(settings: HubSettings) -> HubMetrics | None:
+    """The hub's metrics with `[metrics] enabled`, else None (nothing counted)."""
+    if not settings.metrics.enabled:
+        return None
+    return HubMetrics(
+        max_agent_labels=settings.metrics.max_agent_labels,
+        max_tool_labels=settings.metrics.max_tool_labels,
+        version=mcp_hub.__version__,
+    )
+
+
+def tracing_for(settings: HubSettings) -> Tracing:
+    """OTLP export with `[tracing] enabled`, else `Tracing.off()` (no spans at all)."""
+    tracing = settings.tracing
+    if not tracing.enabled:
+        return Tracing.off()
+    return Tracing.otlp(
+        tracing.otlp_endpoint,
+        service_name=tracing.service_name,
+        version=mcp_hub.__version__,
+        sampling_ratio=tracing.sampling_ratio,
+    )
+
+
+def metrics_app_routes(hub: Hub) -> list[BaseRoute]:
+    """`/metrics` (`[metrics] path`) behind its bearer token, on the hub's listener or on the admin listener."""
+    if hub.metrics is None:
+        return []
+    settings = hub.settings
+    return list(MetricsEndpoint(hub.metrics, settings.metrics_token, path=settings.metrics.path).routes())
+
+
+class _AdminServer(uvicorn.Server):
+    """uvicorn for the admin listener: the hub's own server owns the process's signals."""
+
+    @contextmanager
+    def capture_signals(self) -> Generator[None]:
+        yield
+
+
+@asynccontextmanager
+async def metrics_listener(hub: Hub) -> AsyncGenerator[None]:
+    """With `[metrics] listen_host`: `/metrics` on a listener of its own (an admin address) while the hub runs; its
+    address in `hub.metrics_address`. A port that cannot be bound stops the start with the socket's error."""
+    host = hub.settings.metrics.listen_host
+    if hub.metrics is None or host is None:
+        yield
+        return
+    bare = host.strip("[]")
+    family = socket.AF_INET6 if ":" in bare else socket.AF_INET
+    listener = socket.create_server((bare, hub.settings.metrics.listen_port), family=family)
+    hub.metrics_address = listener.getsockname()[:2]
+    app = Starlette(routes=metrics_app_routes(hub))
+    server = _AdminServer(uvicorn.Config(app, lifespan="off", log_config=None, access_log=False))
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(server.serve, [listener])
+        try:
+            yield
+        finally:
+            server.should_exit = True
 
 
 def pin_policy(settings: HubSettings, connectors: Sequence[ConnectorSpec]) -> PinPolicy:
@@ -698,6 +803,7 @@ def build_app(hub: Hub, *, on_started: Callable[[], None] | None = None) -> Star
                 limits=hub.limits,
                 on_limited=audit_limited,
                 sessions=hub.legacy_sessions,
+                timed=hub.tracing.enabled,
             )
 
         guard = bearer_guard
@@ -716,7 +822,7 @@ def build_app(hub: Hub, *, on_started: Callable[[], None] | None = None) -> Star
         assets = StaticAssets()
         pages = Pages(assets)
         throttle = SignInThrottle(hub.limits.backend, settings.limits.endpoints, on_refused=hub.audit_throttled)
-        routes += oauth_routes(settings, hub.stores, auth, sessions, pages, throttle)
+        routes += oauth_routes(settings, hub.stores, auth, sessions, pages, throttle, hub.metrics)
         routes += approval_routes(
             hub.approvals,
             hub.stores.identities,
@@ -764,6 +870,8 @@ def build_app(hub: Hub, *, on_started: Callable[[], None] | None = None) -> Star
             fast_path=fast_path,
         )
     routes = [*mcp, *routes, *health_routes(hub.health_report, hub.readiness)]
+    if hub.metrics is not None and settings.metrics.listen_host is None:
+        routes += metrics_app_routes(hub)
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncGenerator[None]:
@@ -771,6 +879,7 @@ def build_app(hub: Hub, *, on_started: Callable[[], None] | None = None) -> Star
             await stack.enter_async_context(hub.running())
             for server in (hub.server, *hub.profile_servers.values(), *hub.virtual_servers.values()):
                 await stack.enter_async_context(server.session_manager.run())
+            await stack.enter_async_context(metrics_listener(hub))
             if on_started is not None:
                 on_started()
             yield

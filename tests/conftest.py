@@ -28,6 +28,7 @@ from mcp_hub.config.settings import load_settings
 from mcp_hub.db.engine import upgrade
 from mcp_hub.domain import Health
 from mcp_hub.runtime import Hub, Stores, build_app, server_config
+from mcp_hub.telemetry.tracing import Tracing
 
 REPO = Path(__file__).resolve().parent.parent
 FAULT_SERVER = Path(__file__).resolve().parent / "fixtures" / "fault_server.py"
@@ -242,11 +243,13 @@ async def running_hub(
     *,
     egress: EgressPolicy = STRICT_EGRESS,
     stores: Callable[[AsyncEngine], Stores] = Stores.over,
+    tracing: Tracing | None = None,
 ) -> AsyncGenerator[RunningHub]:
     """Migrate, start the hub on a free loopback port, and stop it (and its children) on exit.
 
     `egress` is the hub's egress guard for URLs clients name (tests of metadata documents loosen it); `stores`
-    makes its stores (tests that pin a race down order the approval store's steps)."""
+    makes its stores (tests that pin a race down order the approval store's steps); `tracing` its tracer (tests
+    of spans export them to memory)."""
     settings = load_settings(config)
     await upgrade(settings.database.url)
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
@@ -254,7 +257,7 @@ async def running_hub(
         port = listener.getsockname()[1]
         # The hub's public URL (issuer, token audience) must be the one clients reach.
         settings = settings.with_listen(None, port)
-        hub = Hub(settings, load_connectors(settings.connectors_dir), egress=egress, stores=stores)
+        hub = Hub(settings, load_connectors(settings.connectors_dir), egress=egress, stores=stores, tracing=tracing)
         started = anyio.Event()
         app = build_app(hub, on_started=started.set)
         server = uvicorn.Server(server_config(app, settings))  # as `mcp-hub serve`

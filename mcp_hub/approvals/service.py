@@ -47,6 +47,7 @@ from mcp_hub.errors import (
     DownstreamRejectedError,
 )
 from mcp_hub.fanout import Bus, LocalBus, Topic
+from mcp_hub.telemetry.tracing import Tracing
 from mcp_hub.tool_results import hub_error_result
 
 logger = structlog.get_logger(__name__)
@@ -128,8 +129,11 @@ class ApprovalService:
         bus: Bus | None = None,
         replica: str | None = None,
         clock: Clock = utc_now,
+        tracing: Tracing | None = None,
+        on_decided: Callable[[float], None] | None = None,
     ) -> None:
-        """`bus`: tells the other replicas of each transition and wakes this one's held calls on theirs; `replica`:
+        """`on_decided`: told how many seconds after its request each action was decided (the metrics).
+        `bus`: tells the other replicas of each transition and wakes this one's held calls on theirs; `replica`:
         this process's id, recorded on the actions it executes (start-up recovery fails only its own or orphaned
         ones: `ReplicaLease`)."""
         self.settings = settings
@@ -149,6 +153,8 @@ class ApprovalService:
         self._bus.subscribe(Topic.APPROVALS, self._changed_elsewhere)
         self._recheck_seconds = RECHECK_SECONDS if self._bus.shared else POLL_SECONDS
         self.replica = replica
+        self._tracing = tracing if tracing is not None else Tracing.off()
+        self._on_decided = on_decided
 
     def link(self, action_id: str) -> str:
         """Where a human decides: the approval page (behind login; never pre-authenticated)."""
@@ -237,14 +243,17 @@ class ApprovalService:
         report_progress = call.report_progress
         deadline = anyio.current_time() + self.settings.hold_seconds
         waited = 0.0
-        while action.status is ActionStatus.PENDING and anyio.current_time() < deadline:
-            if report_progress is not None:
-                await report_progress(
-                    waited, self.settings.hold_seconds, f"waiting for a human to approve action {action.id}"
-                )
-            step = min(self.settings.progress_interval_seconds, deadline - anyio.current_time())
-            action = await self._next_state(action.id, ActionStatus.PENDING, step)
-            waited = self.settings.hold_seconds - max(0.0, deadline - anyio.current_time())
+        with self._tracing.span("hub.approval_wait", {"mcp_hub.approval.id": action.id}) as span:
+            while action.status is ActionStatus.PENDING and anyio.current_time() < deadline:
+                if report_progress is not None:
+                    await report_progress(
+                        waited, self.settings.hold_seconds, f"waiting for a human to approve action {action.id}"
+                    )
+                step = min(self.settings.progress_interval_seconds, deadline - anyio.current_time())
+                action = await self._next_state(action.id, ActionStatus.PENDING, step)
+                waited = self.settings.hold_seconds - max(0.0, deadline - anyio.current_time())
+            if span is not None:
+                span.set_attribute("mcp_hub.approval.status", str(action.status))
         if action.status is ActionStatus.PENDING:
             return self._pending_result(action)
         return await self.settle(action, call.principal, call.access, session=call.session)
@@ -314,6 +323,8 @@ class ApprovalService:
         if not await self._store.decide(action_id, approve, user.name, reason, run_within=run_within):
             current = await self._reload(action_id)
             raise DecisionConflictError(f"action {action_id} was already {current.status}: decisions are final")
+        if self._on_decided is not None:
+            self._on_decided((self._clock() - action.created_at).total_seconds())
         # A call held on another replica waits for exactly this: tell it before anything else.
         decided = ActionStatus.APPROVED if approve else ActionStatus.DENIED
         await self._bus.publish(Topic.APPROVALS, {"id": action_id, "status": decided})

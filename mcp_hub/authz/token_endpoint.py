@@ -9,7 +9,7 @@ answer. The grant types are handlers given to the endpoint when it is built (`gr
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
@@ -60,7 +60,16 @@ class RegisteredGrant:
 class TokenEndpoint:
     """`POST /oauth/token` over the grant types it is given."""
 
-    def __init__(self, authenticator: ClientAuthenticator, urls: OAuthUrls, grants: Sequence[GrantHandler]) -> None:
+    def __init__(
+        self,
+        authenticator: ClientAuthenticator,
+        urls: OAuthUrls,
+        grants: Sequence[GrantHandler],
+        *,
+        on_issued: Callable[[str], None] | None = None,
+    ) -> None:
+        """`on_issued`: told the grant type of every token response (the metrics)."""
+        self._on_issued = on_issued
         self._authenticator = authenticator
         self._urls = urls
         self._grants: Mapping[str, GrantHandler] = {grant.grant_type.value: grant for grant in grants}
@@ -84,4 +93,7 @@ class TokenEndpoint:
             raise OAuthError("unsupported_grant_type", f"grant_type {grant_type!r} is not supported")
         agent = await self._authenticator.authenticate(request, form, endpoint_url=self._urls.token_endpoint)
         resource = self._urls.accept_resource(form.all("resource"))
-        return await handler(TokenRequest(form=form, agent=agent, resource=resource))
+        answer = await handler(TokenRequest(form=form, agent=agent, resource=resource))
+        if self._on_issued is not None:
+            self._on_issued(grant_type)
+        return answer

@@ -386,6 +386,51 @@ class CacheSection(_Section):
     rules: list[CacheRule] = Field(default_factory=list[CacheRule])
 
 
+METRICS_TOKEN_ENV = "MCP_HUB_METRICS_TOKEN"  # noqa: S105 - the name of the variable, not a token
+
+
+class MetricsSection(_Section):
+    """Prometheus `/metrics` (docs/observability.md)."""
+
+    enabled: bool = False
+    path: str = "/metrics"
+    token_env: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] = METRICS_TOKEN_ENV
+    """The environment variable holding the bearer token scrapers must send."""
+    token_file: str | None = None
+    """Or a file holding it (a container secret); relative to the configuration's directory."""
+    listen_host: str | None = None
+    """Serve `/metrics` on a listener of its own (an admin address) instead of the hub's."""
+    listen_port: Annotated[int, Field(ge=0, le=65535)] = 9464
+    max_agent_labels: Annotated[int, Field(ge=1, le=10_000)] = 100
+    """Agents with a label value of their own; later ones are counted as `other`."""
+    max_tool_labels: Annotated[int, Field(ge=1, le=10_000)] = 500
+    """Tools (and prompts) with a label value of their own; later ones are counted as `other`."""
+
+    @field_validator("path")
+    @classmethod
+    def _path_is_absolute(cls, value: str) -> str:
+        if not value.startswith("/") or value == "/":
+            raise ValueError("must start with '/' and name a path, e.g. '/metrics'")
+        return value
+
+
+class TracingSection(_Section):
+    """OpenTelemetry traces exported over OTLP/HTTP (docs/observability.md); off by default."""
+
+    enabled: bool = False
+    otlp_endpoint: str = "http://127.0.0.1:4318/v1/traces"
+    service_name: Annotated[str, Field(min_length=1, max_length=128)] = "mcp-hub"
+    sampling_ratio: Annotated[float, Field(ge=0, le=1)] = 1.0
+    """Of the traces the hub starts; a caller's sampled `traceparent` is followed (parent-based sampling)."""
+
+    @field_validator("otlp_endpoint")
+    @classmethod
+    def _endpoint_is_http(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL (OTLP/HTTP), e.g. 'http://127.0.0.1:4318/v1/traces'")
+        return value
+
+
 class _SettingsFile(_Section):
     hub: HubSection = Field(default_factory=HubSection)
     database: DatabaseSection = Field(default_factory=DatabaseSection)
@@ -399,6 +444,8 @@ class _SettingsFile(_Section):
     limits: LimitsSection = Field(default_factory=LimitsSection)
     cache: CacheSection = Field(default_factory=CacheSection)
     logging: LoggingSection = Field(default_factory=LoggingSection)
+    metrics: MetricsSection = Field(default_factory=MetricsSection)
+    tracing: TracingSection = Field(default_factory=TracingSection)
 
 
 class HubSettings(BaseModel):
@@ -419,6 +466,8 @@ class HubSettings(BaseModel):
     limits: LimitsSection = Field(default_factory=LimitsSection)
     cache: CacheSection = Field(default_factory=CacheSection)
     logging: LoggingSection = Field(default_factory=LoggingSection)
+    metrics: MetricsSection = Field(default_factory=MetricsSection)
+    tracing: TracingSection = Field(default_factory=TracingSection)
 
     @model_validator(mode="after")
     def _auth_off_only_on_loopback(self) -> HubSettings:
@@ -428,6 +477,36 @@ class HubSettings(BaseModel):
                 f"not on {self.hub.listen_host!r}"
             )
         return self
+
+    @model_validator(mode="after")
+    def _open_metrics_only_on_loopback(self) -> HubSettings:
+        metrics = self.metrics
+        if metrics.enabled and self.metrics_token is None and not is_loopback(self.metrics_host):
+            raise ValueError(
+                f"metrics.enabled = true without a token is only allowed on a loopback address, not on "
+                f"{self.metrics_host!r}: set the environment variable {metrics.token_env} (metrics.token_env) or "
+                "metrics.token_file, or serve /metrics on a loopback admin listener (metrics.listen_host)"
+            )
+        return self
+
+    @property
+    def metrics_host(self) -> str:
+        """Where `/metrics` listens: its own listener (`[metrics] listen_host`) or the hub's."""
+        return self.metrics.listen_host or self.hub.listen_host
+
+    @property
+    def metrics_token(self) -> str | None:
+        """The bearer token `/metrics` requires: `[metrics] token_file`'s content, else `$<token_env>`; None: none."""
+        if self.metrics.token_file:
+            path = _resolve(self.config_path.parent, self.metrics.token_file)
+            try:
+                token = path.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ValueError(f"metrics.token_file {str(path)!r} cannot be read: {exc.strerror}") from None
+            if not token:
+                raise ValueError(f"metrics.token_file {str(path)!r} is empty")
+            return token
+        return os.environ.get(self.metrics.token_env, "").strip() or None
 
     @property
     def mcp_resource_url(self) -> str:
@@ -535,7 +614,9 @@ def load_settings(path: Path) -> HubSettings:
             limits=parsed.limits,
             cache=parsed.cache,
             logging=parsed.logging,
+            metrics=parsed.metrics,
+            tracing=parsed.tracing,
         )
     except ValidationError as exc:
         problem = exc.errors(include_url=False, include_input=False)[0]["msg"].removeprefix("Value error, ")
-        raise ConfigError(str(path), "auth.enabled", problem) from None
+        raise ConfigError(str(path), "metrics" if problem.startswith("metrics.") else "auth.enabled", problem) from None

@@ -192,6 +192,16 @@ class ApprovalStore(Store):
         )
         return [_record(row) for row in await self._every(query)]
 
+    async def count_pending(self) -> int:
+        """Actions waiting for a decision (not yet expired), over every replica (the `/metrics` gauge)."""
+        query = (
+            select(func.count())
+            .select_from(ApprovalAction)
+            .where(ApprovalAction.status == ActionStatus.PENDING, ApprovalAction.expires_at > self._clock())
+        )
+        async with self._reads() as session:
+            return int((await session.execute(query)).scalar_one())
+
     async def expire_due(self) -> list[ActionId]:
         """Actions past their expiry become `expired` (= denied); returns the ids this call expired.
 

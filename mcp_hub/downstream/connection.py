@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -663,12 +664,17 @@ class DownstreamConnection:
         *,
         on_progress: ProgressFnT | None = None,
         relay: Relay | None = None,
+        trace: Mapping[str, str] | None = None,
+        timing: CallTiming | None = None,
     ) -> dict[str, Any]:
         """Send one request on the live session; raises a `DownstreamError` subclass on failure.
 
         With a `relay`, what the downstream sends while serving it (log entries, questions) reaches that caller,
         and a 2026-07-28 downstream sees the caller's capabilities and log level, not the hub's. Its progress
         reaches `on_progress` at most once per `progress_interval_ms` (the newest, and the last before the result).
+        `trace`: W3C trace context (`traceparent`, `tracestate`) sent in `_meta` and, over HTTP, as headers.
+        `timing`: where the time spent waiting on the downstream is noted (from the moment the concurrency limit
+        admits the request until its answer or failure; queueing for the limit is not the downstream's).
         """
         client = self._client
         try:
@@ -691,6 +697,9 @@ class DownstreamConnection:
                 if relay.log_level is not None:
                     meta[types.LOG_LEVEL_META_KEY] = relay.log_level
             headers = self._mcp_param_headers(method, params)
+        if trace:
+            meta.update(trace)
+            headers = {**headers, **trace}
         progress = (
             CoalescedProgress(on_progress, self.spec.progress_interval_ms / 1000)
             if on_progress is not None and self.spec.progress_interval_ms > 0
@@ -708,21 +717,26 @@ class DownstreamConnection:
                 try:
                     async with self._limiter:
                         sent = True
-                        lean = self._lean
-                        if lean is not None:
-                            result = await self._lean_request(
-                                lean, request_id, method, params, meta, headers, progress or on_progress
-                            )
-                        else:
-                            result = await send_raw_request(
-                                session,
-                                method,
-                                params,
-                                on_progress=progress or on_progress,
-                                request_id=request_id,
-                                meta=meta,
-                                headers=headers,
-                            )
+                        sent_at = time.perf_counter()
+                        try:
+                            lean = self._lean
+                            if lean is not None:
+                                result = await self._lean_request(
+                                    lean, request_id, method, params, meta, headers, progress or on_progress
+                                )
+                            else:
+                                result = await send_raw_request(
+                                    session,
+                                    method,
+                                    params,
+                                    on_progress=progress or on_progress,
+                                    request_id=request_id,
+                                    meta=meta,
+                                    headers=headers,
+                                )
+                        finally:
+                            if timing is not None:
+                                timing.seconds = time.perf_counter() - sent_at
                         verdict = True
                     if progress is not None:
                         await progress.flush()
@@ -846,6 +860,15 @@ class DownstreamConnection:
             return DownstreamTimeoutError(self.spec.id, f"connector {self.spec.id!r} timed out")
         # The downstream's own error, whatever its code (a remote -32000 is not our connection closing, T32).
         return DownstreamRejectedError(self.spec.id, error.code, error.message, error.data)
+
+
+class CallTiming:
+    """How long one request waited on its downstream (`DownstreamConnection.request`); None: it was never sent."""
+
+    __slots__ = ("seconds",)
+
+    def __init__(self) -> None:
+        self.seconds: float | None = None
 
 
 def _param_header_maps(tools: tuple[dict[str, Any], ...]) -> dict[str, dict[tuple[str, ...], str]]:

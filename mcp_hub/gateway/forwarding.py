@@ -39,6 +39,7 @@ from mcp_hub.catalog.names import public_uri
 from mcp_hub.credentials import SecretValues
 from mcp_hub.db.audit import AuditEvent
 from mcp_hub.domain import AuditOutcome, Caller, CatalogKind, Clock, ConnectorId, utc_now
+from mcp_hub.downstream.connection import CallTiming
 from mcp_hub.downstream.pool import DownstreamPool
 from mcp_hub.downstream.relay import Relay
 from mcp_hub.errors import (
@@ -53,6 +54,7 @@ from mcp_hub.errors import (
 )
 from mcp_hub.gateway.caller import Asking
 from mcp_hub.gateway.errors import tool_result_for
+from mcp_hub.telemetry.tracing import Tracing, downstream_carrier
 from mcp_hub.tool_results import hub_error_result
 
 _FORWARDED_RESULT_TYPES: Final = {None, "complete", "input_required"}
@@ -126,8 +128,11 @@ class Forwarder:
         *,
         secrets: SecretValues | None = None,
         clock: Clock = utc_now,
+        tracing: Tracing | None = None,
     ) -> None:
-        """`secrets`: the hub's own secret values, scrubbed from every result and error text a downstream sends."""
+        """`secrets`: the hub's own secret values, scrubbed from every result and error text a downstream sends;
+        `tracing`: each forwarded request in a `hub.downstream` span whose context the downstream receives."""
+        self._tracing = tracing if tracing is not None else Tracing.off()
         self._catalog = catalog
         self._pool = pool
         self._audit = audit
@@ -199,10 +204,19 @@ class Forwarder:
         started = time.perf_counter()
         outcome = AuditOutcome.CANCELLED
         detail: str | None = None
+        timing = CallTiming()
         try:
             try:
                 connection = self._pool.get(target.connector_id)
-                result = await connection.request(method, params, on_progress=on_progress, relay=relay)
+                with self._tracing.downstream(method, target.connector_id) as span:
+                    result = await connection.request(
+                        method,
+                        params,
+                        on_progress=on_progress,
+                        relay=relay,
+                        trace=downstream_carrier(span),
+                        timing=timing,
+                    )
             except DownstreamError as exc:
                 clean = _scrubbed(exc, self._secrets)
                 outcome, detail = _outcome_of(clean), str(clean)
@@ -237,6 +251,7 @@ class Forwarder:
                     latency_ms=(time.perf_counter() - started) * 1000,
                     detail=detail,
                     method=method,
+                    downstream_ms=None if timing.seconds is None else timing.seconds * 1000,
                 )
             )
 

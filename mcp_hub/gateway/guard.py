@@ -31,6 +31,7 @@ Pure ASGI middleware (it must not buffer responses, which may be SSE streams). P
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Final, cast
@@ -52,6 +53,7 @@ from mcp_hub.gateway.errors import jsonrpc_error_body, limited_body
 from mcp_hub.gateway.legacy_sessions import LegacySessions, Owner
 from mcp_hub.limits.backends import retry_after_header
 from mcp_hub.limits.calls import CallLimits, Refusal
+from mcp_hub.telemetry.tracing import AUTH_TIMES_KEY, POLICY_TIMES_KEY
 
 LIMITS_CHARGED_KEY: Final = "mcp_hub.limits_charged"
 READ_BODY_KEY: Final = "mcp_hub.read_body"
@@ -104,9 +106,12 @@ class BearerAuthMiddleware:
         on_limited: Callable[[str, str, Refusal], Awaitable[None]] | None = None,
         sessions: LegacySessions | None = None,
         audiences: frozenset[str] | None = None,
+        timed: bool = False,
     ) -> None:
-        """`audiences`: the token audiences this endpoint accepts (None: whatever the token service verified)."""
+        """`audiences`: the token audiences this endpoint accepts (None: whatever the token service verified);
+        `timed`: note when the token check and the policy check ran, for the request's trace (`[tracing]`)."""
         self._audiences = audiences
+        self._timed = timed
         self._limits = limits
         self._on_limited = on_limited
         self._app = app
@@ -125,12 +130,15 @@ class BearerAuthMiddleware:
             await self._app(scope, receive, send)
             return
         headers = Headers(scope=scope)
+        started = time.time_ns() if self._timed else 0
         try:
             principal = self._for_this_resource(await self._authenticator.authenticate(headers.get("authorization")))
         except InvalidTokenError as exc:
             await unauthorized_response(exc, self._resource_metadata_url)(scope, receive, send)
             return
         access = await self._decider.access(principal)
+        if self._timed:
+            scope[AUTH_TIMES_KEY] = (started, time.time_ns())
         scope[PRINCIPAL_KEY] = principal
         scope[ACCESS_KEY] = access
         scope["user"] = self._session_owner(principal)
@@ -150,6 +158,7 @@ class BearerAuthMiddleware:
             call = self._tools_call(read.message)
             if call is not None:
                 public, arguments = call
+                checked = time.time_ns() if self._timed else 0
                 if not access.allows(public):
                     await self._on_refused(public, principal.label)
                     await self._forbidden(public, body, scope, receive, send)
@@ -162,6 +171,8 @@ class BearerAuthMiddleware:
                         await self._too_many(refusal, body, scope, receive, send)
                         return
                     scope[LIMITS_CHARGED_KEY] = True
+                if self._timed:
+                    scope[POLICY_TIMES_KEY] = (checked, time.time_ns())
 
         await self._app(scope, receive, send)
 

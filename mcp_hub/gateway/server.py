@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import mcp_types as types
+from mcp.server._otel import OpenTelemetryMiddleware
 from mcp.server.context import ServerMiddleware, ServerRequestContext
 from mcp.server.lowlevel.server import NotificationOptions, Server
 from mcp.server.models import InitializationOptions
@@ -46,6 +47,7 @@ from mcp_hub.gateway.tasks import ApprovalTasks
 from mcp_hub.gateway.tools import ToolRequests
 from mcp_hub.limits.cache import CallCache
 from mcp_hub.limits.calls import CallLimits
+from mcp_hub.telemetry.tracing import Tracing
 
 INSTRUCTIONS = (
     "mcp-hub federates several MCP servers. Tool and prompt names are '<connector>__<name>': the part before "
@@ -122,6 +124,7 @@ def build_server(
     meta_tools: MetaToolsMode = "off",
     search_results: int = 20,
     page_cache: PageCache | None = None,
+    tracing: Tracing | None = None,
 ) -> HubServer:
     """The hub's MCP server, wired to its catalog, forwarder and change notifier.
 
@@ -141,7 +144,16 @@ def build_server(
         get_tool_input_schema=catalog.input_schema,
     )
     tool_requests = ToolRequests(
-        catalog, forwarder, resolve, lists, questions, approvals=approvals, tasks=tasks, limits=limits, cache=cache
+        catalog,
+        forwarder,
+        resolve,
+        lists,
+        questions,
+        approvals=approvals,
+        tasks=tasks,
+        limits=limits,
+        cache=cache,
+        tracing=tracing,
     )
     tool_requests.register(server)
     server.lists = lists
@@ -177,6 +189,11 @@ def build_server(
     server.add_request_handler("logging/setLevel", types.SetLevelRequestParams, set_log_level)
     if tasks is not None:
         tasks.register(server)
+    # The SDK's OpenTelemetryMiddleware costs CPU on every request even with no tracer provider, and would trace to
+    # the process-wide provider: the hub traces with its own (`mcp_hub.telemetry.tracing`), or not at all.
+    server.middleware[:] = [m for m in server.middleware if not isinstance(m, OpenTelemetryMiddleware)]
+    if tracing is not None and tracing.enabled:
+        server.middleware.insert(0, tracing.middleware)
     server.middleware.extend(
         [
             RequestLogContext(),

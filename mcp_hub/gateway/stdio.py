@@ -33,6 +33,7 @@ from mcp_hub.authz.bearer import BearerAuthenticator
 from mcp_hub.authz.decisions import AccessDecider, Principal
 from mcp_hub.errors import AuthError, InvalidTokenError, NotFoundError
 from mcp_hub.gateway.server import HubServer
+from mcp_hub.telemetry.tracing import Tracing
 
 TOKEN_ENV: Final = "MCP_HUB_TOKEN"  # noqa: S105 - the name of an environment variable, not a secret
 _NO_IDENTITY: Final = (
@@ -49,14 +50,17 @@ class TokenStillValid:
 
     _HANDSHAKE: Final = frozenset({"initialize", "ping", "server/discover"})
 
-    def __init__(self, authenticator: BearerAuthenticator, token: str) -> None:
+    def __init__(self, authenticator: BearerAuthenticator, token: str, *, tracing: Tracing | None = None) -> None:
+        """`tracing`: each check in a `hub.auth` span (inside the request's, `mcp_hub.telemetry.tracing`)."""
         self._authenticator = authenticator
         self._token = token.strip()
+        self._tracing = tracing if tracing is not None else Tracing.off()
 
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         if ctx.method not in self._HANDSHAKE:
             try:
-                await self._authenticator.principal_for(self._token)
+                with self._tracing.span("hub.auth"):
+                    await self._authenticator.principal_for(self._token)
             except InvalidTokenError as exc:
                 raise InvalidTokenError(
                     f"the access token in {TOKEN_ENV} is no longer valid: {exc.description}"

@@ -17,6 +17,7 @@ from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.jsonrpc_dispatcher import progress_token_from_params
 from starlette.requests import Request
 
+from mcp_hub.approvals.policy import Requirement
 from mcp_hub.approvals.service import ApprovalService, HeldCall
 from mcp_hub.approvals.subject import HeldSubject
 from mcp_hub.catalog.catalog import CatalogEntry
@@ -35,6 +36,7 @@ from mcp_hub.gateway.questions import Questions
 from mcp_hub.gateway.tasks import ApprovalTasks
 from mcp_hub.limits.cache import CallCache, Served, cache_key
 from mcp_hub.limits.calls import CallLimits, arguments_digest
+from mcp_hub.telemetry.tracing import Tracing
 from mcp_hub.tool_results import hub_error_result
 
 
@@ -53,7 +55,9 @@ class ToolRequests:
         tasks: ApprovalTasks | None,
         limits: CallLimits | None = None,
         cache: CallCache | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
+        self._tracing = tracing if tracing is not None else Tracing.off()
         self._limits = limits
         self._cache = cache
         self._questions = questions
@@ -79,16 +83,30 @@ class ToolRequests:
         if tool is None:
             await self._forwarder.audit_not_found("tools/call", params.name, asking.caller)
             raise UnknownToolError(params.name)
-        await self._forwarder.require_grant(asking, tool.public_name, "tool", "tools/call")
-        if self._limits is not None and asking.principal is not None and not _charged_by_the_guard(ctx):
-            principal = asking.principal
-            refusal = await self._limits.check(
-                principal.agent_id, principal.agent_name, tool.public_name, params.arguments
-            )
-            if refusal is not None:
-                await self._forwarder.audit_limited(tool.public_name, asking.caller, refusal.outcome, refusal.message)
-                return limited_result(refusal)
-        return self._catalog.localize("tools/call", await self._held_or_forwarded(ctx, asking, tool, params))
+        with self._tracing.span("hub.policy"):
+            await self._forwarder.require_grant(asking, tool.public_name, "tool", "tools/call")
+            if self._limits is not None and asking.principal is not None and not _charged_by_the_guard(ctx):
+                principal = asking.principal
+                refusal = await self._limits.check(
+                    principal.agent_id, principal.agent_name, tool.public_name, params.arguments
+                )
+                if refusal is not None:
+                    await self._forwarder.audit_limited(
+                        tool.public_name, asking.caller, refusal.outcome, refusal.message
+                    )
+                    return limited_result(refusal)
+            requirement = self._requirement(asking, tool, params)
+        return self._catalog.localize(
+            "tools/call", await self._held_or_forwarded(ctx, asking, tool, params, requirement)
+        )
+
+    def _requirement(
+        self, asking: Asking, tool: CatalogEntry, params: types.CallToolRequestParams
+    ) -> Requirement | None:
+        """The approval the call needs (None: none, or no approvals here)."""
+        if self._approvals is None or self._tasks is None:
+            return None
+        return self._approvals.requirement(asking.principal, HeldSubject.of_entry(tool), params.arguments or {})
 
     def _cacheable_for(self, tool: CatalogEntry) -> float | None:
         """The TTL of the cache rule naming the tool; None for a tool no rule names or any approval rule could
@@ -106,35 +124,32 @@ class ToolRequests:
         asking: Asking,
         tool: CatalogEntry,
         params: types.CallToolRequestParams,
+        requirement: Requirement | None,
     ) -> dict[str, Any]:
         async def relay_progress(progress: float, total: float | None, message: str | None) -> None:
             await ctx.session.report_progress(progress, total, message)
 
         wants_progress = progress_token_from_params(ctx.params) is not None
-        if self._approvals is not None and self._tasks is not None:
-            arguments = dict(params.arguments or {})
-            subject = HeldSubject.of_entry(tool)
-            requirement = self._approvals.requirement(asking.principal, subject, arguments)
-            if requirement is not None:
-                if asking.principal is None or asking.access is None:
-                    # Fail closed: an approval is bound to an agent, and without auth there is none.
-                    await self._forwarder.audit_refusal(tool.public_name, asking.caller)
-                    return hub_error_result(
-                        f"{params.name} needs a human's approval, which needs an authenticated agent: turn [auth] on"
-                    )
-                call = HeldCall(
-                    principal=asking.principal,
-                    access=asking.access,
-                    subject=subject,
-                    arguments=arguments,
-                    requirement=requirement,
-                    session=asking.caller.session,
-                    report_progress=relay_progress if wants_progress else None,
+        if requirement is not None and self._tasks is not None:
+            if asking.principal is None or asking.access is None:
+                # Fail closed: an approval is bound to an agent, and without auth there is none.
+                await self._forwarder.audit_refusal(tool.public_name, asking.caller)
+                return hub_error_result(
+                    f"{params.name} needs a human's approval, which needs an authenticated agent: turn [auth] on"
                 )
-                try:
-                    return await self._tasks.answer_held_call(ctx, call)
-                except TooManyPendingError as exc:
-                    return tool_result_for(exc)
+            call = HeldCall(
+                principal=asking.principal,
+                access=asking.access,
+                subject=HeldSubject.of_entry(tool),
+                arguments=dict(params.arguments or {}),
+                requirement=requirement,
+                session=asking.caller.session,
+                report_progress=relay_progress if wants_progress else None,
+            )
+            try:
+                return await self._tasks.answer_held_call(ctx, call)
+            except TooManyPendingError as exc:
+                return tool_result_for(exc)
 
         async def send(relay: Relay, extra: Mapping[str, Any], on_progress: ProgressFnT | None) -> dict[str, Any]:
             watched = _WatchedRelay(relay)

@@ -249,7 +249,11 @@ class _Flight:
 class CallCache:
     """The cache rules, the store, and the calls in flight in this process."""
 
-    def __init__(self, settings: CacheSection, store: ResultStore) -> None:
+    def __init__(
+        self, settings: CacheSection, store: ResultStore, *, on_served: Callable[[Served], None] | None = None
+    ) -> None:
+        """`on_served`: told how each call was answered (the metrics' hits and misses)."""
+        self._on_served = on_served
         self._settings = settings
         self.store = store
         self._flights: dict[str, _Flight] = {}
@@ -276,6 +280,18 @@ class CallCache:
 
         `personal()` true after `run()`: the result depends on this caller (the downstream asked them something
         mid-call), so it is neither cached nor given to the calls that waited (they try again)."""
+        answer = await self._answer(key, ttl_seconds, run, personal)
+        if self._on_served is not None:
+            self._on_served(answer.served)
+        return answer
+
+    async def _answer(
+        self,
+        key: str,
+        ttl_seconds: float,
+        run: Callable[[], Awaitable[dict[str, Any]]],
+        personal: Callable[[], bool],
+    ) -> Answer:
         deadline = anyio.current_time() + self._settings.coalesce_wait_seconds
         while True:
             flight = self._flights.get(key)
