@@ -9,7 +9,7 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 import pytest
-from sqlalchemy import Executable, insert, text, update
+from sqlalchemy import DateTime, Executable, Float, Text, column, insert, table, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -18,7 +18,7 @@ from mcp_hub.audit.verify import verify_chain
 from mcp_hub.audit.writer import AuditWriter
 from mcp_hub.db.audit import AuditEvent, AuditStore
 from mcp_hub.db.audit_chain import GENESIS_HASH, HASHED_COLUMNS, AuditChainStore, ChainLink, row_hash
-from mcp_hub.db.engine import create_engine
+from mcp_hub.db.engine import create_engine, downgrade, upgrade
 from mcp_hub.db.models import AuditCall
 from tests.db.migrated_copies import migrated_copy, migrated_template, migrated_url
 
@@ -274,3 +274,29 @@ async def test_concurrent_writers_on_two_engines_extend_one_chain(
 
 
 __all__ = ["migrated_copy", "migrated_template", "migrated_url"]  # fixtures
+
+
+async def test_migration_0012_chains_the_rows_already_there_and_downgrades(database_url: str) -> None:
+    """Our choice: the rows written before the chain existed are chained by the migration, in id order, so the
+    whole trail verifies; the downgrade drops the chain and its triggers."""
+    await upgrade(database_url, "0011_audit_downstream_time")
+    engine = create_engine(database_url)
+    try:
+        old = [
+            {"at": T0 + timedelta(seconds=n), "client": "agent:alpha", "public_name": "time__now", "outcome": "ok"}
+            | {"latency_ms": 1.5, "method": "tools/call", "detail": f"old {n}"}
+            for n in range(5)
+        ]
+        async with engine.begin() as connection:
+            types = {"at": DateTime(timezone=True), "latency_ms": Float()}
+            before = table("audit_calls", *(column(name, types.get(name, Text())) for name in old[0]))
+            await connection.execute(insert(before), old)
+        await upgrade(database_url)
+        await AuditStore(engine).insert_audit([event(5)])
+        report = await verify_chain(AuditChainStore(engine))
+        assert (report.intact, report.rows) == (True, 6)
+        await downgrade(database_url, "0011_audit_downstream_time")
+        async with engine.begin() as connection:
+            await connection.execute(text("UPDATE audit_calls SET detail = 'editable again' WHERE id = 1"))
+    finally:
+        await engine.dispose()
