@@ -20,6 +20,7 @@ from mcp_hub.db.audit import AuditEvent, AuditStore
 from mcp_hub.db.audit_chain import GENESIS_HASH, HASHED_COLUMNS, AuditChainStore, ChainLink, row_hash
 from mcp_hub.db.engine import create_engine, downgrade, upgrade
 from mcp_hub.db.models import AuditCall
+from mcp_hub.domain import AuditOutcome
 from tests.db.migrated_copies import migrated_copy, migrated_template, migrated_url
 
 T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -33,7 +34,7 @@ def event(n: int, *, at: datetime | None = None) -> AuditEvent:
         public_name="files__read",
         connector_id="files",
         downstream_name="read",
-        outcome="ok",  # pyright: ignore[reportArgumentType] - stored as text; the chain hashes the text
+        outcome=AuditOutcome.OK,
         latency_ms=1.25,
         detail=f"call {n} \u202e",
         downstream_ms=0.5 if n % 2 else None,
@@ -76,11 +77,12 @@ async def fault_of(store: AuditChainStore) -> tuple[int | None, str]:
 async def test_a_fresh_chain_of_many_batches_verifies_and_names_its_head(migrated_copy: AsyncEngine) -> None:
     """Threat T24: what the writer stored verifies, batch after batch; ids are the chain's order."""
     store = await chained(migrated_copy, 45, batch=4)
+    await AuditStore(migrated_copy).insert_audit([event(n) for n in range(45, 85)])  # hashed in a worker thread
     report = await verify_chain(store, chunk=7)
     assert report.fault is None
-    assert (report.rows, report.checkpoints, report.start) == (45, 0, ChainLink(0, GENESIS_HASH))
+    assert (report.rows, report.checkpoints, report.start) == (85, 0, ChainLink(0, GENESIS_HASH))
     assert report.head == await store.head()
-    assert report.head.id == 45
+    assert report.head.id == 85
     intact = await verify_chain(store, expected_head=report.head)
     assert intact.intact
 
