@@ -42,6 +42,8 @@ from mcp_hub.approvals.presentation import approval_link
 from mcp_hub.approvals.service import ApprovalService
 from mcp_hub.approvals.webhooks import WebhookNotifier
 from mcp_hub.audit.log_lines import observe_calls
+from mcp_hub.audit.retention import AuditRetention
+from mcp_hub.audit.sinks import AuditSinks
 from mcp_hub.audit.writer import AuditWriter
 from mcp_hub.authz.authorization import AuthorizationRequests
 from mcp_hub.authz.bearer import BearerAuthenticator
@@ -75,6 +77,8 @@ from mcp_hub.config.virtual import MetaToolsMode, VirtualServerSpec, load_virtua
 from mcp_hub.credentials import SecretValues
 from mcp_hub.db.approvals import ApprovalStore
 from mcp_hub.db.audit import AuditEvent, AuditStore
+from mcp_hub.db.audit_chain import AuditChainStore
+from mcp_hub.db.audit_query import AuditQueryStore
 from mcp_hub.db.catalog import CatalogStore, ConnectorRecord
 from mcp_hub.db.engine import create_engine, current_database, display_url, require_current_schema
 from mcp_hub.db.identities import IdentityStore
@@ -129,6 +133,8 @@ class Stores:
 
     catalog: CatalogStore
     audit: AuditStore
+    audit_query: AuditQueryStore
+    audit_chain: AuditChainStore
     identities: IdentityStore
     keys: SigningKeyStore
     oauth: OAuthStore
@@ -144,6 +150,8 @@ class Stores:
         return cls(
             catalog=CatalogStore(engine),
             audit=AuditStore(engine),
+            audit_query=AuditQueryStore(engine),
+            audit_chain=AuditChainStore(engine),
             identities=IdentityStore(engine),
             keys=SigningKeyStore(engine),
             oauth=OAuthStore(engine),
@@ -346,6 +354,9 @@ class Hub:
             self.metrics.watch_audit_queue(lambda: self.audit.queue_depth)
             self.metrics.watch_connectors(self._connector_snapshots)
             self.metrics.watch_pending_approvals(self.stores.approvals.count_pending)
+        self.audit_sinks = AuditSinks.configured(settings.audit)  # forward what is stored, with its hash
+        self.audit.on_stored(self.audit_sinks.offer)
+        self.audit_retention = AuditRetention.configured(self.stores.audit_chain, settings.audit)
         self.log_levels = LogLevels(self.catalog, self.secrets)
         self.fast_path = FastPathStats()  # what the 2026-07-28 fast path served (`[hub] fast_path`)
         self.subscriptions = ResourceSubscriptions(self.catalog, self.notifier, self.profile_notifiers)
@@ -544,7 +555,9 @@ class Hub:
                 await self.stores.catalog.register_connectors([_connector_record(spec) for spec in self.connectors])
                 if self.auth is not None:
                     await stack.enter_async_context(self.auth.keys.running())
+                await stack.enter_async_context(self.audit_sinks.running())  # outlives the writer's last batch
                 await stack.enter_async_context(self.audit.running())
+                await stack.enter_async_context(self._pruning())
                 await stack.enter_async_context(self.bus.running())
                 await stack.enter_async_context(self.lease.running())
                 await stack.enter_async_context(self.webhooks.running())
@@ -571,6 +584,17 @@ class Hub:
                     # Shutdown is bounded: whatever is still pending after this deadline (a downstream
                     # that will not exit, audit rows for a database that is down) is cancelled and logged.
                     shutdown_guard.deadline = anyio.current_time() + self.settings.timeouts.shutdown_seconds
+
+    @asynccontextmanager
+    async def _pruning(self) -> AsyncGenerator[None]:
+        """`[audit] retention_days`: old audit rows pruned behind checkpoints (docs/audit.md)."""
+        async with anyio.create_task_group() as tasks:
+            if self.audit_retention is not None:
+                tasks.start_soon(self.audit_retention.run)
+            try:
+                yield
+            finally:
+                tasks.cancel_scope.cancel()
 
     @asynccontextmanager
     async def _reviewing(self) -> AsyncGenerator[None]:

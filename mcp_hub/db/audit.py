@@ -1,17 +1,25 @@
-"""`AuditStore`: the append-only audit trail of calls and approval transitions (written by `AuditWriter`)."""
+"""`AuditStore`: the append-only, hash-chained audit trail of calls and approval transitions (written by
+`AuditWriter`; the chain in `mcp_hub.db.audit_chain`, the filtered reads in `mcp_hub.db.audit_query`)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import anyio.to_thread
 from sqlalchemy import func, insert, or_, select
 
 from mcp_hub.db._base import Store, record_of, require_aware
+from mcp_hub.db.audit_chain import chain_head, chain_values, lock_chain
+from mcp_hub.db.audit_query import AuditRecord
 from mcp_hub.db.models import AuditCall
 from mcp_hub.domain import AuditOutcome, member_of
+
+_HASH_IN_THREAD_FROM = 32
+"""Batches of at least this many rows are hashed in a worker thread."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,18 +43,32 @@ class AuditEvent:
     def __post_init__(self) -> None:
         require_aware("AuditEvent.at", self.at)
         member_of(AuditOutcome, self.outcome, "audit outcome")
+        # The chain's canonical JSON (RFC 8785) has no NaN or infinity; a row that cannot be hashed is a bug.
+        if not math.isfinite(self.latency_ms) or (
+            self.downstream_ms is not None and not math.isfinite(self.downstream_ms)
+        ):
+            raise ValueError("AuditEvent latencies must be finite numbers")
 
 
 class AuditStore(Store):
     """Appends to the audit trail and reads its latest rows."""
 
-    async def insert_audit(self, events: Sequence[AuditEvent]) -> None:
-        """Append `events` to the audit trail: one executemany in one transaction."""
+    async def insert_audit(self, events: Sequence[AuditEvent]) -> list[AuditRecord]:
+        """Append `events` to the audit trail and its hash chain: one executemany in one transaction, which
+        holds the chain's lock (concurrent replicas extend the chain one batch at a time). The stored records,
+        with their ids and hashes."""
         if not events:
-            return
+            return []
         rows = [_audit_values(event) for event in events]
         async with self._writes.begin() as session:
-            await session.execute(insert(AuditCall), rows)
+            await lock_chain(session)
+            head = await chain_head(session)
+            if len(rows) < _HASH_IN_THREAD_FROM:
+                chained = chain_values(head, rows)
+            else:  # tens of microseconds a row: a big batch is hashed off the event loop the calls share
+                chained = await anyio.to_thread.run_sync(chain_values, head, rows)
+            await session.execute(insert(AuditCall), chained)
+        return [_stored_record(values) for values in chained]
 
     async def recent_audit(self, limit: int = 100) -> list[AuditEvent]:
         """The latest `limit` audit events, newest first."""
@@ -88,12 +110,17 @@ def _audit_values(event: AuditEvent) -> dict[str, Any]:
         "public_name": _text(event.public_name),
         "connector_id": _optional_text(event.connector_id),
         "downstream_name": _optional_text(event.downstream_name),
-        "outcome": event.outcome,
+        "outcome": str(event.outcome),
         "latency_ms": event.latency_ms,
         "detail": _optional_text(event.detail),
         "method": event.method,
         "downstream_ms": event.downstream_ms,
     }
+
+
+def _stored_record(values: dict[str, Any]) -> AuditRecord:
+    converted: dict[str, Any] = {**values, "outcome": AuditOutcome(values["outcome"])}
+    return AuditRecord(**converted)
 
 
 def _audit_event(row: AuditCall) -> AuditEvent:
