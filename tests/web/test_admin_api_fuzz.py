@@ -32,7 +32,7 @@ from tests.conftest import InProcessHub, in_process_hub, write_config
 from tests.web.test_admin_api import API, PASSWORD, admin_token
 
 Case = schemathesis.Case[Any]
-EXAMPLES = 12
+EXAMPLES = 10
 # Schemathesis's check functions are typed over `Case[Unknown]`: held as Any here (pyright strict).
 _CHECKS_MODULE: Any = schemathesis.checks
 CHECKS: list[Any] = [
