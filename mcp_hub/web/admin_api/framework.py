@@ -123,7 +123,7 @@ class Access(Protocol):
 
 def error_response(status: int, error: str, message: str, problems: Sequence[FieldProblem] | None = None) -> Response:
     body = ErrorBody(error=error, message=message, errors=list(problems) if problems is not None else None)
-    return JSONResponse(body.model_dump(mode="json", exclude_none=True), status_code=status, headers=NO_STORE)
+    return JSONResponse(body.model_dump(mode="json"), status_code=status, headers=NO_STORE)
 
 
 def _validation_response(where: str, exc: ValidationError) -> Response:
