@@ -427,6 +427,10 @@ async def test_a_connector_added_through_the_api_is_reloaded_reviewed_and_its_to
     assert [event.client for event in decisions if event.outcome == "definition_approved"] == ["user:root"]
     assert (await admin.audited("admin/catalog.approve", "added__echo"))[0].client == "user:root"
     assert (await admin.write("POST", "/catalog/review/approve", {"name": "added__echo"})).status_code == 404
+    pins = (await admin.session.get(API + "/catalog/pins")).json()["items"]
+    assert [pin["name"] for pin in pins if pin["connector"] == "added"] == ["added__echo"]
+    history = (await admin.session.get(API + "/catalog/history", params={"name": "added__echo"})).json()["items"]
+    assert [pin["status"] for pin in history] == ["approved"]
 
     disabled = await admin.write("POST", "/connectors/added/disable")
     assert disabled.json()["config"]["enabled"] is False
