@@ -174,6 +174,11 @@ async def test_only_an_agent_granted_admin_api_gets_an_admin_token(admin: Admin)
     assert refused.status_code == 400
     assert refused.json()["error"] == "invalid_scope"
     assert for_mcp.json()["scope"] == "tool:*"
+    minted = await auth_service(admin.hub).admin.mint_token(
+        both.name, audience=admin.hub.base_url + API, admin=True
+    )  # what `mcp-hub token NAME --resource <base>/admin/api` prints
+    async with admin.bearer(minted["access_token"]) as client:
+        assert (await client.get(API + "/users")).status_code == 200
 
 
 async def test_a_token_whose_admin_grant_was_revoked_is_refused_with_insufficient_scope(admin: Admin) -> None:
