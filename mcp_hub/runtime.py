@@ -34,7 +34,16 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import mcp_hub
+from mcp_hub.admin.agents import AgentAdmin
+from mcp_hub.admin.audit_log import AuditLog
+from mcp_hub.admin.changes import AdminAudit
+from mcp_hub.admin.connectors import ConnectorAdmin
 from mcp_hub.admin.identity import IdentityAdmin
+from mcp_hub.admin.limits import LimitAdmin
+from mcp_hub.admin.review import CatalogReview
+from mcp_hub.admin.services import AdminServices
+from mcp_hub.admin.signing_keys import KeyAdmin
+from mcp_hub.admin.users import UserAdmin
 from mcp_hub.approvals.feed import ActionFeed
 from mcp_hub.approvals.lease import ReplicaLease
 from mcp_hub.approvals.policy import ApprovalPolicy
@@ -117,6 +126,8 @@ from mcp_hub.telemetry.endpoint import MetricsEndpoint
 from mcp_hub.telemetry.metrics import ConnectorSnapshot, HubMetrics
 from mcp_hub.telemetry.tracing import Tracing
 from mcp_hub.tool_results import hub_error_result
+from mcp_hub.web.admin_api import admin_api_routes
+from mcp_hub.web.admin_api.access import AdminAccess
 from mcp_hub.web.approvals import approval_routes
 from mcp_hub.web.assets import StaticAssets
 from mcp_hub.web.consent import ConsentPages
@@ -202,7 +213,7 @@ def build_authorization(
         resource=urls.resource,
         lifetime_seconds=auth.access_token_ttl_seconds,
         skew_seconds=auth.clock_skew_seconds,
-        other_audiences=urls.virtual_resources,
+        other_audiences=(*urls.virtual_resources, urls.admin_resource),
     )
     decider = AccessDecider(
         stores.identities,
@@ -230,6 +241,31 @@ def build_authorization(
     )
 
 
+def admin_services(hub: Hub, auth: Authorization) -> AdminServices:
+    """The admin operations of a running hub (issue 13 §1): every change audited through its `AuditWriter`."""
+    audit = AdminAudit(hub.audit.record)
+
+    def catalog_names() -> list[tuple[str, str]]:
+        return [
+            (kind, entry.public_name)
+            for kind, section in (("tool", hub.catalog.tools), ("prompt", hub.catalog.prompts))
+            for entry in section.entries()
+        ]
+
+    return AdminServices(
+        audit=audit,
+        agents=AgentAdmin(auth.admin, hub.stores.identities, catalog_names, audit),
+        users=UserAdmin(auth.admin, hub.stores.identities, audit),
+        connectors=ConnectorAdmin(hub.settings.connectors_dir, hub.pool, hub.watcher.reload, audit),
+        review=CatalogReview(hub.stores.pins, audit, hub.audit.record),
+        keys=KeyAdmin(auth.keys, hub.stores.keys, audit),
+        limits=LimitAdmin(hub.stores.limits, hub.stores.identities, audit),
+        audit_log=AuditLog(hub.stores.audit_query, audit),
+        approval_rules=hub.settings.approvals.rules,
+        virtual_servers=lambda: hub.virtual_specs,
+    )
+
+
 def _forget_everywhere(decider: AccessDecider, bus: Bus | None) -> None:
     decider.forget()
     if bus is not None:
@@ -251,7 +287,7 @@ def oauth_routes(
         auth.client_authenticator,
         auth.urls,
         [
-            ClientCredentialsGrant(auth.granter, auth.tokens),
+            ClientCredentialsGrant(auth.granter, auth.tokens, admin_resource=auth.urls.admin_resource),
             AuthorizationCodeGrant(stores.oauth, auth.granter, auth.tokens, refresh_tokens),
             RefreshTokenGrant(stores.oauth, auth.granter, auth.tokens, refresh_tokens),
         ],
@@ -856,6 +892,10 @@ def build_app(hub: Hub, *, on_started: Callable[[], None] | None = None) -> Star
             max_streams_per_session=settings.approvals.max_event_streams_per_session,
         )
         routes += assets.routes()
+        # The admin JSON API (issue 13 §1): an admin's session or an admin token; every change audited.
+        routes += admin_api_routes(
+            admin_services(hub, auth), AdminAccess(sessions, auth.tokens, auth.decider, auth.urls)
+        )
     # One count for every endpoint (the hub, its profiles, its virtual servers): `hub.fast_path`.
     fast_path = hub.fast_path if settings.hub.fast_path else None
     mcp = mcp_routes(

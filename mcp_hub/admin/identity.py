@@ -1,4 +1,4 @@
-"""Agents, users and grants, as an admin manages them (the CLI now; the admin API later).
+"""Agents, users and grants, as an admin manages them (the CLI; the admin API and console through `agents.py`).
 
 Secrets are generated here and returned once; only their digests are stored. Every change that a decision
 depends on tells the decision cache (`on_change`): this process sees it at once, the others within
@@ -134,6 +134,11 @@ class IdentityAdmin:
         await self._identities.set_agent_enabled(name, enabled)
         self._on_change()
 
+    async def delete_agent(self, name: str) -> None:
+        """Delete the agent with its grants, own limits and approval actions; its tokens die with it."""
+        await self._identities.delete_agent(name)
+        self._on_change()
+
     async def set_agent_owner(self, name: str, owner: str | None) -> None:
         """Name the user responsible for the agent (who may then never approve its actions)."""
         owner_id = None if owner is None else (await self._user(owner)).id
@@ -171,17 +176,25 @@ class IdentityAdmin:
         await self._identities.set_user_enabled(name, enabled)
         self._on_change()
 
+    async def set_user_role(self, name: str, role: Role) -> None:
+        """A new role; the user's web sessions end, so no page keeps the old role's powers."""
+        await self._identities.set_user_role(name, Role(role))
+        self._on_change()
+
     async def set_user_password(self, name: str, password: str) -> None:
         """A new password (the same rules as at creation); the user's open web sessions end."""
         await self._identities.reset_user_password(name, hash_password(password))
 
-    async def mint_token(self, name: str, scope: str | None = None, *, audience: str | None = None) -> dict[str, Any]:
+    async def mint_token(
+        self, name: str, scope: str | None = None, *, audience: str | None = None, admin: bool = False
+    ) -> dict[str, Any]:
         """A client-credentials token for an agent, issued without its secret (for scripts and tests); for the
-        hub's MCP URL, or `audience` (a virtual server's URL, already accepted by `OAuthUrls.accept_resource`)."""
+        hub's MCP URL, or `audience` (a virtual server's URL, or with `admin` the admin API's, already accepted by
+        `OAuthUrls.accept_resource`), decided as the token endpoint decides it."""
         agent = await self._identities.agent_by_name(name)
         if not agent.enabled:
             raise InvalidInputError(f"agent {name!r} is disabled")
-        granted = await self._granter.for_agent(agent, scope)
+        granted = await self._granter.for_agent(agent, scope, admin=admin)
         return self._tokens.token_response(agent.client_id, granted, audience=audience)
 
     async def _user(self, name: str) -> UserRecord:
