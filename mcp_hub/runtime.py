@@ -131,6 +131,7 @@ from mcp_hub.web.admin_api.access import AdminAccess
 from mcp_hub.web.approvals import approval_routes
 from mcp_hub.web.assets import StaticAssets
 from mcp_hub.web.consent import ConsentPages
+from mcp_hub.web.home import home_routes
 from mcp_hub.web.login import login_routes
 from mcp_hub.web.pages import Pages
 from mcp_hub.web.sessions import WebSessions
@@ -886,11 +887,13 @@ def build_app(hub: Hub, *, on_started: Callable[[], None] | None = None) -> Star
         routes += approval_routes(
             hub.approvals,
             hub.stores.identities,
+            hub.stores.audit,
             sessions,
             hub.feed,
             pages,
             max_streams_per_session=settings.approvals.max_event_streams_per_session,
         )
+        routes += home_routes(sessions)
         routes += assets.routes()
         # The admin JSON API (issue 13 §1): an admin's session or an admin token; every change audited.
         routes += admin_api_routes(

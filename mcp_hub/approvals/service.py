@@ -28,6 +28,7 @@ import anyio
 import rfc8785
 import structlog
 
+from mcp_hub.approvals.briefing import Briefing, Definition, brief
 from mcp_hub.approvals.feed import ActionListener
 from mcp_hub.approvals.policy import ApprovalPolicy, Requirement
 from mcp_hub.approvals.presentation import APPROVAL_META_KEY, approval_link
@@ -181,6 +182,26 @@ class ApprovalService:
         """Could an approval rule hold requests for this subject (for some agent or arguments)?"""
         return self._policy.may_hold(subject)
 
+    def briefing(self, action: ActionRecord) -> Briefing:
+        """What an approver is told besides the request: why the rules hold it (as they read now), the tool's
+        annotations, risk cues, and whether its definition changed since (`mcp_hub.approvals.briefing`)."""
+        subject = HeldSubject(
+            method=action.method,
+            public_name=action.public_name,
+            connector_id=action.connector_id,
+            downstream_name=action.downstream_name,
+            sha256=action.definition_sha256,
+            description=action.description,
+        )
+        current = current_subject(self._catalog, action.method, action.public_name)
+        if current is None:
+            definition = Definition.GONE
+        else:
+            definition = Definition.SAME if current.sha256 == action.definition_sha256 else Definition.CHANGED
+        tool = self._catalog.tools.get(action.public_name) if action.method == TOOLS_CALL else None
+        matches = self._policy.explain(action.agent_name, subject, action.arguments)
+        return brief(matches, action.arguments, tool.public_definition if tool is not None else None, definition)
+
     # --- the caller's side -----------------------------------------------------------------------------
 
     async def submit(self, call: HeldCall) -> ActionRecord:
@@ -241,17 +262,21 @@ class ApprovalService:
         """The non-Tasks path: wait up to `hold_seconds` for a decision, then answer (issue 4 §3b, §3c)."""
         action = await self.submit(call)
         report_progress = call.report_progress
-        deadline = anyio.current_time() + self.settings.hold_seconds
-        waited = 0.0
+        hold_seconds, interval = self.settings.hold_seconds, self.settings.progress_interval_seconds
+        started = anyio.current_time()
+        deadline = started + hold_seconds
+        next_report = started
         with self._tracing.span("hub.approval_wait", {"mcp_hub.approval.id": action.id}) as span:
-            while action.status is ActionStatus.PENDING and anyio.current_time() < deadline:
-                if report_progress is not None:
+            # Each wait may end early (a wake-up, or the re-check every `_recheck_seconds`, 0.5 s alone): progress
+            # follows its own clock, once per `progress_interval_seconds`, not once per look at the action.
+            while action.status is ActionStatus.PENDING and (now := anyio.current_time()) < deadline:
+                if report_progress is not None and now >= next_report:
                     await report_progress(
-                        waited, self.settings.hold_seconds, f"waiting for a human to approve action {action.id}"
+                        now - started, hold_seconds, f"waiting for a human to approve action {action.id}"
                     )
-                step = min(self.settings.progress_interval_seconds, deadline - anyio.current_time())
-                action = await self._next_state(action.id, ActionStatus.PENDING, step)
-                waited = self.settings.hold_seconds - max(0.0, deadline - anyio.current_time())
+                    next_report = now + interval
+                until = min(next_report, deadline) if report_progress is not None else deadline
+                action = await self._next_state(action.id, ActionStatus.PENDING, until - anyio.current_time())
             if span is not None:
                 span.set_attribute("mcp_hub.approval.status", str(action.status))
         if action.status is ActionStatus.PENDING:
