@@ -71,10 +71,12 @@ from mcp_hub.catalog.virtual import VirtualView, change_touches
 from mcp_hub.config.connectors import ConnectorSpec
 from mcp_hub.config.settings import HubSettings
 from mcp_hub.config.virtual import MetaToolsMode, VirtualServerSpec, load_virtual_servers
+from mcp_hub.console import ConsoleParts, console_routes
 from mcp_hub.credentials import SecretValues
 from mcp_hub.db.approvals import ApprovalStore
 from mcp_hub.db.audit import AuditEvent, AuditStore
 from mcp_hub.db.catalog import CatalogStore, ConnectorRecord
+from mcp_hub.db.dashboard import DashboardStore
 from mcp_hub.db.engine import create_engine, current_database, display_url, require_current_schema
 from mcp_hub.db.identities import IdentityStore
 from mcp_hub.db.keys import SigningKeyStore
@@ -725,6 +727,21 @@ def build_app(hub: Hub, *, on_started: Callable[[], None] | None = None) -> Star
             hub.feed,
             pages,
             max_streams_per_session=settings.approvals.max_event_streams_per_session,
+        )
+        routes += console_routes(
+            ConsoleParts(
+                pages=pages,
+                sessions=sessions,
+                identity_admin=auth.admin,
+                identities=hub.stores.identities,
+                catalog=hub.catalog,
+                catalog_store=hub.stores.catalog,
+                pins=hub.stores.pins,
+                dashboard=DashboardStore(hub.engine),
+                pool=hub.pool,
+                approvals=hub.approvals,
+                rules=settings.approvals.rules,
+            )
         )
         routes += assets.routes()
     # One count for every endpoint (the hub, its profiles, its virtual servers): `hub.fast_path`.

@@ -1,0 +1,225 @@
+"""The agents pages: list and create, one agent's grants (picked from the catalog) and effective tools, its
+secret rotated (shown once), disabled and enabled (issue 13 §2).
+
+Every change goes through `mcp_hub.admin.identity.IdentityAdmin`, as the CLI's does (no second implementation),
+so this process's decisions see it at once and the others' within `[auth] decision_cache_seconds`.
+
+Destructive actions (disable, rotate the secret, remove a grant) take two steps without any script: the button
+opens a confirmation page (`GET .../confirm?do=...`) whose form makes the change.
+
+Routes: `GET /admin/agents`, `POST /admin/agents` (create; the secret is shown on the answer, once, never
+stored), `GET /admin/agents/{name}`, `POST /admin/agents/{name}/grants`, `GET /admin/agents/{name}/confirm`,
+`POST /admin/agents/{name}/{disable|enable|rotate|remove-grant}`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from mcp_hub.admin.identity import IdentityAdmin
+from mcp_hub.catalog.catalog import Catalog, CatalogEntry
+from mcp_hub.console.base import ConsolePage, FieldErrors, see_other
+from mcp_hub.db.identities import AgentRecord, IdentityStore
+from mcp_hub.errors import ConflictError, InvalidInputError, NotFoundError
+from mcp_hub.web.errors import Problem, problem_for
+from mcp_hub.web.sessions import WebSession
+
+AGENTS_PATH: Final = "/admin/agents"
+_NAME_RULE: Final = "Use 1-64 lowercase letters, digits, '_', '.' or '-', starting with a letter or digit."
+
+
+@dataclass(frozen=True, slots=True)
+class Confirmation:
+    """What a destructive action's confirmation page says and posts."""
+
+    action: str
+    question: str
+    consequence: str
+    button: str
+    danger: bool = True
+
+
+CONFIRMATIONS: Final = {
+    "disable": Confirmation(
+        "disable",
+        "Disable agent {name}?",
+        "Its tokens stop working within seconds and it can get no new ones until it is enabled again.",
+        "Disable the agent",
+    ),
+    "rotate": Confirmation(
+        "rotate",
+        "Rotate the secret of agent {name}?",
+        "The current secret stops working at once; the new one is shown once, on the next page.",
+        "Rotate the secret",
+    ),
+    "remove-grant": Confirmation(
+        "remove-grant",
+        "Remove the grant {pattern} from agent {name}?",
+        "Calls it allowed are refused within seconds.",
+        "Remove the grant",
+    ),
+}
+
+
+def tool_groups(tools: Sequence[CatalogEntry]) -> list[tuple[str, list[tuple[str, str]]]]:
+    """The grant picker's options: per connector, "every tool" first, then each tool (grant pattern, label)."""
+    groups: dict[str, list[tuple[str, str]]] = {}
+    for entry in tools:
+        options = groups.setdefault(entry.connector_id, [(f"tool:{entry.connector_id}__*", "every tool of it")])
+        options.append((f"tool:{entry.public_name}", entry.public_name))
+    return [(f"Connector {connector}", options) for connector, options in sorted(groups.items())]
+
+
+class AgentPages:
+    def __init__(self, page: ConsolePage, admin: IdentityAdmin, identities: IdentityStore, catalog: Catalog) -> None:
+        self._page = page
+        self._admin = admin
+        self._identities = identities
+        self._catalog = catalog
+
+    async def _agent(self, request: Request, viewer: WebSession) -> AgentRecord | Response:
+        try:
+            return await self._identities.agent_by_name(request.path_params["name"])
+        except NotFoundError as exc:
+            return self._page.problem(request, viewer, problem_for(exc), back=AGENTS_PATH)
+
+    async def index(
+        self,
+        request: Request,
+        viewer: WebSession,
+        *,
+        errors: FieldErrors | None = None,
+        values: dict[str, str] | None = None,
+    ) -> Response:
+        agents = await self._identities.list_agents()
+        users = {user.id: user.name for user in await self._identities.list_users()}
+        grants = {agent.name: await self._identities.grants_of(agent_id=agent.id) for agent in agents}
+        context: dict[str, object] = {
+            "agents": agents,
+            "owners": users,
+            "grants": grants,
+            "errors": errors or {},
+            "values": values or {},
+        }
+        status = 400 if errors else 200
+        return self._page.render(request, viewer, "agents.html", context, section="agents", status=status)
+
+    async def create(self, request: Request, viewer: WebSession) -> Response:
+        form = await self._page.form(request, viewer)
+        if isinstance(form, Problem):
+            return self._page.problem(request, viewer, form, back=AGENTS_PATH)
+        name, owner = form.get("name", "").strip(), form.get("owner", "").strip()
+        errors: FieldErrors = {}
+        if not name:
+            errors["name"] = "Enter a name. " + _NAME_RULE
+        elif owner and await self._identities.user_by_name(owner) is None:
+            errors["owner"] = f"There is no user {owner!r}."
+        if not errors:
+            try:
+                created = await self._admin.create_agent(name, [], owner=owner or None)
+            except InvalidInputError:
+                errors["name"] = _NAME_RULE
+            except ConflictError:
+                errors["name"] = f"An agent named {name!r} already exists."
+            else:
+                context: dict[str, object] = {"agent": created.agent, "secret": created.client_secret, "created": True}
+                return self._page.render(request, viewer, "agent_secret.html", context, section="agents", status=201)
+        return await self.index(request, viewer, errors=errors, values={"name": name, "owner": owner})
+
+    async def detail(
+        self,
+        request: Request,
+        viewer: WebSession,
+        *,
+        errors: FieldErrors | None = None,
+        values: dict[str, str] | None = None,
+    ) -> Response:
+        agent = await self._agent(request, viewer)
+        if isinstance(agent, Response):
+            return agent
+        tools = self._catalog.tools.entries()
+        granted = await self._admin.list_grants(agent.name)
+        effective = await self._admin.effective(agent.name, [("tool", entry.public_name) for entry in tools])
+        owner = await self._identities.user_by_id(agent.owner_user_id) if agent.owner_user_id else None
+        context: dict[str, object] = {
+            "agent": agent,
+            "owner": owner,
+            "grants": granted,
+            "effective": [name for _, name in effective],
+            "tools": tools,
+            "tool_groups": tool_groups(tools),
+            "errors": errors or {},
+            "values": values or {},
+            "done": request.query_params.get("done"),
+        }
+        status = 400 if errors else 200
+        return self._page.render(request, viewer, "agent.html", context, section="agents", status=status)
+
+    async def add_grant(self, request: Request, viewer: WebSession) -> Response:
+        agent = await self._agent(request, viewer)
+        if isinstance(agent, Response):
+            return agent
+        back = f"{AGENTS_PATH}/{agent.name}"
+        form = await self._page.form(request, viewer)
+        if isinstance(form, Problem):
+            return self._page.problem(request, viewer, form, back=back)
+        typed = form.get("pattern", "").strip()
+        pattern = typed or form.get("tool", "").strip()
+        if not pattern:
+            return await self.detail(request, viewer, errors={"pattern": "Pick a tool or type a pattern."})
+        try:
+            await self._admin.add_grant(agent.name, pattern)
+        except InvalidInputError as exc:
+            field = "pattern" if typed else "tool"
+            return await self.detail(request, viewer, errors={field: str(exc)}, values={"pattern": typed})
+        return see_other(f"{back}?done=granted")
+
+    async def confirm(self, request: Request, viewer: WebSession) -> Response:
+        agent = await self._agent(request, viewer)
+        if isinstance(agent, Response):
+            return agent
+        confirmation = CONFIRMATIONS.get(request.query_params.get("do", ""))
+        if confirmation is None:
+            problem = Problem(404, "Not found", "There is no such action.")
+            return self._page.problem(request, viewer, problem, back=f"{AGENTS_PATH}/{agent.name}")
+        pattern = request.query_params.get("pattern", "")[:300]
+        context: dict[str, object] = {
+            "title": confirmation.question.format(name=agent.name, pattern=pattern),
+            "consequence": confirmation.consequence,
+            "button": confirmation.button,
+            "danger": confirmation.danger,
+            "action": f"{AGENTS_PATH}/{agent.name}/{confirmation.action}",
+            "fields": {"pattern": pattern} if confirmation.action == "remove-grant" else {},
+            "back": f"{AGENTS_PATH}/{agent.name}",
+        }
+        return self._page.render(request, viewer, "confirm.html", context, section="agents")
+
+    async def act(self, request: Request, viewer: WebSession) -> Response:
+        """`POST /admin/agents/{name}/{action}`: disable, enable, rotate, remove-grant."""
+        agent = await self._agent(request, viewer)
+        if isinstance(agent, Response):
+            return agent
+        back = f"{AGENTS_PATH}/{agent.name}"
+        form = await self._page.form(request, viewer)
+        if isinstance(form, Problem):
+            return self._page.problem(request, viewer, form, back=back)
+        action = request.path_params["action"]
+        try:
+            if action in ("disable", "enable"):
+                await self._admin.set_agent_enabled(agent.name, action == "enable")
+                return see_other(f"{back}?done={action}d")
+            if action == "remove-grant":
+                await self._admin.remove_grant(agent.name, form.get("pattern", ""))
+                return see_other(f"{back}?done=removed")
+            if action == "rotate":
+                secret = await self._admin.rotate_agent_secret(agent.name)
+                context: dict[str, object] = {"agent": agent, "secret": secret, "created": False}
+                return self._page.render(request, viewer, "agent_secret.html", context, section="agents")
+        except InvalidInputError as exc:
+            return self._page.problem(request, viewer, problem_for(exc), back=back)
+        return self._page.problem(request, viewer, Problem(404, "Not found", "There is no such action."), back=back)
