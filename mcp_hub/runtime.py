@@ -114,6 +114,7 @@ from mcp_hub.tool_results import hub_error_result
 from mcp_hub.web.approvals import approval_routes
 from mcp_hub.web.assets import StaticAssets
 from mcp_hub.web.consent import ConsentPages
+from mcp_hub.web.home import home_routes
 from mcp_hub.web.login import login_routes
 from mcp_hub.web.pages import Pages
 from mcp_hub.web.sessions import WebSessions
@@ -743,6 +744,7 @@ def build_app(hub: Hub, *, on_started: Callable[[], None] | None = None) -> Star
                 rules=settings.approvals.rules,
             )
         )
+        routes += home_routes(sessions)
         routes += assets.routes()
     # One count for every endpoint (the hub, its profiles, its virtual servers): `hub.fast_path`.
     fast_path = hub.fast_path if settings.hub.fast_path else None

@@ -5,7 +5,8 @@ event loop keeps serving while the hash is computed. An unknown name is checked 
 wrong name and a wrong password take the same time and get the same answer ("Wrong name or password."), as
 does a disabled user (OWASP Authentication cheat sheet: no account enumeration).
 
-After sign-in the browser goes to `next`, which must be a path on the hub itself (a relative reference
+After sign-in the browser goes to `next` (without one: `/`, the start page that sends each role where it works),
+which must be a path on the hub itself (a relative reference
 starting with a single `/`, RFC 3986 §4.2): anything else (`https://evil.example`, `//evil.example`,
 `/\\evil.example`) is replaced by the default, so the login page is no open redirector.
 
@@ -35,7 +36,8 @@ from mcp_hub.limits.endpoints import SignInThrottle
 from mcp_hub.web.pages import EXPIRED_FORM, Pages, page_route, read_own_form
 from mcp_hub.web.sessions import LOGIN_PATH, LOGOUT_PATH, WebSessions
 
-DEFAULT_NEXT: Final = LOGIN_PATH
+DEFAULT_NEXT: Final = "/"
+"""Where a sign-in without `next` lands: the start page, which sends each role on (`mcp_hub.web.home`)."""
 WRONG_CREDENTIALS: Final = "Wrong name or password."
 _MAX_NEXT_LENGTH: Final = 8192
 _MAX_FIELD_LENGTH: Final = 1024

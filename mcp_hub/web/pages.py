@@ -43,6 +43,8 @@ from mcp_hub.web.errors import Problem, problem_for
 from mcp_hub.web.sessions import LOGIN_PATH, LOGOUT_PATH, WebSession
 
 FORM_ACTION_SELF: Final = "'self'"
+CONSOLE_PATH: Final = "/admin"
+"""The admin console (its pages are the console's); every page's nav links it for an admin."""
 
 
 def content_security_policy(form_action: str = FORM_ACTION_SELF, *, scripts: bool = False) -> str:
@@ -138,6 +140,7 @@ def _environment(assets: AssetUrls) -> Environment:
         login_path=LOGIN_PATH,
         logout_path=LOGOUT_PATH,
         inbox_path=INBOX_PATH,
+        console_path=CONSOLE_PATH,
         json_max_depth=_JSON_MAX_DEPTH,
     )
     filters.update(

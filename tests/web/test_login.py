@@ -146,9 +146,9 @@ async def test_next_is_never_an_open_redirect(hub: RunningHub, target: str) -> N
             f"{hub.base_url}/login", data={"name": "alice", "password": PASSWORD, "next": target}
         )
 
-    assert hidden_field(page.text, "next") == "/login"
+    assert hidden_field(page.text, "next") == "/"
     assert response.status_code == 303
-    assert response.headers["location"] == "/login"
+    assert response.headers["location"] == "/"
 
 
 async def test_a_signed_in_user_is_sent_straight_on(hub: RunningHub) -> None:
@@ -236,3 +236,46 @@ async def test_over_https_the_cookie_is_secure_and_host_prefixed(tmp_path: Path)
     assert "Secure" in cookie
     assert "Path=/" in cookie
     assert "Domain" not in cookie
+
+
+async def test_signing_in_without_next_lands_on_the_start_page_which_sends_each_role_on(hub: RunningHub) -> None:
+    """Issue 13 §2, our choice: `/login` without `next` is no dead end; `/` sends an approver to the approvals, an
+    admin to the console (its pages are the console's), and a browser without a session to the login page."""
+    await service_of(hub).admin.create_user("ada", Role.ADMIN, PASSWORD)
+    async with httpx2.AsyncClient() as anonymous, httpx2.AsyncClient() as approver, httpx2.AsyncClient() as admin:
+        signed_out = await anonymous.get(f"{hub.base_url}/")
+        landed = await sign_in(approver, hub.base_url, "alice", PASSWORD)
+        approver_home = await approver.get(f"{hub.base_url}/")
+        await sign_in(admin, hub.base_url, "ada", PASSWORD)
+        admin_home = await admin.get(f"{hub.base_url}/")
+
+    assert (signed_out.status_code, signed_out.headers["location"]) == (303, "/login")
+    assert (landed.status_code, landed.headers["location"]) == (303, "/")
+    assert (approver_home.status_code, approver_home.headers["location"]) == (303, "/approvals")
+    assert (admin_home.status_code, admin_home.headers["location"]) == (303, "/admin")
+    assert_page_headers(approver_home)
+
+
+async def test_every_page_has_the_nav_of_the_viewers_role(hub: RunningHub) -> None:
+    """Issue 13 §2, our choice: the hub's name links `/`; an approver's nav has Approvals, not Console, and a
+    sign-out button; an admin's has both; a signed-out page offers Sign in."""
+    await service_of(hub).admin.create_user("grace", Role.ADMIN, PASSWORD)
+    async with httpx2.AsyncClient() as anonymous, httpx2.AsyncClient() as approver, httpx2.AsyncClient() as admin:
+        login_page = await anonymous.get(f"{hub.base_url}/login")
+        await sign_in(approver, hub.base_url, "alice", PASSWORD)
+        approver_pages = [await approver.get(f"{hub.base_url}{path}") for path in ("/login", "/approvals")]
+        await sign_in(admin, hub.base_url, "grace", PASSWORD)
+        admin_page = await admin.get(f"{hub.base_url}/approvals/history")
+
+    assert '<a class="brand" href="/">mcp-hub</a>' in login_page.text
+    assert '<nav class="site-nav" aria-label="Main">' in login_page.text
+    assert ">Sign in</a>" in login_page.text
+    for page in approver_pages:
+        assert page.status_code == 200
+        assert '<a class="brand" href="/">mcp-hub</a>' in page.text
+        assert '<a href="/approvals"' in page.text
+        assert 'href="/admin"' not in page.text
+        assert "Signed in as <strong>alice</strong>" in page.text
+        assert '<button type="submit" class="button">Sign out</button>' in page.text
+    assert '<a href="/approvals" aria-current="page">Approvals</a>' in approver_pages[1].text
+    assert '<a href="/admin">Console</a>' in admin_page.text
