@@ -207,6 +207,9 @@ class AuditOutcome(StrEnum):
     DEFINITION_REJECTED = "definition_rejected"
     DEFINITION_REFUSED = "definition_refused"
     """Never offered: over a size cap, or hidden characters in its name."""
+    # Admin changes (the admin API and console, `mcp_hub.admin.changes`): one row per change asked for.
+    ADMIN_REFUSED = "admin_refused"
+    """An admin change that was refused (unknown target, invalid value, conflict): nothing changed."""
 
 
 class ActionStatus(StrEnum):

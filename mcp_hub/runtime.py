@@ -34,7 +34,15 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mcp_hub.admin.agents import AgentAdmin
+from mcp_hub.admin.changes import AdminAudit
+from mcp_hub.admin.connectors import ConnectorAdmin
 from mcp_hub.admin.identity import IdentityAdmin
+from mcp_hub.admin.limits import LimitAdmin
+from mcp_hub.admin.review import CatalogReview
+from mcp_hub.admin.services import AdminServices
+from mcp_hub.admin.signing_keys import KeyAdmin
+from mcp_hub.admin.users import UserAdmin
 from mcp_hub.approvals.feed import ActionFeed
 from mcp_hub.approvals.lease import ReplicaLease
 from mcp_hub.approvals.policy import ApprovalPolicy
@@ -193,7 +201,7 @@ def build_authorization(
         resource=urls.resource,
         lifetime_seconds=auth.access_token_ttl_seconds,
         skew_seconds=auth.clock_skew_seconds,
-        other_audiences=urls.virtual_resources,
+        other_audiences=(*urls.virtual_resources, urls.admin_resource),
     )
     decider = AccessDecider(
         stores.identities,
@@ -221,6 +229,30 @@ def build_authorization(
     )
 
 
+def admin_services(hub: Hub, auth: Authorization) -> AdminServices:
+    """The admin operations of a running hub (issue 13 §1): every change audited through its `AuditWriter`."""
+    audit = AdminAudit(hub.audit.record)
+
+    def catalog_names() -> list[tuple[str, str]]:
+        return [
+            (kind, entry.public_name)
+            for kind, section in (("tool", hub.catalog.tools), ("prompt", hub.catalog.prompts))
+            for entry in section.entries()
+        ]
+
+    return AdminServices(
+        audit=audit,
+        agents=AgentAdmin(auth.admin, hub.stores.identities, catalog_names, audit),
+        users=UserAdmin(auth.admin, hub.stores.identities, audit),
+        connectors=ConnectorAdmin(hub.settings.connectors_dir, hub.pool, hub.watcher.reload, audit),
+        review=CatalogReview(hub.stores.pins, audit, hub.audit.record),
+        keys=KeyAdmin(auth.keys, hub.stores.keys, audit),
+        limits=LimitAdmin(hub.stores.limits, hub.stores.identities, audit),
+        approval_rules=hub.settings.approvals.rules,
+        virtual_servers=lambda: hub.virtual_specs,
+    )
+
+
 def _forget_everywhere(decider: AccessDecider, bus: Bus | None) -> None:
     decider.forget()
     if bus is not None:
@@ -241,7 +273,7 @@ def oauth_routes(
         auth.client_authenticator,
         auth.urls,
         [
-            ClientCredentialsGrant(auth.granter, auth.tokens),
+            ClientCredentialsGrant(auth.granter, auth.tokens, admin_resource=auth.urls.admin_resource),
             AuthorizationCodeGrant(stores.oauth, auth.granter, auth.tokens, refresh_tokens),
             RefreshTokenGrant(stores.oauth, auth.granter, auth.tokens, refresh_tokens),
         ],

@@ -1,4 +1,4 @@
-"""Agents, users and grants, as an admin manages them (the CLI now; the admin API later).
+"""Agents, users and grants, as an admin manages them (the CLI; the admin API and console through `agents.py`).
 
 Secrets are generated here and returned once; only their digests are stored. Every change that a decision
 depends on tells the decision cache (`on_change`): this process sees it at once, the others within
@@ -134,6 +134,11 @@ class IdentityAdmin:
         await self._identities.set_agent_enabled(name, enabled)
         self._on_change()
 
+    async def delete_agent(self, name: str) -> None:
+        """Delete the agent with its grants, own limits and approval actions; its tokens die with it."""
+        await self._identities.delete_agent(name)
+        self._on_change()
+
     async def set_agent_owner(self, name: str, owner: str | None) -> None:
         """Name the user responsible for the agent (who may then never approve its actions)."""
         owner_id = None if owner is None else (await self._user(owner)).id
@@ -169,6 +174,11 @@ class IdentityAdmin:
         """Disabling a user ends their web sessions at once; tokens acting for them are refused by this process
         at once and by every other within `auth.decision_cache_seconds`; their refresh tokens stop refreshing."""
         await self._identities.set_user_enabled(name, enabled)
+        self._on_change()
+
+    async def set_user_role(self, name: str, role: Role) -> None:
+        """A new role; the user's web sessions end, so no page keeps the old role's powers."""
+        await self._identities.set_user_role(name, Role(role))
         self._on_change()
 
     async def set_user_password(self, name: str, password: str) -> None:

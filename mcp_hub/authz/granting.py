@@ -9,6 +9,10 @@ request `tool:*`, which is what an MCP client asks for when the hub's 401 challe
 Nothing in the result matches a name that either side would refuse, so a token never carries more than its
 subject holds.
 
+The admin API's scope (`scopes.ADMIN_SCOPE`) is apart: a token for the admin API (`admin=True`) is a
+client-credentials token of a confidential agent an admin created and granted `admin:api`, and carries that scope
+alone; every other token is decided without it (docs/admin-api.md, threat T10).
+
 Errors: an empty result is `invalid_scope`. A disabled subject is, at the token endpoint, `invalid_client`
 (401) for the agent itself (RFC 6749 §5.2: disabled since it authenticated) and `invalid_grant` for a user
 (§5.2: the grant was issued to a resource owner who may no longer use it); at the authorization endpoint a
@@ -19,7 +23,7 @@ from __future__ import annotations
 
 from mcp_hub.authz import scopes
 from mcp_hub.db.identities import AgentRecord, IdentityStore
-from mcp_hub.domain import UserId
+from mcp_hub.domain import AgentSource, UserId
 from mcp_hub.errors import OAuthError
 
 
@@ -36,13 +40,26 @@ class ScopeGranter:
     def __init__(self, identities: IdentityStore) -> None:
         self._identities = identities
 
-    async def for_agent(self, agent: AgentRecord, requested: str | None) -> list[str]:
-        """A token for the agent itself (client credentials, or a refresh of an agent-only family)."""
+    async def for_agent(self, agent: AgentRecord, requested: str | None, *, admin: bool = False) -> list[str]:
+        """A token for the agent itself (client credentials, or a refresh of an agent-only family); `admin`: for
+        the admin API."""
         wanted = _requested(requested)
         subject = await self._identities.subject_grants(agent.id, None)
         if not subject.enabled:
             raise OAuthError("invalid_client", "this client is disabled", 401)
-        return self._narrowed(wanted, subject.patterns, "none of the requested scopes is granted")
+        if admin:
+            return self._for_admin_api(agent, wanted, subject.patterns)
+        return self._narrowed(wanted, scopes.without_admin(subject.patterns), "none of the requested scopes is granted")
+
+    @staticmethod
+    def _for_admin_api(agent: AgentRecord, wanted: list[str] | None, granted: tuple[str, ...]) -> list[str]:
+        if agent.source is not AgentSource.ADMIN or agent.is_public or scopes.ADMIN_SCOPE not in granted:
+            raise OAuthError(
+                "invalid_scope", f"only a confidential agent an admin created and granted {scopes.ADMIN_SCOPE} may"
+            )
+        if wanted is not None and wanted != [scopes.ADMIN_SCOPE]:
+            raise OAuthError("invalid_scope", f"a token for the admin API carries {scopes.ADMIN_SCOPE} alone")
+        return [scopes.ADMIN_SCOPE]
 
     async def for_user(self, agent: AgentRecord, user_id: UserId, requested: str | None) -> list[str]:
         """A token `agent` obtains for `user_id`, at the authorization endpoint (`access_denied` if disabled)."""
@@ -50,7 +67,8 @@ class ScopeGranter:
         subject = await self._identities.subject_grants(agent.id, user_id)
         if not subject.enabled:
             raise OAuthError("access_denied", "the user or the client is disabled")
-        return self._narrowed(wanted, subject.patterns, "none of the requested scopes is granted to this user")
+        patterns = scopes.without_admin(subject.patterns)
+        return self._narrowed(wanted, patterns, "none of the requested scopes is granted to this user")
 
     async def for_user_at_token_endpoint(self, agent: AgentRecord, user_id: UserId, requested: str | None) -> list[str]:
         """`for_user` at the token endpoint, where a disabled user is `invalid_grant` (RFC 6749 §5.2)."""

@@ -9,6 +9,11 @@ hold (RFC 6749 §3.3 `NQCHAR`: printable ASCII but space, `"` and `\\`), since U
 
 The token's scopes are a cap, not the source of truth: a call is allowed when a stored grant AND a token
 scope both match it (`mcp_hub.authz.decisions`).
+
+One grant is not a glob: `admin:api` (`ADMIN_SCOPE`), the admin JSON API (docs/admin-api.md). Only an admin
+grants it (`mcp-hub grants add` or the API), only a confidential agent an admin created may get a token with it,
+and that token's audience is the admin API alone (`OAuthUrls.admin_resource`); a token for an MCP endpoint never
+carries it (`ScopeGranter`), so an MCP token is no admin credential and an admin token no MCP one (threat T10).
 """
 
 from __future__ import annotations
@@ -22,16 +27,18 @@ from typing import Final
 from mcp_hub.errors import InvalidInputError
 
 SCOPE_KINDS: Final = ("tool", "resource", "prompt")
+ADMIN_SCOPE: Final = "admin:api"
 _PATTERN = re.compile(r"^(?:(?:tool|prompt):[A-Za-z0-9_.*?-]{1,200}|resource:[\x21\x23-\x5b\x5d-\x7e]{1,240})$")
 
 
 def validate_pattern(pattern: str) -> str:
     """Return `pattern` if it is a well-formed grant pattern; `InvalidInputError` naming the problem otherwise."""
-    if not _PATTERN.match(pattern):
+    if pattern != ADMIN_SCOPE and not _PATTERN.match(pattern):
         raise InvalidInputError(
             f"{pattern!r} is not a grant pattern: expected <kind>:<glob>, kind one of {', '.join(SCOPE_KINDS)}; "
             "a tool or prompt glob of letters, digits, '_', '.', '-', '*', '?' (e.g. tool:time__*), a resource glob "
-            "of printable ASCII without spaces, quotes or backslashes (e.g. resource:mcp-hub://files/*)"
+            "of printable ASCII without spaces, quotes or backslashes (e.g. resource:mcp-hub://files/*); "
+            f"or {ADMIN_SCOPE}, the admin API"
         )
     return pattern
 
@@ -126,6 +133,11 @@ def visibility(grants: tuple[str, ...], token_scopes: tuple[str, ...] | None, ki
 
 def any_matches(patterns: Iterable[str], kind: str, name: str) -> bool:
     return any(matches(pattern, kind, name) for pattern in patterns)
+
+
+def without_admin(patterns: Iterable[str]) -> tuple[str, ...]:
+    """The patterns but `ADMIN_SCOPE`: what a token for an MCP endpoint may carry."""
+    return tuple(pattern for pattern in patterns if pattern != ADMIN_SCOPE)
 
 
 def covers(granted: str, requested: str) -> bool:

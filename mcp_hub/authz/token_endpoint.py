@@ -84,4 +84,6 @@ class TokenEndpoint:
             raise OAuthError("unsupported_grant_type", f"grant_type {grant_type!r} is not supported")
         agent = await self._authenticator.authenticate(request, form, endpoint_url=self._urls.token_endpoint)
         resource = self._urls.accept_resource(form.all("resource"))
+        if resource == self._urls.admin_resource and grant_type != GrantType.CLIENT_CREDENTIALS:
+            raise OAuthError("invalid_target", "a token for the admin API is a client_credentials token")
         return await handler(TokenRequest(form=form, agent=agent, resource=resource))

@@ -2,7 +2,8 @@
 
 The hub is the authorization server of its MCP endpoint (RFC 8707: the `aud` of the access tokens it issues by
 default) and of each virtual server's endpoint (`<mcp>/v/<name>`, issue 11 §6: a token asked for with that URL as
-`resource` is audience-bound to it alone). The issuer is the hub's public base URL (RFC 8414 §2, RFC 9207).
+`resource` is audience-bound to it alone), and of its admin API (`/admin/api`: client-credentials tokens with
+the `admin:api` scope, docs/admin-api.md). The issuer is the hub's public base URL (RFC 8414 §2, RFC 9207).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ INTROSPECT_PATH: Final = "/oauth/introspect"
 JWKS_PATH: Final = "/oauth/jwks.json"
 AS_METADATA_PATH: Final = "/.well-known/oauth-authorization-server"
 PR_METADATA_PATH: Final = "/.well-known/oauth-protected-resource"
+ADMIN_API_PATH: Final = "/admin/api"
+"""The admin JSON API (docs/admin-api.md): a protected resource of its own, `<issuer>/admin/api`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +51,11 @@ class OAuthUrls:
         """The virtual servers' resource URLs (the only other audiences this hub issues tokens for)."""
         return tuple(self.url(path) for path in self.virtual_paths)
 
+    @property
+    def admin_resource(self) -> str:
+        """The admin API's resource URL: the audience of admin tokens, accepted nowhere else (threat T10)."""
+        return self.url(ADMIN_API_PATH)
+
     def resource_metadata_url_of(self, path: str) -> str:
         """RFC 9728 §3.1 for the resource at `path` (the hub's MCP path or a virtual server's)."""
         return self.url(PR_METADATA_PATH + path)
@@ -73,6 +81,8 @@ class OAuthUrls:
             return self.resource
         # Exact match, tolerating the one trailing slash some clients add to a URL with a path.
         asked = requested[0].removesuffix("/") if requested[0].endswith("/") else requested[0]
-        if asked == self.resource or asked in self.virtual_resources:
+        if asked == self.resource or asked in self.virtual_resources or asked == self.admin_resource:
             return asked
-        raise OAuthError("invalid_target", f"this hub issues tokens only for {self.resource} and its virtual servers")
+        raise OAuthError(
+            "invalid_target", f"this hub issues tokens only for {self.resource}, its virtual servers and its admin API"
+        )

@@ -8,9 +8,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from pydantic import ValidationError
-
-from mcp_hub.config.settings import AgentLimits
+from mcp_hub.admin.limits import merged_limits
 from mcp_hub.domain import AuditOutcome
 from mcp_hub.errors import InvalidInputError
 from mcp_hub.limits.calls import CallLimits, backend_for
@@ -49,14 +47,7 @@ def add_limits_command(commands: Any, common: argparse.ArgumentParser) -> None:
 async def run_limits(tools: AdminTools, args: argparse.Namespace, _password: str | None) -> int:
     agent = await tools.stores.identities.agent_by_name(args.agent)
     if args.limits_command == "set":
-        own = await tools.stores.limits.agent_limits(agent.id) or {}
-        own.update(_changes(args))
-        try:
-            AgentLimits.model_validate({**own, "agent": agent.name})  # refuses what the hub could not use
-        except ValidationError as exc:
-            problem = exc.errors(include_url=False, include_input=False)[0]
-            where = ".".join(str(part) for part in problem["loc"])
-            raise InvalidInputError(f"{where}: {problem['msg']}") from None
+        own = merged_limits(await tools.stores.limits.agent_limits(agent.id) or {}, _changes(args), agent.name)
         await tools.stores.limits.set_agent_limits(agent.id, own)
         print(f"{agent.name}: own limits {json.dumps(own, sort_keys=True)}")
         return 0

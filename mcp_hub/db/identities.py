@@ -172,6 +172,12 @@ class IdentityStore(Store):
             update(Agent).where(Agent.id == agent_id).values(**_metadata_columns(metadata), updated_at=self._clock())
         )
 
+    async def delete_agent(self, name: str) -> None:
+        """Delete an agent and, by the foreign keys' cascade, its grants, codes, refresh families, own limits and
+        approval actions (its audit rows stay: they name it by label)."""
+        if not await self._change(delete(Agent).where(Agent.name == name)):
+            raise NotFoundError(f"no agent named {name!r}")
+
     async def _update_agent(self, name: str, **values: Any) -> None:
         changed = await self._change(update(Agent).where(Agent.name == name).values(**values, updated_at=self._clock()))
         if not changed:
@@ -205,6 +211,10 @@ class IdentityStore(Store):
     async def set_user_enabled(self, name: str, enabled: bool) -> None:
         """Enable or disable a user; disabling also ends their web sessions (re-enabling revives none)."""
         await self._update_user(name, ends_sessions=not enabled, enabled=enabled)
+
+    async def set_user_role(self, name: str, role: Role) -> None:
+        """Change a user's role; their web sessions end (a page open under the old role must not act on it)."""
+        await self._update_user(name, ends_sessions=True, role=member_of(Role, role, "role").value)
 
     async def reset_user_password(self, name: str, password_hash: str) -> None:
         """Replace a user's password hash and end their web sessions (whoever had the old one is signed out)."""
