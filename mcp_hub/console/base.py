@@ -65,7 +65,7 @@ class ConsolePage:
         status: int = 200,
     ) -> Response:
         """`admin/<template>` for `viewer`; `section` marks the current entry of the navigation."""
-        full = {"viewer": viewer, "section": section, "admin_path": ADMIN_PATH, "now": now(), **context}
+        full = {"viewer": viewer, "console_section": section, "admin_path": ADMIN_PATH, "now": now(), **context}
         return self.pages.render(request, f"admin/{template}", full, status=status)
 
     def problem(self, request: Request, viewer: WebSession, problem: Problem, *, back: str | None = None) -> Response:
