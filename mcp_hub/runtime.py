@@ -765,7 +765,7 @@ def build_app(hub: Hub, *, on_started: Callable[[], None] | None = None) -> Star
             ConsoleParts(
                 pages=pages,
                 sessions=sessions,
-                identity_admin=auth.admin,
+                admin=admin_services(hub, auth),
                 identities=hub.stores.identities,
                 catalog=hub.catalog,
                 catalog_store=hub.stores.catalog,
@@ -773,7 +773,6 @@ def build_app(hub: Hub, *, on_started: Callable[[], None] | None = None) -> Star
                 dashboard=DashboardStore(hub.engine),
                 pool=hub.pool,
                 approvals=hub.approvals,
-                rules=settings.approvals.rules,
             )
         )
         routes += home_routes(sessions)

@@ -12,18 +12,16 @@ a same-origin POST with the session's CSRF token (`base.ConsolePage.form`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from starlette.routing import BaseRoute
 
-from mcp_hub.admin.identity import IdentityAdmin
+from mcp_hub.admin.services import AdminServices
 from mcp_hub.approvals.service import ApprovalService
 from mcp_hub.catalog.catalog import Catalog
-from mcp_hub.config.settings import ApprovalRule
 from mcp_hub.console.agents import AGENTS_PATH, AgentPages
 from mcp_hub.console.base import ADMIN_PATH, ConsolePage, ConsoleRefusals
-from mcp_hub.console.connectors import ConnectorPages
+from mcp_hub.console.connectors import CONNECTORS_PATH, REVIEW_PATH, ConnectorPages
 from mcp_hub.console.dashboard import DashboardPage
 from mcp_hub.console.rules import RulePages
 from mcp_hub.console.users import USERS_PATH, UserPages
@@ -44,7 +42,7 @@ class ConsoleParts:
 
     pages: Pages
     sessions: WebSessions
-    identity_admin: IdentityAdmin
+    admin: AdminServices
     identities: IdentityStore
     catalog: Catalog
     catalog_store: CatalogStore
@@ -52,7 +50,6 @@ class ConsoleParts:
     dashboard: DashboardStore
     pool: DownstreamPool
     approvals: ApprovalService
-    rules: Sequence[ApprovalRule]
 
 
 def console_routes(parts: ConsoleParts) -> list[BaseRoute]:
@@ -60,17 +57,29 @@ def console_routes(parts: ConsoleParts) -> list[BaseRoute]:
     admin = RequireRole(parts.sessions, {Role.ADMIN}, ConsoleRefusals(parts.pages))
     page = ConsolePage(parts.pages, parts.sessions)
     dashboard = DashboardPage(page, parts.dashboard, parts.pool, parts.approvals, parts.pins)
-    connectors = ConnectorPages(page, parts.pool, parts.catalog, parts.catalog_store, parts.pins)
-    agents = AgentPages(page, parts.identity_admin, parts.identities, parts.catalog)
-    users = UserPages(page, parts.identity_admin, parts.identities)
-    rules = RulePages(page, parts.rules)
+    connectors = ConnectorPages(
+        page,
+        parts.pool,
+        parts.catalog,
+        parts.catalog_store,
+        parts.pins,
+        parts.admin.connectors,
+        parts.admin.review,
+    )
+    agents = AgentPages(page, parts.admin.agents, parts.identities, parts.catalog)
+    users = UserPages(page, parts.admin.users)
+    rules = RulePages(page, parts.admin.approval_rules)
     get, post = ["GET"], ["POST"]
     return [
         page_route(ADMIN_PATH, admin(dashboard.show), get),
-        page_route(f"{ADMIN_PATH}/connectors", admin(connectors.index), get),
-        page_route(f"{ADMIN_PATH}/connectors/{{connector_id}}", admin(connectors.detail), get),
-        page_route(f"{ADMIN_PATH}/review", admin(connectors.review), get),
-        page_route(f"{ADMIN_PATH}/review/definition", admin(connectors.definition), get),
+        page_route(CONNECTORS_PATH, admin(connectors.index), get),
+        page_route(CONNECTORS_PATH, admin(connectors.add), post),
+        page_route(f"{CONNECTORS_PATH}/{{connector_id}}", admin(connectors.detail), get),
+        page_route(f"{CONNECTORS_PATH}/{{connector_id}}/confirm", admin(connectors.confirm), get),
+        page_route(f"{CONNECTORS_PATH}/{{connector_id}}/{{action}}", admin(connectors.act), post),
+        page_route(REVIEW_PATH, admin(connectors.review), get),
+        page_route(f"{REVIEW_PATH}/definition", admin(connectors.definition), get),
+        page_route(f"{REVIEW_PATH}/decision", admin(connectors.decide), post),
         page_route(AGENTS_PATH, admin(agents.index), get),
         page_route(AGENTS_PATH, admin(agents.create), post),
         page_route(f"{AGENTS_PATH}/{{name}}", admin(agents.detail), get),

@@ -1,8 +1,9 @@
 """The agents pages: list and create, one agent's grants (picked from the catalog) and effective tools, its
 secret rotated (shown once), disabled and enabled (issue 13 §2).
 
-Every change goes through `mcp_hub.admin.identity.IdentityAdmin`, as the CLI's does (no second implementation),
-so this process's decisions see it at once and the others' within `[auth] decision_cache_seconds`.
+Every change goes through `mcp_hub.admin.agents.AgentAdmin`, the admin API's service (over the CLI's
+`IdentityAdmin`: no second implementation), audited with the signed-in admin as its actor; this process's
+decisions see it at once and the others' within `[auth] decision_cache_seconds`.
 
 Destructive actions (disable, rotate the secret, remove a grant) take two steps without any script: the button
 opens a confirmation page (`GET .../confirm?do=...`) whose form makes the change.
@@ -21,7 +22,8 @@ from typing import Final
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mcp_hub.admin.identity import IdentityAdmin
+from mcp_hub.admin.agents import AgentAdmin
+from mcp_hub.admin.changes import Actor
 from mcp_hub.catalog.catalog import Catalog, CatalogEntry
 from mcp_hub.console.base import ConsolePage, FieldErrors, see_other
 from mcp_hub.db.identities import AgentRecord, IdentityStore
@@ -76,7 +78,7 @@ def tool_groups(tools: Sequence[CatalogEntry]) -> list[tuple[str, list[tuple[str
 
 
 class AgentPages:
-    def __init__(self, page: ConsolePage, admin: IdentityAdmin, identities: IdentityStore, catalog: Catalog) -> None:
+    def __init__(self, page: ConsolePage, admin: AgentAdmin, identities: IdentityStore, catalog: Catalog) -> None:
         self._page = page
         self._admin = admin
         self._identities = identities
@@ -84,7 +86,7 @@ class AgentPages:
 
     async def _agent(self, request: Request, viewer: WebSession) -> AgentRecord | Response:
         try:
-            return await self._identities.agent_by_name(request.path_params["name"])
+            return await self._admin.get(request.path_params["name"])
         except NotFoundError as exc:
             return self._page.problem(request, viewer, problem_for(exc), back=AGENTS_PATH)
 
@@ -96,7 +98,7 @@ class AgentPages:
         errors: FieldErrors | None = None,
         values: dict[str, str] | None = None,
     ) -> Response:
-        agents = await self._identities.list_agents()
+        agents = await self._admin.list()
         users = {user.id: user.name for user in await self._identities.list_users()}
         grants = {agent.name: await self._identities.grants_of(agent_id=agent.id) for agent in agents}
         context: dict[str, object] = {
@@ -121,7 +123,7 @@ class AgentPages:
             errors["owner"] = f"There is no user {owner!r}."
         if not errors:
             try:
-                created = await self._admin.create_agent(name, [], owner=owner or None)
+                created = await self._admin.create(Actor.user(viewer.user.name), name, [], owner=owner or None)
             except InvalidInputError:
                 errors["name"] = _NAME_RULE
             except ConflictError:
@@ -143,14 +145,14 @@ class AgentPages:
         if isinstance(agent, Response):
             return agent
         tools = self._catalog.tools.entries()
-        granted = await self._admin.list_grants(agent.name)
-        effective = await self._admin.effective(agent.name, [("tool", entry.public_name) for entry in tools])
+        granted = await self._admin.grants(agent.name)
+        effective = await self._admin.effective(agent.name)
         owner = await self._identities.user_by_id(agent.owner_user_id) if agent.owner_user_id else None
         context: dict[str, object] = {
             "agent": agent,
             "owner": owner,
             "grants": granted,
-            "effective": [name for _, name in effective],
+            "effective": effective,
             "tools": tools,
             "tool_groups": tool_groups(tools),
             "errors": errors or {},
@@ -173,7 +175,7 @@ class AgentPages:
         if not pattern:
             return await self.detail(request, viewer, errors={"pattern": "Pick a tool or type a pattern."})
         try:
-            await self._admin.add_grant(agent.name, pattern)
+            await self._admin.grant(Actor.user(viewer.user.name), agent.name, pattern)
         except InvalidInputError as exc:
             field = "pattern" if typed else "tool"
             return await self.detail(request, viewer, errors={field: str(exc)}, values={"pattern": typed})
@@ -209,15 +211,16 @@ class AgentPages:
         if isinstance(form, Problem):
             return self._page.problem(request, viewer, form, back=back)
         action = request.path_params["action"]
+        actor = Actor.user(viewer.user.name)
         try:
             if action in ("disable", "enable"):
-                await self._admin.set_agent_enabled(agent.name, action == "enable")
+                await self._admin.set_enabled(actor, agent.name, action == "enable")
                 return see_other(f"{back}?done={action}d")
             if action == "remove-grant":
-                await self._admin.remove_grant(agent.name, form.get("pattern", ""))
+                await self._admin.revoke(actor, agent.name, form.get("pattern", ""))
                 return see_other(f"{back}?done=removed")
             if action == "rotate":
-                secret = await self._admin.rotate_agent_secret(agent.name)
+                secret = await self._admin.rotate_secret(actor, agent.name)
                 context: dict[str, object] = {"agent": agent, "secret": secret, "created": False}
                 return self._page.render(request, viewer, "agent_secret.html", context, section="agents")
         except InvalidInputError as exc:

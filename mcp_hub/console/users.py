@@ -1,11 +1,11 @@
 """The users pages: list, create (name, role, password), disable (after a confirmation page) and enable.
 
-Changes go through `mcp_hub.admin.identity.IdentityAdmin`, as the CLI's do. Disabling a user ends their web
-sessions at once. An admin cannot disable themself here (they would lock themself out mid-page; the CLI can).
-Passwords are hashed with Argon2id by `IdentityAdmin.create_user`, as for `mcp-hub users create`.
+Changes go through `mcp_hub.admin.users.UserAdmin`, the admin API's service, audited with the signed-in admin as
+actor. Disabling a user ends their web sessions at once. An admin cannot disable or demote themself (the service
+refuses: a hub keeps an admin who can undo it). Passwords are hashed with Argon2id, as for `mcp-hub users create`.
 
 Routes: `GET /admin/users`, `POST /admin/users`, `GET /admin/users/{name}/confirm?do=disable`,
-`POST /admin/users/{name}/{disable|enable}`.
+`POST /admin/users/{name}/{disable|enable|role}`.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from typing import Final
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mcp_hub.admin.identity import IdentityAdmin
+from mcp_hub.admin.changes import Actor
+from mcp_hub.admin.users import UserAdmin
 from mcp_hub.console.base import ConsolePage, FieldErrors, see_other
 from mcp_hub.credentials import MIN_PASSWORD_LENGTH
-from mcp_hub.db.identities import IdentityStore
 from mcp_hub.domain import Role
 from mcp_hub.errors import ConflictError, InvalidInputError, NotFoundError
 from mcp_hub.web.errors import Problem, problem_for
@@ -29,10 +29,9 @@ _NAME_RULE: Final = "Use 1-64 lowercase letters, digits, '_', '.' or '-', starti
 
 
 class UserPages:
-    def __init__(self, page: ConsolePage, admin: IdentityAdmin, identities: IdentityStore) -> None:
+    def __init__(self, page: ConsolePage, admin: UserAdmin) -> None:
         self._page = page
         self._admin = admin
-        self._identities = identities
 
     async def index(
         self,
@@ -43,7 +42,7 @@ class UserPages:
         values: dict[str, str] | None = None,
     ) -> Response:
         context: dict[str, object] = {
-            "users": await self._identities.list_users(),
+            "users": await self._admin.list(),
             "roles": [role.value for role in Role],
             "errors": errors or {},
             "values": values or {},
@@ -67,7 +66,7 @@ class UserPages:
             errors["password"] = f"A password needs at least {MIN_PASSWORD_LENGTH} characters."
         if not errors:
             try:
-                await self._admin.create_user(name, Role(role), password)
+                await self._admin.create(Actor.user(viewer.user.name), name, Role(role), password)
             except InvalidInputError:
                 errors["name"] = _NAME_RULE
             except ConflictError:
@@ -78,8 +77,11 @@ class UserPages:
 
     async def confirm(self, request: Request, viewer: WebSession) -> Response:
         name = request.path_params["name"]
-        user = await self._identities.user_by_name(name)
-        if user is None or request.query_params.get("do") != "disable":
+        try:
+            user = await self._admin.get(name)
+        except NotFoundError as exc:
+            return self._page.problem(request, viewer, problem_for(exc), back=USERS_PATH)
+        if request.query_params.get("do") != "disable":
             return self._page.problem(request, viewer, Problem(404, "Not found", "There is no such user or action."))
         context: dict[str, object] = {
             "title": f"Disable user {user.name}?",
@@ -97,13 +99,17 @@ class UserPages:
         if isinstance(form, Problem):
             return self._page.problem(request, viewer, form, back=USERS_PATH)
         name, action = request.path_params["name"], request.path_params["action"]
-        if action not in ("disable", "enable"):
-            return self._page.problem(request, viewer, Problem(404, "Not found", "There is no such action."))
-        if name == viewer.user.name:
-            refusal = Problem(400, "Refused", "You cannot disable or enable yourself here.")
-            return self._page.problem(request, viewer, refusal, back=USERS_PATH)
+        actor = Actor.user(viewer.user.name)
         try:
-            await self._admin.set_user_enabled(name, action == "enable")
-        except NotFoundError as exc:
+            if action in ("disable", "enable"):
+                await self._admin.set_enabled(actor, name, action == "enable")
+                return see_other(f"{USERS_PATH}?done={action}d")
+            if action == "role":
+                role = form.get("role", "")
+                if role not in {member.value for member in Role}:
+                    return await self.index(request, viewer, errors={f"role-{name}": "Choose admin or approver."})
+                await self._admin.set_role(actor, name, Role(role))
+                return see_other(f"{USERS_PATH}?done=role")
+        except (NotFoundError, ConflictError) as exc:
             return self._page.problem(request, viewer, problem_for(exc), back=USERS_PATH)
-        return see_other(f"{USERS_PATH}?done={action}d")
+        return self._page.problem(request, viewer, Problem(404, "Not found", "There is no such action."))

@@ -13,7 +13,7 @@ layout and wording are our choice.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -27,13 +27,16 @@ from mcp_hub.db.pins import Sighting
 from mcp_hub.domain import AuditOutcome, CatalogKind, Health, PinStatus, Role, utc_now
 from mcp_hub.web.pages import PAGE_CSP
 from tests.authz.conftest import auth_service
-from tests.conftest import InProcessHub, fault_connector, in_process_hub, unique, write_config
+from tests.conftest import FAULT_SERVER, PYTHON, InProcessHub, fault_connector, in_process_hub, unique, write_config
 from tests.web.browser import hidden_field, sign_in
 
 pytestmark = pytest.mark.anyio
 
 PASSWORD = "correct horse battery staple"
 RULES = """
+[catalog]
+review_poll_seconds = 0.2
+
 [[approvals.rules]]
 name = "echo-needs-a-human"
 tools = ["faults__echo"]
@@ -69,6 +72,14 @@ async def admin(hub: InProcessHub) -> AsyncGenerator[httpx2.AsyncClient]:
         signed_in = await sign_in(browser, hub.base_url, "root", PASSWORD)
         assert signed_in.status_code == 303, signed_in.text
         yield browser
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], within_seconds: float = 20) -> None:
+    """Wait until `check()` holds. The catalog and the pins have no event a test can subscribe to (the catalog's
+    listeners are fixed when the hub is built), so this polls, briefly, within a deadline."""
+    with anyio.fail_after(within_seconds):
+        while not await check():  # noqa: ASYNC110 - a downstream listing and a periodic review watch, no event
+            await anyio.sleep(0.05)
 
 
 async def form_of(browser: httpx2.AsyncClient, path: str) -> dict[str, str]:
@@ -272,7 +283,11 @@ async def test_users_are_created_with_errors_next_to_the_fields_and_disabled_aft
     user = await hub.hub.stores.identities.user_by_name(name)
     assert user is not None
     assert not user.enabled
-    assert myself.status_code == 400
+    assert myself.status_code == 409
+    assert "you cannot disable yourself" in myself.text
+    promoted = await admin.post(f"/admin/users/{name}/role", data={"role": "admin", **token})
+    assert promoted.status_code == 303
+    assert (await hub.hub.stores.identities.user_by_name(name)).role is Role.ADMIN  # pyright: ignore[reportOptionalMemberAccess]
     assert name in listing.text
 
 
@@ -359,3 +374,77 @@ async def test_the_approval_rules_are_shown_read_only(admin: httpx2.AsyncClient)
     assert "<code>text matches &#34;^rm &#34;</code>" in page.text
     assert "role:approver" in page.text
     assert 'method="post"' not in page.text.split('aria-label="Console"')[1]
+
+
+async def test_an_added_connector_is_served_and_its_tools_wait_for_review_until_approved(
+    hub: InProcessHub, admin: httpx2.AsyncClient
+) -> None:
+    """Issue 13 §2 and issue 11 §1: a connector added in the console (errors next to the field first) is written
+    where the live reload picks it up; with trust = review its tools wait, Approve offers one; disabling and
+    removing take a confirmation page."""
+    token = await form_of(admin, "/admin/connectors")
+    bad = await admin.post(
+        "/admin/connectors",
+        data={
+            "id": "Bad_Id",
+            "transport": "stdio",
+            "command": "",
+            "args": "",
+            "url": "",
+            "protocol": "auto",
+            "trust": "review",
+            "description": "",
+            **token,
+        },
+    )
+    connector = unique("added")
+    fields = {
+        "id": connector,
+        "transport": "stdio",
+        "command": PYTHON,
+        "args": str(FAULT_SERVER),
+        "url": "",
+        "protocol": "legacy",
+        "trust": "review",
+        "description": "the fault fixture",
+        **token,
+    }
+    added = await admin.post("/admin/connectors", data=fields)
+    again = await admin.post("/admin/connectors", data=fields)
+
+    assert bad.status_code == 400
+    assert error_next_to(bad.text, "id")
+    assert added.status_code == 303
+    assert added.headers["location"] == f"/admin/connectors/{connector}?done=added"
+    assert "exists already" in error_next_to(again.text, "id")
+
+    async def waiting() -> bool:
+        return any(pin.connector_id == connector for pin in await hub.hub.stores.pins.waiting())
+
+    await eventually(waiting)
+    queue = await admin.get("/admin/review")
+    detail = await admin.get(f"/admin/connectors/{connector}")
+    assert f"{connector}__echo" in queue.text
+    assert "its definitions wait for review" in detail.text
+    diff = await admin.get("/admin/review/definition", params={"name": f"{connector}__echo"})
+    assert "New definition" in diff.text
+    sha256 = hidden_field(diff.text, "sha256")
+
+    approved = await admin.post(
+        "/admin/review/decision",
+        data={"name": f"{connector}__echo", "sha256": sha256, "decision": "approve", "reason": "", **token},
+    )
+    assert approved.status_code == 303
+
+    async def offered() -> bool:
+        return hub.hub.catalog.tools.get(f"{connector}__echo") is not None
+
+    await eventually(offered)
+    assert hub.hub.catalog.tools.get(f"{connector}__meta") is None  # still waiting
+    confirm = await admin.get(f"/admin/connectors/{connector}/confirm", params={"do": "remove"})
+    assert f'action="/admin/connectors/{connector}/remove"' in confirm.text
+    disabled = await admin.post(f"/admin/connectors/{connector}/disable", data=token)
+    removed = await admin.post(f"/admin/connectors/{connector}/remove", data=token)
+    assert disabled.status_code == 303
+    assert removed.status_code == 303
+    assert hub.hub.catalog.tools.get(f"{connector}__echo") is None
