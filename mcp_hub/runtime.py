@@ -83,6 +83,8 @@ from mcp_hub.console import ConsoleParts, console_routes
 from mcp_hub.credentials import SecretValues
 from mcp_hub.db.approvals import ApprovalStore
 from mcp_hub.db.audit import AuditEvent, AuditStore
+from mcp_hub.db.audit_chain import AuditChainStore
+from mcp_hub.db.audit_query import AuditQueryStore
 from mcp_hub.db.catalog import CatalogStore, ConnectorRecord
 from mcp_hub.db.dashboard import DashboardStore
 from mcp_hub.db.engine import create_engine, current_database, display_url, require_current_schema
@@ -136,6 +138,8 @@ class Stores:
 
     catalog: CatalogStore
     audit: AuditStore
+    audit_query: AuditQueryStore
+    audit_chain: AuditChainStore
     identities: IdentityStore
     keys: SigningKeyStore
     oauth: OAuthStore
@@ -151,6 +155,8 @@ class Stores:
         return cls(
             catalog=CatalogStore(engine),
             audit=AuditStore(engine),
+            audit_query=AuditQueryStore(engine),
+            audit_chain=AuditChainStore(engine),
             identities=IdentityStore(engine),
             keys=SigningKeyStore(engine),
             oauth=OAuthStore(engine),

@@ -3,7 +3,9 @@
 | module | store | concern |
 |---|---|---|
 | `catalog` | `CatalogStore` | connectors and their health, the tool catalog |
-| `audit` | `AuditStore` | the audit trail |
+| `audit` | `AuditStore` | the audit trail: appends (hash-chained) |
+| `audit_query` | `AuditQueryStore` | the audit trail's filtered pages, export and per-agent usage |
+| `audit_chain` | `AuditChainStore` | the hash chain: hashing, head, checkpoints, retention prune |
 | `identities` | `IdentityStore` | agents, users, grants |
 | `keys` | `SigningKeyStore` | token signing keys |
 | `oauth` | `OAuthStore` | refresh families and tokens, codes, consent requests, revocations, used assertions |

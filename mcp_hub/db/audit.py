@@ -1,7 +1,9 @@
-"""`AuditStore`: the append-only audit trail of calls and approval transitions (written by `AuditWriter`)."""
+"""`AuditStore`: the append-only, hash-chained audit trail of calls and approval transitions (written by
+`AuditWriter`; the chain in `mcp_hub.db.audit_chain`, the filtered reads in `mcp_hub.db.audit_query`)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -10,6 +12,7 @@ from typing import Any
 from sqlalchemy import func, insert, or_, select
 
 from mcp_hub.db._base import Store, record_of, require_aware
+from mcp_hub.db.audit_chain import chain_head, chain_values, lock_chain
 from mcp_hub.db.models import AuditCall
 from mcp_hub.domain import AuditOutcome, member_of
 
@@ -35,18 +38,25 @@ class AuditEvent:
     def __post_init__(self) -> None:
         require_aware("AuditEvent.at", self.at)
         member_of(AuditOutcome, self.outcome, "audit outcome")
+        # The chain's canonical JSON (RFC 8785) has no NaN or infinity; a row that cannot be hashed is a bug.
+        if not math.isfinite(self.latency_ms) or (
+            self.downstream_ms is not None and not math.isfinite(self.downstream_ms)
+        ):
+            raise ValueError("AuditEvent latencies must be finite numbers")
 
 
 class AuditStore(Store):
     """Appends to the audit trail and reads its latest rows."""
 
     async def insert_audit(self, events: Sequence[AuditEvent]) -> None:
-        """Append `events` to the audit trail: one executemany in one transaction."""
+        """Append `events` to the audit trail and its hash chain: one executemany in one transaction, which
+        holds the chain's lock (concurrent replicas extend the chain one batch at a time)."""
         if not events:
             return
         rows = [_audit_values(event) for event in events]
         async with self._writes.begin() as session:
-            await session.execute(insert(AuditCall), rows)
+            await lock_chain(session)
+            await session.execute(insert(AuditCall), chain_values(await chain_head(session), rows))
 
     async def recent_audit(self, limit: int = 100) -> list[AuditEvent]:
         """The latest `limit` audit events, newest first."""
@@ -88,7 +98,7 @@ def _audit_values(event: AuditEvent) -> dict[str, Any]:
         "public_name": _text(event.public_name),
         "connector_id": _optional_text(event.connector_id),
         "downstream_name": _optional_text(event.downstream_name),
-        "outcome": event.outcome,
+        "outcome": str(event.outcome),
         "latency_ms": event.latency_ms,
         "detail": _optional_text(event.detail),
         "method": event.method,

@@ -4,7 +4,8 @@
   configuration), `catalog_tools` (every tool a connector has offered, with `removed_at` once it stops);
 - `PinStore`: `catalog_pins` (every definition by SHA-256 and what an admin decided about it);
 - `AuditStore`: `audit_calls` (one row per call or approval transition, deliberately without a foreign key, so
-  the audit trail outlives the connector and the agent);
+  the audit trail outlives the connector and the agent; hash-chained), `audit_checkpoints` (what retention
+  pruned, `AuditChainStore`);
 - `IdentityStore`: `agents`, `users`, `grants`;
 - `SigningKeyStore`: `signing_keys`;
 - `OAuthStore`: `refresh_families`, `refresh_tokens`, `authorization_codes`, `consent_requests`,
@@ -136,6 +137,7 @@ class AuditCall(Base):
     __table_args__ = (
         Index(None, "at"),
         Index(None, "connector_id", "at"),
+        Index(None, "client", "at"),
     )
 
     # BIGINT on PostgreSQL; on SQLite only INTEGER PRIMARY KEY is the autoincrementing rowid.
@@ -155,6 +157,26 @@ class AuditCall(Base):
     """The MCP method: `tools/call`, `prompts/get`, `resources/read`, `completion/complete`, ..."""
     downstream_ms: Mapped[float | None] = mapped_column(Float)
     """The part of `latency_ms` spent waiting on the downstream server (NULL: none was called, or an older row)."""
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    """The `row_hash` of the row before this one in the chain (`mcp_hub.db.audit_chain`)."""
+    row_hash: Mapped[str] = mapped_column(String(64))
+    """SHA-256 hex over this row's columns and `prev_hash` (`mcp_hub.db.audit_chain.row_hash`)."""
+
+
+class AuditCheckpoint(Base):
+    """What a retention prune left behind: the last row it deleted (the anchor) and a hash chained over the
+    previous checkpoint's. Append-only, like `audit_calls` (triggers of migration 0012)."""
+
+    __tablename__ = "audit_checkpoints"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+    anchor_id: Mapped[int] = mapped_column(BigInteger)
+    anchor_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    anchor_hash: Mapped[str] = mapped_column(String(64))
+    pruned_rows: Mapped[int] = mapped_column(Integer)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    checkpoint_hash: Mapped[str] = mapped_column(String(64))
 
 
 # --- Identity and authorization (issue 3) ---------------------------------------------------------------

@@ -35,7 +35,7 @@ from tests.db.conftest import new_client
 
 HUB_TABLES = {"connectors", "catalog_tools", "audit_calls"}
 
-HEAD = "0011_audit_downstream_time"
+HEAD = "0012_audit_chain"
 """The newest migration: a new one changes this line."""
 
 
@@ -270,6 +270,7 @@ async def test_sqlite_reads_do_not_queue_behind_a_writer_holding_the_lock(tmp_pa
         catalog, audit = CatalogStore(engine), AuditStore(engine)
         async with engine.begin() as writer:
             row = {"at": datetime.now(UTC), "client": "c", "public_name": "t", "outcome": "ok", "latency_ms": 1.0}
+            row |= {"prev_hash": "0" * 64, "row_hash": "1" * 64}  # not a valid chain: only the lock matters here
             await writer.execute(insert(AuditCall), [row])
             assert await catalog.list_connectors() == []
             assert await audit.recent_audit(limit=5) == []  # the writer's row is not committed yet

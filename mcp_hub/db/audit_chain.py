@@ -1,0 +1,254 @@
+"""The audit trail's hash chain (threat T24, audit tampering): how a row and a checkpoint are hashed, the
+chain's head, the checkpoints, the retention prune, and the rows in chain order for `mcp_hub.audit.chain`.
+
+Row hash (version 1): SHA-256, hex, of the RFC 8785 canonical JSON of `{"v": 1, "id": ..., "at": ..., <every
+other column of the row>, "prev_hash": ...}`, where `at` is ISO 8601 in UTC with microseconds
+(`2026-12-05T22:00:00.000000+00:00`) and `prev_hash` is the previous row's `row_hash` (or, for the first row
+after a prune, the newest checkpoint's `anchor_hash`; for the very first row, `GENESIS_HASH`). So each row
+commits to its own fields, its id and, through `prev_hash`, to every row before it.
+
+Extending the chain is serialised: `AuditStore.insert_audit` takes `lock_chain` (PostgreSQL: the transaction-level
+advisory lock `CHAIN_LOCK_KEY`, which every replica's writer and the prune take; SQLite: the write transaction,
+which opens with `BEGIN IMMEDIATE`), reads `chain_head`, and assigns the ids itself (head + 1, + 2, ...): the
+sequence is not used, so ids in the chain are gapless and in chain order.
+
+Checkpoints (`audit_checkpoints`) are what the retention prune leaves behind: the id, time and hash of the last
+row it deleted (the anchor), how many rows it deleted, and a hash chained over the previous checkpoint's in the
+same way (`checkpoint_hash`). The database refuses (by trigger, migration 0012) every UPDATE of `audit_calls` and
+every DELETE of a row that no checkpoint covers (`id > max(anchor_id)`), and every UPDATE or DELETE of a
+checkpoint: a prune is "write the checkpoint, then delete up to its anchor", in one transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import rfc8785
+from sqlalchemy import delete, func, insert, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mcp_hub.db._base import Store, record_of, require_aware
+from mcp_hub.db.models import AuditCall, AuditCheckpoint
+
+GENESIS_HASH: Final = "0" * 64
+"""What the first row of a chain commits to as its previous hash."""
+CHAIN_VERSION: Final = 1
+CHAIN_LOCK_KEY: Final = 0x6D63_7068_7562_0001
+"""PostgreSQL advisory lock (transaction level) that serialises extending and pruning the chain."""
+
+HASHED_COLUMNS: Final = (
+    "id",
+    "at",
+    "client",
+    "session",
+    "public_name",
+    "connector_id",
+    "downstream_name",
+    "outcome",
+    "latency_ms",
+    "detail",
+    "method",
+    "downstream_ms",
+    "prev_hash",
+)
+"""The columns of `audit_calls` a row's hash covers: all but `row_hash` itself."""
+
+
+def canonical_time(at: datetime) -> str:
+    """`at` as the chain encodes it: ISO 8601, UTC, microseconds."""
+    require_aware("at", at)
+    return at.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _digest(document: Mapping[str, Any]) -> str:
+    return hashlib.sha256(rfc8785.dumps(dict(document))).hexdigest()
+
+
+def row_hash(values: Mapping[str, Any]) -> str:
+    """The hash of an `audit_calls` row from its column values (`HASHED_COLUMNS`, `prev_hash` included)."""
+    document: dict[str, Any] = {"v": CHAIN_VERSION}
+    for column in HASHED_COLUMNS:
+        value = values[column]
+        document[column] = canonical_time(value) if column == "at" else value
+    return _digest(document)
+
+
+@dataclass(frozen=True, slots=True)
+class ChainLink:
+    """Where the chain ends: the id and hash the next row follows (id 0 and `GENESIS_HASH` for an empty chain)."""
+
+    id: int
+    hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """What a prune left behind: rows up to `anchor_id` (whose hash was `anchor_hash`) were deleted."""
+
+    id: int
+    at: datetime
+    anchor_id: int
+    anchor_at: datetime
+    anchor_hash: str
+    pruned_rows: int
+    prev_hash: str
+    checkpoint_hash: str
+
+    def expected_hash(self) -> str:
+        """The hash this checkpoint's fields and `prev_hash` must have."""
+        return checkpoint_hash(
+            at=self.at,
+            anchor_id=self.anchor_id,
+            anchor_at=self.anchor_at,
+            anchor_hash=self.anchor_hash,
+            pruned_rows=self.pruned_rows,
+            prev_hash=self.prev_hash,
+        )
+
+
+def checkpoint_hash(
+    *, at: datetime, anchor_id: int, anchor_at: datetime, anchor_hash: str, pruned_rows: int, prev_hash: str
+) -> str:
+    """The hash of a checkpoint: its fields and the previous checkpoint's hash (or `GENESIS_HASH`)."""
+    return _digest(
+        {
+            "v": CHAIN_VERSION,
+            "kind": "checkpoint",
+            "at": canonical_time(at),
+            "anchor_id": anchor_id,
+            "anchor_at": canonical_time(anchor_at),
+            "anchor_hash": anchor_hash,
+            "pruned_rows": pruned_rows,
+            "prev_hash": prev_hash,
+        }
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ChainRow:
+    """One `audit_calls` row with every column, as the verifier reads it."""
+
+    id: int
+    at: datetime
+    client: str
+    session: str | None
+    public_name: str
+    connector_id: str | None
+    downstream_name: str | None
+    outcome: str
+    latency_ms: float
+    detail: str | None
+    method: str
+    downstream_ms: float | None
+    prev_hash: str
+    row_hash: str
+
+    def expected_hash(self) -> str:
+        """The hash this row's fields must have."""
+        return row_hash({column: getattr(self, column) for column in HASHED_COLUMNS})
+
+
+async def lock_chain(session: AsyncSession) -> None:
+    """Serialise chain extension with every other writer until `session`'s transaction ends."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHAIN_LOCK_KEY})
+    # SQLite: the write transaction began with BEGIN IMMEDIATE and holds the database's one write lock.
+
+
+async def chain_head(session: AsyncSession) -> ChainLink:
+    """The last link of the chain: its newest row, else the newest checkpoint's anchor, else the genesis."""
+    newest = (
+        await session.execute(select(AuditCall.id, AuditCall.row_hash).order_by(AuditCall.id.desc()).limit(1))
+    ).first()
+    if newest is not None:
+        return ChainLink(newest.id, newest.row_hash)
+    anchor = (
+        await session.execute(
+            select(AuditCheckpoint.anchor_id, AuditCheckpoint.anchor_hash).order_by(AuditCheckpoint.id.desc()).limit(1)
+        )
+    ).first()
+    if anchor is not None:
+        return ChainLink(anchor.anchor_id, anchor.anchor_hash)
+    return ChainLink(0, GENESIS_HASH)
+
+
+def chain_values(head: ChainLink, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`rows` (column values without id and hashes) as the next links after `head`: ids, `prev_hash`, `row_hash`."""
+    chained: list[dict[str, Any]] = []
+    previous = head
+    for row in rows:
+        values = {**row, "id": previous.id + 1, "prev_hash": previous.hash}
+        values["row_hash"] = row_hash(values)
+        chained.append(values)
+        previous = ChainLink(previous.id + 1, values["row_hash"])
+    return chained
+
+
+class AuditChainStore(Store):
+    """Reads the chain for verification; writes checkpoints and prunes (the only deletion of audit rows)."""
+
+    async def checkpoints(self) -> list[Checkpoint]:
+        """Every checkpoint, oldest first (there is one per pruned chunk, so they stay few)."""
+        rows = await self._every(select(AuditCheckpoint).order_by(AuditCheckpoint.id))
+        return [record_of(Checkpoint, row) for row in rows]
+
+    async def rows_after(self, after_id: int, limit: int) -> list[ChainRow]:
+        """Up to `limit` rows with ids above `after_id`, in chain (id) order."""
+        query = select(AuditCall).where(AuditCall.id > after_id).order_by(AuditCall.id).limit(limit)
+        return [record_of(ChainRow, row) for row in await self._every(query)]
+
+    async def rows_up_to(self, anchor_id: int) -> int:
+        """How many rows have ids at or below `anchor_id` (there should be none below the newest checkpoint)."""
+        async with self._reads() as session:
+            query = select(func.count()).select_from(AuditCall).where(AuditCall.id <= anchor_id)
+            return int((await session.execute(query)).scalar_one())
+
+    async def head(self) -> ChainLink:
+        """The chain's last link now."""
+        async with self._reads() as session:
+            return await chain_head(session)
+
+    async def prune_before(self, cutoff: datetime, *, chunk: int = 5_000) -> int:
+        """Delete the oldest rows, up to the first row at or after `cutoff`, in chunks of at most `chunk` rows,
+        each behind a checkpoint; how many rows were deleted."""
+        require_aware("cutoff", cutoff)
+        if chunk <= 0:
+            raise ValueError("chunk must be positive")
+        pruned = 0
+        while True:
+            deleted = await self._prune_chunk(cutoff, chunk)
+            if deleted == 0:
+                return pruned
+            pruned += deleted
+
+    async def _prune_chunk(self, cutoff: datetime, chunk: int) -> int:
+        async with self._writes.begin() as session:
+            await lock_chain(session)
+            # The pruned rows are a prefix of the chain: they stop before the first row at or after the cutoff
+            # (rows are in chain order, their times only roughly so).
+            first_kept = await session.scalar(select(func.min(AuditCall.id)).where(AuditCall.at >= cutoff))
+            candidates = select(AuditCall.id, AuditCall.at, AuditCall.row_hash).order_by(AuditCall.id).limit(chunk)
+            if first_kept is not None:
+                candidates = candidates.where(AuditCall.id < first_kept)
+            rows = (await session.execute(candidates)).all()
+            if not rows:
+                return 0
+            anchor = rows[-1]
+            previous = await session.scalar(
+                select(AuditCheckpoint.checkpoint_hash).order_by(AuditCheckpoint.id.desc()).limit(1)
+            )
+            fields: dict[str, Any] = {
+                "at": self._clock(),
+                "anchor_id": anchor.id,
+                "anchor_at": anchor.at,
+                "anchor_hash": anchor.row_hash,
+                "pruned_rows": len(rows),
+                "prev_hash": previous or GENESIS_HASH,
+            }
+            await session.execute(insert(AuditCheckpoint), [{**fields, "checkpoint_hash": checkpoint_hash(**fields)}])
+            await session.execute(delete(AuditCall).where(AuditCall.id <= anchor.id))
+            return len(rows)
