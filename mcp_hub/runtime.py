@@ -777,6 +777,7 @@ def build_app(hub: Hub, *, on_started: Callable[[], None] | None = None) -> Star
                 catalog_store=hub.stores.catalog,
                 pins=hub.stores.pins,
                 dashboard=DashboardStore(hub.engine),
+                audit=hub.stores.audit_query,
                 pool=hub.pool,
                 approvals=hub.approvals,
             )

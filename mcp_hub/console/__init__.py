@@ -1,7 +1,8 @@
 """The admin console: server-rendered pages under `/admin` for users with the `admin` role (issue 13 §2, §8).
 
 Pages: the dashboard (`dashboard`), connectors and the review queue of their definitions (`connectors`, `diff`),
-agents and their grants (`agents`), users (`users`), the approval rules (`rules`). Charts are SVG drawn on the
+agents and their grants (`agents`), users (`users`), the audit viewer and usage per agent per day (`audit`), the
+approval rules (`rules`). Charts are SVG drawn on the
 server (`charts`): no script, no external library. Docs: docs/console.md.
 
 The console sits above the front doors (`web`, `admin`): it renders with the web pages' templates, sessions and
@@ -20,11 +21,13 @@ from mcp_hub.admin.services import AdminServices
 from mcp_hub.approvals.service import ApprovalService
 from mcp_hub.catalog.catalog import Catalog
 from mcp_hub.console.agents import AGENTS_PATH, AgentPages
+from mcp_hub.console.audit import AUDIT_PATH, USAGE_PATH, AuditPages
 from mcp_hub.console.base import ADMIN_PATH, ConsolePage, ConsoleRefusals
 from mcp_hub.console.connectors import CONNECTORS_PATH, REVIEW_PATH, ConnectorPages
 from mcp_hub.console.dashboard import DashboardPage
 from mcp_hub.console.rules import RulePages
 from mcp_hub.console.users import USERS_PATH, UserPages
+from mcp_hub.db.audit_query import AuditQueryStore
 from mcp_hub.db.catalog import CatalogStore
 from mcp_hub.db.dashboard import DashboardStore
 from mcp_hub.db.identities import IdentityStore
@@ -48,6 +51,7 @@ class ConsoleParts:
     catalog_store: CatalogStore
     pins: PinStore
     dashboard: DashboardStore
+    audit: AuditQueryStore
     pool: DownstreamPool
     approvals: ApprovalService
 
@@ -69,6 +73,7 @@ def console_routes(parts: ConsoleParts) -> list[BaseRoute]:
     agents = AgentPages(page, parts.admin.agents, parts.identities, parts.catalog)
     users = UserPages(page, parts.admin.users)
     rules = RulePages(page, parts.admin.approval_rules)
+    audit = AuditPages(page, parts.audit)
     get, post = ["GET"], ["POST"]
     return [
         page_route(ADMIN_PATH, admin(dashboard.show), get),
@@ -90,5 +95,7 @@ def console_routes(parts: ConsoleParts) -> list[BaseRoute]:
         page_route(USERS_PATH, admin(users.create), post),
         page_route(f"{USERS_PATH}/{{name}}/confirm", admin(users.confirm), get),
         page_route(f"{USERS_PATH}/{{name}}/{{action}}", admin(users.act), post),
+        page_route(AUDIT_PATH, admin(audit.audit), get),
+        page_route(USAGE_PATH, admin(audit.usage), get),
         page_route(f"{ADMIN_PATH}/rules", admin(rules.index), get),
     ]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import anyio
@@ -51,6 +51,8 @@ PAGES = (
     "/admin/agents",
     "/admin/users",
     "/admin/rules",
+    "/admin/audit",
+    "/admin/usage",
 )
 
 
@@ -448,3 +450,87 @@ async def test_an_added_connector_is_served_and_its_tools_wait_for_review_until_
     assert disabled.status_code == 303
     assert removed.status_code == 303
     assert hub.hub.catalog.tools.get(f"{connector}__echo") is None
+
+
+async def test_the_audit_viewer_filters_pages_and_explains_a_bad_filter_next_to_its_field(
+    hub: InProcessHub, admin: httpx2.AsyncClient
+) -> None:
+    """Issue 13 §2: filters by agent, tool, connector, outcome and time; keyset paging (newest first, then older
+    rows); a filter that does not parse is shown next to its field and nothing is read."""
+    agent = unique("audited")
+    at = utc_now() - timedelta(minutes=5)
+    rows = [
+        AuditEvent(
+            at + timedelta(seconds=i),
+            f"agent:{agent}",
+            None,
+            "faults__echo",
+            "faults",
+            "echo",
+            outcome,
+            1.0,
+            f"row {i}",
+        )
+        for i, outcome in enumerate([AuditOutcome.OK] * 55 + [AuditOutcome.TIMEOUT])
+    ]
+    await hub.hub.stores.audit.insert_audit(rows)
+
+    first = await admin.get("/admin/audit", params={"agent": agent, "tool": "faults__echo", "connector": "faults"})
+    older_link = re.search(r'<a class="button" rel="next" href="([^"]+)">', first.text)
+    assert older_link is not None
+    older = await admin.get(older_link.group(1).replace("&amp;", "&"))
+    failed = await admin.get("/admin/audit", params={"agent": agent, "outcome": "timeout"})
+    bad = await admin.get("/admin/audit", params={"since": "yesterday", "outcome": "nonsense"})
+
+    assert first.text.count(f"agent:{agent}</td>") == 50
+    assert ">row 55<" in first.text  # newest first
+    assert older.text.count(f"agent:{agent}</td>") == 6
+    assert ">row 0<" in older.text
+    assert failed.text.count(f"agent:{agent}</td>") == 1
+    assert bad.status_code == 400
+    assert "date and time" in error_next_to(bad.text, "since")
+    assert error_next_to(bad.text, "outcome") == "Choose an outcome from the list."
+
+
+async def test_usage_shows_each_agents_calls_errors_downstream_time_and_approvals_per_day(
+    hub: InProcessHub, admin: httpx2.AsyncClient
+) -> None:
+    """Issue 13 §8: per agent per UTC day; other clients (an admin's changes) are not agents' usage."""
+    agent = unique("user-of-tools")
+    today, yesterday = utc_now(), utc_now() - timedelta(days=1)
+
+    def row(at: datetime, outcome: AuditOutcome, downstream_ms: float | None = None) -> AuditEvent:
+        return AuditEvent(
+            at,
+            f"agent:{agent}",
+            None,
+            "faults__echo",
+            "faults",
+            "echo",
+            outcome,
+            5.0,
+            None,
+            downstream_ms=downstream_ms,
+        )
+
+    await hub.hub.stores.audit.insert_audit(
+        [
+            row(today, AuditOutcome.OK, 3.0),
+            row(today, AuditOutcome.TOOL_ERROR, 4.0),
+            row(today, AuditOutcome.APPROVAL_REQUESTED),
+            row(yesterday, AuditOutcome.OK, 2.0),
+        ]
+    )
+
+    page = await admin.get("/admin/usage", params={"days": "2", "agent": agent})
+    bad = await admin.get("/admin/usage", params={"days": "0"})
+
+    cells = re.findall(r'<td data-label="(\w+)"[^>]*>(.*?)</td>', page.text.split('id="usage"')[1])
+    by_day = [dict(cells[i : i + 6]) for i in range(0, len(cells), 6)]
+    assert [day["Day"] for day in by_day] == [today.date().isoformat(), yesterday.date().isoformat()]
+    assert (by_day[0]["Calls"], by_day[0]["Errors"], by_day[0]["Downstream"]) == ("2", "1", "7 ms")
+    assert by_day[0]["Approvals"].startswith("1 (")
+    assert by_day[1]["Calls"] == "1"
+    assert "user:root" not in page.text.split('id="usage"')[1]
+    assert bad.status_code == 400
+    assert "from 1 to 90" in error_next_to(bad.text, "days")
