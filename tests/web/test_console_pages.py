@@ -68,7 +68,7 @@ async def hub(tmp_path_factory: pytest.TempPathFactory) -> AsyncGenerator[InProc
         yield running
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 async def admin(hub: InProcessHub) -> AsyncGenerator[httpx2.AsyncClient]:
     async with hub.client() as browser:
         signed_in = await sign_in(browser, hub.base_url, "root", PASSWORD)
