@@ -23,7 +23,7 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import TextContent
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page, ViewportSize, async_playwright
 
 from mcp_hub.db.audit import AuditEvent
 from mcp_hub.domain import Role
@@ -35,8 +35,8 @@ pytestmark = pytest.mark.anyio
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = REPO / "test-artifacts" / "screenshots"
 PASSWORD = "correct horse battery staple"
-DESKTOP = {"width": 1280, "height": 900}
-PHONE = {"width": 375, "height": 740}
+DESKTOP: ViewportSize = {"width": 1280, "height": 900}
+PHONE: ViewportSize = {"width": 375, "height": 740}
 CONFIG = """
 [catalog]
 review_poll_seconds = 0.2
@@ -188,7 +188,7 @@ PAGES = {
 
 @pytest.mark.parametrize(("viewport", "width_name"), [(DESKTOP, "desktop"), (PHONE, "phone")])
 async def test_every_console_page_fits_the_screen_and_is_saved_as_a_screenshot(
-    console: tuple[RunningHub, Browser], viewport: dict[str, int], width_name: str
+    console: tuple[RunningHub, Browser], viewport: ViewportSize, width_name: str
 ) -> None:
     """Issue 13 §2: 375 px wide screens (the page never scrolls sideways; wide tables scroll in their box),
     one h1 per page; screenshots for a person to look at. Runs after the journey (its connector and agent)."""
