@@ -235,16 +235,18 @@ class ApprovalService:
         """The non-Tasks path: wait up to `hold_seconds` for a decision, then answer (issue 4 §3b, §3c)."""
         action = await self.submit(call)
         report_progress = call.report_progress
-        deadline = anyio.current_time() + self.settings.hold_seconds
-        waited = 0.0
-        while action.status is ActionStatus.PENDING and anyio.current_time() < deadline:
-            if report_progress is not None:
-                await report_progress(
-                    waited, self.settings.hold_seconds, f"waiting for a human to approve action {action.id}"
-                )
-            step = min(self.settings.progress_interval_seconds, deadline - anyio.current_time())
-            action = await self._next_state(action.id, ActionStatus.PENDING, step)
-            waited = self.settings.hold_seconds - max(0.0, deadline - anyio.current_time())
+        hold_seconds, interval = self.settings.hold_seconds, self.settings.progress_interval_seconds
+        started = anyio.current_time()
+        deadline = started + hold_seconds
+        next_report = started
+        # Each wait may end early (a wake-up, or the re-check every `_recheck_seconds`, 0.5 s alone): progress
+        # follows its own clock, once per `progress_interval_seconds`, not once per look at the action.
+        while action.status is ActionStatus.PENDING and (now := anyio.current_time()) < deadline:
+            if report_progress is not None and now >= next_report:
+                await report_progress(now - started, hold_seconds, f"waiting for a human to approve action {action.id}")
+                next_report = now + interval
+            until = min(next_report, deadline) if report_progress is not None else deadline
+            action = await self._next_state(action.id, ActionStatus.PENDING, until - anyio.current_time())
         if action.status is ActionStatus.PENDING:
             return self._pending_result(action)
         return await self.settle(action, call.principal, call.access, session=call.session)

@@ -32,14 +32,19 @@ when = [{ field = "text", op = "matches", value = "^rm " }]
 
 
 def approvals_toml(
-    *, hold_seconds: float = 0, pending_ttl_seconds: int = 600, max_pending: int = 10, rules: str = ECHO_RULE
+    *,
+    hold_seconds: float = 0,
+    pending_ttl_seconds: int = 600,
+    max_pending: int = 10,
+    progress_interval_seconds: float = 0.2,
+    rules: str = ECHO_RULE,
 ) -> str:
     return (
         "[approvals]\n"
         f"hold_seconds = {hold_seconds}\n"
         f"pending_ttl_seconds = {pending_ttl_seconds}\n"
         f"max_pending_per_caller = {max_pending}\n"
-        "progress_interval_seconds = 0.2\n" + rules
+        f"progress_interval_seconds = {progress_interval_seconds}\n" + rules
     )
 
 

@@ -9,6 +9,7 @@ approval to the server.
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -462,6 +463,26 @@ async def test_a_held_caller_that_asked_for_progress_receives_progress(tmp_path:
     assert result.is_error is True
     assert len(messages) >= 2
     assert all(action_id_of(result) in message for message in messages)
+
+
+async def test_a_held_call_sends_progress_once_per_progress_interval_not_once_per_look(tmp_path: Path) -> None:
+    """Issue 13 §3 (regression), our choice of cadence: with `progress_interval_seconds = 1` a call held for 2.4 s
+    gets a notification at 0, 1 and 2 s. The hold loop looks at the action every 0.5 s when no bus wakes it, and it
+    used to send progress at each look: 5 notifications, 0.5 s apart. (One era: the loop is the same for both.)"""
+    arrivals: list[float] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        arrivals.append(anyio.current_time())
+
+    async with hub_with(tmp_path, hold_seconds=2.4, progress_interval_seconds=1) as hub:
+        token = await agent_token(hub, "patient")
+        result = await call(hub, token, "2026-07-28", DANGEROUS, progress=on_progress)
+
+    gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
+    assert result.is_error is True
+    assert "is pending" in text_of(result)
+    assert len(arrivals) == 3, gaps
+    assert all(gap > 0.9 for gap in gaps), gaps
 
 
 async def test_a_pending_action_survives_a_restart_and_can_then_be_approved_and_collected(tmp_path: Path) -> None:
