@@ -121,6 +121,8 @@ from mcp_hub.limits.calls import CallLimits, Refusal, backend_for
 from mcp_hub.limits.endpoints import EndpointThrottle, SignInThrottle
 from mcp_hub.logs import register_secret_values
 from mcp_hub.tool_results import hub_error_result
+from mcp_hub.web.admin_api import admin_api_routes
+from mcp_hub.web.admin_api.access import AdminAccess
 from mcp_hub.web.approvals import approval_routes
 from mcp_hub.web.assets import StaticAssets
 from mcp_hub.web.consent import ConsentPages
@@ -784,6 +786,10 @@ def build_app(hub: Hub, *, on_started: Callable[[], None] | None = None) -> Star
         )
         routes += home_routes(sessions)
         routes += assets.routes()
+        # The admin JSON API (issue 13 §1): an admin's session or an admin token; every change audited.
+        routes += admin_api_routes(
+            admin_services(hub, auth), AdminAccess(sessions, auth.tokens, auth.decider, auth.urls)
+        )
     # One count for every endpoint (the hub, its profiles, its virtual servers): `hub.fast_path`.
     fast_path = hub.fast_path if settings.hub.fast_path else None
     mcp = mcp_routes(

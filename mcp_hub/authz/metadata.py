@@ -19,7 +19,9 @@ from starlette.routing import Route
 from mcp_hub.authz.client_auth import ASSERTION_ALGORITHMS
 from mcp_hub.authz.http import EVERY_SCOPE
 from mcp_hub.authz.keys import ALGORITHM, KeyRing
+from mcp_hub.authz.scopes import ADMIN_SCOPE
 from mcp_hub.authz.urls import (
+    ADMIN_API_PATH,
     AS_METADATA_PATH,
     AUTHORIZE_PATH,
     INTROSPECT_PATH,
@@ -95,6 +97,7 @@ class MetadataEndpoints:
         checked.validate()
         self._resource = protected_resource_metadata(urls)
         self._keys = keys
+        self._urls = urls
         self._mcp_path = urls.mcp_path
         # A virtual server is its own protected resource (issue 11 §6): its document names its own URL.
         self._virtual = {
@@ -103,7 +106,12 @@ class MetadataEndpoints:
         }
 
     def routes(self) -> list[Route]:
+        admin = protected_resource_metadata(self._urls, self._urls.admin_resource) | {
+            "resource_name": "mcp-hub admin API",
+            "scopes_supported": [ADMIN_SCOPE],
+        }
         return [
+            Route(PR_METADATA_PATH + ADMIN_API_PATH, partial(self._virtual_metadata, admin), methods=["GET"]),
             Route(AS_METADATA_PATH, self._server_metadata, methods=["GET"]),
             Route(PR_METADATA_PATH + self._mcp_path, self._resource_metadata, methods=["GET"]),
             Route(PR_METADATA_PATH, self._resource_metadata, methods=["GET"]),
