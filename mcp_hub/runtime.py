@@ -49,6 +49,8 @@ from mcp_hub.approvals.policy import ApprovalPolicy
 from mcp_hub.approvals.presentation import approval_link
 from mcp_hub.approvals.service import ApprovalService
 from mcp_hub.approvals.webhooks import WebhookNotifier
+from mcp_hub.audit.retention import AuditRetention
+from mcp_hub.audit.sinks import AuditSinks
 from mcp_hub.audit.writer import AuditWriter
 from mcp_hub.authz.authorization import AuthorizationRequests
 from mcp_hub.authz.bearer import BearerAuthenticator
@@ -371,6 +373,9 @@ class Hub:
         self.secrets = SecretValues(value for spec in self.connectors for value in spec.secret_values())
         register_secret_values(value for spec in self.connectors for value in spec.secret_values())
         self.audit = AuditWriter.configured(self.stores.audit, settings.audit)
+        self.audit_sinks = AuditSinks.configured(settings.audit)  # forward what is stored, with its hash
+        self.audit.on_stored(self.audit_sinks.offer)
+        self.audit_retention = AuditRetention.configured(self.stores.audit_chain, settings.audit)
         self.log_levels = LogLevels(self.catalog, self.secrets)
         self.fast_path = FastPathStats()  # what the 2026-07-28 fast path served (`[hub] fast_path`)
         self.subscriptions = ResourceSubscriptions(self.catalog, self.notifier, self.profile_notifiers)
@@ -545,7 +550,9 @@ class Hub:
                 await self.stores.catalog.register_connectors([_connector_record(spec) for spec in self.connectors])
                 if self.auth is not None:
                     await stack.enter_async_context(self.auth.keys.running())
+                await stack.enter_async_context(self.audit_sinks.running())  # outlives the writer's last batch
                 await stack.enter_async_context(self.audit.running())
+                await stack.enter_async_context(self._pruning())
                 await stack.enter_async_context(self.bus.running())
                 await stack.enter_async_context(self.lease.running())
                 await stack.enter_async_context(self.webhooks.running())
@@ -572,6 +579,17 @@ class Hub:
                     # Shutdown is bounded: whatever is still pending after this deadline (a downstream
                     # that will not exit, audit rows for a database that is down) is cancelled and logged.
                     shutdown_guard.deadline = anyio.current_time() + self.settings.timeouts.shutdown_seconds
+
+    @asynccontextmanager
+    async def _pruning(self) -> AsyncGenerator[None]:
+        """`[audit] retention_days`: old audit rows pruned behind checkpoints (docs/audit.md)."""
+        async with anyio.create_task_group() as tasks:
+            if self.audit_retention is not None:
+                tasks.start_soon(self.audit_retention.run)
+            try:
+                yield
+            finally:
+                tasks.cancel_scope.cancel()
 
     @asynccontextmanager
     async def _reviewing(self) -> AsyncGenerator[None]:

@@ -10,12 +10,16 @@ event arrived, or at once when someone awaits `flush()` or `running()` is being 
 Observers (`observe()`) see every event as it is recorded, before it is queued: the per-call log line,
 the metrics and the audit sinks hang off this one place, so that nothing audited escapes them and nothing
 else is counted. An observer must be quick and must not block; one that raises is logged and skipped.
+
+Stored-listeners (`on_stored()`) see each batch once it is stored, as `AuditRecord`s with their ids and chain
+hashes, in chain order: the audit sinks (`mcp_hub.audit.sinks`) hang off this, so what they forward is exactly
+what the database holds. They run in the writer's task: they must only queue, never wait.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import anyio
@@ -25,12 +29,15 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from mcp_hub.config.settings import AuditSection
 from mcp_hub.db.audit import AuditEvent, AuditStore
+from mcp_hub.db.audit_query import AuditRecord
 from mcp_hub.errors import DatabaseError
 
 _log = structlog.get_logger(__name__)
 
 AuditObserver = Callable[[AuditEvent], None]
 """Called with every recorded event, in the recording task; must not block."""
+StoredListener = Callable[[Sequence[AuditRecord]], None]
+"""Called with every stored batch, in the writer's task; must not block."""
 
 _RETRYABLE = (SQLAlchemyError, DatabaseError, OSError)
 """What a failed insert may raise: the database is down, locked or refusing; the batch is retried."""
@@ -81,10 +88,15 @@ class AuditWriter:
         self._wake = anyio.Event()
         self._progress = anyio.Event()
         self._observers: list[AuditObserver] = []
+        self._stored_listeners: list[StoredListener] = []
 
     def observe(self, observer: AuditObserver) -> None:
         """Call `observer` with every event recorded from now on."""
         self._observers.append(observer)
+
+    def on_stored(self, listener: StoredListener) -> None:
+        """Call `listener` with every batch stored from now on (records with ids and hashes, in chain order)."""
+        self._stored_listeners.append(listener)
 
     @property
     def queue_depth(self) -> int:
@@ -179,12 +191,21 @@ class AuditWriter:
             if lost:
                 _log.error("audit writer stopped before storing every event", lost_events=lost)
 
+    def _announce(self, stored: Sequence[AuditRecord]) -> None:
+        for listener in self._stored_listeners:
+            try:
+                listener(stored)
+            except Exception:  # noqa: BLE001 - a sink's bug must not stop the writer
+                _log.exception(
+                    "audit stored-listener failed", listener=getattr(listener, "__qualname__", repr(listener))
+                )
+
     async def _write(self, batch: list[AuditEvent]) -> None:
         delay = self._retry_initial
         attempt = 1
         while True:
             try:
-                await self._store.insert_audit(batch)
+                stored = await self._store.insert_audit(batch)
             except _RETRYABLE as exc:
                 _log.warning(
                     "audit insert failed; retrying",
@@ -197,6 +218,7 @@ class AuditWriter:
             else:
                 if attempt > 1:
                     _log.info("audit insert succeeded after retrying", events=len(batch), attempt=attempt)
+                self._announce(stored)
                 return
             await anyio.sleep(delay)
             delay = min(delay * 2, self._retry_max)

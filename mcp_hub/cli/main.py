@@ -1,5 +1,5 @@
 """The `mcp-hub` command: serve, stdio, migrate, connectors list|check|reload, catalog (its review verbs in
-`cli/catalog.py`), and the admin commands.
+`cli/catalog.py`), the admin commands, and audit (`cli/audit.py`).
 
 Exit codes (the CLI's mapping of `mcp_hub.errors`): 0 done; 1 refused or failed (`HubError`, an unknown agent,
 user or action); 2 a configuration error (`ConfigError`) or bad input (`InvalidInputError`, usage).
@@ -19,6 +19,7 @@ import anyio
 import httpx2
 
 from mcp_hub.cli.admin import ADMIN_COMMANDS, add_admin_commands, run_admin, run_catalog_for_agent
+from mcp_hub.cli.audit import add_audit_command, run_audit
 from mcp_hub.cli.catalog import add_catalog_verbs, run_catalog_verb
 from mcp_hub.cli.virtual import add_virtual_command, run_virtual
 from mcp_hub.config.connectors import (
@@ -78,6 +79,7 @@ def _parser() -> argparse.ArgumentParser:
     catalog.add_argument("--agent", metavar="NAME", help="only what this agent may call, with approval needs")
     add_virtual_command(commands, common)
     add_admin_commands(commands, common)
+    add_audit_command(commands, common)  # issue 13 §7, §8: verify|list|export|usage|prune
     return parser
 
 
@@ -134,6 +136,8 @@ def _dispatch(args: argparse.Namespace, settings: HubSettings) -> int:
     command: str = args.command
     if command in ADMIN_COMMANDS:
         return run_admin(args, settings)
+    if command == "audit":
+        return run_audit(args, settings)
     if command == "migrate":
         return anyio.run(_migrate, settings, args.revision)
     if command == "serve":

@@ -137,10 +137,64 @@ class StreamsSection(_Section):
         return self
 
 
+_LOOPBACK_HTTP = re.compile(r"^http://(127\.0\.0\.1|localhost|\[::1\])(:\d+)?/")
+_SECRET_REFERENCE = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")
+
+
+class AuditWebhookSink(_Section):
+    """`[audit.webhook]`: every stored audit record POSTed as JSON, HMAC-signed (docs/audit.md)."""
+
+    url: str
+    secret: str
+    """A `${VAR}` reference: the HMAC key that signs deliveries."""
+    batch_size: Annotated[int, Field(gt=0, le=1000)] = 100
+    """Records per POST at most."""
+    queue_size: Annotated[int, Field(gt=0)] = 10_000
+    """Records waiting for delivery at most; beyond, new records are dropped (and logged)."""
+    timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 5.0
+    max_attempts: Annotated[int, Field(ge=1, le=20)] = 5
+    backoff_seconds: Annotated[float, Field(gt=0, le=60)] = 0.5
+    """The first retry's delay; doubled for each further one."""
+
+    @field_validator("url")
+    @classmethod
+    def _url_is_https(cls, value: str) -> str:
+        if not value.startswith("https://") and not _LOOPBACK_HTTP.match(value):
+            raise ValueError("url must be https:// (plain http only to a loopback receiver)")
+        return value
+
+    @field_validator("secret")
+    @classmethod
+    def _secret_is_reference(cls, value: str) -> str:
+        if not _SECRET_REFERENCE.fullmatch(value):
+            raise ValueError('write the secret as a reference such as "${AUDIT_WEBHOOK_SECRET}"')
+        return value
+
+
+class AuditSyslogSink(_Section):
+    """`[audit.syslog]`: every stored audit record as an RFC 5424 message over UDP (RFC 5426) or TCP (RFC 6587)."""
+
+    host: Annotated[str, Field(min_length=1)]
+    port: Annotated[int, Field(ge=1, le=65535)] = 514
+    transport: Literal["udp", "tcp"] = "udp"
+    facility: Annotated[int, Field(ge=0, le=23)] = 13
+    """RFC 5424 §6.2.1: 13 is "log audit"."""
+    app_name: Annotated[str, Field(pattern=r"^[!-~]{1,48}$")] = "mcp-hub"
+    queue_size: Annotated[int, Field(gt=0)] = 10_000
+    max_message_bytes: Annotated[int, Field(ge=480, le=65_000)] = 8_192
+    """A longer message has its JSON's `detail` shortened (UDP datagrams and receivers have limits)."""
+
+
 class AuditSection(_Section):
     batch_size: Annotated[int, Field(gt=0)] = 200
     flush_interval_ms: Annotated[int, Field(gt=0)] = 200
     queue_size: Annotated[int, Field(gt=0)] = 10_000
+    retention_days: Annotated[int, Field(ge=0)] = 0
+    """Rows older than this many days are pruned behind a checkpoint (docs/audit.md); 0 keeps them forever."""
+    prune_interval_seconds: Annotated[float, Field(ge=1, le=86_400)] = 3600.0
+    """How often the retention prune runs (with `retention_days` set)."""
+    webhook: AuditWebhookSink | None = None
+    syslog: AuditSyslogSink | None = None
 
 
 class AuthSection(_Section):

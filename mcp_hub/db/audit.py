@@ -13,6 +13,7 @@ from sqlalchemy import func, insert, or_, select
 
 from mcp_hub.db._base import Store, record_of, require_aware
 from mcp_hub.db.audit_chain import chain_head, chain_values, lock_chain
+from mcp_hub.db.audit_query import AuditRecord
 from mcp_hub.db.models import AuditCall
 from mcp_hub.domain import AuditOutcome, member_of
 
@@ -48,15 +49,18 @@ class AuditEvent:
 class AuditStore(Store):
     """Appends to the audit trail and reads its latest rows."""
 
-    async def insert_audit(self, events: Sequence[AuditEvent]) -> None:
+    async def insert_audit(self, events: Sequence[AuditEvent]) -> list[AuditRecord]:
         """Append `events` to the audit trail and its hash chain: one executemany in one transaction, which
-        holds the chain's lock (concurrent replicas extend the chain one batch at a time)."""
+        holds the chain's lock (concurrent replicas extend the chain one batch at a time). The stored records,
+        with their ids and hashes."""
         if not events:
-            return
+            return []
         rows = [_audit_values(event) for event in events]
         async with self._writes.begin() as session:
             await lock_chain(session)
-            await session.execute(insert(AuditCall), chain_values(await chain_head(session), rows))
+            chained = chain_values(await chain_head(session), rows)
+            await session.execute(insert(AuditCall), chained)
+        return [_stored_record(values) for values in chained]
 
     async def recent_audit(self, limit: int = 100) -> list[AuditEvent]:
         """The latest `limit` audit events, newest first."""
@@ -104,6 +108,11 @@ def _audit_values(event: AuditEvent) -> dict[str, Any]:
         "method": event.method,
         "downstream_ms": event.downstream_ms,
     }
+
+
+def _stored_record(values: dict[str, Any]) -> AuditRecord:
+    converted: dict[str, Any] = {**values, "outcome": AuditOutcome(values["outcome"])}
+    return AuditRecord(**converted)
 
 
 def _audit_event(row: AuditCall) -> AuditEvent:

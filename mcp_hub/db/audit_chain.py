@@ -201,12 +201,6 @@ class AuditChainStore(Store):
         query = select(AuditCall).where(AuditCall.id > after_id).order_by(AuditCall.id).limit(limit)
         return [record_of(ChainRow, row) for row in await self._every(query)]
 
-    async def rows_up_to(self, anchor_id: int) -> int:
-        """How many rows have ids at or below `anchor_id` (there should be none below the newest checkpoint)."""
-        async with self._reads() as session:
-            query = select(func.count()).select_from(AuditCall).where(AuditCall.id <= anchor_id)
-            return int((await session.execute(query)).scalar_one())
-
     async def head(self) -> ChainLink:
         """The chain's last link now."""
         async with self._reads() as session:

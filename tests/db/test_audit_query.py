@@ -12,6 +12,7 @@ from mcp_hub.db.audit import AuditEvent, AuditStore
 from mcp_hub.db.audit_query import AuditFilter, AuditQueryStore, Order, UsageDay, json_line
 from mcp_hub.domain import AuditOutcome
 from mcp_hub.errors import InvalidInputError
+from tests.db.migrated_copies import migrated_copy, migrated_template, migrated_url
 
 DAY1 = datetime(2026, 12, 1, 23, 30, tzinfo=UTC)
 DAY2 = datetime(2026, 12, 2, 0, 30, tzinfo=UTC)
@@ -42,9 +43,9 @@ def call(
 
 
 @pytest.fixture
-async def query(migrated: AsyncEngine) -> AuditQueryStore:
+async def query(migrated_copy: AsyncEngine) -> AuditQueryStore:
     """A store over a trail of calls by two agents (one of them also for a user) on two UTC days."""
-    await AuditStore(migrated).insert_audit(
+    await AuditStore(migrated_copy).insert_audit(
         [
             call(DAY1, "agent:alpha"),
             call(DAY1, "agent:alpha for user:u1", "files__read", AuditOutcome.TOOL_ERROR, downstream_ms=5.0),
@@ -56,7 +57,7 @@ async def query(migrated: AsyncEngine) -> AuditQueryStore:
             call(DAY2, "agent:beta", "docs", AuditOutcome.OK, method="prompts/get"),
         ]
     )
-    return AuditQueryStore(migrated)
+    return AuditQueryStore(migrated_copy)
 
 
 async def test_each_filter_selects_only_its_rows(query: AuditQueryStore) -> None:
@@ -143,3 +144,6 @@ async def test_usage_counts_calls_errors_downstream_time_and_approvals_per_agent
     assert (usage[3].calls, usage[3].errors, usage[3].downstream_ms) == (2, 1, 32.0)
     assert await query.usage(agent="beta", since=DAY2) == [usage[3]]
     assert await query.usage(until=DAY1) == []
+
+
+__all__ = ["migrated_copy", "migrated_template", "migrated_url"]  # fixtures
