@@ -787,11 +787,13 @@ def build_app(hub: Hub, *, on_started: Callable[[], None] | None = None) -> Star
             pages,
             max_streams_per_session=settings.approvals.max_event_streams_per_session,
         )
+        # The admin operations, one service per resource: for the admin API and the console alike.
+        services = admin_services(hub, auth)
         routes += console_routes(
             ConsoleParts(
                 pages=pages,
                 sessions=sessions,
-                admin=admin_services(hub, auth),
+                admin=services,
                 identities=hub.stores.identities,
                 catalog=hub.catalog,
                 catalog_store=hub.stores.catalog,
@@ -805,9 +807,7 @@ def build_app(hub: Hub, *, on_started: Callable[[], None] | None = None) -> Star
         routes += home_routes(sessions)
         routes += assets.routes()
         # The admin JSON API (issue 13 §1): an admin's session or an admin token; every change audited.
-        routes += admin_api_routes(
-            admin_services(hub, auth), AdminAccess(sessions, auth.tokens, auth.decider, auth.urls)
-        )
+        routes += admin_api_routes(services, AdminAccess(sessions, auth.tokens, auth.decider, auth.urls))
     # One count for every endpoint (the hub, its profiles, its virtual servers): `hub.fast_path`.
     fast_path = hub.fast_path if settings.hub.fast_path else None
     mcp = mcp_routes(
