@@ -81,6 +81,7 @@ def console_routes(parts: ConsoleParts) -> list[BaseRoute]:
         page_route(CONNECTORS_PATH, admin(connectors.add), post),
         page_route(f"{CONNECTORS_PATH}/{{connector_id}}", admin(connectors.detail), get),
         page_route(f"{CONNECTORS_PATH}/{{connector_id}}/confirm", admin(connectors.confirm), get),
+        page_route(f"{CONNECTORS_PATH}/{{connector_id}}/edit", admin(connectors.edit), post),
         page_route(f"{CONNECTORS_PATH}/{{connector_id}}/{{action}}", admin(connectors.act), post),
         page_route(REVIEW_PATH, admin(connectors.review), get),
         page_route(f"{REVIEW_PATH}/definition", admin(connectors.definition), get),

@@ -236,7 +236,14 @@ class ConnectorPages:
             return self._page.problem(request, viewer, problem_for(exc), back=REVIEW_PATH)
         return see_other(f"{REVIEW_PATH}?done={decision}d")
 
-    async def detail(self, request: Request, viewer: WebSession) -> Response:
+    async def detail(
+        self,
+        request: Request,
+        viewer: WebSession,
+        *,
+        errors: FieldErrors | None = None,
+        values: dict[str, str] | None = None,
+    ) -> Response:
         connector_id = request.path_params["connector_id"]
         row = next((row for row in connector_rows(self._pool) if row.id == connector_id), None)
         try:
@@ -253,8 +260,38 @@ class ConnectorPages:
             "done": request.query_params.get("done"),
             "tools": self._catalog.tools.of_connector(ConnectorId(connector_id)),
             "waiting": [pin for pin in await self._pins.waiting() if pin.connector_id == connector_id],
+            "errors": errors or {},
+            "values": values or (_form_values(state.spec) if state is not None and state.spec else {}),
         }
-        return self._page.render(request, viewer, "connector.html", context, section="connectors")
+        status = 400 if errors else 200
+        return self._page.render(request, viewer, "connector.html", context, section="connectors", status=status)
+
+    async def edit(self, request: Request, viewer: WebSession) -> Response:
+        """`POST /admin/connectors/{id}/edit`: the form's fields over the file's connector, through
+        `ConnectorAdmin.replace` (the pool restarts the connector; calls in flight finish)."""
+        connector_id = request.path_params["connector_id"]
+        back = f"{CONNECTORS_PATH}/{connector_id}"
+        form = await self._page.form(request, viewer)
+        if isinstance(form, Problem):
+            return self._page.problem(request, viewer, form, back=back)
+        try:
+            existing = self._connectors.get(connector_id).spec
+        except NotFoundError as exc:
+            return self._page.problem(request, viewer, problem_for(exc), back=CONNECTORS_PATH)
+        if existing is None:
+            refusal = Problem(409, "Refused", "The connector's file does not load: fix or replace it first.")
+            return self._page.problem(request, viewer, refusal, back=back)
+        values = {name: form.get(name, "").strip() for name in _FORM_FIELDS}
+        values |= {"id": existing.id, "transport": existing.transport}
+        checked = _spec_errors(values, existing)
+        if isinstance(checked, ConnectorSpec):
+            try:
+                await self._connectors.replace(Actor.user(viewer.user.name), checked)
+            except InvalidInputError as exc:
+                checked = {"form": str(exc)}
+            else:
+                return see_other(f"{back}?done=edited")
+        return await self.detail(request, viewer, errors=checked, values=values)
 
     async def review(self, request: Request, viewer: WebSession) -> Response:
         waiting = await self._pins.waiting()
@@ -285,9 +322,11 @@ class ConnectorPages:
         return self._page.render(request, viewer, "definition.html", context, section="review")
 
 
-def _spec_errors(values: dict[str, str]) -> ConnectorSpec | FieldErrors:
-    """The connector the form describes, or its errors by field (pydantic's, put next to the field they name)."""
-    fields: dict[str, object] = {
+def _spec_errors(values: dict[str, str], base: ConnectorSpec | None = None) -> ConnectorSpec | FieldErrors:
+    """The connector the form describes (over `base`, the file's connector, when editing: what the form does
+    not show is kept), or its errors by field (pydantic's, put next to the field they name)."""
+    fields: dict[str, object] = {} if base is None else base.model_dump()
+    fields |= {
         "id": values["id"],
         "transport": values["transport"],
         "protocol": values["protocol"] or "auto",
@@ -312,6 +351,20 @@ def _spec_errors(values: dict[str, str]) -> ConnectorSpec | FieldErrors:
                 where = "url"
             errors.setdefault(where if where in _FORM_FIELDS else "form", message)
         return errors
+
+
+def _form_values(spec: ConnectorSpec) -> dict[str, str]:
+    """The edit form's fields of a connector file."""
+    return {
+        "id": spec.id,
+        "transport": spec.transport,
+        "command": spec.command or "",
+        "args": " ".join(spec.args),
+        "url": spec.url or "",
+        "protocol": spec.protocol,
+        "trust": spec.trust,
+        "description": spec.description,
+    }
 
 
 def _count_by_connector(pins: list[PinRecord]) -> dict[str, int]:

@@ -383,7 +383,8 @@ async def test_an_added_connector_is_served_and_its_tools_wait_for_review_until_
 ) -> None:
     """Issue 13 §2 and issue 11 §1: a connector added in the console (errors next to the field first) is written
     where the live reload picks it up; with trust = review its tools wait, Approve offers one; disabling and
-    removing take a confirmation page."""
+    removing take a confirmation page; an edit keeps the file's other settings and explains a bad value next to
+    its field."""
     token = await form_of(admin, "/admin/connectors")
     bad = await admin.post(
         "/admin/connectors",
@@ -443,6 +444,14 @@ async def test_an_added_connector_is_served_and_its_tools_wait_for_review_until_
 
     await eventually(offered)
     assert hub.hub.catalog.tools.get(f"{connector}__meta") is None  # still waiting
+    edit = {"command": PYTHON, "args": str(FAULT_SERVER), "protocol": "nope", "trust": "review", "description": "x"}
+    refused = await admin.post(f"/admin/connectors/{connector}/edit", data={**edit, **token})
+    edited = await admin.post(f"/admin/connectors/{connector}/edit", data={**edit, "protocol": "legacy", **token})
+    assert refused.status_code == 400
+    assert error_next_to(refused.text, "protocol")
+    assert edited.status_code == 303
+    file = hub.hub.settings.connectors_dir / f"{connector}.toml"
+    assert 'description = "x"' in await anyio.Path(file).read_text()
     confirm = await admin.get(f"/admin/connectors/{connector}/confirm", params={"do": "remove"})
     assert f'action="/admin/connectors/{connector}/remove"' in confirm.text
     disabled = await admin.post(f"/admin/connectors/{connector}/disable", data=token)
