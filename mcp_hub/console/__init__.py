@@ -2,7 +2,7 @@
 
 Pages: the dashboard (`dashboard`), connectors and the review queue of their definitions (`connectors`, `diff`),
 agents and their grants (`agents`), users (`users`), the audit viewer and usage per agent per day (`audit`), the
-approval rules (`rules`). Charts are SVG drawn on the
+approval rules (`rules`), the signing keys (`keys`). Charts are SVG drawn on the
 server (`charts`): no script, no external library. Docs: docs/console.md.
 
 The console sits above the front doors (`web`, `admin`): it renders with the web pages' templates, sessions and
@@ -25,6 +25,7 @@ from mcp_hub.console.audit import AUDIT_PATH, USAGE_PATH, AuditPages
 from mcp_hub.console.base import ADMIN_PATH, ConsolePage, ConsoleRefusals
 from mcp_hub.console.connectors import CONNECTORS_PATH, REVIEW_PATH, ConnectorPages
 from mcp_hub.console.dashboard import DashboardPage
+from mcp_hub.console.keys import KEYS_PATH, KeyPages
 from mcp_hub.console.rules import RulePages
 from mcp_hub.console.users import USERS_PATH, UserPages
 from mcp_hub.db.audit_query import AuditQueryStore
@@ -74,6 +75,7 @@ def console_routes(parts: ConsoleParts) -> list[BaseRoute]:
     users = UserPages(page, parts.admin.users)
     rules = RulePages(page, parts.admin.approval_rules)
     audit = AuditPages(page, parts.audit)
+    keys = KeyPages(page, parts.admin.keys)
     get, post = ["GET"], ["POST"]
     return [
         page_route(ADMIN_PATH, admin(dashboard.show), get),
@@ -99,4 +101,7 @@ def console_routes(parts: ConsoleParts) -> list[BaseRoute]:
         page_route(AUDIT_PATH, admin(audit.audit), get),
         page_route(USAGE_PATH, admin(audit.usage), get),
         page_route(f"{ADMIN_PATH}/rules", admin(rules.index), get),
+        page_route(KEYS_PATH, admin(keys.index), get),
+        page_route(f"{KEYS_PATH}/confirm", admin(keys.confirm), get),
+        page_route(f"{KEYS_PATH}/rotate", admin(keys.rotate), post),
     ]

@@ -183,6 +183,7 @@ PAGES = {
     "audit": "/admin/audit",
     "usage": "/admin/usage",
     "rules": "/admin/rules",
+    "keys": "/admin/keys",
 }
 
 

@@ -53,6 +53,7 @@ PAGES = (
     "/admin/rules",
     "/admin/audit",
     "/admin/usage",
+    "/admin/keys",
 )
 
 
@@ -543,3 +544,23 @@ async def test_usage_shows_each_agents_calls_errors_downstream_time_and_approval
     assert "user:root" not in page.text.split('id="usage"')[1]
     assert bad.status_code == 400
     assert "from 1 to 90" in error_next_to(bad.text, "days")
+
+
+async def test_the_signing_keys_are_listed_without_their_private_halves_and_rotated_after_confirmation(
+    hub: InProcessHub, admin: httpx2.AsyncClient
+) -> None:
+    """Threat T03 and issue 13 §1: an admin rotates the keys from the console (the admin service's rotation); the
+    page never shows a private key."""
+    before = {key.kid for key in await hub.hub.stores.keys.signing_keys()}
+    token = await form_of(admin, "/admin/keys")
+    confirm = await admin.get("/admin/keys/confirm")
+    rotated = await admin.post("/admin/keys/rotate", data=token)
+    page = await admin.get("/admin/keys")
+    keys = await hub.hub.stores.keys.signing_keys()
+
+    assert 'action="/admin/keys/rotate"' in confirm.text
+    assert rotated.status_code == 303
+    assert len({key.kid for key in keys} - before) == 1
+    for key in keys:
+        assert key.kid in page.text
+        assert str(key.private_jwk["d"]) not in page.text
