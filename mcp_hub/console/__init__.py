@@ -71,7 +71,7 @@ def console_routes(parts: ConsoleParts) -> list[BaseRoute]:
         parts.admin.connectors,
         parts.admin.review,
     )
-    agents = AgentPages(page, parts.admin.agents, parts.identities, parts.catalog)
+    agents = AgentPages(page, parts.admin.agents, parts.admin.limits, parts.identities, parts.catalog)
     users = UserPages(page, parts.admin.users)
     rules = RulePages(page, parts.admin.approval_rules)
     audit = AuditPages(page, parts.audit)
@@ -92,6 +92,7 @@ def console_routes(parts: ConsoleParts) -> list[BaseRoute]:
         page_route(AGENTS_PATH, admin(agents.create), post),
         page_route(f"{AGENTS_PATH}/{{name}}", admin(agents.detail), get),
         page_route(f"{AGENTS_PATH}/{{name}}/grants", admin(agents.add_grant), post),
+        page_route(f"{AGENTS_PATH}/{{name}}/limits", admin(agents.set_limits), post),
         page_route(f"{AGENTS_PATH}/{{name}}/confirm", admin(agents.confirm), get),
         page_route(f"{AGENTS_PATH}/{{name}}/{{action}}", admin(agents.act), post),
         page_route(USERS_PATH, admin(users.index), get),

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from mcp_hub.admin.agents import AgentAdmin
 from mcp_hub.admin.changes import Actor
+from mcp_hub.admin.limits import LimitAdmin
 from mcp_hub.catalog.catalog import Catalog, CatalogEntry
 from mcp_hub.console.base import ConsolePage, FieldErrors, see_other
 from mcp_hub.db.identities import AgentRecord, IdentityStore
@@ -77,10 +78,54 @@ def tool_groups(tools: Sequence[CatalogEntry]) -> list[tuple[str, list[tuple[str
     return [(f"Connector {connector}", options) for connector, options in sorted(groups.items())]
 
 
+_LIMIT_FIELDS: Final = ("rate", "burst", "daily_calls", "monthly_calls")
+
+
+def _limit_values(limits: dict[str, Any]) -> dict[str, str]:
+    """The limits form's fields from an agent's own limits."""
+    per_agent: dict[str, Any] = limits.get("per_agent") or {}
+    return {
+        "rate": str(per_agent.get("rate", "")),
+        "burst": str(per_agent.get("burst", "")),
+        "daily_calls": str(limits.get("daily_calls", "")),
+        "monthly_calls": str(limits.get("monthly_calls", "")),
+    }
+
+
+def _limit_changes(values: dict[str, str]) -> tuple[dict[str, Any], FieldErrors]:
+    """The changes the limits form asks for (None drops a limit), or the fields that are not numbers."""
+    errors: FieldErrors = {}
+    numbers: dict[str, float | None] = {}
+    for name in _LIMIT_FIELDS:
+        text = values[name]
+        try:
+            numbers[name] = float(text) if text else None
+        except ValueError:
+            errors[name] = "Enter a number, or leave it empty for no limit of its own."
+    for name in ("burst", "daily_calls", "monthly_calls"):
+        number = numbers.get(name)
+        if number is not None and (number != int(number) or number < 0):
+            errors[name] = "Enter a whole number, 0 or more."
+    if errors:
+        return {}, errors
+    rate, burst = numbers["rate"], numbers["burst"]
+    if (rate is None) != (burst is None):
+        return {}, {"rate" if rate is None else "burst": "Give both the rate and the burst, or neither."}
+    daily, monthly = numbers["daily_calls"], numbers["monthly_calls"]
+    return {
+        "per_agent": None if rate is None or burst is None else {"rate": rate, "burst": int(burst)},
+        "daily_calls": None if daily is None else int(daily),
+        "monthly_calls": None if monthly is None else int(monthly),
+    }, {}
+
+
 class AgentPages:
-    def __init__(self, page: ConsolePage, admin: AgentAdmin, identities: IdentityStore, catalog: Catalog) -> None:
+    def __init__(
+        self, page: ConsolePage, admin: AgentAdmin, limits: LimitAdmin, identities: IdentityStore, catalog: Catalog
+    ) -> None:
         self._page = page
         self._admin = admin
+        self._limits = limits
         self._identities = identities
         self._catalog = catalog
 
@@ -148,6 +193,7 @@ class AgentPages:
         granted = await self._admin.grants(agent.name)
         effective = await self._admin.effective(agent.name)
         owner = await self._identities.user_by_id(agent.owner_user_id) if agent.owner_user_id else None
+        limits = await self._limits.own(agent.name)
         context: dict[str, object] = {
             "agent": agent,
             "owner": owner,
@@ -156,11 +202,33 @@ class AgentPages:
             "tools": tools,
             "tool_groups": tool_groups(tools),
             "errors": errors or {},
-            "values": values or {},
+            "values": {**_limit_values(limits), **(values or {})},
+            "limits": limits,
             "done": request.query_params.get("done"),
         }
         status = 400 if errors else 200
         return self._page.render(request, viewer, "agent.html", context, section="agents", status=status)
+
+    async def set_limits(self, request: Request, viewer: WebSession) -> Response:
+        """`POST /admin/agents/{name}/limits`: its own rate limit and quotas (a blank field drops that limit)."""
+        agent = await self._agent(request, viewer)
+        if isinstance(agent, Response):
+            return agent
+        back = f"{AGENTS_PATH}/{agent.name}"
+        form = await self._page.form(request, viewer)
+        if isinstance(form, Problem):
+            return self._page.problem(request, viewer, form, back=back)
+        values = {name: form.get(name, "").strip() for name in _LIMIT_FIELDS}
+        changes, errors = _limit_changes(values)
+        if not errors:
+            try:
+                await self._limits.set(Actor.user(viewer.user.name), agent.name, changes)
+            except InvalidInputError as exc:
+                field = next((name for name in _LIMIT_FIELDS if str(exc).startswith(name.rsplit("_", 1)[0])), "rate")
+                errors = {field: str(exc)}
+            else:
+                return see_other(f"{back}?done=limits")
+        return await self.detail(request, viewer, errors=errors, values=values)
 
     async def add_grant(self, request: Request, viewer: WebSession) -> Response:
         agent = await self._agent(request, viewer)
