@@ -782,6 +782,7 @@ def build_app(hub: Hub, *, on_started: Callable[[], None] | None = None) -> Star
         routes += approval_routes(
             hub.approvals,
             hub.stores.identities,
+            hub.stores.audit,
             sessions,
             hub.feed,
             pages,

@@ -5,10 +5,15 @@ URIs, optionally connectors and agents, conditions on arguments, approvers) and 
 (`sensitive_tools`, globs over the connector's own tool names, approvers `role:approver`). Every matching rule
 applies: the approvers are the union of theirs.
 A downstream's tool annotations are never read here: a server's own `readOnlyHint` cannot lower the bar.
+
+A match explains itself (`ApprovalPolicy.explain`, issue 13 §3): for each rule that holds a request, the parts of
+it that matched, in words an approver reads ("tool `git__push` matches `git__*`", "argument `amount` = 5000 > 1000"),
+so the page shows why a call waits, not only the rule's name.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -22,6 +27,7 @@ from mcp_hub.config.settings import ApprovalCondition, ApprovalRule
 SENSITIVE_RULE_PREFIX = "sensitive:"
 _MISSING = object()
 _MAX_REMEMBERED_SUBJECTS = 100_000
+_SHOWN_VALUE_CHARS = 120
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +44,14 @@ class Requirement:
     rules: tuple[str, ...]
     approvers: tuple[str, ...]
     webhooks: tuple[Webhook, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RuleMatch:
+    """One rule that holds a request, and why: each part of the rule that matched, in words."""
+
+    rule: str
+    because: tuple[str, ...]
 
 
 def _lookup(arguments: Mapping[str, Any], path: str) -> object:
@@ -88,6 +102,30 @@ def condition_holds(condition: ApprovalCondition, arguments: Mapping[str, Any]) 
     }[condition.op]
 
 
+def _shown(value: object) -> str:
+    """A JSON value as an approver reads it in a sentence: JSON text, cut after `_SHOWN_VALUE_CHARS` characters."""
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= _SHOWN_VALUE_CHARS else text[:_SHOWN_VALUE_CHARS] + "…"
+
+
+def describe_condition(condition: ApprovalCondition, arguments: Mapping[str, Any]) -> str:
+    """Why `condition` holds for `arguments` (ask only when it does), in words: the argument, its value, the test."""
+    field, op = f"argument `{condition.field}`", condition.op
+    value = _lookup(arguments, condition.field)
+    if op == "exists":
+        return f"{field} is present"
+    if value is _MISSING:
+        return f"{field} is absent, so it is not {_shown(condition.value)}"
+    unjudged = f"{field} is {_shown(value)}, which the rule cannot compare with {_shown(condition.value)}: held"
+    if op == "matches":
+        return f"{field} = {_shown(value)} matches /{condition.value}/" if isinstance(value, str) else unjudged
+    if op == "==":
+        return f"{field} = {_shown(value)}" if _kind(value) == _kind(condition.value) else unjudged
+    if op == "!=":
+        return f"{field} = {_shown(value)}, not {_shown(condition.value)}"
+    return f"{field} = {_shown(value)} {op} {_shown(condition.value)}" if _is_number(value) else unjudged
+
+
 class ApprovalPolicy:
     """The rules, ready to answer per call."""
 
@@ -131,6 +169,43 @@ class ApprovalPolicy:
         if not rules:
             return None
         return Requirement(tuple(rules), tuple(dict.fromkeys(approvers)), tuple(webhooks))
+
+    def explain(self, agent_name: str, subject: HeldSubject, arguments: Mapping[str, Any]) -> tuple[RuleMatch, ...]:
+        """The rules that hold this request now, each with what matched (`requirement`'s rules, explained)."""
+        candidates, sensitive_rule = self._rules_for(subject)
+        kind = subject.scope_kind
+        found: list[RuleMatch] = []
+        for rule in candidates:
+            if rule.agents and agent_name not in rule.agents:
+                continue
+            if not all(condition_holds(condition, arguments) for condition in rule.when):
+                continue
+            glob = next(glob for glob in _globs(rule, kind) if matches(f"{kind}:{glob}", kind, subject.public_name))
+            because = [f"{kind} `{subject.public_name}` matches `{glob}`"]
+            if rule.connectors:
+                because.append(f"connector `{subject.connector_id}` is one of the rule's connectors")
+            if rule.agents:
+                because.append(f"agent `{agent_name}` is one of the rule's agents")
+            because.extend(describe_condition(condition, arguments) for condition in rule.when)
+            if not rule.when:
+                because.append("the rule holds every such call, whatever the arguments")
+            found.append(RuleMatch(rule.name, tuple(because)))
+        if sensitive_rule is not None:
+            glob = next(
+                glob
+                for glob in self._sensitive.get(subject.connector_id, [])
+                if matches(f"tool:{glob}", "tool", subject.downstream_name)
+            )
+            found.append(
+                RuleMatch(
+                    sensitive_rule,
+                    (
+                        f"connector `{subject.connector_id}` lists `{glob}` in its sensitive_tools, "
+                        f"which matches its tool `{subject.downstream_name}`",
+                    ),
+                )
+            )
+        return tuple(found)
 
     def may_hold(self, subject: HeldSubject) -> bool:
         """Could any rule hold a request for this subject, whatever the agent and arguments? (Such a tool's

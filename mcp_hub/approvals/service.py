@@ -28,6 +28,7 @@ import anyio
 import rfc8785
 import structlog
 
+from mcp_hub.approvals.briefing import Briefing, Definition, brief
 from mcp_hub.approvals.feed import ActionListener
 from mcp_hub.approvals.policy import ApprovalPolicy, Requirement
 from mcp_hub.approvals.presentation import APPROVAL_META_KEY, approval_link
@@ -174,6 +175,26 @@ class ApprovalService:
     def may_hold(self, subject: HeldSubject) -> bool:
         """Could an approval rule hold requests for this subject (for some agent or arguments)?"""
         return self._policy.may_hold(subject)
+
+    def briefing(self, action: ActionRecord) -> Briefing:
+        """What an approver is told besides the request: why the rules hold it (as they read now), the tool's
+        annotations, risk cues, and whether its definition changed since (`mcp_hub.approvals.briefing`)."""
+        subject = HeldSubject(
+            method=action.method,
+            public_name=action.public_name,
+            connector_id=action.connector_id,
+            downstream_name=action.downstream_name,
+            sha256=action.definition_sha256,
+            description=action.description,
+        )
+        current = current_subject(self._catalog, action.method, action.public_name)
+        if current is None:
+            definition = Definition.GONE
+        else:
+            definition = Definition.SAME if current.sha256 == action.definition_sha256 else Definition.CHANGED
+        tool = self._catalog.tools.get(action.public_name) if action.method == TOOLS_CALL else None
+        matches = self._policy.explain(action.agent_name, subject, action.arguments)
+        return brief(matches, action.arguments, tool.public_definition if tool is not None else None, definition)
 
     # --- the caller's side -----------------------------------------------------------------------------
 

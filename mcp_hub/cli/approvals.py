@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from mcp_hub.approvals.presentation import action_json, duration
+from mcp_hub.approvals.states import Told, run_of, tell, verdict_of
 from mcp_hub.db.approvals import ActionRecord
 from mcp_hub.domain import ALL_STATUSES, ActionStatus, utc_now
 from mcp_hub.errors import ApprovalError
@@ -50,7 +51,9 @@ def _line(action: ActionRecord, now: datetime) -> str:
         left = (action.expires_at - now).total_seconds()
         state = f"pending, {duration(left)} left" if left > 0 else "expired"
     else:
-        state = action.status + (f" by {action.decided_by}" if action.decided_by else "")
+        # The decision and, apart, what became of the call: "approved by alice, ran", never "done by alice".
+        state = verdict_of(action) + (f" by {action.decided_by}" if action.decided_by else "")
+        state += f", {run_of(action)[0]}"
     age = duration((now - action.created_at).total_seconds())
     return f"{action.id}  {action.public_name:<28} {action.agent_name:<20} {age + ' ago':<16} {state}"
 
@@ -77,7 +80,7 @@ async def run_approvals(tools: AdminTools, args: argparse.Namespace, _password: 
         if args.json:
             print(json.dumps(action_json(action, full=True, link=service.link(action.id)), indent=2))
         else:
-            _print_action(action, service.link(action.id))
+            _print_action(action, service.link(action.id), tell(action, now, service.settings.pending_ttl_seconds))
         return EXIT_OK
     user = await tools.stores.identities.user_by_name(args.as_user)
     if user is None:
@@ -90,7 +93,7 @@ async def run_approvals(tools: AdminTools, args: argparse.Namespace, _password: 
     return EXIT_OK
 
 
-def _print_action(action: ActionRecord, link: str) -> None:
+def _print_action(action: ActionRecord, link: str, told: Told) -> None:
     print(f"id:          {action.id}")
     print(f"status:      {action.status}")
     print(f"agent:       {action.agent_name}")
@@ -101,9 +104,12 @@ def _print_action(action: ActionRecord, link: str) -> None:
     print(f"approvers:   {', '.join(action.approvers)}")
     print(f"created:     {action.created_at.isoformat(timespec='seconds')}")
     print(f"expires:     {action.expires_at.isoformat(timespec='seconds')}")
-    if action.status.is_decided and action.decided_at is not None:
-        print(f"decided:     {action.status} by {action.decided_by or 'the hub'} at {action.decided_at.isoformat()}")
+    if told.expiry:
+        print(f"             {told.expiry}")
+    print(f"decision:    {told.decision}")
+    if told.verdict in ("approved", "denied"):
         print(f"reason:      {action.reason or '-'}")
+    print(f"run:         {told.run}")
     print(f"link:        {link}")
     print("arguments:")
     print(json.dumps(action.arguments, indent=2, ensure_ascii=False))

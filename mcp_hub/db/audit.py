@@ -84,6 +84,22 @@ class AuditStore(Store):
         async with self._reads() as session:
             return int((await session.execute(query)).scalar_one())
 
+    async def recent_of_agent(self, agent_name: str, limit: int = 10) -> list[AuditEvent]:
+        """The agent's latest `limit` rows (its calls, for itself or a user, and its approvals), newest first."""
+        query = (
+            select(AuditCall)
+            .where(
+                or_(
+                    AuditCall.client == f"agent:{agent_name}",
+                    AuditCall.client.startswith(f"agent:{agent_name} for ", autoescape=True),
+                )
+            )
+            .order_by(AuditCall.at.desc(), AuditCall.id.desc())
+            .limit(limit)
+        )
+        async with self._reads() as session:
+            return [_audit_event(row) for row in (await session.scalars(query)).all()]
+
 
 def _text(value: str) -> str:
     # PostgreSQL text cannot hold NUL; an audit row must never be refused, so it is replaced.

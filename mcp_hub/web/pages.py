@@ -21,6 +21,7 @@ Every response of a page route carries (OWASP Secure Headers; CSP Level 3; RFC 9
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from re import Match as re_Match
@@ -36,6 +37,7 @@ from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mcp_hub.approvals.presentation import INBOX_PATH, duration, iso_seconds
+from mcp_hub.approvals.states import run_of, verdict_of
 from mcp_hub.bodies import FormRules, read_form
 from mcp_hub.catalog.review import HIDDEN, escape_hidden
 from mcp_hub.errors import InvalidRequestError
@@ -66,8 +68,7 @@ PAGE_FORM: Final = FormRules(max_bytes=16 * 1024, max_fields=20, keep_blank=True
 CROSS_SITE_FORM: Final = Problem(403, "Refused", "This form was sent from another site.")
 EXPIRED_FORM: Final = Problem(403, "Refused", "This form has expired. Reload the page and try again.")
 
-_FOLD_AT: Final = 120
-_PREVIEW: Final = 60
+_BOX_AT: Final = 80
 _JSON_MAX_DEPTH: Final = 12
 
 
@@ -91,6 +92,15 @@ def _marked(match: re_Match[str]) -> str:
     return f'<mark class="hidden-char" title="a hidden or bidirectional character">{shown}</mark>'
 
 
+_CODE_SPAN: Final = re.compile(r"`([^`]+)`")
+
+
+def _with_code(value: object) -> Markup:
+    """A sentence of ours that quotes names in backticks (`policy.RuleMatch`, risk cues), visible, with each quoted
+    name set as code. The backticks come from our wording; a value quoted there is escaped before any of this."""
+    return Markup(_CODE_SPAN.sub(r"<code>\1</code>", str(_visible(value))))  # noqa: S704 - escaped by _visible
+
+
 def _hides_characters(value: object) -> bool:
     """Does `value` (a string, or JSON of any depth) contain a hidden or bidirectional character?"""
     return HIDDEN.search(json.dumps(value, ensure_ascii=False, default=str)) is not None
@@ -104,14 +114,27 @@ def _json_pretty(value: object) -> Markup:
     return _visible(json.dumps(value, ensure_ascii=False, indent=2))
 
 
-def _json_preview(text: str) -> Markup:
-    """The start of a long string, as JSON text with an ellipsis before its closing quote."""
-    return _visible(json.dumps(text[:_PREVIEW], ensure_ascii=False)[:-1] + '…"')
-
-
 def _long_text(value: object) -> bool:
-    """Is `value` a string to fold (long, or of several lines)?"""
-    return isinstance(value, str) and (len(value) > _FOLD_AT or "\n" in value)
+    """Is `value` a string to show in its own box (long, or of several lines)? Shown whole all the same."""
+    return isinstance(value, str) and (len(value) > _BOX_AT or "\n" in value)
+
+
+_CALM_OUTCOMES: Final = {
+    "ok": "ok",
+    "approval_approved": "ok",
+    "approval_executed": "ok",
+    "approval_requested": "pending",
+    "input_required": "info",
+    "approval_returned": "unknown",
+    "approval_expired": "unknown",
+    "approval_withdrawn": "unknown",
+    "cancelled": "unknown",
+}
+
+
+def _outcome_badge(outcome: str) -> str:
+    """The badge class of an audit outcome: every outcome not known to be calm is shown as an error."""
+    return _CALM_OUTCOMES.get(outcome, "error")
 
 
 def _ago(moment: datetime, now: datetime) -> str:
@@ -149,9 +172,12 @@ def _environment(assets: AssetUrls) -> Environment:
         time_left=_time_left,
         json_text=_json_text,
         json_pretty=_json_pretty,
-        json_preview=_json_preview,
         visible=_visible,
+        with_code=_with_code,
         written_out=escape_hidden,
+        verdict=verdict_of,
+        outcome_badge=_outcome_badge,
+        run_of=run_of,
     )
     tests["long_text"] = _long_text
     tests["hiding_characters"] = _hides_characters

@@ -121,6 +121,9 @@ async def test_list_show_and_approve_from_the_command_line(hub_and_config: tuple
         assert "decisions are final" in again.stderr.decode()
         everything = await mcp_hub(config, "approvals", "list", "--all", "--json")
         assert [row["status"] for row in json.loads(everything.stdout)] == ["done"]
+        told = (await mcp_hub(config, "approvals", "show", action.id)).stdout.decode()
+        assert "decision:    Approved by alice at " in told  # issue 13 §3: the decision and the run apart
+        assert "run:         Ran; finished at " in told
 
 
 async def test_the_command_line_applies_separation_of_duties(hub_and_config: tuple[RunningHub, Path]) -> None:

@@ -12,8 +12,11 @@ from typing import Any
 
 import pytest
 
-from mcp_hub.approvals.policy import condition_holds
-from mcp_hub.config.settings import ApprovalCondition
+from mcp_hub.approvals.policy import ApprovalPolicy, RuleMatch, condition_holds, describe_condition
+from mcp_hub.approvals.subject import HeldSubject
+from mcp_hub.config.connectors import ConnectorSpec
+from mcp_hub.config.settings import ApprovalCondition, ApprovalRule
+from mcp_hub.domain import ConnectorId
 
 
 def when(field: str, op: str, value: Any = None) -> ApprovalCondition:
@@ -52,3 +55,88 @@ def test_a_condition_holds_the_call_when_it_matches_or_cannot_judge_the_value(
     condition: ApprovalCondition, arguments: dict[str, Any], held: bool
 ) -> None:
     assert condition_holds(condition, arguments) is held
+
+
+@pytest.mark.parametrize(
+    ("condition", "arguments", "said"),
+    [
+        pytest.param(when("amount", ">", 1000), {"amount": 5000}, "argument `amount` = 5000 > 1000", id="compared"),
+        pytest.param(
+            when("path", "matches", r"^/etc/"),
+            {"path": "/etc/passwd"},
+            'argument `path` = "/etc/passwd" matches /^/etc//',
+            id="pattern",
+        ),
+        pytest.param(
+            when("force", "==", True),
+            {"force": "true"},
+            'argument `force` is "true", which the rule cannot compare with true: held',
+            id="unjudged",
+        ),
+        pytest.param(when("branch", "!=", "main"), {}, 'argument `branch` is absent, so it is not "main"', id="absent"),
+        pytest.param(when("token", "exists"), {"token": None}, "argument `token` is present", id="exists"),
+        pytest.param(
+            when("text", "matches", "^x"),
+            {"text": "x" * 500},
+            f'argument `text` = "{"x" * 119}…',
+            id="long-value-cut",
+        ),
+    ],
+)
+def test_a_held_condition_says_which_argument_and_value_matched(
+    condition: ApprovalCondition, arguments: dict[str, Any], said: str
+) -> None:
+    """Issue 13 §3, our wording: the approver's page shows the matched condition with the argument's value."""
+    assert describe_condition(condition, arguments).startswith(said)
+
+
+def test_the_policy_explains_each_rule_that_holds_a_call_and_only_those() -> None:
+    """Issue 13 §3, our choice: each holding rule with its glob, agents and conditions; a rule whose condition
+    fails is not named; a connector's sensitive_tools say which glob named the tool."""
+    rules = [
+        ApprovalRule.model_validate(
+            {
+                "name": "big-payments",
+                "tools": ["bank__*"],
+                "agents": ["payer"],
+                "when": [{"field": "amount", "op": ">", "value": 1000}],
+            }
+        ),
+        ApprovalRule.model_validate({"name": "all-transfers", "tools": ["bank__transfer"], "connectors": ["bank"]}),
+        ApprovalRule.model_validate(
+            {"name": "only-to-abroad", "tools": ["bank__*"], "when": [{"field": "abroad", "op": "==", "value": True}]}
+        ),
+    ]
+    bank = ConnectorSpec.model_validate(
+        {"id": "bank", "transport": "stdio", "command": "bank", "sensitive_tools": ["trans*"]}
+    )
+    policy = ApprovalPolicy(rules, [bank])
+    subject = HeldSubject("tools/call", "bank__transfer", ConnectorId("bank"), "transfer", "0" * 64, "")
+
+    explained = policy.explain("payer", subject, {"amount": 5000, "abroad": False})
+    required = policy.requirement("payer", subject, {"amount": 5000, "abroad": False})
+
+    assert required is not None
+    assert [match.rule for match in explained] == list(required.rules)
+    assert explained == (
+        RuleMatch(
+            "big-payments",
+            (
+                "tool `bank__transfer` matches `bank__*`",
+                "agent `payer` is one of the rule's agents",
+                "argument `amount` = 5000 > 1000",
+            ),
+        ),
+        RuleMatch(
+            "all-transfers",
+            (
+                "tool `bank__transfer` matches `bank__transfer`",
+                "connector `bank` is one of the rule's connectors",
+                "the rule holds every such call, whatever the arguments",
+            ),
+        ),
+        RuleMatch(
+            "sensitive:bank",
+            ("connector `bank` lists `trans*` in its sensitive_tools, which matches its tool `transfer`",),
+        ),
+    )

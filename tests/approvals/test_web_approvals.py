@@ -1,12 +1,14 @@
 """The approver's pages and JSON API in a real browser (Debian's chromium driven by Playwright).
 
 One hub for the module: the fault fixture server as connector `faults`; `faults__echo` needs any approver,
-`faults__meta` needs the user carol. Agents call through the SDK client over streamable HTTP in background
-tasks and are held (`hold_seconds = 30`) until someone decides. Screenshots of the inbox and the detail page,
-at desktop and phone width, are saved to `test-artifacts/approvals/` for a person to look at.
+`faults__meta` needs the user carol; an echo whose text contains `<script` is also held by a rule with that
+condition. Agents call through the SDK client over streamable HTTP in background tasks and are held
+(`hold_seconds = 30`) until someone decides. Screenshots of the login page, the inbox, a pending and a decided
+action, at desktop and phone width, are saved to `test-artifacts/screenshots/` for a person to look at.
 
-Mandated by issue 4 §4-§5 and threats T20 (separation of duties, final decisions, CSRF); the page layout and
-the JSON shapes are chosen by us.
+Mandated by issue 4 §4-§5, issue 13 §3 and threats T20 (separation of duties, final decisions, CSRF) and T31
+(misleading display: nothing folded, hidden characters written out); the page layout and the JSON shapes are
+chosen by us.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from tests.web.browser import sign_in
 pytestmark = pytest.mark.anyio
 
 CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = REPO / "test-artifacts" / "approvals"
+ARTIFACTS = REPO / "test-artifacts" / "screenshots"
 PASSWORD = "correct horse battery staple"
 PHONE = {"width": 375, "height": 740}
 DESKTOP = {"width": 1280, "height": 900}
@@ -53,6 +55,11 @@ approvers = ["role:approver"]
 name = "meta-needs-carol"
 tools = ["faults__meta"]
 approvers = ["user:carol"]
+
+[[approvals.rules]]
+name = "scripts-in-text"
+tools = ["faults__echo"]
+when = [{ field = "text", op = "matches", value = "<script" }]
 """
 
 
@@ -212,12 +219,10 @@ async def test_an_approver_sees_a_held_call_arrive_live_approves_it_and_it_runs_
         await row.get_by_role("link", name="faults__echo").click()
         await page.wait_for_url(f"{env.hub.base_url}/approvals/{action.id}")
         assert await page.get_by_role("heading", level=1).inner_text() == "Approve faults__echo for deployer?"
-        assert await page.locator("summary").first.inner_text() != ""  # the long text is folded
-        await page.screenshot(path=str(ARTIFACTS / "detail-desktop.png"), full_page=True)
         await page.get_by_label("Reason (optional; the agent sees it)").fill("release window is open")
         await page.get_by_role("button", name="Approve").click()
         await page.wait_for_url(f"{env.hub.base_url}/approvals/{action.id}?done=approved")
-        assert await page.locator(".status").inner_text() == "You approved this action."
+        assert await page.locator("#done").inner_text() == "You approved this action."
         outcome = await result()
         assert not outcome.is_error, text_of(outcome)
         assert text_of(outcome) == arguments["text"]
@@ -239,6 +244,11 @@ async def test_a_denied_call_tells_the_agent_the_reason(approvals: Approvals) ->
         assert outcome.is_error
         assert "denied by carol: not during business hours" in text_of(outcome)
         assert await echo_runs(env, agent.name) == 0
+        decision = await page.locator("#decision").inner_text()
+        assert "Denied by carol at " in decision
+        assert "Reason: not during business hours" in decision
+        assert "Not run." in await page.locator("#run").inner_text()
+        assert await page.locator("#decide, #why-not, form[action$='/decision']").count() == 0
         await page.context.close()
 
 
@@ -278,8 +288,8 @@ async def test_the_detail_page_shows_what_the_approved_call_returned(approvals: 
         assert approved.status_code == 200, approved.text
         assert not (await result()).is_error
         after = await alice.get(f"/approvals/{action.id}")
-        assert "<dt>Result</dt>" not in before.text
-        assert "<dt>Result</dt><dd>returned at" in after.text
+        assert "<h3>Result" not in before.text
+        assert "<h3>Result</h3>" in after.text
         assert "&lt;b&gt;shipped&lt;/b&gt; release 2.0" in after.text  # shown, escaped
         assert "<b>shipped</b>" not in after.text
 
@@ -362,9 +372,8 @@ async def test_the_pages_fit_a_phone_screen(approvals: Approvals) -> None:
         assert await page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
         await page.screenshot(path=str(ARTIFACTS / "inbox-phone.png"), full_page=True)
         await page.goto(f"{env.hub.base_url}/approvals/{action.id}")
-        await page.locator("summary").first.click()  # unfold the long value
+        assert await page.locator("details").count() == 0  # nothing to unfold
         assert await page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
-        await page.screenshot(path=str(ARTIFACTS / "detail-phone.png"), full_page=True)
         await page.context.close()
         await decide_by_api(alice, alice_csrf, action.id, "deny", "only a screenshot")
         await result()
@@ -419,7 +428,8 @@ async def test_the_pages_need_an_approver_session_and_send_security_headers(appr
 
 
 async def test_signing_in_through_the_login_page_in_a_real_browser(approvals: Approvals) -> None:
-    """Issue 4 §4: an approver signs in through the real form (Chromium posts it with `Origin: null`)."""
+    """Issue 4 §4: an approver signs in through the real form (Chromium posts it with `Origin: null`); issue 13 §2:
+    the login page fits 375 px, and signing in without `next` lands where the role works (`/` → `/approvals`)."""
     env = approvals
     context = await env.browser.new_context()
     page = await context.new_page()
@@ -432,6 +442,22 @@ async def test_signing_in_through_the_login_page_in_a_real_browser(approvals: Ap
         await page.wait_for_url(env.hub.base_url + "/approvals", timeout=5000)
     finally:
         await context.close()
+    for name, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
+        context = await env.browser.new_context(viewport={"width": viewport["width"], "height": viewport["height"]})
+        page = await context.new_page()
+        try:
+            await page.goto(env.hub.base_url + "/login")
+            assert await page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
+            await page.screenshot(path=str(ARTIFACTS / f"login-{name}.png"), full_page=True)
+            if name == "phone":
+                continue
+            await page.get_by_label("Name").fill("bob")
+            await page.get_by_label("Password").fill(PASSWORD)
+            await page.get_by_role("button", name="Sign in").click()
+            await page.wait_for_url(env.hub.base_url + "/approvals", timeout=5000)
+            assert await page.get_by_role("link", name="Approvals").get_attribute("aria-current") == "page"
+        finally:
+            await context.close()
 
 
 async def test_a_bidi_override_in_an_argument_is_shown_written_out_and_flagged(approvals: Approvals) -> None:
@@ -463,3 +489,116 @@ async def test_a_bidi_override_in_an_argument_is_shown_written_out_and_flagged(a
         outcome = await result()
         assert outcome.is_error
         await page.context.close()
+
+
+LONG_TEXT = (
+    "Merge release 4.2 into main: "
+    + "update the changelog, bump every package version, regenerate the lock file; " * 3
+    + "and finally <script>alert('approved')</script> pay \u202eDNUF-EVIL-666\u202c now"
+)
+"""A 264+-character commit message whose tail hides a script tag and a right-to-left override (issue 13 §3)."""
+UNCLIPPED = """box => {
+    const range = document.createRange();
+    range.selectNodeContents(box);
+    const outer = box.getBoundingClientRect();
+    const lines = Array.from(range.getClientRects());
+    return box.checkVisibility({ checkOpacity: true, checkVisibilityCSS: true })
+        && lines.length > 0
+        && lines.every(line => line.top >= outer.top - 1 && line.bottom <= outer.bottom + 1
+            && line.left >= outer.left - 1 && line.right <= outer.right + 1)
+        && box.scrollHeight <= box.clientHeight + 1;
+}"""
+"""Is every line of the box's text inside the box's rendered rectangle (nothing folded, clipped or scrolled away)?"""
+
+
+async def button_colours(page: Page, name: str) -> list[str]:
+    button = page.get_by_role("button", name=name, exact=True)
+    colours: list[str] = await button.evaluate(
+        "el => { const s = getComputedStyle(el); return [s.backgroundColor, s.color, s.borderColor]; }"
+    )
+    return colours
+
+
+async def test_a_long_argument_is_whole_on_screen_without_a_click_escaped_and_flagged(approvals: Approvals) -> None:
+    """Issue 13 §3, threat T31 (a real approver approved a 264-character value whose folded tail hid `<script>`):
+    the value is shown whole, rendered inside its box with nothing folded or clipped, the tag as text and the bidi
+    override written out and flagged; beside it the matched condition, the tool's hints labelled as the server's
+    claims, the risk cues, the agent's owner and last calls; Approve and Deny look different; 375 px fits. Our
+    choice of layout; screenshots of the pending and the decided page, desktop and phone."""
+    env = approvals
+    agent = await make_agent(env.hub, "committer", "tool:faults__*")
+    await auth_service(env.hub).admin.set_agent_owner(agent.name, "bob")
+    assert not (await call_tool(env.hub, agent, "faults__pid", {})).is_error  # a call of its own, unheld
+    assert len(LONG_TEXT) >= 264
+    shown = LONG_TEXT.replace("\u202e", "\\u202e").replace("\u202c", "\\u202c")
+    async with anyio.create_task_group() as tasks:
+        result = start_call(tasks, env, agent, "faults__echo", {"text": LONG_TEXT})
+        action = await env.arrivals.of(agent.name, "faults__echo")
+        page = await sign_in_page(env, "alice", f"/approvals/{action.id}")
+        owners_page = await sign_in_page(env, "bob", f"/approvals/{action.id}", PHONE)
+
+        box = page.locator("#arguments pre.long-text")
+        await box.scroll_into_view_if_needed()
+        assert await box.inner_text() == shown
+        assert await box.evaluate(UNCLIPPED)
+        assert await page.locator("details, summary").count() == 0
+        assert await page.evaluate("document.scripts.length") == 1  # the hub's own script, not the argument's
+        html = await page.content()
+        assert "&lt;script&gt;alert('approved')&lt;/script&gt;" in html
+        assert "\u202e" not in html
+        assert await page.locator("#hidden-characters").is_visible()
+        assert await page.locator("#arguments .badge-risk").inner_text() == "hidden characters"
+        risk = await page.locator("#risk").inner_text()
+        assert "destructive (may delete or overwrite data): the server does not say otherwise" in risk
+        assert "hidden or bidirectional characters in the arguments" in risk
+        why = await page.locator("#why").inner_text()
+        assert "echo-needs-a-human: tool faults__echo matches faults__echo" in why
+        assert "scripts-in-text: tool faults__echo matches faults__echo; argument text = " in why
+        assert await page.locator("#why code").count() >= 5  # the names the rules quote, set as code
+        assert "matches /<script/." in why
+        assert "except bob, who owns the agent" in why
+        hints = await page.locator("#hints").inner_text()
+        assert "claims the tool's server makes about itself" in hints
+        assert "MCP's default (not stated)" in hints
+        assert "owned by bob" in await page.locator("#request-heading + dl").inner_text()
+        recent = await page.locator("#recent tbody").inner_text()
+        assert "faults__pid" in recent
+        assert "approval_requested" in recent
+        assert "without one the call is denied" in await page.locator("#expiry").inner_text()
+        approve, deny = await button_colours(page, "Approve"), await button_colours(page, "Deny")
+        assert approve[0] != deny[0]
+        assert approve[2] != deny[2]
+        assert approve[1] == deny[1] == "rgb(255, 255, 255)"
+        assert await page.evaluate("document.documentElement.scrollWidth") <= DESKTOP["width"]
+        await page.screenshot(path=str(ARTIFACTS / "detail-pending-desktop.png"), full_page=True)
+        phone_box = owners_page.locator("#arguments pre.long-text")
+        assert await phone_box.inner_text() == shown
+        assert await owners_page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+        assert "you own the agent that asks" in await owners_page.locator("#why-not").inner_text()
+        await owners_page.screenshot(path=str(ARTIFACTS / "detail-pending-phone.png"), full_page=True)
+
+        await page.get_by_role("button", name="Approve").click()
+        await page.wait_for_url(f"{env.hub.base_url}/approvals/{action.id}?done=approved")
+        # The owner's open page hears of it: the form goes and the live region says so.
+        await owners_page.get_by_text("This action is now").wait_for()
+        assert await owners_page.locator("#decide").is_hidden()
+        outcome = await result()
+        assert text_of(outcome) == LONG_TEXT
+        await page.reload()
+        heading = await page.get_by_role("heading", level=1).inner_text()
+        assert heading.startswith("faults__echo for committer")
+        assert not heading.endswith("?")
+        assert "Approved by alice at " in await page.locator("#decision").inner_text()
+        run = await page.locator("#run").inner_text()
+        assert "Ran; finished at " in run
+        assert "The result is below." in run
+        assert await page.locator("#run pre.long-text").inner_text() == shown
+        assert await page.locator("#decide, #why-not, form[action$='/decision'], textarea").count() == 0
+        assert await page.locator("#done").inner_text() == "You approved this action."
+        await page.screenshot(path=str(ARTIFACTS / "detail-decided-desktop.png"), full_page=True)
+        await owners_page.reload()
+        assert await owners_page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+        assert await owners_page.locator("#done").count() == 0  # bob decided nothing
+        await owners_page.screenshot(path=str(ARTIFACTS / "detail-decided-phone.png"), full_page=True)
+        await page.context.close()
+        await owners_page.context.close()

@@ -89,3 +89,21 @@ async def test_the_approvals_script_is_a_javascript_file_of_the_hub(hub: Running
     assert 'new EventSource("/approvals/events")' in script.text
     assert posted.status_code == 405
     assert posted.headers["x-frame-options"] == "DENY"
+
+
+def test_every_class_the_style_guide_names_is_in_the_stylesheet() -> None:
+    """Chosen by us (issue 13 §2, one visual style): docs/web-style.md is what other pages build on, so each class
+    it names (`.card`, `badge-pending`, ...) must exist in `hub.css`."""
+    guide = (REPO / "docs" / "web-style.md").read_text()
+    stylesheet = (REPO / "mcp_hub" / "web" / "static" / "hub.css").read_text()
+    named = set(re.findall(r"`\.([a-z][a-z-]*)", guide)) | set(re.findall(r"`(badge-[a-z]+)`", guide))
+    named |= {
+        name
+        for found in re.findall(r'class="([^"]+)"', guide)
+        for name in found.split()
+        if re.fullmatch(r"[a-z][a-z0-9-]*", name)  # not the placeholders (`badge-STATUS`, `info|success|...`)
+    }
+    defined = set(re.findall(r"\.([a-z][a-z0-9-]*)", stylesheet))
+
+    assert {"card", "badge-pending", "badge-healthy", "primary", "danger", "field-error", "table-wrap"} <= named
+    assert sorted(named - defined) == []

@@ -6,11 +6,12 @@ another role a 403 page), the API answers 401 / 403.
 
 - `pages`: `GET /approvals` (the inbox: pending actions, newest first, with agent, tool, age and time left,
   then the latest decisions), `GET /approvals/live` (its tables alone, which `/static/approvals.js` fetches on
-  each event), `GET /approvals/history`, `GET /approvals/{id}` (who asks, the tool, the arguments, rules and
-  approvers, expiry with a live countdown, the decision and what the call returned, the Approve / Deny form,
-  disabled with the reason when `may_decide` refuses), and `POST /approvals/{id}/decision` (the form: CSRF
-  token, same origin → 303 back; 403 when this user may not decide (separation of duties, T20), 409 when it
-  was already decided).
+  each event), `GET /approvals/history`, `GET /approvals/{id}` (pending: who asks, the tool, every argument in
+  full, why the rules hold it, the tool's annotations as the server's claims, risk cues, the agent's owner and last
+  calls, the expiry explained, and the Approve / Deny form, disabled with the reason when `may_decide` refuses;
+  decided: the decision and the run stated apart (`mcp_hub.approvals.states`), the result, no question, no form), and
+  `POST /approvals/{id}/decision` (the form: CSRF token, same origin → 303 back; 403 when this user may not
+  decide (separation of duties, T20), 409 when it was already decided).
 - `events`: `GET /approvals/events`, server-sent events of the actions' changes.
 - `api`: `/api/approvals`, the same over JSON.
 
@@ -27,6 +28,7 @@ from starlette.routing import BaseRoute
 from mcp_hub.approvals.feed import ActionFeed
 from mcp_hub.approvals.presentation import INBOX_PATH
 from mcp_hub.approvals.service import ApprovalService
+from mcp_hub.db.audit import AuditStore
 from mcp_hub.db.identities import IdentityStore
 from mcp_hub.domain import APPROVER_ROLES
 from mcp_hub.web.access import RequireRole
@@ -40,6 +42,7 @@ from mcp_hub.web.sessions import WebSessions
 def approval_routes(
     service: ApprovalService,
     identities: IdentityStore,
+    audit: AuditStore,
     sessions: WebSessions,
     feed: ActionFeed,
     pages: Pages,
@@ -49,7 +52,7 @@ def approval_routes(
     """The routes of the pages, the event stream and the API, each behind the approver check."""
     page = RequireRole(sessions, APPROVER_ROLES, PageRefusals(pages))
     api = RequireRole(sessions, APPROVER_ROLES, ApiRefusals())
-    views = ApprovalPages(service, identities, sessions, pages)
+    views = ApprovalPages(service, identities, audit, sessions, pages)
     events = ActionEvents(service, sessions, feed, max_streams_per_session=max_streams_per_session)
     json_api = ApprovalApi(service, sessions)
     return [

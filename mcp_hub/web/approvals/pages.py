@@ -15,7 +15,9 @@ from starlette.responses import RedirectResponse, Response
 
 from mcp_hub.approvals.presentation import INBOX_PATH
 from mcp_hub.approvals.service import ApprovalService
+from mcp_hub.approvals.states import tell
 from mcp_hub.db.approvals import ActionRecord
+from mcp_hub.db.audit import AuditStore
 from mcp_hub.db.identities import IdentityStore
 from mcp_hub.domain import DECIDED_STATUSES, ActionStatus
 from mcp_hub.errors import ActionNotFoundError, ApprovalError
@@ -26,6 +28,8 @@ from mcp_hub.web.sessions import WebSession, WebSessions, login_url
 PENDING_LIMIT: Final = 100
 LATEST_DECISIONS: Final = 10
 HISTORY_LIMIT: Final = 200
+AGENT_HISTORY: Final = 10
+"""How many of the agent's latest audit rows an action's page shows."""
 NOT_AN_APPROVER: Final = Problem(403, "Not an approver", "Only approvers and admins see approvals.")
 _CHOOSE: Final = Problem(400, "Bad request", "Choose Approve or Deny.")
 _DONE_MESSAGES: Final = {"approved": "You approved this action.", "denied": "You denied this action."}
@@ -53,10 +57,16 @@ class ApprovalPages:
     """The endpoints of the pages; each takes the approver's session (`mcp_hub.web.access.RequireRole`)."""
 
     def __init__(
-        self, service: ApprovalService, identities: IdentityStore, sessions: WebSessions, pages: Pages
+        self,
+        service: ApprovalService,
+        identities: IdentityStore,
+        audit: AuditStore,
+        sessions: WebSessions,
+        pages: Pages,
     ) -> None:
         self._service = service
         self._identities = identities
+        self._audit = audit
         self._sessions = sessions
         self._pages = pages
 
@@ -95,22 +105,30 @@ class ApprovalPages:
         return self._render(request, viewer, "approvals/history.html", {"now": _now(), "decided": decided})
 
     async def detail(self, request: Request, viewer: WebSession) -> Response:
-        """`GET /approvals/{id}`: everything about one action, and the decision form."""
+        """`GET /approvals/{id}`: everything about one action; the decision form while it is pending."""
         action_id = request.path_params["action_id"]
         action = await self._service.get(action_id)
         if action is None:
             return self._problem(request, viewer, problem_for(ActionNotFoundError(f"There is no action {action_id}.")))
         owner_id = await self._service.agent_owner(action)
-        why_not = self._service.may_decide(action, viewer.user, owner_id)
-        if action.status is not ActionStatus.PENDING:
-            why_not = f"this action is {action.status}: decisions are final"
+        pending = action.status is ActionStatus.PENDING
+        now = _now()
+        told = tell(action, now, self._service.settings.pending_ttl_seconds)
+        done = request.query_params.get("done", "")
+        mine = action.decided_by == viewer.user.name and told.verdict == done
         context: dict[str, object] = {
             "action": action,
-            "now": _now(),
+            "now": now,
+            "pending": pending,
+            "told": told,
+            "briefing": self._service.briefing(action),
+            "recent": await self._audit.recent_of_agent(action.agent_name, AGENT_HISTORY),
             "owner": await self._identities.user_by_id(owner_id) if owner_id else None,
             "on_behalf": await self._identities.user_by_id(action.user_id) if action.user_id else None,
-            "why_not": why_not,
-            "done": _DONE_MESSAGES.get(request.query_params.get("done", "")),
+            # Only while it can be decided: a decided action's page has no form, so nothing to explain.
+            "why_not": self._service.may_decide(action, viewer.user, owner_id) if pending else None,
+            # The confirmation after this viewer's own decision, only while it is the page's truth.
+            "done": _DONE_MESSAGES.get(done) if mine else None,
         }
         return self._render(request, viewer, "approvals/detail.html", context)
 

@@ -19,8 +19,8 @@
   window.setInterval(tick, 1000);
   var live = document.getElementById("live");
   var status = document.getElementById("live-status");
-  var decision = document.querySelector("section[data-action-id]");
-  if (!window.EventSource || (!live && !decision)) { return; }
+  var action = document.getElementById("action");
+  if (!window.EventSource || (!live && !action)) { return; }
   var loading = false, again = false;
   function refresh() {
     if (loading) { again = true; return; }
@@ -55,12 +55,18 @@
   source.addEventListener("action", function (event) {
     var data = JSON.parse(event.data);
     if (live) { refresh(); }
-    if (decision && data.id === decision.getAttribute("data-action-id") && data.status !== "pending") {
-      var shown = document.getElementById("action-status");
-      if (shown) { shown.textContent = data.status; }
-      var fields = document.getElementById("decision-fields");
-      if (fields) { fields.disabled = true; }
-      if (status) { status.textContent = "This action is now " + data.status + ". Reload to see the details."; }
+    if (action && data.id === action.getAttribute("data-action-id") && data.status !== action.getAttribute("data-status")) {
+      action.setAttribute("data-status", data.status);
+      // Decided elsewhere: the form goes (a decision is final), and the live region says what changed.
+      var decide = document.getElementById("decide");
+      if (decide && data.status !== "pending") { decide.hidden = true; }
+      if (status) {
+        status.textContent = "This action is now " + data.status + ". ";
+        var again = document.createElement("a");
+        again.href = window.location.pathname;
+        again.textContent = "Reload to see who decided and what happened.";
+        status.appendChild(again);
+      }
     }
   });
   source.addEventListener("signed-out", function () { source.close(); window.location.reload(); });
