@@ -51,6 +51,8 @@ Each surface maps the tree to its wire in one place, and nowhere else (each modu
 - Web pages and the approvals JSON API: `mcp_hub.web.errors`. `InvalidInputError` → 400
   (`UnsupportedMediaTypeError` → 415 in the API); `ActionNotFoundError`, `NotFoundError` → 404;
   `DecisionForbiddenError` → 403; `DecisionConflictError`, `ConflictError` → 409.
+- The admin JSON API: `mcp_hub.web.admin_api.framework.hub_error_response`, `mcp_hub.web.errors`'s statuses
+  except that an `InvalidInputError` a service raises (not `InvalidRequestError`) is 422, as a model's is.
 - The `mcp-hub` command: `mcp_hub.cli.main`. `ConfigError` and `InvalidInputError` → exit 2; every other
   `HubError` → exit 1, its message on stderr.
 

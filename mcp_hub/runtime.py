@@ -35,6 +35,7 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mcp_hub.admin.agents import AgentAdmin
+from mcp_hub.admin.audit_log import AuditLog
 from mcp_hub.admin.changes import AdminAudit
 from mcp_hub.admin.connectors import ConnectorAdmin
 from mcp_hub.admin.identity import IdentityAdmin
@@ -258,6 +259,7 @@ def admin_services(hub: Hub, auth: Authorization) -> AdminServices:
         review=CatalogReview(hub.stores.pins, audit, hub.audit.record),
         keys=KeyAdmin(auth.keys, hub.stores.keys, audit),
         limits=LimitAdmin(hub.stores.limits, hub.stores.identities, audit),
+        audit_log=AuditLog(hub.stores.audit_query, audit),
         approval_rules=hub.settings.approvals.rules,
         virtual_servers=lambda: hub.virtual_specs,
     )

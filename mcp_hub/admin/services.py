@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from mcp_hub.admin.agents import AgentAdmin
+from mcp_hub.admin.audit_log import AuditLog
 from mcp_hub.admin.changes import AdminAudit
 from mcp_hub.admin.connectors import ConnectorAdmin
 from mcp_hub.admin.limits import LimitAdmin
@@ -30,5 +31,6 @@ class AdminServices:
     review: CatalogReview
     keys: KeyAdmin
     limits: LimitAdmin
+    audit_log: AuditLog
     approval_rules: Sequence[ApprovalRule]
     virtual_servers: Callable[[], Sequence[VirtualServerSpec]]

@@ -10,8 +10,10 @@ shapes and audit rows are our choice (docs/admin-api.md).
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import anyio
@@ -20,7 +22,7 @@ import pytest
 
 from mcp_hub.authz.scopes import ADMIN_SCOPE
 from mcp_hub.db.audit import AuditEvent
-from mcp_hub.domain import Health, PinStatus, Role
+from mcp_hub.domain import AuditOutcome, Health, PinStatus, Role
 from mcp_hub.web.admin_api.framework import CSRF_HEADER
 from tests.authz.conftest import auth_service, client_credentials_token, make_agent
 from tests.conftest import FAULT_SERVER, PYTHON, InProcessHub, in_process_hub, unique, write_config
@@ -454,3 +456,75 @@ async def test_the_openapi_document_describes_every_route_with_its_security(admi
     create = document["paths"][API + "/agents"]["post"]
     assert set(create["responses"]) >= {"201", "401", "403", "409", "422"}
     assert create["requestBody"]["content"]["application/json"]["schema"]["$ref"].startswith("#/components/schemas/")
+
+
+# --- the audit trail -----------------------------------------------------------------------------------------
+
+
+async def test_the_audit_trail_is_filtered_paged_and_exported_as_json_lines_and_the_export_is_audited(
+    admin: Admin,
+) -> None:
+    """Our choice (issue 13 §1, threat T24): the API's filters are the audit query layer's; pages follow `next`;
+    the export is JSON lines, oldest first, with each row's chain hashes; exporting is itself an audit row."""
+    names = [unique("audited") for _ in range(3)]
+    for name in names:
+        assert (await admin.write("POST", "/agents", {"name": name})).status_code == 201
+    await admin.hub.hub.audit.flush()
+    params = {"method": "admin/agents.create", "outcome": "ok", "limit": 2}
+    first = (await admin.session.get(API + "/audit", params=params)).json()
+    second = (await admin.session.get(API + "/audit", params={**params, "cursor": first["next"]})).json()
+    newest = [record["public_name"] for record in first["items"] + second["items"]]
+    assert newest[:3] == names[::-1]
+    assert all(record["client"] == "user:root" for record in first["items"])
+    assert all(len(record["row_hash"]) == 64 for record in first["items"])
+    bad = await admin.session.get(API + "/audit", params={"outcome": "fine", "since": "2026-01-01T00:00:00"})
+    assert bad.status_code == 422
+    assert {problem["field"] for problem in bad.json()["errors"]} == {"query.outcome", "query.since"}
+    assert (await admin.session.get(API + "/audit", params={"cursor": "forged"})).status_code == 422
+
+    exported = await admin.session.get(API + "/audit/export", params={"method": "admin/agents.create"})
+    assert exported.status_code == 200
+    assert exported.headers["content-type"].startswith("application/x-ndjson")
+    lines = [json.loads(line) for line in exported.text.splitlines()]
+    assert [line["public_name"] for line in lines][-3:] == names
+    assert [line["id"] for line in lines] == sorted(line["id"] for line in lines)
+    (export,) = await admin.audited("admin/audit.export", "audit")
+    assert export.client == "user:root"
+    assert "admin/agents.create" in (export.detail or "")
+
+
+async def test_usage_is_reported_per_agent_per_day(admin: Admin) -> None:
+    """Our choice (issue 13 §8): the audit query layer's usage per agent and UTC day, filtered by agent."""
+    name = unique("busy")
+    now = datetime.now(UTC)
+    await admin.hub.hub.audit.record(
+        AuditEvent(
+            at=now,
+            client=f"agent:{name}",
+            session=None,
+            public_name="faults__echo",
+            connector_id="faults",
+            downstream_name="echo",
+            outcome=AuditOutcome.OK,
+            latency_ms=3.0,
+            detail=None,
+            downstream_ms=2.0,
+        )
+    )
+    await admin.hub.hub.audit.flush()
+    async with admin.bearer() as client:
+        usage = (await client.get(API + "/usage", params={"agent": name})).json()["items"]
+    assert usage == [
+        {
+            "day": now.date().isoformat(),
+            "agent": name,
+            "calls": 1,
+            "errors": 0,
+            "downstream_ms": 2.0,
+            "approvals_requested": 0,
+            "approvals_approved": 0,
+            "approvals_denied": 0,
+            "approvals_expired": 0,
+            "outcomes": {"ok": 1},
+        }
+    ]

@@ -7,7 +7,8 @@ document at `/admin/api/openapi.json` are both made from the declarations.
 
 - `agents`: agents, grants, effective tools, own limits;
 - `users`: users and signing keys;
-- `catalog`: connectors (files the live reload picks up), the review queue, virtual servers, approval rules.
+- `catalog`: connectors (files the live reload picks up), the review queue, virtual servers, approval rules;
+- `audit`: the audit trail (filters, pages, JSON lines export) and usage per agent per day.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from starlette.routing import BaseRoute
 
 from mcp_hub.admin.services import AdminServices
 from mcp_hub.authz.urls import ADMIN_API_PATH
-from mcp_hub.web.admin_api import agents, catalog, users
+from mcp_hub.web.admin_api import agents, audit, catalog, users
 from mcp_hub.web.admin_api.framework import Access, AdminApi
 
 
@@ -25,7 +26,12 @@ def admin_api(services: AdminServices, access: Access) -> AdminApi:
     return AdminApi(
         prefix=ADMIN_API_PATH,
         access=access,
-        operations=[*agents.operations(services), *users.operations(services), *catalog.operations(services)],
+        operations=[
+            *agents.operations(services),
+            *users.operations(services),
+            *catalog.operations(services),
+            *audit.operations(services),
+        ],
     )
 
 

@@ -124,5 +124,5 @@ def _refusal(status: int, error: str, message: str, challenge: str | None) -> Re
     headers = dict(NO_STORE)
     if challenge is not None:
         headers["WWW-Authenticate"] = challenge
-    body = ErrorBody(error=error, message=message).model_dump(mode="json", exclude_none=True)
+    body = ErrorBody(error=error, message=message).model_dump(mode="json")
     return JSONResponse(body, status_code=status, headers=headers)

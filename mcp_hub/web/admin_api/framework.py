@@ -64,7 +64,9 @@ class Call:
     body: Any
 
 
-Handler = Callable[[Call], Awaitable[BaseModel | None]]
+Handler = Callable[[Call], Awaitable[BaseModel | Response | None]]
+"""A handler returns the response model's instance, None (204), or, for an operation of another `media_type`, the
+Starlette response itself (a stream)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +84,8 @@ class Operation:
     status: int = 200
     errors: tuple[int, ...] = ()
     """The statuses besides 401, 403, 422 and 400 that it may answer (404, 409)."""
+    media_type: str = "application/json"
+    """Another (`application/x-ndjson`): the body is a sequence of `response` objects, one JSON per line."""
 
     @property
     def writes(self) -> bool:
@@ -119,7 +123,7 @@ class Access(Protocol):
 
 def error_response(status: int, error: str, message: str, problems: Sequence[FieldProblem] | None = None) -> Response:
     body = ErrorBody(error=error, message=message, errors=list(problems) if problems is not None else None)
-    return JSONResponse(body.model_dump(mode="json", exclude_none=True), status_code=status, headers=NO_STORE)
+    return JSONResponse(body.model_dump(mode="json"), status_code=status, headers=NO_STORE)
 
 
 def _validation_response(where: str, exc: ValidationError) -> Response:
@@ -203,6 +207,9 @@ class AdminApi:
             headers[CSRF_HEADER] = admitted.csrf_token
         if result is None:
             return Response(status_code=204, headers=headers)
+        if isinstance(result, Response):
+            result.headers.update(headers)
+            return result
         return JSONResponse(result.model_dump(mode="json"), status_code=operation.status, headers=headers)
 
     async def _openapi(self, _request: Request) -> Response:
@@ -239,6 +246,12 @@ class AdminApi:
         responses: dict[str, Any] = {}
         if operation.response is None:
             responses[str(operation.status if operation.status != 200 else 204)] = {"description": "done"}
+        elif operation.media_type != "application/json":
+            item = refs[(operation.response, "serialization")]
+            responses[str(operation.status)] = {
+                "description": f"{operation.media_type}: one JSON object per line, each as `x-item-schema`",
+                "content": {operation.media_type: {"schema": {"type": "string"}, "x-item-schema": item}},
+            }
         else:
             responses[str(operation.status)] = {
                 "description": "done",
