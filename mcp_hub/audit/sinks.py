@@ -35,7 +35,7 @@ import time
 from collections import deque
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 import anyio
 import anyio.abc
@@ -53,6 +53,7 @@ SIGNATURE_HEADER: Final = "X-Mcp-Hub-Signature"
 SD_ID: Final = "audit@32473"
 _SEVERITY_WARNING, _SEVERITY_INFO = 4, 6
 _UTF8_BOM: Final = b"\xef\xbb\xbf"
+_DRAIN_SECONDS: Final = 2.0
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -87,6 +88,8 @@ class _QueuedSink:
         """Records dropped because the queue was full or delivery failed (for tests and metrics)."""
         self.delivered = 0
         self._dropping = False
+        self._idle = anyio.Event()
+        self._idle.set()
 
     def offer(self, records: Sequence[AuditRecord]) -> None:
         room = max(self._queue_size - len(self._queue), 0)
@@ -100,7 +103,13 @@ class _QueuedSink:
             self._dropping = False
             _log.warning("audit sink queue has room again", sink=self.name, dropped_so_far=self.dropped)
         self._queue.extend(records)
+        if self._queue:
+            self._idle = anyio.Event() if self._idle.is_set() else self._idle
         self._wake.set()
+
+    async def wait_idle(self) -> None:
+        """Return once every offered record was delivered or dropped."""
+        await self._idle.wait()
 
     @asynccontextmanager
     async def running(self) -> AsyncGenerator[None]:
@@ -111,6 +120,9 @@ class _QueuedSink:
                 try:
                     yield
                 finally:
+                    # What the writer's last batches queued gets a short chance to leave before the hub stops.
+                    with anyio.move_on_after(_DRAIN_SECONDS, shield=True):
+                        await self.wait_idle()
                     tasks.cancel_scope.cancel()
 
     async def _open(self, stack: AsyncExitStack) -> None:
@@ -127,6 +139,8 @@ class _QueuedSink:
             else:
                 self.dropped += len(batch)
                 _log.error("audit sink gave up on records", sink=self.name, first_id=batch[0].id, last_id=batch[-1].id)
+            if not self._queue:
+                self._idle.set()
 
     async def _deliver(self, batch: list[AuditRecord]) -> bool:
         """Deliver `batch`, retrying as the sink sees fit; False once given up."""
@@ -202,14 +216,21 @@ def syslog_message(
     structured = f'[{SD_ID} id="{record.id}" hash="{record.row_hash}"]'
     header = f"<{facility * 8 + severity}>1 {timestamp} {host} {app_name} {procid} audit {structured} ".encode()
     document = record.to_json()
-    payload = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
-    excess = len(header) + len(_UTF8_BOM) + len(payload) - max_bytes
-    if excess > 0 and document["detail"]:
-        detail: str = document["detail"]
-        document["detail"] = detail.encode()[: max(0, len(detail.encode()) - excess - 16)].decode(errors="ignore")
+    payload = _json(document)
+    budget = max_bytes - len(header) - len(_UTF8_BOM)
+    if len(payload) > budget and document["detail"]:
         document["detail_truncated"] = True
-        payload = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+        detail: bytes = document["detail"].encode()
+        while len(payload) > budget and detail:
+            # JSON escapes make the encoded detail longer than its bytes: cut by the excess until it fits.
+            detail = detail[: max(0, len(detail) - (len(payload) - budget))]
+            document["detail"] = detail.decode(errors="ignore")
+            payload = _json(document)
     return header + _UTF8_BOM + payload
+
+
+def _json(document: dict[str, Any]) -> bytes:
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 class SyslogSink(_QueuedSink):

@@ -1,5 +1,5 @@
 """The audit trail's hash chain (threat T24, audit tampering): how a row and a checkpoint are hashed, the
-chain's head, the checkpoints, the retention prune, and the rows in chain order for `mcp_hub.audit.chain`.
+chain's head, the checkpoints, the retention prune, and the rows in chain order for `mcp_hub.audit.verify`.
 
 Row hash (version 1): SHA-256, hex, of the RFC 8785 canonical JSON of `{"v": 1, "id": ..., "at": ..., <every
 other column of the row>, "prev_hash": ...}`, where `at` is ISO 8601 in UTC with microseconds
@@ -10,7 +10,7 @@ commits to its own fields, its id and, through `prev_hash`, to every row before 
 Extending the chain is serialised: `AuditStore.insert_audit` takes `lock_chain` (PostgreSQL: the transaction-level
 advisory lock `CHAIN_LOCK_KEY`, which every replica's writer and the prune take; SQLite: the write transaction,
 which opens with `BEGIN IMMEDIATE`), reads `chain_head`, and assigns the ids itself (head + 1, + 2, ...): the
-sequence is not used, so ids in the chain are gapless and in chain order.
+sequence is not used, so ids are in chain order and, from migration 0012 on, gapless.
 
 Checkpoints (`audit_checkpoints`) are what the retention prune leaves behind: the id, time and hash of the last
 row it deleted (the anchor), how many rows it deleted, and a hash chained over the previous checkpoint's in the
@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 import rfc8785
-from sqlalchemy import delete, func, insert, select, text
+from sqlalchemy import delete, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mcp_hub.db._base import Store, record_of, require_aware
@@ -224,7 +224,10 @@ class AuditChainStore(Store):
             await lock_chain(session)
             # The pruned rows are a prefix of the chain: they stop before the first row at or after the cutoff
             # (rows are in chain order, their times only roughly so).
-            first_kept = await session.scalar(select(func.min(AuditCall.id)).where(AuditCall.at >= cutoff))
+            # Walked in id order from the oldest row: it reads about as many rows as it will prune.
+            first_kept = await session.scalar(
+                select(AuditCall.id).where(AuditCall.at >= cutoff).order_by(AuditCall.id).limit(1)
+            )
             candidates = select(AuditCall.id, AuditCall.at, AuditCall.row_hash).order_by(AuditCall.id).limit(chunk)
             if first_kept is not None:
                 candidates = candidates.where(AuditCall.id < first_kept)

@@ -9,7 +9,7 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 import pytest
-from sqlalchemy import Executable, insert, text, update
+from sqlalchemy import DateTime, Executable, Float, Text, column, insert, table, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -18,8 +18,9 @@ from mcp_hub.audit.verify import verify_chain
 from mcp_hub.audit.writer import AuditWriter
 from mcp_hub.db.audit import AuditEvent, AuditStore
 from mcp_hub.db.audit_chain import GENESIS_HASH, HASHED_COLUMNS, AuditChainStore, ChainLink, row_hash
-from mcp_hub.db.engine import create_engine
+from mcp_hub.db.engine import create_engine, downgrade, upgrade
 from mcp_hub.db.models import AuditCall
+from mcp_hub.domain import AuditOutcome
 from tests.db.migrated_copies import migrated_copy, migrated_template, migrated_url
 
 T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -33,7 +34,7 @@ def event(n: int, *, at: datetime | None = None) -> AuditEvent:
         public_name="files__read",
         connector_id="files",
         downstream_name="read",
-        outcome="ok",  # pyright: ignore[reportArgumentType] - stored as text; the chain hashes the text
+        outcome=AuditOutcome.OK,
         latency_ms=1.25,
         detail=f"call {n} \u202e",
         downstream_ms=0.5 if n % 2 else None,
@@ -76,11 +77,12 @@ async def fault_of(store: AuditChainStore) -> tuple[int | None, str]:
 async def test_a_fresh_chain_of_many_batches_verifies_and_names_its_head(migrated_copy: AsyncEngine) -> None:
     """Threat T24: what the writer stored verifies, batch after batch; ids are the chain's order."""
     store = await chained(migrated_copy, 45, batch=4)
+    await AuditStore(migrated_copy).insert_audit([event(n) for n in range(45, 85)])  # hashed in a worker thread
     report = await verify_chain(store, chunk=7)
     assert report.fault is None
-    assert (report.rows, report.checkpoints, report.start) == (45, 0, ChainLink(0, GENESIS_HASH))
+    assert (report.rows, report.checkpoints, report.start) == (85, 0, ChainLink(0, GENESIS_HASH))
     assert report.head == await store.head()
-    assert report.head.id == 45
+    assert report.head.id == 85
     intact = await verify_chain(store, expected_head=report.head)
     assert intact.intact
 
@@ -274,3 +276,29 @@ async def test_concurrent_writers_on_two_engines_extend_one_chain(
 
 
 __all__ = ["migrated_copy", "migrated_template", "migrated_url"]  # fixtures
+
+
+async def test_migration_0012_chains_the_rows_already_there_and_downgrades(database_url: str) -> None:
+    """Our choice: the rows written before the chain existed are chained by the migration, in id order, so the
+    whole trail verifies; the downgrade drops the chain and its triggers."""
+    await upgrade(database_url, "0011_audit_downstream_time")
+    engine = create_engine(database_url)
+    try:
+        old = [
+            {"at": T0 + timedelta(seconds=n), "client": "agent:alpha", "public_name": "time__now", "outcome": "ok"}
+            | {"latency_ms": 1.5, "method": "tools/call", "detail": f"old {n}"}
+            for n in range(5)
+        ]
+        async with engine.begin() as connection:
+            types = {"at": DateTime(timezone=True), "latency_ms": Float()}
+            before = table("audit_calls", *(column(name, types.get(name, Text())) for name in old[0]))
+            await connection.execute(insert(before), old)
+        await upgrade(database_url)
+        await AuditStore(engine).insert_audit([event(5)])
+        report = await verify_chain(AuditChainStore(engine))
+        assert (report.intact, report.rows) == (True, 6)
+        await downgrade(database_url, "0011_audit_downstream_time")
+        async with engine.begin() as connection:
+            await connection.execute(text("UPDATE audit_calls SET detail = 'editable again' WHERE id = 1"))
+    finally:
+        await engine.dispose()

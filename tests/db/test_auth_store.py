@@ -20,6 +20,8 @@ from mcp_hub.authz.keys import generate_key_record
 from mcp_hub.db import upgrade
 from mcp_hub.db.approvals import ApprovalStore
 from mcp_hub.db.audit import AuditStore
+from mcp_hub.db.audit_chain import AuditChainStore
+from mcp_hub.db.audit_query import AuditQueryStore
 from mcp_hub.db.catalog import CatalogStore
 from mcp_hub.db.identities import AgentRecord, ClientMetadata, IdentityStore, NewAgent
 from mcp_hub.db.keys import SigningKeyStore
@@ -62,6 +64,8 @@ async def stores(database_url: str, engine: AsyncEngine, clock: Clock) -> Stores
     return Stores(
         catalog=CatalogStore(engine, clock=clock),
         audit=AuditStore(engine, clock=clock),
+        audit_query=AuditQueryStore(engine, clock=clock),
+        audit_chain=AuditChainStore(engine, clock=clock),
         identities=IdentityStore(engine, clock=clock),
         keys=SigningKeyStore(engine, clock=clock),
         oauth=OAuthStore(engine, clock=clock),
