@@ -4,7 +4,7 @@ An admin signs in, adds a connector (the fault fixture server over stdio, `trust
 approves its `echo` tool, creates an agent (its secret read from the page, shown once) and grants it the tool
 picked from the catalog; a real MCP client (the SDK's `Client`, client credentials with that secret) calls the
 tool; the dashboard and the audit viewer show the call. Every console page is then opened at 1280 px and at
-375 px (no horizontal scrolling of the page) and saved to `test-artifacts/screenshots/` for a person to look at.
+375 px (no horizontal scrolling of the page) and saved to `test-artifacts/screenshots/console-*.png` for a person to look at.
 
 Mandated by issue 13 §2 and "How it is proven" (the browser journey, screenshots at desktop and 375 px); the
 layout is our choice. Threats: T06 (the forms carry the session's CSRF token; the browser sends them as a user
@@ -120,7 +120,7 @@ async def test_an_admin_adds_a_connector_approves_a_tool_grants_it_and_sees_the_
         await page.get_by_role("link", name="Review", exact=True).click()
         await page.get_by_role("link", name="tools__echo", exact=True).click()
         assert "New definition" in await page.get_by_role("heading", level=2).first.inner_text()
-        await page.screenshot(path=str(ARTIFACTS / "review-definition-desktop.png"), full_page=True)
+        await page.screenshot(path=str(ARTIFACTS / "console-review-definition-desktop.png"), full_page=True)
         await page.get_by_role("button", name="Approve this definition").click()
         await page.wait_for_url(re.compile(r"/admin/review\?done=approved$"))
         with anyio.fail_after(20):
@@ -133,7 +133,7 @@ async def test_an_admin_adds_a_connector_approves_a_tool_grants_it_and_sees_the_
         await page.get_by_role("button", name="Create the agent").click()
         client_id = await page.locator("#client-id").inner_text()
         secret = await page.locator("#client-secret").inner_text()
-        await page.screenshot(path=str(ARTIFACTS / "agent-secret-desktop.png"), full_page=True)
+        await page.screenshot(path=str(ARTIFACTS / "console-agent-secret-desktop.png"), full_page=True)
 
         # Grant it the tool, picked from the catalog.
         await page.get_by_role("link", name="Go to journey-bot: grant tools").click()
@@ -202,6 +202,6 @@ async def test_every_console_page_fits_the_screen_and_is_saved_as_a_screenshot(
             await page.goto(f"{hub.base_url}{path}")
             assert await page.get_by_role("heading", level=1).count() == 1, path
             assert await page.evaluate("document.documentElement.scrollWidth") <= viewport["width"], path
-            await page.screenshot(path=str(ARTIFACTS / f"{name}-{width_name}.png"), full_page=True)
+            await page.screenshot(path=str(ARTIFACTS / f"console-{name}-{width_name}.png"), full_page=True)
     finally:
         await context.close()
