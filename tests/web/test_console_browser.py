@@ -4,7 +4,8 @@ An admin signs in, adds a connector (the fault fixture server over stdio, `trust
 approves its `echo` tool, creates an agent (its secret read from the page, shown once) and grants it the tool
 picked from the catalog; a real MCP client (the SDK's `Client`, client credentials with that secret) calls the
 tool; the dashboard and the audit viewer show the call. Every console page is then opened at 1280 px and at
-375 px (no horizontal scrolling of the page) and saved to `test-artifacts/screenshots/console-*.png` for a person to look at.
+375 px (no horizontal scrolling of the page) and saved to `test-artifacts/screenshots/console-*.png` for a
+person to look at.
 
 Mandated by issue 13 §2 and "How it is proven" (the browser journey, screenshots at desktop and 375 px); the
 layout is our choice. Threats: T06 (the forms carry the session's CSRF token; the browser sends them as a user
