@@ -43,8 +43,8 @@ class ConsoleRefusals:
         return RedirectResponse(login_url(target), status_code=303)
 
     def wrong_role(self, request: Request, viewer: WebSession) -> Response:
-        del viewer  # the message page without the approver's bar: this user has no console to navigate
-        return self._pages.problem(request, NOT_AN_ADMIN)
+        # The message in the viewer's own layout: an approver keeps the way to their pages and to sign out.
+        return self._pages.problem(request, NOT_AN_ADMIN, viewer=viewer)
 
 
 class ConsolePage:

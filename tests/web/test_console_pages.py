@@ -125,6 +125,7 @@ async def test_an_approver_is_refused_every_console_page(hub: InProcessHub) -> N
 
     assert {answer.status_code for answer in answers} == {403}
     assert "Only admins use the console." in answers[0].text
+    assert 'action="/logout"' in answers[0].text  # still signed in, in the approver's own layout
     assert posted.status_code == 403
     assert name not in {agent.name for agent in await hub.hub.stores.identities.list_agents()}
 
