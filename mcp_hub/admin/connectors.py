@@ -3,7 +3,8 @@
 A file is written only after the hub's own loader accepted it (`config.connectors.load_connector`, the checks of
 start-up and of every reload): the new text goes to a staging directory inside the connectors directory, is
 loaded from there, and is moved into place with one `os.replace` (atomic on one file system), so a reload never
-reads half a file, and a refused definition never reaches the directory. Then this process reloads at once (the
+reads half a file, and a refused definition never reaches the directory (an added file is linked into place
+instead, which fails if the id exists). Then this process reloads at once (the
 other replicas sharing the directory notice it on their next poll).
 
 Secrets never pass through here: a connector names them as `${NAME}` references (the loader refuses a literal
@@ -129,9 +130,7 @@ class ConnectorAdmin:
     async def add(self, actor: Actor, spec: ConnectorSpec) -> ConnectorSpec:
         """Write a new connector file; `ConflictError` if one with that id exists."""
         async with self._audit.change(actor, "connectors.add", spec.id) as change:
-            if self._path(spec.id).exists():
-                raise ConflictError(f"connector {spec.id!r} exists: replace it with PUT")
-            written = await self._write(spec)
+            written = await self._write(spec, exclusive=True)
             change.detail = _summary(written)
             return written
 
@@ -170,7 +169,9 @@ class ConnectorAdmin:
         except ConfigError as exc:
             raise ConflictError(f"the file {path.name} does not load ({exc}): replace it with PUT") from None
 
-    async def _write(self, spec: ConnectorSpec) -> ConnectorSpec:
+    async def _write(self, spec: ConnectorSpec, *, exclusive: bool = False) -> ConnectorSpec:
+        """Stage, load, and move into place; `exclusive`: only if no file of that id exists (one `os.link`, so
+        two admins adding the same id at once cannot both succeed)."""
         staging = self._directory / f"{_STAGING_PREFIX}{secrets.token_hex(8)}"
         staging.mkdir()
         try:
@@ -182,7 +183,13 @@ class ConnectorAdmin:
                 raise InvalidInputError(str(exc).replace(str(staged), f"{spec.id}.toml")) from None
             if loaded != spec:
                 raise InvalidInputError("the connector does not survive its own file (a value TOML cannot hold)")
-            os.replace(staged, self._path(spec.id))
+            if exclusive:
+                try:
+                    os.link(staged, self._path(spec.id))
+                except FileExistsError:
+                    raise ConflictError(f"connector {spec.id!r} exists: replace it with PUT") from None
+            else:
+                os.replace(staged, self._path(spec.id))
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         await self._reload("admin api")
