@@ -21,6 +21,7 @@ import anyio
 import anyio.abc
 import pytest
 import uvicorn
+from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -276,3 +277,12 @@ async def test_the_hub_forwards_its_audit_records_to_the_configured_syslog(tmp_p
                 message, _ = await receiver.receive()
     match, body = parse(message)
     assert (match["id"], body["outcome"], body["public_name"]) == (b"1", "unknown_tool", "files__read")
+
+
+def test_a_webhook_sink_must_be_https_and_signed_with_a_secret_reference() -> None:
+    """Threats T22, T23: no plain-http receiver off loopback, no literal secret in config.toml."""
+    with pytest.raises(ValidationError, match="https"):
+        AuditWebhookSink(url="http://siem.example/audit", secret="${AUDIT_SECRET}")
+    with pytest.raises(ValidationError, match="reference"):
+        AuditWebhookSink(url="https://siem.example/audit", secret="hunter2")
+    assert AuditWebhookSink(url="http://127.0.0.1:9000/audit", secret="${AUDIT_SECRET}").max_attempts == 5

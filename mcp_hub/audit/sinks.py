@@ -313,6 +313,11 @@ class AuditSinks:
             sinks.append(SyslogSink(settings.syslog))
         return cls(sinks)
 
+    @property
+    def dropped(self) -> dict[str, int]:
+        """Records each sink dropped (full queue, or given up), by sink name: for metrics."""
+        return {sink.name: sink.dropped for sink in self.sinks}
+
     def offer(self, records: Sequence[AuditRecord]) -> None:
         """An `AuditWriter.on_stored` listener: queue `records` to every sink."""
         for sink in self.sinks:

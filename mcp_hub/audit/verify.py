@@ -134,10 +134,14 @@ async def _walk(store: AuditChainStore, expected_head: ChainLink | None, chunk: 
                         "were deleted, or this row was changed",
                         row.id,
                     )
-                else:
-                    what = f"row {previous.id}" if previous.id else "the start of the chain"
+                elif previous.id == 0:
                     fault = ChainFault(
-                        f"does not follow {what}: that row was changed, a row between them deleted, or rows reordered",
+                        "does not follow the start of the chain: rows before it were deleted, or rows reordered", row.id
+                    )
+                else:
+                    fault = ChainFault(
+                        f"does not follow row {previous.id}: that row was changed, a row between them deleted, or "
+                        "rows reordered",
                         row.id,
                     )
                 return report(rows, previous, fault)

@@ -19,7 +19,7 @@ import anyio
 from mcp_hub.audit.verify import verify_chain
 from mcp_hub.config.settings import HubSettings
 from mcp_hub.db.audit_chain import AuditChainStore, ChainLink
-from mcp_hub.db.audit_query import AuditFilter, AuditQueryStore, json_line
+from mcp_hub.db.audit_query import AuditFilter, AuditQueryStore, json_line, parse_time
 from mcp_hub.db.engine import current_database
 from mcp_hub.domain import AuditOutcome
 from mcp_hub.errors import InvalidInputError
@@ -65,10 +65,9 @@ def _filters(parser: argparse.ArgumentParser) -> None:
 
 def _time(value: str) -> datetime:
     try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r}: expected ISO 8601, such as 2026-12-01T10:00:00Z") from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+        return parse_time(value)
+    except InvalidInputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def filter_of(args: argparse.Namespace) -> AuditFilter:

@@ -5,6 +5,8 @@ One filter, three reads:
 - `AuditFilter`: which rows (every field optional, all of them must hold): `agent` (the agent's name; its calls
   for itself and for any user), `tool` (a public name), `connector` (a connector id), `outcomes` (any of them),
   `method` (`tools/call`, `prompts/get`, ...), `since` (inclusive) and `until` (exclusive), timezone-aware.
+  `parse_time` and `parse_outcome` read user input for it (naive times are UTC; bad input is `InvalidInputError`,
+  which the API answers 400 and the CLI exits 2 on).
 - `AuditQueryStore.page(filter, cursor=None, limit=50, order=NEWEST_FIRST)` → `AuditPage`: `records` (each an
   `AuditRecord`: the row's `id`, its fields and its chain hashes `prev_hash`/`row_hash`) and `next_cursor`,
   an opaque string to pass back for the next page (None on the last). Keyset paging on the row id: stable
@@ -54,6 +56,24 @@ ERROR_OUTCOMES: Final = (
     }
 )
 """Call outcomes counted as errors in usage: all but ok, input_required and cancelled (the caller's choice)."""
+
+
+def parse_time(value: str) -> datetime:
+    """A filter time from user input (a query string, a command line): ISO 8601 (`2026-12-01`,
+    `2026-12-01T10:00:00Z`, `...+01:00`), UTC when it has no offset; anything else is `InvalidInputError`."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInputError(f"{value[:40]!r}: expected an ISO 8601 time, such as 2026-12-01T10:00:00Z") from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def parse_outcome(value: str) -> AuditOutcome:
+    """An outcome from user input; an unknown one is `InvalidInputError`."""
+    try:
+        return AuditOutcome(value)
+    except ValueError:
+        raise InvalidInputError(f"{value[:40]!r}: not an audit outcome ({', '.join(AuditOutcome)})") from None
 
 
 class Order(StrEnum):

@@ -214,6 +214,15 @@ async def test_a_prune_beyond_the_checkpoint_anchor_is_detected(migrated_copy: A
     assert problem.startswith("does not follow the newest checkpoint's anchor (row 4)")
 
 
+async def test_the_oldest_rows_deleted_without_a_checkpoint_are_detected(migrated_copy: AsyncEngine) -> None:
+    """Threat T24: a "prune" that leaves no checkpoint leaves a first row that does not follow the genesis."""
+    chain = await chained(migrated_copy, 10)
+    await tamper(migrated_copy, "DELETE FROM audit_calls WHERE id <= 3")
+    row_id, problem = await fault_of(chain)
+    assert row_id == 4
+    assert problem.startswith("does not follow the start of the chain")
+
+
 async def test_an_edited_or_deleted_checkpoint_is_named(migrated_copy: AsyncEngine) -> None:
     """Threat T24: the checkpoints are chained too."""
     chain = await chained(migrated_copy, 10)

@@ -9,7 +9,15 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mcp_hub.db.audit import AuditEvent, AuditStore
-from mcp_hub.db.audit_query import AuditFilter, AuditQueryStore, Order, UsageDay, json_line
+from mcp_hub.db.audit_query import (
+    AuditFilter,
+    AuditQueryStore,
+    Order,
+    UsageDay,
+    json_line,
+    parse_outcome,
+    parse_time,
+)
 from mcp_hub.domain import AuditOutcome
 from mcp_hub.errors import InvalidInputError
 from tests.db.migrated_copies import migrated_copy, migrated_template, migrated_url
@@ -105,6 +113,13 @@ async def test_a_cursor_or_limit_the_store_did_not_issue_is_refused(query: Audit
             await query.page(AuditFilter(), cursor=cursor)
     with pytest.raises(InvalidInputError, match="limit"):
         await query.page(AuditFilter(), limit=0)
+    assert parse_time("2026-12-01") == datetime(2026, 12, 1, tzinfo=UTC)
+    assert parse_time("2026-12-01T10:00:00+01:00") == datetime(2026, 12, 1, 9, tzinfo=UTC)
+    for bad in ("yesterday", "2026-13-01"):
+        with pytest.raises(InvalidInputError, match="ISO 8601"):
+            parse_time(bad)
+    with pytest.raises(InvalidInputError, match="not an audit outcome"):
+        parse_outcome("fine")
 
 
 async def test_export_yields_every_selected_row_oldest_first_as_json_lines(query: AuditQueryStore) -> None:
