@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Final
 
 from starlette.requests import Request
@@ -20,7 +20,7 @@ from starlette.responses import Response
 
 from mcp_hub.console.base import ConsolePage, FieldErrors, now
 from mcp_hub.console.charts import shares
-from mcp_hub.db.audit_query import AuditFilter, AuditQueryStore, UsageDay
+from mcp_hub.db.audit_query import AuditFilter, AuditQueryStore, UsageDay, parse_outcome, parse_time
 from mcp_hub.domain import AuditOutcome
 from mcp_hub.errors import InvalidInputError
 from mcp_hub.web.sessions import WebSession
@@ -34,24 +34,22 @@ _MAX_VALUE: Final = 300
 _FILTERS: Final = ("agent", "tool", "connector", "outcome", "since", "until")
 
 
-def _moment(text: str) -> datetime:
-    """A `datetime-local` value (or an ISO 8601 one) as an aware UTC datetime; naive values are UTC."""
-    moment = datetime.fromisoformat(text)
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 def parse_filter(values: dict[str, str]) -> AuditFilter | FieldErrors:
-    """The filter the form's `values` describe, or what is wrong with them, by field."""
+    """The filter the form's `values` describe, or what is wrong with them, by field (read by the audit query
+    layer's own `parse_time` and `parse_outcome`, as the admin API and the CLI read theirs)."""
     errors: FieldErrors = {}
-    outcome = values.get("outcome", "")
-    if outcome and outcome not in {member.value for member in AuditOutcome}:
-        errors["outcome"] = "Choose an outcome from the list."
+    outcome: AuditOutcome | None = None
+    if values.get("outcome"):
+        try:
+            outcome = parse_outcome(values["outcome"])
+        except InvalidInputError:
+            errors["outcome"] = "Choose an outcome from the list."
     moments: dict[str, datetime | None] = {}
     for name in ("since", "until"):
         text = values.get(name, "")
         try:
-            moments[name] = _moment(text) if text else None
-        except ValueError:
+            moments[name] = parse_time(text) if text else None
+        except InvalidInputError:
             errors[name] = "Enter a date and time, e.g. 2026-12-05T21:00."
     since, until = moments.get("since"), moments.get("until")
     if since is not None and until is not None and until <= since:
@@ -62,7 +60,7 @@ def parse_filter(values: dict[str, str]) -> AuditFilter | FieldErrors:
         agent=values.get("agent") or None,
         tool=values.get("tool") or None,
         connector=values.get("connector") or None,
-        outcomes=(AuditOutcome(outcome),) if outcome else (),
+        outcomes=(outcome,) if outcome is not None else (),
         since=since,
         until=until,
     )
