@@ -265,9 +265,17 @@ async def test_a_second_decision_is_refused_with_409(approvals: Approvals) -> No
         shown = await alice.get(f"/api/approvals/{action.id}")
         assert shown.json()["arguments"] == {"text": "once"}
         assert shown.json()["you_may_decide"] is True
+        assert (shown.json()["decision"], shown.json()["run"]) == (
+            "No decision yet.",
+            "Not run: it runs only once approved.",
+        )
+        assert shown.json()["why"][0]["rule"] == "echo-needs-a-human"
         first = await decide_by_api(alice, alice_csrf, action.id, "deny", "no")
         assert first.status_code == 200, first.text
         assert first.json()["status"] == "denied"
+        denied = (await alice.get(f"/api/approvals/{action.id}")).json()
+        assert denied["decision"].startswith("Denied by alice at ")
+        assert (denied["run"], denied["expiry"]) == ("Not run.", None)
         again = await decide_by_api(alice, alice_csrf, action.id, "approve")
         other = await decide_by_api(carol, carol_csrf, action.id, "approve")
         await result()

@@ -1,7 +1,9 @@
 """The approvals JSON API, over the approver's web session (the shapes are `mcp_hub.approvals.presentation`).
 
 - `GET /api/approvals?status=pending|decided|all|<status>` → `{"actions": [...]}`;
-- `GET /api/approvals/{id}` → the action with its arguments, `you_may_decide` and `why_not`;
+- `GET /api/approvals/{id}` → the action with its arguments, `you_may_decide` and `why_not`, and what the page
+  says: `decision`, `run` and `expiry` (sentences, `mcp_hub.approvals.states`) and `why` (each holding rule and
+  what matched);
 - `POST /api/approvals/{id}/decision` with `{"decision": "approve"|"deny", "reason": ...}` → the action.
 
 Every GET answer carries the session's CSRF token in `X-CSRF-Token`; a POST must send it back in that header,
@@ -11,6 +13,7 @@ as `Content-Type: application/json` (which no HTML form can send), from the hub'
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Final
 
 from starlette.requests import Request
@@ -18,6 +21,7 @@ from starlette.responses import JSONResponse, Response
 
 from mcp_hub.approvals.presentation import action_json
 from mcp_hub.approvals.service import ApprovalService
+from mcp_hub.approvals.states import tell
 from mcp_hub.bodies import read_json_object
 from mcp_hub.domain import ALL_STATUSES, DECIDED_STATUSES, ActionStatus
 from mcp_hub.errors import ActionNotFoundError, ApprovalError, InvalidInputError, InvalidRequestError
@@ -79,6 +83,11 @@ class ApprovalApi:
         body = action_json(action, full=True, link=self._service.link(action.id))
         body["you_may_decide"] = why_not is None and action.status is ActionStatus.PENDING
         body["why_not"] = why_not
+        # What the page says (issue 13 §3): the decision and the run apart, and why the rules hold it.
+        told = tell(action, datetime.now(UTC), self._service.settings.pending_ttl_seconds)
+        body["decision"], body["run"], body["expiry"] = told.decision, told.run, told.expiry
+        matches = self._service.briefing(action).matches
+        body["why"] = [{"rule": match.rule, "because": list(match.because)} for match in matches]
         return self._with_csrf(body, viewer)
 
     async def decide(self, request: Request, viewer: WebSession) -> Response:
