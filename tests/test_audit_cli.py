@@ -30,7 +30,7 @@ T0 = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
 async def mcp_hub(config: Path, *args: str) -> tuple[int, str, str]:
     environment = {key: value for key, value in os.environ.items() if key != DATABASE_URL_ENV}
     with anyio.fail_after(40):
-        done = await anyio.run_process([str(MCP_HUB), *args], check=False, env=environment)
+        done = await anyio.run_process([str(MCP_HUB), *args, "--config", str(config)], check=False, env=environment)
     return done.returncode, done.stdout.decode(), done.stderr.decode()
 
 
@@ -68,8 +68,8 @@ async def test_audit_verify_passes_then_fails_naming_the_row_edited_in_sql(tmp_p
     config = write_config(tmp_path, {})
     await trail(config)
 
-    code, out, _ = await mcp_hub(config, "audit", "export", "--agent", "alpha", "--since", "2026-12-03T09:01:00Z")
-    assert code == 0
+    code, out, err = await mcp_hub(config, "audit", "export", "--agent", "alpha", "--since", "2026-12-03T09:01:00Z")
+    assert (code, err) == (0, "")
     assert [json.loads(line)["id"] for line in out.splitlines()] == [3]
 
     engine = create_engine(load_settings(config).database.url)

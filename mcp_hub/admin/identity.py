@@ -185,13 +185,16 @@ class IdentityAdmin:
         """A new password (the same rules as at creation); the user's open web sessions end."""
         await self._identities.reset_user_password(name, hash_password(password))
 
-    async def mint_token(self, name: str, scope: str | None = None, *, audience: str | None = None) -> dict[str, Any]:
+    async def mint_token(
+        self, name: str, scope: str | None = None, *, audience: str | None = None, admin: bool = False
+    ) -> dict[str, Any]:
         """A client-credentials token for an agent, issued without its secret (for scripts and tests); for the
-        hub's MCP URL, or `audience` (a virtual server's URL, already accepted by `OAuthUrls.accept_resource`)."""
+        hub's MCP URL, or `audience` (a virtual server's URL, or with `admin` the admin API's, already accepted by
+        `OAuthUrls.accept_resource`), decided as the token endpoint decides it."""
         agent = await self._identities.agent_by_name(name)
         if not agent.enabled:
             raise InvalidInputError(f"agent {name!r} is disabled")
-        granted = await self._granter.for_agent(agent, scope)
+        granted = await self._granter.for_agent(agent, scope, admin=admin)
         return self._tokens.token_response(agent.client_id, granted, audience=audience)
 
     async def _user(self, name: str) -> UserRecord:

@@ -27,6 +27,10 @@ class CatalogReview:
         """Pending and refused definitions, sorted by public name."""
         return await self._pins.waiting()
 
+    async def pins(self) -> list[PinRecord]:
+        """Every approved definition (the pins the catalog offers), sorted by public name."""
+        return sorted(await self._pins.approved(), key=lambda record: record.public_name)
+
     async def history(self, public_name: str) -> list[PinRecord]:
         """Every definition seen under the name, oldest first; `NotFoundError` if none ever was."""
         history = await self._pins.history(public_name)

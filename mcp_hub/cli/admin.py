@@ -77,7 +77,11 @@ def add_admin_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     token.add_argument("name")
     token.add_argument("--scope", help="narrow the token (space-separated patterns)")
     token.add_argument("--json", action="store_true", help="the whole token response")
-    token.add_argument("--resource", metavar="URL", help="a virtual server's URL: a token valid there alone")
+    token.add_argument(
+        "--resource",
+        metavar="URL",
+        help="a virtual server's URL, or <base>/admin/api: a token valid there alone",
+    )
 
     keys = commands.add_parser("keys", parents=[common], help="token signing keys")
     key_commands = keys.add_subparsers(dest="keys_command", required=True)
@@ -280,7 +284,8 @@ async def _users(tools: AdminTools, args: argparse.Namespace, password: str | No
 
 async def _token(tools: AdminTools, args: argparse.Namespace, _password: str | None) -> int:
     audience = None if args.resource is None else tools.auth.urls.accept_resource([args.resource])
-    response = await tools.auth.admin.mint_token(args.name, args.scope, audience=audience)
+    admin = audience == tools.auth.urls.admin_resource
+    response = await tools.auth.admin.mint_token(args.name, args.scope, audience=audience, admin=admin)
     if args.json:
         _print_json(response)
     else:

@@ -174,6 +174,11 @@ async def test_only_an_agent_granted_admin_api_gets_an_admin_token(admin: Admin)
     assert refused.status_code == 400
     assert refused.json()["error"] == "invalid_scope"
     assert for_mcp.json()["scope"] == "tool:*"
+    minted = await auth_service(admin.hub).admin.mint_token(
+        both.name, audience=admin.hub.base_url + API, admin=True
+    )  # what `mcp-hub token NAME --resource <base>/admin/api` prints
+    async with admin.bearer(minted["access_token"]) as client:
+        assert (await client.get(API + "/users")).status_code == 200
 
 
 async def test_a_token_whose_admin_grant_was_revoked_is_refused_with_insufficient_scope(admin: Admin) -> None:
@@ -427,6 +432,10 @@ async def test_a_connector_added_through_the_api_is_reloaded_reviewed_and_its_to
     assert [event.client for event in decisions if event.outcome == "definition_approved"] == ["user:root"]
     assert (await admin.audited("admin/catalog.approve", "added__echo"))[0].client == "user:root"
     assert (await admin.write("POST", "/catalog/review/approve", {"name": "added__echo"})).status_code == 404
+    pins = (await admin.session.get(API + "/catalog/pins")).json()["items"]
+    assert [pin["name"] for pin in pins if pin["connector"] == "added"] == ["added__echo"]
+    history = (await admin.session.get(API + "/catalog/history", params={"name": "added__echo"})).json()["items"]
+    assert [pin["status"] for pin in history] == ["approved"]
 
     disabled = await admin.write("POST", "/connectors/added/disable")
     assert disabled.json()["config"]["enabled"] is False
@@ -477,7 +486,7 @@ async def test_the_audit_trail_is_filtered_paged_and_exported_as_json_lines_and_
     assert newest[:3] == names[::-1]
     assert all(record["client"] == "user:root" for record in first["items"])
     assert all(len(record["row_hash"]) == 64 for record in first["items"])
-    bad = await admin.session.get(API + "/audit", params={"outcome": "fine", "since": "2026-01-01T00:00:00"})
+    bad = await admin.session.get(API + "/audit", params={"outcome": "ok,fine", "since": "yesterday"})
     assert bad.status_code == 422
     assert {problem["field"] for problem in bad.json()["errors"]} == {"query.outcome", "query.since"}
     assert (await admin.session.get(API + "/audit", params={"cursor": "forged"})).status_code == 422

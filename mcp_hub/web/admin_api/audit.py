@@ -7,15 +7,32 @@ from collections.abc import AsyncIterator
 from datetime import date, datetime
 from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 from starlette.responses import StreamingResponse
 
 from mcp_hub.admin.services import AdminServices
-from mcp_hub.db.audit_query import MAX_PAGE, AuditFilter, AuditRecord, Order, UsageDay, json_line
+from mcp_hub.db.audit_query import (
+    MAX_PAGE,
+    AuditFilter,
+    AuditRecord,
+    Order,
+    UsageDay,
+    json_line,
+    parse_outcome,
+    parse_time,
+)
 from mcp_hub.domain import AuditOutcome
 from mcp_hub.web.admin_api.framework import Call, Operation
 
 Text = Annotated[str, Field(min_length=1, max_length=300)]
+
+
+def _time(value: object) -> object:
+    return parse_time(value) if isinstance(value, str) else value
+
+
+FilterTime = Annotated[datetime, BeforeValidator(_time), Field(description="ISO 8601; UTC when it has no offset")]
+"""A filter time read as the CLI and the console read it (`audit_query.parse_time`)."""
 JSON_LINES = "application/x-ndjson"
 
 
@@ -31,16 +48,15 @@ class AuditQuery(BaseModel):
         default=None, description="one outcome or several, comma-separated (ok,tool_error,...)"
     )
     method: Text | None = Field(default=None, description="tools/call, prompts/get, admin/agents.create, ...")
-    since: AwareDatetime | None = Field(default=None, description="inclusive, with a time zone")
-    until: AwareDatetime | None = Field(default=None, description="exclusive, with a time zone")
+    since: FilterTime | None = Field(default=None, description="inclusive")
+    until: FilterTime | None = Field(default=None, description="exclusive")
 
     @field_validator("outcome")
     @classmethod
     def _known_outcomes(cls, value: str | None) -> str | None:
         if value is not None:
-            unknown = [item for item in value.split(",") if item not in set(AuditOutcome)]
-            if unknown:
-                raise ValueError(f"unknown outcome(s) {', '.join(unknown)[:200]}")
+            for item in value.split(","):
+                parse_outcome(item)  # the one reading of an outcome (InvalidInputError is a ValueError)
         return value
 
     def audit_filter(self) -> AuditFilter:
@@ -68,8 +84,8 @@ class UsageQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     agent: Text | None = None
-    since: AwareDatetime | None = None
-    until: AwareDatetime | None = None
+    since: FilterTime | None = None
+    until: FilterTime | None = None
 
 
 class AuditRecordOut(BaseModel):

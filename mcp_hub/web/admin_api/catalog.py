@@ -93,6 +93,11 @@ class PinList(BaseModel):
     items: list[PinOut]
 
 
+class PinPage(BaseModel):
+    items: list[PinOut]
+    next: str | None
+
+
 PublicName = Annotated[str, Field(min_length=1, max_length=300)]
 
 
@@ -157,6 +162,10 @@ def operations(services: AdminServices) -> list[Operation]:
     async def review_queue(call: Call) -> PinList:
         del call
         return PinList(items=[pin_out(record) for record in await review.waiting()])
+
+    async def list_pins(call: Call) -> PinPage:
+        items, next_key = page(await review.pins(), lambda record: record.public_name, call.query)
+        return PinPage(items=[pin_out(record) for record in items], next=next_key)
 
     async def definition_history(call: Call) -> PinList:
         query: HistoryQuery = call.query
@@ -239,6 +248,9 @@ def operations(services: AdminServices) -> list[Operation]:
         ),
         Operation(
             "DELETE", one, remove_connector, "Remove a connector's file", "connectors", None, status=204, errors=(404,)
+        ),
+        Operation(
+            "GET", "/catalog/pins", list_pins, "Approved definitions (pins)", "catalog", PinPage, query=ListQuery
         ),
         Operation("GET", "/catalog/review", review_queue, "Definitions waiting for review", "catalog", PinList),
         Operation(
