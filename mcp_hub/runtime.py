@@ -83,12 +83,14 @@ from mcp_hub.catalog.virtual import VirtualView, change_touches
 from mcp_hub.config.connectors import ConnectorSpec
 from mcp_hub.config.settings import HubSettings
 from mcp_hub.config.virtual import MetaToolsMode, VirtualServerSpec, load_virtual_servers
+from mcp_hub.console import ConsoleParts, console_routes
 from mcp_hub.credentials import SecretValues
 from mcp_hub.db.approvals import ApprovalStore
 from mcp_hub.db.audit import AuditEvent, AuditStore
 from mcp_hub.db.audit_chain import AuditChainStore
 from mcp_hub.db.audit_query import AuditQueryStore
 from mcp_hub.db.catalog import CatalogStore, ConnectorRecord
+from mcp_hub.db.dashboard import DashboardStore
 from mcp_hub.db.engine import create_engine, current_database, display_url, require_current_schema
 from mcp_hub.db.identities import IdentityStore
 from mcp_hub.db.keys import SigningKeyStore
@@ -893,12 +895,27 @@ def build_app(hub: Hub, *, on_started: Callable[[], None] | None = None) -> Star
             pages,
             max_streams_per_session=settings.approvals.max_event_streams_per_session,
         )
+        # The admin operations, one service per resource: for the admin API and the console alike.
+        services = admin_services(hub, auth)
+        routes += console_routes(
+            ConsoleParts(
+                pages=pages,
+                sessions=sessions,
+                admin=services,
+                identities=hub.stores.identities,
+                catalog=hub.catalog,
+                catalog_store=hub.stores.catalog,
+                pins=hub.stores.pins,
+                dashboard=DashboardStore(hub.engine),
+                audit=hub.stores.audit_query,
+                pool=hub.pool,
+                approvals=hub.approvals,
+            )
+        )
         routes += home_routes(sessions)
         routes += assets.routes()
         # The admin JSON API (issue 13 §1): an admin's session or an admin token; every change audited.
-        routes += admin_api_routes(
-            admin_services(hub, auth), AdminAccess(sessions, auth.tokens, auth.decider, auth.urls)
-        )
+        routes += admin_api_routes(services, AdminAccess(sessions, auth.tokens, auth.decider, auth.urls))
     # One count for every endpoint (the hub, its profiles, its virtual servers): `hub.fast_path`.
     fast_path = hub.fast_path if settings.hub.fast_path else None
     mcp = mcp_routes(
