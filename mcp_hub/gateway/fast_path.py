@@ -273,10 +273,8 @@ class FastPath:
         pairs = [(key.decode("latin-1"), value.decode("latin-1")) for key, value in request.scope["headers"]]
         if find_duplicated_routing_header(pairs) is not None:
             return None
-        folded: dict[str, str] = {}
-        for key, value in pairs:
-            folded.setdefault(key, value)  # as `dict(request.headers)`: a repeated name's first value
-        verdict = classify_inbound_request(fields, headers=folded)
+        # As `dict(request.headers)`: a repeated name's first value (read in reverse, the first is written last).
+        verdict = classify_inbound_request(fields, headers=dict(reversed(pairs)))
         if isinstance(verdict, InboundLadderRejection):
             return None
         if method == "tools/call" and not self._mcp_params_agree(params, pairs, request):
