@@ -7,10 +7,11 @@ does not disturb, for A/B comparisons of hot-path changes (wall-clock and even C
 The hub runs under `valgrind --tool=callgrind` with instrumentation off during start-up; after a warm-up the
 instrumentation is switched on (`callgrind_control -i on`), the counters zeroed after a second warm-up, then
 `--calls` sequential raw calls (as `bench/overhead.py --driver raw`: HTTP echo downstream, auth on with a
-`tool:*` grant) are made and the counters dumped. The hub's background work (timers and polls, which run by the
-wall clock that valgrind and a busy machine stretch) is then counted alone for as long, idle, and taken out pro
-rata. Printed: instructions (Ir) per request, every thread of the hub process included (audit's SQLite thread
-too). `--keep DIR` keeps the callgrind output for `callgrind_annotate`.
+`tool:*` grant; decisions cached 30 s and every audit row its own batch, so that no work done by the clock is
+charged to calls that valgrind slows) are made and the counters dumped. The hub's background work (timers
+and polls, which run by the wall clock that valgrind and a busy machine stretch) is then counted alone for as
+long, idle, and taken out pro rata. Printed: instructions (Ir) per request, every thread of the hub process
+included (audit's SQLite thread too). `--keep DIR` keeps the callgrind output for `callgrind_annotate`.
 
 `--cprofile FILE` runs the hub under cProfile instead (no valgrind) and writes its stats: the difference of two
 runs with different `--calls` gives the Python calls per request, function by function.
@@ -31,7 +32,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import httpx2
-from harness import ECHO_SERVER, PYTHON, BenchError, child, free_port, hub_command, log
+from harness import ECHO_SERVER, PYTHON, BenchError, child, free_port, hub_command, log, merged
 from overhead import HTTP_CONNECTOR, Options, check_echo, request_body, request_headers, wait_for_echo, write_config
 from overhead import Target as EchoTarget
 
@@ -131,7 +132,12 @@ def main(argv: list[str] | None = None) -> int:
         )  # fmt: skip
         hub_dir = directory / "hub"
         hub_dir.mkdir()
-        config = write_config(hub_dir, hub_port, http_port, options, args.auth == "on", extra_config(args.extra_config))
+        # Work that runs by the clock would otherwise be charged to calls as valgrind slows them: decisions
+        # reloaded when their cache entry expires, audit batches holding fewer rows. So decisions stay cached
+        # and every call's audit row is its own batch, whatever the speed.
+        steady = {"auth": {"decision_cache_seconds": 30}, "audit": {"batch_size": 1}}
+        extra = merged(steady, extra_config(args.extra_config))
+        config = write_config(hub_dir, hub_port, http_port, options, args.auth == "on", extra)
         # Only the HTTP connector: a stdio child under valgrind would be traced too.
         (hub_dir / "connectors" / "stdio-echo.toml").unlink()
         common = ["--config", str(config), "--log-level", "warning"]
