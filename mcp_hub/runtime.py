@@ -793,7 +793,8 @@ def build_app(hub: Hub, *, on_started: Callable[[], None] | None = None) -> Star
                 on_refused=hub.audit_throttled,
             )
         )
-    # The MCP endpoints skip the stack above through one frame that does what it does to them (`HubApp`).
+    # The MCP endpoints skip the stack above through one frame that does what it does to them (`HubApp`): a
+    # middleware added here does not see their requests (see `mcp_hub.gateway.front_door`).
     return HubApp(
         routes=routes,
         lifespan=lifespan,

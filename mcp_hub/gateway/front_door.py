@@ -15,8 +15,11 @@ does what they do, for exactly these paths, in one frame with one `receive` and 
 - the scope keys the router sets (`router`, `route`, `endpoint`, `path_params`).
 
 Anything else (another path, a `root_path`, a path the endpoint throttle guards, a route with a method filter)
-goes through the full stack, unchanged. `tests/test_front_door.py`, `tests/test_parsing_hardening.py`,
-`tests/test_endpoint_limits.py` and `tests/test_fast_path_differential.py` hold the behaviour.
+goes through the full stack, unchanged. So a middleware added to the app's list later does NOT see the MCP
+endpoints' requests: what must (metrics, request logs) goes in `FrontDoor` itself or around the endpoint.
+`tests/test_mcp_front_door.py` (against the stack it replaces), `tests/test_front_door.py`,
+`tests/test_parsing_hardening.py`, `tests/test_endpoint_limits.py` and `tests/test_fast_path_differential.py`
+hold the behaviour.
 """
 
 from __future__ import annotations
