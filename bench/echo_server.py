@@ -102,6 +102,9 @@ def main() -> None:
         port=port,
         log_level="warning",
         access_log=False,
+        # Longer than uvicorn's 5 s: under valgrind (bench/instructions.py) a hub's kept-alive connection can idle
+        # that long, and a call racing the close is lost.
+        timeout_keep_alive=120,
         loop="auto",  # uvloop when installed, like `mcp-hub serve`
     )
 

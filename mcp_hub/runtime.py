@@ -110,6 +110,7 @@ from mcp_hub.gateway.app import Guard, health_report, health_routes, mcp_routes
 from mcp_hub.gateway.event_store import InMemoryEventLog, StreamLimits
 from mcp_hub.gateway.fast_path import FastPathStats
 from mcp_hub.gateway.forwarding import Forwarder
+from mcp_hub.gateway.front_door import HubApp, direct_routes
 from mcp_hub.gateway.guard import BearerAuthMiddleware
 from mcp_hub.gateway.legacy_sessions import LegacySessions, Owner
 from mcp_hub.gateway.lists import PageCache
@@ -122,7 +123,7 @@ from mcp_hub.gateway.server import HubServer, build_server
 from mcp_hub.gateway.subscriptions import ResourceSubscriptions
 from mcp_hub.limits.cache import CallCache, store_for
 from mcp_hub.limits.calls import CallLimits, Refusal, backend_for
-from mcp_hub.limits.endpoints import EndpointThrottle, SignInThrottle
+from mcp_hub.limits.endpoints import EndpointThrottle, SignInThrottle, throttled_paths
 from mcp_hub.logs import register_secret_values
 from mcp_hub.telemetry.endpoint import MetricsEndpoint
 from mcp_hub.telemetry.metrics import ConnectorSnapshot, HubMetrics
@@ -984,7 +985,16 @@ def build_app(hub: Hub, *, on_started: Callable[[], None] | None = None) -> Star
                 on_refused=hub.audit_throttled,
             )
         )
-    return Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
+    # The MCP endpoints skip the stack above through one frame that does what it does to them (`HubApp`): a
+    # middleware added here does not see their requests (see `mcp_hub.gateway.front_door`).
+    return HubApp(
+        routes=routes,
+        lifespan=lifespan,
+        middleware=middleware,
+        direct=direct_routes(mcp, excluded=throttled_paths("/oauth") if auth is not None else ()),
+        body_timeout_seconds=settings.hub.body_timeout_seconds,
+        replica=hub.replica if settings.replica_id_named else None,
+    )
 
 
 class ReplicaHeader:

@@ -40,6 +40,7 @@ from mcp.shared.exceptions import MCPError
 from mcp.shared.inbound import (
     ERROR_CODE_HTTP_STATUS,
     MCP_PARAM_HEADER_PREFIX,
+    X_MCP_HEADER_KEY,
     InboundLadderRejection,
     classify_inbound_request,
     find_duplicated_routing_header,
@@ -188,6 +189,9 @@ class FastPathStats:
 @dataclass
 class _Validated:
     metas: dict[bytes, bool] = field(default_factory=dict[bytes, bool])
+    header_schemas: dict[str, tuple[Any, bool]] = field(default_factory=dict[str, tuple[Any, bool]])
+    """Per tool name: its input schema (compared by identity: a catalog change brings a new one) and whether it
+    has an `x-mcp-header` key."""
 
 
 class FastPath:
@@ -265,12 +269,15 @@ class FastPath:
             return None
         method = cast("str", method)
         params = cast("dict[str, Any]", params)
-        if find_duplicated_routing_header(request.headers.items()) is not None:
+        # Decoded once here (Starlette's `Headers` decodes them again on every lookup and copy).
+        pairs = [(key.decode("latin-1"), value.decode("latin-1")) for key, value in request.scope["headers"]]
+        if find_duplicated_routing_header(pairs) is not None:
             return None
-        verdict = classify_inbound_request(fields, headers=dict(request.headers))
+        # As `dict(request.headers)`: a repeated name's first value (read in reverse, the first is written last).
+        verdict = classify_inbound_request(fields, headers=dict(reversed(pairs)))
         if isinstance(verdict, InboundLadderRejection):
             return None
-        if method == "tools/call" and not self._mcp_params_agree(params, request):
+        if method == "tools/call" and not self._mcp_params_agree(params, pairs, request):
             return None
         validated = self._validate(method, verdict.protocol_version, params)
         if validated is False:
@@ -278,7 +285,7 @@ class FastPath:
         typed = validated if isinstance(validated, BaseModel) else None
         return _Accepted(request_id, method, params, verdict.protocol_version, typed)
 
-    def _mcp_params_agree(self, params: Mapping[str, Any], request: Request) -> bool:
+    def _mcp_params_agree(self, params: Mapping[str, Any], pairs: list[tuple[str, str]], request: Request) -> bool:
         """The SDK's `Mcp-Param-*` check of a `tools/call` (the headers mirror arguments the schema marks)."""
         name = params.get("name")
         arguments = params.get("arguments")
@@ -286,11 +293,26 @@ class FastPath:
             return True  # the params check refuses these
         given: Mapping[str, Any] = cast("Mapping[str, Any]", arguments) if arguments is not None else {}
         prefix = MCP_PARAM_HEADER_PREFIX.lower()
-        if not given and not any(header.startswith(prefix) for header in request.headers):
+        if not given and not any(header.startswith(prefix) for header, _ in pairs):
             return True
         lookup = self._server.get_tool_input_schema
         schema = lookup(name) if lookup is not None else None
-        return schema is None or validate_mcp_param_headers(schema, given, request.headers) is None
+        if schema is None or not self._annotates_headers(name, schema):
+            return True
+        return validate_mcp_param_headers(schema, given, request.headers) is None
+
+    def _annotates_headers(self, name: str, schema: Any) -> bool:
+        """Whether the tool's schema may mark arguments for `Mcp-Param-*` headers (an `x-mcp-header` key anywhere
+        in it), remembered per tool and schema: a schema with none has nothing for the SDK's check to compare, so
+        the walk of the schema on every call is skipped."""
+        known = self._validated.header_schemas.get(name)
+        if known is not None and known[0] is schema:
+            return known[1]
+        annotates = X_MCP_HEADER_KEY in str(schema)  # conservative: the key, or any text that names it
+        if len(self._validated.header_schemas) >= _MAX_VALIDATED_METAS:
+            self._validated.header_schemas.clear()
+        self._validated.header_schemas[name] = (schema, annotates)
+        return annotates
 
     def _validate(self, method: str, version: str, params: Mapping[str, Any]) -> BaseModel | bool:
         """True: the usual params, valid (typed at call time); a model: unusual params the SDK validated;

@@ -61,6 +61,7 @@ READ_BODY_KEY: Final = "mcp_hub.read_body"
 PRINCIPAL_KEY: Final = "mcp_hub.principal"
 ACCESS_KEY: Final = "mcp_hub.access"
 MODERN_ERA: Final = "2026-07-28"
+_MAX_SESSION_OWNERS: Final = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +125,7 @@ class BearerAuthMiddleware:
         self._on_refused = on_refused
         self._max_body_bytes = max_body_bytes
         self._sessions = sessions
+        self._session_owners: dict[tuple[str, str | None], AuthenticatedUser] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -221,8 +223,18 @@ class BearerAuthMiddleware:
         """Who owns a legacy session, as the SDK session manager compares it: (client id, issuer, subject).
 
         Only the identity goes in: never the bearer token (the manager keeps the owner for the session's life).
+        One object per (agent, user), made once: nothing changes it, and the manager compares its fields.
         """
-        # `model_construct`: the values are ours and already valid; no validation on every request.
+        owners = self._session_owners
+        owner = owners.get(principal.key)
+        if owner is None:
+            if len(owners) >= _MAX_SESSION_OWNERS:
+                owners.clear()
+            owner = owners[principal.key] = self._new_session_owner(principal)
+        return owner
+
+    def _new_session_owner(self, principal: Principal) -> AuthenticatedUser:
+        # `model_construct`: the values are ours and already valid; no validation.
         owner = AccessToken.model_construct(
             token="",  # deliberately empty: the bearer token is not kept with the session
             client_id=principal.agent_id,

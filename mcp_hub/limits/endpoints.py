@@ -46,6 +46,11 @@ def _address(scope: Scope) -> str:
     return str(client[0]) if client else "unknown"
 
 
+def throttled_paths(oauth_prefix: str) -> frozenset[str]:
+    """The paths `EndpointThrottle` acts on (every other request passes through it untouched)."""
+    return frozenset(f"{oauth_prefix}/{name}" for name in ("token", "register", "authorize", "revoke", "introspect"))
+
+
 Refused = Callable[[str, str, str], Awaitable[None]]
 """(what was refused, e.g. `/oauth/token`, the source address, why): records a refusal in the audit trail."""
 
