@@ -18,10 +18,10 @@ from typing import Final
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mcp_hub.console.base import ConsolePage, FieldErrors, now
+from mcp_hub.console.base import ConsolePage, FieldErrors
 from mcp_hub.console.charts import shares
 from mcp_hub.db.audit_query import AuditFilter, AuditQueryStore, UsageDay, parse_outcome, parse_time
-from mcp_hub.domain import AuditOutcome
+from mcp_hub.domain import AuditOutcome, utc_now
 from mcp_hub.errors import InvalidInputError
 from mcp_hub.web.sessions import WebSession
 
@@ -115,7 +115,7 @@ class AuditPages:
         agent = request.query_params.get("agent", "").strip()[:_MAX_VALUE]
         rows: list[UsageRow] = []
         if days is not None:
-            today = now().replace(hour=0, minute=0, second=0, microsecond=0)
+            today = utc_now().replace(hour=0, minute=0, second=0, microsecond=0)
             usage = await self._audit.usage(since=today - timedelta(days=days - 1), agent=agent or None)
             agents_only = [day for day in usage if ":" not in day.agent]
             newest_first = sorted(agents_only, key=lambda day: (-day.day.toordinal(), -day.calls, day.agent))
