@@ -20,7 +20,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from mcp_hub.authz.urls import ADMIN_API_PATH
 from mcp_hub.console.base import ADMIN_PATH
 from mcp_hub.domain import Role
-from mcp_hub.web.admin_api.framework import CSRF_HEADER
+from mcp_hub.web.sessions import CSRF_HEADER
 from tests.authz.conftest import auth_service, client_credentials_token, make_agent
 from tests.conftest import InProcessHub, in_process_hub, write_config
 from tests.web.browser import hidden_field, sign_in
