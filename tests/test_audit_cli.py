@@ -111,3 +111,5 @@ def test_audit_list_usage_and_verify_print_what_the_query_layer_returns(
 
     with pytest.raises(InvalidInputError, match="invalid audit cursor"):  # exit 2 (mcp_hub.cli.main.exit_for)
         main(["audit", "list", "--cursor", "bogus"])
+    with pytest.raises(InvalidInputError, match="expected ID:HASH"):  # '²' passes str.isdigit, not int()
+        main(["audit", "verify", "--head", "²:" + "0" * 64])

@@ -87,7 +87,7 @@ def _head(value: str | None) -> ChainLink | None:
     if value is None:
         return None
     row_id, _, row_hash = value.partition(":")
-    if not row_id.isdigit() or len(row_hash) != 64:
+    if not (row_id.isascii() and row_id.isdigit()) or len(row_hash) != 64:  # isdigit alone lets '²' to int()
         raise InvalidInputError("--head: expected ID:HASH, such as 42:<64 hex digits>")
     return ChainLink(int(row_id), row_hash.lower())
 

@@ -22,7 +22,7 @@ from mcp_hub.approvals.service import ApprovalService
 from mcp_hub.catalog.catalog import Catalog
 from mcp_hub.console.agents import AGENTS_PATH, AgentPages
 from mcp_hub.console.audit import AUDIT_PATH, USAGE_PATH, AuditPages
-from mcp_hub.console.base import ADMIN_PATH, ConsolePage, ConsoleRefusals
+from mcp_hub.console.base import ADMIN_PATH, NOT_AN_ADMIN, ConsolePage
 from mcp_hub.console.connectors import CONNECTORS_PATH, REVIEW_PATH, ConnectorPages
 from mcp_hub.console.dashboard import DashboardPage
 from mcp_hub.console.keys import KEYS_PATH, KeyPages
@@ -36,7 +36,7 @@ from mcp_hub.db.pins import PinStore
 from mcp_hub.domain import Role
 from mcp_hub.downstream.pool import DownstreamPool
 from mcp_hub.web.access import RequireRole
-from mcp_hub.web.pages import Pages, page_route
+from mcp_hub.web.pages import PageRefusals, Pages, page_route
 from mcp_hub.web.sessions import WebSessions
 
 
@@ -59,7 +59,7 @@ class ConsoleParts:
 
 def console_routes(parts: ConsoleParts) -> list[BaseRoute]:
     """Every page and form of the console, each behind the admin check."""
-    admin = RequireRole(parts.sessions, {Role.ADMIN}, ConsoleRefusals(parts.pages))
+    admin = RequireRole(parts.sessions, {Role.ADMIN}, PageRefusals(parts.pages, NOT_AN_ADMIN))
     page = ConsolePage(parts.pages, parts.sessions)
     dashboard = DashboardPage(page, parts.dashboard, parts.pool, parts.approvals, parts.pins)
     connectors = ConnectorPages(

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
@@ -18,10 +19,10 @@ from typing import Final
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mcp_hub.console.base import ConsolePage, FieldErrors, now
+from mcp_hub.console.base import ConsolePage, FieldErrors
 from mcp_hub.console.charts import shares
 from mcp_hub.db.audit_query import AuditFilter, AuditQueryStore, UsageDay, parse_outcome, parse_time
-from mcp_hub.domain import AuditOutcome
+from mcp_hub.domain import AuditOutcome, utc_now
 from mcp_hub.errors import InvalidInputError
 from mcp_hub.web.sessions import WebSession
 
@@ -31,6 +32,8 @@ PAGE_SIZE: Final = 50
 DEFAULT_DAYS: Final = 7
 MAX_DAYS: Final = 90
 _MAX_VALUE: Final = 300
+_MAX_DAYS_TEXT: Final = 8
+_WHOLE_NUMBER: Final = re.compile(r"[0-9]+")
 _FILTERS: Final = ("agent", "tool", "connector", "outcome", "since", "until")
 
 
@@ -108,14 +111,15 @@ class AuditPages:
 
     async def usage(self, request: Request, viewer: WebSession) -> Response:
         errors: FieldErrors = {}
-        text = request.query_params.get("days", str(DEFAULT_DAYS)).strip()
-        days = int(text) if text.isdigit() and 1 <= int(text) <= MAX_DAYS else None
+        text = request.query_params.get("days", str(DEFAULT_DAYS)).strip()[:_MAX_DAYS_TEXT]
+        # ASCII digits only: str.isdigit() also accepts '²', which int() refuses (a 500, not the field's error).
+        days = int(text) if _WHOLE_NUMBER.fullmatch(text) and 1 <= int(text) <= MAX_DAYS else None
         if days is None:
             errors["days"] = f"A whole number of days from 1 to {MAX_DAYS}."
         agent = request.query_params.get("agent", "").strip()[:_MAX_VALUE]
         rows: list[UsageRow] = []
         if days is not None:
-            today = now().replace(hour=0, minute=0, second=0, microsecond=0)
+            today = utc_now().replace(hour=0, minute=0, second=0, microsecond=0)
             usage = await self._audit.usage(since=today - timedelta(days=days - 1), agent=agent or None)
             agents_only = [day for day in usage if ":" not in day.agent]
             newest_first = sorted(agents_only, key=lambda day: (-day.day.toordinal(), -day.calls, day.agent))

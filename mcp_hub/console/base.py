@@ -1,7 +1,7 @@
 """What every console page shares: the admin-only check, rendering with the console's navigation, and forms.
 
-- `ConsoleRefusals`: a browser without a session goes to `/login?next=<the page>`; a signed-in user who is not
-  an admin gets a 403 page.
+- `NOT_AN_ADMIN`: what a signed-in user who is not an admin sees (`web.pages.PageRefusals`; a browser without
+  a session goes to `/login?next=<the page>`).
 - `ConsolePage.render`: a template of `templates/admin/` with the viewer and the current section (navigation).
 - `ConsolePage.form`: a posted form of the console, or the problem to answer instead: from another site (403),
   unreadable (400), or without the session's CSRF token (403, "expired").
@@ -11,40 +11,21 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Final
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from mcp_hub.domain import utc_now
 from mcp_hub.web.errors import Problem
-from mcp_hub.web.pages import EXPIRED_FORM, Pages, read_own_form
-from mcp_hub.web.sessions import WebSession, WebSessions, login_url
+from mcp_hub.web.pages import Pages, read_viewers_form
+from mcp_hub.web.sessions import WebSession, WebSessions
 
 ADMIN_PATH: Final = "/admin"
 NOT_AN_ADMIN: Final = Problem(403, "Not an admin", "Only admins use the console.")
 
 FieldErrors = dict[str, str]
 """Validation messages by form field name."""
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
-
-
-class ConsoleRefusals:
-    """Signed out → sign in first (then back here); another role → a 403 page."""
-
-    def __init__(self, pages: Pages) -> None:
-        self._pages = pages
-
-    def signed_out(self, request: Request) -> Response:
-        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        return RedirectResponse(login_url(target), status_code=303)
-
-    def wrong_role(self, request: Request, viewer: WebSession) -> Response:
-        # The message in the viewer's own layout: an approver keeps the way to their pages and to sign out.
-        return self._pages.problem(request, NOT_AN_ADMIN, viewer=viewer)
 
 
 class ConsolePage:
@@ -65,7 +46,7 @@ class ConsolePage:
         status: int = 200,
     ) -> Response:
         """`admin/<template>` for `viewer`; `section` marks the current entry of the navigation."""
-        full = {"viewer": viewer, "console_section": section, "admin_path": ADMIN_PATH, "now": now(), **context}
+        full = {"viewer": viewer, "console_section": section, "admin_path": ADMIN_PATH, "now": utc_now(), **context}
         return self.pages.render(request, f"admin/{template}", full, status=status)
 
     def problem(self, request: Request, viewer: WebSession, problem: Problem, *, back: str | None = None) -> Response:
@@ -74,12 +55,7 @@ class ConsolePage:
 
     async def form(self, request: Request, viewer: WebSession) -> dict[str, str] | Problem:
         """The posted form (same origin, bounded, its CSRF token checked), or the problem to show instead."""
-        form = await read_own_form(request, same_origin=self.sessions.same_origin(request))
-        if isinstance(form, Problem):
-            return form
-        if not viewer.csrf_ok(form.get("csrf")):
-            return EXPIRED_FORM
-        return form
+        return await read_viewers_form(request, viewer, same_origin=self.sessions.same_origin(request))
 
 
 def see_other(path: str) -> Response:

@@ -11,12 +11,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from mcp_hub.approvals.service import ApprovalService
-from mcp_hub.console.base import ConsolePage, now
+from mcp_hub.console.base import ConsolePage
 from mcp_hub.console.charts import minute_chart, shares
 from mcp_hub.console.connectors import connector_rows
 from mcp_hub.db.dashboard import DashboardStore, Ranked
 from mcp_hub.db.pins import PinStore
-from mcp_hub.domain import ActionStatus, PinStatus
+from mcp_hub.domain import ActionStatus, PinStatus, utc_now
 from mcp_hub.downstream.pool import DownstreamPool
 from mcp_hub.web.sessions import WebSession
 
@@ -45,7 +45,7 @@ class DashboardPage:
         self._pins = pins
 
     async def show(self, request: Request, viewer: WebSession) -> Response:
-        until = now().replace(second=0, microsecond=0) + timedelta(minutes=1)
+        until = utc_now().replace(second=0, microsecond=0) + timedelta(minutes=1)
         since = until - WINDOW
         traffic = await self._dashboard.traffic(since, until)
         pending = await self._approvals.list_actions([ActionStatus.PENDING], limit=PENDING_SHOWN + 1)

@@ -12,7 +12,8 @@ from starlette.responses import Response
 
 from mcp_hub.admin.changes import Actor
 from mcp_hub.admin.signing_keys import KeyAdmin
-from mcp_hub.console.base import ConsolePage, now, see_other
+from mcp_hub.console.base import ConsolePage, see_other
+from mcp_hub.domain import utc_now
 from mcp_hub.web.errors import Problem
 from mcp_hub.web.sessions import WebSession
 
@@ -25,7 +26,7 @@ class KeyPages:
         self._keys = keys
 
     async def index(self, request: Request, viewer: WebSession) -> Response:
-        moment = now()
+        moment = utc_now()
         keys = sorted(await self._keys.list(), key=lambda key: key.published_at, reverse=True)
         signing = [
             key for key in keys if key.signs_from <= moment and (key.retires_at is None or key.retires_at > moment)

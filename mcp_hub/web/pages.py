@@ -31,7 +31,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from markupsafe import Markup, escape
 from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route, request_response
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -42,7 +42,7 @@ from mcp_hub.bodies import FormRules, read_form
 from mcp_hub.catalog.review import HIDDEN, escape_hidden
 from mcp_hub.errors import InvalidRequestError
 from mcp_hub.web.errors import Problem, problem_for
-from mcp_hub.web.sessions import LOGIN_PATH, LOGOUT_PATH, WebSession
+from mcp_hub.web.sessions import LOGIN_PATH, LOGOUT_PATH, WebSession, login_url
 
 FORM_ACTION_SELF: Final = "'self'"
 CONSOLE_PATH: Final = "/admin"
@@ -260,3 +260,31 @@ async def read_own_form(request: Request, *, same_origin: bool) -> dict[str, str
         return (await read_form(request, PAGE_FORM)).as_dict()
     except InvalidRequestError as exc:
         return problem_for(exc)
+
+
+async def read_viewers_form(request: Request, viewer: WebSession, *, same_origin: bool) -> dict[str, str] | Problem:
+    """A form posted by one of the hub's own pages (`read_own_form`) carrying `viewer`'s CSRF token (the OWASP
+    synchronizer token pattern; threat T06), or what to answer instead (`EXPIRED_FORM` without the token)."""
+    form = await read_own_form(request, same_origin=same_origin)
+    if isinstance(form, Problem):
+        return form
+    if not viewer.csrf_ok(form.get("csrf")):
+        return EXPIRED_FORM
+    return form
+
+
+class PageRefusals:
+    """How pages turn people away (`mcp_hub.web.access.Refusals`): a browser without a session goes to sign in
+    first, then back to the page it asked for; a user of another role gets `not_allowed` in their own layout."""
+
+    def __init__(self, pages: Pages, not_allowed: Problem, *, csp: str = PAGE_CSP) -> None:
+        self._pages = pages
+        self._not_allowed = not_allowed
+        self._csp = csp
+
+    def signed_out(self, request: Request) -> Response:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(login_url(target), status_code=303)
+
+    def wrong_role(self, request: Request, viewer: WebSession) -> Response:
+        return self._pages.problem(request, self._not_allowed, csp=self._csp, viewer=viewer)

@@ -38,6 +38,8 @@ from mcp_hub.domain import Clock, utc_now
 
 LOGIN_PATH: Final = "/login"
 LOGOUT_PATH: Final = "/logout"
+CSRF_HEADER: Final = "X-CSRF-Token"
+"""Where the hub's own scripts send the session's CSRF token on a JSON write (the approvals API, the admin API)."""
 SECURE_COOKIE_NAME: Final = "__Host-mcp_hub_session"
 PLAIN_COOKIE_NAME: Final = "mcp_hub_session"
 _MAX_COOKIE_LENGTH: Final = 256

@@ -23,7 +23,7 @@ import pytest
 from mcp_hub.authz.scopes import ADMIN_SCOPE
 from mcp_hub.db.audit import AuditEvent
 from mcp_hub.domain import AuditOutcome, Health, PinStatus, Role
-from mcp_hub.web.admin_api.framework import CSRF_HEADER
+from mcp_hub.web.sessions import CSRF_HEADER
 from tests.authz.conftest import auth_service, client_credentials_token, make_agent
 from tests.conftest import FAULT_SERVER, PYTHON, InProcessHub, in_process_hub, unique, write_config
 

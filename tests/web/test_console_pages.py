@@ -547,6 +547,17 @@ async def test_usage_shows_each_agents_calls_errors_downstream_time_and_approval
     assert "from 1 to 90" in error_next_to(bad.text, "days")
 
 
+async def test_a_days_value_that_is_no_small_whole_number_is_a_field_error_not_a_server_error(
+    admin: httpx2.AsyncClient,
+) -> None:
+    """Our choice (bounded input, threat T26): a superscript digit ('²' passes str.isdigit but not int) or a number
+    too long for int() is shown next to the field, like any bad value; it used to be a 500."""
+    answers = [await admin.get("/admin/usage", params={"days": days}) for days in ("²", "9" * 5000, "-3", "7.5")]
+    assert [answer.status_code for answer in answers] == [400, 400, 400, 400]
+    for answer in answers:
+        assert "from 1 to 90" in error_next_to(answer.text, "days")
+
+
 async def test_the_signing_keys_are_listed_without_their_private_halves_and_rotated_after_confirmation(
     hub: InProcessHub, admin: httpx2.AsyncClient
 ) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from mcp_hub.admin.changes import Actor
 from mcp_hub.authz import scopes
@@ -28,7 +28,7 @@ from mcp_hub.authz.tokens import AccessToken, TokenService
 from mcp_hub.authz.urls import ADMIN_API_PATH, OAuthUrls
 from mcp_hub.domain import Role
 from mcp_hub.errors import InvalidTokenError
-from mcp_hub.web.admin_api.framework import NO_STORE, Authenticated, ErrorBody
+from mcp_hub.web.admin_api.framework import Authenticated, error_response
 from mcp_hub.web.sessions import LOGIN_PATH, WebSessions
 
 SESSION_SCHEME = "adminSession"
@@ -55,7 +55,7 @@ class AdminAccess:
                 InvalidTokenError(f"an admin token, or an admin's web session (sign in at {LOGIN_PATH})", error=None)
             )
         if viewer.user.role is not Role.ADMIN:
-            return _refusal(403, "forbidden", "only admins use the admin API", None)
+            return error_response(403, "forbidden", "only admins use the admin API")
         return Authenticated(Actor.user(viewer.user.name), viewer.csrf_token)
 
     async def _bearer(self, authorization: str) -> Authenticated | Response:
@@ -71,7 +71,9 @@ class AdminAccess:
                 description=f"needs the {scopes.ADMIN_SCOPE} scope",
                 scope=scopes.ADMIN_SCOPE,
             )
-            return _refusal(403, "insufficient_scope", f"the token needs the {scopes.ADMIN_SCOPE} scope", challenge)
+            return error_response(
+                403, "insufficient_scope", f"the token needs the {scopes.ADMIN_SCOPE} scope", challenge=challenge
+            )
         return Authenticated(Actor.client(verified.client_id), None)
 
     async def _admin_token(self, authorization: str) -> tuple[AccessToken, Principal]:
@@ -93,7 +95,7 @@ class AdminAccess:
         challenge = bearer_challenge(
             self._metadata, error=error.error, description=error.description, scope=scopes.ADMIN_SCOPE
         )
-        return _refusal(401, error.error or "unauthenticated", error.description, challenge)
+        return error_response(401, error.error or "unauthenticated", error.description, challenge=challenge)
 
     def same_origin(self, request: Request) -> bool:
         return self._sessions.same_origin(request)
@@ -118,11 +120,3 @@ class AdminAccess:
                 "description": "an admin's web session; writes also need the X-CSRF-Token header",
             },
         }
-
-
-def _refusal(status: int, error: str, message: str, challenge: str | None) -> Response:
-    headers = dict(NO_STORE)
-    if challenge is not None:
-        headers["WWW-Authenticate"] = challenge
-    body = ErrorBody(error=error, message=message).model_dump(mode="json")
-    return JSONResponse(body, status_code=status, headers=headers)

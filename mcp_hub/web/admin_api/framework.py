@@ -29,10 +29,10 @@ from mcp_hub.bodies import read_json_object
 from mcp_hub.credentials import same_text
 from mcp_hub.errors import HubError, InvalidInputError, InvalidRequestError, UnsupportedMediaTypeError
 from mcp_hub.web.errors import status_and_code
+from mcp_hub.web.sessions import CSRF_HEADER
 
 MAX_BODY_BYTES: Final = 64 * 1024
 NO_STORE: Final = {"Cache-Control": "no-store"}
-CSRF_HEADER: Final = "X-CSRF-Token"
 T = TypeVar("T")
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
 
@@ -121,9 +121,18 @@ class Access(Protocol):
         ...
 
 
-def error_response(status: int, error: str, message: str, problems: Sequence[FieldProblem] | None = None) -> Response:
+def error_response(
+    status: int,
+    error: str,
+    message: str,
+    problems: Sequence[FieldProblem] | None = None,
+    *,
+    challenge: str | None = None,
+) -> Response:
+    """Every error answer of the admin API: an `ErrorBody`, never stored; `challenge` is its `WWW-Authenticate`."""
     body = ErrorBody(error=error, message=message, errors=list(problems) if problems is not None else None)
-    return JSONResponse(body.model_dump(mode="json"), status_code=status, headers=NO_STORE)
+    headers = dict(NO_STORE) if challenge is None else {**NO_STORE, "WWW-Authenticate": challenge}
+    return JSONResponse(body.model_dump(mode="json"), status_code=status, headers=headers)
 
 
 def _validation_response(where: str, exc: ValidationError) -> Response:

@@ -34,8 +34,8 @@ from mcp_hub.domain import APPROVER_ROLES
 from mcp_hub.web.access import RequireRole
 from mcp_hub.web.approvals.api import API_PATH, ApiRefusals, ApprovalApi
 from mcp_hub.web.approvals.events import EVENTS_PATH, ActionEvents
-from mcp_hub.web.approvals.pages import ApprovalPages, PageRefusals
-from mcp_hub.web.pages import Pages, page_route
+from mcp_hub.web.approvals.pages import NOT_AN_APPROVER, ApprovalPages
+from mcp_hub.web.pages import SCRIPTED_CSP, PageRefusals, Pages, page_route
 from mcp_hub.web.sessions import WebSessions
 
 
@@ -50,7 +50,7 @@ def approval_routes(
     max_streams_per_session: int,
 ) -> list[BaseRoute]:
     """The routes of the pages, the event stream and the API, each behind the approver check."""
-    page = RequireRole(sessions, APPROVER_ROLES, PageRefusals(pages))
+    page = RequireRole(sessions, APPROVER_ROLES, PageRefusals(pages, NOT_AN_APPROVER, csp=SCRIPTED_CSP))
     api = RequireRole(sessions, APPROVER_ROLES, ApiRefusals())
     views = ApprovalPages(service, identities, audit, sessions, pages)
     events = ActionEvents(service, sessions, feed, max_streams_per_session=max_streams_per_session)

@@ -26,10 +26,9 @@ from mcp_hub.bodies import read_json_object
 from mcp_hub.domain import ALL_STATUSES, DECIDED_STATUSES, ActionStatus
 from mcp_hub.errors import ActionNotFoundError, ApprovalError, InvalidInputError, InvalidRequestError
 from mcp_hub.web.errors import api_error, api_error_for
-from mcp_hub.web.sessions import LOGIN_PATH, WebSession, WebSessions
+from mcp_hub.web.sessions import CSRF_HEADER, LOGIN_PATH, WebSession, WebSessions
 
 API_PATH: Final = "/api/approvals"
-CSRF_HEADER: Final = "X-CSRF-Token"
 LIST_LIMIT: Final = 200
 _MAX_JSON_BYTES: Final = 16 * 1024
 

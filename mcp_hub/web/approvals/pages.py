@@ -7,7 +7,6 @@ hub's script (`/static/approvals.js`: countdowns, and the live list it fetches f
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Final
 
 from starlette.requests import Request
@@ -19,11 +18,11 @@ from mcp_hub.approvals.states import tell
 from mcp_hub.db.approvals import ActionRecord
 from mcp_hub.db.audit import AuditStore
 from mcp_hub.db.identities import IdentityStore
-from mcp_hub.domain import DECIDED_STATUSES, ActionStatus
+from mcp_hub.domain import DECIDED_STATUSES, ActionStatus, utc_now
 from mcp_hub.errors import ActionNotFoundError, ApprovalError
 from mcp_hub.web.errors import Problem, problem_for
-from mcp_hub.web.pages import EXPIRED_FORM, SCRIPTED_CSP, Pages, read_own_form
-from mcp_hub.web.sessions import WebSession, WebSessions, login_url
+from mcp_hub.web.pages import SCRIPTED_CSP, Pages, read_viewers_form
+from mcp_hub.web.sessions import WebSession, WebSessions
 
 PENDING_LIMIT: Final = 100
 LATEST_DECISIONS: Final = 10
@@ -33,24 +32,6 @@ AGENT_HISTORY: Final = 10
 NOT_AN_APPROVER: Final = Problem(403, "Not an approver", "Only approvers and admins see approvals.")
 _CHOOSE: Final = Problem(400, "Bad request", "Choose Approve or Deny.")
 _DONE_MESSAGES: Final = {"approved": "You approved this action.", "denied": "You denied this action."}
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-class PageRefusals:
-    """Pages turn away a browser without a session to sign in first, and other roles with a 403 page."""
-
-    def __init__(self, pages: Pages) -> None:
-        self._pages = pages
-
-    def signed_out(self, request: Request) -> Response:
-        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        return RedirectResponse(login_url(target), status_code=303)
-
-    def wrong_role(self, request: Request, viewer: WebSession) -> Response:
-        return self._pages.problem(request, NOT_AN_APPROVER, csp=SCRIPTED_CSP, viewer=viewer)
 
 
 class ApprovalPages:
@@ -84,7 +65,7 @@ class ApprovalPages:
     async def inbox(self, request: Request, viewer: WebSession) -> Response:
         """`GET /approvals`: what waits for a decision, newest first, then the latest decisions."""
         pending, decided = await self._lists()
-        context: dict[str, object] = {"now": _now(), "pending": pending, "decided": decided}
+        context: dict[str, object] = {"now": utc_now(), "pending": pending, "decided": decided}
         return self._render(request, viewer, "approvals/inbox.html", context)
 
     async def live(self, request: Request, viewer: WebSession) -> Response:
@@ -94,7 +75,7 @@ class ApprovalPages:
         return self._pages.render(
             request,
             "approvals/live.html",
-            {"now": _now(), "pending": pending, "decided": decided},
+            {"now": utc_now(), "pending": pending, "decided": decided},
             csp=SCRIPTED_CSP,
             headers={"x-pending-count": str(len(pending))},
         )
@@ -102,7 +83,7 @@ class ApprovalPages:
     async def history(self, request: Request, viewer: WebSession) -> Response:
         """`GET /approvals/history`: the decided actions, newest first."""
         decided = await self._service.list_actions(DECIDED_STATUSES, limit=HISTORY_LIMIT)
-        return self._render(request, viewer, "approvals/history.html", {"now": _now(), "decided": decided})
+        return self._render(request, viewer, "approvals/history.html", {"now": utc_now(), "decided": decided})
 
     async def detail(self, request: Request, viewer: WebSession) -> Response:
         """`GET /approvals/{id}`: everything about one action; the decision form while it is pending."""
@@ -112,7 +93,7 @@ class ApprovalPages:
             return self._problem(request, viewer, problem_for(ActionNotFoundError(f"There is no action {action_id}.")))
         owner_id = await self._service.agent_owner(action)
         pending = action.status is ActionStatus.PENDING
-        now = _now()
+        now = utc_now()
         told = tell(action, now, self._service.settings.pending_ttl_seconds)
         done = request.query_params.get("done", "")
         mine = action.decided_by == viewer.user.name and told.verdict == done
@@ -136,11 +117,9 @@ class ApprovalPages:
         """`POST /approvals/{id}/decision`: the form (same origin, CSRF token) → 303 back to the action's page."""
         action_id = request.path_params["action_id"]
         back = f"{INBOX_PATH}/{action_id}"
-        form = await read_own_form(request, same_origin=self._sessions.same_origin(request))
-        if not isinstance(form, dict):
+        form = await read_viewers_form(request, viewer, same_origin=self._sessions.same_origin(request))
+        if isinstance(form, Problem):
             return self._problem(request, viewer, form, back)
-        if not viewer.csrf_ok(form.get("csrf")):
-            return self._problem(request, viewer, EXPIRED_FORM, back)
         decision = form.get("decision")
         if decision not in ("approve", "deny"):
             return self._problem(request, viewer, _CHOOSE, back)
