@@ -381,8 +381,7 @@ class Hub:
         # The connectors' expanded secrets never leave the hub in a downstream's words, nor reach a log line.
         self.secrets = SecretValues(value for spec in self.connectors for value in spec.secret_values())
         register_secret_values(value for spec in self.connectors for value in spec.secret_values())
-        self.audit = AuditWriter.configured(self.stores.audit, settings.audit)
-        observe_calls(self.audit, settings.logging)  # a log line per audited event
+        self.audit = audit_writer_for(self.stores, settings)
         # What operators watch (docs/observability.md): metrics counted off the audit events, traces when asked.
         self.metrics = metrics_for(settings)
         self.tracing = tracing if tracing is not None else tracing_for(settings)
@@ -1132,6 +1131,13 @@ async def _not_from_the_cli(
     return hub_error_result(f"{public_name} runs in the hub, not in the mcp-hub command")
 
 
+def audit_writer_for(stores: Stores, settings: HubSettings) -> AuditWriter:
+    """The audit writer of a hub or of an `mcp-hub` command: `[audit]` batching, a log line per audited event."""
+    audit = AuditWriter.configured(stores.audit, settings.audit)
+    observe_calls(audit, settings.logging)
+    return audit
+
+
 @asynccontextmanager
 async def admin_tools(settings: HubSettings) -> AsyncGenerator[AdminTools]:
     """The admin parts over the database of `settings` (which must be at the current schema)."""
@@ -1142,7 +1148,7 @@ async def admin_tools(settings: HubSettings) -> AsyncGenerator[AdminTools]:
         bus = bus_for(settings.limits.redis_url, prefix=settings.limits.redis_key_prefix)
         auth = build_authorization(settings, stores, egress=STRICT_EGRESS, virtual_servers=virtual, bus=bus)
         await auth.keys.load()
-        audit = AuditWriter.configured(stores.audit, settings.audit)
+        audit = audit_writer_for(stores, settings)
         async with bus.running(), audit.running():
             approvals = ApprovalService(
                 settings.approvals,
