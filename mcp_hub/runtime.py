@@ -394,6 +394,8 @@ class Hub:
             self.metrics.watch_pending_approvals(self.stores.approvals.count_pending)
         self.audit_sinks = AuditSinks.configured(settings.audit)  # forward what is stored, with its hash
         self.audit.on_stored(self.audit_sinks.offer)
+        if self.metrics is not None:
+            self.metrics.watch_audit_sinks(lambda: self.audit_sinks.dropped)
         self.audit_retention = AuditRetention.configured(self.stores.audit_chain, settings.audit)
         self.log_levels = LogLevels(self.catalog, self.secrets)
         self.fast_path = FastPathStats()  # what the 2026-07-28 fast path served (`[hub] fast_path`)
