@@ -1123,6 +1123,8 @@ class AdminTools:
     stores: Stores
     auth: Authorization
     approvals: ApprovalService
+    review: CatalogReview
+    """`mcp-hub catalog approve|reject`: the admin service's decision, audited through the command's writer."""
 
 
 async def _not_from_the_cli(
@@ -1163,4 +1165,5 @@ async def admin_tools(settings: HubSettings) -> AsyncGenerator[AdminTools]:
                 public_base_url=settings.public_base_url,
                 bus=bus,
             )
-            yield AdminTools(settings=settings, stores=stores, auth=auth, approvals=approvals)
+            review = CatalogReview(stores.pins, AdminAudit(audit.record), audit.record)
+            yield AdminTools(settings=settings, stores=stores, auth=auth, approvals=approvals, review=review)
