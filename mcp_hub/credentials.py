@@ -3,6 +3,7 @@
 Secrets (client secrets, refresh tokens, authorization codes, session ids, consent ids) are 256 bits from the
 OS CSPRNG; the database keeps only their SHA-256, compared in constant time, so a leaked table yields nothing
 usable. Human users' passwords are hashed with Argon2id (RFC 9106), memory-hard, via argon2-cffi.
+`sign_delivery` signs what the hub POSTs to webhooks (approval requests, audit records) the one way receivers check.
 """
 
 from __future__ import annotations
@@ -28,6 +29,13 @@ _HASHER = PasswordHasher()  # argon2-cffi's defaults follow RFC 9106's second re
 def new_secret(prefix: str = "") -> str:
     """256 bits from the OS CSPRNG, URL-safe; `prefix` makes leaked values recognisable (e.g. `mcphs_`)."""
     return prefix + secrets.token_urlsafe(32)
+
+
+def sign_delivery(secret: str, timestamp: str, body: bytes) -> str:
+    """The `X-Mcp-Hub-Signature` value of a webhook delivery of `body` sent at `timestamp` (unix seconds, as sent):
+    `v1=<hex HMAC-SHA256(secret, f"{timestamp}.{body}")>`."""
+    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    return f"v1={mac.hexdigest()}"
 
 
 def sha256_hex(value: str) -> str:

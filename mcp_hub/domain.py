@@ -212,6 +212,10 @@ class AuditOutcome(StrEnum):
     """An admin change that was refused (unknown target, invalid value, conflict): nothing changed."""
 
 
+ADMIN_METHOD_PREFIX: Final = "admin/"
+"""The audit `method` of an admin change starts with this (`admin/agents.create`): its client is an admin."""
+
+
 class ActionStatus(StrEnum):
     """Where a held call is in its life: `pending → approved → executing → done | failed`, or
     `pending → denied | expired | withdrawn`; an approved action not run in time becomes `expired` too."""

@@ -382,8 +382,7 @@ class Hub:
         # The connectors' expanded secrets never leave the hub in a downstream's words, nor reach a log line.
         self.secrets = SecretValues(value for spec in self.connectors for value in spec.secret_values())
         register_secret_values(value for spec in self.connectors for value in spec.secret_values())
-        self.audit = AuditWriter.configured(self.stores.audit, settings.audit)
-        observe_calls(self.audit, settings.logging)  # a log line per audited event
+        self.audit = audit_writer_for(self.stores, settings)
         # What operators watch (docs/observability.md): metrics counted off the audit events, traces when asked.
         self.metrics = metrics_for(settings)
         self.tracing = tracing if tracing is not None else tracing_for(settings)
@@ -396,6 +395,8 @@ class Hub:
             self.metrics.watch_pending_approvals(self.stores.approvals.count_pending)
         self.audit_sinks = AuditSinks.configured(settings.audit)  # forward what is stored, with its hash
         self.audit.on_stored(self.audit_sinks.offer)
+        if self.metrics is not None:
+            self.metrics.watch_audit_sinks(lambda: self.audit_sinks.dropped)
         self.audit_retention = AuditRetention.configured(self.stores.audit_chain, settings.audit)
         self.log_levels = LogLevels(self.catalog, self.secrets)
         self.fast_path = FastPathStats()  # what the 2026-07-28 fast path served (`[hub] fast_path`)
@@ -1132,6 +1133,8 @@ class AdminTools:
     stores: Stores
     auth: Authorization
     approvals: ApprovalService
+    review: CatalogReview
+    """`mcp-hub catalog approve|reject`: the admin service's decision, audited through the command's writer."""
 
 
 async def _not_from_the_cli(
@@ -1140,6 +1143,13 @@ async def _not_from_the_cli(
     # The CLI decides actions; an approved call runs in the hub, for the agent that asked.
     del method, arguments, caller
     return hub_error_result(f"{public_name} runs in the hub, not in the mcp-hub command")
+
+
+def audit_writer_for(stores: Stores, settings: HubSettings) -> AuditWriter:
+    """The audit writer of a hub or of an `mcp-hub` command: `[audit]` batching, a log line per audited event."""
+    audit = AuditWriter.configured(stores.audit, settings.audit)
+    observe_calls(audit, settings.logging)
+    return audit
 
 
 @asynccontextmanager
@@ -1152,7 +1162,7 @@ async def admin_tools(settings: HubSettings) -> AsyncGenerator[AdminTools]:
         bus = bus_for(settings.limits.redis_url, prefix=settings.limits.redis_key_prefix)
         auth = build_authorization(settings, stores, egress=STRICT_EGRESS, virtual_servers=virtual, bus=bus)
         await auth.keys.load()
-        audit = AuditWriter.configured(stores.audit, settings.audit)
+        audit = audit_writer_for(stores, settings)
         async with bus.running(), audit.running():
             approvals = ApprovalService(
                 settings.approvals,
@@ -1165,4 +1175,5 @@ async def admin_tools(settings: HubSettings) -> AsyncGenerator[AdminTools]:
                 public_base_url=settings.public_base_url,
                 bus=bus,
             )
-            yield AdminTools(settings=settings, stores=stores, auth=auth, approvals=approvals)
+            review = CatalogReview(stores.pins, AdminAudit(audit.record), audit.record)
+            yield AdminTools(settings=settings, stores=stores, auth=auth, approvals=approvals, review=review)

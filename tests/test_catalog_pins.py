@@ -155,6 +155,14 @@ async def test_a_changed_definition_is_quarantined_until_an_admin_approves_it(
         assert (await names(hub, era))["faults__echo"] == poisoned
         assert text_of(await call(hub, era, "faults__echo", {"text": "back"})) == "back"
     assert await audited(hub, AuditOutcome.DEFINITION_APPROVED, "faults__echo") == ["user:root"]
+    # The admin service's decision (issue 13 §1): the pin names the admin as the audit does, and the change has
+    # its own admin row, as from the API or the console.
+    (pin,) = [record for record in await hub.hub.stores.pins.approved() if record.public_name == "faults__echo"]
+    assert pin.decided_by == "user:root"
+    events = await hub.hub.stores.audit.recent_audit(limit=1000)
+    assert [(e.client, e.outcome) for e in events if e.method == "admin/catalog.approve"] == [
+        ("user:root", AuditOutcome.OK)
+    ]
 
 
 async def test_a_removed_then_readded_name_counts_as_changed(review_hub: tuple[RunningHub, Path]) -> None:

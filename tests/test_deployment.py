@@ -35,7 +35,7 @@ from anyio.abc import Process
 from starlette.applications import Starlette
 
 from mcp_hub.config.connectors import load_connectors
-from mcp_hub.config.settings import DATABASE_URL_ENV, HubSettings, load_settings
+from mcp_hub.config.settings import DATABASE_URL_ENV, METRICS_TOKEN_ENV, HubSettings, load_settings
 from mcp_hub.gateway.app import HEALTH_PATH, READY_PATH
 from mcp_hub.runtime import server_config
 from tests.conftest import REPO, stop_process
@@ -55,6 +55,7 @@ REFERENCE_SERVERS = ("mcp-server-time", "mcp-server-fetch", "mcp-server-git")
 ENTRYPOINT_ENV = {"MCP_HUB_CONFIG", "MCP_HUB_MIGRATE_ON_START"}
 """What deploy/docker-entrypoint.sh reads, besides what the hub itself reads (`DATABASE_URL_ENV`)."""
 FAKE_PASSWORD = "compose-password"
+FAKE_METRICS_TOKEN = "compose-metrics-token"
 
 
 # --- reading the files -------------------------------------------------------------------------------------
@@ -125,16 +126,15 @@ def interpolate(value: str, variables: Mapping[str, str]) -> str:
 
 def settings_under(config: Path, environment: Mapping[str, str]) -> HubSettings:
     """`config` loaded by the hub's own loader, under `environment` as a container would see it."""
-    saved = os.environ.get(DATABASE_URL_ENV)
-    os.environ.pop(DATABASE_URL_ENV, None)
-    if DATABASE_URL_ENV in environment:
-        os.environ[DATABASE_URL_ENV] = environment[DATABASE_URL_ENV]
+    read = (DATABASE_URL_ENV, METRICS_TOKEN_ENV)
+    saved = {name: os.environ.pop(name) for name in read if name in os.environ}
+    os.environ.update({name: environment[name] for name in read if name in environment})
     try:
         return load_settings(config)
     finally:
-        os.environ.pop(DATABASE_URL_ENV, None)
-        if saved is not None:
-            os.environ[DATABASE_URL_ENV] = saved
+        for name in read:
+            os.environ.pop(name, None)
+        os.environ.update(saved)
 
 
 def k8s_objects() -> dict[tuple[str, str], dict[str, Any]]:
@@ -200,7 +200,7 @@ def test_the_image_runs_as_a_non_root_user_with_a_healthcheck_on_readyz() -> Non
     assert keywords.index("USER") < keywords.index("ENTRYPOINT")
     (healthcheck,) = [i.arguments for i in runtime if i.keyword == "HEALTHCHECK"]
     assert "MCP_HUB_HEALTHCHECK_URL" in healthcheck
-    settings = settings_under(DEPLOY / "config.toml", {})
+    settings = settings_under(DEPLOY / "config.toml", {METRICS_TOKEN_ENV: FAKE_METRICS_TOKEN})
     assert f"MCP_HUB_HEALTHCHECK_URL=http://127.0.0.1:{settings.hub.listen_port}{READY_PATH}" in text_of(runtime)
     (entrypoint,) = [i.arguments for i in runtime if i.keyword == "ENTRYPOINT"]
     assert json.loads(entrypoint) == ["tini", "--", "docker-entrypoint"]
@@ -230,7 +230,8 @@ def test_everything_the_dockerfile_copies_exists_and_is_in_the_build_context() -
 
 def compose_environment(service: dict[str, Any]) -> dict[str, str]:
     environment = cast("dict[str, str]", service.get("environment", {}))
-    return {key: interpolate(str(value), {"POSTGRES_PASSWORD": FAKE_PASSWORD}) for key, value in environment.items()}
+    variables = {"POSTGRES_PASSWORD": FAKE_PASSWORD, METRICS_TOKEN_ENV: FAKE_METRICS_TOKEN}
+    return {key: interpolate(str(value), variables) for key, value in environment.items()}
 
 
 def test_the_compose_topology_is_two_replicas_a_load_balancer_postgres_and_redis() -> None:
@@ -289,7 +290,7 @@ def test_the_replicas_share_one_configuration_that_the_hub_accepts() -> None:
     passes is one the image or the hub reads."""
     for name, service in hub_services().items():
         environment = compose_environment(service)
-        assert set(environment) <= {DATABASE_URL_ENV, *ENTRYPOINT_ENV}, name
+        assert set(environment) <= {DATABASE_URL_ENV, METRICS_TOKEN_ENV, *ENTRYPOINT_ENV}, name
         mounted = {target: (DEPLOY / host).resolve() for host, target, *_ in map(mount_parts, service["volumes"])}
         config = mounted["/etc/mcp-hub/config.toml"]
         settings = settings_under(config, environment)
@@ -300,13 +301,19 @@ def test_the_replicas_share_one_configuration_that_the_hub_accepts() -> None:
         assert FAKE_PASSWORD not in config.read_text()
         assert settings.limits.redis_url.startswith("redis://redis:")
         assert settings.auth.enabled
+        assert settings.logging.format == "json"
+        assert settings.metrics.enabled
+        assert FAKE_METRICS_TOKEN not in config.read_text()
+        assert not settings.tracing.enabled
         assert ipaddress.ip_address(settings.hub.listen_host).is_unspecified  # every interface of the container
         assert settings.hub.public_base_url is not None
         assert settings.hub.public_base_url.endswith(":" + services()["lb"]["ports"][0].split(":")[0])
 
 
 def test_the_shipped_connectors_run_commands_the_image_installs() -> None:
-    for spec in load_connectors(settings_under(DEPLOY / "config.toml", {}).connectors_dir):
+    for spec in load_connectors(
+        settings_under(DEPLOY / "config.toml", {METRICS_TOKEN_ENV: FAKE_METRICS_TOKEN}).connectors_dir
+    ):
         assert spec.transport != "stdio" or spec.command in REFERENCE_SERVERS, spec.id
 
 
@@ -315,7 +322,7 @@ def test_the_load_balancer_gets_every_variable_its_configuration_reads() -> None
     replica's hub port; HAProxy itself accepts the file when it is installed."""
     lb_environment = compose_environment(services()["lb"])
     assert haproxy_variables() <= set(lb_environment), "compose does not pass every variable haproxy.cfg reads"
-    port = settings_under(DEPLOY / "config.toml", {}).hub.listen_port
+    port = settings_under(DEPLOY / "config.toml", {METRICS_TOKEN_ENV: FAKE_METRICS_TOKEN}).hub.listen_port
     backends = {value for value in lb_environment.values() if value.split(":")[0] in hub_services()}
     assert backends == {f"{name}:{port}" for name in hub_services()}
     haproxy = shutil.which("haproxy")
@@ -365,9 +372,13 @@ def test_kubernetes_migrates_in_one_job_and_the_replicas_never_do() -> None:
     assert env_of(hub)["MCP_HUB_MIGRATE_ON_START"]["value"] == "0"
     for container in (hub, job):
         env = env_of(container)
-        assert set(env) <= {DATABASE_URL_ENV, *ENTRYPOINT_ENV}
-        # The database URL (with its password) comes from a Secret, never from the ConfigMap.
+        assert set(env) <= {DATABASE_URL_ENV, METRICS_TOKEN_ENV, *ENTRYPOINT_ENV}
+        # The database URL (with its password) and the metrics token come from a Secret, never from the ConfigMap.
         assert env[DATABASE_URL_ENV]["valueFrom"]["secretKeyRef"] == {"name": "mcp-hub-secrets", "key": "database-url"}
+        assert env[METRICS_TOKEN_ENV]["valueFrom"]["secretKeyRef"] == {
+            "name": "mcp-hub-secrets",
+            "key": "metrics-token",
+        }
         assert container["securityContext"]["readOnlyRootFilesystem"] is True
         assert container["image"] == hub["image"]
         assert container["volumeMounts"] == hub["volumeMounts"]
@@ -378,7 +389,9 @@ def k8s_config(k8s: dict[tuple[str, str], dict[str, Any]]) -> HubSettings:
     with tempfile.TemporaryDirectory() as directory:
         config = Path(directory) / "config.toml"
         config.write_text(k8s[("ConfigMap", "mcp-hub-config")]["data"]["config.toml"])
-        return settings_under(config, {DATABASE_URL_ENV: "postgresql+asyncpg://u:p@db/mcp_hub"})
+        return settings_under(
+            config, {DATABASE_URL_ENV: "postgresql+asyncpg://u:p@db/mcp_hub", METRICS_TOKEN_ENV: FAKE_METRICS_TOKEN}
+        )
 
 
 def test_the_kubernetes_configuration_is_one_the_hub_accepts(tmp_path: Path) -> None:
@@ -386,6 +399,11 @@ def test_the_kubernetes_configuration_is_one_the_hub_accepts(tmp_path: Path) -> 
     settings = k8s_config(k8s)
     assert settings.auth.enabled
     assert settings.limits.redis_url
+    assert (settings.logging.format, settings.metrics.enabled, settings.tracing.enabled) == ("json", True, False)
+    annotations = k8s[("Deployment", "mcp-hub")]["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert annotations["prometheus.io/path"] == settings.metrics.path
+    assert int(annotations["prometheus.io/port"]) == settings.hub.listen_port
     spec = pod_spec(k8s, "Deployment", "mcp-hub")
     (container,) = spec["containers"]
     mounts = {mount["name"]: mount["mountPath"] for mount in container["volumeMounts"]}
@@ -589,8 +607,14 @@ async def test_the_compose_topology_serves_a_shipped_connector_through_the_load_
             assert result.get("isError") is not True, result
             assert '"timezone": "UTC"' in result["content"][0]["text"]
     for log in topology.logs:
-        access_log = await anyio.Path(log).read_text()
-        assert '"POST /mcp HTTP/1.1" 200' in access_log, f"round robin sent no call to {log.name}"
+        # deploy/config.toml logs JSON: one object per line, the access log's fields among them.
+        lines = [json.loads(line) for line in (await anyio.Path(log).read_text()).splitlines()]
+        served = [
+            line
+            for line in lines
+            if (line.get("method"), line.get("path"), line.get("status")) == ("POST", "/mcp", 200)
+        ]
+        assert served, f"round robin sent no call to {log.name}"
 
 
 # --- the image ---------------------------------------------------------------------------------------------

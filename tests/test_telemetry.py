@@ -249,6 +249,17 @@ def test_agent_and_tool_labels_beyond_the_caps_are_counted_as_other() -> None:
     assert sum(counts.values()) == 20
 
 
+def test_records_an_audit_sink_dropped_are_a_counter_per_sink_read_at_scrape() -> None:
+    """Our choice (docs/observability.md): a sink that drops stored records (queue full, delivery given up) is
+    seen on /metrics, not only in one log line per episode."""
+    metrics = HubMetrics(process=False)
+    dropped = {"webhook": 0, "syslog": 0}
+    metrics.watch_audit_sinks(lambda: dropped)
+    dropped["webhook"] = 7
+    counts = {s.labels["sink"]: s.value for s in _samples(metrics, "mcp_hub_audit_sink_dropped_total")}
+    assert counts == {"webhook": 7, "syslog": 0}
+
+
 def test_the_grafana_dashboard_asks_only_for_metrics_the_hub_exposes() -> None:
     """Our choice: docs/grafana-dashboard.json is built on the names of docs/observability.md; a renamed metric
     must not leave a dashboard panel empty."""

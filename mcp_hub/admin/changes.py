@@ -19,10 +19,9 @@ from typing import Final
 import anyio
 
 from mcp_hub.db.audit import AuditEvent
-from mcp_hub.domain import AuditOutcome, Clock, utc_now
+from mcp_hub.domain import ADMIN_METHOD_PREFIX, AuditOutcome, Clock, utc_now
 from mcp_hub.errors import HubError
 
-ADMIN_METHOD_PREFIX: Final = "admin/"
 _MAX_DETAIL: Final = 1000
 
 

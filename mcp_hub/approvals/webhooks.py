@@ -17,7 +17,6 @@ failing receiver only costs log lines. The action stays pending and decidable ei
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import os
@@ -35,6 +34,7 @@ from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectSendStream
 
 from mcp_hub.config.settings import ApprovalRule
+from mcp_hub.credentials import sign_delivery
 from mcp_hub.db.approvals import ActionRecord
 from mcp_hub.domain import ActionStatus
 
@@ -43,14 +43,7 @@ logger = structlog.get_logger(__name__)
 EVENT_REQUESTED: Final = "approval.requested"
 TIMESTAMP_HEADER: Final = "X-Mcp-Hub-Timestamp"
 SIGNATURE_HEADER: Final = "X-Mcp-Hub-Signature"
-SIGNATURE_VERSION: Final = "v1"
 DEFAULT_TOLERANCE_SECONDS: Final = 300
-
-
-def sign(secret: str, timestamp: str, body: bytes) -> str:
-    """The `X-Mcp-Hub-Signature` value for `body` sent at `timestamp` (unix seconds, as sent)."""
-    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
-    return f"{SIGNATURE_VERSION}={mac.hexdigest()}"
 
 
 def verify_signature(
@@ -68,7 +61,7 @@ def verify_signature(
         return False
     if abs(now - sent_at) > tolerance:
         return False
-    return hmac.compare_digest(sign(secret, timestamp, body), signature)
+    return hmac.compare_digest(sign_delivery(secret, timestamp, body), signature)
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +160,7 @@ class WebhookNotifier:
             timestamp = str(int(self._clock()))
             headers[TIMESTAMP_HEADER] = timestamp
             if secret is not None:
-                headers[SIGNATURE_HEADER] = sign(secret, timestamp, delivery.body)
+                headers[SIGNATURE_HEADER] = sign_delivery(secret, timestamp, delivery.body)
             try:
                 response = await client.post(delivery.url, content=delivery.body, headers=headers)
             except httpx2.HTTPError as exc:

@@ -25,8 +25,6 @@ task, one batch at a time, in order.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import os
 import re
@@ -43,6 +41,7 @@ import httpx2
 import structlog
 
 from mcp_hub.config.settings import AuditSection, AuditSyslogSink, AuditWebhookSink
+from mcp_hub.credentials import sign_delivery
 from mcp_hub.db.audit_query import ERROR_OUTCOMES, AuditRecord
 
 _log = structlog.get_logger(__name__)
@@ -54,12 +53,6 @@ SD_ID: Final = "audit@32473"
 _SEVERITY_WARNING, _SEVERITY_INFO = 4, 6
 _UTF8_BOM: Final = b"\xef\xbb\xbf"
 _DRAIN_SECONDS: Final = 2.0
-
-
-def sign(secret: str, timestamp: str, body: bytes) -> str:
-    """`X-Mcp-Hub-Signature` for `body` sent at `timestamp`: the scheme of `mcp_hub.approvals.webhooks.sign`."""
-    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
-    return f"v1={mac.hexdigest()}"
 
 
 class AuditSink(Protocol):
@@ -186,7 +179,7 @@ class WebhookSink(_QueuedSink):
                 "Content-Type": "application/json",
                 "User-Agent": "mcp-hub-audit",
                 TIMESTAMP_HEADER: timestamp,
-                SIGNATURE_HEADER: sign(secret, timestamp, body),
+                SIGNATURE_HEADER: sign_delivery(secret, timestamp, body),
             }
             try:
                 response = await self._client.post(self._settings.url, content=body, headers=headers)

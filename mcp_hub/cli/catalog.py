@@ -2,8 +2,9 @@
 
 The commands read and write the hub's database directly, so they work whether or not the hub runs; a running
 hub applies a decision within `[catalog] review_poll_seconds`. `--as USER` names the admin who decides (a user
-with the `admin` role); every decision is audited under that name. Hidden and bidirectional characters are
-always printed escaped (`\\u202e`), never raw (threat T31).
+with the `admin` role); the decision is the admin service's (`mcp_hub.admin.review.CatalogReview`, as from the
+API and the console): the pin's `decided_by` and the audit rows name `user:USER`. Hidden and bidirectional
+characters are always printed escaped (`\\u202e`), never raw (threat T31).
 """
 
 from __future__ import annotations
@@ -15,12 +16,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from mcp_hub.admin.changes import Actor
 from mcp_hub.catalog.lock import CatalogLock, lock_differences, lock_document, parse_lock, read_lock
 from mcp_hub.catalog.review import escape_hidden
-from mcp_hub.catalog.sync import audit_decision
 from mcp_hub.db.pins import PinRecord
-from mcp_hub.domain import AuditOutcome, PinStatus, Role, utc_now
-from mcp_hub.errors import CatalogError, ConfigError
+from mcp_hub.domain import PinStatus, Role
+from mcp_hub.errors import CatalogError, ConfigError, NotFoundError
 from mcp_hub.runtime import AdminTools
 
 EXIT_OK, EXIT_DIFFERENT = 0, 1
@@ -170,21 +171,16 @@ async def _decide(tools: AdminTools, args: argparse.Namespace, *, approve: bool)
         raise ConfigError("--as", None, f"no enabled user {args.as_user!r} (mcp-hub users list)")
     if user.role is not Role.ADMIN:
         raise CatalogError(f"{user.name} is not an admin: only admins decide what the catalog offers")
-    outcome = AuditOutcome.DEFINITION_APPROVED if approve else AuditOutcome.DEFINITION_REJECTED
     failed = 0
     for name in args.names:
-        now = utc_now()
         try:
-            decided = await tools.stores.pins.decide(
-                name, approve=approve, by=user.name, reason=args.reason, sha256=args.sha, now=now
+            decided = await tools.review.decide(
+                Actor.user(user.name), name, approve=approve, sha256=args.sha, reason=args.reason
             )
-        except CatalogError as exc:
+        except NotFoundError as exc:
             print(f"mcp-hub: {exc}", file=sys.stderr)
             failed += 1
             continue
-        await tools.stores.audit.insert_audit(
-            [audit_decision(record, outcome, f"user:{user.name}", now) for record in decided]
-        )
         for record in decided:
             print(f"{escape_hidden(record.public_name)} sha256:{record.sha256[:12]} {record.status} by {user.name}")
     return EXIT_DIFFERENT if failed else EXIT_OK

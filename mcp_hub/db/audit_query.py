@@ -15,9 +15,10 @@ One filter, three reads:
   short transaction (bounded memory for any range); `json_line(record)` is one line of JSON lines export
   (`AuditRecord.to_json()` is the dict the API returns).
 - `AuditQueryStore.usage(since=, until=, agent=)` → `UsageDay`s: per agent and UTC day, calls (every row that is a
-  request, not an approval or review transition), errors (calls whose outcome is in `ERROR_OUTCOMES`), the
-  summed downstream time, and approvals requested (held), approved, denied and expired. A row whose caller is not
-  an agent (auth off) counts under its client label as recorded.
+  request, not an approval or review transition, nor an admin change: its client is an admin, not an agent),
+  errors (calls whose outcome is in `ERROR_OUTCOMES`), the summed downstream time, and approvals requested (held),
+  approved, denied and expired. A row whose caller is not an agent (auth off) counts under its client label as
+  recorded.
 """
 
 from __future__ import annotations
@@ -29,12 +30,12 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any, Final
 
-from sqlalchemy import ColumnElement, Date, case, cast, func, or_, select
+from sqlalchemy import ColumnElement, Date, case, cast, func, not_, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mcp_hub.db._base import Store, record_of, require_aware
 from mcp_hub.db.models import AuditCall
-from mcp_hub.domain import AuditOutcome, Clock, utc_now
+from mcp_hub.domain import ADMIN_METHOD_PREFIX, AuditOutcome, Clock, utc_now
 from mcp_hub.errors import InvalidInputError
 
 MAX_PAGE: Final = 500
@@ -298,7 +299,11 @@ class AuditQueryStore(Store):
                 func.count().label("rows"),
                 func.sum(case((is_call, AuditCall.downstream_ms), else_=None)).label("downstream_ms"),
             )
-            .where(*audit_filter.conditions(), AuditCall.outcome.not_in([str(o) for o in REVIEW_OUTCOMES]))
+            .where(
+                *audit_filter.conditions(),
+                AuditCall.outcome.not_in([str(o) for o in REVIEW_OUTCOMES]),
+                not_(AuditCall.method.startswith(ADMIN_METHOD_PREFIX, autoescape=True)),
+            )
             .group_by(day, AuditCall.client, AuditCall.outcome)
         )
         async with self._reads() as session:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from bisect import bisect_left
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, Protocol
 
@@ -193,6 +193,7 @@ class HubMetrics(Collector):
         self._approvals_pending: float = float("nan")
         self._connectors: Callable[[], Iterable[ConnectorSnapshot]] = lambda: ()
         self._audit_queue: Callable[[], int] | None = None
+        self._sink_dropped: Callable[[], Mapping[str, int]] = dict
         self._count_pending: Callable[[], Awaitable[int]] | None = None
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)
@@ -209,6 +210,10 @@ class HubMetrics(Collector):
 
     def watch_audit_queue(self, depth: Callable[[], int]) -> None:
         self._audit_queue = depth
+
+    def watch_audit_sinks(self, dropped: Callable[[], Mapping[str, int]]) -> None:
+        """Read the records each audit sink dropped (by sink name, never decreasing) when scraped."""
+        self._sink_dropped = dropped
 
     def watch_pending_approvals(self, count: Callable[[], Awaitable[int]]) -> None:
         """Count the pending approvals (a database read) before each scrape."""
@@ -352,6 +357,12 @@ class HubMetrics(Collector):
             yield GaugeMetricFamily(
                 "mcp_hub_audit_queue_depth", "Audit events recorded but not yet stored.", value=self._audit_queue()
             )
+        yield _counters(
+            "mcp_hub_audit_sink_dropped",
+            "Stored audit records an [audit] sink dropped (its queue full, or delivery given up).",
+            "sink",
+            dict(self._sink_dropped()),
+        )
         yield from self._connector_metrics()
 
     def _connector_metrics(self) -> Iterator[Metric]:

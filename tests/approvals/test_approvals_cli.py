@@ -113,6 +113,7 @@ async def test_list_show_and_approve_from_the_command_line(hub_and_config: tuple
         approved = await mcp_hub(config, "approvals", "approve", action.id, "--as", "alice", "--reason", "ok")
         assert approved.returncode == 0, approved.stderr
         assert approved.stdout.decode().strip() == f"action {action.id} approved by alice"
+        assert b"approval_approved" in approved.stderr  # the command logs its audited decision like the hub
         with anyio.fail_after(60):
             await returned.wait()  # the hub polls the database and runs the call
         assert text_of(RESULTS[agent.name]) == "from the terminal"

@@ -25,7 +25,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from mcp_hub.approvals.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign, verify_signature
+from mcp_hub.approvals.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
+from mcp_hub.credentials import sign_delivery
 from tests.approvals.holding import (
     agent_token,
     approval_config,
@@ -205,7 +206,7 @@ async def test_an_unset_secret_sends_nothing_rather_than_an_unsigned_announcemen
 def test_a_delivery_verifies_only_fresh_unaltered_and_with_the_right_secret() -> None:
     """T22: the timestamp is inside the MAC, so a replay outside the tolerance, an edited body or another key fail."""
     body = b'{"event":"approval.requested","id":"apv_x"}'
-    signature = sign(SECRET, "1000000", body)
+    signature = sign_delivery(SECRET, "1000000", body)
 
     assert verify_signature(SECRET, "1000000", body, signature, now=1_000_100)
     assert not verify_signature(SECRET, "1000000", body, signature, now=1_000_301)  # stale: replay

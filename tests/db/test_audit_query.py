@@ -161,4 +161,19 @@ async def test_usage_counts_calls_errors_downstream_time_and_approvals_per_agent
     assert await query.usage(until=DAY1) == []
 
 
+async def test_usage_leaves_out_admin_changes_whose_clients_are_admins_not_agents(
+    migrated_copy: AsyncEngine,
+) -> None:
+    """Our choice (issue 13 §1, §8): usage is per agent; an admin change is audited but is no agent's call."""
+    await AuditStore(migrated_copy).insert_audit(
+        [
+            call(DAY1, "agent:alpha"),
+            call(DAY1, "user:alice", "alpha", method="admin/agents.create", downstream_ms=None),
+            call(DAY1, "admin-client:ops", "alpha", AuditOutcome.ADMIN_REFUSED, method="admin/agents.update"),
+        ]
+    )
+    usage = await AuditQueryStore(migrated_copy).usage()
+    assert [(day.agent, day.calls, day.errors) for day in usage] == [("alpha", 1, 0)]
+
+
 __all__ = ["migrated_copy", "migrated_template", "migrated_url"]  # fixtures
