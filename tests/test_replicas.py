@@ -38,7 +38,7 @@ from mcp.shared.subscriptions import ToolsListChanged
 from mcp_hub.config.settings import REPLICA_ID_ENV, load_settings
 from mcp_hub.domain import Role
 from mcp_hub.runtime import admin_tools
-from tests.conftest import connector_toml, stop_process, write_config
+from tests.conftest import connector_toml, modern_call, stop_process, write_config
 from tests.db.conftest import fresh_postgres_database
 from tests.test_cli import hub_env, mcp_hub
 from tests.test_http_downstream import free_port
@@ -57,10 +57,6 @@ DECISION_CACHE_SECONDS = 5.0
 LEASE_SECONDS = 3.0
 RELEASE_BOUND_SECONDS = 0.050
 """Issue 12 §3/§4: an approval decided on one replica releases a call held on another within 50 ms."""
-ENVELOPE: dict[str, Any] = {
-    "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-    "io.modelcontextprotocol/clientCapabilities": {},
-}
 
 
 def require_haproxy() -> str:
@@ -252,22 +248,7 @@ async def cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncGenerator[Cl
 
 async def call(url: str, token: str, name: str, arguments: dict[str, Any]) -> httpx2.Response:
     """One 2026-07-28 `tools/call` as a bare HTTP request (to a replica, or to the balancer)."""
-    body = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "tools/call",
-        "params": {"name": name, "arguments": arguments, "_meta": ENVELOPE},
-    }
-    headers = {
-        "Content-Type": "application/json",
-        "Accept": "application/json, text/event-stream",
-        "MCP-Protocol-Version": "2026-07-28",
-        "Mcp-Method": "tools/call",
-        "Mcp-Name": name,
-        "Authorization": f"Bearer {token}",
-    }
-    async with httpx2.AsyncClient(timeout=60) as http:
-        return await http.post(url, content=json.dumps(body).encode(), headers=headers)
+    return await modern_call(url, name, arguments, token=token)
 
 
 def result_text(response: httpx2.Response) -> str:
