@@ -137,6 +137,12 @@ class Cluster:
         token: str = minted["access_token"]
         return token
 
+    async def release(self, key: str) -> None:
+        """End the wait of the downstream's `stamp` call recorded under `key`."""
+        async with httpx2.AsyncClient(timeout=10) as http:
+            response = await http.post(f"http://127.0.0.1:{self.downstream_port}/release/{key}")
+        response.raise_for_status()
+
     async def stamps(self) -> dict[str, float]:
         async with httpx2.AsyncClient(timeout=10) as http:
             response = await http.get(f"http://127.0.0.1:{self.downstream_port}/stamps")
@@ -425,13 +431,15 @@ async def test_a_replica_starting_does_not_fail_another_replicas_approved_call_i
     async with anyio.create_task_group() as tasks, approver(cluster.replicas["hub-2"].base_url) as (alice, csrf):
 
         async def held() -> None:
-            answers.append(await call(cluster.replicas["hub-1"].url, token, "gate__stamp", {"key": key, "seconds": 8}))
+            # In flight until released below (at most 35 s, within the connector's 40 s call timeout).
+            answers.append(await call(cluster.replicas["hub-1"].url, token, "gate__stamp", {"key": key, "seconds": 35}))
 
         tasks.start_soon(held)
         await approve(alice, csrf, await pending_action(alice, key))
         await wait_for_stamps(cluster, key)  # executing on hub-1 now
         await cluster.start_replica("hub-4")
         assert not answers, "the approved call ended before the new replica had started"
+        await cluster.release(key)
     await cluster.stop_replica("hub-4")
 
     assert answers[0].headers.get(REPLICA_HEADER) == "hub-1"
