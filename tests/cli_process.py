@@ -12,6 +12,7 @@ deployment tests.
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.connection
 import multiprocessing.process
 import os
 import sys
@@ -27,8 +28,10 @@ import anyio.to_thread
 _CONTEXT = multiprocessing.get_context("forkserver")
 # The forkserver imports these once; `__main__` (multiprocessing's default) would be the test runner's.
 _CONTEXT.set_forkserver_preload(["mcp_hub.cli", "tests.cli_process"])
-# `Process.start` walks a module-level set of children: one start at a time.
-_STARTING = threading.Lock()
+# `Process.start` polls every other child (reading its exit status off its sentinel) while another thread may be
+# joining that child: two readers of one status, and the loser sees EOF and reports exit code 255. So starts and
+# joins take turns; the waiting itself (sentinel readable) happens outside the lock.
+_TURNS = threading.Lock()
 
 
 def _run_main(argv: list[str], env: dict[str, str], cwd: str | None, stdin: str, stdout: str, stderr: str) -> None:
@@ -51,9 +54,11 @@ def _run_main(argv: list[str], env: dict[str, str], cwd: str | None, stdin: str,
 
 
 def _run_to_completion(process: multiprocessing.process.BaseProcess) -> None:
-    with _STARTING:
+    with _TURNS:
         process.start()
-    process.join()
+    multiprocessing.connection.wait([process.sentinel])
+    with _TURNS:
+        process.join()
 
 
 async def run_cli(
@@ -85,9 +90,11 @@ async def run_cli(
             with anyio.fail_after(within_seconds):
                 await anyio.to_thread.run_sync(_run_to_completion, process, abandon_on_cancel=True)
         finally:
-            if process.exitcode is None and process.pid is not None:
-                process.kill()
-        exit_code = process.exitcode
+            with _TURNS:
+                if process.pid is not None and process.exitcode is None:
+                    process.kill()
+        with _TURNS:
+            exit_code = process.exitcode
         assert exit_code is not None
         return CompletedProcess(
             ["mcp-hub", *argv], exit_code, paths["stdout"].read_bytes(), paths["stderr"].read_bytes()
