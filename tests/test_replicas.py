@@ -343,6 +343,7 @@ async def test_a_grant_revoked_through_one_process_is_refused_by_every_replica_a
         answer = await call(replica.url, token, "gate__echo", {"text": "before"})
         assert answer.status_code == 200, answer.text
 
+    warmed_from = time.monotonic()  # no replica cached the grant before this, so none expires it before +5 s
     async with anyio.create_task_group() as warming:
         for replica in replicas:
             warming.start_soon(allowed, replica)
@@ -362,7 +363,8 @@ async def test_a_grant_revoked_through_one_process_is_refused_by_every_replica_a
             checking.start_soon(refused, replica)
     print(f"a revoked grant was refused after {', '.join(f'{k} {v * 1000:.0f} ms' for k, v in sorted(delays.items()))}")
     assert max(delays.values()) < DECISION_CACHE_SECONDS
-    assert max(delays.values()) < 1.0, delays  # the bus, not the cache's expiry
+    # The bus, not the cache's expiry: every refusal came before any replica's cached grant could have expired.
+    assert revoked_at + max(delays.values()) - warmed_from < DECISION_CACHE_SECONDS, delays
 
 
 async def test_an_approval_decided_on_one_replica_releases_a_call_held_on_another_within_50_ms(
