@@ -34,8 +34,14 @@ lint: $(PY_STAMP)
 typecheck: $(PY_STAMP)
 	$(BIN)/pyright
 
+# pytest-xdist: the tests mostly wait on subprocesses and sockets, so more workers than cores pay. Each test file
+# stays on one worker (`loadfile`), so a module's hub, npm peers or browser start once; the slowest files go first
+# (SLOWEST_FILES in tests/conftest.py), not last where the default largest-file-first order puts them.
+# `make test TEST_WORKERS=0` runs them in this one process.
+TEST_WORKERS ?= 4
+
 test: $(PY_STAMP) $(NODE_STAMP) lint typecheck
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # The full benchmark report (docs/benchmarks.md) into $(BENCH_OUT): each script's printed report (.txt), every
 # figure (.json) and the chart (chart.svg). Extra options per script, e.g.

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import asyncio.runners
 import itertools
+import json
+import os
 import shutil
 import socket
 import sys
@@ -66,6 +68,27 @@ def _report_tasks_left_at_runner_close() -> None:
 
 _report_tasks_left_at_runner_close()
 
+# The files that take longest, run first: pytest-xdist hands out whole files (`--dist loadfile`, with
+# `--no-loadscope-reorder`), and one of these started last would keep a worker busy long after the others are done.
+# Measured with `--durations`; the order of every other file, and of the tests in a file, stays as collected.
+SLOWEST_FILES = (
+    "tests/test_replicas.py",
+    "tests/conformance/test_direct.py",
+    "tests/conformance/test_through_hub.py",
+    "tests/test_deployment.py",
+    "tests/test_fast_path_differential.py",
+    "tests/test_catalog_pins.py",
+    "tests/approvals/test_web_approvals.py",
+    "tests/test_catalog.py",
+    "tests/test_live_connectors.py",
+    "tests/test_credentials.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {path: index for index, path in enumerate(SLOWEST_FILES)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))
+
 
 _NAMES = itertools.count(1)
 
@@ -84,8 +107,65 @@ async def stop_process(process: Process, grace_seconds: float = 15.0) -> None:
 
 def unique(stem: str) -> str:
     """`stem` with a number no other call in this test session got: names for agents and users of tests that
-    share one hub (a module-scoped fixture), so that they never collide."""
-    return f"{stem}-{next(_NAMES)}"
+    share one hub (a module-scoped fixture), so that they never collide. Under pytest-xdist the worker's id is
+    part of it, so that names made by two workers differ too."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    return f"{stem}-{worker}-{next(_NAMES)}" if worker else f"{stem}-{next(_NAMES)}"
+
+
+MODERN = "2026-07-28"
+
+
+def modern_envelope(capabilities: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The `_meta` every 2026-07-28 request carries: the protocol version and the client's capabilities."""
+    return {
+        "io.modelcontextprotocol/protocolVersion": MODERN,
+        "io.modelcontextprotocol/clientCapabilities": dict(capabilities or {}),
+    }
+
+
+def modern_call_headers(name: str, token: str | None = None) -> dict[str, str]:
+    """The HTTP headers of a 2026-07-28 `tools/call` of `name` (spec: `Mcp-Method` and `Mcp-Name` mirror the body)."""
+    headers = {
+        "Content-Type": "application/json",
+        "Accept": "application/json, text/event-stream",
+        "MCP-Protocol-Version": MODERN,
+        "Mcp-Method": "tools/call",
+        "Mcp-Name": name,
+    }
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    return headers
+
+
+def modern_call_body(
+    name: str,
+    arguments: Any,
+    *,
+    capabilities: Mapping[str, Any] | None = None,
+    request_id: int = 1,
+    **params: Any,
+) -> bytes:
+    """The JSON-RPC body of a 2026-07-28 `tools/call`; `params` adds members (`inputResponses`, `requestState`).
+    `arguments` is any JSON value: fuzz tests send what no client should."""
+    call_params = {"name": name, "arguments": arguments, **params, "_meta": modern_envelope(capabilities)}
+    return json.dumps({"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": call_params}).encode()
+
+
+async def modern_call(
+    url: str,
+    name: str,
+    arguments: Mapping[str, Any],
+    *,
+    token: str | None = None,
+    capabilities: Mapping[str, Any] | None = None,
+    **params: Any,
+) -> httpx2.Response:
+    """One raw 2026-07-28 `tools/call` POSTed to `url` (a hub's MCP endpoint, a replica's or a balancer's): for
+    tests that look at what the SDK client hides (status codes, headers, `requestState`)."""
+    body = modern_call_body(name, arguments, capabilities=capabilities, **params)
+    async with httpx2.AsyncClient(timeout=60) as http:  # generous: a replica's call may be held for seconds
+        return await http.post(url, content=body, headers=modern_call_headers(name, token))
 
 
 def toml_value(value: Any) -> str:

@@ -25,6 +25,7 @@ from mcp_hub.domain import ActionStatus, AuditOutcome, PinStatus, Role, utc_now
 from mcp_hub.errors import CatalogError
 from tests.approvals.holding import approval_config, approval_hub, approver, downstream_runs, modern
 from tests.authz.conftest import client_credentials_token, make_agent
+from tests.cli_process import run_cli
 from tests.conftest import RunningHub, fault_connector, running_hub, write_config
 
 pytestmark = pytest.mark.anyio
@@ -42,9 +43,9 @@ review_poll_seconds = 0.2
 
 
 async def mcp_hub(config: Path, *args: str) -> CompletedProcess[bytes]:
+    """`mcp-hub <args>` in a process of its own (forked from one that imported it already: tests/cli_process.py)."""
     env = {key: value for key, value in os.environ.items() if key != DATABASE_URL_ENV}
-    with anyio.fail_after(60):
-        return await anyio.run_process([str(MCP_HUB), *args, "--config", str(config)], check=False, env=env)
+    return await run_cli([*args, "--config", str(config)], env=env, within_seconds=60)
 
 
 async def settled(hub: RunningHub, predicate: Any) -> None:

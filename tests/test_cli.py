@@ -1,7 +1,10 @@
-"""The `mcp-hub` command, run as operators run it: the installed console script in a subprocess.
+"""The `mcp-hub` command, run as operators run it: each run a process of its own.
 
-Every run gets `--config` pointing at a temporary configuration whose one real connector is the fault
-fixture server (stdio, pinned to the legacy era so no probe waits).
+`serve`, and the options before the command, are the installed console script in a subprocess; the other
+commands run in a child forked from a process that has imported the command already (tests/cli_process.py: the
+same `main(argv)` without seconds of imports per run). Every run gets `--config` pointing at a temporary
+configuration whose one real connector is the fault fixture server (stdio, pinned to the legacy era so no probe
+waits).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from anyio.abc import Process
 from mcp_hub.config.settings import DATABASE_URL_ENV, load_settings
 from mcp_hub.db.engine import create_engine, require_current_schema, schema_status, upgrade
 from mcp_hub.errors import SchemaOutOfDateError
+from tests.cli_process import run_cli
 from tests.conftest import fault_connector, stop_process, write_config
 
 pytestmark = pytest.mark.anyio
@@ -45,9 +49,8 @@ def hub_env() -> dict[str, str]:
 
 
 async def mcp_hub(config: Path, *args: str, within_seconds: float = 40) -> CompletedProcess[bytes]:
-    """Run `mcp-hub <args> --config <config>` to completion."""
-    with anyio.fail_after(within_seconds):
-        return await anyio.run_process([str(MCP_HUB), *args, "--config", str(config)], check=False, env=hub_env())
+    """Run `mcp-hub <args> --config <config>` to completion in a forked child (tests/cli_process.py)."""
+    return await run_cli([*args, "--config", str(config)], env=hub_env(), within_seconds=within_seconds)
 
 
 def configure(directory: Path, connectors: dict[str, str]) -> Path:

@@ -38,7 +38,7 @@ from mcp_hub.config.connectors import load_connectors
 from mcp_hub.config.settings import DATABASE_URL_ENV, METRICS_TOKEN_ENV, HubSettings, load_settings
 from mcp_hub.gateway.app import HEALTH_PATH, READY_PATH
 from mcp_hub.runtime import server_config
-from tests.conftest import REPO, stop_process
+from tests.conftest import REPO, modern_call_body, modern_call_headers, stop_process
 from tests.db.conftest import fresh_postgres_database
 from tests.test_limits import REDIS_URL, require_redis
 
@@ -565,26 +565,8 @@ async def test_the_compose_topology_serves_a_shipped_connector_through_the_load_
     assert created.returncode == 0, created.stderr.decode()
     printed = dict(re.findall(r"(client_id|client_secret):\s+(\S+)", created.stdout.decode()))
     name = "time__get_current_time"
-    body: dict[str, Any] = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "tools/call",
-        "params": {
-            "name": name,
-            "arguments": {"timezone": "UTC"},
-            "_meta": {
-                "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-                "io.modelcontextprotocol/clientCapabilities": {},
-            },
-        },
-    }
-    headers = {
-        "Content-Type": "application/json",
-        "Accept": "application/json, text/event-stream",
-        "MCP-Protocol-Version": "2026-07-28",
-        "Mcp-Method": "tools/call",
-        "Mcp-Name": name,
-    }
+    body = modern_call_body(name, {"timezone": "UTC"})
+    headers = modern_call_headers(name)
     async with httpx2.AsyncClient(timeout=30) as http:
         issued = await http.post(
             topology.lb_url + "/oauth/token",
@@ -593,13 +575,13 @@ async def test_the_compose_topology_serves_a_shipped_connector_through_the_load_
         )
         assert issued.status_code == 200, issued.text
         token = issued.json()["access_token"]
-        refused = await http.post(topology.lb_url + "/mcp", content=json.dumps(body).encode(), headers=headers)
+        refused = await http.post(topology.lb_url + "/mcp", content=body, headers=headers)
         assert refused.status_code == 401
         assert f"{topology.lb_url}/.well-known/oauth-protected-resource" in refused.headers["www-authenticate"]
         for _ in topology.replicas:
             answered = await http.post(
                 topology.lb_url + "/mcp",
-                content=json.dumps(body).encode(),
+                content=body,
                 headers={**headers, "Authorization": f"Bearer {token}"},
             )
             assert answered.status_code == 200, answered.text

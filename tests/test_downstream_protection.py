@@ -67,7 +67,8 @@ async def hub(tmp_path_factory: pytest.TempPathFactory, port: int) -> AsyncGener
                 transport="http",
                 url=f"http://127.0.0.1:{port}/mcp",
                 protocol="legacy",
-                call_timeout_seconds=10,
+                # The server builds its whole 100 MB body before the first byte: seconds when the machine is busy.
+                call_timeout_seconds=30,
             ),
         },
     )

@@ -19,26 +19,20 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.approvals.holding import agent_token
-from tests.conftest import RunningHub, fault_connector, running_hub, unique, write_config
+from tests.conftest import (
+    RunningHub,
+    fault_connector,
+    modern_call_body,
+    modern_call_headers,
+    modern_envelope,
+    running_hub,
+    unique,
+    write_config,
+)
 
 pytestmark = pytest.mark.anyio
 
-ENVELOPE: dict[str, Any] = {
-    "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-    "io.modelcontextprotocol/clientCapabilities": {},
-}
 DEPTH = 100_000
-
-
-def modern_headers(token: str, name: str = "faults__echo") -> dict[str, str]:
-    return {
-        "Content-Type": "application/json",
-        "Accept": "application/json, text/event-stream",
-        "MCP-Protocol-Version": "2026-07-28",
-        "Mcp-Method": "tools/call",
-        "Mcp-Name": name,
-        "Authorization": f"Bearer {token}",
-    }
 
 
 def deep_call(name: str, depth: int) -> bytes:
@@ -46,7 +40,7 @@ def deep_call(name: str, depth: int) -> bytes:
     head = json.dumps({"jsonrpc": "2.0", "id": 9, "method": "tools/call"})[:-1]
     arguments = b'{"a":' + b"[" * depth + b"]" * depth + b"}"
     params = b'{"name":' + json.dumps(name).encode() + b',"arguments":' + arguments + b',"_meta":'
-    return head.encode() + b',"params":' + params + json.dumps(ENVELOPE).encode() + b"}}"
+    return head.encode() + b',"params":' + params + json.dumps(modern_envelope()).encode() + b"}}"
 
 
 @pytest.fixture(scope="module")
@@ -76,18 +70,11 @@ async def test_a_body_nested_a_hundred_thousand_levels_deep_is_a_parse_error(
     """Was HTTP 500 (`RecursionError` in the guard) for an agent without `tool:*`."""
     token = narrow_token if grants == "narrow" else wide_token
     async with httpx2.AsyncClient(timeout=30) as http:
-        response = await http.post(hub.url, content=deep_call(name, DEPTH), headers=modern_headers(token, name))
+        response = await http.post(hub.url, content=deep_call(name, DEPTH), headers=modern_call_headers(name, token))
         still_served = await http.post(
             hub.url,
-            content=json.dumps(
-                {
-                    "jsonrpc": "2.0",
-                    "id": 1,
-                    "method": "tools/call",
-                    "params": {"name": "faults__echo", "arguments": {"text": "fine"}, "_meta": ENVELOPE},
-                }
-            ).encode(),
-            headers=modern_headers(token),
+            content=modern_call_body("faults__echo", {"text": "fine"}),
+            headers=modern_call_headers("faults__echo", token),
         )
 
     assert response.status_code == 400, response.text
@@ -118,14 +105,7 @@ json_values = st.recursive(
 
 
 def _envelope_with(arguments: Any) -> bytes:
-    return json.dumps(
-        {
-            "jsonrpc": "2.0",
-            "id": 3,
-            "method": "tools/call",
-            "params": {"name": "faults__fail", "arguments": arguments, "_meta": ENVELOPE},
-        }
-    ).encode()
+    return modern_call_body("faults__fail", arguments, request_id=3)
 
 
 bodies = st.one_of(
@@ -154,7 +134,7 @@ bodies = st.one_of(
 @given(body=bodies)
 def _never_a_server_error(http: httpx2.Client, url: str, token: str, body: bytes) -> None:
     for headers in (
-        modern_headers(token, "faults__fail"),
+        modern_call_headers("faults__fail", token),
         {
             "Content-Type": "application/json",
             "Accept": "application/json, text/event-stream",

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import AsyncGenerator
-from typing import Any
 
 import anyio
 import httpx2
@@ -18,7 +17,7 @@ from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
 from mcp_hub.domain import AuditOutcome
 from tests.approvals.holding import agent_token
 from tests.authz.conftest import bearer
-from tests.conftest import RunningHub, fault_connector, running_hub, unique, write_config
+from tests.conftest import RunningHub, fault_connector, modern_call, running_hub, unique, write_config
 from tests.features import CONNECTORS, features_connectors, features_over_http, free_port
 
 pytestmark = pytest.mark.anyio
@@ -141,7 +140,7 @@ async def test_grants_over_public_names_decide_on_a_profile_too(auth_hub: Runnin
     ):
         tools = {tool.name for tool in (await client.list_tools()).tools}
         echoed = await client.call_tool("echo", {"text": "granted"})
-    refused = await raw_modern_call(url, token, "link", {"id": "1"})
+    refused = await modern_call(url, "link", {"id": "1"}, token=token)
     await auth_hub.hub.audit.flush()
     events = await auth_hub.hub.stores.audit.recent_audit(20)
 
@@ -176,26 +175,3 @@ async def test_a_completion_outside_the_grants_is_refused_and_audited_like_a_cal
         and event.outcome is AuditOutcome.FORBIDDEN
         for event in events
     )
-
-
-async def raw_modern_call(url: str, token: str, name: str, arguments: dict[str, Any]) -> httpx2.Response:
-    headers = {
-        "Content-Type": "application/json",
-        "Accept": "application/json, text/event-stream",
-        "MCP-Protocol-Version": "2026-07-28",
-        "Mcp-Method": "tools/call",
-        "Mcp-Name": name,
-        "Authorization": f"Bearer {token}",
-    }
-    meta: dict[str, Any] = {
-        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-        "io.modelcontextprotocol/clientCapabilities": {},
-    }
-    body: dict[str, Any] = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "tools/call",
-        "params": {"name": name, "arguments": arguments, "_meta": meta},
-    }
-    async with httpx2.AsyncClient(timeout=30) as http:
-        return await http.post(url, headers=headers, json=body)

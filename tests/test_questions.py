@@ -13,7 +13,6 @@ from collections.abc import AsyncGenerator
 from typing import Any
 
 import anyio
-import httpx2
 import mcp_types as types
 import pytest
 from mcp import Client
@@ -21,7 +20,7 @@ from mcp.client.session import ClientRequestContext
 from mcp.shared.exceptions import MCPError
 
 from tests.approvals.holding import agent_token
-from tests.conftest import RunningHub, running_hub, unique, write_config
+from tests.conftest import RunningHub, modern_call, running_hub, unique, write_config
 from tests.features import CONNECTORS, features_connectors, features_over_http, free_port
 
 pytestmark = pytest.mark.anyio
@@ -161,17 +160,10 @@ async def test_a_caller_that_did_not_declare_the_capability_gets_minus_32021(
 # --- the state a 2026-07-28 caller holds -----------------------------------------------------------------------
 
 
-def envelope(capabilities: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-        "io.modelcontextprotocol/clientCapabilities": capabilities,
-    }
-
-
 ASKS: dict[str, Any] = {"elicitation": {"form": {}}}
 
 
-async def modern_call(
+async def ask(
     hub: RunningHub,
     name: str,
     arguments: dict[str, Any],
@@ -181,19 +173,7 @@ async def modern_call(
     **retry: Any,
 ) -> dict[str, Any]:
     """One raw 2026-07-28 `tools/call`; `retry` adds `inputResponses` / `requestState`. The JSON-RPC response."""
-    headers = {
-        "Content-Type": "application/json",
-        "Accept": "application/json, text/event-stream",
-        "MCP-Protocol-Version": "2026-07-28",
-        "Mcp-Method": "tools/call",
-        "Mcp-Name": name,
-    }
-    if token is not None:
-        headers["Authorization"] = f"Bearer {token}"
-    params = {"name": name, "arguments": arguments, **retry, "_meta": envelope(capabilities)}
-    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params}
-    async with httpx2.AsyncClient(timeout=30) as http:
-        response = await http.post(hub.url, headers=headers, content=json.dumps(body).encode())
+    response = await modern_call(hub.url, name, arguments, token=token, capabilities=capabilities, **retry)
     answer: dict[str, Any] = response.json()
     return answer
 
@@ -209,8 +189,8 @@ async def test_the_state_a_modern_caller_holds_is_the_hubs_sealed_one_and_a_retr
     completes the call."""
     # A 2026-07-28 downstream names its questions; for a 2025-11-25 one the hub does (q1, q2, ...).
     key = "q" if connector == "fs-modern" else "q1"
-    first = (await modern_call(hub, f"{connector}__ask", {"question": "?"}))["result"]
-    retried = await modern_call(
+    first = (await ask(hub, f"{connector}__ask", {"question": "?"}))["result"]
+    retried = await ask(
         hub,
         f"{connector}__ask",
         {"question": "?"},
@@ -231,13 +211,13 @@ async def test_a_forged_replayed_or_misbound_state_is_refused(hub: RunningHub, c
     presented with other arguments are each `-32602` and reach no downstream."""
     key = "q" if connector == "fs-modern" else "q1"
     name = f"{connector}__ask"
-    state = (await modern_call(hub, name, {"question": "?"}))["result"]["requestState"]
+    state = (await ask(hub, name, {"question": "?"}))["result"]["requestState"]
     answer = {key: ANSWER["q"]}
 
-    forged = await modern_call(hub, name, {"question": "?"}, inputResponses=answer, requestState="v1.forged")
-    other_arguments = await modern_call(hub, name, {"question": "other"}, inputResponses=answer, requestState=state)
-    used = await modern_call(hub, name, {"question": "?"}, inputResponses=answer, requestState=state)
-    replayed = await modern_call(hub, name, {"question": "?"}, inputResponses=answer, requestState=state)
+    forged = await ask(hub, name, {"question": "?"}, inputResponses=answer, requestState="v1.forged")
+    other_arguments = await ask(hub, name, {"question": "other"}, inputResponses=answer, requestState=state)
+    used = await ask(hub, name, {"question": "?"}, inputResponses=answer, requestState=state)
+    replayed = await ask(hub, name, {"question": "?"}, inputResponses=answer, requestState=state)
 
     for refused in (forged, other_arguments, replayed):
         assert refused["error"]["code"] == types.INVALID_PARAMS
@@ -252,8 +232,8 @@ async def test_answers_sent_unasked_reach_a_modern_downstream_as_they_came(hub: 
     and says so); a 2025-11-25 downstream asks mid-call, so there they answer nothing and the caller is asked."""
     unasked = {"q": ANSWER["q"], "q1": ANSWER["q"], "extra": {"action": "decline"}}
 
-    modern = await modern_call(hub, "fs-modern__ask", {"question": "?"}, inputResponses=unasked)
-    legacy = await modern_call(hub, "fs-legacy__ask", {"question": "?"}, inputResponses=unasked)
+    modern = await ask(hub, "fs-modern__ask", {"question": "?"}, inputResponses=unasked)
+    legacy = await ask(hub, "fs-legacy__ask", {"question": "?"}, inputResponses=unasked)
 
     assert modern["error"]["code"] == types.INVALID_PARAMS
     assert "the state does not come from this server" in modern["error"]["message"]
@@ -281,12 +261,12 @@ async def test_an_unanswered_question_is_refused_to_the_downstream_and_the_excha
     """Issue 9 §4, T28: a caller that never comes back does not hold the downstream call (or a slot) forever:
     after `answer_seconds` the question is refused to the downstream, and the state handed out has expired."""
     hub = impatient_hub
-    first = (await modern_call(hub, "fs-legacy__ask", {"question": "?"}))["result"]
+    first = (await ask(hub, "fs-legacy__ask", {"question": "?"}))["result"]
     questions = hub.hub.questions
     with anyio.fail_after(10):
         while questions.open_exchanges:  # noqa: ASYNC110 - the refusal happens in the hub's own task
             await anyio.sleep(0.05)
-    late = await modern_call(
+    late = await ask(
         hub, "fs-legacy__ask", {"question": "?"}, inputResponses={"q1": ANSWER["q"]}, requestState=first["requestState"]
     )
 
@@ -297,8 +277,8 @@ async def test_an_unanswered_question_is_refused_to_the_downstream_and_the_excha
 async def test_one_caller_cannot_hold_more_exchanges_than_its_share(impatient_hub: RunningHub) -> None:
     """T28: `max_open_per_principal` (1 here): a second open exchange is refused while the first waits."""
     hub = impatient_hub
-    first = await modern_call(hub, "fs-stdio__ask", {"question": "one"})
-    second = await modern_call(hub, "fs-stdio__ask", {"question": "two"})
+    first = await ask(hub, "fs-stdio__ask", {"question": "one"})
+    second = await ask(hub, "fs-stdio__ask", {"question": "two"})
 
     assert first["result"]["resultType"] == "input_required"
     assert second["error"]["code"] == types.INVALID_PARAMS
@@ -328,15 +308,11 @@ async def test_another_agents_state_is_refused_and_leaves_the_owners_exchange_al
     name = f"{connector}__ask"
     owner = await agent_token(auth_hub, unique("owner"), f"tool:{connector}__*")
     intruder = await agent_token(auth_hub, unique("intruder"), f"tool:{connector}__*")
-    state = (await modern_call(auth_hub, name, {"question": "?"}, token=owner))["result"]["requestState"]
+    state = (await ask(auth_hub, name, {"question": "?"}, token=owner))["result"]["requestState"]
     answer = {key: ANSWER["q"]}
 
-    stolen = await modern_call(
-        auth_hub, name, {"question": "?"}, token=intruder, inputResponses=answer, requestState=state
-    )
-    rightful = await modern_call(
-        auth_hub, name, {"question": "?"}, token=owner, inputResponses=answer, requestState=state
-    )
+    stolen = await ask(auth_hub, name, {"question": "?"}, token=intruder, inputResponses=answer, requestState=state)
+    rightful = await ask(auth_hub, name, {"question": "?"}, token=owner, inputResponses=answer, requestState=state)
 
     assert stolen["error"]["code"] == types.INVALID_PARAMS
     assert stolen["error"]["message"] == "Invalid or expired requestState"

@@ -38,7 +38,7 @@ from mcp.shared.subscriptions import ToolsListChanged
 from mcp_hub.config.settings import REPLICA_ID_ENV, load_settings
 from mcp_hub.domain import Role
 from mcp_hub.runtime import admin_tools
-from tests.conftest import connector_toml, stop_process, write_config
+from tests.conftest import connector_toml, modern_call, stop_process, write_config
 from tests.db.conftest import fresh_postgres_database
 from tests.test_cli import hub_env, mcp_hub
 from tests.test_http_downstream import free_port
@@ -57,10 +57,6 @@ DECISION_CACHE_SECONDS = 5.0
 LEASE_SECONDS = 3.0
 RELEASE_BOUND_SECONDS = 0.050
 """Issue 12 §3/§4: an approval decided on one replica releases a call held on another within 50 ms."""
-ENVELOPE: dict[str, Any] = {
-    "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-    "io.modelcontextprotocol/clientCapabilities": {},
-}
 
 
 def require_haproxy() -> str:
@@ -140,6 +136,12 @@ class Cluster:
             minted = await tools.auth.admin.mint_token(agent)
         token: str = minted["access_token"]
         return token
+
+    async def release(self, key: str) -> None:
+        """End the wait of the downstream's `stamp` call recorded under `key`."""
+        async with httpx2.AsyncClient(timeout=10) as http:
+            response = await http.post(f"http://127.0.0.1:{self.downstream_port}/release/{key}")
+        response.raise_for_status()
 
     async def stamps(self) -> dict[str, float]:
         async with httpx2.AsyncClient(timeout=10) as http:
@@ -252,22 +254,7 @@ async def cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncGenerator[Cl
 
 async def call(url: str, token: str, name: str, arguments: dict[str, Any]) -> httpx2.Response:
     """One 2026-07-28 `tools/call` as a bare HTTP request (to a replica, or to the balancer)."""
-    body = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "tools/call",
-        "params": {"name": name, "arguments": arguments, "_meta": ENVELOPE},
-    }
-    headers = {
-        "Content-Type": "application/json",
-        "Accept": "application/json, text/event-stream",
-        "MCP-Protocol-Version": "2026-07-28",
-        "Mcp-Method": "tools/call",
-        "Mcp-Name": name,
-        "Authorization": f"Bearer {token}",
-    }
-    async with httpx2.AsyncClient(timeout=60) as http:
-        return await http.post(url, content=json.dumps(body).encode(), headers=headers)
+    return await modern_call(url, name, arguments, token=token)
 
 
 def result_text(response: httpx2.Response) -> str:
@@ -356,6 +343,7 @@ async def test_a_grant_revoked_through_one_process_is_refused_by_every_replica_a
         answer = await call(replica.url, token, "gate__echo", {"text": "before"})
         assert answer.status_code == 200, answer.text
 
+    warmed_from = time.monotonic()  # no replica cached the grant before this, so none expires it before +5 s
     async with anyio.create_task_group() as warming:
         for replica in replicas:
             warming.start_soon(allowed, replica)
@@ -375,7 +363,8 @@ async def test_a_grant_revoked_through_one_process_is_refused_by_every_replica_a
             checking.start_soon(refused, replica)
     print(f"a revoked grant was refused after {', '.join(f'{k} {v * 1000:.0f} ms' for k, v in sorted(delays.items()))}")
     assert max(delays.values()) < DECISION_CACHE_SECONDS
-    assert max(delays.values()) < 1.0, delays  # the bus, not the cache's expiry
+    # The bus, not the cache's expiry: every refusal came before any replica's cached grant could have expired.
+    assert revoked_at + max(delays.values()) - warmed_from < DECISION_CACHE_SECONDS, delays
 
 
 async def test_an_approval_decided_on_one_replica_releases_a_call_held_on_another_within_50_ms(
@@ -444,13 +433,15 @@ async def test_a_replica_starting_does_not_fail_another_replicas_approved_call_i
     async with anyio.create_task_group() as tasks, approver(cluster.replicas["hub-2"].base_url) as (alice, csrf):
 
         async def held() -> None:
-            answers.append(await call(cluster.replicas["hub-1"].url, token, "gate__stamp", {"key": key, "seconds": 8}))
+            # In flight until released below (at most 35 s, within the connector's 40 s call timeout).
+            answers.append(await call(cluster.replicas["hub-1"].url, token, "gate__stamp", {"key": key, "seconds": 35}))
 
         tasks.start_soon(held)
         await approve(alice, csrf, await pending_action(alice, key))
         await wait_for_stamps(cluster, key)  # executing on hub-1 now
         await cluster.start_replica("hub-4")
         assert not answers, "the approved call ended before the new replica had started"
+        await cluster.release(key)
     await cluster.stop_replica("hub-4")
 
     assert answers[0].headers.get(REPLICA_HEADER) == "hub-1"

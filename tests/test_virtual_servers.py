@@ -24,8 +24,7 @@ from mcp_hub.authz.decisions import Access
 from mcp_hub.config.virtual import VirtualServerSpec
 from mcp_hub.domain import AuditOutcome
 from tests.authz.conftest import AgentCredentials, bearer, make_agent
-from tests.conftest import RunningHub, fault_connector, running_hub, unique, write_config
-from tests.test_profiles import raw_modern_call
+from tests.conftest import RunningHub, fault_connector, modern_call, running_hub, unique, write_config
 
 pytestmark = pytest.mark.anyio
 
@@ -114,7 +113,7 @@ async def test_grants_decide_inside_a_virtual_server_by_public_names(hub: Runnin
     url = virtual(hub, "support")
     async with bearer(access) as http, Client(streamable_http_client(url, http_client=http), mode="2026-07-28") as c:
         tools = {tool.name for tool in (await c.list_tools()).tools}
-    refused = await raw_modern_call(url, access, "process_id", {})
+    refused = await modern_call(url, "process_id", {}, token=access)
 
     assert tools == {"say"} | META
     assert refused.status_code == 403

@@ -1,4 +1,5 @@
-"""`mcp-hub approvals list|show|approve|deny`, run as operators run it: the console script in a subprocess.
+"""`mcp-hub approvals list|show|approve|deny`, run as operators run it: a process of its own
+(forked from one that imported the command already, tests/cli_process.py).
 
 The hub runs in this process (fault fixture server as `faults`, `faults__echo` held for 30 s); the command
 works on the same database, and the held call sees its decision. Mandated by issue 4 §5 and threat T20
@@ -25,6 +26,7 @@ from mcp_hub.config.settings import DATABASE_URL_ENV
 from mcp_hub.db.approvals import ActionRecord
 from mcp_hub.domain import Role
 from tests.authz.conftest import AgentCredentials, auth_service, bearer, client_credentials_token, make_agent
+from tests.cli_process import run_cli
 from tests.conftest import RunningHub, fault_connector, running_hub, write_config
 
 pytestmark = pytest.mark.anyio
@@ -48,8 +50,7 @@ def hub_env() -> dict[str, str]:
 
 
 async def mcp_hub(config: Path, *args: str) -> CompletedProcess[bytes]:
-    with anyio.fail_after(40):
-        return await anyio.run_process([str(MCP_HUB), *args, "--config", str(config)], check=False, env=hub_env())
+    return await run_cli([*args, "--config", str(config)], env=hub_env(), within_seconds=40)
 
 
 @pytest.fixture

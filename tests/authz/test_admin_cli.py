@@ -1,5 +1,6 @@
-"""The admin commands of issue 3 §7, run as an operator runs them: the installed `mcp-hub` console script in a
-subprocess, beside a running hub on the same database, whose effect is then checked over real HTTP.
+"""The admin commands of issue 3 §7, run as an operator runs them: `mcp-hub` in a process of its own (forked from
+one that imported the command already, tests/cli_process.py), beside a running hub on the same database, whose
+effect is then checked over real HTTP.
 
 The command's configuration names the running hub's public URL, so `mcp-hub token` mints tokens for the hub
 that is actually listening. The hub's decision cache is 0.5 s: changes made by the command (another process)
@@ -11,7 +12,6 @@ go in parallel.
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,9 +26,9 @@ from mcp_hub.domain import Role
 from tests.authz.conftest import auth_service, client_credentials_token, make_agent
 from tests.authz.flow import PASSWORD, make_app, mcp_status, refresh, tokens_for
 from tests.authz.test_decisions import call_status
+from tests.cli_process import run_cli
 from tests.conftest import RunningHub, fault_connector, running_hub, write_config
 from tests.test_cli import EXIT_FAILURE, hub_env
-from tests.test_stdio_front_door import MCP_HUB
 from tests.web.browser import sign_in
 
 pytestmark = pytest.mark.anyio
@@ -48,11 +48,8 @@ class Admin:
     config: Path
 
     async def run(self, *args: str, stdin: str | None = None) -> CompletedProcess[bytes]:
-        command = [str(MCP_HUB), *args, "--config", str(self.config)]
-        with anyio.fail_after(COMMAND_SECONDS):
-            if stdin is None:
-                return await anyio.run_process(command, check=False, env=hub_env(), stdin=subprocess.DEVNULL)
-            return await anyio.run_process(command, check=False, env=hub_env(), input=stdin.encode())
+        argv = [*args, "--config", str(self.config)]
+        return await run_cli(argv, env=hub_env(), stdin=stdin, within_seconds=COMMAND_SECONDS)
 
     async def ok(self, *args: str, stdin: str | None = None) -> str:
         completed = await self.run(*args, stdin=stdin)

@@ -8,7 +8,6 @@ once per refetch interval are our choices (the MCP authorization spec leaves rot
 
 from __future__ import annotations
 
-import subprocess
 import uuid
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
@@ -29,8 +28,8 @@ from mcp_hub.authz.tokens import TokenService
 from mcp_hub.db.engine import create_engine, upgrade
 from mcp_hub.db.keys import SigningKeyRecord, SigningKeyStore
 from mcp_hub.errors import InvalidTokenError
+from tests.cli_process import run_cli
 from tests.conftest import fault_connector, running_hub, write_config
-from tests.test_stdio_front_door import MCP_HUB
 
 pytestmark = pytest.mark.anyio
 
@@ -243,13 +242,8 @@ async def hub_config(tmp_path: Path) -> Path:
 
 
 async def rotate_with_the_cli(config: Path) -> str:
-    with anyio.fail_after(60):
-        completed = await anyio.run_process(
-            [str(MCP_HUB), "keys", "rotate", "--config", str(config)], check=False, stdin=subprocess.DEVNULL
-        )
-        listed = await anyio.run_process(
-            [str(MCP_HUB), "keys", "list", "--config", str(config)], check=False, stdin=subprocess.DEVNULL
-        )
+    completed = await run_cli(["keys", "rotate", "--config", str(config)], within_seconds=60)
+    listed = await run_cli(["keys", "list", "--config", str(config)], within_seconds=60)
     assert completed.returncode == 0, completed.stderr.decode()
     assert listed.returncode == 0, listed.stderr.decode()
     return listed.stdout.decode()

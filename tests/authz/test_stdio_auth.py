@@ -9,7 +9,6 @@ caps them), T09 (a revoked token stops working mid-session).
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import AsyncGenerator, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -26,6 +25,7 @@ from mcp_hub.db.engine import upgrade
 from mcp_hub.gateway.errors import FORBIDDEN as FORBIDDEN_CODE
 from mcp_hub.gateway.stdio import TOKEN_ENV
 from mcp_hub.runtime import AdminTools, admin_tools
+from tests.cli_process import run_cli
 from tests.conftest import fault_connector, write_config
 from tests.test_stdio_front_door import ERAS, MCP_HUB, Era, StderrWatch
 
@@ -132,13 +132,11 @@ async def test_stdio_with_a_token_of_a_widely_granted_agent_sees_all_it_may_call
 
 
 async def refused_start(config: Path, *args: str, env: Mapping[str, str] | None = None) -> tuple[int, str, str]:
-    """Run `mcp-hub stdio` expecting it to refuse: (exit code, stdout, stderr)."""
+    """Run `mcp-hub stdio` expecting it to refuse: (exit code, stdout, stderr). A process of its own, forked
+    from one that imported the command already (tests/cli_process.py): the sessions above run the console script."""
     environment = {key: value for key, value in os.environ.items() if key != TOKEN_ENV}
-    command = [str(MCP_HUB), "stdio", "--config", str(config), *args]
-    with anyio.fail_after(START_TIMEOUT):
-        completed = await anyio.run_process(
-            command, env={**environment, **(env or {})}, check=False, stdin=subprocess.DEVNULL
-        )
+    argv = ["stdio", "--config", str(config), *args]
+    completed = await run_cli(argv, env={**environment, **(env or {})}, within_seconds=START_TIMEOUT)
     return completed.returncode, completed.stdout.decode(), completed.stderr.decode()
 
 
