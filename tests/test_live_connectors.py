@@ -132,6 +132,8 @@ async def test_connector_files_added_changed_broken_disabled_and_removed_apply_w
         assert "extra__echo" in {tool.name for tool in (await legacy.list_tools()).tools}
         assert "extra__echo" in {tool.name for tool in (await modern.list_tools()).tools}
         first = pool.get("extra")
+        # The catalog takes the new tools a moment before the connection calls itself ready: await that event.
+        await first.wait_for(Health.READY)
         first_pid = text_of(await legacy.call_tool("extra__pid", {}))
         async with live.client() as http:
             assert (await http.get(f"{live.base_url}/healthz")).json()["connectors"]["extra"]["state"] == "ready"
