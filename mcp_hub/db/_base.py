@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any, TypeVar, cast
 
 import anyio
-from sqlalchemy import CursorResult, Delete, Result, Select, Update
+from sqlalchemy import CursorResult, Delete, Result, Select, Update, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -118,3 +118,13 @@ def require_aware(name: str, value: datetime) -> None:
     """Guard: the stores take timezone-aware datetimes only (a naive one is a bug)."""
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"{name} must be a timezone-aware datetime, got naive {value.isoformat()}")
+
+
+async def advisory_xact_lock(session: AsyncSession, key: int) -> None:
+    """Serialise with every other holder of `key` (any replica) until `session`'s transaction ends.
+
+    PostgreSQL: a transaction-level advisory lock. SQLite needs none: its write transactions begin with
+    `BEGIN IMMEDIATE` and hold the database's one write lock.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})

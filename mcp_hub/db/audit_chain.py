@@ -28,10 +28,10 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 import rfc8785
-from sqlalchemy import delete, insert, select, text
+from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mcp_hub.db._base import Store, record_of, require_aware
+from mcp_hub.db._base import Store, advisory_xact_lock, record_of, require_aware
 from mcp_hub.db.models import AuditCall, AuditCheckpoint
 
 GENESIS_HASH: Final = "0" * 64
@@ -154,9 +154,7 @@ class ChainRow:
 
 async def lock_chain(session: AsyncSession) -> None:
     """Serialise chain extension with every other writer until `session`'s transaction ends."""
-    if session.get_bind().dialect.name == "postgresql":
-        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHAIN_LOCK_KEY})
-    # SQLite: the write transaction began with BEGIN IMMEDIATE and holds the database's one write lock.
+    await advisory_xact_lock(session, CHAIN_LOCK_KEY)
 
 
 async def chain_head(session: AsyncSession) -> ChainLink:

@@ -9,12 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mcp_hub.db._base import Store, columns_of, record_of, require_aware
+from mcp_hub.db._base import Store, advisory_xact_lock, columns_of, record_of, require_aware
 from mcp_hub.db.models import CatalogTool, Connector
 from mcp_hub.domain import ConnectorId, Health, member_of
 from mcp_hub.errors import CatalogError, DatabaseError
@@ -86,6 +86,10 @@ class CatalogDiff:
         return not (self.added or self.changed or self.removed)
 
 
+_REGISTRATION_LOCK_KEY: Final = 0x6D63_7068_7562_0002
+"""PostgreSQL advisory lock (transaction level) serialising the replicas' registration of the connectors."""
+
+
 class CatalogStore(Store):
     """The connectors as configured (with their last health) and every tool they offer or offered."""
 
@@ -97,6 +101,8 @@ class CatalogStore(Store):
         now = self._clock()
         configured = {record.id: record for record in connectors}
         async with self._writes.begin() as session:
+            # Replicas starting together each register the same connectors: one at a time, or both insert a row.
+            await advisory_xact_lock(session, _REGISTRATION_LOCK_KEY)
             existing = {row.id: row for row in (await session.scalars(select(Connector))).all()}
             for record in connectors:
                 row = existing.get(record.id)

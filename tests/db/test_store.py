@@ -86,6 +86,25 @@ async def test_reregistering_updates_changed_connectors_and_disables_unconfigure
     assert (by_id["git"].enabled, by_id["git"].health, by_id["git"].registered_at) == (False, "disabled", T0)
 
 
+async def test_replicas_registering_the_same_new_connectors_at_once_both_succeed(
+    migrated: AsyncEngine, database_url: str
+) -> None:
+    """Issue 12 §4 (replicas start without failing each other): two processes starting together each register
+    the configured connectors; neither may fail on the other's fresh row (a CI run saw a replica exit on
+    `pk_connectors`)."""
+    other = create_engine(database_url)
+    try:
+        stores = [CatalogStore(migrated), CatalogStore(other)]
+        for round_ in range(15):
+            records = [connector(f"c{index}") for index in range(round_ + 1)]
+            async with anyio.create_task_group() as group:
+                for store in stores:
+                    group.start_soon(store.register_connectors, records)
+        assert [c.id for c in await stores[0].list_connectors()] == sorted(f"c{index}" for index in range(15))
+    finally:
+        await other.dispose()
+
+
 async def test_a_connector_enabled_again_goes_back_to_connecting(store: CatalogStore) -> None:
     """Our choice: re-enabling a disabled connector resets its health to `connecting`."""
     await store.register_connectors([connector("time", enabled=False)])
