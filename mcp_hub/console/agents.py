@@ -135,6 +135,16 @@ class AgentPages:
         except NotFoundError as exc:
             return self._page.problem(request, viewer, problem_for(exc), back=AGENTS_PATH)
 
+    async def _posted(self, request: Request, viewer: WebSession) -> tuple[AgentRecord, dict[str, str]] | Response:
+        """The agent a form was posted to and the form (same origin, CSRF-checked), or the page to show instead."""
+        agent = await self._agent(request, viewer)
+        if isinstance(agent, Response):
+            return agent
+        form = await self._page.form(request, viewer)
+        if isinstance(form, Problem):
+            return self._page.problem(request, viewer, form, back=f"{AGENTS_PATH}/{agent.name}")
+        return agent, form
+
     async def index(
         self,
         request: Request,
@@ -211,13 +221,11 @@ class AgentPages:
 
     async def set_limits(self, request: Request, viewer: WebSession) -> Response:
         """`POST /admin/agents/{name}/limits`: its own rate limit and quotas (a blank field drops that limit)."""
-        agent = await self._agent(request, viewer)
-        if isinstance(agent, Response):
-            return agent
+        posted = await self._posted(request, viewer)
+        if isinstance(posted, Response):
+            return posted
+        agent, form = posted
         back = f"{AGENTS_PATH}/{agent.name}"
-        form = await self._page.form(request, viewer)
-        if isinstance(form, Problem):
-            return self._page.problem(request, viewer, form, back=back)
         values = {name: form.get(name, "").strip() for name in _LIMIT_FIELDS}
         changes, errors = _limit_changes(values)
         if not errors:
@@ -231,13 +239,11 @@ class AgentPages:
         return await self.detail(request, viewer, errors=errors, values=values)
 
     async def add_grant(self, request: Request, viewer: WebSession) -> Response:
-        agent = await self._agent(request, viewer)
-        if isinstance(agent, Response):
-            return agent
+        posted = await self._posted(request, viewer)
+        if isinstance(posted, Response):
+            return posted
+        agent, form = posted
         back = f"{AGENTS_PATH}/{agent.name}"
-        form = await self._page.form(request, viewer)
-        if isinstance(form, Problem):
-            return self._page.problem(request, viewer, form, back=back)
         typed = form.get("pattern", "").strip()
         pattern = typed or form.get("tool", "").strip()
         if not pattern:
@@ -271,13 +277,11 @@ class AgentPages:
 
     async def act(self, request: Request, viewer: WebSession) -> Response:
         """`POST /admin/agents/{name}/{action}`: disable, enable, rotate, remove-grant."""
-        agent = await self._agent(request, viewer)
-        if isinstance(agent, Response):
-            return agent
+        posted = await self._posted(request, viewer)
+        if isinstance(posted, Response):
+            return posted
+        agent, form = posted
         back = f"{AGENTS_PATH}/{agent.name}"
-        form = await self._page.form(request, viewer)
-        if isinstance(form, Problem):
-            return self._page.problem(request, viewer, form, back=back)
         action = request.path_params["action"]
         actor = Actor.user(viewer.user.name)
         try:
