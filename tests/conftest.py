@@ -318,6 +318,21 @@ async def in_process_hub(config: Path) -> AsyncGenerator[InProcessHub]:
 
 
 @asynccontextmanager
+async def serving(app: Starlette) -> AsyncGenerator[str]:
+    """Serve `app` with uvicorn on a free loopback port for the block; yields its base URL (a receiver of the
+    hub's outgoing requests: webhooks, sinks)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="off"))
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(server.serve, [listener])
+            try:
+                yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+            finally:
+                server.should_exit = True
+
+
+@asynccontextmanager
 async def running_hub(
     config: Path,
     *,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -20,7 +19,6 @@ from typing import Any
 import anyio
 import anyio.abc
 import pytest
-import uvicorn
 from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -35,7 +33,7 @@ from mcp_hub.db import create_engine, upgrade
 from mcp_hub.db.audit import AuditEvent, AuditStore
 from mcp_hub.db.audit_query import AuditRecord
 from mcp_hub.domain import AuditOutcome
-from tests.conftest import in_process_hub, write_config
+from tests.conftest import in_process_hub, serving, write_config
 
 pytestmark = pytest.mark.anyio
 
@@ -112,17 +110,9 @@ class Receiver:
 
 @asynccontextmanager
 async def receiving(receiver: Receiver) -> AsyncGenerator[Receiver]:
-    app = Starlette(routes=[Route("/audit", receiver.handle, methods=["POST"])])
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
-        listener.bind(("127.0.0.1", 0))
-        receiver.url = f"http://127.0.0.1:{listener.getsockname()[1]}/audit"
-        server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="off"))
-        async with anyio.create_task_group() as tasks:
-            tasks.start_soon(server.serve, [listener])
-            try:
-                yield receiver
-            finally:
-                server.should_exit = True
+    async with serving(Starlette(routes=[Route("/audit", receiver.handle, methods=["POST"])])) as base_url:
+        receiver.url = f"{base_url}/audit"
+        yield receiver
 
 
 async def test_the_webhook_receives_each_stored_record_with_its_hash_signed_after_a_retry(

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import socket
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -19,7 +18,6 @@ from typing import Any
 
 import anyio
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -35,7 +33,7 @@ from tests.approvals.holding import (
     downstream_runs,
     modern,
 )
-from tests.conftest import RunningHub
+from tests.conftest import RunningHub, serving
 
 pytestmark = pytest.mark.anyio
 
@@ -81,19 +79,13 @@ class Receiver:
 
 @asynccontextmanager
 async def receiving(receiver: Receiver) -> AsyncGenerator[Receiver]:
-    app = Starlette(routes=[Route("/hook", receiver.handle, methods=["POST"])])
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
-        listener.bind(("127.0.0.1", 0))
-        receiver.url = f"http://127.0.0.1:{listener.getsockname()[1]}/hook"
-        server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="off"))
-        async with anyio.create_task_group() as tasks:
-            tasks.start_soon(server.serve, [listener])
-            try:
-                yield receiver
-            finally:
-                if receiver.release is not None:
-                    receiver.release.set()
-                server.should_exit = True
+    async with serving(Starlette(routes=[Route("/hook", receiver.handle, methods=["POST"])])) as base_url:
+        receiver.url = f"{base_url}/hook"
+        try:
+            yield receiver
+        finally:
+            if receiver.release is not None:
+                receiver.release.set()
 
 
 def webhook_rule(url: str) -> str:
