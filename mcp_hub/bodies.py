@@ -134,6 +134,9 @@ async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
     return cast("dict[str, Any]", parsed)
 
 
+_TIMED_OUT_HEADERS: Final = [(b"content-type", b"text/plain"), (b"connection", b"close")]
+
+
 class BodyDeadline:
     """ASGI middleware: a request's whole body must arrive within `seconds` of the request (slow-body attacks
     hold a worker and its buffers forever otherwise; uvicorn has no such timeout).
@@ -151,42 +154,49 @@ class BodyDeadline:
         if scope["type"] != "http":
             await self._app(scope, receive, send)
             return
-        deadline = anyio.current_time() + self._seconds
-        body_done = False
-        timed_out = False
-        started = False
-
-        async def bounded_receive() -> Message:
-            nonlocal body_done, timed_out
-            if timed_out:
-                return {"type": "http.disconnect"}
-            if body_done:
-                return await receive()
-            message: Message | None = None
-            with anyio.move_on_after(max(deadline - anyio.current_time(), 0)):
-                message = await receive()
-            if message is None:
-                timed_out = True
-                if not started:
-                    await send(
-                        {
-                            "type": "http.response.start",
-                            "status": 408,
-                            "headers": [(b"content-type", b"text/plain"), (b"connection", b"close")],
-                        }
-                    )
-                    await send({"type": "http.response.body", "body": b"request body not received in time"})
-                return {"type": "http.disconnect"}
-            if message["type"] != "http.request" or not message.get("more_body", False):
-                body_done = True
-            return message
+        body = TimedBody(receive, send, self._seconds)
 
         async def guarded_send(message: Message) -> None:
-            nonlocal started
-            if timed_out:
+            if body.timed_out:
                 return  # answered with 408 already
             if message["type"] == "http.response.start":
-                started = True
+                body.response_started = True
             await send(message)
 
-        await self._app(scope, bounded_receive, guarded_send)
+        await self._app(scope, body.receive, guarded_send)
+
+
+class TimedBody:
+    """One request's body under a deadline: `receive` is the app's `receive` until the body is complete or the
+    deadline passes; then the client is answered 408 through `answer` (unless `response_started`) and the app
+    is told the client went away. `BodyDeadline` and the MCP front door (`gateway/front_door.py`) share it."""
+
+    __slots__ = ("_answer", "_deadline", "_receive", "body_done", "response_started", "timed_out")
+
+    def __init__(self, receive: Receive, answer: Send, seconds: float) -> None:
+        self._receive = receive
+        self._answer = answer
+        self._deadline = anyio.current_time() + seconds
+        self.body_done = False
+        self.timed_out = False
+        self.response_started = False
+        """Set by the caller's `send` once a response start went out: then no 408 can be sent."""
+
+    async def receive(self) -> Message:
+        """The next message of the request, bounded by the deadline while the body is incomplete."""
+        if self.timed_out:
+            return {"type": "http.disconnect"}
+        if self.body_done:
+            return await self._receive()
+        message: Message | None = None
+        with anyio.move_on_after(max(self._deadline - anyio.current_time(), 0)):
+            message = await self._receive()
+        if message is None:
+            self.timed_out = True
+            if not self.response_started:
+                await self._answer({"type": "http.response.start", "status": 408, "headers": _TIMED_OUT_HEADERS})
+                await self._answer({"type": "http.response.body", "body": b"request body not received in time"})
+            return {"type": "http.disconnect"}
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            self.body_done = True
+        return message

@@ -27,15 +27,15 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Final
 
-import anyio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mcp_hub.bodies import TimedBody
+
 _START: Final = "http.response.start"
-_TIMED_OUT_HEADERS: Final = [(b"content-type", b"text/plain"), (b"connection", b"close")]
 
 
 class FrontDoor:
@@ -69,10 +69,7 @@ class FrontDoor:
         scope["path_params"] = dict(scope.get("path_params", {}))
 
         replica_header = self._replica_header
-        deadline = anyio.current_time() + self._seconds
-        body_done = timed_out = False
         app_started = False  # the endpoint sent a response start (ExceptionMiddleware's flag)
-        passed_started = False  # ... and it went out (BodyDeadline's flag)
         answered = False  # a response start went out, the 408 included (ServerErrorMiddleware's flag)
 
         async def out(message: Message) -> None:
@@ -83,34 +80,18 @@ class FrontDoor:
                     message = {**message, "headers": [*message.get("headers", ()), replica_header]}
             await send(message)
 
-        async def bounded_receive() -> Message:
-            nonlocal body_done, timed_out
-            if timed_out:
-                return {"type": "http.disconnect"}
-            if body_done:
-                return await receive()
-            message: Message | None = None
-            with anyio.move_on_after(max(deadline - anyio.current_time(), 0)):
-                message = await receive()
-            if message is None:
-                timed_out = True
-                if not passed_started:
-                    await out({"type": _START, "status": 408, "headers": _TIMED_OUT_HEADERS})
-                    await out({"type": "http.response.body", "body": b"request body not received in time"})
-                return {"type": "http.disconnect"}
-            if message["type"] != "http.request" or not message.get("more_body", False):
-                body_done = True
-            return message
+        body = TimedBody(receive, out, self._seconds)  # BodyDeadline's part
+        bounded_receive = body.receive
 
         async def guarded_send(message: Message) -> None:
-            nonlocal app_started, passed_started
+            nonlocal app_started
             is_start = message["type"] == _START
             if is_start:
                 app_started = True
-            if timed_out:
+            if body.timed_out:
                 return  # answered with 408 already
             if is_start:
-                passed_started = True
+                body.response_started = True
             await out(message)
 
         try:
