@@ -215,6 +215,12 @@ class AuditOutcome(StrEnum):
 ADMIN_METHOD_PREFIX: Final = "admin/"
 """The audit `method` of an admin change starts with this (`admin/agents.create`): its client is an admin."""
 
+NOT_CALL_OUTCOMES: Final = frozenset(
+    outcome for outcome in AuditOutcome if outcome.startswith(("approval_", "definition_"))
+)
+"""Audit outcomes of rows that record a transition (of an approval, of a definition's review), not a request:
+usage and metrics count them apart from calls."""
+
 
 class ActionStatus(StrEnum):
     """Where a held call is in its life: `pending → approved → executing → done | failed`, or

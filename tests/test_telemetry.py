@@ -249,6 +249,18 @@ def test_agent_and_tool_labels_beyond_the_caps_are_counted_as_other() -> None:
     assert sum(counts.values()) == 20
 
 
+def test_an_admins_change_is_not_counted_as_a_call() -> None:
+    """Our choice (docs/observability.md: `mcp_hub_calls_total` counts MCP requests): the audit rows of admin
+    changes (`admin/<resource>.<verb>`, by `user:<name>`) pass the same observer but are not calls."""
+    metrics = HubMetrics(process=False)
+    change = _Event(client="user:alice", public_name="agent-1")
+    change.method = "admin/agents.create"
+    metrics.observe_audit(change)
+    metrics.observe_audit(_Event(client="agent:bot", public_name="t1"))
+    calls = [(s.labels["method"], s.value) for s in _samples(metrics, "mcp_hub_calls_total")]
+    assert calls == [("tools/call", 1)]
+
+
 def test_records_an_audit_sink_dropped_are_a_counter_per_sink_read_at_scrape() -> None:
     """Our choice (docs/observability.md): a sink that drops stored records (queue full, delivery given up) is
     seen on /metrics, not only in one log line per episode."""

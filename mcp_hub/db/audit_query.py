@@ -35,7 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mcp_hub.db._base import Store, record_of, require_aware
 from mcp_hub.db.models import AuditCall
-from mcp_hub.domain import ADMIN_METHOD_PREFIX, AuditOutcome, Clock, utc_now
+from mcp_hub.domain import ADMIN_METHOD_PREFIX, NOT_CALL_OUTCOMES, AuditOutcome, Clock, utc_now
 from mcp_hub.errors import InvalidInputError
 
 MAX_PAGE: Final = 500
@@ -45,7 +45,7 @@ EXPORT_CHUNK: Final = 1_000
 
 APPROVAL_OUTCOMES: Final = frozenset(outcome for outcome in AuditOutcome if outcome.startswith("approval_"))
 REVIEW_OUTCOMES: Final = frozenset(outcome for outcome in AuditOutcome if outcome.startswith("definition_"))
-NOT_CALLS: Final = APPROVAL_OUTCOMES | REVIEW_OUTCOMES
+NOT_CALLS: Final = NOT_CALL_OUTCOMES
 """Rows that record a transition (of an approval, of a definition's review), not a request."""
 ERROR_OUTCOMES: Final = (
     frozenset(AuditOutcome)

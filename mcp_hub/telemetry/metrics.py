@@ -33,6 +33,8 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from mcp_hub.domain import ADMIN_METHOD_PREFIX, NOT_CALL_OUTCOMES
+
 _log = structlog.get_logger(__name__)
 
 OTHER: Final = "other"
@@ -48,8 +50,6 @@ _RAW_KEYS_KEPT: Final = 10_000
 """Raw (method, connector, name, client, outcome) keys remembered; beyond, labels are resolved on every call."""
 _SCRAPE_REFRESH_SECONDS: Final = 2.0
 
-# Outcomes that are not calls (`mcp_hub.domain.AuditOutcome`): approval transitions and review decisions.
-_NOT_CALLS: Final = ("approval_", "definition_")
 _LIMIT_OUTCOMES: Final = frozenset({"rate_limited", "quota_exceeded", "loop_stopped"})
 _NAMED_METHODS: Final = frozenset({"tools/call", "prompts/get"})
 """Methods whose target name is a label (a resource URI or a completion's reference is not: unbounded)."""
@@ -257,8 +257,10 @@ class HubMetrics(Collector):
     def _series_of(self, key: tuple[str, str | None, str, str, str]) -> _CallSeries | None:
         """The series of a call (kept for its raw key), or None for an event that is not a call (counted here)."""
         method, connector_id, public_name, client, outcome = key
-        if outcome.startswith(_NOT_CALLS):
+        if outcome in NOT_CALL_OUTCOMES:
             self._approval_transition(outcome)
+            return None
+        if method.startswith(ADMIN_METHOD_PREFIX):  # an admin's change, not an MCP request
             return None
         if method == "http":  # an endpoint or sign-in throttle (`Hub.audit_throttled`)
             endpoint = self._endpoints(public_name)
