@@ -23,7 +23,6 @@ from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import anyio
-import anyio.lowlevel
 import structlog
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -105,19 +104,41 @@ class AuditWriter:
 
     async def record(self, event: AuditEvent) -> None:
         """Queue `event`; waits while the queue is full. Raises `RuntimeError` outside `running()`."""
-        await anyio.lowlevel.checkpoint()
         self._require_running()
+        self._observe(event)
+        while not self.has_room:
+            await self._progress.wait()
+            self._require_running()
+        self._enqueue(event)
+
+    @property
+    def has_room(self) -> bool:
+        """Whether `record_nowait` may be called now (the queue is not full)."""
+        return len(self._pending) < self._queue_size
+
+    def record_nowait(self, event: AuditEvent) -> None:
+        """Queue `event` without waiting (the hot path: no trip through the event loop); only while `has_room`,
+        else `RuntimeError`."""
+        self._require_running()
+        if not self.has_room:
+            raise RuntimeError("the audit queue is full: await record()")
+        self._observe(event)
+        self._enqueue(event)
+
+    def _observe(self, event: AuditEvent) -> None:
         for observer in self._observers:
             try:
                 observer(event)
             except Exception:  # noqa: BLE001 - an observer's bug must not cost the call or its audit row
                 _log.exception("audit observer failed", observer=getattr(observer, "__qualname__", repr(observer)))
-        while len(self._pending) >= self._queue_size:
-            await self._progress.wait()
-            self._require_running()
+
+    def _enqueue(self, event: AuditEvent) -> None:
         self._pending.append(event)
         self._recorded += 1
-        self._wake.set()
+        # The writer waits for the first event, then for a full batch (or its flush interval): waking it for
+        # every event in between would cost a trip through the event loop per call for nothing.
+        if len(self._pending) == 1 or len(self._pending) >= self._batch_size:
+            self._wake.set()
 
     async def flush(self) -> None:
         """Return once every event recorded before this call is stored."""

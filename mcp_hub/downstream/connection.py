@@ -48,6 +48,7 @@ from mcp_hub.downstream.lean_stdio import RawLane
 from mcp_hub.downstream.oauth import ClientCredentialsAuth
 from mcp_hub.downstream.progress import CoalescedProgress
 from mcp_hub.downstream.relay import RELATED_REQUEST_META_KEY, LogSink, Relay, ResourceInterest
+from mcp_hub.downstream.slots import CallSlots
 from mcp_hub.downstream.transport import build_transport, downstream_auth
 from mcp_hub.errors import (
     ConnectorUnavailableError,
@@ -143,12 +144,12 @@ class DownstreamConnection:
         self._client: Client | None = None
         self._lean: LeanForwarder | None = None
         """The forwarding path of a 2026-07-28 connection (`mcp_hub.downstream.lean`); None: the SDK session's."""
-        self._limiter = anyio.CapacityLimiter(spec.max_concurrent_calls)
+        self._slots = CallSlots(spec.max_concurrent_calls)
         self.breaker = CircuitBreaker(spec.breaker_failures, spec.breaker_cooldown_seconds)
         self._calls: set[str] = set()
         """Ids of the requests in flight on the connection."""
-        self._idle = anyio.Event()
-        self._idle.set()
+        self._idle: anyio.Event | None = None
+        """Made by `wait_idle` while calls are in flight; set (and dropped) when the last one ends."""
         self.retired: str | None = None
         """Why the connection takes no more calls (its connector file changed or went): set by `retire`."""
         self._oversized: set[str] = set()
@@ -204,7 +205,10 @@ class DownstreamConnection:
 
     async def wait_idle(self) -> None:
         """Return once no request is in flight or queued on this connection."""
-        await self._idle.wait()
+        while self._calls:
+            if self._idle is None:
+                self._idle = anyio.Event()
+            await self._idle.wait()
 
     async def run(self) -> None:
         """Connect, serve, reconnect with backoff; returns only when cancelled or disabled."""
@@ -624,10 +628,9 @@ class DownstreamConnection:
 
     def calls_report(self) -> dict[str, Any]:
         """Calls running and waiting, and the circuit breaker, as `/healthz` shows them."""
-        statistics = self._limiter.statistics()
         return {
-            "running": statistics.borrowed_tokens,
-            "queued": statistics.tasks_waiting,
+            "running": self._slots.running,
+            "queued": self._slots.waiting,
             "max_concurrent": self.spec.max_concurrent_calls,
             "max_queued": self.spec.max_queued_calls,
             "breaker": self.breaker.report(),
@@ -643,14 +646,12 @@ class DownstreamConnection:
 
     def _admit(self) -> None:
         """Refuse a call at once when the queue is full or the circuit breaker is open (threat T25)."""
-        statistics = self._limiter.statistics()
-        if statistics.borrowed_tokens >= self._limiter.total_tokens and (
-            statistics.tasks_waiting >= self.spec.max_queued_calls
-        ):
+        slots = self._slots
+        if slots.full and slots.waiting >= self.spec.max_queued_calls:
             raise ConnectorUnavailableError(
                 self.spec.id,
-                f"connector {self.spec.id!r} is busy: {statistics.borrowed_tokens} calls running and "
-                f"{statistics.tasks_waiting} waiting (max_concurrent_calls = {self.spec.max_concurrent_calls}, "
+                f"connector {self.spec.id!r} is busy: {slots.running} calls running and "
+                f"{slots.waiting} waiting (max_concurrent_calls = {self.spec.max_concurrent_calls}, "
                 f"max_queued_calls = {self.spec.max_queued_calls}); try again later",
             )
         refusal = self.breaker.admit()
@@ -712,10 +713,8 @@ class DownstreamConnection:
                 if relay is not None:
                     self._in_flight[request_id] = _InFlight(relay, deadline)
                 self._calls.add(request_id)
-                if self._idle.is_set():
-                    self._idle = anyio.Event()
                 try:
-                    async with self._limiter:
+                    async with self._slots:
                         sent = True
                         sent_at = time.perf_counter()
                         try:
@@ -744,8 +743,9 @@ class DownstreamConnection:
                 finally:
                     self._in_flight.pop(request_id, None)
                     self._calls.discard(request_id)
-                    if not self._calls:
+                    if not self._calls and self._idle is not None:
                         self._idle.set()
+                        self._idle = None
         except TimeoutError:
             verdict = False if sent else None
             raise DownstreamTimeoutError(

@@ -48,15 +48,24 @@ def _self_reported_caller(ctx: HubContext) -> Caller:
             name = raw_info.get("name")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
             client_info = types.Implementation(name=str(name), version="") if name else None  # pyright: ignore[reportUnknownArgumentType]
     label = client_info.name if client_info is not None else "unknown"
-    session_id: str | None = None
     request = ctx.request
     if isinstance(request, Request):
         peer = request.client.host if request.client is not None else "?"
         label = f"{label}@{peer}"
-        session_id = request.headers.get("mcp-session-id")
     else:
         label = f"{label}@stdio"
-    return Caller(client=label, session=session_id)
+    return Caller(client=label, session=_session_of(ctx))
+
+
+def _session_of(ctx: HubContext) -> str | None:
+    """The 2025-11-25 session id of an HTTP request (2026-07-28 has none)."""
+    request = ctx.request
+    if not isinstance(request, Request):
+        return None
+    for key, value in request.scope["headers"]:
+        if key == b"mcp-session-id":
+            return value.decode("latin-1")
+    return None
 
 
 class CallerResolver:
@@ -67,12 +76,12 @@ class CallerResolver:
         self._stdio_principal = stdio_principal
 
     async def __call__(self, ctx: HubContext) -> Asking:
-        caller = _self_reported_caller(ctx)
         decided = await self.decision(ctx)
         if decided is None:
-            return Asking(None, None, caller)
+            return Asking(None, None, _self_reported_caller(ctx))
         principal, access = decided
-        return Asking(principal, access, Caller(client=principal.label, session=caller.session))
+        # The principal names the caller: the self-reported name is not read at all.
+        return Asking(principal, access, Caller(client=principal.label, session=_session_of(ctx)))
 
     async def decision(self, ctx: HubContext) -> tuple[Principal, Access] | None:
         """The principal and its decision; None without auth; `InvalidTokenError` when auth names nobody."""

@@ -24,6 +24,7 @@ same deferral and keepalive; a client that disconnects cancels the call.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -32,7 +33,6 @@ from typing import Any, Final, cast
 import anyio
 import mcp_types as types
 import pydantic_core
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.streamable_http import check_accept_headers
 from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
@@ -79,6 +79,8 @@ _SSE_HEADERS: Final = [
     (b"x-accel-buffering", b"no"),
 ]
 _MAX_VALIDATED_METAS: Final = 1024
+_WATCH_AFTER: Final = 0.05
+"""Seconds a call runs before its client's disconnect is watched for (see `FastPath._serve`)."""
 
 
 def _json(value: Any) -> bytes:
@@ -109,7 +111,7 @@ class FastSession:
     """The caller's side of one fast-path request (`HubSession`): its progress token and response stream."""
 
     progress_token: types.ProgressToken | None
-    sink: MemoryObjectSendStream[bytes] | None = None
+    sink: _Responder | None = None
     client_params: types.InitializeRequestParams | None = None
     """Never set: a 2026-07-28 caller's `clientInfo` is read from the request's `_meta`."""
     client_capabilities: types.ClientCapabilities | None = None
@@ -141,9 +143,7 @@ class FastSession:
         message: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
         if params is not None:
             message["params"] = params
-        try:
-            await self.sink.send(_sse_event(message))
-        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+        if not await self.sink.event(_sse_event(message)):
             logger.debug("dropped %s: response stream closed", method)
 
 
@@ -192,6 +192,110 @@ class _Validated:
     header_schemas: dict[str, tuple[Any, bool]] = field(default_factory=dict[str, tuple[Any, bool]])
     """Per tool name: its input schema (compared by identity: a catalog change brings a new one) and whether it
     has an `x-mcp-header` key."""
+
+
+class _Responder:
+    """Writes one fast-path answer as the SDK does: JSON, unless a notification (or `_SSE_PING_INTERVAL` of
+    silence) came first, which commits the answer to an SSE stream kept alive with pings."""
+
+    __slots__ = ("_closed", "_lock", "_loop", "_ping", "_ping_task", "_send", "_streaming")
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self._streaming = False
+        self._closed = False
+        self._lock: asyncio.Lock | None = None
+        """Made with the first event or ping (the answer alone needs none): from then on the writers (the call,
+        pings, notifications from other tasks) take turns."""
+        self._ping_task: asyncio.Task[None] | None = None
+        self._loop = asyncio.get_running_loop()
+        self._ping: asyncio.TimerHandle | None = self._loop.call_later(_SSE_PING_INTERVAL, self._ping_due)
+
+    async def event(self, data: bytes) -> bool:
+        """Write one SSE event (a notification of the call); False once the answer is written."""
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            if self._closed:
+                return False
+            await self._write(data)
+        if self._ping is not None:  # silence is counted from the last event
+            self._ping.cancel()
+            self._ping = self._loop.call_later(_SSE_PING_INTERVAL, self._ping_due)
+        return True
+
+    async def finish(self, status: int, body: dict[str, Any]) -> None:
+        """Write the answer: the last SSE event of a stream, or the JSON response."""
+        if self._lock is None:
+            await self._finish(status, body)
+        else:
+            async with self._lock:
+                await self._finish(status, body)
+
+    def stop_pings(self) -> None:
+        if self._ping is not None:
+            self._ping.cancel()
+            self._ping = None
+        if self._ping_task is not None:
+            self._ping_task.cancel()
+
+    async def _finish(self, status: int, body: dict[str, Any]) -> None:
+        self._closed = True
+        if self._streaming:
+            await self._send({"type": "http.response.body", "body": _sse_event(body), "more_body": False})
+        else:
+            await _write_json(status, _response_json(body), self._send)
+
+    async def _write(self, data: bytes) -> None:
+        if not self._streaming:
+            self._streaming = True
+            await self._send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
+        await self._send({"type": "http.response.body", "body": data, "more_body": True})
+
+    def _ping_due(self) -> None:
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        self._ping = None
+        self._ping_task = self._loop.create_task(self._send_ping())
+
+    async def _send_ping(self) -> None:
+        lock = self._lock
+        assert lock is not None  # made by `_ping_due`
+        async with lock:
+            if self._closed:
+                return
+            try:
+                await self._write(b": ping\r\n\r\n")
+            except OSError:  # the client is gone: its call is cancelled by the disconnect watch
+                return
+        self._ping = self._loop.call_later(_SSE_PING_INTERVAL, self._ping_due)
+
+
+class _DisconnectWatch:
+    """Cancels a call's scope when its client disconnects, watching from `_WATCH_AFTER` on."""
+
+    __slots__ = ("_receive", "_scope", "_start", "_task")
+
+    def __init__(self, receive: Receive, scope: anyio.CancelScope) -> None:
+        self._receive = receive
+        self._scope = scope
+        self._task: asyncio.Task[None] | None = None
+        self._start: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(_WATCH_AFTER, self._begin)
+
+    def stop(self) -> None:
+        if self._start is not None:
+            self._start.cancel()
+        if self._task is not None:
+            self._task.cancel()
+
+    def _begin(self) -> None:
+        self._start = None
+        self._task = asyncio.get_running_loop().create_task(self._watch())
+
+    async def _watch(self) -> None:
+        while (await self._receive()).get("type") != "http.disconnect":
+            pass
+        self._scope.cancel()
 
 
 class FastPath:
@@ -360,7 +464,8 @@ class FastPath:
     # --- serving ------------------------------------------------------------------------------------------------
 
     async def _serve(self, accepted: _Accepted, request: Request, scope: Scope, receive: Receive, send: Send) -> None:
-        session = FastSession(progress_token_from_params(accepted.params))
+        responder = _Responder(send)
+        session = FastSession(progress_token_from_params(accepted.params), responder)
         ctx = FastContext(
             session=session,
             protocol_version=accepted.protocol_version,
@@ -370,37 +475,19 @@ class FastPath:
             meta=cast("Mapping[str, Any]", accepted.params["_meta"]),
             request=request,
         )
-        send_events, events = anyio.create_memory_object_stream[bytes](0)
-        session.sink = send_events
-        answer: list[tuple[int, dict[str, Any]]] = []
-
-        async def run() -> None:
-            async with send_events:
-                answer.append(await self._answer(ctx, accepted))
-
-        async def watch_disconnect(cancel_scope: anyio.CancelScope) -> None:
-            while (await receive()).get("type") != "http.disconnect":
-                pass
-            cancel_scope.cancel()
-
-        async with events, anyio.create_task_group() as tasks:
-            tasks.start_soon(run)
-            tasks.start_soon(watch_disconnect, tasks.cancel_scope)
-            event, done = await _next_event(events)
-            if done:
-                status, body = answer[0]
-                if isinstance(body.get("result"), PageResult):
-                    self._stats.pages_written += 1
-                await _write_json(status, _response_json(body), send)
-            else:
-                # As the SDK: the first notification (or a long silence) commits the answer to an SSE stream.
-                await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
-                while not done:
-                    await send({"type": "http.response.body", "body": event or b": ping\r\n\r\n", "more_body": True})
-                    event, done = await _next_event(events)
-                last = _sse_event(answer[0][1])
-                await send({"type": "http.response.body", "body": last, "more_body": False})
-            tasks.cancel_scope.cancel()
+        # The call runs in this task under one cancel scope, which a client that goes away cancels: no task
+        # group, no stream between tasks. Watching for that costs a task, started only for a call still running
+        # after `_WATCH_AFTER` (most are answered sooner, and a call answered is no longer worth cancelling).
+        with anyio.CancelScope() as cancel_scope:
+            watch = _DisconnectWatch(receive, cancel_scope)
+            try:
+                status, body = await self._answer(ctx, accepted)
+            finally:
+                watch.stop()
+                responder.stop_pings()
+            if isinstance(body.get("result"), PageResult):
+                self._stats.pages_written += 1
+            await responder.finish(status, body)
 
     async def _answer(self, ctx: FastContext, accepted: _Accepted) -> tuple[int, dict[str, Any]]:
         """The HTTP status and JSON-RPC response of the request, as the SDK's single exchange makes them."""
@@ -447,16 +534,6 @@ class FastPath:
         if not isinstance(result, dict):
             raise TypeError(f"handler returned {type(result).__name__}; expected a dict")
         return result
-
-
-async def _next_event(events: MemoryObjectReceiveStream[bytes]) -> tuple[bytes | None, bool]:
-    """The next notification's SSE bytes within the ping interval (None: silence), and whether the call ended."""
-    with anyio.move_on_after(_SSE_PING_INTERVAL):
-        try:
-            return await events.receive(), False
-        except anyio.EndOfStream:
-            return None, True
-    return None, False
 
 
 def _bound(

@@ -309,6 +309,9 @@ class Forwarder:
         await self._audit_unforwarded(method, public_name, caller, outcome, None)
 
     async def _record(self, event: AuditEvent) -> None:
+        if self._audit.has_room:
+            self._audit.record_nowait(event)
+            return
         # Shielded: a cancelled request is still recorded.
         with anyio.CancelScope(shield=True):
             await self._audit.record(event)

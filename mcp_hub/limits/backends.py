@@ -82,6 +82,7 @@ class MemoryLimits:
         self._clock = clock
         self._buckets: dict[str, tuple[float, float]] = {}
         self._counters: dict[str, tuple[int, float]] = {}
+        self._next_sweep = 0.0
 
     async def admit(self, buckets: Sequence[BucketSpec], counters: Sequence[CounterSpec]) -> Verdict:
         now = self._clock()
@@ -130,9 +131,12 @@ class MemoryLimits:
         return count, expires
 
     def _bound(self, now: float) -> None:
-        if len(self._counters) > _MAX_MEMORY_ENTRIES:
+        # Over the bound, expired entries are swept at most once a second (a sweep walks every entry: on every
+        # call it would make a table full of live entries cost O(n) per call), and the oldest live ones go.
+        over = len(self._counters) > _MAX_MEMORY_ENTRIES or len(self._buckets) > _MAX_MEMORY_ENTRIES
+        if over and now >= self._next_sweep:
+            self._next_sweep = now + 1.0
             self._counters = {key: value for key, value in self._counters.items() if value[1] > now}
-        if len(self._buckets) > _MAX_MEMORY_ENTRIES:
             # A bucket idle for long enough to be full again holds nothing worth keeping.
             self._buckets = {key: value for key, value in self._buckets.items() if now - value[1] < 3600}
         for table in (self._counters, self._buckets):

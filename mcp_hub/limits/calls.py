@@ -5,8 +5,8 @@ Per call of an authenticated agent, in one all-or-nothing step of the backend (`
   `[[limits.agents]]`, and those by what `mcp-hub limits set` stored, read through a cache of
   `decision_cache_seconds`): a burst is admitted, then calls at the sustained rate;
 - quotas per agent and UTC day or month (`daily_calls`, `monthly_calls`; 0: none);
-- loop breaking: the same agent making the same call (public tool name and the SHA-256 of its arguments'
-  RFC 8785 JSON) more than `max_repeats` times in a window of `window_seconds` (the first `[[limits.loops]]`
+- loop breaking: the same agent making the same call (public tool name and the SHA-256 of its arguments' JSON
+  with sorted keys) more than `max_repeats` times in a window of `window_seconds` (the first `[[limits.loops]]`
   rule whose glob matches the tool).
 A refusal says which limit refused and when to retry. Without auth there is no identity to key on: nothing is
 limited (auth off is for a loopback hub only).
@@ -15,13 +15,12 @@ limited (auth off is for a loopback hub only).
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-import rfc8785
+import orjson
 
 from mcp_hub.authz.scopes import matches
 from mcp_hub.config.settings import AgentLimits, LimitsSection, LoopRule, Rate
@@ -60,12 +59,22 @@ def backend_for(settings: LimitsSection) -> LimitBackend:
     return RedisLimits(settings.redis_url, prefix=settings.redis_key_prefix) if settings.redis_url else MemoryLimits()
 
 
+_MAX_REMEMBERED: Final = 4096
+"""Bound of the per-tool and per-agent tables below (cleared when full: they are caches of pure functions)."""
+_NO_LOOP_RULE: Final = LoopRule(max_repeats=1_000_000)
+
+
 def arguments_digest(arguments: Mapping[str, Any] | None) -> str:
+    """SHA-256 of the arguments' JSON with sorted keys (every replica writes the same bytes for the same value).
+
+    Not RFC 8785 (its pure-Python encoder cost a tenth of the hub's time per call): a digest here only tells
+    repeated calls apart (loop breaking, the call cache), and `1` and `1.0` counted as different arguments
+    cost nothing but a cache miss."""
     try:
-        canonical = rfc8785.dumps(dict(arguments or {}))
-    except (rfc8785.CanonicalizationError, TypeError, ValueError):
-        # Not canonicalizable (an integer beyond 2**53, say): any stable encoding tells repeats apart as well.
-        canonical = json.dumps(arguments, sort_keys=True, default=str).encode()
+        canonical = orjson.dumps(arguments or {}, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        # Not JSON as orjson knows it (an integer beyond 64 bits, a key that is not a string): repr is stable too.
+        canonical = repr(sorted((str(key), repr(value)) for key, value in (arguments or {}).items())).encode()
     return hashlib.sha256(canonical).hexdigest()
 
 
@@ -90,6 +99,9 @@ class CallLimits:
         self._connector_of = connector_of
         self._clock = clock
         self._per_agent = {override.agent: override for override in settings.agents}
+        # Pure functions of the settings, remembered: the hot path asks them on every call.
+        self._loop_rules: dict[str, LoopRule] = {}
+        self._bucket_specs: dict[tuple[str, str], tuple[AgentLimits | None, list[BucketSpec]]] = {}
 
     async def check(
         self, agent_id: str, agent_name: str, public_name: str, arguments: Mapping[str, Any] | None
@@ -120,9 +132,11 @@ class CallLimits:
 
     def quota_counters(self, agent_id: str, override: AgentLimits | None = None) -> list[CounterSpec]:
         """The agent's quota counters of the current day and month (those with a limit)."""
-        now = self._clock().astimezone(UTC)
         daily = _pick(override.daily_calls if override else None, self._settings.daily_calls)
         monthly = _pick(override.monthly_calls if override else None, self._settings.monthly_calls)
+        if not daily and not monthly:
+            return []
+        now = self._clock().astimezone(UTC)
         closed = self._settings.quotas_on_backend_failure == "closed"
         tomorrow = datetime(now.year, now.month, now.day, tzinfo=UTC) + timedelta(days=1)
         next_month = datetime(now.year + now.month // 12, now.month % 12 + 1, 1, tzinfo=UTC)
@@ -159,6 +173,11 @@ class CallLimits:
         return own or default
 
     def _buckets(self, agent_id: str, public_name: str, override: AgentLimits | None) -> list[BucketSpec]:
+        # Kept with the override they were made from: a new one (reloaded after `limits set`) makes new specs.
+        remembered = (agent_id, public_name)
+        known = self._bucket_specs.get(remembered)
+        if known is not None and known[0] is override:
+            return known[1]
         closed = self._settings.on_backend_failure == "closed"
         connector = self._connector_of(public_name) or "?"
         keys = {
@@ -171,6 +190,9 @@ class CallLimits:
             rate = self._rate(name, override)
             if rate is not None:
                 buckets.append(BucketSpec(key, rate.rate, rate.burst, name, closed))
+        if len(self._bucket_specs) >= _MAX_REMEMBERED:
+            self._bucket_specs.clear()
+        self._bucket_specs[remembered] = (override, buckets)
         return buckets
 
     def _loop_counter(self, agent_id: str, public_name: str, arguments: Mapping[str, Any] | None) -> CounterSpec:
@@ -181,10 +203,21 @@ class CallLimits:
         return CounterSpec(key, rule.max_repeats, rule.window_seconds, "loop")
 
     def _loop_rule(self, public_name: str) -> LoopRule:
-        for rule in self._settings.loops:
-            if any(matches(f"tool:{glob}", "tool", public_name) for glob in rule.tools):
-                return rule
-        return LoopRule(max_repeats=1_000_000)
+        known = self._loop_rules.get(public_name)
+        if known is not None:
+            return known
+        rule = next(
+            (
+                rule
+                for rule in self._settings.loops
+                if any(matches(f"tool:{glob}", "tool", public_name) for glob in rule.tools)
+            ),
+            _NO_LOOP_RULE,
+        )
+        if len(self._loop_rules) >= _MAX_REMEMBERED:
+            self._loop_rules.clear()
+        self._loop_rules[public_name] = rule
+        return rule
 
     def _refusal(self, verdict: Verdict, agent_name: str, public_name: str) -> Refusal:
         limit = verdict.refused_by or "limit"

@@ -141,6 +141,28 @@ async def test_a_full_queue_makes_record_wait_instead_of_dropping(engine: AsyncE
     assert await stored_details(audit_store) == sorted(f"{task}-{i}" for task in range(10) for i in range(10))
 
 
+async def test_record_nowait_queues_while_there_is_room_and_refuses_a_full_queue(
+    engine: AsyncEngine, audit_store: AuditStore
+) -> None:
+    """The hot path's append (no trip through the event loop) never drops: with the queue full it refuses, and
+    the caller awaits `record` instead."""
+    gated = GatedStore(engine)
+    writer = AuditWriter(gated, batch_size=1, flush_interval_ms=HOUR_MS, queue_size=2)
+    with anyio.fail_after(30):
+        async with writer.running():
+            writer.record_nowait(event("first"))
+            await anyio.wait_all_tasks_blocked()  # the writer took "first" and waits at the gate
+            writer.record_nowait(event("second"))
+            writer.record_nowait(event("third"))
+            assert not writer.has_room
+            with pytest.raises(RuntimeError, match="queue is full"):
+                writer.record_nowait(event("dropped?"))
+            gated.gate.set()
+            await writer.record(event("fourth"))
+            await writer.flush()
+    assert await stored_details(audit_store) == ["first", "fourth", "second", "third"]
+
+
 async def test_a_failing_insert_is_retried_until_every_event_is_written_once(
     engine: AsyncEngine, audit_store: AuditStore
 ) -> None:
