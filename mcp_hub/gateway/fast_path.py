@@ -162,6 +162,8 @@ class FastContext:
     lifespan_context: Any = None
     close_sse_stream: None = None
     close_standalone_sse_stream: None = None
+    accepted: _Accepted | None = None
+    """What the fast path accepted (the handler's typed params come from it)."""
 
 
 @dataclass
@@ -316,6 +318,7 @@ class FastPath:
         self._max_body_bytes = max_body_bytes
         self._stats = stats
         self._validated = _Validated()
+        self._chains: dict[str, CallNext] = {}
         # Fixed when the server is built; the stamped result is serialised at once and never changed, so one copy
         # serves every answer (the SDK's property copies it per request).
         self._server_info = server.server_info_stamp
@@ -474,6 +477,7 @@ class FastPath:
             request_id=accepted.request_id,
             meta=cast("Mapping[str, Any]", accepted.params["_meta"]),
             request=request,
+            accepted=accepted,
         )
         # The call runs in this task under one cancel scope, which a client that goes away cancels: no task
         # group, no stream between tasks. Watching for that costs a task, started only for a call still running
@@ -507,15 +511,26 @@ class FastPath:
         return 200, {"jsonrpc": "2.0", "id": accepted.request_id, "result": result}
 
     async def _through_middleware(self, ctx: FastContext, accepted: _Accepted) -> dict[str, Any]:
-        entry = self._server.get_request_handler(accepted.method)
+        chain = self._chains.get(accepted.method)
+        if chain is None:
+            chain = self._chains[accepted.method] = self._chain(accepted.method)
+        # The middleware and handlers read only the fields `FastContext` shares with the SDK's context.
+        result = await chain(cast("ServerRequestContext[Any, Any]", ctx))
+        if not isinstance(result, dict):
+            raise TypeError(f"handler returned {type(result).__name__}; expected a dict")
+        return result
+
+    def _chain(self, method: str) -> CallNext:
+        """The server's middleware around the method's handler, composed once per method."""
+        entry = self._server.get_request_handler(method)
         if entry is None:  # registered at start: never happens, but never guessed at either
             raise MCPError(code=INTERNAL_ERROR, message="Internal server error")
-        server = self._server
 
         async def inner(sdk_ctx: ServerRequestContext[Any, Any]) -> HandlerResult:
+            accepted = cast("FastContext", sdk_ctx).accepted
             # Read off the context: the `requestState` boundary hands the handler the opened state.
             params = sdk_ctx.params or {}
-            if params is not accepted.params:  # a retry's opened `requestState`: validated as the SDK does
+            if accepted is None or params is not accepted.params:  # a retry's opened state: validated as the SDK does
                 typed = entry.params_type.model_validate(params, by_name=False)
             else:
                 typed = accepted.typed or _typed(entry.params_type, params)
@@ -527,13 +542,9 @@ class FastPath:
             return _stamped(self._server_info, result)
 
         call: CallNext = inner
-        for middleware in reversed(server.middleware):
+        for middleware in reversed(self._server.middleware):
             call = _bound(middleware, call)
-        # The middleware and handlers read only the fields `FastContext` shares with the SDK's context.
-        result = await call(cast("ServerRequestContext[Any, Any]", ctx))
-        if not isinstance(result, dict):
-            raise TypeError(f"handler returned {type(result).__name__}; expected a dict")
-        return result
+        return call
 
 
 def _bound(
