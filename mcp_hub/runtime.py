@@ -14,6 +14,7 @@ connector's tools appearing as it becomes ready.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import socket
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping, Sequence
@@ -343,15 +344,19 @@ class Hub:
         stores: Callable[[AsyncEngine], Stores] = Stores.over,
         virtual_servers: Sequence[VirtualServerSpec] | None = None,
         sighup: bool = False,
+        settle_heap: bool = False,
         tracing: Tracing | None = None,
     ) -> None:
         """`egress` is how the hub fetches URLs others name (client metadata documents); `stores` makes the
         stores over the hub's engine. Both are for tests: one loosens the guard, the other orders a race.
         `virtual_servers` default to the files of `[hub] virtual_dir`. `tracing` replaces what `[tracing]` says
         (tests: spans to an in-memory exporter). `sighup`: reload the connectors on SIGHUP
-        (`mcp-hub serve`, whose event loop runs in the main thread)."""
+        (`mcp-hub serve`, whose event loop runs in the main thread). `settle_heap`: once started, freeze what the
+        start built out of the garbage collector's sight (a process that is this hub's alone, `mcp-hub serve` and
+        `stdio`; not a test process that runs many hubs, whose garbage would be frozen with them)."""
         self.settings = settings
         self._sighup = sighup
+        self._settle_heap = settle_heap
         self.connectors = list(connectors)
         # --- issue 11 §6: virtual servers (curated profiles at <mcp>/v/<name>) ---
         self.virtual_specs = (
@@ -610,6 +615,7 @@ class Hub:
                 await stack.enter_async_context(self.watcher.running(sighup=self._sighup))
                 await stack.enter_async_context(self.readiness.running())
                 await stack.enter_async_context(self._reviewing())
+                await stack.enter_async_context(self._settling_heap())
                 if self.auth is not None:
                     # A disabled agent or user keeps no legacy session: swept as often as decisions expire.
                     await stack.enter_async_context(
@@ -625,6 +631,27 @@ class Hub:
                     # Shutdown is bounded: whatever is still pending after this deadline (a downstream
                     # that will not exit, audit rows for a database that is down) is cancelled and logged.
                     shutdown_guard.deadline = anyio.current_time() + self.settings.timeouts.shutdown_seconds
+
+    @asynccontextmanager
+    async def _settling_heap(self) -> AsyncGenerator[None]:
+        """Once the start is over, what it built (modules, models, the catalog: some 200,000 objects) is moved out
+        of the garbage collector's sight (`gc.freeze`). Otherwise every full collection walks all of it again:
+        80-160 ms pauses in the middle of calls, and a tenth of the hub's CPU under load (measured, issue 12).
+        Objects made later are collected as before."""
+
+        async def settle() -> None:
+            await self.readiness.settled()
+            gc.collect()
+            gc.freeze()
+            logger.debug("heap settled", frozen_objects=gc.get_freeze_count())
+
+        async with anyio.create_task_group() as tasks:
+            if self._settle_heap:
+                tasks.start_soon(settle)
+            try:
+                yield
+            finally:
+                tasks.cancel_scope.cancel()
 
     @asynccontextmanager
     async def _pruning(self) -> AsyncGenerator[None]:

@@ -219,7 +219,7 @@ def _serve(settings: HubSettings, specs: list[ConnectorSpec]) -> int:
 
     # Refuse before binding the port, so a half-started hub never answers.
     anyio.run(check_schema)
-    hub = Hub(settings, specs, sighup=True)
+    hub = Hub(settings, specs, sighup=True, settle_heap=True)
     config = server_config(build_app(hub), settings, host=settings.hub.listen_host, port=settings.hub.listen_port)
     server = uvicorn.Server(config)
     server.run()
@@ -230,7 +230,7 @@ async def _stdio(settings: HubSettings, specs: list[ConnectorSpec], agent: str |
     from mcp_hub.gateway.stdio import token_from_environment
     from mcp_hub.runtime import Hub
 
-    await Hub(settings, specs).serve_stdio(agent=agent, token=token_from_environment())
+    await Hub(settings, specs, settle_heap=True).serve_stdio(agent=agent, token=token_from_environment())
     return EXIT_OK
 
 
