@@ -49,6 +49,7 @@ from typing import Any
 import anyio
 import httpx2
 import mcp_types as types
+import orjson
 from catalog_server import connector_name, tool_definitions
 from overhead import PYTHON, BenchError, child, cpu_seconds, free_port, hub_command, log, percentile
 
@@ -222,7 +223,8 @@ class HubClient:
         response = await self._client.post(self._url, content=json.dumps(body).encode(), headers=headers)
         if response.status_code != 200:
             raise BenchError(f"{method}: HTTP {response.status_code}: {response.text[:300]}")
-        message: dict[str, Any] = response.json()
+        # orjson, as a client that cares would: the stdlib's parser alone took ~15 ms of a 2 MB walk's wall time.
+        message: dict[str, Any] = orjson.loads(response.content)
         if message.get("id") != request_id or "result" not in message:
             raise BenchError(f"{method}: unexpected answer {json.dumps(message)[:300]}")
         result: dict[str, Any] = message["result"]
