@@ -32,6 +32,7 @@ measured (`DIR/hub-catalog-agentN.txt`); read them with `bench/profile_summary.p
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import shutil
 import signal
@@ -46,6 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import anyio
 import httpx2
 import mcp_types as types
@@ -122,12 +124,12 @@ def in_process(args: argparse.Namespace) -> None:
         name = connector_name(connector)
         catalog.replace_connector(name, listing(name, args.tools))
     federated_ms = (time.perf_counter() - started) * 1000
-    shape = ListShape(page_size=PAGE_SIZE, ttl_ms=60_000)
+    shape = ListShape(page_size=args.page_size, ttl_ms=60_000)
     index = SearchIndex.over(catalog.tools)
     index.search("warm", 1, None)  # the index is built once per catalog snapshot
     readiness: Any = _Settled()
     print(f"{len(catalog.tools)} tools from {args.connectors} connectors; catalog built in {federated_ms:.0f} ms")
-    print(f"page size {PAGE_SIZE}; CPU ms, p50/p99 over {args.rounds} rounds")
+    print(f"page size {args.page_size}; CPU ms, p50/p99 over {args.rounds} rounds")
     header = f"{'caller':<18} {'build 1st':>11} {'build walk':>11} {'json 1st':>11} {'json walk':>11}"
     print(f"{header} {'dict walk':>11} {'search':>11} {'walk KB':>8}")
     for label, grants in callers(args.connectors, args.tools).items():
@@ -165,7 +167,7 @@ def in_process(args: argparse.Namespace) -> None:
 # --- through a real hub ----------------------------------------------------------------------------------
 
 
-def write_hub_config(directory: Path, hub_port: int, server_port: int, connectors: int) -> Path:
+def write_hub_config(directory: Path, hub_port: int, server_port: int, connectors: int, page_size: int) -> Path:
     folder = directory / "connectors"
     folder.mkdir()
     for index in range(connectors):
@@ -180,7 +182,7 @@ def write_hub_config(directory: Path, hub_port: int, server_port: int, connector
         f'[database]\nurl = "sqlite+aiosqlite:///{directory / "hub.db"}"\n'
         "[timeouts]\nconnect_seconds = 120\ncall_seconds = 30\n"
         "[auth]\naccess_token_ttl_seconds = 3600\n"
-        f'[catalog]\npage_size = {PAGE_SIZE}\nmeta_tools = "add"\n'
+        f'[catalog]\npage_size = {page_size}\nmeta_tools = "add"\n'
         # Room for the benchmark's repeated searches (the same call again and again is not a loop to stop).
         "[limits]\nper_agent = { rate = 1000000.0, burst = 1000000 }\n"
         "per_agent_connector = { rate = 1000000.0, burst = 1000000 }\n"
@@ -191,26 +193,33 @@ def write_hub_config(directory: Path, hub_port: int, server_port: int, connector
 
 
 class HubClient:
-    """Raw 2026-07-28 JSON-RPC to the hub's `/mcp` with one agent's token, over one keep-alive connection."""
+    """Raw 2026-07-28 JSON-RPC to the hub's `/mcp` with one agent's token, over one keep-alive connection.
+
+    aiohttp and orjson, as a client that cares about a 2 MB walk would: with httpx2 and the stdlib's parser the
+    client's own work was most of the walk's wall time (the hub's share is its CPU time, reported apart)."""
 
     def __init__(self, url: str, token: str) -> None:
         self._url = url
-        self._client = httpx2.AsyncClient(
-            timeout=60,
-            headers={
-                "MCP-Protocol-Version": MODERN,
-                "Accept": "application/json, text/event-stream",
-                "Content-Type": "application/json",
-                "Authorization": f"Bearer {token}",
-            },
-            limits=httpx2.Limits(max_connections=1),
-        )
+        self._headers = {
+            "MCP-Protocol-Version": MODERN,
+            "Accept": "application/json, text/event-stream",
+            "Content-Type": "application/json",
+            "Authorization": f"Bearer {token}",
+        }
+        self._client: aiohttp.ClientSession | None = None
         self._ids = iter(range(1, 1 << 62))
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        if self._client is not None:
+            await self._client.close()
 
     async def request(self, method: str, params: dict[str, Any], name: str | None = None) -> dict[str, Any]:
+        if self._client is None:
+            self._client = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=1),
+                timeout=aiohttp.ClientTimeout(total=60),
+                headers=self._headers,
+            )
         request_id = next(self._ids)
         meta: dict[str, Any] = {types.PROTOCOL_VERSION_META_KEY: MODERN, types.CLIENT_CAPABILITIES_META_KEY: {}}
         body: dict[str, Any] = {
@@ -220,11 +229,11 @@ class HubClient:
             "params": {**params, "_meta": meta},
         }
         headers = {"Mcp-Method": method} | ({"Mcp-Name": name} if name is not None else {})
-        response = await self._client.post(self._url, content=json.dumps(body).encode(), headers=headers)
-        if response.status_code != 200:
-            raise BenchError(f"{method}: HTTP {response.status_code}: {response.text[:300]}")
-        # orjson, as a client that cares would: the stdlib's parser alone took ~15 ms of a 2 MB walk's wall time.
-        message: dict[str, Any] = orjson.loads(response.content)
+        async with self._client.post(self._url, data=orjson.dumps(body), headers=headers) as response:
+            content = await response.read()
+            if response.status != 200:
+                raise BenchError(f"{method}: HTTP {response.status}: {content[:300]!r}")
+        message: dict[str, Any] = orjson.loads(content)
         if message.get("id") != request_id or "result" not in message:
             raise BenchError(f"{method}: unexpected answer {json.dumps(message)[:300]}")
         result: dict[str, Any] = message["result"]
@@ -336,7 +345,7 @@ def through_hub(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="mcp-hub-catalog-") as tmp:
         directory = Path(tmp)
         server_port, hub_port = free_port(), free_port()
-        config = write_hub_config(directory, hub_port, server_port, args.connectors)
+        config = write_hub_config(directory, hub_port, server_port, args.connectors, args.page_size)
         options = ["--config", str(config), "--log-level", "warning"]
         hub_command("migrate", *options)
         tokens: dict[str, str] = {}
@@ -358,6 +367,10 @@ def through_hub(args: argparse.Namespace) -> None:
                 ready_s = time.perf_counter() - started
                 federation_cpu_s = cpu_seconds(hub.pid)
                 settled_s = wait_for_quiet_hub(hub.pid) + ready_s
+                # The client's own full collections (its heap holds the imported hub modules) stalled a walk by
+                # ~100 ms each: what was built so far is frozen out of its collector's sight, as the hub does.
+                gc.collect()
+                gc.freeze()
                 figures = anyio.run(_measure_all, f"{base_url}/mcp", tokens, args.rounds, hub.pid, args.py_spy)
                 federated_s = ready_s + figures[0].cold_walk_ms / 1000
                 rss = resident_mb(hub.pid)
@@ -365,7 +378,7 @@ def through_hub(args: argparse.Namespace) -> None:
                     raise BenchError(f"the hub died during the run:\n{hub_log.read_text()[-3000:]}")
     print(
         f"{args.connectors} connectors x {args.tools} tools through mcp-hub serve (auth on, HTTP, {MODERN}); "
-        f"page size {PAGE_SIZE}"
+        f"page size {args.page_size}"
     )
     print(
         f"federated in {federated_s:.1f} s (process start to every connector ready: {ready_s:.1f} s, using "
@@ -430,6 +443,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--connectors", type=int, default=100)
     parser.add_argument("--tools", type=int, default=100, help="tools per connector")
+    parser.add_argument("--page-size", type=int, default=PAGE_SIZE, help="the hub's [catalog] page_size")
     parser.add_argument("--rounds", type=int, help="samples per figure (default 200 in-process, 30 with --hub)")
     parser.add_argument("--hub", action="store_true", help="measure over HTTP through a real `mcp-hub serve`")
     parser.add_argument("--py-spy", type=Path, metavar="DIR", help="with --hub: sample the hub per agent into DIR")
