@@ -609,6 +609,8 @@ class Options:
     wait_quiet: float = 0.0
     json_path: Path | None = None
     extra: dict[str, Any] = field(default_factory=dict[str, Any])
+    hub_log_level: str = "warning"
+    """The hubs' `--log-level`: `info` (the shipped default) adds a call line and an access line per call."""
 
 
 @dataclass
@@ -747,13 +749,14 @@ def start_hub(stack: ExitStack, options: Options, auth: str, directory: Path, ht
     hub_port = free_port()
     config = write_config(directory, hub_port, http_port, options, auth == "on", options.extra)
     options_after = ["--config", str(config), "--log-level", "warning"]
+    serve_options = ["--config", str(config), "--log-level", options.hub_log_level]
     hub_command("migrate", *options_after)
     token: str | None = None
     if auth == "on":
         hub_command("agents", "create", "bench", "--grant", "tool:*", *options_after)
         token = hub_command("token", "bench", *options_after).strip()
     hub_log = directory / "hub.log"
-    process = stack.enter_context(child([PYTHON, "-m", "mcp_hub", "serve", *options_after], hub_log))
+    process = stack.enter_context(child([PYTHON, "-m", "mcp_hub", "serve", *serve_options], hub_log))
     base_url = f"http://127.0.0.1:{hub_port}"
     health = wait_for_hub(base_url, process, hub_log, {HTTP_CONNECTOR, STDIO_CONNECTOR})
     eras = {name: c.get("era") for name, c in health["connectors"].items()}
@@ -923,6 +926,10 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         "--extra-config", metavar="TOML|@FILE", help="TOML merged over every hub's configuration (e.g. a fast path)"
     )
     parser.add_argument("--py-spy", type=Path, metavar="DIR", help="profile the hubs (collapsed stacks) into DIR")
+    parser.add_argument(
+        "--hub-log-level", choices=["debug", "info", "warning", "error"], default="warning",
+        help="the hubs' log level (default warning; info, the shipped default, logs 2 lines per call)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     quick: bool = args.quick
     calls: int = args.calls if args.calls is not None else (150 if quick else 2000)
@@ -954,6 +961,7 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         wait_quiet=args.wait_quiet,
         json_path=args.json,
         extra=extra,
+        hub_log_level=args.hub_log_level,
     )
 
 
