@@ -6,12 +6,12 @@ A connector's row outlives its file (it becomes `disabled`, its history kept); a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Row, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mcp_hub.db._base import Store, advisory_xact_lock, columns_of, record_of, require_aware
@@ -150,60 +150,27 @@ class CatalogStore(Store):
         by a removed tool, or by a tool of this connector being replaced, is taken over; a public name a
         live tool of another connector holds raises `CatalogError`.
         """
+        connector = ConnectorId(connector_id)
+        return (await self.sync_catalogs({connector: tools}, now))[connector]
+
+    async def sync_catalogs(
+        self, catalogs: Mapping[ConnectorId, Sequence[ToolRecord]], now: datetime
+    ) -> dict[ConnectorId, CatalogDiff]:
+        """`sync_catalog` for several connectors, in one transaction (a batch of connectors listed together): all
+        of them, or none if one raises."""
         require_aware("now", now)
-        by_public = _index_unique(tools, lambda tool: tool.public_name, "public name")
-        by_downstream = _index_unique(tools, lambda tool: tool.downstream_name, "downstream name")
-        async with self._writes.begin() as session:
-            await _lock_connector(session, connector_id)
-            rows = {
-                row.downstream_name: row
-                for row in (
-                    await session.scalars(select(CatalogTool).where(CatalogTool.connector_id == connector_id))
-                ).all()
-            }
-            was_live = {row.public_name: row.sha256 for row in rows.values() if row.removed_at is None}
-
-            stale = await _stale_holders(session, connector_id, by_public)
-            if stale:
-                await session.execute(delete(CatalogTool).where(CatalogTool.id.in_([row.id for row in stale])))
-                for row in stale:
-                    if row.connector_id == connector_id:
-                        rows.pop(row.downstream_name, None)
-
-            inserts: list[dict[str, Any]] = []
-            updates: list[dict[str, Any]] = []
-            seen_ids: list[int] = []
-            for name, tool in by_downstream.items():
-                row = rows.get(name)
-                if row is None:
-                    inserts.append(_tool_values(connector_id, tool) | {"first_seen": now, "last_seen": now})
-                elif row.sha256 != tool.sha256 or row.public_name != tool.public_name:
-                    updates.append(
-                        {"id": row.id, "last_seen": now, "removed_at": None} | _tool_values(connector_id, tool)
-                    )
-                else:
-                    seen_ids.append(row.id)
-            gone_ids = [row.id for name, row in rows.items() if name not in by_downstream and row.removed_at is None]
-
-            if inserts:
-                await session.execute(insert(CatalogTool), inserts)
-            if updates:
-                await session.execute(update(CatalogTool), updates)
-            if seen_ids:
-                await session.execute(
-                    update(CatalogTool).where(CatalogTool.id.in_(seen_ids)).values(last_seen=now, removed_at=None)
-                )
-            if gone_ids:
-                await session.execute(update(CatalogTool).where(CatalogTool.id.in_(gone_ids)).values(removed_at=now))
-            await session.execute(
-                update(Connector).where(Connector.id == connector_id).values(tool_count=len(tools), updated_at=now)
+        indexed = {
+            connector_id: (
+                _index_unique(tools, lambda tool: tool.public_name, "public name"),
+                _index_unique(tools, lambda tool: tool.downstream_name, "downstream name"),
             )
-
-        return CatalogDiff(
-            added=sorted(set(by_public) - set(was_live)),
-            changed=sorted(name for name, tool in by_public.items() if was_live.get(name, tool.sha256) != tool.sha256),
-            removed=sorted(set(was_live) - set(by_public)),
-        )
+            for connector_id, tools in catalogs.items()
+        }
+        async with self._writes.begin() as session:
+            return {
+                connector_id: await _sync(session, connector_id, by_public, by_downstream, now)
+                for connector_id, (by_public, by_downstream) in indexed.items()
+            }
 
     async def catalog(self, include_removed: bool = False) -> list[CatalogToolRecord]:
         """The catalog sorted by public name: live tools, and removed ones too if asked."""
@@ -212,6 +179,73 @@ class CatalogStore(Store):
             query = query.where(CatalogTool.removed_at.is_(None))
         async with self._reads() as session:
             return [_catalog_record(row) for row in (await session.scalars(query)).all()]
+
+
+_TOOL_KEYS = (
+    CatalogTool.id,
+    CatalogTool.connector_id,
+    CatalogTool.downstream_name,
+    CatalogTool.public_name,
+    CatalogTool.sha256,
+    CatalogTool.removed_at,
+)
+_ToolKey = Row[int, str, str, str, str, datetime | None]
+"""What a sync reads of a stored tool: not its definition (decoding 10,000 JSON definitions to compare digests
+was most of a re-listing's cost)."""
+
+
+async def _sync(
+    session: AsyncSession,
+    connector_id: str,
+    by_public: dict[str, ToolRecord],
+    by_downstream: dict[str, ToolRecord],
+    now: datetime,
+) -> CatalogDiff:
+    await _lock_connector(session, connector_id)
+    rows = {
+        row.downstream_name: row
+        for row in await session.execute(select(*_TOOL_KEYS).where(CatalogTool.connector_id == connector_id))
+    }
+    was_live = {row.public_name: row.sha256 for row in rows.values() if row.removed_at is None}
+
+    stale = await _stale_holders(session, connector_id, by_public)
+    if stale:
+        await session.execute(delete(CatalogTool).where(CatalogTool.id.in_([row.id for row in stale])))
+        for row in stale:
+            if row.connector_id == connector_id:
+                rows.pop(row.downstream_name, None)
+
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
+    seen_ids: list[int] = []
+    for name, tool in by_downstream.items():
+        row = rows.get(name)
+        if row is None:
+            inserts.append(_tool_values(connector_id, tool) | {"first_seen": now, "last_seen": now})
+        elif row.sha256 != tool.sha256 or row.public_name != tool.public_name:
+            updates.append({"id": row.id, "last_seen": now, "removed_at": None} | _tool_values(connector_id, tool))
+        else:
+            seen_ids.append(row.id)
+    gone_ids = [row.id for name, row in rows.items() if name not in by_downstream and row.removed_at is None]
+
+    if inserts:
+        await session.execute(insert(CatalogTool), inserts)
+    if updates:
+        await session.execute(update(CatalogTool), updates)
+    if seen_ids:
+        await session.execute(
+            update(CatalogTool).where(CatalogTool.id.in_(seen_ids)).values(last_seen=now, removed_at=None)
+        )
+    if gone_ids:
+        await session.execute(update(CatalogTool).where(CatalogTool.id.in_(gone_ids)).values(removed_at=now))
+    await session.execute(
+        update(Connector).where(Connector.id == connector_id).values(tool_count=len(by_public), updated_at=now)
+    )
+    return CatalogDiff(
+        added=sorted(set(by_public) - set(was_live)),
+        changed=sorted(name for name, tool in by_public.items() if was_live.get(name, tool.sha256) != tool.sha256),
+        removed=sorted(set(was_live) - set(by_public)),
+    )
 
 
 def _new_connector(record: ConnectorRecord, now: datetime) -> Connector:
@@ -260,14 +294,12 @@ async def _lock_connector(session: AsyncSession, connector_id: str) -> None:
         raise DatabaseError(f"connector {connector_id!r} is not registered")
 
 
-async def _stale_holders(
-    session: AsyncSession, connector_id: str, by_public: dict[str, ToolRecord]
-) -> list[CatalogTool]:
+async def _stale_holders(session: AsyncSession, connector_id: str, by_public: dict[str, ToolRecord]) -> list[_ToolKey]:
     """Rows holding a public name that an incoming tool of another downstream name claims."""
     if not by_public:
         return []
-    holders = (await session.scalars(select(CatalogTool).where(CatalogTool.public_name.in_(list(by_public))))).all()
-    stale: list[CatalogTool] = []
+    holders = await session.execute(select(*_TOOL_KEYS).where(CatalogTool.public_name.in_(list(by_public))))
+    stale: list[_ToolKey] = []
     for row in holders:
         claimant = by_public[row.public_name]
         if row.connector_id == connector_id and row.downstream_name == claimant.downstream_name:

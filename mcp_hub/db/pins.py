@@ -8,12 +8,12 @@ re-added name with another definition is a change, not a new tool.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,6 +23,9 @@ from mcp_hub.domain import CatalogKind, ConnectorId, PinStatus
 from mcp_hub.errors import CatalogError
 
 _LIVE = (PinStatus.PENDING, PinStatus.APPROVED, PinStatus.REJECTED, PinStatus.REFUSED)
+
+Decisions = dict[tuple[CatalogKind, str, str], PinStatus]
+"""What was decided about a connector's definitions, by (kind, name, SHA-256)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +74,21 @@ class PinStore(Store):
         )
         return [_record(row) for row in await self._every(query)]
 
+    async def decisions(self, connector_ids: Collection[str]) -> dict[ConnectorId, Decisions]:
+        """Per connector of `connector_ids`, the status of each (kind, name, SHA-256) but superseded ones: what
+        `pins_of` says, without reading the definitions (one statement for a whole batch of connectors)."""
+        query = select(
+            CatalogPin.connector_id, CatalogPin.kind, CatalogPin.name, CatalogPin.sha256, CatalogPin.status
+        ).where(
+            CatalogPin.connector_id.in_(sorted(set(connector_ids))),
+            CatalogPin.status.in_([status.value for status in _LIVE]),
+        )
+        found: dict[ConnectorId, Decisions] = {ConnectorId(connector_id): {} for connector_id in connector_ids}
+        async with self._reads() as session:
+            for connector_id, kind, name, sha256, status in await session.execute(query):
+                found[ConnectorId(connector_id)][(CatalogKind(kind), name, sha256)] = PinStatus(status)
+        return found
+
     async def observe(self, connector_id: str, sightings: Sequence[Sighting], now: datetime) -> list[PinRecord]:
         """Record what the hub saw; returns the rows whose status this changed (to audit), in `sightings` order.
 
@@ -78,60 +96,62 @@ class PinStore(Store):
         return to an older definition is a change). An `APPROVED` sighting supersedes the name's other pin.
         A digest already decided keeps its decision.
         """
+        return await self.observe_many({connector_id: sightings}, now)
+
+    async def observe_many(self, sightings: Mapping[str, Sequence[Sighting]], now: datetime) -> list[PinRecord]:
+        """`observe` for several connectors in one transaction; the changed rows connector by connector."""
         require_aware("now", now)
         try:
-            return await self._observe(connector_id, sightings, now)
+            return await self._observe(sightings, now)
         except IntegrityError:
             # Replicas list the same downstream at once: another one recorded this new digest first. Once more,
             # now seeing its row (and keeping its decision), instead of offering nothing new until the next listing.
-            return await self._observe(connector_id, sightings, now)
+            return await self._observe(sightings, now)
 
-    async def _observe(self, connector_id: str, sightings: Sequence[Sighting], now: datetime) -> list[PinRecord]:
-        changed: list[CatalogPin] = []
+    async def _observe(self, sightings: Mapping[str, Sequence[Sighting]], now: datetime) -> list[PinRecord]:
+        if not any(sightings.values()):
+            return []
+        # One read of the connectors' rows (their definitions left out), then one executemany per kind of write:
+        # a connector listing 100 new tools is a handful of statements, not three hundred, and no ORM unit of
+        # work (federating 10,000 tools spent most of its time in one).
+        light = [column for column in CatalogPin.__table__.columns if column.name != "definition"]
         async with self._writes.begin() as session:
-            # One read of the connector's rows, one flush of what changed: a connector listing 100 new tools is
-            # three statements, not three hundred (federating 10,000 tools took a minute of round trips).
-            rows = (await session.scalars(select(CatalogPin).where(CatalogPin.connector_id == connector_id))).all()
-            by_digest = {(row.kind, row.name, row.sha256): row for row in rows}
-            pins = {(row.kind, row.name): row for row in rows if row.status == PinStatus.APPROVED}
-            for sighting in sightings:
-                digest = (sighting.kind.value, sighting.name, sighting.sha256)
-                row = by_digest.get(digest)
-                if row is not None and row.status not in (PinStatus.PENDING, PinStatus.SUPERSEDED):
-                    continue
-                if row is not None and row.status == PinStatus.PENDING and sighting.status is PinStatus.PENDING:
-                    row.last_seen = now
-                    continue
-                if sighting.status is PinStatus.APPROVED:
-                    pinned = pins.pop((sighting.kind.value, sighting.name), None)
-                    if pinned is not None:
-                        pinned.status = PinStatus.SUPERSEDED.value
-                        pinned.decided_at = now
-                        await session.flush()  # the old pin goes before the new one comes (one approved per name)
-                decided = sighting.status is not PinStatus.PENDING
-                if row is None:
-                    row = CatalogPin(
-                        connector_id=connector_id,
-                        kind=sighting.kind.value,
-                        name=sighting.name,
-                        public_name=sighting.public_name,
-                        sha256=sighting.sha256,
-                        definition=sighting.definition,
-                        flags=list(sighting.flags),
-                        first_seen=now,
+            result = await session.execute(select(*light).where(CatalogPin.connector_id.in_(sorted(sightings))))
+            rows = [_Pin(dict(row)) for row in result.mappings()]
+            by_digest = {row.digest: row for row in rows}
+            pins = {row.digest[:3]: row for row in rows if row.values["status"] == PinStatus.APPROVED}
+            changed: list[_Pin] = []
+            for connector_id, seen in sightings.items():
+                for sighting in seen:
+                    digest = (connector_id, sighting.kind.value, sighting.name, sighting.sha256)
+                    row = by_digest.get(digest)
+                    status = None if row is None else row.values["status"]
+                    if row is not None and status not in (PinStatus.PENDING, PinStatus.SUPERSEDED):
+                        continue
+                    if row is not None and status == PinStatus.PENDING and sighting.status is PinStatus.PENDING:
+                        row.set(last_seen=now)
+                        continue
+                    if sighting.status is PinStatus.APPROVED:
+                        pinned = pins.pop(digest[:3], None)
+                        if pinned is not None:
+                            pinned.set(status=PinStatus.SUPERSEDED.value, decided_at=now)
+                    if row is None:
+                        row = _Pin.new(connector_id, sighting, now)
+                        by_digest[digest] = row
+                    decided = sighting.status is not PinStatus.PENDING
+                    row.set(
+                        status=sighting.status.value,
+                        last_seen=now,
+                        decided_by=sighting.decided_by if decided else None,
+                        decided_at=now if decided else None,
+                        reason=sighting.reason,
                     )
-                    session.add(row)
-                    by_digest[digest] = row
-                row.status = sighting.status.value
-                row.last_seen = now
-                row.decided_by = sighting.decided_by if decided else None
-                row.decided_at = now if decided else None
-                row.reason = sighting.reason
-                if sighting.status is PinStatus.APPROVED:
-                    pins[(sighting.kind.value, sighting.name)] = row
-                changed.append(row)
-            await session.flush()
-            return [_record(row) for row in changed]
+                    if sighting.status is PinStatus.APPROVED:
+                        pins[digest[:3]] = row
+                    changed.append(row)
+            await _write(session, [row for row in by_digest.values() if row.dirty])
+            definitions = await _definitions(session, [row for row in changed if row.definition is None])
+            return [row.record(definitions) for row in changed]
 
     async def decide(
         self, public_name: str, *, approve: bool, by: str, reason: str | None, sha256: str | None, now: datetime
@@ -210,6 +230,94 @@ async def _supersede(session: AsyncSession, connector_id: str, kind: CatalogKind
         )
         .values(status=PinStatus.SUPERSEDED.value, decided_at=now)
     )
+
+
+class _Pin:
+    """A row as one `observe` transaction sees it: its columns (the definition only for a new row) and whether
+    they changed."""
+
+    __slots__ = ("definition", "dirty", "values")
+
+    def __init__(self, values: dict[str, Any], definition: dict[str, Any] | None = None) -> None:
+        self.values = values
+        self.definition = definition
+        self.dirty = False
+
+    @classmethod
+    def new(cls, connector_id: str, sighting: Sighting, now: datetime) -> _Pin:
+        values: dict[str, Any] = {
+            "id": None,
+            "connector_id": connector_id,
+            "kind": sighting.kind.value,
+            "name": sighting.name,
+            "public_name": sighting.public_name,
+            "sha256": sighting.sha256,
+            "flags": list(sighting.flags),
+            "first_seen": now,
+        }
+        return cls(values, sighting.definition)
+
+    @property
+    def digest(self) -> tuple[str, str, str, str]:
+        values = self.values
+        return (values["connector_id"], values["kind"], values["name"], values["sha256"])
+
+    def set(self, **values: Any) -> None:
+        self.values.update(values)
+        self.dirty = True
+
+    def record(self, definitions: Mapping[int, dict[str, Any]]) -> PinRecord:
+        values = self.values
+        return PinRecord(
+            id=values["id"],
+            connector_id=ConnectorId(values["connector_id"]),
+            kind=CatalogKind(values["kind"]),
+            name=values["name"],
+            public_name=values["public_name"],
+            sha256=values["sha256"],
+            definition=self.definition if self.definition is not None else definitions[values["id"]],
+            flags=tuple(values["flags"]),
+            status=PinStatus(values["status"]),
+            first_seen=values["first_seen"],
+            last_seen=values["last_seen"],
+            decided_by=values["decided_by"],
+            decided_at=values["decided_at"],
+            reason=values["reason"],
+        )
+
+
+_MUTABLE = ("status", "last_seen", "decided_by", "decided_at", "reason")
+
+
+async def _write(session: AsyncSession, rows: Sequence[_Pin]) -> None:
+    """Store what `observe` changed. Rows leaving `approved` go first, then the stored rows it approves, then
+    the new rows: at most one `approved` row per name at every step (the partial unique index)."""
+    stored = [row for row in rows if row.values["id"] is not None]
+    approved = PinStatus.APPROVED.value
+    for batch in (
+        [row for row in stored if row.values["status"] != approved],
+        [row for row in stored if row.values["status"] == approved],
+    ):
+        if batch:
+            await session.execute(
+                update(CatalogPin), [{"id": row.values["id"]} | {k: row.values[k] for k in _MUTABLE} for row in batch]
+            )
+    new = [row for row in rows if row.values["id"] is None]
+    if new:
+        ids = await session.scalars(
+            insert(CatalogPin).returning(CatalogPin.id, sort_by_parameter_order=True),
+            [{k: v for k, v in row.values.items() if k != "id"} | {"definition": row.definition} for row in new],
+        )
+        for row, row_id in zip(new, ids.all(), strict=True):
+            row.values["id"] = row_id
+
+
+async def _definitions(session: AsyncSession, rows: Sequence[_Pin]) -> dict[int, dict[str, Any]]:
+    """The stored definitions of `rows` (a stored row whose status changed: rare)."""
+    if not rows:
+        return {}
+    query = select(CatalogPin.id, CatalogPin.definition).where(CatalogPin.id.in_([row.values["id"] for row in rows]))
+    return {row.id: row.definition for row in await session.execute(query)}
 
 
 def _record(row: CatalogPin) -> PinRecord:
