@@ -244,13 +244,19 @@ class Section:
     def by_downstream_name(self, connector_id: ConnectorId, downstream_name: str) -> CatalogEntry | None:
         return self._by_downstream.get((connector_id, downstream_name))
 
-    def replace(self, connector_id: ConnectorId, definitions: Sequence[Mapping[str, Any]]) -> CatalogChange:
-        """Make `definitions` (as the downstream listed them) the connector's whole list of this kind."""
+    def replace(
+        self,
+        connector_id: ConnectorId,
+        definitions: Sequence[Mapping[str, Any]],
+        digest: Callable[[Mapping[str, Any]], str] = definition_sha256,
+    ) -> CatalogChange:
+        """Make `definitions` (as the downstream listed them) the connector's whole list of this kind; `digest` is
+        `definition_sha256` or a memo of it."""
         old = self._by_connector.get(connector_id, {})
         new: dict[str, CatalogEntry] = {}
         rejected: list[str] = []
         for definition in sorted(definitions, key=lambda item: str(item.get(self._key_field, ""))):
-            entry = self._make(connector_id, definition)
+            entry = self._make(connector_id, definition, digest, old)
             if entry is None:
                 rejected.append(str(definition.get(self._key_field, ""))[:200])
                 continue
@@ -285,17 +291,46 @@ class Section:
             self._by_connector[connector_id] = new
         else:
             self._by_connector.pop(connector_id, None)
-        self._sorted = sorted(self._by_public.values(), key=lambda entry: entry.public_name)
-        self._sorted_names = [entry.public_name for entry in self._sorted]
+        self._resort(change, new)
         self._snapshot = Snapshot()
         return change
 
-    def _make(self, connector_id: ConnectorId, definition: Mapping[str, Any]) -> CatalogEntry | None:
+    def _resort(self, change: CatalogChange, new: Mapping[str, CatalogEntry]) -> None:
+        """The sorted lists after `change`: new lists (a snapshot's list is never edited), edited where the change
+        is small against the section. Re-sorting everything on every connector's arrival made federating N
+        connectors quadratic."""
+        if 4 * (len(change.added) + len(change.removed)) > len(self._sorted_names):
+            self._sorted = sorted(self._by_public.values(), key=lambda entry: entry.public_name)
+            self._sorted_names = [entry.public_name for entry in self._sorted]
+            return
+        names, entries = list(self._sorted_names), list(self._sorted)
+        for name in change.removed:
+            position = bisect.bisect_left(names, name)
+            del names[position], entries[position]
+        for name in change.changed:
+            entries[bisect.bisect_left(names, name)] = new[name]
+        for name in change.added:
+            position = bisect.bisect_left(names, name)
+            names.insert(position, name)
+            entries.insert(position, new[name])
+        self._sorted_names, self._sorted = names, entries
+
+    def _make(
+        self,
+        connector_id: ConnectorId,
+        definition: Mapping[str, Any],
+        digest: Callable[[Mapping[str, Any]], str],
+        old: Mapping[str, CatalogEntry],
+    ) -> CatalogEntry | None:
         downstream_name = definition.get(self._key_field)
         if not isinstance(downstream_name, str) or not downstream_name or len(downstream_name) > MAX_KEY_LENGTH:
             logger.warning("catalog entry refused: no usable key", connector=connector_id, kind=self.kind)
             return None
         public = public_key(self.kind, connector_id, downstream_name)
+        sha256 = digest(definition)
+        kept = old.get(public)
+        if kept is not None and kept.sha256 == sha256 and kept.downstream_name == downstream_name:
+            return kept  # the same definition again (a re-list, a re-applied decision): nothing to escape again
         # The digest pins the definition exactly as the downstream sent it; agents are shown its descriptions
         # with hidden and bidirectional characters escaped (issue 11 §3, threat T31).
         visible = visible_definition(definition)
@@ -305,7 +340,7 @@ class Section:
             connector_id=connector_id,
             downstream_name=downstream_name,
             definition=visible,
-            sha256=definition_sha256(definition),
+            sha256=sha256,
             public_definition={**visible, self._key_field: public},
         )
 
@@ -393,11 +428,19 @@ class Catalog:
         """Every connector that has listed (something or nothing) since it was last forgotten."""
         return set(self._offers)
 
-    def replace_connector(self, connector_id: str, listing: ConnectorListing) -> tuple[CatalogChange, ...]:
-        """Make `listing` everything the connector offers; listeners hear of every kind that changed."""
+    def replace_connector(
+        self,
+        connector_id: str,
+        listing: ConnectorListing,
+        digest: Callable[[Mapping[str, Any]], str] = definition_sha256,
+    ) -> tuple[CatalogChange, ...]:
+        """Make `listing` everything the connector offers; listeners hear of every kind that changed. `digest` is
+        `definition_sha256` or a memo of it."""
         connector = ConnectorId(connector_id)
         self._offers[connector] = ConnectorOffer.of(listing.capabilities)
-        changes = tuple(section.replace(connector, listing.of(kind)) for kind, section in self._sections.items())
+        changes = tuple(
+            section.replace(connector, listing.of(kind), digest) for kind, section in self._sections.items()
+        )
         for change in changes:
             if not change.is_empty:
                 for listener in self._listeners:

@@ -26,7 +26,7 @@ failure is logged.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -39,7 +39,7 @@ from mcp_hub.catalog.lock import PINNED_KINDS, CatalogLock
 from mcp_hub.catalog.review import Limits, inspect
 from mcp_hub.db.audit import AuditEvent
 from mcp_hub.db.catalog import CatalogStore, ToolRecord
-from mcp_hub.db.pins import PinRecord, PinStore, Sighting
+from mcp_hub.db.pins import Decisions, PinRecord, PinStore, Sighting
 from mcp_hub.domain import AuditOutcome, CatalogKind, Clock, ConnectorId, ConnectorListing, PinStatus, utc_now
 from mcp_hub.errors import HubError
 
@@ -84,8 +84,33 @@ def audit_decision(record: PinRecord, outcome: AuditOutcome, by: str, at: Any) -
     )
 
 
+class _Listed:
+    """A connector's last listing and the digests of its definitions, each computed once however often the
+    listing is decided again (`rfc8785` is pure Python: hashing 10,000 definitions takes seconds)."""
+
+    __slots__ = ("_digests", "listing")
+
+    def __init__(self, listing: ConnectorListing) -> None:
+        self.listing = listing
+        self._digests: dict[int, str] = {}
+
+    def digest(self, definition: Mapping[str, Any]) -> str:
+        # Keyed by identity: the definitions are the listing's own (it keeps them alive), never edited.
+        key = id(definition)
+        found = self._digests.get(key)
+        if found is None:
+            found = self._digests[key] = definition_sha256(definition)
+        return found
+
+
 class CatalogSync:
-    """The pool's `on_listing`: a connector listed everything it offers."""
+    """The pool's `on_listing`: a connector listed everything it offers.
+
+    Listings are applied in batches: whatever arrived while the previous batch was being applied is decided in
+    one read of the pins, recorded in one transaction, put in the catalog in one go (so clients hear one
+    list-changed for the batch) and persisted in one more. A hundred connectors starting together are a few
+    batches, not a hundred rounds of transactions.
+    """
 
     def __init__(
         self,
@@ -104,10 +129,14 @@ class CatalogSync:
         self._policy = policy
         self._audit = audit
         self._clock = clock
-        self._listings: dict[ConnectorId, ConnectorListing] = {}
+        self._listings: dict[ConnectorId, _Listed] = {}
+        self._due: dict[ConnectorId, None] = {}
+        """Connectors whose last listing waits to be applied, in arrival order."""
         self._lock = anyio.Lock()
         self.applied = 0
         """How many listings have been applied (tests await a count instead of sleeping)."""
+        self.batches = 0
+        """How many batches applied them."""
         self._applied_event = anyio.Event()
 
     def set_policy(self, policy: PinPolicy) -> None:
@@ -115,15 +144,15 @@ class CatalogSync:
         self._policy = policy
 
     async def connector_listed(self, connector_id: ConnectorId, listing: ConnectorListing) -> None:
-        self._listings[connector_id] = listing
-        await self._apply(connector_id)
+        """Apply `listing`; returns once it is applied (by this call's batch or an earlier one)."""
+        self._listings[connector_id] = _Listed(listing)
+        await self._apply([connector_id])
 
     async def reapply(self, connectors: Iterable[ConnectorId] | None = None) -> None:
         """Decide again for the last listing of `connectors` (default: every connector), after decisions made
         elsewhere."""
-        for connector_id in list(self._listings) if connectors is None else sorted(connectors):
-            if connector_id in self._listings:
-                await self._apply(connector_id)
+        wanted = list(self._listings) if connectors is None else sorted(connectors)
+        await self._apply([connector_id for connector_id in wanted if connector_id in self._listings])
 
     async def wait_applied(self, count: int) -> None:
         """Return once `count` listings have been applied since the hub started."""
@@ -151,11 +180,36 @@ class CatalogSync:
                 seen = generations
             await anyio.sleep(every_seconds)
 
-    async def _apply(self, connector_id: ConnectorId) -> None:
+    async def _apply(self, connectors: Sequence[ConnectorId]) -> None:
+        if not connectors:
+            return
+        self._due.update(dict.fromkeys(connectors))
         async with self._lock:
-            listing = self._listings[connector_id]
-            allowed = listing if self._pins is None else await self._allowed(connector_id, listing)
-            for change in self._catalog.replace_connector(connector_id, allowed):
+            if not any(connector_id in self._due for connector_id in connectors):
+                return  # the batch before this one applied them, with their latest listings
+            batch = [connector_id for connector_id in self._due if connector_id in self._listings]
+            self._due.clear()
+            try:
+                await self._apply_batch(batch)
+            except BaseException:
+                # Cancelled (or failed) halfway: the next caller applies what this batch did not finish.
+                self._due = dict.fromkeys(batch) | self._due
+                raise
+            self.applied += len(batch)
+            self.batches += 1
+            self._applied_event.set()
+            self._applied_event = anyio.Event()
+
+    async def _apply_batch(self, batch: Sequence[ConnectorId]) -> None:
+        listed = {connector_id: self._listings[connector_id] for connector_id in batch}
+        allowed = (
+            {connector_id: entry.listing for connector_id, entry in listed.items()}
+            if self._pins is None
+            else await self._allowed(listed)
+        )
+        # One synchronous pass: the catalog's listeners hear of the whole batch before any client is told.
+        for connector_id, listing in allowed.items():
+            for change in self._catalog.replace_connector(connector_id, listing, listed[connector_id].digest):
                 if not change.is_empty:
                     logger.info(
                         "catalog changed",
@@ -165,7 +219,8 @@ class CatalogSync:
                         changed=len(change.changed),
                         removed=len(change.removed),
                     )
-            records = [
+        records = {
+            connector_id: [
                 ToolRecord(
                     public_name=tool.public_name,
                     downstream_name=tool.downstream_name,
@@ -174,73 +229,89 @@ class CatalogSync:
                 )
                 for tool in self._catalog.tools.of_connector(connector_id)
             ]
-            try:
-                await self._store.sync_catalog(connector_id, records, self._clock())
-            except (SQLAlchemyError, HubError):
-                logger.exception("could not persist the catalog", connector=connector_id)
-            self.applied += 1
-            self._applied_event.set()
-            self._applied_event = anyio.Event()
+            for connector_id in allowed
+        }
+        await self._persist(records)
 
-    async def _allowed(self, connector_id: ConnectorId, listing: ConnectorListing) -> ConnectorListing:
-        """The part of `listing` the pins allow; records what is new about the rest."""
-        if self._pins is None:  # pragma: no cover - checked by the caller
-            return listing
+    async def _persist(self, records: Mapping[ConnectorId, list[ToolRecord]]) -> None:
+        now = self._clock()
         try:
-            stored = await self._pins.pins_of(connector_id)
+            await self._store.sync_catalogs(records, now)
+        except (SQLAlchemyError, HubError):
+            # One connector's failure (a public name another connector's row still holds) must not cost the
+            # others their rows: each on its own.
+            for connector_id, tools in records.items():
+                try:
+                    await self._store.sync_catalog(connector_id, tools, now)
+                except (SQLAlchemyError, HubError):
+                    logger.exception("could not persist the catalog", connector=connector_id)
+
+    async def _allowed(self, listed: Mapping[ConnectorId, _Listed]) -> dict[ConnectorId, ConnectorListing]:
+        """The part of each listing the pins allow; records what is new about the rest."""
+        if self._pins is None:  # pragma: no cover - checked by the caller
+            return {connector_id: entry.listing for connector_id, entry in listed.items()}
+        try:
+            decided = await self._pins.decisions(list(listed))
         except (SQLAlchemyError, HubError):
             logger.exception(
-                "could not read the pins: the connector's previous catalog keeps serving", connector=connector_id
+                "could not read the pins: the connectors' previous catalog keeps serving", connectors=list(listed)
             )
-            return self._current(connector_id, listing)
-        decided = {(pin.kind, pin.name, pin.sha256): pin.status for pin in stored}
-        sightings: list[Sighting] = []
-        kept: dict[CatalogKind, list[Mapping[str, Any]]] = {}
-        for kind in PINNED_KINDS:
-            offered: list[Mapping[str, Any]] = []
-            for definition in listing.of(kind):
-                verdict = self._verdict(connector_id, kind, definition, decided)
-                if verdict is None:
-                    continue
-                sighting, serve = verdict
-                if sighting is not None:
-                    sightings.append(sighting)
-                if serve:
-                    offered.append(definition)
-            kept[kind] = offered
-        if sightings:
+            return {connector_id: self._current(connector_id, entry) for connector_id, entry in listed.items()}
+        sightings: dict[ConnectorId, list[Sighting]] = {}
+        kept: dict[ConnectorId, dict[CatalogKind, list[Mapping[str, Any]]]] = {}
+        for connector_id, entry in listed.items():
+            seen = sightings[connector_id] = []
+            offered = kept[connector_id] = {}
+            for kind in PINNED_KINDS:
+                offered[kind] = []
+                for definition in entry.listing.of(kind):
+                    verdict = self._verdict(connector_id, kind, definition, entry.digest, decided[connector_id])
+                    if verdict is None:
+                        continue
+                    sighting, serve = verdict
+                    if sighting is not None:
+                        seen.append(sighting)
+                    if serve:
+                        offered[kind].append(definition)
+        if any(sightings.values()):
             try:
-                changed = await self._pins.observe(connector_id, sightings, self._clock())
+                changed = await self._pins.observe_many(
+                    {connector_id: seen for connector_id, seen in sightings.items() if seen}, self._clock()
+                )
             except (SQLAlchemyError, HubError):
-                logger.exception("could not record the pins: nothing new is offered", connector=connector_id)
+                logger.exception("could not record the pins: nothing new is offered", connectors=list(listed))
                 changed = []
-                accepted = {(s.kind, s.name, s.sha256) for s in sightings if s.status is PinStatus.APPROVED}
-                for kind in PINNED_KINDS:
-                    kept[kind] = [
-                        d
-                        for d in kept[kind]
-                        if (kind, str(d.get(key_field(kind))), definition_sha256(d)) not in accepted
-                    ]
+                for connector_id, seen in sightings.items():
+                    accepted = {(s.kind, s.name, s.sha256) for s in seen if s.status is PinStatus.APPROVED}
+                    digest = listed[connector_id].digest
+                    for kind, offered in kept[connector_id].items():
+                        offered[:] = [
+                            d for d in offered if (kind, str(d.get(key_field(kind))), digest(d)) not in accepted
+                        ]
             await self._record(changed)
-        return replace(
-            listing,
-            tools=tuple(kept[CatalogKind.TOOL]),
-            prompts=tuple(kept[CatalogKind.PROMPT]),
-            resource_templates=tuple(kept[CatalogKind.RESOURCE_TEMPLATE]),
-        )
+        return {
+            connector_id: replace(
+                entry.listing,
+                tools=tuple(kept[connector_id][CatalogKind.TOOL]),
+                prompts=tuple(kept[connector_id][CatalogKind.PROMPT]),
+                resource_templates=tuple(kept[connector_id][CatalogKind.RESOURCE_TEMPLATE]),
+            )
+            for connector_id, entry in listed.items()
+        }
 
     def _verdict(
         self,
         connector_id: ConnectorId,
         kind: CatalogKind,
         definition: Mapping[str, Any],
-        decided: Mapping[tuple[CatalogKind, str, str], PinStatus],
+        digest: Callable[[Mapping[str, Any]], str],
+        decided: Decisions,
     ) -> tuple[Sighting | None, bool] | None:
         """(what to record, whether to offer it) for one listed definition; None for one without a usable key."""
         name = definition.get(key_field(kind))
         if not isinstance(name, str) or not name:
             return None
-        sha = definition_sha256(definition)
+        sha = digest(definition)
         public = public_key(kind, connector_id, name)
         status = decided.get((kind, name, sha))
         lock = self._policy.lock
@@ -264,8 +335,9 @@ class CatalogSync:
             return sighting(PinStatus.APPROVED, "auto"), True
         return sighting(PinStatus.PENDING, flags=inspection.flags), False
 
-    def _current(self, connector_id: ConnectorId, listing: ConnectorListing) -> ConnectorListing:
-        """`listing` cut to the pinned definitions the catalog serves now (the pins could not be read)."""
+    def _current(self, connector_id: ConnectorId, listed: _Listed) -> ConnectorListing:
+        """The listing cut to the pinned definitions the catalog serves now (the pins could not be read)."""
+        listing = listed.listing
         kept: dict[CatalogKind, tuple[Mapping[str, Any], ...]] = {}
         for kind in PINNED_KINDS:
             section = self._catalog.section(kind)
@@ -273,7 +345,7 @@ class CatalogSync:
                 definition
                 for definition in listing.of(kind)
                 if (entry := section.by_downstream_name(connector_id, str(definition.get(key_field(kind))))) is not None
-                and entry.sha256 == definition_sha256(definition)
+                and entry.sha256 == listed.digest(definition)
             )
         return replace(
             listing,
@@ -302,7 +374,13 @@ class CatalogSync:
 
     async def connector_removed(self, connector_id: ConnectorId) -> None:
         """The pool's `on_removed`: the connector's entries leave the catalog (clients are told), and its tools'
-        rows are marked removed."""
+        rows are marked removed. Its last listing is forgotten: no later batch or re-application brings it back."""
+        async with self._lock:
+            self._listings.pop(connector_id, None)
+            self._due.pop(connector_id, None)
+            await self._forget(connector_id)
+
+    async def _forget(self, connector_id: ConnectorId) -> None:
         changes = self._catalog.remove_connector(connector_id)
         kinds = [change.kind for change in changes if not change.is_empty]
         logger.info("connector removed from the catalog", connector=connector_id, kinds=kinds)
