@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, cast
 
-from sqlalchemy import Row, delete, insert, select, update
+from sqlalchemy import Row, Table, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mcp_hub.db._base import Store, advisory_xact_lock, columns_of, record_of, require_aware
@@ -189,6 +189,7 @@ _TOOL_KEYS = (
     CatalogTool.sha256,
     CatalogTool.removed_at,
 )
+_TOOLS = cast("Table", CatalogTool.__table__)
 _ToolKey = Row[int, str, str, str, str, datetime | None]
 """What a sync reads of a stored tool: not its definition (decoding 10,000 JSON definitions to compare digests
 was most of a re-listing's cost)."""
@@ -229,7 +230,7 @@ async def _sync(
     gone_ids = [row.id for name, row in rows.items() if name not in by_downstream and row.removed_at is None]
 
     if inserts:
-        await session.execute(insert(CatalogTool), inserts)
+        await session.execute(insert(_TOOLS), inserts)  # Core (the table): no ORM bookkeeping per row
     if updates:
         await session.execute(update(CatalogTool), updates)
     if seen_ids:

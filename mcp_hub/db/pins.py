@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import Table, and_, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -286,6 +286,7 @@ class _Pin:
         )
 
 
+_PINS = cast("Table", CatalogPin.__table__)
 _MUTABLE = ("status", "last_seen", "decided_by", "decided_at", "reason")
 
 
@@ -303,13 +304,24 @@ async def _write(session: AsyncSession, rows: Sequence[_Pin]) -> None:
                 update(CatalogPin), [{"id": row.values["id"]} | {k: row.values[k] for k in _MUTABLE} for row in batch]
             )
     new = [row for row in rows if row.values["id"] is None]
-    if new:
-        ids = await session.scalars(
-            insert(CatalogPin).returning(CatalogPin.id, sort_by_parameter_order=True),
-            [{k: v for k, v in row.values.items() if k != "id"} | {"definition": row.definition} for row in new],
+    if not new:
+        return
+    # One executemany on the table (Core, no ORM bookkeeping per row), then one read of the new ids: with
+    # RETURNING in parameter order, SQLite's driver would run one INSERT per row.
+    await session.execute(
+        insert(_PINS),
+        [{k: v for k, v in row.values.items() if k != "id"} | {"definition": row.definition} for row in new],
+    )
+    connectors = sorted({row.values["connector_id"] for row in new})
+    keys = select(CatalogPin.id, CatalogPin.connector_id, CatalogPin.kind, CatalogPin.name, CatalogPin.sha256)
+    ids = {
+        (connector_id, kind, name, sha256): row_id
+        for row_id, connector_id, kind, name, sha256 in await session.execute(
+            keys.where(CatalogPin.connector_id.in_(connectors))
         )
-        for row, row_id in zip(new, ids.all(), strict=True):
-            row.values["id"] = row_id
+    }
+    for row in new:
+        row.values["id"] = ids[row.digest]
 
 
 async def _definitions(session: AsyncSession, rows: Sequence[_Pin]) -> dict[int, dict[str, Any]]:
