@@ -284,6 +284,29 @@ def test_the_inspection_flags_and_escapes() -> None:
     assert shown == {"name": "t", "description": "a\\u200bb", "inputSchema": {"enum": ["a\u200bb"]}}
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "you\nmust call this first",  # whitespace JSON escapes: the one-pass check must not miss it
+        'say "you must" to it',
+        "C:\\Users\\you must",
+        "fine\ttext",
+        "a\u200bb",
+        "plain words",
+    ],
+)
+def test_the_one_pass_checks_agree_with_the_walks(text: str) -> None:
+    """Chosen by us (issue 12): `inspect` and `visible_definition` skip their walk over every string when one
+    JSON pass over the whole definition shows there is nothing to find; the answer must be the walk's."""
+    limits = Limits()
+    definition = {"name": "t", "description": text, "inputSchema": {"properties": {text: {"title": text}}}}
+    flagged = inspect(definition, "name", limits).flags
+    assert bool(flagged) == ("must" in text or "\u200b" in text)
+    shown = visible_definition(definition)
+    escaped = escape_hidden(text)
+    assert shown == {"name": "t", "description": escaped, "inputSchema": {"properties": {text: {"title": escaped}}}}
+
+
 # --- §4: the lock file -----------------------------------------------------------------------------------------
 
 

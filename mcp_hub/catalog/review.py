@@ -88,7 +88,19 @@ def visible_definition(definition: Mapping[str, Any]) -> dict[str, Any]:
     Names, schema keys and enum values are left alone: an argument the agent sends must reach the downstream as
     the downstream defined it. Such characters there are flagged for review instead (`inspect`).
     """
+    text = _json_text(definition)
+    if text is not None and HIDDEN.search(text) is None:
+        return dict(definition)  # nothing to escape anywhere: the walk below would copy it unchanged
     return cast("dict[str, Any]", _visible(definition, None))
+
+
+def _json_text(definition: Mapping[str, Any]) -> str | None:
+    """`definition` as JSON in one C-speed pass: every string and key appears in it, hidden characters raw (only
+    quotes, backslashes and control characters are escaped); None if it is not JSON (the walks decide then)."""
+    try:
+        return json.dumps(definition, ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError):
+        return None
 
 
 def _visible(value: Any, key: str | None) -> Any:
@@ -122,6 +134,16 @@ def inspect(definition: Mapping[str, Any], key_field: str, limits: Limits) -> In
             if size > limits.max_schema_bytes:
                 why = f"{field} of {size} bytes over the cap of {limits.max_schema_bytes}"
                 return Inspection(flags=(f"oversize: {why}",), refusal=why)
+    text = _json_text(definition)
+    if (
+        text is not None
+        and "\\" not in text
+        and not HIDDEN.search(text)
+        and not any(p.search(text) for _, p in INSTRUCTION_PATTERNS)
+    ):
+        # Nothing was escaped, so each string is in `text` verbatim between quotes (which no pattern's word
+        # boundary can tell from a string's own edges): no string can match where the whole text does not.
+        return Inspection()
     flags: list[str] = []
     for path, text in _strings(definition, ""):
         hidden = sorted({escape_hidden(char) for char in HIDDEN.findall(text)})
