@@ -88,11 +88,13 @@ class _Listed:
     """A connector's last listing and the digests of its definitions, each computed once however often the
     listing is decided again (`rfc8785` is pure Python: hashing 10,000 definitions takes seconds)."""
 
-    __slots__ = ("_digests", "listing")
+    __slots__ = ("_digests", "listing", "persisted")
 
     def __init__(self, listing: ConnectorListing) -> None:
         self.listing = listing
         self._digests: dict[int, str] = {}
+        self.persisted = False
+        """Whether `catalog_tools` holds what this listing put in the catalog."""
 
     def digest(self, definition: Mapping[str, Any]) -> str:
         # Keyed by identity: the definitions are the listing's own (it keeps them alive), never edited.
@@ -208,8 +210,13 @@ class CatalogSync:
             else await self._allowed(listed)
         )
         # One synchronous pass: the catalog's listeners hear of the whole batch before any client is told.
+        unsaved: list[ConnectorId] = []
         for connector_id, listing in allowed.items():
-            for change in self._catalog.replace_connector(connector_id, listing, listed[connector_id].digest):
+            changes = self._catalog.replace_connector(connector_id, listing, listed[connector_id].digest)
+            tools_changed = any(change.kind is CatalogKind.TOOL and not change.is_empty for change in changes)
+            if tools_changed or not listed[connector_id].persisted:
+                unsaved.append(connector_id)
+            for change in changes:
                 if not change.is_empty:
                     logger.info(
                         "catalog changed",
@@ -229,22 +236,31 @@ class CatalogSync:
                 )
                 for tool in self._catalog.tools.of_connector(connector_id)
             ]
-            for connector_id in allowed
+            # A decision re-applied to a listing already recorded, changing none of its tools, has nothing to
+            # write (and a listing's sightings are dated by the listing, not by re-applications).
+            for connector_id in unsaved
         }
-        await self._persist(records)
+        for connector_id in await self._persist(records):
+            listed[connector_id].persisted = True
 
-    async def _persist(self, records: Mapping[ConnectorId, list[ToolRecord]]) -> None:
+    async def _persist(self, records: Mapping[ConnectorId, list[ToolRecord]]) -> list[ConnectorId]:
+        """Store the connectors' tools; the connectors whose rows now match."""
         now = self._clock()
         try:
             await self._store.sync_catalogs(records, now)
         except (SQLAlchemyError, HubError):
             # One connector's failure (a public name another connector's row still holds) must not cost the
             # others their rows: each on its own.
+            stored: list[ConnectorId] = []
             for connector_id, tools in records.items():
                 try:
                     await self._store.sync_catalog(connector_id, tools, now)
                 except (SQLAlchemyError, HubError):
                     logger.exception("could not persist the catalog", connector=connector_id)
+                else:
+                    stored.append(connector_id)
+            return stored
+        return list(records)
 
     async def _allowed(self, listed: Mapping[ConnectorId, _Listed]) -> dict[ConnectorId, ConnectorListing]:
         """The part of each listing the pins allow; records what is new about the rest."""
@@ -355,22 +371,31 @@ class CatalogSync:
         )
 
     async def _record(self, changed: list[PinRecord]) -> None:
+        accepted: dict[tuple[ConnectorId, str | None], int] = {}
         for record in changed:
             outcome = _AUDITED.get(record.status)
             if outcome is None:
                 continue
-            logger.warning(
-                "definition " + ("waits for review" if record.status is PinStatus.PENDING else str(record.status)),
-                connector=record.connector_id,
-                kind=record.kind,
-                name=record.public_name,
-                sha256=record.sha256,
-                flags=list(record.flags),
-            )
+            if record.status is PinStatus.APPROVED and not record.flags:
+                # One line per connector for what its trust or the lock accepted unflagged (the audit has each):
+                # a first start of auto connectors would otherwise log a warning per definition, 10,000 of them.
+                key = (record.connector_id, record.decided_by)
+                accepted[key] = accepted.get(key, 0) + 1
+            else:
+                logger.warning(
+                    "definition " + ("waits for review" if record.status is PinStatus.PENDING else str(record.status)),
+                    connector=record.connector_id,
+                    kind=record.kind,
+                    name=record.public_name,
+                    sha256=record.sha256,
+                    flags=list(record.flags),
+                )
             if self._audit is not None:
                 await self._audit(
                     audit_decision(record, outcome, f"hub:{record.decided_by or 'review'}", self._clock())
                 )
+        for (connector_id, by), count in accepted.items():
+            logger.warning("definitions approved", connector=connector_id, by=by, count=count)
 
     async def connector_removed(self, connector_id: ConnectorId) -> None:
         """The pool's `on_removed`: the connector's entries leave the catalog (clients are told), and its tools'
