@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from typing import Any
 
 import pytest
-from hypothesis import given
+import rfc8785
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mcp_hub.catalog.catalog import Catalog, CatalogChange, InvalidCursorError, definition_sha256
@@ -123,6 +126,68 @@ def test_the_definition_digest_ignores_key_order_but_not_content() -> None:
     reordered = {"inputSchema": {"properties": {"x": {"type": "string"}}, "type": "object"}, "name": "a"}
     assert definition_sha256(first) == definition_sha256(reordered)
     assert definition_sha256(first) != definition_sha256({**first, "description": "x"})
+
+
+_json_text = st.text(
+    alphabet=st.one_of(st.characters(codec=None), st.sampled_from('"\\\b\f\n\r\t\x00\x1f\ue000\uffff\U0001f600\ud800')),
+    max_size=8,
+)
+_json_values = st.recursive(
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(min_value=-(2**60), max_value=2**60),
+        st.floats(),
+        _json_text,
+        st.sampled_from(["1.5", ":1.5", "a,2e3"]),
+    ),
+    lambda children: st.one_of(st.lists(children, max_size=4), st.dictionaries(_json_text, children, max_size=4)),
+    max_leaves=12,
+)
+
+
+def _jcs_sha256(definition: dict[str, Any]) -> str:
+    try:
+        canonical = rfc8785.dumps(definition)
+    except rfc8785.CanonicalizationError:
+        canonical = json.dumps(definition, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return hashlib.sha256(canonical).hexdigest()
+
+
+@settings(max_examples=500)
+@given(st.dictionaries(_json_text, _json_values, max_size=5))
+def test_the_definition_digest_is_the_rfc8785_digest(definition: dict[str, Any]) -> None:
+    """RFC 8785 (mandated by issue 11 §1: pins are digests of the canonical JSON); our choice to compute it from
+    the standard library's JSON where that is the same text (floats, surrogates and characters past U+D7FF take
+    `rfc8785`): every digest pinned before must stay the same."""
+    try:
+        expected = _jcs_sha256(definition)
+    except (UnicodeEncodeError, TypeError) as refused:
+        with pytest.raises(type(refused)):
+            definition_sha256(definition)
+        return
+    assert definition_sha256(definition) == expected
+
+
+def test_many_connectors_arriving_one_by_one_keep_one_sorted_catalog() -> None:
+    """Our choice (issue 12): a section edits copies of its sorted lists for a small change instead of re-sorting;
+    pages and lookups must be those of a full sort, and an earlier snapshot's list is never edited."""
+    catalog = Catalog()
+    for number in (5, 1, 9, 3, 7, 0, 8, 2, 6, 4):
+        catalog.replace_connector(f"c{number}", tools_listing([tool(f"t{index}") for index in range(20)]))
+    before = list(catalog.tools.entries())
+    held = catalog.tools.entries()
+    catalog.replace_connector("c3", tools_listing([tool("t0", description="changed"), tool("new")]))
+    assert list(held) == before
+    names = [entry.public_name for entry in catalog.tools.entries()]
+    assert names == sorted(names)
+    assert len(names) == 9 * 20 + 2
+    assert catalog.tools.get("c3__t0") is not None
+    assert catalog.tools.get("c3__t5") is None
+    page, cursor = catalog.tools.page(None, 100)
+    rest, last = catalog.tools.page(cursor, 100)
+    assert [item["name"] for item in page + rest] == names
+    assert last is None
 
 
 def test_a_tool_whose_short_form_equals_another_tools_name_is_refused_not_shadowed() -> None:

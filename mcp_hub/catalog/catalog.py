@@ -17,6 +17,7 @@ import binascii
 import bisect
 import hashlib
 import json
+import re
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, cast
@@ -43,8 +44,27 @@ _KEY_FIELDS: Final = {
 }
 
 
+_NOT_JCS_AS_IS: Final = re.compile(r"[:,\[]-?[0-9]+[.eE]|[\ud800-\U0010ffff]")
+"""In compact, key-sorted JSON: a float (JCS writes numbers its own way), or a character at or above U+D800 (JCS
+sorts keys by UTF-16 code units, Python by code points; a lone surrogate is not UTF-8). A string that merely
+looks like one only sends the definition the slow way."""
+
+
 def definition_sha256(definition: Mapping[str, Any]) -> str:
     """SHA-256 of the RFC 8785 (JCS) canonical JSON of a definition."""
+    try:
+        text = json.dumps(definition, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError):
+        text = None
+    if text is not None and _NOT_JCS_AS_IS.search(text) is None:
+        # Without floats or characters from U+D800 up, the standard library's compact sorted JSON is the JCS
+        # text byte for byte (the same escapes, integers, literals and key order), at C speed: `rfc8785` is
+        # pure Python, and hashing 10,000 definitions took a second of a federation.
+        return hashlib.sha256(text.encode()).hexdigest()
+    return _jcs_sha256(definition)
+
+
+def _jcs_sha256(definition: Mapping[str, Any]) -> str:
     try:
         canonical = rfc8785.dumps(dict(definition))
     except rfc8785.CanonicalizationError:
