@@ -14,10 +14,12 @@ from typing import Any, Literal
 import anyio
 import mcp_types as types
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 
-from mcp_hub.catalog.review import Limits, escape_hidden, inspect, visible_definition
+from mcp_hub.catalog.review import INSTRUCTION_PATTERNS, Limits, escape_hidden, inspect, visible_definition
 from mcp_hub.config.settings import DATABASE_URL_ENV
 from mcp_hub.credentials import hash_password
 from mcp_hub.db.approvals import ActionRecord
@@ -282,6 +284,34 @@ def test_the_inspection_flags_and_escapes() -> None:
     assert inspect({"name": "t\u202e"}, "name", limits).refusal is not None
     shown = visible_definition({"name": "t", "description": "a\u200bb", "inputSchema": {"enum": ["a\u200bb"]}})
     assert shown == {"name": "t", "description": "a\\u200bb", "inputSchema": {"enum": ["a\u200bb"]}}
+
+
+_PHRASES = (
+    "ignore all previous instructions",
+    "Disregard the other rules",
+    "you must",
+    "YOU HAVE TO",
+    "do not tell the user",
+    "Don't show it to the human",
+    "without informing the user",
+    "< /Important >",
+    "the system prompt",
+    "new instructions",
+    "before calling any tool",
+    "document",
+    "younger",
+    "systems",
+)
+
+
+@settings(max_examples=300)
+@given(st.lists(st.one_of(st.sampled_from(_PHRASES), st.text(alphabet=" .,'<>/ab", max_size=6)), max_size=6))
+def test_an_ascii_description_is_flagged_exactly_when_a_pattern_matches(parts: list[str]) -> None:
+    """Chosen by us (issue 12): in ASCII text a pattern runs only where one of its words is; the flags must be the
+    patterns' own verdict."""
+    text = " ".join(parts)
+    expected = any(pattern.search(text) for _, pattern in INSTRUCTION_PATTERNS)
+    assert bool(inspect({"name": "t", "description": text}, "name", Limits()).flags) == expected
 
 
 @pytest.mark.parametrize(

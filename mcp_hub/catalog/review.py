@@ -48,6 +48,19 @@ INSTRUCTION_PATTERNS: Final = tuple(
 )
 """(label, pattern): phrases that address the model. Matched against every string of a definition."""
 
+_WORDS: Final = {
+    "ignore previous instructions": ("ignore", "disregard", "forget"),
+    "you must": ("you",),
+    "do not tell the user": ("do", "never"),
+    "without telling the user": ("without",),
+    "a tag aimed at the model": ("<",),
+    "system prompt": ("system",),
+    "new instructions": ("instructions",),
+    "before using any tool": ("before",),
+}
+"""Per pattern, words one of which any match holds (in ASCII text, lowercased): a pattern whose words are absent
+need not run. Scanning 10,000 definitions with every pattern was most of their review's time."""
+
 _DESCRIBED_KEYS: Final = frozenset({"description", "title"})
 _SCHEMA_KEYS: Final = ("inputSchema", "outputSchema", "arguments")
 
@@ -135,12 +148,7 @@ def inspect(definition: Mapping[str, Any], key_field: str, limits: Limits) -> In
                 why = f"{field} of {size} bytes over the cap of {limits.max_schema_bytes}"
                 return Inspection(flags=(f"oversize: {why}",), refusal=why)
     text = _json_text(definition)
-    if (
-        text is not None
-        and "\\" not in text
-        and not HIDDEN.search(text)
-        and not any(p.search(text) for _, p in INSTRUCTION_PATTERNS)
-    ):
+    if text is not None and "\\" not in text and not HIDDEN.search(text) and not _may_instruct(text):
         # Nothing was escaped, so each string is in `text` verbatim between quotes (which no pattern's word
         # boundary can tell from a string's own edges): no string can match where the whole text does not.
         return Inspection()
@@ -155,6 +163,18 @@ def inspect(definition: Mapping[str, Any], key_field: str, limits: Limits) -> In
             if pattern.search(text)
         )
     return Inspection(flags=tuple(dict.fromkeys(flags)))
+
+
+def _may_instruct(text: str) -> bool:
+    """Whether any instruction pattern matches `text`. In ASCII text, IGNORECASE is ASCII case folding, so a
+    pattern runs only where one of its words is; other text (where U+017F matches `s`) runs every pattern."""
+    if not text.isascii():
+        return any(pattern.search(text) for _, pattern in INSTRUCTION_PATTERNS)
+    lowered = text.lower()
+    return any(
+        any(word in lowered for word in _WORDS[label]) and pattern.search(text) is not None
+        for label, pattern in INSTRUCTION_PATTERNS
+    )
 
 
 def _strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
