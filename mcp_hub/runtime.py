@@ -17,12 +17,12 @@ import asyncio
 import gc
 import os
 import socket
-from collections.abc import AsyncGenerator, Callable, Generator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Generator, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import h11
@@ -1069,6 +1069,48 @@ class _HeaderDeadline:
         self._expired()
 
 
+class _CorkedTransport:
+    """A connection's transport whose writes of one event-loop step leave in one system call: uvicorn writes a
+    response's headers and its body apart, two sends (and two segments for the client to wake up for) where one
+    does. Flushed at the end of the step (`call_soon`) and before the transport closes; every other attribute is
+    the transport's own."""
+
+    __slots__ = ("_loop", "_pending", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._pending: list[bytes] = []
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if not self._pending:
+            self._loop.call_soon(self._flush)
+        self._pending.append(bytes(data))
+
+    def writelines(self, lines: Iterable[bytes | bytearray | memoryview]) -> None:
+        for data in lines:
+            self.write(data)
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def write_eof(self) -> None:
+        self._flush()
+        self._transport.write_eof()
+
+    def get_write_buffer_size(self) -> int:
+        return self._transport.get_write_buffer_size() + sum(len(data) for data in self._pending)
+
+    def _flush(self) -> None:
+        pending, self._pending = self._pending, []
+        if pending and not self._transport.is_closing():
+            self._transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
 def _header_deadline_protocol(seconds: float) -> type[asyncio.Protocol]:
     """uvicorn's httptools protocol (the `fast` extra: about 0.1 ms less per request), else its h11 protocol,
     each with `_HeaderDeadline`."""
@@ -1081,7 +1123,7 @@ def _header_deadline_protocol(seconds: float) -> type[asyncio.Protocol]:
         _deadline: _HeaderDeadline
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # pyright: ignore[reportIncompatibleMethodOverride]
-            super().connection_made(transport)
+            super().connection_made(cast("asyncio.Transport", _CorkedTransport(transport, self.loop)))
             self._deadline = _HeaderDeadline(self.loop, seconds, self._headers_too_slow)
             self._deadline.arm()
 
