@@ -93,7 +93,8 @@ def _media_type(request: Request) -> str:
 
 async def _read_bounded(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    # ASCII digits only: str.isdigit() also accepts "²", which int() refuses (a 500 instead of reading the body).
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise InvalidRequestError(f"the request is larger than {limit} bytes")
     body = bytearray()
     async for chunk in request.stream():
