@@ -53,6 +53,7 @@ import httpx2
 import mcp_types as types
 import orjson
 from catalog_server import connector_name, tool_definitions
+from harness import wait_for_hub
 from overhead import PYTHON, BenchError, child, cpu_seconds, free_port, hub_command, log, percentile
 
 from mcp_hub.authz.decisions import Access
@@ -302,25 +303,6 @@ async def measure_agent(url: str, label: str, token: str, rounds: int, hub_pid: 
     return figures
 
 
-def wait_for_federation(base_url: str, connectors: int, process: Any, log_file: Path) -> None:
-    """Poll `/healthz` until every connector is ready (bounded)."""
-    health: dict[str, Any] = {}
-    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
-    with httpx2.Client(timeout=5.0) as client:
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise BenchError(f"the hub exited ({process.returncode}):\n{log_file.read_text()[-3000:]}")
-            try:
-                health = client.get(f"{base_url}/healthz").json()
-            except (httpx2.TransportError, ValueError):
-                health = {}
-            states: dict[str, Any] = health.get("connectors", {})
-            if len(states) == connectors and all(state.get("state") == "ready" for state in states.values()):
-                return
-            time.sleep(0.05)
-    raise BenchError(f"the hub did not federate within {READY_TIMEOUT_SECONDS:g} s: {str(health)[:500]}")
-
-
 def wait_for_quiet_hub(pid: int, threshold: float = 0.1, seconds: int = 5) -> float:
     """Wait (bounded) until the hub's own CPU use stays under `threshold` of one core for `seconds` in a row
     (longer than `[catalog] review_poll_seconds`): the work federation set off (catalog sync, the review
@@ -363,7 +345,10 @@ def through_hub(args: argparse.Namespace) -> None:
                 base_url = f"http://127.0.0.1:{hub_port}"
                 profile = None if args.py_spy is None else args.py_spy / "hub-catalog-federation.txt"
                 with sampled(hub.pid, profile):
-                    wait_for_federation(base_url, args.connectors, hub, hub_log)
+                    names = {connector_name(number) for number in range(args.connectors)}
+                    wait_for_hub(
+                        base_url, hub, hub_log, names, timeout_seconds=READY_TIMEOUT_SECONDS, poll_seconds=0.05
+                    )
                 ready_s = time.perf_counter() - started
                 federation_cpu_s = cpu_seconds(hub.pid)
                 settled_s = wait_for_quiet_hub(hub.pid) + ready_s

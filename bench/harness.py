@@ -248,12 +248,20 @@ def hub_command(*args: str, stdin: str | None = None) -> str:
 
 
 def wait_for_hub(
-    base_url: str, process: subprocess.Popen[bytes], log_file: Path, connectors: set[str]
+    base_url: str,
+    process: subprocess.Popen[bytes],
+    log_file: Path,
+    connectors: set[str],
+    *,
+    timeout_seconds: float = READY_TIMEOUT_SECONDS,
+    poll_seconds: float = 0.1,
 ) -> dict[str, Any]:
-    """Poll `/healthz` until each of `connectors` is "ready" (bounded); the last health document."""
+    """Poll `/healthz` every `poll_seconds` until each of `connectors` is "ready" (within `timeout_seconds`); the
+    last health document."""
     health: dict[str, Any] = {}
+    deadline = time.monotonic() + timeout_seconds
     with httpx2.Client(timeout=2.0) as client:
-        for _ in range(round(READY_TIMEOUT_SECONDS / 0.1)):
+        while time.monotonic() < deadline:
             if process.poll() is not None:
                 raise BenchError(f"the hub exited ({process.returncode}):\n{tail(log_file)}")
             try:
@@ -263,8 +271,8 @@ def wait_for_hub(
             states: dict[str, Any] = health.get("connectors", {})
             if connectors <= set(states) and all(states[name].get("state") == "ready" for name in connectors):
                 return health
-            time.sleep(0.1)
-    raise BenchError(f"the hub was not ready within {READY_TIMEOUT_SECONDS:g} s: {health}\n{tail(log_file)}")
+            time.sleep(poll_seconds)
+    raise BenchError(f"the hub was not ready within {timeout_seconds:g} s: {str(health)[:500]}\n{tail(log_file)}")
 
 
 # --- configuration ---------------------------------------------------------------------------------------

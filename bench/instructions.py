@@ -32,27 +32,11 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import httpx2
-from harness import ECHO_SERVER, PYTHON, BenchError, child, free_port, hub_command, log, merged
+from harness import ECHO_SERVER, PYTHON, BenchError, child, free_port, hub_command, log, merged, wait_for_hub
 from overhead import HTTP_CONNECTOR, Options, check_echo, request_body, request_headers, wait_for_echo, write_config
 from overhead import Target as EchoTarget
 
 _STARTUP_SECONDS = 600.0
-
-
-def _wait_ready(base_url: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + _STARTUP_SECONDS
-    with httpx2.Client(timeout=5.0) as client:
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise BenchError(f"the hub exited ({process.returncode})")
-            try:
-                health = client.get(f"{base_url}/healthz").json()
-                if health["connectors"].get(HTTP_CONNECTOR, {}).get("state") == "ready":
-                    return
-            except (httpx2.TransportError, ValueError, KeyError):
-                pass
-            time.sleep(0.5)
-    raise BenchError("the hub under valgrind did not get ready")
 
 
 def _calls(client: httpx2.Client, url: str, method: str, count: int) -> None:
@@ -96,7 +80,7 @@ def _cprofiled(
     command = [PYTHON, "-m", "cProfile", "-o", str(out), "-m", "mcp_hub", "serve", *common]
     hub = stack.enter_context(child(command, directory / "hub.log"))
     base_url = f"http://127.0.0.1:{hub_port}"
-    _wait_ready(base_url, hub)
+    wait_for_hub(base_url, hub, directory / "hub.log", {HTTP_CONNECTOR}, timeout_seconds=_STARTUP_SECONDS)
     with httpx2.Client(timeout=120.0, headers=request_headers(f"{HTTP_CONNECTOR}__echo", token)) as client:
         _calls(client, f"{base_url}/mcp", args.method, args.calls)
     hub.send_signal(signal.SIGINT)
@@ -156,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         ]  # fmt: skip
         hub = stack.enter_context(child(valgrind, directory / "hub.log"))
         base_url = f"http://127.0.0.1:{hub_port}"
-        _wait_ready(base_url, hub)
+        wait_for_hub(base_url, hub, directory / "hub.log", {HTTP_CONNECTOR}, timeout_seconds=_STARTUP_SECONDS)
         url = f"{base_url}/mcp"
         with httpx2.Client(timeout=120.0, headers=request_headers(f"{HTTP_CONNECTOR}__echo", token)) as client:
             _calls(client, url, args.method, 50)
