@@ -17,7 +17,7 @@ from mcp_hub.authz.decisions import Access, AccessDecider, Principal
 from mcp_hub.domain import Caller
 from mcp_hub.errors import InvalidTokenError
 from mcp_hub.gateway.context import HubContext
-from mcp_hub.gateway.guard import principal_of
+from mcp_hub.gateway.guard import header_of, principal_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,12 +60,7 @@ def _self_reported_caller(ctx: HubContext) -> Caller:
 def _session_of(ctx: HubContext) -> str | None:
     """The 2025-11-25 session id of an HTTP request (2026-07-28 has none)."""
     request = ctx.request
-    if not isinstance(request, Request):
-        return None
-    for key, value in request.scope["headers"]:
-        if key == b"mcp-session-id":
-            return value.decode("latin-1")
-    return None
+    return header_of(request.scope, b"mcp-session-id") if isinstance(request, Request) else None
 
 
 class CallerResolver:

@@ -53,7 +53,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mcp_hub.gateway.guard import MODERN_ERA, READ_BODY_KEY, ReadBody, buffer_body, parse_message
+from mcp_hub.gateway.guard import MODERN_ERA, READ_BODY_KEY, ReadBody, buffer_body, header_of, parse_message
 from mcp_hub.gateway.lists import PageResult
 from mcp_hub.gateway.server import HubServer
 
@@ -97,13 +97,6 @@ def _response_json(message: Mapping[str, Any]) -> bytes:
 
 def _sse_event(message: Mapping[str, Any]) -> bytes:
     return b"event: message\r\ndata: " + _response_json(message) + b"\r\n\r\n"
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return value.decode("latin-1")
-    return None
 
 
 @dataclass
@@ -215,9 +208,7 @@ class _Responder:
 
     async def event(self, data: bytes) -> bool:
         """Write one SSE event (a notification of the call); False once the answer is written."""
-        if self._lock is None:
-            self._lock = asyncio.Lock()
-        async with self._lock:
+        async with self._turns():
             if self._closed:
                 return False
             await self._write(data)
@@ -254,16 +245,17 @@ class _Responder:
             await self._send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
         await self._send({"type": "http.response.body", "body": data, "more_body": True})
 
-    def _ping_due(self) -> None:
+    def _turns(self) -> asyncio.Lock:
         if self._lock is None:
             self._lock = asyncio.Lock()
+        return self._lock
+
+    def _ping_due(self) -> None:
         self._ping = None
         self._ping_task = self._loop.create_task(self._send_ping())
 
     async def _send_ping(self) -> None:
-        lock = self._lock
-        assert lock is not None  # made by `_ping_due`
-        async with lock:
+        async with self._turns():
             if self._closed:
                 return
             try:
@@ -328,7 +320,7 @@ class FastPath:
         if (
             scope["type"] != "http"
             or scope["method"] != "POST"
-            or _header(scope, b"mcp-protocol-version") != MODERN_ERA
+            or header_of(scope, b"mcp-protocol-version") != MODERN_ERA
         ):
             await self._app(scope, receive, send)
             return

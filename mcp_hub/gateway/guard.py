@@ -80,6 +80,15 @@ def parse_message(body: bytes) -> Any:
         return None
 
 
+def header_of(scope: Scope, name: bytes) -> str | None:
+    """A request header's first value (`name` lower-case, as ASGI gives names), without building Starlette's
+    `Headers` (which decodes every header on each lookup)."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
 def principal_of(scope: Scope) -> tuple[Principal, Access] | None:
     principal = scope.get(PRINCIPAL_KEY)
     access = scope.get(ACCESS_KEY)
