@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import getpass
 import os
 import socket
 from collections.abc import AsyncGenerator, Callable, Generator, Iterable, Mapping, Sequence
@@ -37,7 +38,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 import mcp_hub
 from mcp_hub.admin.agents import AgentAdmin
 from mcp_hub.admin.audit_log import AuditLog
-from mcp_hub.admin.changes import AdminAudit
+from mcp_hub.admin.changes import Actor, AdminAudit
 from mcp_hub.admin.connectors import ConnectorAdmin
 from mcp_hub.admin.identity import IdentityAdmin
 from mcp_hub.admin.limits import LimitAdmin
@@ -1196,7 +1197,8 @@ def server_config(app: ASGIApp, settings: HubSettings, **options: Any) -> uvicor
 
 @dataclass(frozen=True, slots=True)
 class AdminTools:
-    """What `mcp-hub agents|grants|users|token|keys|approvals` work with, over the hub's database."""
+    """What `mcp-hub agents|grants|users|token|keys|approvals|limits` work with, over the hub's database. Their
+    changes go through the admin services the API and console use, as `actor`, so each is an audit row."""
 
     settings: HubSettings
     stores: Stores
@@ -1204,6 +1206,12 @@ class AdminTools:
     approvals: ApprovalService
     review: CatalogReview
     """`mcp-hub catalog approve|reject`: the admin service's decision, audited through the command's writer."""
+    actor: Actor
+    """Who the command's audit rows name: `cli:<login>`."""
+    agents: AgentAdmin
+    users: UserAdmin
+    keys: KeyAdmin
+    limits: LimitAdmin
 
 
 async def _not_from_the_cli(
@@ -1215,7 +1223,7 @@ async def _not_from_the_cli(
 
 
 def audit_writer_for(stores: Stores, settings: HubSettings) -> AuditWriter:
-    """The audit writer of a hub or of an `mcp-hub` command: `[audit]` batching, a log line per audited event."""
+    """The audit writer of a hub: `[audit]` batching, a log line per audited event."""
     audit = AuditWriter.configured(stores.audit, settings.audit)
     observe_calls(audit, settings.logging)
     return audit
@@ -1231,7 +1239,8 @@ async def admin_tools(settings: HubSettings) -> AsyncGenerator[AdminTools]:
         bus = bus_for(settings.limits.redis_url, prefix=settings.limits.redis_key_prefix)
         auth = build_authorization(settings, stores, egress=STRICT_EGRESS, virtual_servers=virtual, bus=bus)
         await auth.keys.load()
-        audit = audit_writer_for(stores, settings)
+        # No per-call log line: the command prints what it did, and its stderr is a terminal, not the hub's log.
+        audit = AuditWriter.configured(stores.audit, settings.audit)
         async with bus.running(), audit.running():
             approvals = ApprovalService(
                 settings.approvals,
@@ -1244,5 +1253,26 @@ async def admin_tools(settings: HubSettings) -> AsyncGenerator[AdminTools]:
                 public_base_url=settings.public_base_url,
                 bus=bus,
             )
-            review = CatalogReview(stores.pins, AdminAudit(audit.record), audit.record)
-            yield AdminTools(settings=settings, stores=stores, auth=auth, approvals=approvals, review=review)
+            changes = AdminAudit(audit.record)
+            yield AdminTools(
+                settings=settings,
+                stores=stores,
+                auth=auth,
+                approvals=approvals,
+                review=CatalogReview(stores.pins, changes, audit.record),
+                actor=Actor.command(_login()),
+                # `mcp-hub grants list --effective` reads the recorded catalog itself: no live catalog here.
+                agents=AgentAdmin(auth.admin, stores.identities, lambda: (), changes),
+                users=UserAdmin(auth.admin, stores.identities, changes),
+                keys=KeyAdmin(auth.keys, stores.keys, changes),
+                limits=LimitAdmin(stores.limits, stores.identities, changes),
+            )
+
+
+def _login() -> str:
+    """The operating system's name for whoever runs the command (its uid where the account has no name, as a
+    container's user may not)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid-{os.getuid()}"

@@ -7,6 +7,7 @@ asks (`Actor`), the audit row of each change, and what a page or API needs to re
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from mcp_hub.admin.changes import Actor, AdminAudit
 from mcp_hub.admin.identity import CreatedAgent, IdentityAdmin
@@ -85,6 +86,16 @@ class AgentAdmin:
             removed = await self._identity.remove_grant(name, pattern)
             change.detail = f"{pattern}" + ("" if removed else " (was not granted)")
             return removed
+
+    async def mint_token(
+        self, actor: Actor, name: str, scope: str | None, *, audience: str | None, admin: bool
+    ) -> dict[str, Any]:
+        """A token for the agent without its secret (`IdentityAdmin.mint_token`); audited with its scope and
+        audience, never the token."""
+        async with self._audit.change(actor, "tokens.mint", name) as change:
+            response = await self._identity.mint_token(name, scope, audience=audience, admin=admin)
+            change.detail = f"scope {response.get('scope', '')!s}; audience {audience or 'the hub'}"
+            return response
 
     async def effective(self, name: str) -> list[tuple[str, str]]:
         """The (kind, public name) pairs of the catalog the agent's grants allow now (issue 11 §8)."""

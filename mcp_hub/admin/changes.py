@@ -1,6 +1,7 @@
 """Who changes what: every admin change is an audit row naming its admin (issue 13 §1).
 
-`Actor` is the admin (`user:<name>` for a web session, `admin-client:<client_id>` for an admin token).
+`Actor` is the admin (`user:<name>` for a web session, `admin-client:<client_id>` for an admin token,
+`cli:<login>` for an `mcp-hub` command run on the hub's host, named by the operating system's login).
 `AdminAudit.change(actor, "agents.create", target)` wraps one change: the row is written through the hub's
 `AuditWriter` (so the hash chain, the sinks and the per-call log line see admin changes too) with
 `method="admin/agents.create"`, `client=<actor>`, `public_name=<target>`, the outcome (`ok`, or `admin_refused`
@@ -38,6 +39,11 @@ class Actor:
     @classmethod
     def client(cls, client_id: str) -> Actor:
         return cls(f"admin-client:{client_id}")
+
+    @classmethod
+    def command(cls, login: str) -> Actor:
+        """Whoever runs an `mcp-hub` command on the hub's host (with its database), by their login."""
+        return cls(f"cli:{login}")
 
 
 @dataclass(slots=True)

@@ -48,6 +48,12 @@ class UserAdmin:
             await self._identity.set_user_enabled(name, enabled)
         return await self.get(name)
 
+    async def set_password(self, actor: Actor, name: str, password: str) -> None:
+        """A new password (never audited); the user's open web sessions end."""
+        async with self._audit.change(actor, "users.set_password", name) as change:
+            await self._identity.set_user_password(name, password)
+            change.detail = "password replaced; web sessions ended"
+
     @staticmethod
     def _refuse_self(actor: Actor, name: str, what: str) -> None:
         if actor == Actor.user(name):

@@ -1,4 +1,7 @@
-"""`mcp-hub agents|grants|users|token|keys`: the admin commands of issue 3, over `runtime.admin_tools()`."""
+"""`mcp-hub agents|grants|users|token|keys`: the admin commands of issue 3, over `runtime.admin_tools()`.
+
+Every change (and every token minted) goes through the admin services the API and console use, so it is an audit
+row naming `cli:<login>` (`mcp_hub.admin.changes`), refused ones included."""
 
 from __future__ import annotations
 
@@ -122,10 +125,9 @@ def _print_json(value: Any) -> None:
 
 async def _agents(tools: AdminTools, args: argparse.Namespace, _password: str | None) -> int:
     verb: str = args.agents_command
-    admin = tools.auth.admin
     if verb == "create":
-        created = await admin.create_agent(
-            args.name, args.grant, public=args.public, redirect_uris=args.redirect_uri, owner=args.owner
+        created = await tools.agents.create(
+            tools.actor, args.name, args.grant, public=args.public, redirect_uris=args.redirect_uri, owner=args.owner
         )
         body = {
             "name": created.agent.name,
@@ -165,10 +167,10 @@ async def _agents(tools: AdminTools, args: argparse.Namespace, _password: str | 
                 print(f"{row['name']:<24} {enabled:<8} {row['kind']:<13} {row['source']:<6} {' '.join(row['grants'])}")
         return 0
     if verb in ("disable", "enable"):
-        await admin.set_agent_enabled(args.name, verb == "enable")
+        await tools.agents.set_enabled(tools.actor, args.name, verb == "enable")
         print(f"agent {args.name} {verb}d")
         return 0
-    secret = await admin.rotate_agent_secret(args.name)
+    secret = await tools.agents.rotate_secret(tools.actor, args.name)
     print(f"new client_secret for {args.name}: {secret}   (shown once; the old one no longer works)")
     return 0
 
@@ -182,11 +184,11 @@ async def _grants(tools: AdminTools, args: argparse.Namespace, _password: str | 
             print(f"mcp-hub: {'refused' if args.strict else 'warning'}: {unmatched}", file=sys.stderr)
             if args.strict:
                 return 1
-        added = await admin.add_grant(args.subject, args.pattern)
+        added = await tools.agents.grant(tools.actor, args.subject, args.pattern)
         print(f"{args.subject}: {args.pattern} {'granted' if added else 'was already granted'}")
         return 0
     if verb == "remove":
-        removed = await admin.remove_grant(args.subject, args.pattern)
+        removed = await tools.agents.revoke(tools.actor, args.subject, args.pattern)
         print(f"{args.subject}: {args.pattern} {'removed' if removed else 'was not granted'}")
         return 0 if removed else 1
     if args.effective:
@@ -258,19 +260,18 @@ def run_catalog_for_agent(settings: HubSettings, name: str, as_json: bool) -> in
 
 async def _users(tools: AdminTools, args: argparse.Namespace, password: str | None) -> int:
     verb: str = args.users_command
-    admin = tools.auth.admin
     if verb in ("create", "set-password"):
         if password is None:
             raise InvalidInputError("a password is required")
         if verb == "create":
-            user = await admin.create_user(args.name, Role(args.role), password)
+            user = await tools.users.create(tools.actor, args.name, Role(args.role), password)
             print(f"user {user.name} created with role {user.role}")
         else:
-            await admin.set_user_password(args.name, password)
+            await tools.users.set_password(tools.actor, args.name, password)
             print(f"password of user {args.name} replaced; their web sessions have ended")
         return 0
     if verb in ("disable", "enable"):
-        await admin.set_user_enabled(args.name, verb == "enable")
+        await tools.users.set_enabled(tools.actor, args.name, verb == "enable")
         print(f"user {args.name} {verb}d")
         return 0
     users = await tools.stores.identities.list_users()
@@ -285,7 +286,7 @@ async def _users(tools: AdminTools, args: argparse.Namespace, password: str | No
 async def _token(tools: AdminTools, args: argparse.Namespace, _password: str | None) -> int:
     audience = None if args.resource is None else tools.auth.urls.accept_resource([args.resource])
     admin = audience == tools.auth.urls.admin_resource
-    response = await tools.auth.admin.mint_token(args.name, args.scope, audience=audience, admin=admin)
+    response = await tools.agents.mint_token(tools.actor, args.name, args.scope, audience=audience, admin=admin)
     if args.json:
         _print_json(response)
     else:
@@ -295,7 +296,7 @@ async def _token(tools: AdminTools, args: argparse.Namespace, _password: str | N
 
 async def _keys(tools: AdminTools, args: argparse.Namespace, _password: str | None) -> int:
     if args.keys_command == "rotate":
-        record = await tools.auth.keys.rotate()
+        record = await tools.keys.rotate(tools.actor)
         print(f"published key {record.kid}; it signs from {record.signs_from.isoformat()}")
         return 0
     for record in await tools.stores.keys.signing_keys():

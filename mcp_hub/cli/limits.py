@@ -8,7 +8,6 @@ import json
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from mcp_hub.admin.limits import merged_limits
 from mcp_hub.domain import AuditOutcome
 from mcp_hub.errors import InvalidInputError
 from mcp_hub.limits.calls import CallLimits, backend_for
@@ -47,12 +46,11 @@ def add_limits_command(commands: Any, common: argparse.ArgumentParser) -> None:
 async def run_limits(tools: AdminTools, args: argparse.Namespace, _password: str | None) -> int:
     agent = await tools.stores.identities.agent_by_name(args.agent)
     if args.limits_command == "set":
-        own = merged_limits(await tools.stores.limits.agent_limits(agent.id) or {}, _changes(args), agent.name)
-        await tools.stores.limits.set_agent_limits(agent.id, own)
+        own = await tools.limits.set(tools.actor, agent.name, _changes(args))
         print(f"{agent.name}: own limits {json.dumps(own, sort_keys=True)}")
         return 0
     if args.limits_command == "clear":
-        cleared = await tools.stores.limits.clear_agent_limits(agent.id)
+        cleared = await tools.limits.clear(tools.actor, agent.name)
         print(f"{agent.name}: {'own limits dropped' if cleared else 'had no own limits'}")
         return 0
     settings = tools.settings.limits

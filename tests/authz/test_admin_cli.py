@@ -11,6 +11,7 @@ go in parallel.
 
 from __future__ import annotations
 
+import getpass
 import json
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
@@ -22,7 +23,9 @@ import anyio
 import httpx2
 import pytest
 
-from mcp_hub.domain import Role
+from mcp_hub.audit.verify import verify_chain
+from mcp_hub.db.audit_query import AuditFilter
+from mcp_hub.domain import AuditOutcome, Role
 from tests.authz.conftest import auth_service, client_credentials_token, make_agent
 from tests.authz.flow import PASSWORD, make_app, mcp_status, refresh, tokens_for
 from tests.authz.test_decisions import call_status
@@ -370,3 +373,63 @@ async def test_a_user_disabled_through_the_admin_layer_is_refused_by_this_proces
     await auth_service(hub).admin.set_user_enabled(app.user, False)
 
     assert await mcp_status(hub, tokens["access_token"]) == 401
+
+
+# --- the audit trail of the commands ----------------------------------------------------------------------
+
+
+async def test_every_change_a_command_makes_is_an_audit_row_naming_the_operator_and_no_secret(admin: Admin) -> None:
+    """Issue 13 §1 applied to the commands (T23, T24): each change, a minted token and a refused change are audit
+    rows `admin/<resource>.<verb>` naming `cli:<login>`, in the hub's one hash chain; no secret, password or token
+    is in any row."""
+    operator = f"cli:{getpass.getuser()}"
+    password, new_password = "a long enough passphrase", "another long passphrase"
+    created = json.loads(await admin.ok("agents", "create", "cli-audited", "--json"))
+    granted, limited, user, refused = await in_parallel(
+        admin.run("grants", "add", "cli-audited", "tool:faults__echo"),
+        admin.run("limits", "set", "cli-audited", "--daily-calls", "50"),
+        admin.run("users", "create", "cli-audited-user", "--role", "approver", "--password-stdin", stdin=password),
+        admin.run("grants", "add", "nobody-here", "tool:faults__echo"),
+    )
+    token, rotated, reset = await in_parallel(
+        admin.run("token", "cli-audited"),
+        admin.run("agents", "rotate-secret", "cli-audited"),
+        admin.run("users", "set-password", "cli-audited-user", "--password-stdin", stdin=new_password),
+    )
+    removed = await admin.run("grants", "remove", "cli-audited", "tool:faults__echo")
+    for completed in (granted, token, limited, user, rotated, removed, reset):
+        assert completed.returncode == 0, completed.stderr.decode()
+    assert refused.returncode == EXIT_FAILURE
+    rows = [row async for row in admin.hub.hub.stores.audit_query.export(AuditFilter())]
+    targets = {"cli-audited", "cli-audited-user", "nobody-here"}  # the module's other tests change others
+    mine = [row for row in rows if row.public_name in targets]
+    by_change = {(row.method, row.public_name): row for row in mine}
+    assert {row.client for row in mine} == {operator}
+
+    assert {(method, row.outcome) for (method, _), row in by_change.items()} == {
+        ("admin/agents.create", AuditOutcome.OK),
+        ("admin/grants.add", AuditOutcome.OK),
+        ("admin/grants.add", AuditOutcome.ADMIN_REFUSED),
+        ("admin/tokens.mint", AuditOutcome.OK),
+        ("admin/limits.set", AuditOutcome.OK),
+        ("admin/users.create", AuditOutcome.OK),
+        ("admin/agents.rotate_secret", AuditOutcome.OK),
+        ("admin/grants.remove", AuditOutcome.OK),
+        ("admin/users.set_password", AuditOutcome.OK),
+    }
+    assert by_change["admin/grants.add", "nobody-here"].outcome is AuditOutcome.ADMIN_REFUSED
+    assert by_change["admin/grants.add", "cli-audited"].detail == "tool:faults__echo"
+    assert by_change["admin/limits.set", "cli-audited"].detail == "daily_calls=50"
+    assert by_change["admin/tokens.mint", "cli-audited"].detail == "scope tool:faults__echo; audience the hub"
+    secrets = [
+        created["client_secret"],
+        token.stdout.decode().strip(),
+        rotated.stdout.decode().split(": ", 1)[1].split()[0],
+        password,
+        new_password,
+    ]
+    for row in mine:
+        text = json.dumps(row.to_json())
+        assert not [secret for secret in secrets if secret in text], row
+    # Three commands and the hub wrote at once: the one chain still verifies.
+    assert (await verify_chain(admin.hub.hub.stores.audit_chain)).intact
