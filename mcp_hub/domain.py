@@ -221,6 +221,31 @@ NOT_CALL_OUTCOMES: Final = frozenset(
 """Audit outcomes of rows that record a transition (of an approval, of a definition's review), not a request:
 usage and metrics count them apart from calls."""
 
+FAILURE_OUTCOMES: Final = frozenset(
+    {
+        AuditOutcome.TOOL_ERROR,
+        AuditOutcome.UNAVAILABLE,
+        AuditOutcome.TIMEOUT,
+        AuditOutcome.DOWNSTREAM_ERROR,
+        AuditOutcome.INTERNAL_ERROR,
+    }
+)
+"""Calls that failed at the tool, the downstream or the hub: the *errors* of the dashboard and of usage."""
+
+REFUSAL_OUTCOMES: Final = frozenset(
+    {
+        AuditOutcome.UNKNOWN_TOOL,
+        AuditOutcome.NOT_FOUND,
+        AuditOutcome.FORBIDDEN,
+        AuditOutcome.RATE_LIMITED,
+        AuditOutcome.QUOTA_EXCEEDED,
+        AuditOutcome.LOOP_STOPPED,
+    }
+)
+"""Calls the hub turned away (unknown names, grants, limits, loops): the *refusals* of the dashboard and of usage,
+counted apart from errors. A call's outcome is in at most one of the two; ok, input_required and cancelled (the
+caller's choice) are in neither."""
+
 
 class ActionStatus(StrEnum):
     """Where a held call is in its life: `pending → approved → executing → done | failed`, or

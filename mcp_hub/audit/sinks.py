@@ -42,7 +42,8 @@ import structlog
 
 from mcp_hub.config.settings import AuditSection, AuditSyslogSink, AuditWebhookSink
 from mcp_hub.credentials import sign_delivery
-from mcp_hub.db.audit_query import ERROR_OUTCOMES, AuditRecord
+from mcp_hub.db.audit_query import AuditRecord
+from mcp_hub.domain import FAILURE_OUTCOMES, REFUSAL_OUTCOMES, AuditOutcome
 
 _log = structlog.get_logger(__name__)
 
@@ -51,6 +52,8 @@ TIMESTAMP_HEADER: Final = "X-Mcp-Hub-Timestamp"
 SIGNATURE_HEADER: Final = "X-Mcp-Hub-Signature"
 SD_ID: Final = "audit@32473"
 _SEVERITY_WARNING, _SEVERITY_INFO = 4, 6
+_WARNING_OUTCOMES: Final = FAILURE_OUTCOMES | REFUSAL_OUTCOMES | {AuditOutcome.ADMIN_REFUSED}
+"""Rows sent at syslog severity warning: failed and refused calls, refused admin changes."""
 _UTF8_BOM: Final = b"\xef\xbb\xbf"
 _DRAIN_SECONDS: Final = 2.0
 
@@ -202,7 +205,7 @@ def syslog_message(
     record: AuditRecord, *, facility: int, app_name: str, hostname: str, procid: str, max_bytes: int
 ) -> bytes:
     """`record` as one RFC 5424 message (no transport framing)."""
-    severity = _SEVERITY_WARNING if record.outcome in ERROR_OUTCOMES else _SEVERITY_INFO
+    severity = _SEVERITY_WARNING if record.outcome in _WARNING_OUTCOMES else _SEVERITY_INFO
     timestamp = record.at.isoformat(timespec="microseconds").replace("+00:00", "Z")
     host = _HOSTNAME_UNSAFE.sub("", hostname)[:255] or "-"
     # SD-PARAM values escape '"', '\' and ']' (RFC 5424 §6.3.3); ids and hex hashes never contain them.

@@ -44,7 +44,9 @@ def add_audit_command(commands: Any, common: argparse.ArgumentParser) -> None:
     export = verbs.add_parser("export", parents=[common], help="every matching row as JSON lines, oldest first")
     _filters(export)
     export.add_argument("--limit", type=int, help="at most this many rows")
-    usage = verbs.add_parser("usage", parents=[common], help="calls, errors, downstream time, approvals per agent/day")
+    usage = verbs.add_parser(
+        "usage", parents=[common], help="calls, failed, refused, downstream time, approvals per agent/day"
+    )
     usage.add_argument("--agent", metavar="NAME")
     usage.add_argument("--since", type=_time, metavar="TIME")
     usage.add_argument("--until", type=_time, metavar="TIME")
@@ -177,11 +179,12 @@ async def _usage(query: AuditQueryStore, args: argparse.Namespace) -> int:
         print(json.dumps([day.to_json() for day in days], indent=2))
         return EXIT_OK
     print(
-        f"{'day':<10} {'agent':<24} {'calls':>7} {'errors':>7} {'downstream_s':>12} {'held':>5} {'ok':>4} {'denied':>6}"
+        f"{'day':<10} {'agent':<24} {'calls':>7} {'failed':>7} {'refused':>7} {'downstream_s':>12} {'held':>5} "
+        f"{'ok':>4} {'denied':>6}"
     )
     for day in days:
         print(
-            f"{day.day.isoformat():<10} {day.agent:<24} {day.calls:>7} {day.errors:>7} "
+            f"{day.day.isoformat():<10} {day.agent:<24} {day.calls:>7} {day.errors:>7} {day.refused:>7} "
             f"{day.downstream_ms / 1000:>12.2f} {day.approvals_requested:>5} {day.approvals_approved:>4} "
             f"{day.approvals_denied:>6}"
         )

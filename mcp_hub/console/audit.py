@@ -135,6 +135,7 @@ class AuditPages:
             "totals": {
                 "calls": sum(row.day.calls for row in rows),
                 "errors": sum(row.day.errors for row in rows),
+                "refused": sum(row.day.refused for row in rows),
                 "downstream_ms": sum(row.day.downstream_ms for row in rows),
                 "approvals": sum(row.day.approvals_requested for row in rows),
             },

@@ -16,7 +16,8 @@ One filter, three reads:
   (`AuditRecord.to_json()` is the dict the API returns).
 - `AuditQueryStore.usage(since=, until=, agent=)` → `UsageDay`s: per agent and UTC day, calls (every row that is a
   request, not an approval or review transition, nor an admin change: its client is an admin, not an agent),
-  errors (calls whose outcome is in `ERROR_OUTCOMES`), the summed downstream time, and approvals requested (held),
+  errors (calls that failed at the tool, the downstream or the hub: `ERROR_OUTCOMES`, as the dashboard counts
+  them), refusals (calls the hub turned away), the summed downstream time, and approvals requested (held),
   approved, denied and expired. A row whose caller is not an agent (auth off) counts under its client label as
   recorded.
 """
@@ -35,7 +36,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mcp_hub.db._base import Store, record_of, require_aware
 from mcp_hub.db.models import AuditCall
-from mcp_hub.domain import ADMIN_METHOD_PREFIX, NOT_CALL_OUTCOMES, AuditOutcome, Clock, utc_now
+from mcp_hub.domain import (
+    ADMIN_METHOD_PREFIX,
+    FAILURE_OUTCOMES,
+    NOT_CALL_OUTCOMES,
+    REFUSAL_OUTCOMES,
+    AuditOutcome,
+    Clock,
+    utc_now,
+)
 from mcp_hub.errors import InvalidInputError
 
 MAX_PAGE: Final = 500
@@ -47,16 +56,8 @@ APPROVAL_OUTCOMES: Final = frozenset(outcome for outcome in AuditOutcome if outc
 REVIEW_OUTCOMES: Final = frozenset(outcome for outcome in AuditOutcome if outcome.startswith("definition_"))
 NOT_CALLS: Final = NOT_CALL_OUTCOMES
 """Rows that record a transition (of an approval, of a definition's review), not a request."""
-ERROR_OUTCOMES: Final = (
-    frozenset(AuditOutcome)
-    - NOT_CALLS
-    - {
-        AuditOutcome.OK,
-        AuditOutcome.INPUT_REQUIRED,
-        AuditOutcome.CANCELLED,
-    }
-)
-"""Call outcomes counted as errors in usage: all but ok, input_required and cancelled (the caller's choice)."""
+ERROR_OUTCOMES: Final = FAILURE_OUTCOMES
+"""Call outcomes counted as errors in usage, as on the dashboard (`mcp_hub.domain.FAILURE_OUTCOMES`)."""
 
 
 def parse_time(value: str) -> datetime:
@@ -195,6 +196,9 @@ class UsageDay:
     """The agent's name; without auth, the client label the audit recorded."""
     calls: int = 0
     errors: int = 0
+    """Calls that failed at the tool, the downstream or the hub (`ERROR_OUTCOMES`)."""
+    refused: int = 0
+    """Calls the hub turned away: unknown names, grants, limits, loops (`mcp_hub.domain.REFUSAL_OUTCOMES`)."""
     downstream_ms: float = 0.0
     approvals_requested: int = 0
     """Calls held for approval."""
@@ -210,6 +214,7 @@ class UsageDay:
             "agent": self.agent,
             "calls": self.calls,
             "errors": self.errors,
+            "refused": self.refused,
             "downstream_ms": self.downstream_ms,
             "approvals_requested": self.approvals_requested,
             "approvals_approved": self.approvals_approved,
@@ -341,6 +346,8 @@ def _add(totals: dict[str, Any], outcome: str, count: int, downstream_ms: float)
     totals["calls"] = totals.get("calls", 0) + count
     if outcome in ERROR_OUTCOMES:
         totals["errors"] = totals.get("errors", 0) + count
+    elif outcome in REFUSAL_OUTCOMES:
+        totals["refused"] = totals.get("refused", 0) + count
     totals["downstream_ms"] = totals.get("downstream_ms", 0.0) + downstream_ms
     outcomes: dict[str, int] = totals["outcomes"]
     outcomes[outcome] = outcomes.get(outcome, 0) + count

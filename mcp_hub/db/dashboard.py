@@ -22,24 +22,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mcp_hub.db._base import Store, require_aware
 from mcp_hub.db.models import AuditCall
-from mcp_hub.domain import AuditOutcome
+from mcp_hub.domain import FAILURE_OUTCOMES, AuditOutcome
+from mcp_hub.domain import REFUSAL_OUTCOMES as REFUSAL_CALL_OUTCOMES
 
 CALL_METHODS: Final = ("tools/call", "prompts/get", "resources/read")
 TRANSITION_OUTCOMES: Final = tuple(outcome.value for outcome in AuditOutcome if outcome.value.startswith("approval_"))
-ERROR_OUTCOMES: Final = (
-    AuditOutcome.TOOL_ERROR.value,
-    AuditOutcome.UNAVAILABLE.value,
-    AuditOutcome.TIMEOUT.value,
-    AuditOutcome.DOWNSTREAM_ERROR.value,
-    AuditOutcome.INTERNAL_ERROR.value,
-)
-REFUSAL_OUTCOMES: Final = (
-    AuditOutcome.FORBIDDEN.value,
-    AuditOutcome.RATE_LIMITED.value,
-    AuditOutcome.QUOTA_EXCEEDED.value,
-    AuditOutcome.LOOP_STOPPED.value,
-    AuditOutcome.UNKNOWN_TOOL.value,
-)
+ERROR_OUTCOMES: Final = tuple(sorted(FAILURE_OUTCOMES))
+REFUSAL_OUTCOMES: Final = tuple(sorted(REFUSAL_CALL_OUTCOMES))
 LATENCY_SAMPLE: Final = 20_000
 """At most this many of the window's latest calls give its latency percentiles."""
 

@@ -133,7 +133,7 @@ async def test_export_yields_every_selected_row_oldest_first_as_json_lines(query
     assert set(objects[0]) >= {"id", "row_hash", "prev_hash", "client", "public_name", "downstream_ms"}
 
 
-async def test_usage_counts_calls_errors_downstream_time_and_approvals_per_agent_and_utc_day(
+async def test_usage_counts_calls_errors_refusals_downstream_time_and_approvals_per_agent_and_utc_day(
     query: AuditQueryStore,
 ) -> None:
     """Our choice (issue 13 §8): approval transitions are not calls; a call for a user counts for its agent."""
@@ -155,7 +155,7 @@ async def test_usage_counts_calls_errors_downstream_time_and_approvals_per_agent
         approvals_denied=1,
         outcomes={"ok": 1, "tool_error": 1},
     )
-    assert (usage[1].calls, usage[1].errors) == (1, 1)
+    assert (usage[1].calls, usage[1].errors, usage[1].refused) == (1, 0, 1)  # rate limited: a refusal, not an error
     assert (usage[3].calls, usage[3].errors, usage[3].downstream_ms) == (2, 1, 32.0)
     assert await query.usage(agent="beta", since=DAY2) == [usage[3]]
     assert await query.usage(until=DAY1) == []

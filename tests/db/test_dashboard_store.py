@@ -9,8 +9,9 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mcp_hub.db.audit import AuditEvent, AuditStore
+from mcp_hub.db.audit_query import AuditQueryStore
 from mcp_hub.db.dashboard import DashboardStore, Ranked, percentile
-from mcp_hub.domain import AuditOutcome
+from mcp_hub.domain import FAILURE_OUTCOMES, NOT_CALL_OUTCOMES, REFUSAL_OUTCOMES, AuditOutcome
 
 pytestmark = pytest.mark.anyio
 
@@ -80,3 +81,18 @@ def test_percentiles_are_nearest_rank() -> None:
     assert percentile([7.0], 0.95) == 7.0
     values = [float(v) for v in range(1, 101)]
     assert (percentile(values, 0.5), percentile(values, 0.95)) == (50.0, 95.0)
+
+
+async def test_usage_and_the_dashboard_count_the_same_calls_errors_and_refusals(migrated: AsyncEngine) -> None:
+    """Our choice: one definition (`mcp_hub.domain.FAILURE_OUTCOMES`, `REFUSAL_OUTCOMES`) behind both views: a
+    row of every call outcome gives the same calls, errors and refusals in the dashboard and in usage."""
+    # An admin change is not a call (its method is admin/...).
+    outcomes = [o for o in AuditOutcome if o not in NOT_CALL_OUTCOMES and o is not AuditOutcome.ADMIN_REFUSED]
+    await AuditStore(migrated).insert_audit([call(1, "agent:a", "faults__echo", outcome, 1) for outcome in outcomes])
+
+    traffic = await DashboardStore(migrated).traffic(START, START + timedelta(minutes=60))
+    (usage,) = await AuditQueryStore(migrated).usage()
+
+    assert (usage.calls, usage.errors, usage.refused) == (traffic.calls, traffic.errors, traffic.refusals)
+    assert (traffic.errors, traffic.refusals) == (len(FAILURE_OUTCOMES), len(REFUSAL_OUTCOMES))
+    assert traffic.calls == len(outcomes)

@@ -529,6 +529,7 @@ async def test_usage_is_reported_per_agent_per_day(admin: Admin) -> None:
             "agent": name,
             "calls": 1,
             "errors": 0,
+            "refused": 0,
             "downstream_ms": 2.0,
             "approvals_requested": 0,
             "approvals_approved": 0,

@@ -528,6 +528,7 @@ async def test_usage_shows_each_agents_calls_errors_downstream_time_and_approval
         [
             row(today, AuditOutcome.OK, 3.0),
             row(today, AuditOutcome.TOOL_ERROR, 4.0),
+            row(today, AuditOutcome.FORBIDDEN),
             row(today, AuditOutcome.APPROVAL_REQUESTED),
             row(yesterday, AuditOutcome.OK, 2.0),
         ]
@@ -537,9 +538,15 @@ async def test_usage_shows_each_agents_calls_errors_downstream_time_and_approval
     bad = await admin.get("/admin/usage", params={"days": "0"})
 
     cells = re.findall(r'<td data-label="(\w+)"[^>]*>(.*?)</td>', page.text.split('id="usage"')[1])
-    by_day = [dict(cells[i : i + 6]) for i in range(0, len(cells), 6)]
+    by_day = [dict(cells[i : i + 7]) for i in range(0, len(cells), 7)]
     assert [day["Day"] for day in by_day] == [today.date().isoformat(), yesterday.date().isoformat()]
-    assert (by_day[0]["Calls"], by_day[0]["Errors"], by_day[0]["Downstream"]) == ("2", "1", "7 ms")
+    # A refusal is a call, counted apart from failures (as on the dashboard).
+    assert (by_day[0]["Calls"], by_day[0]["Failed"], by_day[0]["Refused"], by_day[0]["Downstream"]) == (
+        "3",
+        "1",
+        "1",
+        "7 ms",
+    )
     assert by_day[0]["Approvals"].startswith("1 (")
     assert by_day[1]["Calls"] == "1"
     assert "user:root" not in page.text.split('id="usage"')[1]

@@ -119,6 +119,9 @@ class UsageDayOut(BaseModel):
     agent: str
     calls: int
     errors: int
+    """Calls that failed at the tool, the downstream or the hub (as the dashboard counts them)."""
+    refused: int
+    """Calls the hub turned away: unknown names, grants, limits, loops."""
     downstream_ms: float
     approvals_requested: int
     approvals_approved: int
