@@ -1241,7 +1241,10 @@ async def admin_tools(settings: HubSettings) -> AsyncGenerator[AdminTools]:
         await auth.keys.load()
         # No per-call log line: the command prints what it did, and its stderr is a terminal, not the hub's log.
         audit = AuditWriter.configured(stores.audit, settings.audit)
-        async with bus.running(), audit.running():
+        # The command's rows reach the audit sinks as a hub's do; the sinks outlive the writer's last batch.
+        sinks = AuditSinks.configured(settings.audit)
+        audit.on_stored(sinks.offer)
+        async with bus.running(), sinks.running(), audit.running():
             approvals = ApprovalService(
                 settings.approvals,
                 stores.approvals,

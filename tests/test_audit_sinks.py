@@ -34,6 +34,7 @@ from mcp_hub.db.audit import AuditEvent, AuditStore
 from mcp_hub.db.audit_query import AuditRecord
 from mcp_hub.domain import AuditOutcome
 from tests.conftest import in_process_hub, serving, write_config
+from tests.test_cli import mcp_hub, migrate
 
 pytestmark = pytest.mark.anyio
 
@@ -267,6 +268,24 @@ async def test_the_hub_forwards_its_audit_records_to_the_configured_syslog(tmp_p
                 message, _ = await receiver.receive()
     match, body = parse(message)
     assert (match["id"], body["outcome"], body["public_name"]) == (b"1", "unknown_tool", "files__read")
+
+
+async def test_a_change_made_by_a_command_reaches_the_configured_syslog(tmp_path: Path) -> None:
+    """Our choice: an `mcp-hub` command's audit rows (here an admin change, `admin/agents.create` by
+    `cli:<login>`) are forwarded as a hub's are, before the command exits (T24: the off-box copy misses nothing
+    written on the hub's host)."""
+    async with await anyio.create_udp_socket(local_host="127.0.0.1", local_port=0) as receiver:
+        port = receiver.extra(anyio.abc.SocketAttribute.local_port)  # noqa: S610 - anyio, not Django
+        config = write_config(tmp_path, {}, f'[audit.syslog]\nhost = "127.0.0.1"\nport = {port}\n')
+        await migrate(config)
+        completed = await mcp_hub(config, "agents", "create", "sink-watched")
+        assert completed.returncode == 0, completed.stderr.decode()
+        with anyio.fail_after(10):
+            message, _ = await receiver.receive()
+    match, body = parse(message)
+    assert (body["method"], body["public_name"], body["outcome"]) == ("admin/agents.create", "sink-watched", "ok")
+    assert body["client"].startswith("cli:")
+    assert match["hash"] == body["row_hash"].encode()
 
 
 def test_a_webhook_sink_must_be_https_and_signed_with_a_secret_reference() -> None:
