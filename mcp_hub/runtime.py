@@ -1230,8 +1230,9 @@ def audit_writer_for(stores: Stores, settings: HubSettings) -> AuditWriter:
 
 
 @asynccontextmanager
-async def admin_tools(settings: HubSettings) -> AsyncGenerator[AdminTools]:
-    """The admin parts over the database of `settings` (which must be at the current schema)."""
+async def admin_tools(settings: HubSettings, *, log_audited: bool = True) -> AsyncGenerator[AdminTools]:
+    """The admin parts over the database of `settings` (which must be at the current schema). `log_audited`: each
+    audit row the command writes is also a log line, as in the hub."""
     async with current_database(settings.database.url) as engine:
         stores = Stores.over(engine)
         virtual = [spec.name for spec in load_virtual_servers(settings.virtual_dir)]
@@ -1239,8 +1240,9 @@ async def admin_tools(settings: HubSettings) -> AsyncGenerator[AdminTools]:
         bus = bus_for(settings.limits.redis_url, prefix=settings.limits.redis_key_prefix)
         auth = build_authorization(settings, stores, egress=STRICT_EGRESS, virtual_servers=virtual, bus=bus)
         await auth.keys.load()
-        # No per-call log line: the command prints what it did, and its stderr is a terminal, not the hub's log.
         audit = AuditWriter.configured(stores.audit, settings.audit)
+        if log_audited:
+            observe_calls(audit, settings.logging)
         # The command's rows reach the audit sinks as a hub's do; the sinks outlive the writer's last batch.
         sinks = AuditSinks.configured(settings.audit)
         audit.on_stored(sinks.offer)

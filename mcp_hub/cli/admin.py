@@ -101,8 +101,12 @@ def run_admin(args: argparse.Namespace, settings: HubSettings) -> int:
     if args.command == "users" and args.users_command in ("create", "set-password"):
         password = _read_password(args.password_stdin)
 
+    # A decision on a held call is logged as the hub logs it (whoever watches the hub's log sees it); an admin
+    # change prints what it did, and a log line on the same terminal would only repeat it.
+    log_audited = args.command == "approvals"
+
     async def run() -> int:
-        async with admin_tools(settings) as tools:
+        async with admin_tools(settings, log_audited=log_audited) as tools:
             return await handler(tools, args, password)
 
     return anyio.run(run)
