@@ -105,7 +105,7 @@ class TimeoutsSection(_Section):
 class CatalogSection(_Section):
     page_size: Annotated[int, Field(gt=0, le=10_000)] = 500
     """Entries per list page at most."""
-    page_max_bytes: Annotated[int, Field(ge=4096, le=64 * 1024 * 1024)] = PAGE_MAX_BYTES
+    page_max_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = PAGE_MAX_BYTES
     """A list page's JSON (the result object) at most: a page ends at `page_size` entries or before the entry
     that would take it past this, whichever comes first. A single entry larger than this is served alone."""
     list_ttl_ms: Annotated[int, Field(ge=0)] = 60_000
