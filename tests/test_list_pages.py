@@ -30,7 +30,7 @@ from mcp_hub.authz.decisions import Access
 from mcp_hub.catalog.catalog import Catalog, InvalidCursorError, encode_cursor, key_field
 from mcp_hub.catalog.views import ConnectorView, SectionReader
 from mcp_hub.catalog.virtual import VirtualView
-from mcp_hub.config.settings import TimeoutsSection
+from mcp_hub.config.settings import CatalogSection, TimeoutsSection
 from mcp_hub.config.virtual import VirtualServerSpec
 from mcp_hub.domain import Caller, ConnectorId, ConnectorListing
 from mcp_hub.downstream.pool import DownstreamPool
@@ -442,6 +442,34 @@ async def test_an_entry_larger_than_the_bound_is_listed_alone_and_the_walk_goes_
         assert all(page["tools"] for _, page in pages)  # no empty page, not even after the last entry
         assert sum(len(page["tools"]) for _, page in pages) == len(listed)
         assert ("nextCursor" in alone[1]) == (position != "last")
+
+
+async def test_at_the_defaults_2000_typical_tools_make_a_page_and_large_ones_are_cut_by_bytes(
+    settled: Readiness,
+) -> None:
+    """Our choice (docs/benchmarks.md): the default page of 2,000 entries holds typical tools (the benchmark's,
+    ~220 bytes each) whole; tools ten times larger end their page at the default 512 KiB bound instead."""
+    defaults = CatalogSection()
+    assert (defaults.page_size, defaults.page_max_bytes) == (2000, 512 * 1024)
+    shape = ListShape(page_size=defaults.page_size, ttl_ms=defaults.list_ttl_ms, page_max_bytes=defaults.page_max_bytes)
+    for description, expected in (("d" * 120, 2000), ("d" * 2200, None)):
+        catalog = Catalog()
+        for connector in range(25):
+            tools = tuple(
+                {"name": f"t{index:03d}", "description": description, "inputSchema": {"type": "object"}}
+                for index in range(100)
+            )
+            catalog.replace_connector(f"c{connector:02d}", ConnectorListing(tools=tools))
+        lists = Lists(shape, settled)
+        pages = await walk(lists, catalog.tools, "tools", None)
+        first_body, first = pages[0]
+        assert len(first_body) <= defaults.page_max_bytes
+        assert sum(len(page["tools"]) for _, page in pages) == 2500
+        if expected is not None:
+            assert len(first["tools"]) == expected
+        else:
+            assert len(first["tools"]) < 2000
+            assert len(first_body) > defaults.page_max_bytes - 2500  # as full as the bound allows
 
 
 Era = Literal["legacy", "2026-07-28"]

@@ -103,8 +103,9 @@ class TimeoutsSection(_Section):
 
 
 class CatalogSection(_Section):
-    page_size: Annotated[int, Field(gt=0, le=10_000)] = 500
-    """Entries per list page at most."""
+    page_size: Annotated[int, Field(gt=0, le=10_000)] = 2000
+    """Entries per list page at most: 2,000 makes a walk of 10,000 tools 5 requests, not 20 (docs/benchmarks.md);
+    `page_max_bytes` keeps a page of large definitions within what clients read."""
     page_max_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = PAGE_MAX_BYTES
     """A list page's JSON (the result object) at most: a page ends at `page_size` entries or before the entry
     that would take it past this, whichever comes first. A single entry larger than this is served alone."""
