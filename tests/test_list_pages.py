@@ -424,7 +424,7 @@ async def test_a_shared_cache_keeps_the_pages_of_each_shape_apart(settled: Readi
 async def test_an_entry_larger_than_the_bound_is_listed_alone_and_the_walk_goes_on(
     settled: Readiness, position: str
 ) -> None:
-    """Our choice (docs/configuration.md): a page always holds one entry, or a client could never get past one
+    """Our choice (README.md, "Lists"): a page always holds one entry, or a client could never get past one
     larger than the bound; the pages around it stay within the bound, and after a last one no empty page follows."""
     name = {"first": "a00", "middle": "t15", "last": "z99"}[position]
     tools: list[dict[str, Any]] = [

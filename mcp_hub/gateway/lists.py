@@ -20,7 +20,8 @@ hub, a profile, a virtual server) and the version of its catalog section (any ch
 caller's canonical `Visibility` of that kind (grants ∩ token scopes: callers with the same effective grants
 share pages, callers with different ones never do), the cursor, the shape (page size, byte bound, ttl) and
 readiness. Cutting a page by bytes serialises nothing: each entry's JSON length was measured once, when the
-catalog made the entry (`CatalogEntry.json_size`), and a page's JSON is its entries' JSON inside the envelope.
+catalog made the entry (`CatalogEntry.public_json_size`; a virtual server measures its renamed definitions when
+it selects them, a profile its own as it cuts a page), and a page's JSON is its entries' JSON in the envelope.
 The SDK path (`Lists.page`, a dict the SDK validates) and the fast path (`Lists.page_json`, bytes written as they
 are) read the same cached `ListPage`, so they cannot diverge.
 """
