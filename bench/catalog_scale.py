@@ -59,12 +59,13 @@ from overhead import PYTHON, BenchError, child, cpu_seconds, free_port, hub_comm
 from mcp_hub.authz.decisions import Access
 from mcp_hub.catalog.catalog import Catalog
 from mcp_hub.catalog.virtual import SearchIndex
+from mcp_hub.config.settings import CatalogSection
 from mcp_hub.domain import ConnectorListing
 from mcp_hub.gateway.lists import Lists, ListShape, PageCache
 
 CATALOG_SERVER = Path(__file__).resolve().parent / "catalog_server.py"
 MODERN = "2026-07-28"
-PAGE_SIZE = 500
+DEFAULTS = CatalogSection()
 SEARCH_QUERY = "create invoice customer"
 READY_TIMEOUT_SECONDS = 180.0
 
@@ -125,12 +126,12 @@ def in_process(args: argparse.Namespace) -> None:
         name = connector_name(connector)
         catalog.replace_connector(name, listing(name, args.tools))
     federated_ms = (time.perf_counter() - started) * 1000
-    shape = ListShape(page_size=args.page_size, ttl_ms=60_000)
+    shape = ListShape(page_size=args.page_size, ttl_ms=60_000, page_max_bytes=args.page_max_bytes)
     index = SearchIndex.over(catalog.tools)
     index.search("warm", 1, None)  # the index is built once per catalog snapshot
     readiness: Any = _Settled()
     print(f"{len(catalog.tools)} tools from {args.connectors} connectors; catalog built in {federated_ms:.0f} ms")
-    print(f"page size {args.page_size}; CPU ms, p50/p99 over {args.rounds} rounds")
+    print(f"page size {args.page_size}, at most {args.page_max_bytes} bytes; CPU ms, p50/p99 over {args.rounds} rounds")
     header = f"{'caller':<18} {'build 1st':>11} {'build walk':>11} {'json 1st':>11} {'json walk':>11}"
     print(f"{header} {'dict walk':>11} {'search':>11} {'walk KB':>8}")
     for label, grants in callers(args.connectors, args.tools).items():
@@ -168,10 +169,10 @@ def in_process(args: argparse.Namespace) -> None:
 # --- through a real hub ----------------------------------------------------------------------------------
 
 
-def write_hub_config(directory: Path, hub_port: int, server_port: int, connectors: int, page_size: int) -> Path:
+def write_hub_config(directory: Path, hub_port: int, server_port: int, args: argparse.Namespace) -> Path:
     folder = directory / "connectors"
     folder.mkdir()
-    for index in range(connectors):
+    for index in range(args.connectors):
         name = connector_name(index)
         (folder / f"{name}.toml").write_text(
             f'id = "{name}"\ntransport = "http"\nprotocol = "{MODERN}"\ntrust = "auto"\n'
@@ -183,7 +184,7 @@ def write_hub_config(directory: Path, hub_port: int, server_port: int, connector
         f'[database]\nurl = "sqlite+aiosqlite:///{directory / "hub.db"}"\n'
         "[timeouts]\nconnect_seconds = 120\ncall_seconds = 30\n"
         "[auth]\naccess_token_ttl_seconds = 3600\n"
-        f'[catalog]\npage_size = {page_size}\nmeta_tools = "add"\n'
+        f'[catalog]\npage_size = {args.page_size}\npage_max_bytes = {args.page_max_bytes}\nmeta_tools = "add"\n'
         # Room for the benchmark's repeated searches (the same call again and again is not a loop to stop).
         "[limits]\nper_agent = { rate = 1000000.0, burst = 1000000 }\n"
         "per_agent_connector = { rate = 1000000.0, burst = 1000000 }\n"
@@ -327,7 +328,7 @@ def through_hub(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="mcp-hub-catalog-") as tmp:
         directory = Path(tmp)
         server_port, hub_port = free_port(), free_port()
-        config = write_hub_config(directory, hub_port, server_port, args.connectors, args.page_size)
+        config = write_hub_config(directory, hub_port, server_port, args)
         options = ["--config", str(config), "--log-level", "warning"]
         hub_command("migrate", *options)
         tokens: dict[str, str] = {}
@@ -363,7 +364,7 @@ def through_hub(args: argparse.Namespace) -> None:
                     raise BenchError(f"the hub died during the run:\n{hub_log.read_text()[-3000:]}")
     print(
         f"{args.connectors} connectors x {args.tools} tools through mcp-hub serve (auth on, HTTP, {MODERN}); "
-        f"page size {args.page_size}"
+        f"page size {args.page_size}, at most {args.page_max_bytes} bytes"
     )
     print(
         f"federated in {federated_s:.1f} s (process start to every connector ready: {ready_s:.1f} s, using "
@@ -428,7 +429,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--connectors", type=int, default=100)
     parser.add_argument("--tools", type=int, default=100, help="tools per connector")
-    parser.add_argument("--page-size", type=int, default=PAGE_SIZE, help="the hub's [catalog] page_size")
+    parser.add_argument(
+        "--page-size", type=int, default=DEFAULTS.page_size, help="the hub's [catalog] page_size (default: its default)"
+    )
+    parser.add_argument(
+        "--page-max-bytes",
+        type=int,
+        default=DEFAULTS.page_max_bytes,
+        help="the hub's [catalog] page_max_bytes (default: its default)",
+    )
     parser.add_argument("--rounds", type=int, help="samples per figure (default 200 in-process, 30 with --hub)")
     parser.add_argument("--hub", action="store_true", help="measure over HTTP through a real `mcp-hub serve`")
     parser.add_argument("--py-spy", type=Path, metavar="DIR", help="with --hub: sample the hub per agent into DIR")

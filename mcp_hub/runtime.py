@@ -571,6 +571,7 @@ class Hub:
             self.forwarder,
             notifier if notifier is not None else self.notifier,
             page_size=self.settings.catalog.page_size,
+            page_max_bytes=self.settings.catalog.page_max_bytes,
             list_ttl_ms=self.settings.catalog.list_ttl_ms,
             decider=self.auth.decider if self.auth is not None else None,
             stdio_principal=stdio_principal,

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from mcp_hub.config.connectors import load_connector, load_connectors
-from mcp_hub.config.settings import DATABASE_URL_ENV, LimitsSection, StreamsSection, load_settings
+from mcp_hub.config.settings import DATABASE_URL_ENV, CatalogSection, LimitsSection, StreamsSection, load_settings
 from mcp_hub.errors import ConfigError
 from tests.conftest import REPO, connector_toml, fault_connector, write_config
 
@@ -55,7 +55,7 @@ def test_a_valid_config_and_its_connectors_load(tmp_path: Path, monkeypatch: pyt
     assert settings.hub.listen_port == 9000
     assert settings.hub.mcp_path == "/gateway"
     assert settings.timeouts.connect_seconds == 20
-    assert settings.catalog.page_size == 500
+    assert (settings.catalog.page_size, settings.catalog.page_max_bytes) == (2000, 512 * 1024)
     assert [spec.id for spec in specs] == ["faults", "old-sse", "remote"]
     faults, old_sse, remote = specs
     assert (faults.transport, faults.protocol, faults.call_timeout_seconds) == ("stdio", "legacy", 2)
@@ -366,6 +366,12 @@ def test_stream_bounds_that_cannot_work_are_refused(tmp_path: Path, streams: str
         load_settings(write_config(tmp_path, {}, extra=f"[streams]\n{streams}"))
     assert caught.value.key == key
     assert problem in str(caught.value)
+
+
+def test_the_shipped_config_lists_the_catalog_settings_with_their_defaults() -> None:
+    """Our choice: config.toml shows every key with its default; `[catalog]` included (pages of at most 2,000
+    entries and 512 KiB)."""
+    assert load_settings(REPO / "config.toml").catalog == CatalogSection()
 
 
 def test_the_shipped_config_lists_the_limits_with_their_defaults() -> None:

@@ -146,7 +146,8 @@ async def two_hubs(tmp_path: Path) -> AsyncGenerator[tuple[Side, Side]]:
         "faults": fault_connector(call_timeout_seconds=2),
         "fs-modern": features_connectors(port)["fs-modern"],
     }
-    extra = approvals_toml() + ROOMY_BUCKETS + LOOP_RULE + "[catalog]\npage_size = 7\n"
+    # Pages end by bytes (page_max_bytes) before they reach page_size: the bound is cut alike on both paths.
+    extra = approvals_toml() + ROOMY_BUCKETS + LOOP_RULE + "[catalog]\npage_size = 12\npage_max_bytes = 1024\n"
     sides: list[Side] = []
     with features_over_http(port):
         async with AsyncExitStack() as stack:
@@ -346,6 +347,7 @@ async def _with_duplicate_header(side: Side, client: httpx2.AsyncClient, request
 
 async def _second_page(side: Side, client: httpx2.AsyncClient) -> dict[str, Any]:
     first = (await send(side.hub, side.token, call("tools/list", {}), client=client)).json()
+    assert len(first["result"]["tools"]) < side.hub.hub.settings.catalog.page_size  # ended by page_max_bytes
     cursor = first["result"]["nextCursor"]
     return observed(await send(side.hub, side.token, call("tools/list", {"cursor": cursor}), client=client))
 

@@ -6,28 +6,39 @@ callers, token caps, every cursor of a walk and readiness; and both are what an 
 `Access.allows` name by name answers. The cache is keyed by the catalog's snapshot (a change is seen at once,
 T16 groundwork) and by the caller's canonical visibility (T27: a caller never gets a page built for another
 context), and it is bounded in pages and bytes.
+
+A page is bounded in bytes as well as in entries (`[catalog] page_max_bytes`, our choice: a client caps the
+messages it reads): the bound holds on every walk, is tight, counts the cursor and the meta-tools, and an entry
+larger than it is listed alone; through a real hub, SDK clients of both eras walk the same pages within it.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import AsyncGenerator, Iterator
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
+import httpx2
 import orjson
 import pytest
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
 
 from mcp_hub.authz.decisions import Access
-from mcp_hub.catalog.catalog import Catalog, InvalidCursorError, encode_cursor
+from mcp_hub.catalog.catalog import Catalog, InvalidCursorError, encode_cursor, key_field
 from mcp_hub.catalog.views import ConnectorView, SectionReader
 from mcp_hub.catalog.virtual import VirtualView
-from mcp_hub.config.settings import TimeoutsSection
+from mcp_hub.config.settings import CatalogSection, TimeoutsSection
 from mcp_hub.config.virtual import VirtualServerSpec
 from mcp_hub.domain import Caller, ConnectorId, ConnectorListing
 from mcp_hub.downstream.pool import DownstreamPool
 from mcp_hub.gateway.caller import Asking
 from mcp_hub.gateway.lists import Lead, Lists, ListShape, PageCache
+from mcp_hub.gateway.meta_tools import meta_tool_definitions
 from mcp_hub.gateway.readiness import Readiness
+from tests.conftest import fault_connector, running_hub, write_config
 
 pytestmark = pytest.mark.anyio
 
@@ -294,3 +305,225 @@ async def test_a_lead_heads_the_first_page_or_is_listed_alone_the_same_on_both_p
     only = orjson.loads(await lists.page_json(catalog.tools, "tools", access, None, lead=alone))
     assert only == {"resultType": "complete", "tools": list(pair), "ttlMs": 60_000, "cacheScope": "private"}
     assert only == await lists.page(catalog.tools, "tools", _asking(access), None, lead=alone)
+
+
+# --- pages bounded in bytes -----------------------------------------------------------------------------------
+
+
+def sized_listing(connector: str, count: int) -> ConnectorListing:
+    """Entries of very different sizes (descriptions of a few bytes to ~3 KB) and resource URIs of ~1,500
+    characters (cursors of ~2 KB, which take the room of entries)."""
+    return ConnectorListing(
+        tools=tuple(
+            {"name": f"t{index:02d}", "description": "d" * (index * 97 % 3000), "inputSchema": {"type": "object"}}
+            for index in range(count)
+        ),
+        prompts=tuple({"name": f"p{index}", "description": "p" * (index * 389 % 2000)} for index in range(count)),
+        resources=tuple(
+            {"uri": f"file:///{connector}/{index}/" + "u" * 1500, "name": f"r{index}"} for index in range(9)
+        ),
+        resource_templates=({"uriTemplate": f"file:///{connector}/{{id}}", "name": "by id", "description": "t"},),
+    )
+
+
+def sized_catalog() -> Catalog:
+    catalog = Catalog()
+    for connector in ("alpha", "beta", "gamma"):
+        catalog.replace_connector(connector, sized_listing(connector, 30))
+    return catalog
+
+
+async def walk(
+    lists: Lists, section: SectionReader, key: str, access: Access | None, lead: Lead | None = None
+) -> list[tuple[bytes, dict[str, Any]]]:
+    """Every page of a walk, as both paths answer it (asserted equal): the JSON and the result object."""
+    pages: list[tuple[bytes, dict[str, Any]]] = []
+    cursor: str | None = None
+    for _ in range(500):
+        body = await lists.page_json(section, key, access, cursor, lead=lead)
+        page = await lists.page(section, key, _asking(access), cursor, lead=lead)
+        assert orjson.loads(body) == page
+        pages.append((body, page))
+        cursor = page.get("nextCursor")
+        if cursor is None:
+            return pages
+    raise AssertionError("the walk did not end")
+
+
+def _would_be(body: bytes, page: dict[str, Any], key: str, kind_key: str, following: dict[str, Any]) -> int:
+    """The length of this page's JSON had it also held `following` (the next page's first entry), with that
+    entry's cursor: what the bound must have refused."""
+    cursor = len(encode_cursor(str(following[kind_key])))
+    return len(body) + 1 + len(orjson.dumps(following)) + cursor - len(page.get("nextCursor", ""))
+
+
+@pytest.mark.parametrize("bound", [1024, 5000])
+async def test_every_page_ends_before_the_entry_that_would_take_it_past_the_byte_bound(
+    settled: Readiness, bound: int
+) -> None:
+    """Our choice: every page's JSON, cursor included, is within `page_max_bytes` unless it is one entry; each
+    page is as full as the bound allows; the walk lists every entry the caller may see once, in order (the same
+    as one unbounded page), for every view, kind and caller, on both paths."""
+    catalog = sized_catalog()
+    lists = Lists(ListShape(page_size=1000, ttl_ms=60_000, page_max_bytes=bound), settled)
+    cut_by_bytes = 0
+    for view_name, key, section in readers(catalog):
+        kind_key = key_field(section.kind)
+        for caller, access in CALLERS.items():
+            pages = await walk(lists, section, key, access)
+            listed = [item for _, page in pages for item in page[key]]
+            assert listed == reference(section, key, access, None, 10_000)[key], (view_name, key, caller)
+            for (body, page), (_, following) in itertools.pairwise(pages):
+                if following[key]:
+                    assert _would_be(body, page, key, kind_key, following[key][0]) > bound, (view_name, key, caller)
+                    cut_by_bytes += 1
+            for body, page in pages:
+                assert len(body) <= bound or len(page[key]) == 1, (view_name, key, caller, len(body))
+    assert cut_by_bytes > 20  # the bound, not the page size, ended pages
+
+
+async def test_the_meta_tools_ahead_of_the_first_page_count_towards_its_bound(settled: Readiness) -> None:
+    """Our choice: the lead (`meta_tools = "add"`) is part of the first page's JSON, so the bound holds with it."""
+    catalog = sized_catalog()
+    lead = Lead(tuple(meta_tool_definitions(20)))
+    bound = len(orjson.dumps(list(lead.items))) + 3000
+    lists = Lists(ListShape(page_size=1000, ttl_ms=60_000, page_max_bytes=bound), settled)
+    pages = await walk(lists, catalog.tools, "tools", None, lead)
+    assert [tool["name"] for tool in pages[0][1]["tools"][:2]] == ["search_tools", "call_tool"]
+    assert all(len(body) <= bound for body, _ in pages)
+    plain = await walk(lists, catalog.tools, "tools", None)
+    assert len(pages[0][1]["tools"]) - 2 < len(plain[0][1]["tools"])  # the lead took room from the catalog's
+    assert [item for _, page in pages for item in page["tools"] if item["name"] not in META] == [
+        item for _, page in plain for item in page["tools"]
+    ]
+
+
+META = {"search_tools", "call_tool"}
+
+
+async def test_a_shared_cache_keeps_the_pages_of_each_shape_apart(settled: Readiness) -> None:
+    """Everything that decides a page keys it: servers of one process share the page cache, and a page cut
+    under one byte bound (or ttl) is never served for another."""
+    catalog = sized_catalog()
+    cache = PageCache()
+    shapes = [
+        ListShape(page_size=1000, ttl_ms=60_000, page_max_bytes=100_000),
+        ListShape(page_size=1000, ttl_ms=60_000, page_max_bytes=2048),
+        ListShape(page_size=1000, ttl_ms=1_000, page_max_bytes=2048),
+    ]
+    firsts = [
+        orjson.loads(await Lists(shape, settled, cache).page_json(catalog.tools, "tools", None, None))
+        for shape in shapes
+    ]
+    assert len(firsts[0]["tools"]) > len(firsts[1]["tools"])
+    assert (firsts[1]["ttlMs"], firsts[2]["ttlMs"]) == (60_000, 1_000)
+    assert len(cache) == 3
+
+
+@pytest.mark.parametrize("position", ["first", "middle", "last"])
+async def test_an_entry_larger_than_the_bound_is_listed_alone_and_the_walk_goes_on(
+    settled: Readiness, position: str
+) -> None:
+    """Our choice (README.md, "Lists"): a page always holds one entry, or a client could never get past one
+    larger than the bound; the pages around it stay within the bound, and after a last one no empty page follows."""
+    name = {"first": "a00", "middle": "t15", "last": "z99"}[position]
+    tools: list[dict[str, Any]] = [
+        {"name": f"t{index:02d}", "description": "x" * 300, "inputSchema": {}} for index in range(30)
+    ]
+    huge: dict[str, Any] = {"name": name, "description": "h" * 20_000, "inputSchema": {}}
+    catalog = Catalog()
+    listed = (*[tool for tool in tools if tool["name"] != name], huge)
+    catalog.replace_connector("alpha", ConnectorListing(tools=listed))
+    lists = Lists(ListShape(page_size=1000, ttl_ms=60_000, page_max_bytes=2048), settled)
+    for access in (None, CALLERS["every tool"]):
+        pages = await walk(lists, catalog.tools, "tools", access)
+        (alone,) = [(body, page) for body, page in pages if len(body) > 2048]
+        assert [tool["name"] for tool in alone[1]["tools"]] == [f"alpha__{name}"]
+        assert all(page["tools"] for _, page in pages)  # no empty page, not even after the last entry
+        assert sum(len(page["tools"]) for _, page in pages) == len(listed)
+        assert ("nextCursor" in alone[1]) == (position != "last")
+
+
+async def test_at_the_defaults_2000_typical_tools_make_a_page_and_large_ones_are_cut_by_bytes(
+    settled: Readiness,
+) -> None:
+    """Our choice (docs/benchmarks.md): the default page of 2,000 entries holds typical tools (the benchmark's,
+    ~220 bytes each) whole; tools ten times larger end their page at the default 512 KiB bound instead."""
+    defaults = CatalogSection()
+    assert (defaults.page_size, defaults.page_max_bytes) == (2000, 512 * 1024)
+    shape = ListShape(page_size=defaults.page_size, ttl_ms=defaults.list_ttl_ms, page_max_bytes=defaults.page_max_bytes)
+    for description, expected in (("d" * 120, 2000), ("d" * 2200, None)):
+        catalog = Catalog()
+        for connector in range(25):
+            tools = tuple(
+                {"name": f"t{index:03d}", "description": description, "inputSchema": {"type": "object"}}
+                for index in range(100)
+            )
+            catalog.replace_connector(f"c{connector:02d}", ConnectorListing(tools=tools))
+        lists = Lists(shape, settled)
+        pages = await walk(lists, catalog.tools, "tools", None)
+        first_body, first = pages[0]
+        assert len(first_body) <= defaults.page_max_bytes
+        assert sum(len(page["tools"]) for _, page in pages) == 2500
+        if expected is not None:
+            assert len(first["tools"]) == expected
+        else:
+            assert len(first["tools"]) < 2000
+            assert len(first_body) > defaults.page_max_bytes - 2500  # as full as the bound allows
+
+
+Era = Literal["legacy", "2026-07-28"]
+
+
+async def sdk_walk(url: str, era: Era) -> list[tuple[list[str], int]]:
+    """A walk of `tools/list` by the MCP SDK's client: each page's tool names and the length of the JSON-RPC
+    message that carried it, as read off the wire."""
+    messages: list[int] = []
+
+    async def record(response: httpx2.Response) -> None:
+        if response.request.method == "POST" and b'"tools/list"' in response.request.content:
+            body = await response.aread()
+            data = [line[5:].strip() for line in body.splitlines() if line.startswith(b"data:") and len(line) > 6]
+            messages.append(len(data[-1] if data else body))
+
+    pages: list[list[str]] = []
+    async with (
+        httpx2.AsyncClient(event_hooks={"response": [record]}, timeout=30) as http,
+        Client(streamable_http_client(url, http_client=http), mode=era) as client,
+    ):
+        cursor: str | None = None
+        while True:
+            page = await client.list_tools(cursor=cursor)
+            pages.append([tool.name for tool in page.tools])
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+    assert len(messages) == len(pages)
+    return list(zip(pages, messages, strict=True))
+
+
+ENVELOPE = 256
+"""What the JSON-RPC message adds to a page's JSON: `{"jsonrpc":"2.0","id":…,"result":…}` and the SDK's
+`serverInfo` stamp."""
+
+
+async def test_sdk_clients_of_both_eras_walk_the_same_pages_within_the_bound(tmp_path: Path) -> None:
+    """Our choice, through a real hub: the fault fixture's tools at `page_max_bytes = 1024` (and its 500 KB
+    `huge_schema`, allowed here) come in the same pages to clients of both eras, every message within the bound
+    plus its envelope but the one that carries `huge_schema` alone; the default page size did not end any."""
+    connectors = {"faults": fault_connector(env={"FAULT_POISON": "1"})}
+    config = write_config(tmp_path, connectors, "[catalog]\npage_max_bytes = 1024\nmax_schema_bytes = 1048576\n")
+    async with running_hub(config) as hub:
+        await hub.wait_ready("faults")
+        walks = {era: await sdk_walk(hub.url, era) for era in ("legacy", "2026-07-28")}
+    legacy, modern = walks["legacy"], walks["2026-07-28"]
+    assert [names for names, _ in legacy] == [names for names, _ in modern]
+    listed = [name for names, _ in modern for name in names]
+    assert listed == sorted(set(listed))
+    assert {"faults__echo", "faults__huge_schema"} <= set(listed)
+    assert len(modern) >= 4
+    for names, length in [*legacy, *modern]:
+        if names == ["faults__huge_schema"]:
+            assert length > 500_000
+        else:
+            assert length <= 1024 + ENVELOPE, (names, length)

@@ -20,8 +20,10 @@ import json
 import re
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any, Final, cast
 
+import orjson
 import rfc8785
 import structlog
 
@@ -48,6 +50,16 @@ _NOT_JCS_AS_IS: Final = re.compile(r"[:,\[]-?[0-9]+[.eE]|[\ud800-\U0010ffff]")
 """In compact, key-sorted JSON: a float (JCS writes numbers its own way), or a character at or above U+D800 (JCS
 sorts keys by UTF-16 code units, Python by code points; a lone surrogate is not UTF-8). A string that merely
 looks like one only sends the definition the slow way."""
+
+
+def compact_json(value: Mapping[str, Any]) -> bytes:
+    """The compact JSON of a definition, or of a list page made of them: orjson, or the standard library for what
+    orjson refuses (e.g. integers ≥ 2**64). A page's JSON is its definitions' JSON, so the size kept on an entry
+    (`CatalogEntry.public_json_size`) is what it adds to a page (`mcp_hub.gateway.lists`)."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def definition_sha256(definition: Mapping[str, Any]) -> str:
@@ -80,6 +92,8 @@ class CatalogEntry:
     `public_name` is the public name (tools, prompts) or public URI (resources, templates); `downstream_name`
     the downstream's own name or URI. `definition` is the downstream's, with hidden characters in descriptions
     and titles escaped (`mcp_hub.catalog.review.visible_definition`); `sha256` is of the definition as sent.
+    `public_json_size` is the length of `public_definition`'s compact JSON (`compact_json`), measured once when the
+    entry is made: what a list page of the catalog is bounded in bytes by, without serialising anything.
     """
 
     kind: CatalogKind
@@ -89,6 +103,7 @@ class CatalogEntry:
     definition: Mapping[str, Any]
     sha256: str
     public_definition: Mapping[str, Any] = field(compare=False)
+    public_json_size: int = field(compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,8 +180,12 @@ def page_of(
     visible: Callable[[str], bool] | None,
     *,
     definition_of: Callable[[CatalogEntry], Mapping[str, Any]] = lambda entry: entry.public_definition,
+    size_of: Callable[[CatalogEntry], int] = attrgetter("public_json_size"),
+    max_bytes: int | None = None,
 ) -> tuple[list[Mapping[str, Any]], str | None]:
-    """One page of `entries` (sorted by `keys`, each `key_of(entry)`), after the entry keyed `cursor`."""
+    """One page of `entries` (sorted by `keys`, each `key_of(entry)`), after the entry keyed `cursor`: at most
+    `size` entries `visible` accepts and, with `max_bytes`, at most what fits in it (`within`); `size_of` is the
+    length of `definition_of(entry)`'s compact JSON."""
     start = 0 if cursor is None else bisect.bisect_right(keys, decode_cursor(cursor))
     chunk: Sequence[CatalogEntry]
     if visible is None:
@@ -184,8 +203,40 @@ def page_of(
         chunk = picked
         # A full page may be followed by an empty one: cheaper than scanning ahead, and valid pagination.
         more = len(chunk) == size and position + 1 < len(entries)
+    if max_bytes is not None and chunk:
+        chunk, more = within(chunk, more, key_of, size_of, max_bytes)
     next_cursor = encode_cursor(key_of(chunk[-1])) if more and chunk else None
     return [definition_of(entry) for entry in chunk], next_cursor
+
+
+def within(
+    chunk: Sequence[CatalogEntry],
+    more: bool,
+    key_of: Callable[[CatalogEntry], str],
+    size_of: Callable[[CatalogEntry], int],
+    max_bytes: int,
+) -> tuple[Sequence[CatalogEntry], bool]:
+    """The longest head of a page (`chunk`, followed by more entries if `more`) whose entries' JSON, joined by
+    commas, and next cursor come to at most `max_bytes`, and whether more entries follow it. Its first entry
+    always: one larger than the bound is served alone, or a client could never get past it."""
+    used = sum(map(size_of, chunk)) + len(chunk) - 1
+    if used + (_cursor_length(key_of(chunk[-1])) if more else 0) <= max_bytes:
+        return chunk, more  # the usual page: the count, not the bytes, ended it
+    used, count = -1, 0
+    for entry in chunk:
+        grown = used + 1 + size_of(entry)
+        if count and grown > max_bytes:
+            break
+        used, count = grown, count + 1
+    # The cursor is part of the page: it may take the room of the last entries (keys up to MAX_KEY_LENGTH).
+    while count > 1 and used + _cursor_length(key_of(chunk[count - 1])) > max_bytes:
+        count -= 1
+        used -= 1 + size_of(chunk[count])
+    return chunk[:count], more or count < len(chunk)
+
+
+def _cursor_length(key: str) -> int:
+    return (len(key.encode()) * 4 + 2) // 3  # unpadded base64 (`encode_cursor`)
 
 
 def key_field(kind: CatalogKind) -> str:
@@ -253,13 +304,27 @@ class Section:
         return self._by_connector.get(connector_id, {}).values()
 
     def page(
-        self, cursor: str | None, size: int, visible: Callable[[str], bool] | None = None
+        self,
+        cursor: str | None,
+        size: int,
+        visible: Callable[[str], bool] | None = None,
+        *,
+        max_bytes: int | None = None,
     ) -> tuple[list[Mapping[str, Any]], str | None]:
         """One page of public definitions and the cursor of the next page, if any.
 
-        With `visible` (asked by public name), only the entries it accepts are listed (and count towards `size`).
+        With `visible` (asked by public name), only the entries it accepts are listed (and count towards `size`);
+        with `max_bytes`, the page also ends before the entry whose JSON would not fit (`within`).
         """
-        return page_of(self._sorted, self._sorted_names, lambda entry: entry.public_name, cursor, size, visible)
+        return page_of(
+            self._sorted,
+            self._sorted_names,
+            lambda entry: entry.public_name,
+            cursor,
+            size,
+            visible,
+            max_bytes=max_bytes,
+        )
 
     def by_downstream_name(self, connector_id: ConnectorId, downstream_name: str) -> CatalogEntry | None:
         return self._by_downstream.get((connector_id, downstream_name))
@@ -354,6 +419,7 @@ class Section:
         # The digest pins the definition exactly as the downstream sent it; agents are shown its descriptions
         # with hidden and bidirectional characters escaped (issue 11 §3, threat T31).
         visible = visible_definition(definition)
+        public_definition = {**visible, self._key_field: public}
         return CatalogEntry(
             kind=self.kind,
             public_name=public,
@@ -361,7 +427,8 @@ class Section:
             downstream_name=downstream_name,
             definition=visible,
             sha256=sha256,
-            public_definition={**visible, self._key_field: public},
+            public_definition=public_definition,
+            public_json_size=len(compact_json(public_definition)),
         )
 
 

@@ -19,6 +19,7 @@ from mcp_hub.catalog.catalog import (
     ResourceTarget,
     Section,
     Snapshot,
+    compact_json,
     page_of,
 )
 from mcp_hub.catalog.content import map_uris
@@ -49,8 +50,16 @@ class SectionReader(Protocol):
     def entries(self) -> Sequence[CatalogEntry]: ...
 
     def page(
-        self, cursor: str | None, size: int, visible: Callable[[str], bool] | None = None
-    ) -> tuple[list[Mapping[str, Any]], str | None]: ...
+        self,
+        cursor: str | None,
+        size: int,
+        visible: Callable[[str], bool] | None = None,
+        *,
+        max_bytes: int | None = None,
+    ) -> tuple[list[Mapping[str, Any]], str | None]:
+        """At most `size` definitions after `cursor` that `visible` accepts (by public name), and with `max_bytes`
+        only as many as fit in it (`mcp_hub.catalog.catalog.within`); the cursor of the next page, if any."""
+        ...
 
     def __len__(self) -> int: ...
 
@@ -116,7 +125,12 @@ class ConnectorSection:
         return len(self.entries())
 
     def page(
-        self, cursor: str | None, size: int, visible: Callable[[str], bool] | None = None
+        self,
+        cursor: str | None,
+        size: int,
+        visible: Callable[[str], bool] | None = None,
+        *,
+        max_bytes: int | None = None,
     ) -> tuple[list[Mapping[str, Any]], str | None]:
         entries = self.entries()
         keys = [entry.downstream_name for entry in entries]
@@ -128,6 +142,9 @@ class ConnectorSection:
             size,
             visible,
             definition_of=lambda entry: entry.definition,
+            # A profile shows the downstream's names: its entries are measured as its pages are cut.
+            size_of=lambda entry: len(compact_json(entry.definition)),
+            max_bytes=max_bytes,
         )
 
 

@@ -32,6 +32,7 @@ from mcp_hub.catalog.catalog import (
     ResourceTarget,
     Section,
     Snapshot,
+    compact_json,
     page_of,
 )
 from mcp_hub.catalog.views import ConnectorSection, SectionedView
@@ -75,6 +76,8 @@ class _Selection:
     by_name: dict[str, CatalogEntry]
     definitions: dict[str, Mapping[str, Any]]
     """By public name: the definition under this server's name and description."""
+    sizes: dict[str, int]
+    """By public name: the length of that definition's compact JSON."""
     local_names: dict[str, str]
     """Public name → the name on this server."""
 
@@ -120,6 +123,7 @@ class VirtualSection:
         renamed_to = set(self._rename.values())
         by_name: dict[str, CatalogEntry] = {}
         definitions: dict[str, Mapping[str, Any]] = {}
+        sizes: dict[str, int] = {}
         local_names: dict[str, str] = {}
         for entry in picked:
             local = self._rename.get(entry.public_name)
@@ -129,7 +133,10 @@ class VirtualSection:
                 local = entry.public_name
             by_name[local] = entry
             local_names[entry.public_name] = local
-            definitions[entry.public_name] = self._definition(entry, local)
+            definition = definitions[entry.public_name] = self._definition(entry, local)
+            sizes[entry.public_name] = (
+                entry.public_json_size if definition is entry.public_definition else len(compact_json(definition))
+            )
         names = sorted(by_name)
         return _Selection(
             source=source,
@@ -137,6 +144,7 @@ class VirtualSection:
             names=names,
             by_name=by_name,
             definitions=definitions,
+            sizes=sizes,
             local_names=local_names,
         )
 
@@ -167,7 +175,12 @@ class VirtualSection:
         return self._current().definitions.get(entry.public_name, entry.public_definition)
 
     def page(
-        self, cursor: str | None, size: int, visible: Callable[[str], bool] | None = None
+        self,
+        cursor: str | None,
+        size: int,
+        visible: Callable[[str], bool] | None = None,
+        *,
+        max_bytes: int | None = None,
     ) -> tuple[list[Mapping[str, Any]], str | None]:
         selection = self._current()
         return page_of(
@@ -178,6 +191,8 @@ class VirtualSection:
             size,
             visible,
             definition_of=lambda entry: selection.definitions[entry.public_name],
+            size_of=lambda entry: selection.sizes[entry.public_name],
+            max_bytes=max_bytes,
         )
 
 

@@ -13,7 +13,7 @@ import os
 import re
 import socket
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -24,6 +24,13 @@ from mcp_hub.errors import ConfigError
 DATABASE_URL_ENV = "MCP_HUB_DATABASE_URL"
 REPLICA_ID_ENV = "MCP_HUB_REPLICA_ID"
 _SUPPORTED_DATABASE_PREFIXES = ("sqlite+aiosqlite://", "postgresql+asyncpg://")
+
+PAGE_MAX_BYTES: Final = 512 * 1024
+"""The default bound of a list page's JSON. The smallest cap a client is known to have is the MCP Python SDK's
+1 MiB per SSE event (`mcp.client.streamable_http.DEFAULT_MAX_SSE_EVENT_SIZE`; a hub of hubs caps a downstream
+message at 4 MiB, connectors' `max_message_bytes`): half of it leaves room for the JSON-RPC envelope, the
+`serverInfo` stamp and SSE framing. 2,000 tools of typical size (~220 bytes each) are ~440 KB: the page size,
+not this bound, ends their pages."""
 
 
 class _Section(BaseModel):
@@ -96,7 +103,12 @@ class TimeoutsSection(_Section):
 
 
 class CatalogSection(_Section):
-    page_size: Annotated[int, Field(gt=0, le=10_000)] = 500
+    page_size: Annotated[int, Field(gt=0, le=10_000)] = 2000
+    """Entries per list page at most: 2,000 makes a walk of 10,000 tools 5 requests, not 20 (docs/benchmarks.md);
+    `page_max_bytes` keeps a page of large definitions within what clients read."""
+    page_max_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = PAGE_MAX_BYTES
+    """A list page's JSON (the result object) at most: a page ends at `page_size` entries or before the entry
+    that would take it past this, whichever comes first. A single entry larger than this is served alone."""
     list_ttl_ms: Annotated[int, Field(ge=0)] = 60_000
     # Issue 11 §7: the search meta-tools on /mcp itself (a virtual server sets its own in its file).
     meta_tools: MetaToolsMode = "off"

@@ -8,18 +8,26 @@ Lists are paginated by an opaque cursor, in a deterministic order, filtered by t
 https://modelcontextprotocol.io/specification/2026-07-28/basic/utilities/caching). A list filtered for a caller
 is `cacheScope: private` (threat T27).
 
+A page ends at `page_size` entries or before the entry whose JSON would take the page's JSON past
+`page_max_bytes`, whichever comes first (a client caps the messages it reads; a page of large definitions would
+pass a cap long before its count); one entry larger than the bound is served alone, on a page of its own. The
+cursor stays the last key of the page (`mcp_hub.catalog.catalog.page_of`): where a page ends depends only on the
+catalog, the caller's visibility and the shape, so cursors stay deterministic.
+
 Pages are served pre-serialised per authorization context (issue 12 §1): a page is built once, as the result
 object and its JSON, and kept in a bounded cache keyed by everything that decides its content: the reader (the
 hub, a profile, a virtual server) and the version of its catalog section (any change makes new keys), the
 caller's canonical `Visibility` of that kind (grants ∩ token scopes: callers with the same effective grants
-share pages, callers with different ones never do), the cursor, the page size and readiness. The SDK path
-(`Lists.page`, a dict the SDK validates) and the fast path (`Lists.page_json`, bytes written as they are) read
-the same cached `ListPage`, so they cannot diverge.
+share pages, callers with different ones never do), the cursor, the shape (page size, byte bound, ttl) and
+readiness. Cutting a page by bytes serialises nothing: each entry's JSON length was measured once, when the
+catalog made the entry (`CatalogEntry.public_json_size`; a virtual server measures its renamed definitions when
+it selects them, a profile its own as it cuts a page), and a page's JSON is its entries' JSON in the envelope.
+The SDK path (`Lists.page`, a dict the SDK validates) and the fast path (`Lists.page_json`, bytes written as they
+are) read the same cached `ListPage`, so they cannot diverge.
 """
 
 from __future__ import annotations
 
-import json
 from collections import OrderedDict
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
@@ -29,14 +37,16 @@ import orjson
 
 from mcp_hub.authz.decisions import Access
 from mcp_hub.authz.scopes import Visibility
-from mcp_hub.catalog.catalog import Snapshot, decode_cursor
+from mcp_hub.catalog.catalog import Snapshot, compact_json, decode_cursor
 from mcp_hub.catalog.views import SectionReader
+from mcp_hub.config.settings import PAGE_MAX_BYTES
 from mcp_hub.gateway.caller import Asking
 from mcp_hub.gateway.readiness import Readiness
 
 PAGE_CACHE_MAX_ENTRIES: Final = 4096
-"""Pages kept at most. A 10,000-tool catalog at 500 a page is 20 pages per caller context and list: this keeps
-about 200 contexts' full walks, more than the distinct grant sets a hub has, while bounding bookkeeping."""
+"""Pages kept at most. A 10,000-tool catalog at 500 a page is 20 pages per caller context and list (5 at the
+default 2,000): this keeps about 200 contexts' full walks, more than the distinct grant sets a hub has, while
+bounding bookkeeping."""
 
 PAGE_CACHE_MAX_BYTES: Final = 256 * 1024 * 1024
 """Bytes of JSON kept at most (each page's `result` shares its definitions with the catalog, so the JSON is the
@@ -44,15 +54,20 @@ cache's own memory). A 10,000-tool walk of the catalog benchmark's tools is 2.1 
 walks, and a catalog whose definitions are ten times larger still keeps a dozen contexts whole. One cache serves
 every server of the process (the hub, its profiles, its virtual servers: `Hub.page_cache`)."""
 
-_ListKey = tuple[Hashable, Snapshot, str, Visibility | None, str | None, int, bool, "Lead | None"]
+_ListKey = tuple[Hashable, Snapshot, str, Visibility | None, str | None, "ListShape", bool, "Lead | None"]
+
+_CURSOR_FIELD: Final = len(b',"nextCursor":""')
+"""What a next cursor adds to a page's JSON besides the cursor itself (which `page_of` counts)."""
 
 
 @dataclass(frozen=True, slots=True)
 class ListShape:
-    """How lists are cut and how long clients may keep them."""
+    """How lists are cut and how long clients may keep them: at most `page_size` entries a page, and at most
+    `page_max_bytes` of JSON (unless one entry alone is larger)."""
 
     page_size: int
     ttl_ms: int
+    page_max_bytes: int = PAGE_MAX_BYTES
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -88,14 +103,6 @@ class PageResult(dict[str, Any]):
         self.body = body
 
 
-def serialise(result: Mapping[str, Any]) -> bytes:
-    """The JSON of a result object (orjson; the standard library for what orjson refuses, e.g. ints ≥ 2**64)."""
-    try:
-        return orjson.dumps(result)
-    except TypeError:  # orjson.JSONEncodeError is a TypeError
-        return json.dumps(result, ensure_ascii=False, separators=(",", ":")).encode()
-
-
 def build_page(
     section: SectionReader,
     key: str,
@@ -104,20 +111,36 @@ def build_page(
     shape: ListShape,
     *,
     whole: bool = True,
-) -> dict[str, Any]:
-    """The result of a list request: one page of `section` under `key`, as a caller who sees `visibility` may
-    see it (None: no auth, nothing filtered); not cacheable unless the catalog is `whole`."""
-    visible = None if visibility is None else visibility.predicate()
-    items, next_cursor = section.page(cursor, shape.page_size, visible)
-    result: dict[str, Any] = {
+    lead: Lead | None = None,
+) -> ListPage:
+    """The page answering a list request: one page of `section` under `key`, as a caller who sees `visibility`
+    may see it (None: no auth, nothing filtered), after `lead`'s entries on the first page; not cacheable unless
+    the catalog is `whole`. Its JSON is at most `shape.page_max_bytes` unless its one catalog entry is larger."""
+    envelope: dict[str, Any] = {
         "resultType": "complete",
-        key: items,
         "ttlMs": shape.ttl_ms if whole else 0,
         "cacheScope": "public" if visibility is None else "private",
     }
+    leading = list(lead.items) if lead is not None and cursor is None else []
+    # What the page's JSON holds besides its catalog entries, joined by commas, and its cursor (`page_of`'s part).
+    fixed = len(compact_json(envelope)) + len(b',"":[]') + len(key) + _CURSOR_FIELD
+    fixed += sum(len(compact_json(item)) + 1 for item in leading)
+    visible = None if visibility is None else visibility.predicate()
+    items, next_cursor = section.page(cursor, shape.page_size, visible, max_bytes=shape.page_max_bytes - fixed)
     if next_cursor is not None:
-        result["nextCursor"] = next_cursor
-    return result
+        envelope["nextCursor"] = next_cursor
+    result = {**envelope, key: [*leading, *items]}
+    return ListPage(result, _page_json(envelope, key, result[key]))
+
+
+def _page_json(envelope: Mapping[str, Any], key: str, items: list[Mapping[str, Any]]) -> bytes:
+    """The JSON of a page, `envelope` with `items` under `key`: the entries' JSON exactly as `compact_json` made
+    it when they were measured (one orjson call; item by item when orjson refuses one)."""
+    try:
+        return orjson.dumps({**envelope, key: items})
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        entries = b",".join(compact_json(item) for item in items)
+        return b"".join((compact_json(envelope)[:-1], b',"', key.encode(), b'":[', entries, b"]}"))
 
 
 def visibility_of(access: Access | None, section: SectionReader) -> Visibility | None:
@@ -234,7 +257,7 @@ class Lists:
             key,
             visibility,
             cursor,
-            self._shape.page_size,
+            self._shape,
             whole,
             lead,
         )
@@ -248,11 +271,9 @@ class Lists:
                 "ttlMs": self._shape.ttl_ms,
                 "cacheScope": "public" if visibility is None else "private",
             }
+            page = ListPage(result, compact_json(result))
         else:
-            result = build_page(section, key, visibility, cursor, self._shape, whole=whole)
-            if lead is not None and cursor is None:
-                result[key] = [*lead.items, *result[key]]
-        page = ListPage(result, serialise(result))
+            page = build_page(section, key, visibility, cursor, self._shape, whole=whole, lead=lead)
         # Only cursors this reader could have handed out are kept: made-up ones cannot churn the cache.
         if cursor is None or section.get(decode_cursor(cursor)) is not None:
             self.cache.put(list_key, page)

@@ -108,6 +108,7 @@ def build_server(
     notifier: ChangeNotifier,
     *,
     page_size: int,
+    page_max_bytes: int,
     list_ttl_ms: int,
     decider: AccessDecider | None = None,
     stdio_principal: Principal | None = None,
@@ -134,7 +135,9 @@ def build_server(
     server of its own otherwise).
     """
     resolve = CallerResolver(decider, stdio_principal)
-    lists = Lists(ListShape(page_size=page_size, ttl_ms=list_ttl_ms), readiness, page_cache)
+    lists = Lists(
+        ListShape(page_size=page_size, ttl_ms=list_ttl_ms, page_max_bytes=page_max_bytes), readiness, page_cache
+    )
     tasks = ApprovalTasks(approvals, resolve.decision) if approvals is not None else None
     server = HubServer(
         "mcp-hub",
