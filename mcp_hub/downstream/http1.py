@@ -40,7 +40,7 @@ import ssl
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Final, cast
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import anyio
 import httptools
@@ -51,6 +51,7 @@ from mcp_hub.errors import DownstreamClosedError, DownstreamProtocolError, Downs
 _HIGH_WATER: Final = 256 * 1024
 """Body bytes buffered and not yet taken by the reader above which the connection stops reading."""
 _CLOSE_SECONDS: Final = 2.0
+_TARGET_SAFE: Final = "/%:@!$&'()*+,;=-._~?"
 
 
 class Response:
@@ -139,7 +140,10 @@ class Http1Pool:
         self._tls = tls if parts.scheme == "https" else None
         host = f"[{self._host}]" if ":" in self._host else self._host
         authority = host if parts.port is None else f"{host}:{parts.port}"
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        # As a browser sends it (RFC 3986 §2.1): what is not allowed in a path or query percent-encoded, the rest kept.
+        target = quote(parts.path or "/", safe=_TARGET_SAFE) + (
+            f"?{quote(parts.query, safe=_TARGET_SAFE)}" if parts.query else ""
+        )
         self._request_line = f"POST {target} HTTP/1.1\r\nHost: {authority}\r\n"
         self._connect_timeout = connect_timeout
         self._max_idle = max_idle
