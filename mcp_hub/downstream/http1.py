@@ -207,6 +207,9 @@ class Http1Pool:
             raise DownstreamUnreachableError(
                 self.connector_id, f"connector {self.connector_id!r} is unreachable ({type(exc).__name__})"
             ) from None
+        if self._closed:  # closed while this connection was being made
+            connection.close()
+            raise DownstreamClosedError(self.connector_id, f"connector {self.connector_id!r} is closing")
         self._open.add(connection)
         return connection
 
