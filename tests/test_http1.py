@@ -53,6 +53,7 @@ class Seen:
     """What the server saw on one connection: the requests' bodies, and whether the client closed it."""
 
     bodies: list[bytes] = field(default_factory=list[bytes])
+    heads: list[bytes] = field(default_factory=list[bytes])
     closed: anyio.Event = field(default_factory=anyio.Event)
 
 
@@ -95,6 +96,7 @@ class ScriptedServer:
                     for line in head.split(b"\r\n")
                     if line.lower().startswith(b"content-length:")
                 )
+                seen.heads.append(head)
                 seen.bodies.append(await reader.readexactly(length))
                 number, self.requests = self.requests, self.requests + 1
                 self.request_arrived.set()
@@ -484,4 +486,41 @@ async def test_the_lean_client_reads_progress_and_the_result_from_a_real_chunked
     assert seen
     assert seen == sorted(seen)
     assert echoed["content"][0]["text"] == "again"
+    assert lost == []
+
+
+async def test_credentials_in_the_connector_url_are_sent_as_basic_and_not_in_the_target() -> None:
+    """RFC 7617, RFC 9110 §4.2.4 (userinfo is never sent in the target), our choice (as httpx2 on the SDK path):
+    `http://user:pass@host/...` sends `Authorization: Basic`, and the Host field without the credentials."""
+    lost: list[str] = []
+
+    async def ignore(message: dict[str, Any]) -> None:
+        del message
+
+    async def refuse(message: dict[str, Any]) -> dict[str, Any]:
+        return {}
+
+    answer = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 36\r\n\r\n"
+        b'{"jsonrpc":"2.0","id":1,"result":{}}'
+    )
+    async with ScriptedServer([answer]).running() as server:
+        url = server.url.replace("http://", "http://hub%40a:s%3Acret@")
+        async with LeanHttpClient(
+            ConnectorId("basic"),
+            url,
+            headers={},
+            auth=None,
+            max_message_bytes=1024,
+            connect_timeout=5,
+            on_lost=lost.append,
+        ) as lean:
+            result = await lean.request(
+                {"jsonrpc": "2.0", "id": 1, "method": "ping"}, {}, StreamHandlers(None, ignore, refuse)
+            )
+    head = server.connections[0].heads[0].decode()
+    assert result == {}
+    assert head.startswith("POST /mcp?x=1 HTTP/1.1\r\n")
+    assert f"Host: {url.split('@')[1].split('/')[0]}\r\n" in head
+    assert "authorization: Basic aHViQGE6czpjcmV0\r\n" in head  # base64 of "hub@a:s:cret"
     assert lost == []

@@ -32,10 +32,12 @@ so that each is sent once), and reads the answer as plain dicts. The SDK `Client
 from __future__ import annotations
 
 import ssl
+from base64 import b64encode
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Final, Self, cast
+from urllib.parse import unquote, urlsplit
 
 import orjson
 import structlog
@@ -103,6 +105,12 @@ class LeanHttpClient:
             "content-type": "application/json",
             "accept-encoding": "identity",  # bodies are read as they come, never decoded
         }
+        parts = urlsplit(url)
+        if parts.username is not None:
+            # As the SDK client's httpx2 (and aiohttp before this client) do: credentials in the URL go as Basic
+            # (RFC 7617), unless the connector sets its own Authorization field.
+            credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+            self._headers.setdefault("authorization", f"Basic {b64encode(credentials).decode('ascii')}")
         self._auth = auth
         self._cap = max_message_bytes
         self._connect_timeout = connect_timeout
