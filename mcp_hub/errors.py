@@ -18,6 +18,8 @@
     │   └── InvalidCursorError          a pagination cursor the catalog did not issue
     ├── DownstreamError                 something between the hub and a downstream server failed
     │   ├── ConnectorUnavailableError   the connector is not connected (connecting, down, disabled)
+    │   │   ├── DownstreamUnreachableError  no connection to the downstream could be opened (refused, TLS, timeout)
+    │   │   └── DownstreamClosedError       the downstream closed the connection before its answer ended
     │   ├── DownstreamTimeoutError      the downstream did not answer within the call timeout
     │   ├── DownstreamRejectedError     the downstream answered with a JSON-RPC error (its code is kept)
     │   ├── DownstreamProtocolError     the downstream answered with something that is not MCP
@@ -164,6 +166,14 @@ class DownstreamError(HubError):
 
 class ConnectorUnavailableError(DownstreamError):
     """The connector has no live connection right now."""
+
+
+class DownstreamUnreachableError(ConnectorUnavailableError):
+    """No connection to the downstream could be opened: refused, unresolvable, TLS refused, or the connect timeout."""
+
+
+class DownstreamClosedError(ConnectorUnavailableError):
+    """The downstream closed the connection (or it broke) before the answer to a request had ended."""
 
 
 class DownstreamTimeoutError(DownstreamError):

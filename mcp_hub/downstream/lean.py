@@ -17,14 +17,14 @@ from typing import Any
 
 from mcp.client.session import ClientSession
 from mcp.shared.dispatcher import CallOptions, ProgressFnT
-from mcp.shared.inbound import NAME_BEARING_METHODS, encode_header_value
+from mcp.shared.inbound import MCP_METHOD_HEADER, MCP_NAME_HEADER, NAME_BEARING_METHODS, encode_header_value
 
 from mcp_hub.domain import ConnectorId
 from mcp_hub.downstream.lean_http import LeanHttpClient, StreamHandlers, result_of
 from mcp_hub.downstream.lean_stdio import RawLane
 
-_METHOD_HEADER = "Mcp-Method"
-_NAME_HEADER = "Mcp-Name"
+_METHOD_HEADER = MCP_METHOD_HEADER  # the SDK's names, in lower case as its stamp writes them
+_NAME_HEADER = MCP_NAME_HEADER
 
 
 class LeanForwarder:

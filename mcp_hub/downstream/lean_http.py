@@ -4,47 +4,65 @@ The era is stateless (https://modelcontextprotocol.io/specification/2026-07-28/b
 one POST, answered by a JSON body or by an SSE stream that carries, before the response, what the server sends about
 that request (progress, log entries). The SDK client models and validates every message with pydantic and runs each
 POST through its dispatcher, memory streams and httpx2: about 1 ms of the hub's CPU per call. For request/response
-forwarding this client posts the JSON-RPC bytes itself (orjson) over aiohttp's keep-alive pool (measured on this
-machine: 0.39 ms of client CPU per call, 1.0 ms with httpx2; docs/architecture.md), with the era's headers
-(`MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name`, `Mcp-Param-*`, built by the connection), and reads the answer as
-plain dicts. The SDK `Client` keeps the handshake, listing and `subscriptions/listen`.
+forwarding this client posts the JSON-RPC bytes itself (orjson) over the hub's own HTTP/1.1 transport
+(`mcp_hub.downstream.http1`: kept-alive connections on asyncio's Protocol API, llhttp parsing the answers; it
+replaced aiohttp's client, a fifth of the hub's Python work per call: docs/benchmarks.md), with the era's headers
+(`MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name`, `Mcp-Param-*`, built by the connection; field names in lower case,
+so that each is sent once), and reads the answer as plain dicts. The SDK `Client` keeps the handshake, listing and
+`subscriptions/listen`. TLS: the hub's one verifying context (`mcp_hub.downstream.tls`), as the SDK client's.
 
 - Cancellation: over 2026-07-28 HTTP, closing the request's response stream is the cancellation signal (the SDK's
   `streamable_http` transport aborts the POST instead of writing `notifications/cancelled`); a cancelled `request`
-  leaves aiohttp's `async with`, which closes the connection under an unfinished response.
+  releases its answer unfinished, which closes the connection.
 - Size: a JSON body, or one SSE event, over `max_message_bytes` is not read further (threat T32): the response is
   abandoned (its connection closed) and only that call fails.
 - Errors are the SDK path's (`DownstreamConnection._call_error`): a JSON-RPC error (in a 2xx body, or a non-2xx JSON
   body) is the downstream's own; a 404 is `METHOD_NOT_FOUND`, another non-2xx `INTERNAL_ERROR`, a 202 or a redirect
-  `INVALID_REQUEST`; a refused connection or a stream that ends without an answer is the connection lost.
+  (never followed) `INVALID_REQUEST`; an unparsable JSON body `PARSE_ERROR`. A refused connection (or none within
+  the connect timeout: `DownstreamUnreachableError`), a connection closed before the answer ended
+  (`DownstreamClosedError`) or a stream that ends without an answer is the connection lost (`on_lost`: the owner
+  reconnects). An answer that is not HTTP/1.1 (`DownstreamProtocolError`) fails only its call. A connection the
+  server closed while it sat idle in the pool fails nothing: the request goes on a new one (`http1`'s retry rule).
 - Downstream OAuth: the connector's own client-credentials bearer (`mcp_hub.downstream.oauth`), renewed once after
   a 401 (RFC 6750 §3.1), as the SDK path's `httpx2.Auth` flow does.
+- Questions: a downstream's request on the stream is put to the caller (`on_question`), and the answer POSTed back
+  (`_reply`) on another pooled connection; notifications other than the request's progress go to `on_notification`.
 """
 
 from __future__ import annotations
 
+import ssl
+from base64 import b64encode
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Final, Self, cast
+from urllib.parse import unquote, urlsplit
 
-import aiohttp
-import anyio
 import orjson
 import structlog
 from mcp.shared.dispatcher import ProgressFnT
+from mcp.shared.inbound import MCP_METHOD_HEADER, MCP_NAME_HEADER
 from mcp_types.jsonrpc import INTERNAL_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR
 
 from mcp_hub.domain import ConnectorId
+from mcp_hub.downstream.http1 import Http1Pool, Response
 from mcp_hub.downstream.oauth import ClientCredentialsAuth
 from mcp_hub.downstream.progress import report_progress
 from mcp_hub.downstream.sse import sse_events
-from mcp_hub.errors import ConnectorUnavailableError, DownstreamError, DownstreamProtocolError, DownstreamRejectedError
+from mcp_hub.downstream.tls import verifying_context
+from mcp_hub.errors import (
+    ConnectorUnavailableError,
+    DownstreamClosedError,
+    DownstreamError,
+    DownstreamProtocolError,
+    DownstreamRejectedError,
+    DownstreamUnreachableError,
+)
 
 logger = structlog.get_logger(__name__)
 
 _ACCEPT: Final = "application/json, text/event-stream"
-_CLOSE_SECONDS: Final = 2.0
 
 Question = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 """A downstream's request on the stream (its JSON-RPC message) → the response message to send back."""
@@ -74,64 +92,77 @@ class LeanHttpClient:
         max_message_bytes: int,
         connect_timeout: float,
         on_lost: Callable[[str], None],
+        tls: ssl.SSLContext | None = None,
     ) -> None:
-        """`on_lost(reason)` when the connection to the downstream is lost during a call (the owner reconnects)."""
+        """`on_lost(reason)` when the connection to the downstream is lost during a call (the owner reconnects);
+        `tls` for an https URL, by default the hub's verifying context (`mcp_hub.downstream.tls`)."""
         self._id = connector_id
         self._url = url
-        self._headers = {**headers, "Accept": _ACCEPT, "Content-Type": "application/json"}
+        # Field names in lower case, as the SDK's `mcp-*` names: merged dicts then hold each field once.
+        self._headers = {
+            **{name.lower(): value for name, value in headers.items()},
+            "accept": _ACCEPT,
+            "content-type": "application/json",
+            "accept-encoding": "identity",  # bodies are read as they come, never decoded
+        }
+        parts = urlsplit(url)
+        if parts.username is not None:
+            # As the SDK client's httpx2 (and aiohttp before this client) do: credentials in the URL go as Basic
+            # (RFC 7617), unless the connector sets its own Authorization field.
+            credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+            self._headers.setdefault("authorization", f"Basic {b64encode(credentials).decode('ascii')}")
         self._auth = auth
         self._cap = max_message_bytes
         self._connect_timeout = connect_timeout
         self._on_lost = on_lost
-        self._session: aiohttp.ClientSession | None = None
+        self._tls = tls
+        self._pool: Http1Pool | None = None
 
     async def __aenter__(self) -> Self:
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, enable_cleanup_closed=False),
+        self._pool = Http1Pool(
+            self._id,
+            self._url,
+            tls=self._tls if self._tls is not None else verifying_context(),
             # The connection's call timeout bounds a call; only connecting has its own bound here.
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=self._connect_timeout),
-            cookie_jar=aiohttp.DummyCookieJar(),
-            trust_env=False,
-            raise_for_status=False,
+            connect_timeout=self._connect_timeout,
         )
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc_val: BaseException | None, exc_tb: TracebackType | None
     ) -> None:
-        session, self._session = self._session, None
-        if session is not None:
-            # Shielded and bounded: aiohttp's close swallows a cancellation it is waiting under, and anyio would
-            # deliver it again and again (the owner task exits under cancellation).
-            with anyio.CancelScope(shield=True), anyio.move_on_after(_CLOSE_SECONDS):
-                await session.close()
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.aclose()
 
     async def request(
         self, message: Mapping[str, Any], headers: Mapping[str, str], handlers: StreamHandlers
     ) -> dict[str, Any]:
         """POST one JSON-RPC request; its `result`, or a `DownstreamError` (see the module docstring)."""
-        session = self._session
-        if session is None:
+        pool = self._pool
+        if pool is None:
             raise ConnectorUnavailableError(self._id, f"connector {self._id!r} is not connected")
         body = orjson.dumps(message)
         sent_headers = {**self._headers, **headers}
         token = await self._bearer(None)
         for attempt in (1, 2):
             if token is not None:
-                sent_headers["Authorization"] = f"Bearer {token}"
+                sent_headers["authorization"] = f"Bearer {token}"
             try:
-                async with session.post(self._url, data=body, headers=sent_headers, allow_redirects=False) as response:
+                response = await pool.post(sent_headers, body)
+                try:
                     if response.status == 401 and token is not None and attempt == 1:
                         token = await self._bearer(token)
                         continue
                     return await self._answer(response, message.get("id"), handlers)
-            except aiohttp.ClientConnectorError as exc:
+                finally:
+                    response.release()  # an unfinished answer closes its connection: a cancelled call's signal
+            except DownstreamUnreachableError as exc:
                 self._lost(str(exc))
-                raise ConnectorUnavailableError(
-                    self._id, f"connector {self._id!r} is unreachable ({type(exc).__name__})"
-                ) from None
-            except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
-                raise self._closed(type(exc).__name__) from None
+                raise
+            except DownstreamClosedError:
+                self._lost("the connection closed during a call")
+                raise
         raise AssertionError("unreachable: the second attempt returns or raises")  # pragma: no cover
 
     def _lost(self, reason: str) -> None:
@@ -159,15 +190,13 @@ class LeanHttpClient:
             self._lost(str(exc))  # as on the SDK path, whose transport ends when its auth flow fails
             raise
 
-    async def _answer(
-        self, response: aiohttp.ClientResponse, request_id: object, handlers: StreamHandlers
-    ) -> dict[str, Any]:
+    async def _answer(self, response: Response, request_id: object, handlers: StreamHandlers) -> dict[str, Any]:
         status = response.status
-        content_type = response.headers.get("Content-Type", "").lower()
+        content_type = response.header(b"content-type").lower()
         if status == 202:
             raise DownstreamRejectedError(self._id, INVALID_REQUEST, "server answered a request with 202 Accepted")
         if 300 <= status < 400:
-            where = response.headers.get("Location", "?")
+            where = response.header(b"location") or "?"
             raise DownstreamRejectedError(
                 self._id, INVALID_REQUEST, f"redirect to {where} not followed (HTTP {status})"
             )
@@ -197,23 +226,20 @@ class LeanHttpClient:
     def _result(self, message: dict[str, Any]) -> dict[str, Any]:
         return result_of(self._id, message)
 
-    async def _read_body(self, response: aiohttp.ClientResponse) -> bytes:
-        length = response.content_length
-        if length is not None and length > self._cap:
-            raise self._oversized()
-        parts: list[bytes] = []
-        size = 0
-        async for chunk in response.content.iter_any():
-            size += len(chunk)
-            if size > self._cap:
-                raise self._oversized()
-            parts.append(chunk)
-        return b"".join(parts)
+    async def _read_body(self, response: Response) -> bytes:
+        return await response.read(self._cap, self._oversized)
 
-    async def _from_events(
-        self, response: aiohttp.ClientResponse, request_id: object, handlers: StreamHandlers
+    async def _from_events(self, response: Response, request_id: object, handlers: StreamHandlers) -> dict[str, Any]:
+        try:
+            return await self._result_of_events(response, request_id, handlers)
+        except DownstreamProtocolError:
+            response.abandon()  # an oversized event: the rest of the stream is not read
+            raise
+
+    async def _result_of_events(
+        self, response: Response, request_id: object, handlers: StreamHandlers
     ) -> dict[str, Any]:
-        async for data in _event_data(response.content.iter_any(), self._cap, self._oversized):
+        async for data in _event_data(response.chunks(), self._cap, self._oversized):
             if not data:
                 continue  # a priming event (an id for resumption, no message)
             message = self._parse(data)
@@ -237,17 +263,22 @@ class LeanHttpClient:
 
     async def _reply(self, answer: dict[str, Any]) -> None:
         """Send the answer to a downstream's question (the SDK client POSTs it likewise)."""
-        session = self._session
-        if session is None:
+        pool = self._pool
+        if pool is None:
             return
-        headers = {key: value for key, value in self._headers.items() if key not in ("Mcp-Method", "Mcp-Name")}
+        headers = {
+            key: value for key, value in self._headers.items() if key not in (MCP_METHOD_HEADER, MCP_NAME_HEADER)
+        }
         token = await self._bearer(None)
         if token is not None:
-            headers["Authorization"] = f"Bearer {token}"
+            headers["authorization"] = f"Bearer {token}"
         try:
-            async with session.post(self._url, data=orjson.dumps(answer), headers=headers, allow_redirects=False):
-                pass
-        except aiohttp.ClientError as exc:
+            response = await pool.post(headers, orjson.dumps(answer))
+            try:
+                await response.read(self._cap, self._oversized)  # read to its end, so the connection is reused
+            finally:
+                response.release()
+        except (DownstreamUnreachableError, DownstreamClosedError, DownstreamProtocolError) as exc:
             logger.warning("answer to a downstream's question not delivered", connector=self._id, error=str(exc))
 
 

@@ -17,9 +17,7 @@ response through `on_oversized`.
 from __future__ import annotations
 
 import contextlib
-import functools
 import shutil
-import ssl
 import sys
 from collections.abc import AsyncGenerator, Callable
 from pathlib import Path
@@ -41,6 +39,7 @@ from mcp_hub.downstream.lean_stdio import RawLane
 from mcp_hub.downstream.oauth import ClientCredentialsAuth
 from mcp_hub.downstream.stderr import StderrLog
 from mcp_hub.downstream.tagging import OversizedCallback, RelatedMessageTagger
+from mcp_hub.downstream.tls import verifying_context
 
 _HTTP_READ_TIMEOUT_SECONDS = 300.0
 
@@ -134,18 +133,9 @@ async def _streamable_http(
         yield streams
 
 
-@functools.cache
-def _verifying_tls() -> ssl.SSLContext:
-    """One TLS context for every connector's transport: httpx2's default (certificate and host name verified
-    against its CA bundle). Building it reads the whole bundle, ~25 ms of CPU, which each connector's own
-    transport used to spend again (2.5 s of a 100-connector start); a context is configuration only, safe to
-    share between connections."""
-    return httpx2.create_ssl_context()
-
-
 def _capped_transport(spec: ConnectorSpec, on_oversized: OversizedCallback) -> httpx2.AsyncBaseTransport:
     return RelatedMessageTagger(
-        httpx2.AsyncHTTPTransport(verify=_verifying_tls()),
+        httpx2.AsyncHTTPTransport(verify=verifying_context()),
         max_message_bytes=spec.max_message_bytes,
         on_oversized=on_oversized,
     )
