@@ -60,6 +60,8 @@ bench: $(PY_STAMP)
 	cat $(BENCH_OUT)/approval_latency.txt
 	$(BIN)/python bench/catalog_scale.py $(BENCH_CATALOG_ARGS) > $(BENCH_OUT)/catalog_scale.txt
 	cat $(BENCH_OUT)/catalog_scale.txt
+	$(BIN)/python bench/proxy_floor.py > $(BENCH_OUT)/proxy_floor.txt
+	cat $(BENCH_OUT)/proxy_floor.txt
 	$(BIN)/python bench/chart.py $(BENCH_OUT)/overhead.json $(BENCH_OUT)/approval_latency.json \
 		--out $(BENCH_OUT)/chart.svg
 

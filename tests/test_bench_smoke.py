@@ -137,3 +137,11 @@ def test_approval_latency_across_two_replicas(tmp_path: Path) -> None:
     assert (setup["name"], setup["replicas"], setup["database"]) == ("replicas", 2, "postgresql")
     for figure in setup["figures"].values():
         assert_spread(figure)
+
+
+def test_the_proxy_floor_relays_through_every_proxy_and_reports_each() -> None:
+    """bench/proxy_floor.py: each thin proxy relays the echo's answer (the run checks it) and gets its row."""
+    report = run_script("proxy_floor.py", "--calls", "20", "--rounds", "1")
+    rows = {line.split()[0]: line.split() for line in report.splitlines()[2:]}
+    assert set(rows) == {"direct", "asgi+aiohttp", "asgi+http1", "protocols"}
+    assert all(len(row) == 5 and row[-1] != "nan" for name, row in rows.items() if name != "direct"), rows
