@@ -78,18 +78,24 @@ def tool_groups(tools: Sequence[CatalogEntry]) -> list[tuple[str, list[tuple[str
     return [(f"Connector {connector}", options) for connector, options in sorted(groups.items())]
 
 
-_LIMIT_FIELDS: Final = ("rate", "burst", "daily_calls", "monthly_calls")
+_RATE_FIELDS: Final = {
+    "per_agent": ("rate", "burst"),
+    "per_agent_connector": ("connector_rate", "connector_burst"),
+    "per_agent_tool": ("tool_rate", "tool_burst"),
+}
+"""Each rate limit of an agent (`AgentLimits`) and its pair of form fields: calls per second, burst."""
+_LIMIT_FIELDS: Final = (*(field for pair in _RATE_FIELDS.values() for field in pair), "daily_calls", "monthly_calls")
 
 
 def _limit_values(limits: dict[str, Any]) -> dict[str, str]:
     """The limits form's fields from an agent's own limits."""
-    per_agent: dict[str, Any] = limits.get("per_agent") or {}
-    return {
-        "rate": str(per_agent.get("rate", "")),
-        "burst": str(per_agent.get("burst", "")),
-        "daily_calls": str(limits.get("daily_calls", "")),
-        "monthly_calls": str(limits.get("monthly_calls", "")),
-    }
+    values: dict[str, str] = {}
+    for limit, (rate, burst) in _RATE_FIELDS.items():
+        bucket: dict[str, Any] = limits.get(limit) or {}
+        values[rate], values[burst] = str(bucket.get("rate", "")), str(bucket.get("burst", ""))
+    values["daily_calls"] = str(limits.get("daily_calls", ""))
+    values["monthly_calls"] = str(limits.get("monthly_calls", ""))
+    return values
 
 
 def _limit_changes(values: dict[str, str]) -> tuple[dict[str, Any], FieldErrors]:
@@ -102,21 +108,37 @@ def _limit_changes(values: dict[str, str]) -> tuple[dict[str, Any], FieldErrors]
             numbers[name] = float(text) if text else None
         except ValueError:
             errors[name] = "Enter a number, or leave it empty for no limit of its own."
-    for name in ("burst", "daily_calls", "monthly_calls"):
+    whole = ("daily_calls", "monthly_calls", *(burst for _, burst in _RATE_FIELDS.values()))
+    for name in whole:
         number = numbers.get(name)
         if number is not None and (number != int(number) or number < 0):
             errors[name] = "Enter a whole number, 0 or more."
+    for rate_field, burst_field in _RATE_FIELDS.values():
+        if rate_field in errors or burst_field in errors:
+            continue
+        if (numbers[rate_field] is None) != (numbers[burst_field] is None):
+            missing = rate_field if numbers[rate_field] is None else burst_field
+            errors[missing] = "Give both the rate and the burst, or neither."
     if errors:
         return {}, errors
-    rate, burst = numbers["rate"], numbers["burst"]
-    if (rate is None) != (burst is None):
-        return {}, {"rate" if rate is None else "burst": "Give both the rate and the burst, or neither."}
+    changes: dict[str, Any] = {}
+    for limit, (rate_field, burst_field) in _RATE_FIELDS.items():
+        rate, burst = numbers[rate_field], numbers[burst_field]
+        changes[limit] = None if rate is None or burst is None else {"rate": rate, "burst": int(burst)}
     daily, monthly = numbers["daily_calls"], numbers["monthly_calls"]
-    return {
-        "per_agent": None if rate is None or burst is None else {"rate": rate, "burst": int(burst)},
-        "daily_calls": None if daily is None else int(daily),
-        "monthly_calls": None if monthly is None else int(monthly),
-    }, {}
+    changes["daily_calls"] = None if daily is None else int(daily)
+    changes["monthly_calls"] = None if monthly is None else int(monthly)
+    return changes, {}
+
+
+def _field_of(problem: str) -> str:
+    """The form field a refusal of `merged_limits` names (its message starts with the limit's path)."""
+    for limit, (rate_field, burst_field) in _RATE_FIELDS.items():
+        if problem.startswith(f"{limit}.burst"):
+            return burst_field
+        if problem.startswith((limit + ".", limit + ":")):
+            return rate_field
+    return next((name for name in ("daily_calls", "monthly_calls") if problem.startswith(name)), "rate")
 
 
 class AgentPages:
@@ -232,8 +254,7 @@ class AgentPages:
             try:
                 await self._limits.set(Actor.user(viewer.user.name), agent.name, changes)
             except InvalidInputError as exc:
-                field = next((name for name in _LIMIT_FIELDS if str(exc).startswith(name.rsplit("_", 1)[0])), "rate")
-                errors = {field: str(exc)}
+                errors = {_field_of(str(exc)): str(exc)}
             else:
                 return see_other(f"{back}?done=limits")
         return await self.detail(request, viewer, errors=errors, values=values)

@@ -588,31 +588,39 @@ async def test_the_signing_keys_are_listed_without_their_private_halves_and_rota
 async def test_an_agents_own_limits_are_set_and_explained_next_to_their_fields(
     hub: InProcessHub, admin: httpx2.AsyncClient
 ) -> None:
-    """Issue 13 §1-§2 (issue 10 §1): an agent's own rate limit and quotas, through the admin service; a value
-    that is not a number, or a rate without a burst, is explained next to its field."""
+    """Issue 13 §1-§2 (issue 10 §1): an agent's own rate limits (all its calls, per connector, per tool) and
+    quotas, through the admin service; a value that is not a number, a rate without a burst, or one the hub refuses
+    is explained next to its field."""
     name = unique("limited")
     await auth_service(hub).admin.create_agent(name, [])
     page = f"/admin/agents/{name}"
     token = await form_of(admin, page)
 
-    bad = await admin.post(
-        f"{page}/limits", data={"rate": "fast", "burst": "", "daily_calls": "1.5", "monthly_calls": "", **token}
-    )
-    half = await admin.post(
-        f"{page}/limits", data={"rate": "2", "burst": "", "daily_calls": "", "monthly_calls": "", **token}
-    )
+    def form(**values: str) -> dict[str, str]:
+        fields = ("rate", "burst", "connector_rate", "connector_burst", "tool_rate", "tool_burst")
+        return {**dict.fromkeys(fields, ""), "daily_calls": "", "monthly_calls": "", **values, **token}
+
+    bad = await admin.post(f"{page}/limits", data=form(rate="fast", daily_calls="1.5", tool_burst="2.5"))
+    half = await admin.post(f"{page}/limits", data=form(rate="2", connector_burst="9"))
+    refused = await admin.post(f"{page}/limits", data=form(tool_rate="-1", tool_burst="3"))
     saved = await admin.post(
-        f"{page}/limits", data={"rate": "2", "burst": "5", "daily_calls": "100", "monthly_calls": "", **token}
+        f"{page}/limits", data=form(rate="2", burst="5", tool_rate="0.5", tool_burst="3", daily_calls="100")
     )
     shown = await admin.get(page)
 
     assert bad.status_code == 400
     assert error_next_to(bad.text, "rate").startswith("Enter a number")
     assert error_next_to(bad.text, "daily_calls") == "Enter a whole number, 0 or more."
+    assert error_next_to(bad.text, "tool_burst") == "Enter a whole number, 0 or more."
     assert error_next_to(half.text, "burst") == "Give both the rate and the burst, or neither."
+    assert error_next_to(half.text, "connector_rate") == "Give both the rate and the burst, or neither."
+    assert refused.status_code == 400
+    assert error_next_to(refused.text, "tool_rate").startswith("per_agent_tool.rate")  # the hub's own check
     assert saved.status_code == 303
     assert await hub.hub.stores.limits.agent_limits((await hub.hub.stores.identities.agent_by_name(name)).id) == {
         "per_agent": {"rate": 2.0, "burst": 5},
+        "per_agent_tool": {"rate": 0.5, "burst": 3},
         "daily_calls": 100,
     }
     assert 'id="daily_calls" name="daily_calls" value="100"' in shown.text
+    assert 'id="tool_rate" name="tool_rate" value="0.5"' in shown.text
