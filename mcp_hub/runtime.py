@@ -941,6 +941,8 @@ def build_app(hub: Hub, *, on_started: Callable[[], None] | None = None) -> Star
                 audit=hub.stores.audit_query,
                 pool=hub.pool,
                 approvals=hub.approvals,
+                virtual_views=hub.virtual_views,
+                virtual_url=settings.virtual_resource_url,
             )
         )
         routes += home_routes(sessions)

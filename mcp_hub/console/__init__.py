@@ -2,7 +2,7 @@
 
 Pages: the dashboard (`dashboard`), connectors and the review queue of their definitions (`connectors`, `diff`),
 agents and their grants (`agents`), users (`users`), the audit viewer and usage per agent per day (`audit`), the
-approval rules (`rules`), the signing keys (`keys`). Charts are SVG drawn on the
+approval rules (`rules`), the virtual servers (`virtual`), the signing keys (`keys`). Charts are SVG drawn on the
 server (`charts`): no script, no external library. Docs: docs/console.md.
 
 The console sits above the front doors (`web`, `admin`): it renders with the web pages' templates, sessions and
@@ -13,6 +13,7 @@ a same-origin POST with the session's CSRF token (`base.ConsolePage.form`).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from starlette.routing import BaseRoute
@@ -20,6 +21,7 @@ from starlette.routing import BaseRoute
 from mcp_hub.admin.services import AdminServices
 from mcp_hub.approvals.service import ApprovalService
 from mcp_hub.catalog.catalog import Catalog
+from mcp_hub.catalog.virtual import VirtualView
 from mcp_hub.console.agents import AGENTS_PATH, AgentPages
 from mcp_hub.console.audit import AUDIT_PATH, USAGE_PATH, AuditPages
 from mcp_hub.console.base import ADMIN_PATH, NOT_AN_ADMIN, ConsolePage
@@ -28,6 +30,7 @@ from mcp_hub.console.dashboard import DashboardPage
 from mcp_hub.console.keys import KEYS_PATH, KeyPages
 from mcp_hub.console.rules import RulePages
 from mcp_hub.console.users import USERS_PATH, UserPages
+from mcp_hub.console.virtual import VIRTUAL_PATH, VirtualPages
 from mcp_hub.db.audit_query import AuditQueryStore
 from mcp_hub.db.catalog import CatalogStore
 from mcp_hub.db.dashboard import DashboardStore
@@ -55,6 +58,9 @@ class ConsoleParts:
     audit: AuditQueryStore
     pool: DownstreamPool
     approvals: ApprovalService
+    virtual_views: Mapping[str, VirtualView]
+    virtual_url: Callable[[str], str]
+    """A virtual server's MCP URL, by name."""
 
 
 def console_routes(parts: ConsoleParts) -> list[BaseRoute]:
@@ -74,6 +80,7 @@ def console_routes(parts: ConsoleParts) -> list[BaseRoute]:
     agents = AgentPages(page, parts.admin.agents, parts.admin.limits, parts.identities, parts.catalog)
     users = UserPages(page, parts.admin.users)
     rules = RulePages(page, parts.admin.approval_rules)
+    virtual = VirtualPages(page, parts.virtual_views, parts.virtual_url)
     audit = AuditPages(page, parts.audit)
     keys = KeyPages(page, parts.admin.keys)
     get, post = ["GET"], ["POST"]
@@ -102,6 +109,7 @@ def console_routes(parts: ConsoleParts) -> list[BaseRoute]:
         page_route(AUDIT_PATH, admin(audit.audit), get),
         page_route(USAGE_PATH, admin(audit.usage), get),
         page_route(f"{ADMIN_PATH}/rules", admin(rules.index), get),
+        page_route(VIRTUAL_PATH, admin(virtual.index), get),
         page_route(KEYS_PATH, admin(keys.index), get),
         page_route(f"{KEYS_PATH}/confirm", admin(keys.confirm), get),
         page_route(f"{KEYS_PATH}/rotate", admin(keys.rotate), post),

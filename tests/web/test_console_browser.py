@@ -26,6 +26,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.types import TextContent
 from playwright.async_api import Browser, Page, ViewportSize, async_playwright
 
+from mcp_hub.config.virtual import VirtualServerSpec
 from mcp_hub.db.audit import AuditEvent
 from mcp_hub.domain import Role
 from tests.authz.conftest import AgentCredentials, auth_service, bearer, client_credentials_token
@@ -59,7 +60,17 @@ def prepare() -> None:
 @pytest.fixture(scope="module")
 async def console(tmp_path_factory: pytest.TempPathFactory) -> AsyncGenerator[tuple[RunningHub, Browser]]:
     prepare()
-    config = write_config(tmp_path_factory.mktemp("console-browser"), {}, CONFIG, auth=True)
+    directory = tmp_path_factory.mktemp("console-browser")
+    config = write_config(directory, {}, CONFIG, auth=True)
+    (directory / "virtual").mkdir()
+    curated = VirtualServerSpec(
+        name="support-desk",
+        description="What the support agents need: the echo under a friendlier name, and search.",
+        tools=["tools__echo", "tools__*time*"],
+        rename={"tools__echo": "say_back"},
+        meta_tools="add",
+    )
+    (directory / "virtual" / "support-desk.toml").write_text(curated.to_toml())
     async with running_hub(config) as hub, async_playwright() as playwright:
         await auth_service(hub).admin.create_user("root", Role.ADMIN, PASSWORD)
         browser = await playwright.chromium.launch(executable_path=str(CHROMIUM))
@@ -184,6 +195,7 @@ PAGES = {
     "audit": "/admin/audit",
     "usage": "/admin/usage",
     "rules": "/admin/rules",
+    "virtual": "/admin/virtual",
     "keys": "/admin/keys",
 }
 

@@ -22,6 +22,7 @@ import httpx2
 import pytest
 
 from mcp_hub.catalog.catalog import definition_sha256
+from mcp_hub.config.virtual import VirtualServerSpec
 from mcp_hub.db.audit import AuditEvent
 from mcp_hub.db.pins import Sighting
 from mcp_hub.domain import AuditOutcome, CatalogKind, Health, PinStatus, Role, utc_now
@@ -57,9 +58,21 @@ PAGES = (
 )
 
 
+VIRTUAL_ECHOES = VirtualServerSpec(
+    name="echoes",
+    description="Only the echo",
+    tools=["faults__echo"],
+    rename={"faults__echo": "say"},
+    meta_tools="add",
+)
+
+
 @pytest.fixture(scope="module")
 async def hub(tmp_path_factory: pytest.TempPathFactory) -> AsyncGenerator[InProcessHub]:
-    config = write_config(tmp_path_factory.mktemp("console"), {"faults": fault_connector()}, RULES, auth=True)
+    directory = tmp_path_factory.mktemp("console")
+    config = write_config(directory, {"faults": fault_connector()}, RULES, auth=True)
+    (directory / "virtual").mkdir()
+    (directory / "virtual" / "echoes.toml").write_text(VIRTUAL_ECHOES.to_toml())
     async with in_process_hub(config) as running:
         admin = auth_service(running).admin
         await admin.create_user("root", Role.ADMIN, PASSWORD)
@@ -624,3 +637,22 @@ async def test_an_agents_own_limits_are_set_and_explained_next_to_their_fields(
     }
     assert 'id="daily_calls" name="daily_calls" value="100"' in shown.text
     assert 'id="tool_rate" name="tool_rate" value="0.5"' in shown.text
+
+
+async def test_the_virtual_servers_page_shows_each_file_and_what_it_offers_now(
+    hub: InProcessHub, admin: httpx2.AsyncClient
+) -> None:
+    """Issue 13 §2 (issue 11 §6), our choice: each virtual server as its file declares it (selection, renames,
+    meta-tools), its own URL, and how much of the live catalog it offers; read-only, admins only."""
+    page = await admin.get("/admin/virtual")
+    async with hub.client() as approver:
+        await sign_in(approver, hub.base_url, "ann", PASSWORD)
+        refused = await approver.get(f"{hub.base_url}/admin/virtual")
+
+    assert page.status_code == 200
+    assert f"<code>{hub.url}/v/echoes</code>" in page.text
+    assert re.search(r'id="offers-echoes">1 tool, 0 prompts, 0 resources', page.text)
+    assert "<code>faults__echo</code> as <code>say</code>" in page.text
+    assert "search_tools and call_tool before its tools" in page.text
+    assert "<form" not in page.text.split("<h1>")[1]  # nothing to change here
+    assert refused.status_code == 403
