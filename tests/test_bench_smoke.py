@@ -37,6 +37,8 @@ LATENCY_FIGURES = {
     "hub_p50_ms",
     "hub_p99_ms",
     "hub_cpu_ms_per_call",
+    "gen_cpu_ms_per_call_direct",
+    "gen_cpu_ms_per_call_hub",
 }
 THROUGHPUT_FIGURES = {"ratio", "direct_rps", "hub_rps", "direct_p50_ms", "hub_p50_ms", "hub_cpu_ms_per_call"}
 APPROVAL_FIGURES = {"decision_to_call_ms", "sent_to_call_ms", "decision_to_answer_ms"}
