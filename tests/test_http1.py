@@ -291,6 +291,24 @@ async def test_an_oversized_header_section_fails_the_request_and_closes_the_conn
 
 
 @pytest.mark.parametrize(
+    "framing",
+    [b"0\r\nX-Trailer: " + b"t" * 200_000, b"1;ext=" + b"e" * 200_000],
+    ids=["trailer-field", "chunk-extension"],
+)
+async def test_a_trailer_field_or_chunk_line_that_never_ends_fails_the_request(framing: bytes) -> None:
+    """Threats T25, T32, our choice (RFC 9112 §7.1.1, §7.1.2 let a recipient bound them): after the head, the
+    bytes of a chunked body that llhttp completes nothing with (a trailer field, a chunk line) are bounded as the
+    header section is, instead of held (llhttp's binding buffers a field until it ends) for as long as the
+    server sends them; the request fails as not MCP and the connection is closed."""
+    answer = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n" + framing
+    async with ScriptedServer([answer]).running() as server, pool_for(server, max_header_bytes=16 * 1024) as pool:
+        with anyio.fail_after(5), pytest.raises(DownstreamProtocolError, match="over 16384 bytes"):
+            await body_of(pool)
+        with anyio.fail_after(5):
+            await server.connections[0].closed.wait()
+
+
+@pytest.mark.parametrize(
     "answer",
     [
         b"HTTX/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}",

@@ -22,8 +22,10 @@ header fields and body as llhttp delivers them:
   only when the server cannot have read it: the pooled connection was found closing before the write, or the write
   failed at once. A connection that closes after the request went out fails the request
   (`DownstreamClosedError`): the server may have run it.
-- Bounds: the header section (`max_header_bytes`), the body buffered but not yet read (reading pauses above
-  `_HIGH_WATER` and resumes as the reader takes it), and a body's size where the reader asks (`Response.read`).
+- Bounds: the header section (`max_header_bytes`), and as much again for what a chunked body holds besides
+  its data (a trailer field or chunk line that never ends: llhttp's binding buffers a field until it ends), the
+  body buffered but not yet read (reading pauses above `_HIGH_WATER` and resumes as the reader takes it), and a
+  body's size where the reader asks (`Response.read`).
 - Cancellation: an answer abandoned before its end (`Response.release` before the last byte, or a task cancelled
   while it waits) closes its connection, which is how a 2026-07-28 client cancels a request over HTTP.
 - Errors, all of `mcp_hub.errors`: no connection could be opened (refused, unresolvable, TLS refused, the connect
@@ -278,7 +280,9 @@ class _Connection(asyncio.Protocol):
         self.status = 0
         self.fields: dict[bytes, bytes] = {}
         self._head_bytes = 0  # received while the head is unfinished (a field llhttp has not completed yet)
-        self._field_bytes = 0  # of the fields llhttp completed
+        self._field_bytes = 0  # of the fields llhttp completed (the trailer section's too)
+        self._stalled_bytes = 0  # received after the head since llhttp last completed something
+        self._progressed = False
         self._interim = False
         self._until_close = False
         self.body: list[bytes] = []
@@ -374,6 +378,7 @@ class _Connection(asyncio.Protocol):
             return
         if not self.status:
             self._head_bytes += len(data)
+        self._progressed = False
         try:
             self._parser.feed_data(data)
         except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
@@ -384,8 +389,16 @@ class _Connection(asyncio.Protocol):
             cause = exc.__context__
             self._fail(cause if isinstance(cause, DownstreamProtocolError) else self._malformed(exc))
             return
-        if not self.status and self._head_bytes > self.pool.max_header_bytes:
-            self._fail(self._head_too_large())
+        if not self.status:
+            if self._head_bytes > self.pool.max_header_bytes:
+                self._fail(self._head_too_large())
+        elif self._progressed:
+            self._stalled_bytes = 0
+        else:
+            # No body data, field or end in these bytes: a trailer field or a chunk line (its extensions) going on.
+            self._stalled_bytes += len(data)
+            if self._stalled_bytes > self.pool.max_header_bytes:
+                self._fail(self._framing_too_large())
 
     def eof_received(self) -> bool | None:
         return None  # close; `connection_lost` ends an answer that runs until the close
@@ -409,6 +422,7 @@ class _Connection(asyncio.Protocol):
             raise self._malformed("a second answer to one request")
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        self._progressed = True
         self._field_bytes += len(name) + len(value)
         if self._field_bytes > self.pool.max_header_bytes:
             raise self._head_too_large()
@@ -427,9 +441,11 @@ class _Connection(asyncio.Protocol):
         else:
             self._until_close = not coding.rstrip().lower().endswith(b"chunked")
         self.status = status
+        self._progressed = True
         self._wake()
 
     def on_body(self, body: bytes) -> None:
+        self._progressed = True
         self.body.append(body)
         self.buffered += len(body)
         if self.buffered > _HIGH_WATER and not self._paused and self._transport is not None:
@@ -442,6 +458,7 @@ class _Connection(asyncio.Protocol):
             self._interim = False
             return
         self.complete = True
+        self._progressed = True
         self.reusable = self._parser.should_keep_alive()
         self._wake()
 
@@ -453,4 +470,11 @@ class _Connection(asyncio.Protocol):
         connector, limit = self.pool.connector_id, self.pool.max_header_bytes
         return DownstreamProtocolError(
             connector, f"connector {connector!r} answered with a header section over {limit} bytes; it was not read"
+        )
+
+    def _framing_too_large(self) -> DownstreamProtocolError:
+        connector, limit = self.pool.connector_id, self.pool.max_header_bytes
+        return DownstreamProtocolError(
+            connector,
+            f"connector {connector!r} answered with a trailer field or chunk line over {limit} bytes; it was not read",
         )
