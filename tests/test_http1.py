@@ -20,7 +20,7 @@ from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import pytest
@@ -365,6 +365,58 @@ async def test_cancelling_a_request_closes_its_connection() -> None:
             await server.connections[0].closed.wait()
         assert await body_of(pool) == (200, b'{"ok":true}')
     assert len(server.connections) == 2
+
+
+class _StallingReader(asyncio.Protocol):
+    """A server connection that reads the first bytes of a request and then stops reading until `resume`d;
+    `received` counts what it read, `ended` is set when the client's side is gone."""
+
+    def __init__(self, arriving: anyio.Event, ended: anyio.Event) -> None:
+        self.arriving, self.ended = arriving, ended
+        self.received = 0
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast("asyncio.Transport", transport)
+
+    def data_received(self, data: bytes) -> None:
+        if not self.received and self.transport is not None:
+            self.transport.pause_reading()
+            self.arriving.set()
+        self.received += len(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.ended.set()
+
+
+async def test_a_cancelled_request_stops_sending_its_body() -> None:
+    """Threat T25, spec 2026-07-28 (closing the request's stream cancels it), our choice: a request cancelled
+    while its body is still being written drops what is unsent and closes its connection at once, instead of
+    going on writing it (a server that never reads would keep the connection, its socket and the buffered body
+    in the hub for ever; one that does would get the whole request and could run it after its cancellation)."""
+    arriving, ended = anyio.Event(), anyio.Event()
+    protocol = _StallingReader(arriving, ended)
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)  # little room in the kernel: the rest waits
+    server = await asyncio.get_running_loop().create_server(lambda: protocol, sock=listener)
+    body = b"x" * (32 << 20)
+    pool = Http1Pool(
+        CONNECTOR, f"http://127.0.0.1:{listener.getsockname()[1]}/", tls=verifying_context(), connect_timeout=5
+    )
+    try:
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(body_of, pool, body)
+            with anyio.fail_after(5):
+                await arriving.wait()
+            tasks.cancel_scope.cancel()
+        assert protocol.transport is not None
+        protocol.transport.resume_reading()
+        with anyio.fail_after(5):
+            await ended.wait()
+    finally:
+        await pool.aclose()
+        server.close()
+    assert protocol.received < len(body)
 
 
 async def test_idle_connections_are_closed_after_the_keep_alive_timeout() -> None:

@@ -27,7 +27,9 @@ header fields and body as llhttp delivers them:
   body buffered but not yet read (reading pauses above `_HIGH_WATER` and resumes as the reader takes it), and a
   body's size where the reader asks (`Response.read`).
 - Cancellation: an answer abandoned before its end (`Response.release` before the last byte, or a task cancelled
-  while it waits) closes its connection, which is how a 2026-07-28 client cancels a request over HTTP.
+  while it waits) closes its connection, which is how a 2026-07-28 client cancels a request over HTTP; at once,
+  what is still unsent of the request dropped (a graceful close would go on writing it, for ever if the server
+  does not read).
 - Errors, all of `mcp_hub.errors`: no connection could be opened (refused, unresolvable, TLS refused, the connect
   timeout): `DownstreamUnreachableError`; the connection ended before the answer did: `DownstreamClosedError`; an
   answer that is not HTTP/1.1: `DownstreamProtocolError`. A header value with CR, LF or NUL is refused before
@@ -348,8 +350,15 @@ class _Connection(asyncio.Protocol):
         return body
 
     def close(self) -> None:
-        if self._transport is not None:
-            self._transport.close()
+        """Close an idle connection gracefully; one that carries an exchange at once, the unsent rest of its
+        request dropped (a graceful close waits until the server has read it all, which it may never do)."""
+        transport = self._transport
+        if transport is None:
+            return
+        if self._busy or transport.get_write_buffer_size():
+            transport.abort()
+        else:
+            transport.close()
 
     def _wake(self) -> None:
         waiter = self._waiter
