@@ -15,6 +15,7 @@ import datetime
 import ipaddress
 import socket
 import ssl
+import struct
 import threading
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
@@ -266,6 +267,48 @@ async def test_a_body_without_a_length_ends_with_the_connection() -> None:
         await body_of(pool)
     assert (status, len(body)) == (200, 100_011)
     assert len(server.connections) == 2
+
+
+UNTIL_CLOSE_HEAD = b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{"cut": '
+
+
+async def _reset_after_a_partial_body(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await reader.readuntil(b"\r\n\r\n{}")
+    writer.write(UNTIL_CLOSE_HEAD)
+    await writer.drain()
+    writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()  # with SO_LINGER 0: a reset, not a close
+
+
+async def test_a_body_without_a_length_cut_by_a_reset_is_not_complete() -> None:
+    """RFC 9112 §8 (an incomplete message MUST be recorded as incomplete): a body that runs until the close
+    ends only with the server's orderly close; a reset fails the request (`DownstreamClosedError`)."""
+    server = await asyncio.start_server(_reset_after_a_partial_body, "127.0.0.1", 0)
+    pool = Http1Pool(
+        CONNECTOR, f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/", tls=verifying_context(), connect_timeout=5
+    )
+    try:
+        with anyio.fail_after(5), pytest.raises(DownstreamClosedError):
+            await body_of(pool)
+    finally:
+        await pool.aclose()
+        server.close()
+
+
+async def test_a_body_without_a_length_cut_by_closing_the_pool_is_not_complete() -> None:
+    """RFC 9112 §8: the hub's own close (the pool closing under a call) does not end a body that runs until
+    the close either; the reader gets `DownstreamClosedError`, not the body so far."""
+    async with ScriptedServer([UNTIL_CLOSE_HEAD]).running() as server:
+        pool = Http1Pool(CONNECTOR, server.url, tls=verifying_context(), connect_timeout=5)
+        response = await pool.post({}, b"{}")
+        try:
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(pool.aclose)
+                with anyio.fail_after(5), pytest.raises(DownstreamClosedError):
+                    await response.read(1 << 20, TooBig)
+        finally:
+            response.release()
+            await pool.aclose()
 
 
 async def test_an_interim_answer_is_skipped() -> None:

@@ -8,7 +8,9 @@ request as one buffer (request line, header section and body in one `write`) and
 header fields and body as llhttp delivers them:
 
 - Framing (RFC 9112 §6.3): Content-Length, the chunked transfer coding, or, without either, the body ends when the
-  server closes the connection. Interim 1xx answers are skipped (RFC 9110 §15.2); `101` (an upgrade nobody asked
+  server closes the connection (in order: a reset, or the hub's own close, leaves it incomplete, §8; over TLS,
+  asyncio does not say whether a `close_notify` came before the close, so such a body is taken as whole either
+  way, where §9.8 would want one). Interim 1xx answers are skipped (RFC 9110 §15.2); `101` (an upgrade nobody asked
   for) and whatever llhttp refuses (strict mode: no obsolete line folding, no bare LF, no conflicting lengths) is
   a `DownstreamProtocolError`, as is a header section over `max_header_bytes`.
 - Persistence (RFC 9112 §9.3): a connection goes back to the pool when its answer was read to the end and neither
@@ -274,6 +276,7 @@ class _Connection(asyncio.Protocol):
         self._waiter: asyncio.Future[None] | None = None
         self._busy = False
         self._paused = False
+        self._closing = False  # the hub closed it
         self.rest()
 
     def rest(self) -> None:
@@ -355,6 +358,7 @@ class _Connection(asyncio.Protocol):
         transport = self._transport
         if transport is None:
             return
+        self._closing = True
         if self._busy or transport.get_write_buffer_size():
             transport.abort()
         else:
@@ -414,8 +418,8 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._busy and not self.complete and self.error is None:
-            if self.status and self._until_close:
-                self.complete = True  # RFC 9112 §6.3 ¶8: the close ends this body
+            if self.status and self._until_close and exc is None and not self._closing:
+                self.complete = True  # RFC 9112 §6.3 ¶8: the server's close ends this body (not a reset: §8)
             else:
                 self.error = self.pool.closed_error()
         self.reusable = False
