@@ -16,13 +16,14 @@ so that each is sent once), and reads the answer as plain dicts. The SDK `Client
   releases its answer unfinished, which closes the connection.
 - Size: a JSON body, or one SSE event, over `max_message_bytes` is not read further (threat T32): the response is
   abandoned (its connection closed) and only that call fails.
-- Errors are the SDK path's (`DownstreamConnection._call_error`): a JSON-RPC error (in a 2xx body, or a non-2xx JSON
-  body) is the downstream's own; a 404 is `METHOD_NOT_FOUND`, another non-2xx `INTERNAL_ERROR`, a 202 or a redirect
-  (never followed) `INVALID_REQUEST`; an unparsable JSON body `PARSE_ERROR`. A refused connection (or none within
-  the connect timeout: `DownstreamUnreachableError`), a connection closed before the answer ended
+- Errors are the SDK path's (`DownstreamConnection._call_error`; tests/test_lean_http_answers.py compares them): a
+  JSON-RPC error (in a 2xx body, or a non-2xx JSON body) is the downstream's own; otherwise a 404 is
+  `METHOD_NOT_FOUND`, another non-2xx `INTERNAL_ERROR` (whatever its body, JSON or not), a 202 or a redirect (never
+  followed) `INVALID_REQUEST`; an unparsable JSON body of a 2xx answer `PARSE_ERROR`. A refused connection (or none
+  within the connect timeout: `DownstreamUnreachableError`), a connection closed before the answer ended
   (`DownstreamClosedError`) or a stream that ends without an answer is the connection lost (`on_lost`: the owner
-  reconnects). An answer that is not HTTP/1.1 (`DownstreamProtocolError`) fails only its call. A connection the
-  server closed while it sat idle in the pool fails nothing: the request goes on a new one (`http1`'s retry rule).
+  reconnects). An answer that is not HTTP/1.1 (`DownstreamProtocolError`) fails only its call. A connection the server
+  closed while it sat idle in the pool fails nothing: the request goes on a new one (`http1`'s retry rule).
 - Downstream OAuth: the connector's own client-credentials bearer (`mcp_hub.downstream.oauth`), renewed once after
   a 401 (RFC 6750 §3.1), as the SDK path's `httpx2.Auth` flow does.
 - Questions: a downstream's request on the stream is put to the caller (`on_question`), and the answer POSTed back
@@ -202,7 +203,12 @@ class LeanHttpClient:
             )
         if status >= 400:
             if content_type.startswith("application/json"):
-                message = self._parse(await self._read_body(response))
+                # The downstream's own JSON-RPC error if the body is one; anything else (not even JSON) is the
+                # status's error below, as on the SDK path.
+                try:
+                    message = orjson.loads(await self._read_body(response))
+                except orjson.JSONDecodeError:
+                    message = None
                 if isinstance(message, dict) and isinstance(cast("dict[str, Any]", message).get("error"), dict):
                     return self._result(cast("dict[str, Any]", message))
             if status == 404:
