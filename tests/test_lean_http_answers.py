@@ -28,21 +28,32 @@ from tests.test_http1 import ScriptedServer
 
 pytestmark = pytest.mark.anyio
 
-Answer = Callable[[str], bytes]
-"""An answer to the request of the given JSON id (`1` from the SDK's client, `"r1"` from the lean one)."""
+Answer = Callable[[str, str], bytes]
+"""An answer to the request of the given JSON id (`1` from the SDK's client, `"r1"` from the lean one), from the
+server of the given origin (`http://127.0.0.1:PORT`)."""
 
 
 def http(status: str, content_type: str | None, body: bytes = b"", *fields: str) -> Answer:
-    head = f"HTTP/1.1 {status}\r\n" + "".join(f"{field}\r\n" for field in fields)
-    if content_type is not None:
-        head += f"Content-Type: {content_type}\r\n"
-    answer = f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body
-    return lambda _request_id: answer
+    """An answer; `{origin}` in a field is the server's origin, `{authority}` its host and port."""
+
+    def answer(request_id: str, origin: str) -> bytes:
+        head = f"HTTP/1.1 {status}\r\n" + "".join(
+            f"{field.format(origin=origin, authority=origin.removeprefix('http://'))}\r\n" for field in fields
+        )
+        if content_type is not None:
+            head += f"Content-Type: {content_type}\r\n"
+        return f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body
+
+    return answer
 
 
-def result(request_id: str) -> bytes:
+def result(request_id: str, origin: str) -> bytes:
     body = f'{{"jsonrpc":"2.0","id":{request_id},"result":{{"ok":true}}}}'.encode()
-    return http("200 OK", "application/json", body)(request_id)
+    return http("200 OK", "application/json", body)(request_id, origin)
+
+
+def redirect(status: str, location: str) -> Answer:
+    return http(status, None, b"", f"Location: {location}")
 
 
 ANSWERS: dict[str, list[Answer]] = {
@@ -55,7 +66,14 @@ ANSWERS: dict[str, list[Answer]] = {
             "400 Bad Request", "application/json", b'{"jsonrpc":"2.0","id":null,"error":{"code":-32602,"message":"no"}}'
         )
     ],
-    "302": [http("302 Found", None, b"", "Location: /mcp/")],
+    "302": [redirect("302 Found", "/mcp/")],
+    "307-within-the-origin": [redirect("307 Temporary Redirect", "/mcp/"), result],
+    "308-within-the-origin-absolute": [redirect("308 Permanent Redirect", "{origin}/next?a=b"), result],
+    "307-to-another-port": [redirect("307 Temporary Redirect", "http://127.0.0.1:1/mcp")],
+    "307-bringing-credentials": [redirect("307 Temporary Redirect", "http://who:pw@{authority}/mcp/")],
+    "307-without-location": [http("307 Temporary Redirect", None)],
+    "20-redirects": [*[redirect("307 Temporary Redirect", f"/mcp/{hop}") for hop in range(20)], result],
+    "21-redirects": [redirect("307 Temporary Redirect", f"/mcp/{hop}") for hop in range(21)],
     "202": [http("202 Accepted", None)],
     "200-text": [http("200 OK", "text/plain", b"hi")],
     "200-json-array": [http("200 OK", "application/json", b"[1]")],
@@ -113,8 +131,11 @@ async def lean_outcome(url: str) -> Outcome:
 
 async def outcome_and_targets(answers: list[Answer], request_id: str, lean: bool) -> tuple[Outcome, list[str]]:
     """One client's outcome, and the request targets the server saw."""
-    async with ScriptedServer([answer(request_id) for answer in answers]).running() as server:
+    script: list[bytes] = []  # the server reads it as requests come; answers name its origin
+    async with ScriptedServer(script).running() as server:
         url = server.url.partition("?")[0]
+        origin = url.removesuffix("/mcp")
+        script += [answer(request_id, origin) for answer in answers]
         with anyio.fail_after(10):
             outcome = await (lean_outcome(url) if lean else sdk_outcome(url))
     targets = [head.split(b" ")[1].decode() for seen in server.connections for head in seen.heads]

@@ -46,7 +46,7 @@ import ssl
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Final, cast
-from urllib.parse import quote, urlsplit
+from urllib.parse import SplitResult, quote, urlsplit
 
 import anyio
 import httptools
@@ -58,6 +58,7 @@ _HIGH_WATER: Final = 256 * 1024
 """Body bytes buffered and not yet taken by the reader above which the connection stops reading."""
 _CLOSE_SECONDS: Final = 2.0
 _TARGET_SAFE: Final = "/%:@!$&'()*+,;=-._~?"
+_DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 
 
 class Response:
@@ -142,15 +143,12 @@ class Http1Pool:
             raise ValueError(f"not an http or https URL: {url!r}")
         self.connector_id = connector_id
         self._host = parts.hostname
-        self._port = parts.port or (443 if parts.scheme == "https" else 80)
+        self._port = parts.port or _DEFAULT_PORTS[parts.scheme]
+        self._origin = (parts.scheme, self._host, self._port)
         self._tls = tls if parts.scheme == "https" else None
         host = f"[{self._host}]" if ":" in self._host else self._host
-        authority = host if parts.port is None else f"{host}:{parts.port}"
-        # As a browser sends it (RFC 3986 §2.1): what is not allowed in a path or query percent-encoded, the rest kept.
-        target = quote(parts.path or "/", safe=_TARGET_SAFE) + (
-            f"?{quote(parts.query, safe=_TARGET_SAFE)}" if parts.query else ""
-        )
-        self._request_line = f"POST {target} HTTP/1.1\r\nHost: {authority}\r\n"
+        self._authority = host if parts.port is None else f"{host}:{parts.port}"
+        self._request_line = self._head_of(parts)
         self._connect_timeout = connect_timeout
         self._max_idle = max_idle
         self._idle_seconds = idle_seconds
@@ -161,9 +159,25 @@ class Http1Pool:
         self._expiry: asyncio.TimerHandle | None = None
         self._closed = False
 
-    async def post(self, headers: Mapping[str, str], body: bytes) -> Response:
-        """Send one request with `headers` (besides Host and Content-Length) and `body`; its answer's head."""
-        request = self._encode(headers, body)
+    def on_origin(self, url: str) -> bool:
+        """Is `url` on this pool's origin (RFC 6454 §4: the same scheme, host and port)?"""
+        parts = urlsplit(url)
+        try:
+            port = parts.port
+        except ValueError:  # not a port number
+            return False
+        return (parts.scheme, parts.hostname, port or _DEFAULT_PORTS.get(parts.scheme)) == self._origin
+
+    async def post(self, headers: Mapping[str, str], body: bytes, *, url: str | None = None) -> Response:
+        """Send one request with `headers` (besides Host and Content-Length) and `body`, to the pool's URL or to
+        `url`, another on its origin (`on_origin`); its answer's head."""
+        if url is None:
+            head = self._request_line
+        elif self.on_origin(url):
+            head = self._head_of(urlsplit(url))
+        else:
+            raise ValueError(f"not on the origin of connector {self.connector_id!r}: {url!r}")
+        request = self._encode(head, headers, body)
         connection = self._pooled()
         if connection is not None and connection.send(request):
             return await connection.response()
@@ -181,12 +195,20 @@ class Http1Pool:
             self.connector_id, f"connector {self.connector_id!r} closed the connection during the call"
         )
 
-    def _encode(self, headers: Mapping[str, str], body: bytes) -> bytes:
+    def _head_of(self, parts: SplitResult) -> str:
+        """The request line and Host field of a POST to `parts` (a URL on the pool's origin)."""
+        # As a browser sends it (RFC 3986 §2.1): what is not allowed in a path or query percent-encoded, the rest kept.
+        target = quote(parts.path or "/", safe=_TARGET_SAFE) + (
+            f"?{quote(parts.query, safe=_TARGET_SAFE)}" if parts.query else ""
+        )
+        return f"POST {target} HTTP/1.1\r\nHost: {self._authority}\r\n"
+
+    def _encode(self, head: str, headers: Mapping[str, str], body: bytes) -> bytes:
         fields = "".join([f"{name}: {value}\r\n" for name, value in headers.items()])
         # One CR and one LF per field line, none inside a name or value (RFC 9110 §5.5: they would smuggle fields).
         if fields.count("\n") != len(headers) or fields.count("\r") != len(headers) or "\0" in fields:
             raise ValueError("a header name or value holds CR, LF or NUL")
-        return f"{self._request_line}{fields}Content-Length: {len(body)}\r\n\r\n".encode() + body
+        return f"{head}{fields}Content-Length: {len(body)}\r\n\r\n".encode() + body
 
     def _pooled(self) -> _Connection | None:
         idle = self._idle
