@@ -52,6 +52,16 @@ def result(request_id: str, origin: str) -> bytes:
     return http("200 OK", "application/json", body)(request_id, origin)
 
 
+def events(*messages: str) -> Answer:
+    """An SSE answer, one `message` event per message (`ID` in one is the request's id)."""
+
+    def answer(request_id: str, origin: str) -> bytes:
+        stream = "".join(f"event: message\ndata: {message.replace('ID', request_id)}\n\n" for message in messages)
+        return http("200 OK", "text/event-stream", stream.encode())(request_id, origin)
+
+    return answer
+
+
 def redirect(status: str, location: str) -> Answer:
     return http(status, None, b"", f"Location: {location}")
 
@@ -78,6 +88,11 @@ ANSWERS: dict[str, list[Answer]] = {
     "200-text": [http("200 OK", "text/plain", b"hi")],
     "200-json-array": [http("200 OK", "application/json", b"[1]")],
     "200-result": [result],
+    "200-events-the-answer": [events('{"jsonrpc":"2.0","id":ID,"result":{"ok":true}}')],
+    "200-events-an-answer-of-another-id": [events('{"jsonrpc":"2.0","id":"other","result":{"ok":true}}')],
+    "200-events-an-error-of-another-id": [events('{"jsonrpc":"2.0","id":7,"error":{"code":-32001,"message":"x"}}')],
+    "200-events-not-an-object": [events("[1]")],
+    "200-events-not-json": [events("{not json")],
 }
 
 

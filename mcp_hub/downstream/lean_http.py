@@ -281,13 +281,13 @@ class LeanHttpClient:
                 continue  # a priming event (an id for resumption, no message)
             message = self._parse(data)
             if not isinstance(message, dict):
-                continue
+                raise DownstreamRejectedError(self._id, PARSE_ERROR, "Failed to parse SSE message: not an object")
             fields = cast("dict[str, Any]", message)
             method = fields.get("method")
             if not isinstance(method, str):
-                if fields.get("id") == request_id:
-                    return self._result(fields)
-                continue  # an answer to nothing this stream carries
+                # This request's own stream: a response on it is its answer, whatever its id (as the SDK client
+                # takes it), never an answer to another request of the hub's.
+                return self._result(fields)
             if "id" in fields:
                 await self._reply(await handlers.on_question(fields))
             elif method == "notifications/progress":
