@@ -7,8 +7,8 @@ registry, connector, stream readers, timers) were a fifth of the hub's Python wo
 request as one buffer (request line, header section and body in one `write`) and hands back the answer's status,
 header fields and body as llhttp delivers them:
 
-- Framing (RFC 9112 §6.3): Content-Length, the chunked transfer coding, or, without either, the body ends when the
-  server closes the connection (in order: a reset, or the hub's own close, leaves it incomplete, §8; over TLS,
+- Framing (RFC 9112 §6.3): Content-Length, the chunked transfer coding, or, without either, the body ends with the
+  server's orderly close of the connection (a reset, or the hub's own close, leaves it incomplete: §8; over TLS,
   asyncio does not say whether a `close_notify` came before the close, so such a body is taken as whole either
   way, where §9.8 would want one). Interim 1xx answers are skipped (RFC 9110 §15.2); `101` (an upgrade nobody asked
   for) and whatever llhttp refuses (strict mode: no obsolete line folding, no bare LF, no conflicting lengths) is
