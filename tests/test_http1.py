@@ -15,12 +15,13 @@ import datetime
 import ipaddress
 import socket
 import ssl
+import struct
 import threading
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import pytest
@@ -268,6 +269,48 @@ async def test_a_body_without_a_length_ends_with_the_connection() -> None:
     assert len(server.connections) == 2
 
 
+UNTIL_CLOSE_HEAD = b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{"cut": '
+
+
+async def _reset_after_a_partial_body(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await reader.readuntil(b"\r\n\r\n{}")
+    writer.write(UNTIL_CLOSE_HEAD)
+    await writer.drain()
+    writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()  # with SO_LINGER 0: a reset, not a close
+
+
+async def test_a_body_without_a_length_cut_by_a_reset_is_not_complete() -> None:
+    """RFC 9112 §8 (an incomplete message MUST be recorded as incomplete): a body that runs until the close
+    ends only with the server's orderly close; a reset fails the request (`DownstreamClosedError`)."""
+    server = await asyncio.start_server(_reset_after_a_partial_body, "127.0.0.1", 0)
+    pool = Http1Pool(
+        CONNECTOR, f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/", tls=verifying_context(), connect_timeout=5
+    )
+    try:
+        with anyio.fail_after(5), pytest.raises(DownstreamClosedError):
+            await body_of(pool)
+    finally:
+        await pool.aclose()
+        server.close()
+
+
+async def test_a_body_without_a_length_cut_by_closing_the_pool_is_not_complete() -> None:
+    """RFC 9112 §8: the hub's own close (the pool closing under a call) does not end a body that runs until
+    the close either; the reader gets `DownstreamClosedError`, not the body so far."""
+    async with ScriptedServer([UNTIL_CLOSE_HEAD]).running() as server:
+        pool = Http1Pool(CONNECTOR, server.url, tls=verifying_context(), connect_timeout=5)
+        response = await pool.post({}, b"{}")
+        try:
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(pool.aclose)
+                with anyio.fail_after(5), pytest.raises(DownstreamClosedError):
+                    await response.read(1 << 20, TooBig)
+        finally:
+            response.release()
+            await pool.aclose()
+
+
 async def test_an_interim_answer_is_skipped() -> None:
     """RFC 9110 §15.2: 1xx answers are interim; the final one follows on the same connection."""
     early = b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n" + OK
@@ -285,6 +328,24 @@ async def test_an_oversized_header_section_fails_the_request_and_closes_the_conn
     answer = big + b"\r\nContent-Length: 2\r\n\r\n{}" if pieces == 1 else big * pieces
     async with ScriptedServer([answer]).running() as server, pool_for(server, max_header_bytes=16 * 1024) as pool:
         with pytest.raises(DownstreamProtocolError, match="header section over 16384 bytes"):
+            await body_of(pool)
+        with anyio.fail_after(5):
+            await server.connections[0].closed.wait()
+
+
+@pytest.mark.parametrize(
+    "framing",
+    [b"0\r\nX-Trailer: " + b"t" * 200_000, b"1;ext=" + b"e" * 200_000],
+    ids=["trailer-field", "chunk-extension"],
+)
+async def test_a_trailer_field_or_chunk_line_that_never_ends_fails_the_request(framing: bytes) -> None:
+    """Threats T25, T32, our choice (RFC 9112 §7.1.1, §7.1.2 let a recipient bound them): after the head, the
+    bytes of a chunked body that llhttp completes nothing with (a trailer field, a chunk line) are bounded as the
+    header section is, instead of held (llhttp's binding buffers a field until it ends) for as long as the
+    server sends them; the request fails as not MCP and the connection is closed."""
+    answer = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n" + framing
+    async with ScriptedServer([answer]).running() as server, pool_for(server, max_header_bytes=16 * 1024) as pool:
+        with anyio.fail_after(5), pytest.raises(DownstreamProtocolError, match="over 16384 bytes"):
             await body_of(pool)
         with anyio.fail_after(5):
             await server.connections[0].closed.wait()
@@ -347,6 +408,58 @@ async def test_cancelling_a_request_closes_its_connection() -> None:
             await server.connections[0].closed.wait()
         assert await body_of(pool) == (200, b'{"ok":true}')
     assert len(server.connections) == 2
+
+
+class _StallingReader(asyncio.Protocol):
+    """A server connection that reads the first bytes of a request and then stops reading until `resume`d;
+    `received` counts what it read, `ended` is set when the client's side is gone."""
+
+    def __init__(self, arriving: anyio.Event, ended: anyio.Event) -> None:
+        self.arriving, self.ended = arriving, ended
+        self.received = 0
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast("asyncio.Transport", transport)
+
+    def data_received(self, data: bytes) -> None:
+        if not self.received and self.transport is not None:
+            self.transport.pause_reading()
+            self.arriving.set()
+        self.received += len(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.ended.set()
+
+
+async def test_a_cancelled_request_stops_sending_its_body() -> None:
+    """Threat T25, spec 2026-07-28 (closing the request's stream cancels it), our choice: a request cancelled
+    while its body is still being written drops what is unsent and closes its connection at once, instead of
+    going on writing it (a server that never reads would keep the connection, its socket and the buffered body
+    in the hub for ever; one that does would get the whole request and could run it after its cancellation)."""
+    arriving, ended = anyio.Event(), anyio.Event()
+    protocol = _StallingReader(arriving, ended)
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)  # little room in the kernel: the rest waits
+    server = await asyncio.get_running_loop().create_server(lambda: protocol, sock=listener)
+    body = b"x" * (32 << 20)
+    pool = Http1Pool(
+        CONNECTOR, f"http://127.0.0.1:{listener.getsockname()[1]}/", tls=verifying_context(), connect_timeout=5
+    )
+    try:
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(body_of, pool, body)
+            with anyio.fail_after(5):
+                await arriving.wait()
+            tasks.cancel_scope.cancel()
+        assert protocol.transport is not None
+        protocol.transport.resume_reading()
+        with anyio.fail_after(5):
+            await ended.wait()
+    finally:
+        await pool.aclose()
+        server.close()
+    assert protocol.received < len(body)
 
 
 async def test_idle_connections_are_closed_after_the_keep_alive_timeout() -> None:

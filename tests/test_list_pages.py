@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import string
 from collections.abc import AsyncGenerator, Iterator
 from pathlib import Path
 from typing import Any, Literal
@@ -27,7 +28,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from mcp_hub.authz.decisions import Access
-from mcp_hub.catalog.catalog import Catalog, InvalidCursorError, encode_cursor, key_field
+from mcp_hub.catalog.catalog import Catalog, InvalidCursorError, decode_cursor, encode_cursor, key_field
 from mcp_hub.catalog.views import ConnectorView, SectionReader
 from mcp_hub.catalog.virtual import VirtualView
 from mcp_hub.config.settings import CatalogSection, TimeoutsSection
@@ -257,6 +258,26 @@ async def test_made_up_cursors_are_answered_but_not_kept_and_bad_ones_refused(se
         await lists.page_json(catalog.tools, "tools", None, "\u00e9not base64")
     with pytest.raises(InvalidCursorError):
         await lists.page(catalog.tools, "tools", _asking(None), "\u00e9not base64")
+
+
+async def test_a_cursor_spelled_another_way_is_answered_from_the_same_cached_page(settled: Readiness) -> None:
+    """Threat T28 (one caller must not exhaust what every caller shares), our choice: base64 decoding is lenient
+    (characters outside the alphabet are skipped, the last character's spare bits ignored), so endless spellings
+    of a cursor the hub handed out name the same entry; they share its one cached page instead of each evicting
+    other contexts' pages from the shared cache."""
+    catalog = make_catalog()
+    lists = Lists(ListShape(page_size=5, ttl_ms=60_000), settled)
+    cursor = (await lists.page(catalog.tools, "tools", _asking(None), None))["nextCursor"]
+    second = await lists.page_json(catalog.tools, "tools", None, cursor)
+    assert len(lists.cache) == 2
+    spellings = [f"{cursor[:4]}{'!' * 4 * count}{cursor[4:]}" for count in range(1, 50)]
+    alphabet = string.ascii_uppercase + string.ascii_lowercase + string.digits + "-_"
+    spare_bit_flipped = cursor[:-1] + alphabet[alphabet.index(cursor[-1]) ^ 1]
+    assert decode_cursor(spare_bit_flipped) == decode_cursor(cursor)
+    spellings.append(spare_bit_flipped)
+    for spelling in spellings:
+        assert await lists.page_json(catalog.tools, "tools", None, spelling) == second
+    assert len(lists.cache) == 2
 
 
 async def test_changing_an_answered_page_leaves_the_cached_one_alone(settled: Readiness) -> None:

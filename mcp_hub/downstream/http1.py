@@ -7,8 +7,10 @@ registry, connector, stream readers, timers) were a fifth of the hub's Python wo
 request as one buffer (request line, header section and body in one `write`) and hands back the answer's status,
 header fields and body as llhttp delivers them:
 
-- Framing (RFC 9112 §6.3): Content-Length, the chunked transfer coding, or, without either, the body ends when the
-  server closes the connection. Interim 1xx answers are skipped (RFC 9110 §15.2); `101` (an upgrade nobody asked
+- Framing (RFC 9112 §6.3): Content-Length, the chunked transfer coding, or, without either, the body ends with the
+  server's orderly close of the connection (a reset, or the hub's own close, leaves it incomplete: §8; over TLS,
+  asyncio does not say whether a `close_notify` came before the close, so such a body is taken as whole either
+  way, where §9.8 would want one). Interim 1xx answers are skipped (RFC 9110 §15.2); `101` (an upgrade nobody asked
   for) and whatever llhttp refuses (strict mode: no obsolete line folding, no bare LF, no conflicting lengths) is
   a `DownstreamProtocolError`, as is a header section over `max_header_bytes`.
 - Persistence (RFC 9112 §9.3): a connection goes back to the pool when its answer was read to the end and neither
@@ -22,10 +24,14 @@ header fields and body as llhttp delivers them:
   only when the server cannot have read it: the pooled connection was found closing before the write, or the write
   failed at once. A connection that closes after the request went out fails the request
   (`DownstreamClosedError`): the server may have run it.
-- Bounds: the header section (`max_header_bytes`), the body buffered but not yet read (reading pauses above
-  `_HIGH_WATER` and resumes as the reader takes it), and a body's size where the reader asks (`Response.read`).
+- Bounds: the header section (`max_header_bytes`), and as much again for what a chunked body holds besides
+  its data (a trailer field or chunk line that never ends: llhttp's binding buffers a field until it ends), the
+  body buffered but not yet read (reading pauses above `_HIGH_WATER` and resumes as the reader takes it), and a
+  body's size where the reader asks (`Response.read`).
 - Cancellation: an answer abandoned before its end (`Response.release` before the last byte, or a task cancelled
-  while it waits) closes its connection, which is how a 2026-07-28 client cancels a request over HTTP.
+  while it waits) closes its connection, which is how a 2026-07-28 client cancels a request over HTTP; at once,
+  what is still unsent of the request dropped (a graceful close would go on writing it, for ever if the server
+  does not read).
 - Errors, all of `mcp_hub.errors`: no connection could be opened (refused, unresolvable, TLS refused, the connect
   timeout): `DownstreamUnreachableError`; the connection ended before the answer did: `DownstreamClosedError`; an
   answer that is not HTTP/1.1: `DownstreamProtocolError`. A header value with CR, LF or NUL is refused before
@@ -40,7 +46,7 @@ import ssl
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Final, cast
-from urllib.parse import quote, urlsplit
+from urllib.parse import SplitResult, quote, urlsplit
 
 import anyio
 import httptools
@@ -52,6 +58,7 @@ _HIGH_WATER: Final = 256 * 1024
 """Body bytes buffered and not yet taken by the reader above which the connection stops reading."""
 _CLOSE_SECONDS: Final = 2.0
 _TARGET_SAFE: Final = "/%:@!$&'()*+,;=-._~?"
+_DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 
 
 class Response:
@@ -136,15 +143,12 @@ class Http1Pool:
             raise ValueError(f"not an http or https URL: {url!r}")
         self.connector_id = connector_id
         self._host = parts.hostname
-        self._port = parts.port or (443 if parts.scheme == "https" else 80)
+        self._port = parts.port or _DEFAULT_PORTS[parts.scheme]
+        self._origin = (parts.scheme, self._host, self._port)
         self._tls = tls if parts.scheme == "https" else None
         host = f"[{self._host}]" if ":" in self._host else self._host
-        authority = host if parts.port is None else f"{host}:{parts.port}"
-        # As a browser sends it (RFC 3986 §2.1): what is not allowed in a path or query percent-encoded, the rest kept.
-        target = quote(parts.path or "/", safe=_TARGET_SAFE) + (
-            f"?{quote(parts.query, safe=_TARGET_SAFE)}" if parts.query else ""
-        )
-        self._request_line = f"POST {target} HTTP/1.1\r\nHost: {authority}\r\n"
+        self._authority = host if parts.port is None else f"{host}:{parts.port}"
+        self._request_line = self._head_of(parts)
         self._connect_timeout = connect_timeout
         self._max_idle = max_idle
         self._idle_seconds = idle_seconds
@@ -155,9 +159,25 @@ class Http1Pool:
         self._expiry: asyncio.TimerHandle | None = None
         self._closed = False
 
-    async def post(self, headers: Mapping[str, str], body: bytes) -> Response:
-        """Send one request with `headers` (besides Host and Content-Length) and `body`; its answer's head."""
-        request = self._encode(headers, body)
+    def on_origin(self, url: str) -> bool:
+        """Is `url` on this pool's origin (RFC 6454 §4: the same scheme, host and port)?"""
+        parts = urlsplit(url)
+        try:
+            port = parts.port
+        except ValueError:  # not a port number
+            return False
+        return (parts.scheme, parts.hostname, port or _DEFAULT_PORTS.get(parts.scheme)) == self._origin
+
+    async def post(self, headers: Mapping[str, str], body: bytes, *, url: str | None = None) -> Response:
+        """Send one request with `headers` (besides Host and Content-Length) and `body`, to the pool's URL or to
+        `url`, another on its origin (`on_origin`); its answer's head."""
+        if url is None:
+            head = self._request_line
+        elif self.on_origin(url):
+            head = self._head_of(urlsplit(url))
+        else:
+            raise ValueError(f"not on the origin of connector {self.connector_id!r}: {url!r}")
+        request = self._encode(head, headers, body)
         connection = self._pooled()
         if connection is not None and connection.send(request):
             return await connection.response()
@@ -175,12 +195,20 @@ class Http1Pool:
             self.connector_id, f"connector {self.connector_id!r} closed the connection during the call"
         )
 
-    def _encode(self, headers: Mapping[str, str], body: bytes) -> bytes:
+    def _head_of(self, parts: SplitResult) -> str:
+        """The request line and Host field of a POST to `parts` (a URL on the pool's origin)."""
+        # As a browser sends it (RFC 3986 §2.1): what is not allowed in a path or query percent-encoded, the rest kept.
+        target = quote(parts.path or "/", safe=_TARGET_SAFE) + (
+            f"?{quote(parts.query, safe=_TARGET_SAFE)}" if parts.query else ""
+        )
+        return f"POST {target} HTTP/1.1\r\nHost: {self._authority}\r\n"
+
+    def _encode(self, head: str, headers: Mapping[str, str], body: bytes) -> bytes:
         fields = "".join([f"{name}: {value}\r\n" for name, value in headers.items()])
         # One CR and one LF per field line, none inside a name or value (RFC 9110 §5.5: they would smuggle fields).
         if fields.count("\n") != len(headers) or fields.count("\r") != len(headers) or "\0" in fields:
             raise ValueError("a header name or value holds CR, LF or NUL")
-        return f"{self._request_line}{fields}Content-Length: {len(body)}\r\n\r\n".encode() + body
+        return f"{head}{fields}Content-Length: {len(body)}\r\n\r\n".encode() + body
 
     def _pooled(self) -> _Connection | None:
         idle = self._idle
@@ -270,6 +298,7 @@ class _Connection(asyncio.Protocol):
         self._waiter: asyncio.Future[None] | None = None
         self._busy = False
         self._paused = False
+        self._closing = False  # the hub closed it
         self.rest()
 
     def rest(self) -> None:
@@ -278,7 +307,9 @@ class _Connection(asyncio.Protocol):
         self.status = 0
         self.fields: dict[bytes, bytes] = {}
         self._head_bytes = 0  # received while the head is unfinished (a field llhttp has not completed yet)
-        self._field_bytes = 0  # of the fields llhttp completed
+        self._field_bytes = 0  # of the fields llhttp completed (the trailer section's too)
+        self._stalled_bytes = 0  # received after the head since llhttp last completed something
+        self._progressed = False
         self._interim = False
         self._until_close = False
         self.body: list[bytes] = []
@@ -344,8 +375,16 @@ class _Connection(asyncio.Protocol):
         return body
 
     def close(self) -> None:
-        if self._transport is not None:
-            self._transport.close()
+        """Close an idle connection gracefully; one that carries an exchange at once, the unsent rest of its
+        request dropped (a graceful close waits until the server has read it all, which it may never do)."""
+        transport = self._transport
+        if transport is None:
+            return
+        self._closing = True
+        if self._busy or transport.get_write_buffer_size():
+            transport.abort()
+        else:
+            transport.close()
 
     def _wake(self) -> None:
         waiter = self._waiter
@@ -374,6 +413,7 @@ class _Connection(asyncio.Protocol):
             return
         if not self.status:
             self._head_bytes += len(data)
+        self._progressed = False
         try:
             self._parser.feed_data(data)
         except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
@@ -384,16 +424,24 @@ class _Connection(asyncio.Protocol):
             cause = exc.__context__
             self._fail(cause if isinstance(cause, DownstreamProtocolError) else self._malformed(exc))
             return
-        if not self.status and self._head_bytes > self.pool.max_header_bytes:
-            self._fail(self._head_too_large())
+        if not self.status:
+            if self._head_bytes > self.pool.max_header_bytes:
+                self._fail(self._head_too_large())
+        elif self._progressed:
+            self._stalled_bytes = 0
+        else:
+            # No body data, field or end in these bytes: a trailer field or a chunk line (its extensions) going on.
+            self._stalled_bytes += len(data)
+            if self._stalled_bytes > self.pool.max_header_bytes:
+                self._fail(self._framing_too_large())
 
     def eof_received(self) -> bool | None:
         return None  # close; `connection_lost` ends an answer that runs until the close
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._busy and not self.complete and self.error is None:
-            if self.status and self._until_close:
-                self.complete = True  # RFC 9112 §6.3 ¶8: the close ends this body
+            if self.status and self._until_close and exc is None and not self._closing:
+                self.complete = True  # RFC 9112 §6.3 ¶8: the server's close ends this body (not a reset: §8)
             else:
                 self.error = self.pool.closed_error()
         self.reusable = False
@@ -409,6 +457,7 @@ class _Connection(asyncio.Protocol):
             raise self._malformed("a second answer to one request")
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        self._progressed = True
         self._field_bytes += len(name) + len(value)
         if self._field_bytes > self.pool.max_header_bytes:
             raise self._head_too_large()
@@ -427,9 +476,11 @@ class _Connection(asyncio.Protocol):
         else:
             self._until_close = not coding.rstrip().lower().endswith(b"chunked")
         self.status = status
+        self._progressed = True
         self._wake()
 
     def on_body(self, body: bytes) -> None:
+        self._progressed = True
         self.body.append(body)
         self.buffered += len(body)
         if self.buffered > _HIGH_WATER and not self._paused and self._transport is not None:
@@ -442,6 +493,7 @@ class _Connection(asyncio.Protocol):
             self._interim = False
             return
         self.complete = True
+        self._progressed = True
         self.reusable = self._parser.should_keep_alive()
         self._wake()
 
@@ -453,4 +505,11 @@ class _Connection(asyncio.Protocol):
         connector, limit = self.pool.connector_id, self.pool.max_header_bytes
         return DownstreamProtocolError(
             connector, f"connector {connector!r} answered with a header section over {limit} bytes; it was not read"
+        )
+
+    def _framing_too_large(self) -> DownstreamProtocolError:
+        connector, limit = self.pool.connector_id, self.pool.max_header_bytes
+        return DownstreamProtocolError(
+            connector,
+            f"connector {connector!r} answered with a trailer field or chunk line over {limit} bytes; it was not read",
         )

@@ -16,13 +16,18 @@ so that each is sent once), and reads the answer as plain dicts. The SDK `Client
   releases its answer unfinished, which closes the connection.
 - Size: a JSON body, or one SSE event, over `max_message_bytes` is not read further (threat T32): the response is
   abandoned (its connection closed) and only that call fails.
-- Errors are the SDK path's (`DownstreamConnection._call_error`): a JSON-RPC error (in a 2xx body, or a non-2xx JSON
-  body) is the downstream's own; a 404 is `METHOD_NOT_FOUND`, another non-2xx `INTERNAL_ERROR`, a 202 or a redirect
-  (never followed) `INVALID_REQUEST`; an unparsable JSON body `PARSE_ERROR`. A refused connection (or none within
-  the connect timeout: `DownstreamUnreachableError`), a connection closed before the answer ended
+- Errors are the SDK path's (`DownstreamConnection._call_error`; tests/test_lean_http_answers.py compares them): a
+  JSON-RPC error (in a 2xx body, or a non-2xx JSON body) is the downstream's own; otherwise a 404 is
+  `METHOD_NOT_FOUND`, another non-2xx `INTERNAL_ERROR` (whatever its body, JSON or not), a 202 or a redirect not
+  followed `INVALID_REQUEST`; an unparsable JSON body of a 2xx answer `PARSE_ERROR`. A refused connection (or none
+  within the connect timeout: `DownstreamUnreachableError`), a connection closed before the answer ended
   (`DownstreamClosedError`) or a stream that ends without an answer is the connection lost (`on_lost`: the owner
-  reconnects). An answer that is not HTTP/1.1 (`DownstreamProtocolError`) fails only its call. A connection the
-  server closed while it sat idle in the pool fails nothing: the request goes on a new one (`http1`'s retry rule).
+  reconnects). An answer that is not HTTP/1.1 (`DownstreamProtocolError`) fails only its call. A connection the server
+  closed while it sat idle in the pool fails nothing: the request goes on a new one (`http1`'s retry rule).
+- Redirects: followed as the SDK path's client follows them (`mcp.shared._httpx_utils.stream_within_origin`), at
+  most 20 for a request: a 307 or 308 within the connector's origin (its scheme, host and port) that brings no
+  credentials of its own, the same request sent again where it leads. The SDK also follows an `http` URL's
+  redirect to `https` on the same host, another origin for this client: not followed here (`INVALID_REQUEST`).
 - Downstream OAuth: the connector's own client-credentials bearer (`mcp_hub.downstream.oauth`), renewed once after
   a 401 (RFC 6750 §3.1), as the SDK path's `httpx2.Auth` flow does.
 - Questions: a downstream's request on the stream is put to the caller (`on_question`), and the answer POSTed back
@@ -37,7 +42,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Final, Self, cast
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
 import orjson
 import structlog
@@ -63,6 +68,8 @@ from mcp_hub.errors import (
 logger = structlog.get_logger(__name__)
 
 _ACCEPT: Final = "application/json, text/event-stream"
+_MAX_REDIRECTS: Final = 20
+"""Redirects followed for one request at most: httpx2's default `max_redirects`, which the SDK path's keeps."""
 
 Question = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 """A downstream's request on the stream (its JSON-RPC message) → the response message to send back."""
@@ -149,7 +156,7 @@ class LeanHttpClient:
             if token is not None:
                 sent_headers["authorization"] = f"Bearer {token}"
             try:
-                response = await pool.post(sent_headers, body)
+                response = await self._post(pool, sent_headers, body)
                 try:
                     if response.status == 401 and token is not None and attempt == 1:
                         token = await self._bearer(token)
@@ -164,6 +171,31 @@ class LeanHttpClient:
                 self._lost("the connection closed during a call")
                 raise
         raise AssertionError("unreachable: the second attempt returns or raises")  # pragma: no cover
+
+    async def _post(self, pool: Http1Pool, headers: Mapping[str, str], body: bytes) -> Response:
+        """POST to the connector's URL, following the redirects the SDK path follows; the last answer."""
+        url: str | None = None  # the connector's URL
+        for _ in range(_MAX_REDIRECTS):
+            response = await pool.post(headers, body, url=url)
+            led_to = self._redirected_to(pool, response, url or self._url)
+            if led_to is None:
+                return response
+            response.release()  # its body unread: the connection closes unless it has ended
+            url = led_to
+        return await pool.post(headers, body, url=url)
+
+    @staticmethod
+    def _redirected_to(pool: Http1Pool, response: Response, url: str) -> str | None:
+        """Where `response` (to a POST to `url`) redirects, if the SDK path would follow it
+        (`mcp.shared._httpx_utils.next_request_within_origin`): a 307 or 308 (a POST stays a POST, RFC 9110
+        §15.4.8, §15.4.9) within the origin, bringing no credentials of its own."""
+        if response.status not in (307, 308) or not (location := response.header(b"location")):
+            return None
+        led_to = urljoin(url, location.strip())
+        userinfo = urlsplit(led_to).netloc.rpartition("@")[0]
+        if userinfo and userinfo != urlsplit(url).netloc.rpartition("@")[0]:
+            return None
+        return led_to if pool.on_origin(led_to) else None
 
     def _lost(self, reason: str) -> None:
         self._on_lost(reason)
@@ -202,7 +234,12 @@ class LeanHttpClient:
             )
         if status >= 400:
             if content_type.startswith("application/json"):
-                message = self._parse(await self._read_body(response))
+                # The downstream's own JSON-RPC error if the body is one; anything else (not even JSON) is the
+                # status's error below, as on the SDK path.
+                try:
+                    message = orjson.loads(await self._read_body(response))
+                except orjson.JSONDecodeError:
+                    message = None
                 if isinstance(message, dict) and isinstance(cast("dict[str, Any]", message).get("error"), dict):
                     return self._result(cast("dict[str, Any]", message))
             if status == 404:
@@ -244,13 +281,13 @@ class LeanHttpClient:
                 continue  # a priming event (an id for resumption, no message)
             message = self._parse(data)
             if not isinstance(message, dict):
-                continue
+                raise DownstreamRejectedError(self._id, PARSE_ERROR, "Failed to parse SSE message: not an object")
             fields = cast("dict[str, Any]", message)
             method = fields.get("method")
             if not isinstance(method, str):
-                if fields.get("id") == request_id:
-                    return self._result(fields)
-                continue  # an answer to nothing this stream carries
+                # This request's own stream: a response on it is its answer, whatever its id (as the SDK client
+                # takes it), never an answer to another request of the hub's.
+                return self._result(fields)
             if "id" in fields:
                 await self._reply(await handlers.on_question(fields))
             elif method == "notifications/progress":
@@ -273,7 +310,7 @@ class LeanHttpClient:
         if token is not None:
             headers["authorization"] = f"Bearer {token}"
         try:
-            response = await pool.post(headers, orjson.dumps(answer))
+            response = await self._post(pool, headers, orjson.dumps(answer))
             try:
                 await response.read(self._cap, self._oversized)  # read to its end, so the connection is reused
             finally:

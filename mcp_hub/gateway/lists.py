@@ -18,7 +18,7 @@ Pages are served pre-serialised per authorization context (issue 12 §1): a page
 object and its JSON, and kept in a bounded cache keyed by everything that decides its content: the reader (the
 hub, a profile, a virtual server) and the version of its catalog section (any change makes new keys), the
 caller's canonical `Visibility` of that kind (grants ∩ token scopes: callers with the same effective grants
-share pages, callers with different ones never do), the cursor, the shape (page size, byte bound, ttl) and
+share pages, callers with different ones never do), the cursor's key, the shape (page size, byte bound, ttl) and
 readiness. Cutting a page by bytes serialises nothing: each entry's JSON length was measured once, when the
 catalog made the entry (`CatalogEntry.public_json_size`; a virtual server measures its renamed definitions when
 it selects them, a profile its own as it cuts a page), and a page's JSON is its entries' JSON in the envelope.
@@ -251,12 +251,15 @@ class Lists:
         lead: Lead | None = None,
     ) -> ListPage:
         visibility = visibility_of(access, section)
+        # Keyed by the entry the cursor names, not by its spelling: base64 decoding is lenient (characters outside
+        # the alphabet skipped, spare bits ignored), so endless spellings name one entry.
+        after = None if cursor is None else decode_cursor(cursor)
         list_key: _ListKey = (
             section.view_key,
             section.snapshot,
             key,
             visibility,
-            cursor,
+            after,
             self._shape,
             whole,
             lead,
@@ -275,6 +278,6 @@ class Lists:
         else:
             page = build_page(section, key, visibility, cursor, self._shape, whole=whole, lead=lead)
         # Only cursors this reader could have handed out are kept: made-up ones cannot churn the cache.
-        if cursor is None or section.get(decode_cursor(cursor)) is not None:
+        if after is None or section.get(after) is not None:
             self.cache.put(list_key, page)
         return page

@@ -1,0 +1,166 @@
+"""The lean client's reading of each kind of HTTP answer is the SDK path's (`mcp_hub.downstream.lean_http`).
+
+Both clients post one 2026-07-28 request to the same scripted server (`tests.test_http1.ScriptedServer`, a raw
+HTTP/1.1 server on a real socket): the MCP SDK's client over its Streamable HTTP transport, as the hub's SDK path
+sends it (`send_raw_request`), and the lean client. Whatever the answer (an error status, a body that is not what
+its content type says, a redirect, 202), both end the same way: the same result, or the same JSON-RPC error code
+(`DownstreamConnection._call_error` keeps the SDK's code for these, the lean client raises the
+`DownstreamRejectedError` of that code). The SDK's behaviour is the reference (lean_http.py's docstring).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import httpx2
+import pytest
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
+
+from mcp_hub.domain import ConnectorId
+from mcp_hub.downstream._raw import send_raw_request
+from mcp_hub.downstream.lean_http import LeanHttpClient, StreamHandlers
+from mcp_hub.errors import DownstreamRejectedError
+from tests.test_http1 import ScriptedServer
+
+pytestmark = pytest.mark.anyio
+
+Answer = Callable[[str, str], bytes]
+"""An answer to the request of the given JSON id (`1` from the SDK's client, `"r1"` from the lean one), from the
+server of the given origin (`http://127.0.0.1:PORT`)."""
+
+
+def http(status: str, content_type: str | None, body: bytes = b"", *fields: str) -> Answer:
+    """An answer; `{origin}` in a field is the server's origin, `{authority}` its host and port."""
+
+    def answer(request_id: str, origin: str) -> bytes:
+        head = f"HTTP/1.1 {status}\r\n" + "".join(
+            f"{field.format(origin=origin, authority=origin.removeprefix('http://'))}\r\n" for field in fields
+        )
+        if content_type is not None:
+            head += f"Content-Type: {content_type}\r\n"
+        return f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body
+
+    return answer
+
+
+def result(request_id: str, origin: str) -> bytes:
+    body = f'{{"jsonrpc":"2.0","id":{request_id},"result":{{"ok":true}}}}'.encode()
+    return http("200 OK", "application/json", body)(request_id, origin)
+
+
+def events(*messages: str) -> Answer:
+    """An SSE answer, one `message` event per message (`ID` in one is the request's id)."""
+
+    def answer(request_id: str, origin: str) -> bytes:
+        stream = "".join(f"event: message\ndata: {message.replace('ID', request_id)}\n\n" for message in messages)
+        return http("200 OK", "text/event-stream", stream.encode())(request_id, origin)
+
+    return answer
+
+
+def redirect(status: str, location: str) -> Answer:
+    return http(status, None, b"", f"Location: {location}")
+
+
+ANSWERS: dict[str, list[Answer]] = {
+    "404-html": [http("404 Not Found", "text/html", b"<h1>no</h1>")],
+    "404-json-that-is-not-json": [http("404 Not Found", "application/json", b"Not Found")],
+    "500-json-that-is-not-json": [http("500 Internal Server Error", "application/json", b"Internal Server Error")],
+    "400-json-not-json-rpc": [http("400 Bad Request", "application/json", b'{"detail":"bad"}')],
+    "400-json-rpc-error": [
+        http(
+            "400 Bad Request", "application/json", b'{"jsonrpc":"2.0","id":null,"error":{"code":-32602,"message":"no"}}'
+        )
+    ],
+    "302": [redirect("302 Found", "/mcp/")],
+    "307-within-the-origin": [redirect("307 Temporary Redirect", "/mcp/"), result],
+    "308-within-the-origin-absolute": [redirect("308 Permanent Redirect", "{origin}/next?a=b"), result],
+    "307-to-another-port": [redirect("307 Temporary Redirect", "http://127.0.0.1:1/mcp")],
+    "307-bringing-credentials": [redirect("307 Temporary Redirect", "http://who:pw@{authority}/mcp/")],
+    "307-without-location": [http("307 Temporary Redirect", None)],
+    "20-redirects": [*[redirect("307 Temporary Redirect", f"/mcp/{hop}") for hop in range(20)], result],
+    "21-redirects": [redirect("307 Temporary Redirect", f"/mcp/{hop}") for hop in range(21)],
+    "202": [http("202 Accepted", None)],
+    "200-text": [http("200 OK", "text/plain", b"hi")],
+    "200-json-array": [http("200 OK", "application/json", b"[1]")],
+    "200-result": [result],
+    "200-events-the-answer": [events('{"jsonrpc":"2.0","id":ID,"result":{"ok":true}}')],
+    "200-events-an-answer-of-another-id": [events('{"jsonrpc":"2.0","id":"other","result":{"ok":true}}')],
+    "200-events-an-error-of-another-id": [events('{"jsonrpc":"2.0","id":7,"error":{"code":-32001,"message":"x"}}')],
+    "200-events-not-an-object": [events("[1]")],
+    "200-events-not-json": [events("{not json")],
+}
+
+
+async def _ignore(message: dict[str, Any]) -> None:
+    del message
+
+
+async def _refuse(message: dict[str, Any]) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": message.get("id"), "error": {"code": -32600, "message": "no"}}
+
+
+Outcome = tuple[str, object]
+
+
+async def sdk_outcome(url: str) -> Outcome:
+    async with (
+        httpx2.AsyncClient() as client,
+        Client(streamable_http_client(url, http_client=client), mode="2026-07-28") as sdk,
+    ):
+        try:
+            return "result", await send_raw_request(sdk.session, "tools/call", {"name": "t", "arguments": {}})
+        except MCPError as exc:
+            return "error", exc.error.code
+
+
+async def lean_outcome(url: str) -> Outcome:
+    lost: list[str] = []
+    async with LeanHttpClient(
+        ConnectorId("lean"),
+        url,
+        headers={},
+        auth=None,
+        max_message_bytes=1 << 20,
+        connect_timeout=5,
+        on_lost=lost.append,
+    ) as lean:
+        arguments: dict[str, Any] = {}
+        message = {
+            "jsonrpc": "2.0",
+            "id": "r1",
+            "method": "tools/call",
+            "params": {"name": "t", "arguments": arguments},
+        }
+        try:
+            return "result", await lean.request(message, {}, StreamHandlers(None, _ignore, _refuse))
+        except DownstreamRejectedError as exc:
+            return "error", exc.code
+        finally:
+            assert lost == []  # an answer, whatever it says, is not the connection lost
+
+
+async def outcome_and_targets(answers: list[Answer], request_id: str, lean: bool) -> tuple[Outcome, list[str]]:
+    """One client's outcome, and the request targets the server saw."""
+    script: list[bytes] = []  # the server reads it as requests come; answers name its origin
+    async with ScriptedServer(script).running() as server:
+        url = server.url.partition("?")[0]
+        origin = url.removesuffix("/mcp")
+        script += [answer(request_id, origin) for answer in answers]
+        with anyio.fail_after(10):
+            outcome = await (lean_outcome(url) if lean else sdk_outcome(url))
+    targets = [head.split(b" ")[1].decode() for seen in server.connections for head in seen.heads]
+    return outcome, targets
+
+
+@pytest.mark.parametrize("answers", ANSWERS.values(), ids=ANSWERS.keys())
+async def test_the_lean_client_ends_each_answer_as_the_sdk_path_does(answers: list[Answer]) -> None:
+    """Our choice (the SDK's client is the reference): the same result or JSON-RPC error code, after the same
+    requests."""
+    sdk = await outcome_and_targets(answers, "1", lean=False)
+    lean = await outcome_and_targets(answers, '"r1"', lean=True)
+    assert lean == sdk
