@@ -8,12 +8,14 @@ it holds an access token, sends it as `Authorization: Bearer` (RFC 6750 §2.1), 
 and the §5.2 errors), with the RFC 8707 `resource` of the downstream on every request. Client secrets are sent
 with HTTP Basic encoded as §2.3.1 requires (id and secret form-urlencoded first, which authlib's default
 `client_secret_basic` skips), or in the body. The token and secret never appear in logs or errors: a refusal
-is `DownstreamAuthError` with the token endpoint's `error` code only.
+is `DownstreamAuthError` with the token endpoint's `error` code only, and a token that is not an RFC 6750
+`b64token` (a CR or LF would end the header field) is refused as one.
 """
 
 from __future__ import annotations
 
 import base64
+import re
 import time
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from types import TracebackType
@@ -30,6 +32,8 @@ from mcp_hub.domain import ConnectorId, GrantType
 from mcp_hub.errors import DownstreamAuthError
 
 _RENEW_BEFORE_SECONDS: Final = 30.0
+_B64TOKEN: Final = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+"""What `Authorization: Bearer` may carry (RFC 6750 §2.1, `b64token`)."""
 _DEFAULT_LIFETIME_SECONDS: Final = 300.0
 
 EventHooks = Mapping[str, Sequence[Callable[..., Any]]]
@@ -104,6 +108,9 @@ class ClientCredentialsAuth(httpx2.Auth):
         token, token_type = fields.get("access_token"), fields.get("token_type")
         if not isinstance(token, str) or not token or not isinstance(token_type, str) or token_type.lower() != "bearer":
             raise DownstreamAuthError(self._connector_id, f"{where} sent no bearer token")
+        if not _B64TOKEN.fullmatch(token):
+            # Sent as it is, a CR or LF would end the header field (RFC 9110 §5.5): a request smuggled downstream.
+            raise DownstreamAuthError(self._connector_id, f"{where} sent an access token that is not a b64token")
         expires_in = fields.get("expires_in", _DEFAULT_LIFETIME_SECONDS)
         lifetime = float(expires_in) if isinstance(expires_in, int | float) else _DEFAULT_LIFETIME_SECONDS
         self._token = token

@@ -21,13 +21,17 @@ import mcp_types as types
 import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 from mcp_hub.config.connectors import DownstreamOAuth
 from mcp_hub.domain import ConnectorId, Health
 from mcp_hub.downstream.oauth import ClientCredentialsAuth
 from mcp_hub.errors import DownstreamAuthError
 from tests.authz.conftest import AgentCredentials, auth_service, bearer, client_credentials_token, make_agent
-from tests.conftest import RunningHub, connector_toml, fault_connector, running_hub, write_config
+from tests.conftest import RunningHub, connector_toml, fault_connector, running_hub, serving, write_config
 
 pytestmark = pytest.mark.anyio
 
@@ -233,3 +237,27 @@ async def client_b_revokes(hub_b: RunningHub, credentials: AgentCredentials, tok
             data={"token": token, "token_type_hint": "access_token"},
             auth=(credentials.client_id, credentials.client_secret),
         )
+
+
+async def test_an_access_token_that_could_split_the_authorization_header_is_refused_and_never_sent() -> None:
+    """RFC 6750 §2.1 (`b64token`), threat T32: a token endpoint answering a token with CR/LF (or spaces) would
+    smuggle header fields into every request to the downstream; the connector's auth refuses it with a clear
+    reason that does not repeat the token, and the next answer, a proper token, is used."""
+    tokens = iter(["abc\r\nX-Smuggled: yes", "good-token_1.2~+/=="])
+
+    async def token_endpoint(request: Request) -> JSONResponse:
+        del request
+        return JSONResponse({"access_token": next(tokens), "token_type": "Bearer", "expires_in": 300})
+
+    app = Starlette(routes=[Route("/token", token_endpoint, methods=["POST"])])
+    async with serving(app) as base_url:
+        oauth = DownstreamOAuth(token_url=f"{base_url}/token", client_id="hub", client_secret="${S}")
+        oauth = oauth.model_copy(update={"client_secret": "secret"})
+        async with ClientCredentialsAuth(ConnectorId("down"), oauth, "http://down.example/mcp", timeout=5) as auth:
+            with pytest.raises(DownstreamAuthError) as refused:
+                await auth.bearer()
+            accepted = await auth.bearer()
+
+    assert "not a b64token" in str(refused.value)
+    assert "Smuggled" not in str(refused.value)
+    assert accepted == "good-token_1.2~+/=="
