@@ -16,7 +16,7 @@ One filter, three reads:
   (`AuditRecord.to_json()` is the dict the API returns).
 - `AuditQueryStore.usage(since=, until=, agent=)` → `UsageDay`s: per agent and UTC day, calls (every row that is a
   request, not an approval or review transition, nor an admin change: its client is an admin, not an agent),
-  errors (calls that failed at the tool, the downstream or the hub: `ERROR_OUTCOMES`, as the dashboard counts
+  errors (calls that failed at the tool, the downstream or the hub: `FAILURE_OUTCOMES`, as the dashboard counts
   them), refusals (calls the hub turned away), the summed downstream time, and approvals requested (held),
   approved, denied and expired. A row whose caller is not an agent (auth off) counts under its client label as
   recorded.
@@ -56,8 +56,6 @@ APPROVAL_OUTCOMES: Final = frozenset(outcome for outcome in AuditOutcome if outc
 REVIEW_OUTCOMES: Final = frozenset(outcome for outcome in AuditOutcome if outcome.startswith("definition_"))
 NOT_CALLS: Final = NOT_CALL_OUTCOMES
 """Rows that record a transition (of an approval, of a definition's review), not a request."""
-ERROR_OUTCOMES: Final = FAILURE_OUTCOMES
-"""Call outcomes counted as errors in usage, as on the dashboard (`mcp_hub.domain.FAILURE_OUTCOMES`)."""
 
 
 def parse_time(value: str) -> datetime:
@@ -196,7 +194,7 @@ class UsageDay:
     """The agent's name; without auth, the client label the audit recorded."""
     calls: int = 0
     errors: int = 0
-    """Calls that failed at the tool, the downstream or the hub (`ERROR_OUTCOMES`)."""
+    """Calls that failed at the tool, the downstream or the hub (`mcp_hub.domain.FAILURE_OUTCOMES`)."""
     refused: int = 0
     """Calls the hub turned away: unknown names, grants, limits, loops (`mcp_hub.domain.REFUSAL_OUTCOMES`)."""
     downstream_ms: float = 0.0
@@ -344,7 +342,7 @@ def _add(totals: dict[str, Any], outcome: str, count: int, downstream_ms: float)
     if outcome in APPROVAL_OUTCOMES:
         return
     totals["calls"] = totals.get("calls", 0) + count
-    if outcome in ERROR_OUTCOMES:
+    if outcome in FAILURE_OUTCOMES:
         totals["errors"] = totals.get("errors", 0) + count
     elif outcome in REFUSAL_OUTCOMES:
         totals["refused"] = totals.get("refused", 0) + count

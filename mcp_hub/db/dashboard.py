@@ -2,8 +2,8 @@
 
 Read-only, over `audit_calls` (owned by `AuditStore`): calls per minute and their errors, latency percentiles, the
 busiest agents and tools. A *call* is a row of `tools/call`, `prompts/get` or `resources/read` that is not an
-approval transition; an *error* is a call that failed at the tool, the downstream or the hub (`ERROR_OUTCOMES`),
-a *refusal* one the hub turned away (grants, limits, loops: `REFUSAL_OUTCOMES`).
+approval transition; an *error* is a call that failed at the tool, the downstream or the hub, a *refusal* one the
+hub turned away (grants, limits, loops): `mcp_hub.domain.FAILURE_OUTCOMES` and `REFUSAL_OUTCOMES`, as usage counts.
 
 Every read is bounded: the minute buckets are grouped in SQL (one row per minute), the percentiles are computed
 from at most `LATENCY_SAMPLE` of the window's latest calls, and the top lists are `LIMIT`ed.
@@ -22,13 +22,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mcp_hub.db._base import Store, require_aware
 from mcp_hub.db.models import AuditCall
-from mcp_hub.domain import FAILURE_OUTCOMES, AuditOutcome
-from mcp_hub.domain import REFUSAL_OUTCOMES as REFUSAL_CALL_OUTCOMES
+from mcp_hub.domain import FAILURE_OUTCOMES, REFUSAL_OUTCOMES, AuditOutcome
 
 CALL_METHODS: Final = ("tools/call", "prompts/get", "resources/read")
 TRANSITION_OUTCOMES: Final = tuple(outcome.value for outcome in AuditOutcome if outcome.value.startswith("approval_"))
-ERROR_OUTCOMES: Final = tuple(sorted(FAILURE_OUTCOMES))
-REFUSAL_OUTCOMES: Final = tuple(sorted(REFUSAL_CALL_OUTCOMES))
+# Sorted: the same IN list, so the same compiled statement, in every process.
+_FAILURES: Final = tuple(sorted(FAILURE_OUTCOMES))
+_REFUSALS: Final = tuple(sorted(REFUSAL_OUTCOMES))
 LATENCY_SAMPLE: Final = 20_000
 """At most this many of the window's latest calls give its latency percentiles."""
 
@@ -89,7 +89,7 @@ def _is_call() -> ColumnElement[bool]:
 
 
 def _error_count() -> ColumnElement[Any]:
-    return func.sum(case((AuditCall.outcome.in_(ERROR_OUTCOMES), 1), else_=0))
+    return func.sum(case((AuditCall.outcome.in_(_FAILURES), 1), else_=0))
 
 
 class DashboardStore(Store):
@@ -112,10 +112,10 @@ class DashboardStore(Store):
         window = _is_call() & (AuditCall.at >= since) & (AuditCall.at < until)
         minute = self._minute_of().label("minute")
         by_minute = select(minute, func.count(), _error_count()).where(window).group_by(minute)
-        refusals = select(func.count()).where(window & AuditCall.outcome.in_(REFUSAL_OUTCOMES))
+        refusals = select(func.count()).where(window & AuditCall.outcome.in_(_REFUSALS))
         latencies = (
             select(AuditCall.latency_ms)
-            .where(window & AuditCall.outcome.not_in(REFUSAL_OUTCOMES))
+            .where(window & AuditCall.outcome.not_in(_REFUSALS))
             .order_by(AuditCall.at.desc())
             .limit(LATENCY_SAMPLE)
         )
