@@ -388,7 +388,7 @@ class Hub:
         # The connectors' expanded secrets never leave the hub in a downstream's words, nor reach a log line.
         self.secrets = SecretValues(value for spec in self.connectors for value in spec.secret_values())
         register_secret_values(value for spec in self.connectors for value in spec.secret_values())
-        self.audit = audit_writer_for(self.stores, settings)
+        self.audit, self.audit_sinks = audit_writer_for(self.stores, settings)
         # What operators watch (docs/observability.md): metrics counted off the audit events, traces when asked.
         self.metrics = metrics_for(settings)
         self.tracing = tracing if tracing is not None else tracing_for(settings)
@@ -399,8 +399,6 @@ class Hub:
             self.metrics.watch_audit_queue(lambda: self.audit.queue_depth)
             self.metrics.watch_connectors(self._connector_snapshots)
             self.metrics.watch_pending_approvals(self.stores.approvals.count_pending)
-        self.audit_sinks = AuditSinks.configured(settings.audit)  # forward what is stored, with its hash
-        self.audit.on_stored(self.audit_sinks.offer)
         if self.metrics is not None:
             self.metrics.watch_audit_sinks(lambda: self.audit_sinks.dropped)
         self.audit_retention = AuditRetention.configured(self.stores.audit_chain, settings.audit)
@@ -1225,11 +1223,18 @@ async def _not_from_the_cli(
     return hub_error_result(f"{public_name} runs in the hub, not in the mcp-hub command")
 
 
-def audit_writer_for(stores: Stores, settings: HubSettings) -> AuditWriter:
-    """The audit writer of a hub: `[audit]` batching, a log line per audited event."""
+def audit_writer_for(
+    stores: Stores, settings: HubSettings, *, log_lines: bool = True
+) -> tuple[AuditWriter, AuditSinks]:
+    """The audit writer of a hub or of an `mcp-hub` command (`[audit]` batching; a log line per audited event with
+    `log_lines`), and the audit sinks it feeds what it stores, with each row's hash: run them around the writer,
+    so that they outlive its last batch."""
     audit = AuditWriter.configured(stores.audit, settings.audit)
-    observe_calls(audit, settings.logging)
-    return audit
+    if log_lines:
+        observe_calls(audit, settings.logging)
+    sinks = AuditSinks.configured(settings.audit)
+    audit.on_stored(sinks.offer)
+    return audit, sinks
 
 
 @asynccontextmanager
@@ -1243,12 +1248,7 @@ async def admin_tools(settings: HubSettings, *, log_audited: bool = True) -> Asy
         bus = bus_for(settings.limits.redis_url, prefix=settings.limits.redis_key_prefix)
         auth = build_authorization(settings, stores, egress=STRICT_EGRESS, virtual_servers=virtual, bus=bus)
         await auth.keys.load()
-        audit = AuditWriter.configured(stores.audit, settings.audit)
-        if log_audited:
-            observe_calls(audit, settings.logging)
-        # The command's rows reach the audit sinks as a hub's do; the sinks outlive the writer's last batch.
-        sinks = AuditSinks.configured(settings.audit)
-        audit.on_stored(sinks.offer)
+        audit, sinks = audit_writer_for(stores, settings, log_lines=log_audited)  # the sinks as a hub's
         async with bus.running(), sinks.running(), audit.running():
             approvals = ApprovalService(
                 settings.approvals,
