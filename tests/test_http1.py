@@ -21,7 +21,7 @@ from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Final, cast
 
 import anyio
 import pytest
@@ -33,6 +33,7 @@ from cryptography.x509.oid import NameOID
 from mcp_hub.domain import ConnectorId
 from mcp_hub.downstream.http1 import Http1Pool, Response
 from mcp_hub.downstream.lean_http import LeanHttpClient, StreamHandlers
+from mcp_hub.downstream.oauth import ClientCredentialsAuth
 from mcp_hub.downstream.tls import verifying_context
 from mcp_hub.errors import DownstreamClosedError, DownstreamProtocolError, DownstreamUnreachableError
 from tests.test_http_downstream import free_port, http_fault_server
@@ -136,6 +137,41 @@ async def body_of(pool: Http1Pool, payload: bytes = b"{}", limit: int = 1 << 20)
         return response.status, await response.read(limit, TooBig)
     finally:
         response.release()
+
+
+async def ignore_notification(message: dict[str, Any]) -> None:
+    """A `StreamHandlers.on_notification` for tests that expect none worth keeping."""
+    del message
+
+
+async def refuse_question(message: dict[str, Any]) -> dict[str, Any]:
+    """A `StreamHandlers.on_question` that answers a downstream's question with an error."""
+    return {"jsonrpc": "2.0", "id": message.get("id"), "error": {"code": -32600, "message": "no"}}
+
+
+NO_STREAM: Final = StreamHandlers(None, ignore_notification, refuse_question)
+"""Handlers for calls whose stream carries nothing the test looks at."""
+
+
+def lean_client(
+    connector_id: str,
+    url: str,
+    lost: list[str],
+    *,
+    auth: ClientCredentialsAuth | None = None,
+    max_message_bytes: int = 1 << 20,
+    connect_timeout: float = 5,
+) -> LeanHttpClient:
+    """A `LeanHttpClient` with no extra headers that notes in `lost` each connection loss it reports."""
+    return LeanHttpClient(
+        ConnectorId(connector_id),
+        url,
+        headers={},
+        auth=auth,
+        max_message_bytes=max_message_bytes,
+        connect_timeout=connect_timeout,
+        on_lost=lost.append,
+    )
 
 
 async def test_requests_in_turn_share_one_kept_alive_connection() -> None:
@@ -556,12 +592,6 @@ async def test_the_lean_client_reads_progress_and_the_result_from_a_real_chunked
     async def on_progress(progress: float, total: float | None, message: str | None) -> None:
         seen.append(progress)
 
-    async def ignore(message: dict[str, Any]) -> None:
-        del message
-
-    async def refuse(message: dict[str, Any]) -> dict[str, Any]:
-        return {"jsonrpc": "2.0", "id": message.get("id"), "error": {"code": -32600, "message": "no"}}
-
     meta: dict[str, Any] = {
         "io.modelcontextprotocol/protocolVersion": "2026-07-28",
         "io.modelcontextprotocol/clientCapabilities": {},
@@ -581,16 +611,8 @@ async def test_the_lean_client_reads_progress_and_the_result_from_a_real_chunked
                     break
                 except OSError:
                     await anyio.sleep(0.05)
-        async with LeanHttpClient(
-            ConnectorId("faults"),
-            f"http://127.0.0.1:{port}/mcp",
-            headers={},
-            auth=None,
-            max_message_bytes=1 << 20,
-            connect_timeout=5,
-            on_lost=lost.append,
-        ) as lean:
-            handlers = StreamHandlers(on_progress, ignore, refuse)
+        async with lean_client("faults", f"http://127.0.0.1:{port}/mcp", lost) as lean:
+            handlers = StreamHandlers(on_progress, ignore_notification, refuse_question)
             slow = await lean.request(call("p1", "slow", {"seconds": 0.2}), {**headers, "mcp-name": "slow"}, handlers)
             echoed = await lean.request(
                 call("p2", "echo", {"text": "again"}), {**headers, "mcp-name": "echo"}, handlers
@@ -607,30 +629,14 @@ async def test_credentials_in_the_connector_url_are_sent_as_basic_and_not_in_the
     `http://user:pass@host/...` sends `Authorization: Basic`, and the Host field without the credentials."""
     lost: list[str] = []
 
-    async def ignore(message: dict[str, Any]) -> None:
-        del message
-
-    async def refuse(message: dict[str, Any]) -> dict[str, Any]:
-        return {}
-
     answer = (
         b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 36\r\n\r\n"
         b'{"jsonrpc":"2.0","id":1,"result":{}}'
     )
     async with ScriptedServer([answer]).running() as server:
         url = server.url.replace("http://", "http://hub%40a:s%3Acret@")
-        async with LeanHttpClient(
-            ConnectorId("basic"),
-            url,
-            headers={},
-            auth=None,
-            max_message_bytes=1024,
-            connect_timeout=5,
-            on_lost=lost.append,
-        ) as lean:
-            result = await lean.request(
-                {"jsonrpc": "2.0", "id": 1, "method": "ping"}, {}, StreamHandlers(None, ignore, refuse)
-            )
+        async with lean_client("basic", url, lost, max_message_bytes=1024) as lean:
+            result = await lean.request({"jsonrpc": "2.0", "id": 1, "method": "ping"}, {}, NO_STREAM)
     head = server.connections[0].heads[0].decode()
     assert result == {}
     assert head.startswith("POST /mcp?x=1 HTTP/1.1\r\n")

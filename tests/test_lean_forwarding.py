@@ -23,12 +23,12 @@ from mcp import Client
 from mcp.shared.exceptions import MCPError
 
 from mcp_hub.domain import ConnectorId, Health
-from mcp_hub.downstream.lean_http import LeanHttpClient, StreamHandlers
 from mcp_hub.downstream.oauth import ClientCredentialsAuth
 from mcp_hub.errors import ConnectorUnavailableError
 from tests.authz.conftest import make_agent
 from tests.authz.test_downstream_oauth import MODERN_LIST, client_b_revokes, connector_oauth
 from tests.conftest import RunningHub, connector_toml, fault_connector, running_hub, write_config
+from tests.test_http1 import NO_STREAM, lean_client
 from tests.test_http_downstream import free_port, http_fault_server
 
 pytestmark = pytest.mark.anyio
@@ -229,32 +229,19 @@ async def test_the_lean_client_renews_its_token_once_after_a_401(tmp_path: Path)
         credentials = await make_agent(hub_b, "hub-a", "tool:faults__*")
         lost: list[str] = []
 
-        async def ignore(message: dict[str, Any]) -> None:
-            del message
-
-        async def refuse(message: dict[str, Any]) -> dict[str, Any]:
-            return {"jsonrpc": "2.0", "id": message.get("id"), "error": {"code": -32600, "message": "no"}}
-
-        handlers = StreamHandlers(None, ignore, refuse)
         async with (
             ClientCredentialsAuth(
                 ConnectorId("hub-b"), connector_oauth(hub_b, credentials), hub_b.url, timeout=10
             ) as auth,
-            LeanHttpClient(
-                ConnectorId("hub-b"),
-                hub_b.url,
-                headers={},
-                auth=auth,
-                max_message_bytes=4 * 1024 * 1024,
-                connect_timeout=10,
-                on_lost=lost.append,
+            lean_client(
+                "hub-b", hub_b.url, lost, auth=auth, max_message_bytes=4 * 1024 * 1024, connect_timeout=10
             ) as lean,
         ):
             headers = {"MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/list"}
-            first = await lean.request(MODERN_LIST, headers, handlers)
+            first = await lean.request(MODERN_LIST, headers, NO_STREAM)
             token = await auth.bearer()
             revoked = await client_b_revokes(hub_b, credentials, token)
-            second = await lean.request(MODERN_LIST, headers, handlers)
+            second = await lean.request(MODERN_LIST, headers, NO_STREAM)
             renewed = await auth.bearer()
     assert revoked.status_code == 200
     assert "faults__echo" in {tool["name"] for tool in first["tools"]}
@@ -267,22 +254,8 @@ async def test_a_refused_connection_is_the_connector_unavailable(tmp_path: Path)
     """T25, our choice: nothing listening is `ConnectorUnavailableError` at once, and the owner is told."""
     lost: list[str] = []
 
-    async def ignore(message: dict[str, Any]) -> None:
-        del message
-
-    async def refuse(message: dict[str, Any]) -> dict[str, Any]:
-        return {}
-
-    async with LeanHttpClient(
-        ConnectorId("nobody"),
-        f"http://127.0.0.1:{free_port()}/mcp",
-        headers={},
-        auth=None,
-        max_message_bytes=1024 * 1024,
-        connect_timeout=5,
-        on_lost=lost.append,
-    ) as lean:
+    async with lean_client("nobody", f"http://127.0.0.1:{free_port()}/mcp", lost) as lean:
         with pytest.raises(ConnectorUnavailableError) as refused, anyio.fail_after(5):
-            await lean.request(MODERN_LIST, {}, StreamHandlers(None, ignore, refuse))
+            await lean.request(MODERN_LIST, {}, NO_STREAM)
     assert "'nobody' is unreachable" in str(refused.value)
     assert len(lost) == 1

@@ -20,11 +20,9 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
-from mcp_hub.domain import ConnectorId
 from mcp_hub.downstream._raw import send_raw_request
-from mcp_hub.downstream.lean_http import LeanHttpClient, StreamHandlers
 from mcp_hub.errors import DownstreamRejectedError
-from tests.test_http1 import ScriptedServer
+from tests.test_http1 import NO_STREAM, ScriptedServer, lean_client
 
 pytestmark = pytest.mark.anyio
 
@@ -96,14 +94,6 @@ ANSWERS: dict[str, list[Answer]] = {
 }
 
 
-async def _ignore(message: dict[str, Any]) -> None:
-    del message
-
-
-async def _refuse(message: dict[str, Any]) -> dict[str, Any]:
-    return {"jsonrpc": "2.0", "id": message.get("id"), "error": {"code": -32600, "message": "no"}}
-
-
 Outcome = tuple[str, object]
 
 
@@ -120,15 +110,7 @@ async def sdk_outcome(url: str) -> Outcome:
 
 async def lean_outcome(url: str) -> Outcome:
     lost: list[str] = []
-    async with LeanHttpClient(
-        ConnectorId("lean"),
-        url,
-        headers={},
-        auth=None,
-        max_message_bytes=1 << 20,
-        connect_timeout=5,
-        on_lost=lost.append,
-    ) as lean:
+    async with lean_client("lean", url, lost) as lean:
         arguments: dict[str, Any] = {}
         message = {
             "jsonrpc": "2.0",
@@ -137,7 +119,7 @@ async def lean_outcome(url: str) -> Outcome:
             "params": {"name": "t", "arguments": arguments},
         }
         try:
-            return "result", await lean.request(message, {}, StreamHandlers(None, _ignore, _refuse))
+            return "result", await lean.request(message, {}, NO_STREAM)
         except DownstreamRejectedError as exc:
             return "error", exc.code
         finally:
