@@ -241,6 +241,9 @@ def requests() -> list[tuple[str, Request, bool]]:
         ("boolean id", raw(json.dumps({**json.loads(call("tools/call", echo).body), "id": True})), False),
         ("no params", raw(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call"})), False),
         ("extra member", raw(json.dumps({**json.loads(call("tools/call", echo).body), "x": 1})), False),
+        # The fast path remembers its verdict per set of transport headers: a refusal stays one after good requests.
+        ("bad Host again (T12)", call("tools/call", echo, Host="evil.example"), False),
+        ("bad Origin again (T12)", call("tools/call", echo, Origin="http://evil.example"), False),
         ("duplicate Mcp-Method", call("tools/call", echo), False),
         ("GET", Request(b"", {}, method="GET"), False),
         ("loop 1", call("tools/call", {"name": "faults__fail", "arguments": {"n": 1}}), False),

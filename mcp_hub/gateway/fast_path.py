@@ -184,6 +184,8 @@ class FastPathStats:
 @dataclass
 class _Validated:
     metas: dict[bytes, bool] = field(default_factory=dict[bytes, bool])
+    transports: dict[tuple[str | None, ...], bool] = field(default_factory=dict[tuple[str | None, ...], bool])
+    """Per distinct (Content-Type, Host, Origin, Accept): whether the transport check passes."""
     header_schemas: dict[str, tuple[Any, bool]] = field(default_factory=dict[str, tuple[Any, bool]])
     """Per tool name: its input schema (compared by identity: a catalog change brings a new one) and whether it
     has an `x-mcp-header` key."""
@@ -325,11 +327,11 @@ class FastPath:
             await self._app(scope, receive, send)
             return
         request = Request(scope)
-        if await self._security.validate_request(request, is_post=True) is not None:
-            await self._pass_on(scope, receive, send)
-            return
-        has_json, has_sse = check_accept_headers(request)
-        if not (has_json and has_sse):
+        # Decoded once here (Starlette's `Headers` decodes them again on every lookup and copy).
+        pairs = [(key.decode("latin-1"), value.decode("latin-1")) for key, value in scope["headers"]]
+        # As `dict(request.headers)`: a repeated name's first value (read in reverse, the first is written last).
+        first = dict(reversed(pairs))
+        if not await self._transport_acceptable(first, request):
             await self._pass_on(scope, receive, send)
             return
         read = scope.get(READ_BODY_KEY)
@@ -337,7 +339,7 @@ class FastPath:
             body, receive = await buffer_body(receive, self._max_body_bytes)
             read = ReadBody(body, parse_message(body))
             scope[READ_BODY_KEY] = read
-        accepted = None if len(read.body) > self._max_body_bytes else self._accept(read.message, request)
+        accepted = None if len(read.body) > self._max_body_bytes else self._accept(read.message, request, pairs, first)
         if accepted is None:
             await self._pass_on(scope, receive, send)
             return
@@ -350,7 +352,23 @@ class FastPath:
 
     # --- acceptance: only what the SDK would accept, else None --------------------------------------------------
 
-    def _accept(self, message: Any, request: Request) -> _Accepted | None:
+    async def _transport_acceptable(self, first: Mapping[str, str], request: Request) -> bool:
+        """The SDK's transport check (Content-Type, Host, Origin) passes and Accept names JSON and SSE: a verdict
+        that depends on those four headers alone, remembered per distinct set of their values (a client sends the
+        same ones every time). A refusal is the SDK path's to answer (and log)."""
+        key = (first.get("content-type"), first.get("host"), first.get("origin"), first.get("accept"))
+        verdict = self._validated.transports.get(key)
+        if verdict is None:
+            has_json, has_sse = check_accept_headers(request)
+            verdict = has_json and has_sse and await self._security.validate_request(request, is_post=True) is None
+            if len(self._validated.transports) >= _MAX_VALIDATED_METAS:
+                self._validated.transports.clear()
+            self._validated.transports[key] = verdict
+        return verdict
+
+    def _accept(
+        self, message: Any, request: Request, pairs: list[tuple[str, str]], first: dict[str, str]
+    ) -> _Accepted | None:
         if not isinstance(message, dict):
             return None
         fields = cast("dict[str, Any]", message)
@@ -368,12 +386,9 @@ class FastPath:
             return None
         method = cast("str", method)
         params = cast("dict[str, Any]", params)
-        # Decoded once here (Starlette's `Headers` decodes them again on every lookup and copy).
-        pairs = [(key.decode("latin-1"), value.decode("latin-1")) for key, value in request.scope["headers"]]
         if find_duplicated_routing_header(pairs) is not None:
             return None
-        # As `dict(request.headers)`: a repeated name's first value (read in reverse, the first is written last).
-        verdict = classify_inbound_request(fields, headers=dict(reversed(pairs)))
+        verdict = classify_inbound_request(fields, headers=first)
         if isinstance(verdict, InboundLadderRejection):
             return None
         if method == "tools/call" and not self._mcp_params_agree(params, pairs, request):
