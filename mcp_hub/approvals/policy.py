@@ -6,9 +6,11 @@ URIs, optionally connectors and agents, conditions on arguments, approvers) and 
 applies: the approvers are the union of theirs.
 A downstream's tool annotations are never read here: a server's own `readOnlyHint` cannot lower the bar.
 
-A match explains itself (`ApprovalPolicy.explain`, issue 13 §3): for each rule that holds a request, the parts of
-it that matched, in words an approver reads ("tool `git__push` matches `git__*`", "argument `amount` = 5000 > 1000"),
-so the page shows why a call waits, not only the rule's name.
+A match explains itself (issue 13 §3): the `Requirement` of a held request carries, for each rule that holds it,
+the parts of it that matched, in words an approver reads ("tool `git__push` matches `git__*`", "argument `amount` =
+5000 > 1000"), so the page shows why a call waits, not only the rule's name. The service stores that explanation
+with the action when it is held (`reasons.py`): the rules may be edited afterwards, and `explain` then says how they
+read now.
 """
 
 from __future__ import annotations
@@ -38,20 +40,25 @@ class Webhook:
 
 
 @dataclass(frozen=True, slots=True)
-class Requirement:
-    """Why a call is held (rule names) and who may decide it."""
-
-    rules: tuple[str, ...]
-    approvers: tuple[str, ...]
-    webhooks: tuple[Webhook, ...]
-
-
-@dataclass(frozen=True, slots=True)
 class RuleMatch:
     """One rule that holds a request, and why: each part of the rule that matched, in words."""
 
     rule: str
     because: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Requirement:
+    """Why a call is held (each holding rule with what of it matched) and who may decide it."""
+
+    matches: tuple[RuleMatch, ...]
+    approvers: tuple[str, ...]
+    webhooks: tuple[Webhook, ...]
+
+    @property
+    def rules(self) -> tuple[str, ...]:
+        """The names of the rules that hold the call."""
+        return tuple(match.rule for match in self.matches)
 
 
 def _lookup(arguments: Mapping[str, Any], path: str) -> object:
@@ -147,11 +154,12 @@ class ApprovalPolicy:
         return not self._rules and not self._sensitive
 
     def requirement(self, agent_name: str, subject: HeldSubject, arguments: Mapping[str, Any]) -> Requirement | None:
-        """None when the request may run now; otherwise the rules that hold it and who may decide."""
+        """None when the request may run now; otherwise the rules that hold it, each with what matched, and who
+        may decide."""
         if not self._rules and not self._sensitive:
             return None
         candidates, sensitive_rule = self._rules_for(subject)
-        rules: list[str] = []
+        held: list[RuleMatch] = []
         approvers: list[str] = []
         webhooks: list[Webhook] = []
         for rule in candidates:
@@ -159,53 +167,30 @@ class ApprovalPolicy:
                 continue
             if not all(condition_holds(condition, arguments) for condition in rule.when):
                 continue
-            rules.append(rule.name)
+            held.append(_rule_match(rule, agent_name, subject, arguments))
             approvers.extend(rule.approvers)
             if rule.webhook_url:
                 webhooks.append(Webhook(rule.name, rule.webhook_url, rule.webhook_secret))
-        if sensitive_rule is not None:
-            rules.append(sensitive_rule)
-            approvers.append("role:approver")
-        if not rules:
-            return None
-        return Requirement(tuple(rules), tuple(dict.fromkeys(approvers)), tuple(webhooks))
-
-    def explain(self, agent_name: str, subject: HeldSubject, arguments: Mapping[str, Any]) -> tuple[RuleMatch, ...]:
-        """The rules that hold this request now, each with what matched (`requirement`'s rules, explained)."""
-        candidates, sensitive_rule = self._rules_for(subject)
-        kind = subject.scope_kind
-        found: list[RuleMatch] = []
-        for rule in candidates:
-            if rule.agents and agent_name not in rule.agents:
-                continue
-            if not all(condition_holds(condition, arguments) for condition in rule.when):
-                continue
-            glob = next(glob for glob in _globs(rule, kind) if matches(f"{kind}:{glob}", kind, subject.public_name))
-            because = [f"{kind} `{subject.public_name}` matches `{glob}`"]
-            if rule.connectors:
-                because.append(f"connector `{subject.connector_id}` is one of the rule's connectors")
-            if rule.agents:
-                because.append(f"agent `{agent_name}` is one of the rule's agents")
-            because.extend(describe_condition(condition, arguments) for condition in rule.when)
-            if not rule.when:
-                because.append("the rule holds every such call, whatever the arguments")
-            found.append(RuleMatch(rule.name, tuple(because)))
         if sensitive_rule is not None:
             glob = next(
                 glob
                 for glob in self._sensitive.get(subject.connector_id, [])
                 if matches(f"tool:{glob}", "tool", subject.downstream_name)
             )
-            found.append(
-                RuleMatch(
-                    sensitive_rule,
-                    (
-                        f"connector `{subject.connector_id}` lists `{glob}` in its sensitive_tools, "
-                        f"which matches its tool `{subject.downstream_name}`",
-                    ),
-                )
+            because = (
+                f"connector `{subject.connector_id}` lists `{glob}` in its sensitive_tools, "
+                f"which matches its tool `{subject.downstream_name}`"
             )
-        return tuple(found)
+            held.append(RuleMatch(sensitive_rule, (because,)))
+            approvers.append("role:approver")
+        if not held:
+            return None
+        return Requirement(tuple(held), tuple(dict.fromkeys(approvers)), tuple(webhooks))
+
+    def explain(self, agent_name: str, subject: HeldSubject, arguments: Mapping[str, Any]) -> tuple[RuleMatch, ...]:
+        """The rules that hold this request now, each with what matched (`requirement`'s; none when it may run)."""
+        requirement = self.requirement(agent_name, subject, arguments)
+        return requirement.matches if requirement is not None else ()
 
     def may_hold(self, subject: HeldSubject) -> bool:
         """Could any rule hold a request for this subject, whatever the agent and arguments? (Such a tool's
@@ -248,3 +233,18 @@ class ApprovalPolicy:
 
 def _globs(rule: ApprovalRule, kind: str) -> list[str]:
     return {"tool": rule.tools, "prompt": rule.prompts, "resource": rule.resources}[kind]
+
+
+def _rule_match(rule: ApprovalRule, agent_name: str, subject: HeldSubject, arguments: Mapping[str, Any]) -> RuleMatch:
+    """Why `rule`, which holds this request, holds it: its glob, its agents and connectors, each condition."""
+    kind = subject.scope_kind
+    glob = next(glob for glob in _globs(rule, kind) if matches(f"{kind}:{glob}", kind, subject.public_name))
+    because = [f"{kind} `{subject.public_name}` matches `{glob}`"]
+    if rule.connectors:
+        because.append(f"connector `{subject.connector_id}` is one of the rule's connectors")
+    if rule.agents:
+        because.append(f"agent `{agent_name}` is one of the rule's agents")
+    because.extend(describe_condition(condition, arguments) for condition in rule.when)
+    if not rule.when:
+        because.append("the rule holds every such call, whatever the arguments")
+    return RuleMatch(rule.name, tuple(because))

@@ -117,6 +117,7 @@ def test_the_policy_explains_each_rule_that_holds_a_call_and_only_those() -> Non
     required = policy.requirement("payer", subject, {"amount": 5000, "abroad": False})
 
     assert required is not None
+    assert required.matches == explained  # what the service records when it holds the call
     assert [match.rule for match in explained] == list(required.rules)
     assert explained == (
         RuleMatch(
