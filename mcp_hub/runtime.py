@@ -82,7 +82,7 @@ from mcp_hub.catalog.review import Limits
 from mcp_hub.catalog.sync import CatalogSync, PinPolicy
 from mcp_hub.catalog.views import CatalogReader, ConnectorView
 from mcp_hub.catalog.virtual import VirtualView, change_touches
-from mcp_hub.config.connectors import ConnectorSpec
+from mcp_hub.config.connectors import ConnectorSpec, scan_connectors
 from mcp_hub.config.settings import HubSettings
 from mcp_hub.config.virtual import MetaToolsMode, VirtualServerSpec, load_virtual_servers
 from mcp_hub.console import ConsoleParts, console_routes
@@ -106,6 +106,7 @@ from mcp_hub.domain import AuditOutcome, Caller, ConnectorId, utc_now
 from mcp_hub.downstream.health import HealthRecorder
 from mcp_hub.downstream.pool import DownstreamPool
 from mcp_hub.downstream.reloading import ConnectorWatcher
+from mcp_hub.errors import ConfigError
 from mcp_hub.fanout import Bus, Topic, bus_for
 from mcp_hub.gateway import stdio
 from mcp_hub.gateway.app import Guard, health_report, health_routes, mcp_routes
@@ -1215,6 +1216,15 @@ class AdminTools:
     limits: LimitAdmin
 
 
+def _readable_connectors(settings: HubSettings) -> list[ConnectorSpec]:
+    """The connector files the command can read, whose `sensitive_tools` hold calls as the hub's do (`approvals show`
+    compares what held a call with the rules as they read now); a bad file is left out, not fatal to every command."""
+    try:
+        return list(scan_connectors(settings.connectors_dir).specs.values())
+    except ConfigError:
+        return []
+
+
 async def _not_from_the_cli(
     method: str, public_name: str, arguments: Mapping[str, Any] | None, caller: Caller
 ) -> dict[str, Any]:
@@ -1254,7 +1264,7 @@ async def admin_tools(settings: HubSettings, *, log_audited: bool = True) -> Asy
                 settings.approvals,
                 stores.approvals,
                 stores.identities,
-                ApprovalPolicy(settings.approvals.rules, []),
+                ApprovalPolicy(settings.approvals.rules, _readable_connectors(settings)),
                 Catalog(),
                 audit,
                 _not_from_the_cli,

@@ -1,7 +1,7 @@
 """What an approver is told about an action besides the request itself (issue 13 §3; threats T19, T31).
 
-- **Why it waits**: each rule that holds it, with the parts that matched (`policy.RuleMatch`), read from the rules
-  as they are now.
+- **Why it waits**: each rule that held it, with the parts that matched (`policy.RuleMatch`), as recorded when it
+  was held, and whether the rules as they read now would hold it the same way (`reasons.HoldReasons`).
 - **What the tool's server says about it**: the tool's annotations (MCP 2025-11-25, `ToolAnnotations`): the
   server's own claims, "hints" the spec says a client must not trust from an untrusted server. Shown labelled as
   such, with MCP's defaults where the server says nothing (`readOnlyHint` false, `destructiveHint` true,
@@ -20,6 +20,7 @@ from enum import StrEnum
 from typing import Any, Final, cast
 
 from mcp_hub.approvals.policy import SENSITIVE_RULE_PREFIX, RuleMatch
+from mcp_hub.approvals.reasons import HoldReasons
 from mcp_hub.catalog.review import has_hidden
 
 _HINTS: Final = (
@@ -52,7 +53,7 @@ class Hint:
 
 @dataclass(frozen=True, slots=True)
 class Briefing:
-    matches: tuple[RuleMatch, ...]
+    why: HoldReasons
     hints: tuple[Hint, ...]
     """Empty for a prompt or a resource (annotations are the tools')."""
     title: str | None
@@ -73,13 +74,14 @@ def hints_of(annotations: Mapping[str, Any] | None) -> tuple[Hint, ...]:
 
 
 def brief(
-    matches: tuple[RuleMatch, ...],
+    why: HoldReasons,
     arguments: Mapping[str, Any],
     tool_definition: Mapping[str, Any] | None,
     definition: Definition,
 ) -> Briefing:
-    """The briefing of a request whose rules matched as `matches`, for a tool now defined as `tool_definition`
-    (None: a prompt or a resource, or no longer offered)."""
+    """The briefing of a request held as `why` says, for a tool now defined as `tool_definition` (None: a prompt or
+    a resource, or no longer offered). The cues speak of the present: a connector that lists the tool as sensitive
+    now."""
     annotations = tool_definition.get("annotations") if tool_definition is not None else None
     mapping = cast("Mapping[str, Any]", annotations) if isinstance(annotations, Mapping) else None
     hints = hints_of(mapping) if tool_definition is not None else ()
@@ -87,11 +89,11 @@ def brief(
     if not isinstance(title, str) and tool_definition is not None:
         title = tool_definition.get("title")
     return Briefing(
-        matches=matches,
+        why=why,
         hints=hints,
         title=title if isinstance(title, str) and title else None,
         definition=definition,
-        cues=_cues(matches, arguments, hints, definition),
+        cues=_cues(why.now, arguments, hints, definition),
     )
 
 

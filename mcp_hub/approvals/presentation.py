@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from mcp_hub.approvals.policy import RuleMatch
+from mcp_hub.approvals.reasons import HoldReasons
 from mcp_hub.db.approvals import ActionRecord
 
 APPROVAL_META_KEY: Final = "io.github.mcp-hub/approval"
@@ -57,3 +59,17 @@ def action_json(action: ActionRecord, *, full: bool, link: str) -> dict[str, Any
         body["downstream_name"] = action.downstream_name
         body["arguments"] = action.arguments
     return body
+
+
+def why_json(why: HoldReasons) -> dict[str, Any]:
+    """Why an action was held, as the JSON API and `mcp-hub approvals show --json` give it: `why` (each rule and
+    what matched), `why_recorded` (False: an action from before the record, explained by the rules as they read
+    now), `rules_changed` (None, or the summary, each rule's part now, and the rules as they read now)."""
+    changed = None
+    if why.changed:
+        changed = {"summary": why.summary, "changes": list(why.changes), "now": _matches_json(why.now)}
+    return {"why": _matches_json(why.held), "why_recorded": why.recorded, "rules_changed": changed}
+
+
+def _matches_json(matches: tuple[RuleMatch, ...]) -> list[dict[str, Any]]:
+    return [{"rule": match.rule, "because": list(match.because)} for match in matches]

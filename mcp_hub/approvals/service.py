@@ -2,7 +2,8 @@
 
 A call (a tool call, or a prompt get or resource read that a rule names: `subject.py`) that a rule holds
 becomes a durable action bound to a digest of {agent, user, connector, method, tool, downstream name,
-definition hash, arguments} (RFC 8785 canonical JSON, SHA-256; threat T19). The same
+definition hash, arguments} (RFC 8785 canonical JSON, SHA-256; threat T19), with what held it recorded (each
+rule and the parts of it that matched: `reasons.py`), since the rules may be edited before anyone decides. The same
 caller calling again with the same arguments finds that action instead of making a second one, also when
 both calls arrive at once (the store keeps one open action per digest); different arguments make a new
 one. What the caller sees:
@@ -32,6 +33,7 @@ from mcp_hub.approvals.briefing import Briefing, Definition, brief
 from mcp_hub.approvals.feed import ActionListener
 from mcp_hub.approvals.policy import ApprovalPolicy, Requirement
 from mcp_hub.approvals.presentation import APPROVAL_META_KEY, approval_link
+from mcp_hub.approvals.reasons import hold_reasons, read_record, record_of
 from mcp_hub.approvals.subject import TOOLS_CALL, HeldSubject, current_subject, scope_kind_of
 from mcp_hub.audit.writer import AuditWriter
 from mcp_hub.authz.decisions import Access, Principal
@@ -183,8 +185,9 @@ class ApprovalService:
         return self._policy.may_hold(subject)
 
     def briefing(self, action: ActionRecord) -> Briefing:
-        """What an approver is told besides the request: why the rules hold it (as they read now), the tool's
-        annotations, risk cues, and whether its definition changed since (`mcp_hub.approvals.briefing`)."""
+        """What an approver is told besides the request: why it was held (as recorded then, against the rules as
+        they read now), the tool's annotations, risk cues, and whether its definition changed since
+        (`mcp_hub.approvals.briefing`)."""
         subject = HeldSubject(
             method=action.method,
             public_name=action.public_name,
@@ -199,8 +202,10 @@ class ApprovalService:
         else:
             definition = Definition.SAME if current.sha256 == action.definition_sha256 else Definition.CHANGED
         tool = self._catalog.tools.get(action.public_name) if action.method == TOOLS_CALL else None
-        matches = self._policy.explain(action.agent_name, subject, action.arguments)
-        return brief(matches, action.arguments, tool.public_definition if tool is not None else None, definition)
+        why = hold_reasons(
+            read_record(action.hold_reasons), self._policy.explain(action.agent_name, subject, action.arguments)
+        )
+        return brief(why, action.arguments, tool.public_definition if tool is not None else None, definition)
 
     # --- the caller's side -----------------------------------------------------------------------------
 
@@ -243,6 +248,8 @@ class ApprovalService:
             result=None,
             completed_at=None,
             reported_at=None,
+            # What held it, as the rules read now: an admin may edit them before anyone decides.
+            hold_reasons=record_of(requirement.matches),
         )
         # Refused beyond the cap, unless another request made this very call at the same time: then that one.
         stored = await self._store.create(action, max_pending=self.settings.max_pending_per_caller)

@@ -3,7 +3,9 @@
 The command reads and writes the hub's database directly (`runtime.admin_tools`), so it works whether or not
 the hub runs; a hub
 that holds the call sees the decision at its next poll. `--as USER` names the human who decides: the
-separation-of-duties checks and the rule's approvers apply exactly as on the web page (threat T20).
+separation-of-duties checks and the rule's approvers apply exactly as on the web page (threat T20). `show` says
+what held the call, as recorded then, and how the rules of this `config.toml` and connectors directory differ now
+(`mcp_hub.approvals.reasons`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import sys
 from datetime import datetime
 from typing import Any
 
-from mcp_hub.approvals.presentation import action_json, duration
+from mcp_hub.approvals.presentation import action_json, duration, why_json
+from mcp_hub.approvals.reasons import HoldReasons
 from mcp_hub.approvals.states import Told, run_of, tell, verdict_of
 from mcp_hub.db.approvals import ActionRecord
 from mcp_hub.domain import ALL_STATUSES, ActionStatus, utc_now
@@ -77,10 +80,13 @@ async def run_approvals(tools: AdminTools, args: argparse.Namespace, _password: 
     if action is None:
         return _fail(f"no action {args.id!r}")
     if verb == "show":
+        why = service.briefing(action).why
         if args.json:
-            print(json.dumps(action_json(action, full=True, link=service.link(action.id)), indent=2))
+            shown = action_json(action, full=True, link=service.link(action.id)) | why_json(why)
+            print(json.dumps(shown, indent=2))
         else:
-            _print_action(action, service.link(action.id), tell(action, now, service.settings.pending_ttl_seconds))
+            told = tell(action, now, service.settings.pending_ttl_seconds)
+            _print_action(action, service.link(action.id), told, why)
         return EXIT_OK
     user = await tools.stores.identities.user_by_name(args.as_user)
     if user is None:
@@ -93,7 +99,7 @@ async def run_approvals(tools: AdminTools, args: argparse.Namespace, _password: 
     return EXIT_OK
 
 
-def _print_action(action: ActionRecord, link: str, told: Told) -> None:
+def _print_action(action: ActionRecord, link: str, told: Told, why: HoldReasons) -> None:
     print(f"id:          {action.id}")
     print(f"status:      {action.status}")
     print(f"agent:       {action.agent_name}")
@@ -102,6 +108,7 @@ def _print_action(action: ActionRecord, link: str, told: Told) -> None:
     print(f"description: {action.description or '-'}")
     print(f"rules:       {', '.join(action.rules)}")
     print(f"approvers:   {', '.join(action.approvers)}")
+    _print_why(action, why)
     print(f"created:     {action.created_at.isoformat(timespec='seconds')}")
     print(f"expires:     {action.expires_at.isoformat(timespec='seconds')}")
     if told.expiry:
@@ -113,3 +120,18 @@ def _print_action(action: ActionRecord, link: str, told: Told) -> None:
     print(f"link:        {link}")
     print("arguments:")
     print(json.dumps(action.arguments, indent=2, ensure_ascii=False))
+
+
+def _print_why(action: ActionRecord, why: HoldReasons) -> None:
+    """What held the call, as recorded then, and how the rules as they read now differ (as the page says it)."""
+    indent = " " * 13
+    if why.held:
+        print(f"held by:     {why.note}")
+        for match in why.held:
+            print(f"{indent}{match.rule}: {'; '.join(match.because)}")
+    else:
+        print(f"held by:     {', '.join(action.rules)}. {why.note}")
+    if why.summary is not None:
+        print(f"rules now:   {why.summary}")
+        for change in why.changes:
+            print(f"{indent}- {change}")

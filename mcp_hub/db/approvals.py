@@ -66,6 +66,9 @@ class ActionRecord:
     result: dict[str, Any] | None
     completed_at: datetime | None
     reported_at: datetime | None
+    hold_reasons: list[dict[str, Any]] | None
+    """What held it, as recorded when it was held (`mcp_hub.approvals.reasons`); None for an action stored
+    before the record existed (migration 0013)."""
 
     @property
     def subject_label(self) -> str:

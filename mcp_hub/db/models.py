@@ -445,6 +445,9 @@ class ApprovalAction(Base):
     reported_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     executing_replica: Mapped[str | None] = mapped_column(String(128))
     """The replica that runs it (`executing`): start-up recovery fails only its own or orphaned ones."""
+    hold_reasons: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON(none_as_null=True))
+    """What held it, recorded when it was held: each rule with the parts of it that matched
+    (`mcp_hub.approvals.reasons`, bounded). NULL for actions stored before migration 0013."""
 
 
 class HubReplica(Base):

@@ -5,17 +5,22 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncGenerator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import anyio
 import httpx2
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from mcp_hub.approvals.presentation import APPROVAL_META_KEY
+from mcp_hub.config.settings import load_settings
+from mcp_hub.db import create_engine
 from mcp_hub.db.approvals import ActionRecord, ApprovalStore
 from mcp_hub.db.identities import UserRecord
+from mcp_hub.db.models import ApprovalAction
 from mcp_hub.domain import AgentId, AuditOutcome, Role, UserId, utc_now
 from mcp_hub.runtime import Stores
 from tests.authz.conftest import auth_service, client_credentials_token, make_agent
@@ -109,6 +114,64 @@ async def modern(
         response = await client.post(hub.url, headers=headers, content=json.dumps(body).encode())
     answer: dict[str, Any] = response.json()
     return answer
+
+
+RULES_WHEN_HELD = """
+[[approvals.rules]]
+name = "deploys"
+tools = ["faults__echo"]
+when = [{ field = "text", op = "matches", value = "^deploy " }]
+"""
+RULES_EDITED = """
+[[approvals.rules]]
+name = "all-echoes"
+tools = ["faults__echo"]
+"""
+
+
+@dataclass(frozen=True)
+class EditedRules:
+    """A hub restarted on edited rules, over the database of one that held calls under the old ones."""
+
+    hub: RunningHub
+    config: Path
+    deploy: str
+    """An echo of "deploy 1.2" held by `deploys`; as the rules read now, held by `all-echoes` instead."""
+    pid: str
+    """A `faults__pid` call held by the connector's `sensitive_tools`, which the edit took out: nothing holds it now."""
+    unrecorded: str
+    """An echo held by `deploys` whose record is gone, as an action stored before migration 0013 has none."""
+
+
+@asynccontextmanager
+async def rules_edited_after_holding(directory: Path) -> AsyncGenerator[EditedRules]:
+    """Calls held under `RULES_WHEN_HELD` and the connector's `sensitive_tools = ["pid"]`; then an admin's edit
+    (`RULES_EDITED`, no sensitive tools) and a restart on the same database. The hub runs on the edited rules."""
+    held = approval_config(directory, rules=RULES_WHEN_HELD, connector=fault_connector(sensitive_tools=["pid"]))
+    async with approval_hub(held) as hub:
+        token = await agent_token(hub, "deployer")
+        deploy = await _held(hub, token, "faults__echo", {"text": "deploy 1.2"})
+        pid = await _held(hub, token, "faults__pid", {})
+        unrecorded = await _held(hub, token, "faults__echo", {"text": "deploy 0.9"})
+    edited = approval_config(directory, rules=RULES_EDITED)
+    engine = create_engine(load_settings(edited).database.url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                update(ApprovalAction).where(ApprovalAction.id == unrecorded).values(hold_reasons=None)
+            )
+    finally:
+        await engine.dispose()
+    async with approval_hub(edited) as hub:
+        await approver(hub)
+        yield EditedRules(hub, edited, deploy, pid, unrecorded)
+
+
+async def _held(hub: RunningHub, token: str, tool: str, arguments: dict[str, Any]) -> str:
+    """Call `tool` (held, and answered at once: `hold_seconds = 0`); the id of the action it waits on."""
+    answer = await modern(hub, token, "tools/call", {"name": tool, "arguments": arguments}, tasks=False)
+    action_id: str = answer["result"]["_meta"][APPROVAL_META_KEY]["id"]
+    return action_id
 
 
 class ChoreographedStore(ApprovalStore):

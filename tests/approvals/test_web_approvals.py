@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from playwright.async_api import Browser, Page, async_playwright
 
 from mcp_hub.db.approvals import ActionRecord
 from mcp_hub.domain import Role
+from tests.approvals.holding import rules_edited_after_holding
 from tests.authz.conftest import AgentCredentials, auth_service, bearer, client_credentials_token, make_agent
 from tests.conftest import REPO, RunningHub, fault_connector, running_hub, write_config
 from tests.web.browser import sign_in
@@ -560,6 +561,8 @@ async def test_a_long_argument_is_whole_on_screen_without_a_click_escaped_and_fl
         assert "destructive (may delete or overwrite data): the server does not say otherwise" in risk
         assert "hidden or bidirectional characters in the arguments" in risk
         why = await page.locator("#why").inner_text()
+        assert "Recorded when the call was held." in why
+        assert await page.locator("#rules-changed").count() == 0  # the rules hold it as they did
         assert "echo-needs-a-human: tool faults__echo matches faults__echo" in why
         assert "scripts-in-text: tool faults__echo matches faults__echo; argument text = " in why
         assert await page.locator("#why code").count() >= 5  # the names the rules quote, set as code
@@ -610,3 +613,49 @@ async def test_a_long_argument_is_whole_on_screen_without_a_click_escaped_and_fl
         await owners_page.screenshot(path=str(ARTIFACTS / "detail-decided-phone.png"), full_page=True)
         await page.context.close()
         await owners_page.context.close()
+
+
+async def test_the_page_names_the_rule_that_held_a_call_after_an_admin_edited_the_rules(
+    approvals: Approvals, tmp_path: Path
+) -> None:
+    """Issue 13 §3, threat T31 (our wording): calls held under rules an admin edited since (and a restart on the same
+    database, `holding.rules_edited_after_holding`). The page names the rule that held each call, with what matched
+    then, and says plainly beside it that the rules have changed and how; an action stored before the record existed
+    is explained by the rules as they read now, labelled so. Screenshots at desktop and phone width."""
+    async with rules_edited_after_holding(tmp_path) as edited:
+        await auth_service(edited.hub).admin.create_user("dora", Role.APPROVER, PASSWORD)
+        env = replace(approvals, hub=edited.hub)
+        page = await sign_in_page(env, "dora", f"/approvals/{edited.deploy}")
+        why = await page.locator("#why").inner_text()
+        assert "Recorded when the call was held." in why
+        assert (
+            'deploys: tool faults__echo matches faults__echo; argument text = "deploy 1.2" matches /^deploy /.' in why
+        )
+        changed = await page.locator("#rules-changed").inner_text()
+        assert changed.startswith("The rules have changed since this call was held. As they read now:")
+        assert "rule deploys no longer holds it" in changed
+        assert "rule all-echoes holds it now: tool faults__echo matches faults__echo; the rule holds every" in changed
+        assert await page.locator("#rules-changed code").count() == 4  # the rules' names and what they quote
+        assert await page.evaluate("document.documentElement.scrollWidth") <= DESKTOP["width"]
+        await page.screenshot(path=str(ARTIFACTS / "detail-rules-changed-desktop.png"), full_page=True)
+
+        phone = await sign_in_page(env, "dora", f"/approvals/{edited.deploy}", PHONE)
+        assert await phone.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+        await phone.screenshot(path=str(ARTIFACTS / "detail-rules-changed-phone.png"), full_page=True)
+        await phone.locator("#why").screenshot(path=str(ARTIFACTS / "detail-rules-changed-why-phone.png"))
+        await phone.goto(f"{edited.hub.base_url}/approvals/{edited.pid}")
+        assert (
+            "sensitive:faults: connector faults lists pid in its sensitive_tools"
+            in await phone.locator("#why").inner_text()
+        )
+        assert await phone.locator("#rules-changed").inner_text() == (
+            "The rules have changed since this call was held: as they read now, none would hold it."
+        )
+        await phone.goto(f"{edited.hub.base_url}/approvals/{edited.unrecorded}")
+        assert (await phone.locator("#why-source").inner_text()).startswith(
+            "As the rules read now: this action was held before the hub recorded why"
+        )
+        assert "all-echoes: tool faults__echo matches" in await phone.locator("#why").inner_text()
+        assert await phone.locator("#rules-changed").count() == 0
+        await page.context.close()
+        await phone.context.close()

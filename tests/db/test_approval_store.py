@@ -82,6 +82,7 @@ def action(agent_id: AgentId, user_id: UserId | None, digest: str) -> ActionReco
         result=None,
         completed_at=None,
         reported_at=None,
+        hold_reasons=[{"rule": "git-push", "because": ["argument `force` = true"]}],
     )
 
 

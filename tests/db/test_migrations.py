@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -35,7 +35,7 @@ from tests.db.conftest import new_client
 
 HUB_TABLES = {"connectors", "catalog_tools", "audit_calls"}
 
-HEAD = "0012_audit_chain"
+HEAD = "0013_hold_reasons"
 """The newest migration: a new one changes this line."""
 
 
@@ -125,10 +125,10 @@ async def test_duplicate_open_actions_left_by_0003_are_closed_except_the_newest_
     store = ApprovalStore(engine)
     t0 = datetime.now(UTC)
     # Stored in this order; the second "a" is the newest by creation time, the last one the oldest. Written as
-    # 0003's table had them (no `method` yet: 0007 adds it).
+    # 0003's table had them (no `method` yet: 0007 adds it; nor `hold_reasons`: 0013).
     for action_id, digest, age in (("apv_old", "a", 1), ("apv_new", "a", 0), ("apv_b", "b", 0), ("apv_x", "a", 2)):
         row = asdict(_action(action_id, agent.id, digest * 64, t0 - timedelta(seconds=age)))
-        del row["method"]
+        del row["method"], row["hold_reasons"]
         row.update(rules=list(row["rules"]), approvers=list(row["approvers"]), status=str(row["status"]))
         async with engine.begin() as connection:
             await connection.execute(insert(ApprovalAction), [row])
@@ -138,6 +138,59 @@ async def test_duplicate_open_actions_left_by_0003_are_closed_except_the_newest_
     assert [await _reported(store, action_id) for action_id in ("apv_new", "apv_b")] == [False, False]
     assert [await _reported(store, action_id) for action_id in ("apv_old", "apv_x")] == [True, True]
     assert (await schema_status(engine)).is_current
+
+
+async def test_actions_stored_before_0013_have_no_record_of_what_held_them_and_the_downgrade_keeps_every_action(
+    database_url: str, engine: AsyncEngine
+) -> None:
+    """Our choice (issue 13 §3): 0013 adds `approval_actions.hold_reasons`. An action stored before has none (SQL
+    NULL: its pages fall back to the rules as they read now); one stored after keeps its record as written. The
+    downgrade drops the column and keeps every action, and the partial indexes that allow one open action each."""
+    await upgrade(database_url, "0012_audit_chain")
+    agent = await IdentityStore(engine).create_agent(new_client("agent-a", ClientAuthMethod.NONE))
+    t0 = datetime.now(UTC)
+    row = asdict(_action("apv_before", agent.id, "a" * 64, t0))
+    del row["hold_reasons"]
+    row.update(rules=list(row["rules"]), approvers=list(row["approvers"]), status=str(row["status"]))
+    async with engine.begin() as connection:
+        await connection.execute(insert(ApprovalAction), [row])
+    record = [{"rule": "git-push", "because": ["tool `git__git_push` matches `git__*`", 'argument `x` = "\u202e"']}]
+
+    await upgrade(database_url)
+    store = ApprovalStore(engine)
+    await store.create(replace(_action("apv_after", agent.id, "b" * 64, t0), hold_reasons=record))
+    before, after = await store.get("apv_before"), await store.get("apv_after")
+    async with engine.connect() as connection:
+        unrecorded = (
+            await connection.execute(text("SELECT id FROM approval_actions WHERE hold_reasons IS NULL"))
+        ).scalars()
+        assert set(unrecorded) == {"apv_before"}
+    indexes_at_head = await _partial_indexes(engine, "approval_actions")
+    await downgrade(database_url, "0012_audit_chain")
+    async with engine.connect() as connection:
+        kept = set((await connection.execute(text("SELECT id FROM approval_actions"))).scalars())
+
+    assert before is not None
+    assert after is not None
+    assert (before.hold_reasons, after.hold_reasons) == (None, record)
+    assert kept == {"apv_before", "apv_after"}
+    assert await _partial_indexes(engine, "approval_actions") == indexes_at_head
+    assert len(indexes_at_head) == 2
+
+
+async def _partial_indexes(engine: AsyncEngine, table: str) -> dict[str, str]:
+    """The table's partial indexes by name, with their conditions as comparable text."""
+    dialect = engine.dialect.name
+
+    def reflected(connection: Connection) -> dict[str, str]:
+        return {
+            str(index["name"]): _predicate(index.get("dialect_options", {}).get(f"{dialect}_where"))
+            for index in inspect(connection).get_indexes(table)
+            if index.get("dialect_options", {}).get(f"{dialect}_where") is not None
+        }
+
+    async with engine.connect() as connection:
+        return await connection.run_sync(reflected)
 
 
 async def _reported(store: ApprovalStore, action_id: str) -> bool:
@@ -171,6 +224,7 @@ def _action(action_id: str, agent_id: AgentId, digest: str, created_at: datetime
         result=None,
         completed_at=None,
         reported_at=None,
+        hold_reasons=None,
     )
 
 

@@ -7,8 +7,9 @@ another role a 403 page), the API answers 401 / 403.
 - `pages`: `GET /approvals` (the inbox: pending actions, newest first, with agent, tool, age and time left,
   then the latest decisions), `GET /approvals/live` (its tables alone, which `/static/approvals.js` fetches on
   each event), `GET /approvals/history`, `GET /approvals/{id}` (pending: who asks, the tool, every argument in
-  full, why the rules hold it, the tool's annotations as the server's claims, risk cues, the agent's owner and last
-  calls, the expiry explained, and the Approve / Deny form, disabled with the reason when `may_decide` refuses;
+  full, why it was held (as recorded then, and how the rules differ now), the tool's annotations as the server's
+  claims, risk cues, the agent's owner and last calls, the expiry explained, and the Approve / Deny form, disabled
+  with the reason when `may_decide` refuses;
   decided: the decision and the run stated apart (`mcp_hub.approvals.states`), the result, no question, no form), and
   `POST /approvals/{id}/decision` (the form: CSRF token, same origin → 303 back; 403 when this user may not
   decide (separation of duties, T20), 409 when it was already decided).

@@ -2,8 +2,9 @@
 
 - `GET /api/approvals?status=pending|decided|all|<status>` → `{"actions": [...]}`;
 - `GET /api/approvals/{id}` → the action with its arguments, `you_may_decide` and `why_not`, and what the page
-  says: `decision`, `run` and `expiry` (sentences, `mcp_hub.approvals.states`) and `why` (each holding rule and
-  what matched);
+  says: `decision`, `run` and `expiry` (sentences, `mcp_hub.approvals.states`), `why` (each rule that held it and
+  what matched, as recorded then), `why_recorded` and `rules_changed` (how the rules as they read now differ:
+  `mcp_hub.approvals.reasons`);
 - `POST /api/approvals/{id}/decision` with `{"decision": "approve"|"deny", "reason": ...}` → the action.
 
 Every GET answer carries the session's CSRF token in `X-CSRF-Token`; a POST must send it back in that header,
@@ -19,7 +20,7 @@ from typing import Final
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from mcp_hub.approvals.presentation import action_json
+from mcp_hub.approvals.presentation import action_json, why_json
 from mcp_hub.approvals.service import ApprovalService
 from mcp_hub.approvals.states import tell
 from mcp_hub.bodies import read_json_object
@@ -82,11 +83,10 @@ class ApprovalApi:
         body = action_json(action, full=True, link=self._service.link(action.id))
         body["you_may_decide"] = why_not is None and action.status is ActionStatus.PENDING
         body["why_not"] = why_not
-        # What the page says (issue 13 §3): the decision and the run apart, and why the rules hold it.
+        # What the page says (issue 13 §3): the decision and the run apart, and why it was held.
         told = tell(action, datetime.now(UTC), self._service.settings.pending_ttl_seconds)
         body["decision"], body["run"], body["expiry"] = told.decision, told.run, told.expiry
-        matches = self._service.briefing(action).matches
-        body["why"] = [{"rule": match.rule, "because": list(match.because)} for match in matches]
+        body |= why_json(self._service.briefing(action).why)
         return self._with_csrf(body, viewer)
 
     async def decide(self, request: Request, viewer: WebSession) -> Response:
