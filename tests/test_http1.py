@@ -75,10 +75,12 @@ class ScriptedServer:
         self.url = ""
 
     @asynccontextmanager
-    async def running(self) -> AsyncGenerator[ScriptedServer]:
-        server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self._tls)
+    async def running(self, host: str = "127.0.0.1", port: int = 0) -> AsyncGenerator[ScriptedServer]:
+        """Listening on `host` (an address) and `port` (any free one by default)."""
+        server = await asyncio.start_server(self._serve, host, port, ssl=self._tls)
         port = server.sockets[0].getsockname()[1]
-        self.url = f"{'https' if self._tls else 'http'}://127.0.0.1:{port}/mcp?x=1"
+        authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        self.url = f"{'https' if self._tls else 'http'}://{authority}/mcp?x=1"
         try:
             yield self
         finally:
@@ -161,8 +163,10 @@ def lean_client(
     auth: ClientCredentialsAuth | None = None,
     max_message_bytes: int = 1 << 20,
     connect_timeout: float = 5,
+    tls: ssl.SSLContext | None = None,
 ) -> LeanHttpClient:
-    """A `LeanHttpClient` with no extra headers that notes in `lost` each connection loss it reports."""
+    """A `LeanHttpClient` with no extra headers that notes in `lost` each connection loss it reports (`tls`: the
+    hub's verifying context by default)."""
     return LeanHttpClient(
         ConnectorId(connector_id),
         url,
@@ -171,6 +175,7 @@ def lean_client(
         max_message_bytes=max_message_bytes,
         connect_timeout=connect_timeout,
         on_lost=lost.append,
+        tls=tls,
     )
 
 
@@ -538,7 +543,8 @@ async def test_a_header_value_with_a_line_break_is_refused_before_anything_is_se
     assert server.connections == []
 
 
-def _self_signed(directory: Path) -> tuple[Path, Path]:
+def self_signed(directory: Path, *names: str) -> tuple[Path, Path]:
+    """A certificate (its own CA) for 127.0.0.1 and the DNS `names`, and its key."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = datetime.datetime.now(datetime.UTC)
@@ -550,7 +556,12 @@ def _self_signed(directory: Path) -> tuple[Path, Path]:
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), *(x509.DNSName(name) for name in names)]
+            ),
+            critical=False,
+        )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
@@ -566,7 +577,7 @@ async def test_https_verifies_the_servers_certificate(tmp_path: Path) -> None:
     """RFC 9110 §4.3.4 (https: the server's certificate must match its name): the hub's verifying context refuses
     a certificate it does not trust (the connector is unreachable); one that trusts it gets answers, over one
     kept-alive TLS connection."""
-    cert_file, key_file = _self_signed(tmp_path)
+    cert_file, key_file = self_signed(tmp_path)
     server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server_tls.load_cert_chain(cert_file, key_file)
     trusting = ssl.create_default_context(cafile=str(cert_file))

@@ -10,6 +10,7 @@ its content type says, a redirect, 202), both end the same way: the same result,
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable
 from typing import Any
 
@@ -97,9 +98,10 @@ ANSWERS: dict[str, list[Answer]] = {
 Outcome = tuple[str, object]
 
 
-async def sdk_outcome(url: str) -> Outcome:
+async def sdk_outcome(url: str, tls: ssl.SSLContext | None = None) -> Outcome:
+    """The SDK path's outcome of one `tools/call` to `url` (`tls`: httpx2's default context if None)."""
     async with (
-        httpx2.AsyncClient() as client,
+        httpx2.AsyncClient(verify=tls if tls is not None else True) as client,
         Client(streamable_http_client(url, http_client=client), mode="2026-07-28") as sdk,
     ):
         try:
@@ -108,9 +110,10 @@ async def sdk_outcome(url: str) -> Outcome:
             return "error", exc.error.code
 
 
-async def lean_outcome(url: str) -> Outcome:
+async def lean_outcome(url: str, tls: ssl.SSLContext | None = None) -> Outcome:
+    """The lean client's outcome of the same call (`tls`: the hub's verifying context if None)."""
     lost: list[str] = []
-    async with lean_client("lean", url, lost) as lean:
+    async with lean_client("lean", url, lost, tls=tls) as lean:
         arguments: dict[str, Any] = {}
         message = {
             "jsonrpc": "2.0",

@@ -13,6 +13,9 @@ header fields and body as llhttp delivers them:
   way, where §9.8 would want one). Interim 1xx answers are skipped (RFC 9110 §15.2); `101` (an upgrade nobody asked
   for) and whatever llhttp refuses (strict mode: no obsolete line folding, no bare LF, no conflicting lengths) is
   a `DownstreamProtocolError`, as is a header section over `max_header_bytes`.
+- Names (RFC 9110 §4.2.1, RFC 5891): a host name that is not ASCII is looked up, and sent in the Host field and as
+  the TLS server name, in its IDNA 2008 form (an A-label per label, as httpx2 encodes it on the SDK path: the `idna`
+  package), encoded once when the pool is made; a name that has none is refused then (`ValueError`).
 - Persistence (RFC 9112 §9.3): a connection goes back to the pool when its answer was read to the end and neither
   side asked to close it (`Connection: close`, or an HTTP/1.0 answer without keep-alive: llhttp's
   `should_keep_alive`); the newest idle connection is used first. At most `max_idle` are kept, each for at most
@@ -50,6 +53,7 @@ from urllib.parse import SplitResult, quote, urlsplit
 
 import anyio
 import httptools
+import idna
 
 from mcp_hub.domain import ConnectorId
 from mcp_hub.errors import DownstreamClosedError, DownstreamProtocolError, DownstreamUnreachableError
@@ -59,6 +63,34 @@ _HIGH_WATER: Final = 256 * 1024
 _CLOSE_SECONDS: Final = 2.0
 _TARGET_SAFE: Final = "/%:@!$&'()*+,;=-._~?"
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+
+
+Origin = tuple[str, str, int]
+"""An origin (RFC 6454 §4): the scheme, the host (as `ascii_host` gives it) and the port."""
+
+
+def origin_of(url: str) -> Origin | None:
+    """The origin of an http or https `url`; None for another URL, or one whose port or host name is not valid."""
+    parts = urlsplit(url)
+    default_port = _DEFAULT_PORTS.get(parts.scheme)
+    if default_port is None or not parts.hostname:
+        return None
+    try:
+        return (parts.scheme, ascii_host(parts.hostname), parts.port or default_port)
+    except ValueError:  # not a port number, or a host name without an IDNA form
+        return None
+
+
+def ascii_host(host: str) -> str:
+    """`host` (an IP address or a name in lower case, as `urlsplit` gives it) as it is looked up and sent in the Host
+    field and the TLS server name: a name that is not ASCII in its IDNA 2008 form (RFC 5891, the `idna` package, as
+    httpx2 encodes it on the SDK path); ValueError, naming the host and why, if it has none."""
+    if host.isascii():
+        return host
+    try:
+        return idna.encode(host).decode("ascii")
+    except idna.IDNAError as exc:
+        raise ValueError(f"the host name {host!r} has no IDNA 2008 form ({exc})") from None
 
 
 class Response:
@@ -142,9 +174,12 @@ class Http1Pool:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not an http or https URL: {url!r}")
         self.connector_id = connector_id
-        self._host = parts.hostname
+        try:
+            self._host = ascii_host(parts.hostname)
+        except ValueError as exc:
+            raise ValueError(f"connector {connector_id!r}: {exc}") from None
         self._port = parts.port or _DEFAULT_PORTS[parts.scheme]
-        self._origin = (parts.scheme, self._host, self._port)
+        self.origin: Origin = (parts.scheme, self._host, self._port)
         self._tls = tls if parts.scheme == "https" else None
         host = f"[{self._host}]" if ":" in self._host else self._host
         self._authority = host if parts.port is None else f"{host}:{parts.port}"
@@ -161,12 +196,7 @@ class Http1Pool:
 
     def on_origin(self, url: str) -> bool:
         """Is `url` on this pool's origin (RFC 6454 §4: the same scheme, host and port)?"""
-        parts = urlsplit(url)
-        try:
-            port = parts.port
-        except ValueError:  # not a port number
-            return False
-        return (parts.scheme, parts.hostname, port or _DEFAULT_PORTS.get(parts.scheme)) == self._origin
+        return origin_of(url) == self.origin
 
     async def post(self, headers: Mapping[str, str], body: bytes, *, url: str | None = None) -> Response:
         """Send one request with `headers` (besides Host and Content-Length) and `body`, to the pool's URL or to
