@@ -73,12 +73,13 @@ class ScriptedServer:
         self.requests = 0
         self.request_arrived = anyio.Event()
         self.url = ""
+        self.port = 0
 
     @asynccontextmanager
     async def running(self, host: str = "127.0.0.1", port: int = 0) -> AsyncGenerator[ScriptedServer]:
         """Listening on `host` (an address) and `port` (any free one by default)."""
         server = await asyncio.start_server(self._serve, host, port, ssl=self._tls)
-        port = server.sockets[0].getsockname()[1]
+        self.port = port = server.sockets[0].getsockname()[1]
         authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         self.url = f"{'https' if self._tls else 'http'}://{authority}/mcp?x=1"
         try:

@@ -122,11 +122,11 @@ async def lean_outcome(url: str, tls: ssl.SSLContext | None = None) -> Outcome:
             "params": {"name": "t", "arguments": arguments},
         }
         try:
-            return "result", await lean.request(message, {}, NO_STREAM)
+            outcome: Outcome = "result", await lean.request(message, {}, NO_STREAM)
         except DownstreamRejectedError as exc:
-            return "error", exc.code
-        finally:
-            assert lost == []  # an answer, whatever it says, is not the connection lost
+            outcome = "error", exc.code
+    assert lost == []  # an answer, whatever it says, is not the connection lost
+    return outcome
 
 
 async def outcome_and_targets(answers: list[Answer], request_id: str, lean: bool) -> tuple[Outcome, list[str]]:

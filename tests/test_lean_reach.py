@@ -11,6 +11,7 @@ the reference; mandated by the RFC where a docstring says so, otherwise the hub'
 
 from __future__ import annotations
 
+import socket
 import ssl
 import tempfile
 from pathlib import Path
@@ -43,13 +44,23 @@ def _tls_pair(names: tuple[str, ...]) -> tuple[ssl.SSLContext, ssl.SSLContext]:
     return server, ssl.create_default_context(cafile=str(cert_file))
 
 
-async def _outcome(client: str, url: str, tls: ssl.SSLContext | None) -> list[Any]:
+CLIENTS = ("sdk", "lean")
+
+
+async def _outcome(client: str, url: str, tls: ssl.SSLContext | None = None) -> list[Any]:
     """`client`'s outcome of one call (`["result", {...}]`, `["error", code]`), or the exception it raised."""
     try:
         outcome = await (sdk_outcome(url, tls) if client == "sdk" else lean_outcome(url, tls))
     except Exception as exc:  # noqa: BLE001 - reported to the test in the parent process, which names it
         return ["raised", type(exc).__name__]
     return list(outcome)
+
+
+def _host_fields(*servers: ScriptedServer) -> list[str]:
+    """The Host field of each request the servers saw, without its port."""
+    heads = [head for server in servers for connection in server.connections for head in connection.heads]
+    lines = [line for head in heads for line in head.decode("latin-1").split("\r\n") if line.startswith("Host:")]
+    return [line.rpartition(":")[0] for line in lines]
 
 
 # --- host names that are not ASCII ----------------------------------------------------------------------------------
@@ -59,40 +70,44 @@ IDN_HOSTS = "127.0.0.1 xn--bcher-kva.test xn--strae-oqa.test\n"
 the second, is not there."""
 
 
-async def scenario_idn_hosts(client: str) -> list[Any]:
-    """Each IDN host over http and https: the client's outcome, the Host field and the TLS server name seen."""
+async def scenario_idn_hosts() -> dict[str, Any]:
+    """Each client's call to each IDN host over http and https: its outcomes, the Host fields and the TLS server
+    names the servers saw."""
     server_tls, client_tls = _tls_pair(("xn--bcher-kva.test", "xn--strae-oqa.test"))
     server_names: list[str | None] = []
     server_tls.sni_callback = lambda _socket, name, _context: server_names.append(name)
-    seen: list[Any] = []
-    for host in ("bücher.test", "straße.test"):
-        async with ScriptedServer([RESULT]).running() as plain:
-            port = plain.url.split(":")[2].split("/")[0]
-            outcome = await _outcome(client, f"http://{host}:{port}/mcp", None)
-            heads = [head for connection in plain.connections for head in connection.heads]
-        async with ScriptedServer([RESULT], tls=server_tls).running() as secure:
-            port = secure.url.split(":")[2].split("/")[0]
-            secure_outcome = await _outcome(client, f"https://{host}:{port}/mcp", client_tls)
-            heads += [head for connection in secure.connections for head in connection.heads]
-        # The Host field's lines, without their (random) port.
-        fields = [line for head in heads for line in head.decode("latin-1").split("\r\n") if line.startswith("Host")]
-        seen.append([host, outcome, secure_outcome, [line.rpartition(":")[0] for line in fields]])
-    return [seen, server_names]
+    seen: dict[str, Any] = {}
+    for client in CLIENTS:
+        calls: list[Any] = []
+        server_names.clear()
+        for host in ("bücher.test", "straße.test"):
+            async with (
+                ScriptedServer([RESULT]).running() as plain,
+                ScriptedServer([RESULT], tls=server_tls).running() as secure,
+            ):
+                outcome = await _outcome(client, f"http://{host}:{plain.port}/mcp")
+                secure_outcome = await _outcome(client, f"https://{host}:{secure.port}/mcp", client_tls)
+            calls.append([host, outcome, secure_outcome, _host_fields(plain, secure)])
+        seen[client] = [calls, list(server_names)]
+    return seen
 
 
-@pytest.mark.parametrize("client", ["sdk", "lean"])
-async def test_an_internationalized_host_name_goes_in_its_idna_2008_form(client: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+async def test_an_internationalized_host_name_goes_in_its_idna_2008_form(loop: str, tmp_path: Path) -> None:
     """RFC 9110 §7.2 and RFC 6066 §3 (the Host field and the TLS server name are ASCII), RFC 5891 (IDNA 2008: an
     A-label, `straße` is not `strasse`); the SDK path's client (httpx2, the `idna` package) encodes the name so,
     and the lean client does the same, for the lookup, the Host field, the server name and the certificate's
     check."""
-    seen, server_names = await run_isolated("tests.test_lean_reach:scenario_idn_hosts", IDN_HOSTS, tmp_path, client)
+    seen = await run_isolated("tests.test_lean_reach:scenario_idn_hosts", IDN_HOSTS, tmp_path, loop=loop)
     ok = ["result", {"ok": True}]
-    assert seen == [
-        ["bücher.test", ok, ok, ["Host: xn--bcher-kva.test"] * 2],
-        ["straße.test", ok, ok, ["Host: xn--strae-oqa.test"] * 2],
+    expected = [
+        [
+            ["bücher.test", ok, ok, ["Host: xn--bcher-kva.test"] * 2],
+            ["straße.test", ok, ok, ["Host: xn--strae-oqa.test"] * 2],
+        ],
+        ["xn--bcher-kva.test", "xn--strae-oqa.test"],
     ]
-    assert server_names == ["xn--bcher-kva.test", "xn--strae-oqa.test"]
+    assert seen == {"sdk": expected, "lean": expected}
 
 
 async def test_a_host_name_without_an_idna_form_is_refused_with_its_reason() -> None:
@@ -102,3 +117,45 @@ async def test_a_host_name_without_an_idna_form_is_refused_with_its_reason() -> 
         ValueError, match=r"connector 'snow': the host name 'snow☃man.test' has no IDNA 2008 form \(.*not allowed"
     ):
         Http1Pool(ConnectorId("snow"), "http://snow☃man.test/mcp", tls=verifying_context(), connect_timeout=5)
+
+
+# --- a name with several addresses ------------------------------------------------------------------------------------
+
+DUAL_HOSTS = "::1 dual.test\n127.0.0.1 dual.test\n"
+"""A name with an IPv6 and an IPv4 address; the resolver gives ::1 first (RFC 6724)."""
+
+
+async def scenario_dual_stack() -> dict[str, Any]:
+    """Each client's call to `dual.test` whose server listens on 127.0.0.1 only, while ::1 is silent (its
+    connection attempts are never answered: a listener whose backlog is full drops them) or refuses (nothing
+    listens there); then to a port that both refuse."""
+    seen: dict[str, Any] = {client: [] for client in CLIENTS}
+    for silent in (True, False):
+        async with ScriptedServer([RESULT, RESULT]).running() as server:
+            with socket.socket(socket.AF_INET6) as v6, socket.socket(socket.AF_INET6) as queued:
+                if silent:
+                    v6.bind(("::1", server.port))
+                    v6.listen(0)
+                    queued.connect(("::1", server.port))  # fills the backlog of 0 (+1): no answer to the next
+                for client in CLIENTS:
+                    seen[client].append(await _outcome(client, f"http://dual.test:{server.port}/mcp"))
+    with socket.socket() as unused:  # a port nobody listens on, at either address
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    for client in CLIENTS:
+        seen[client].append(await _outcome(client, f"http://dual.test:{port}/mcp"))
+    return seen
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+async def test_a_name_is_reached_on_whichever_of_its_addresses_answers(loop: str, tmp_path: Path) -> None:
+    """Threat T25 (a silent address does not hang the connector), RFC 8305 (Happy Eyeballs: the next address is
+    tried 250 ms after the first when that one has not answered yet, at once when it refuses); the SDK path's
+    client (anyio's `connect_tcp`) does so, and the lean client does the same, on both event loops the hub runs
+    on (asyncio's own `happy_eyeballs_delay` is not uvloop's). When every address refuses, the connector is
+    unreachable (the SDK's client raises its own error, which the hub maps elsewhere)."""
+    seen = await run_isolated("tests.test_lean_reach:scenario_dual_stack", DUAL_HOSTS, tmp_path, loop=loop)
+    ok = ["result", {"ok": True}]
+    assert seen["lean"] == [ok, ok, ["raised", "DownstreamUnreachableError"]]
+    assert seen["sdk"][:2] == [ok, ok]
+    assert seen["sdk"][2][0] == "raised"

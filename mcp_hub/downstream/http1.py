@@ -15,7 +15,10 @@ header fields and body as llhttp delivers them:
   a `DownstreamProtocolError`, as is a header section over `max_header_bytes`.
 - Names (RFC 9110 §4.2.1, RFC 5891): a host name that is not ASCII is looked up, and sent in the Host field and as
   the TLS server name, in its IDNA 2008 form (an A-label per label, as httpx2 encodes it on the SDK path: the `idna`
-  package), encoded once when the pool is made; a name that has none is refused then (`ValueError`).
+  package), encoded once when the pool is made; a name that has none is refused then (`ValueError`). A name's
+  addresses are tried as RFC 8305 says (`mcp_hub.downstream.happy_eyeballs`, as anyio does for httpx2), so that a
+  silent one (an IPv6 route that drops packets, say) costs 250 ms, not the connect timeout; an address given as
+  such is connected to directly.
 - Persistence (RFC 9112 §9.3): a connection goes back to the pool when its answer was read to the end and neither
   side asked to close it (`Connection: close`, or an HTTP/1.0 answer without keep-alive: llhttp's
   `should_keep_alive`); the newest idle connection is used first. At most `max_idle` are kept, each for at most
@@ -44,6 +47,7 @@ header fields and body as llhttp delivers them:
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import select
 import ssl
 from collections import deque
@@ -56,6 +60,7 @@ import httptools
 import idna
 
 from mcp_hub.domain import ConnectorId
+from mcp_hub.downstream.happy_eyeballs import first_to_connect
 from mcp_hub.errors import DownstreamClosedError, DownstreamProtocolError, DownstreamUnreachableError
 
 _HIGH_WATER: Final = 256 * 1024
@@ -63,6 +68,14 @@ _HIGH_WATER: Final = 256 * 1024
 _CLOSE_SECONDS: Final = 2.0
 _TARGET_SAFE: Final = "/%:@!$&'()*+,;=-._~?"
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 Origin = tuple[str, str, int]
@@ -179,6 +192,7 @@ class Http1Pool:
         except ValueError as exc:
             raise ValueError(f"connector {connector_id!r}: {exc}") from None
         self._port = parts.port or _DEFAULT_PORTS[parts.scheme]
+        self._address = _is_address(self._host)
         self.origin: Origin = (parts.scheme, self._host, self._port)
         self._tls = tls if parts.scheme == "https" else None
         host = f"[{self._host}]" if ":" in self._host else self._host
@@ -252,15 +266,18 @@ class Http1Pool:
     async def _connect(self) -> _Connection:
         if self._closed:
             raise DownstreamClosedError(self.connector_id, f"connector {self.connector_id!r} is closing")
+        server_name = self._host if self._tls is not None else None
         try:
             with anyio.fail_after(self._connect_timeout):
-                _, connection = await self.loop.create_connection(
-                    lambda: _Connection(self),
-                    self._host,
-                    self._port,
-                    ssl=self._tls,
-                    server_hostname=self._host if self._tls is not None else None,
-                )
+                if self._address:  # nothing to look up, one address to try
+                    _, connection = await self.loop.create_connection(
+                        lambda: _Connection(self), self._host, self._port, ssl=self._tls, server_hostname=server_name
+                    )
+                else:
+                    sock = await first_to_connect(self.loop, self._host, self._port)
+                    _, connection = await self.loop.create_connection(
+                        lambda: _Connection(self), sock=sock, ssl=self._tls, server_hostname=server_name
+                    )
         except OSError as exc:  # refused, unresolvable, unreachable, TLS refused, TimeoutError (the connect bound)
             raise DownstreamUnreachableError(
                 self.connector_id, f"connector {self.connector_id!r} is unreachable ({type(exc).__name__})"
