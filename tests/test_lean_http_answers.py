@@ -79,6 +79,7 @@ ANSWERS: dict[str, list[Answer]] = {
     "307-within-the-origin": [redirect("307 Temporary Redirect", "/mcp/"), result],
     "308-within-the-origin-absolute": [redirect("308 Permanent Redirect", "{origin}/next?a=b"), result],
     "307-to-another-port": [redirect("307 Temporary Redirect", "http://127.0.0.1:1/mcp")],
+    "307-to-https-on-the-same-port": [redirect("307 Temporary Redirect", "https://{authority}/mcp")],
     "307-bringing-credentials": [redirect("307 Temporary Redirect", "http://who:pw@{authority}/mcp/")],
     "307-without-location": [http("307 Temporary Redirect", None)],
     "20-redirects": [*[redirect("307 Temporary Redirect", f"/mcp/{hop}") for hop in range(20)], result],

@@ -159,3 +159,102 @@ async def test_a_name_is_reached_on_whichever_of_its_addresses_answers(loop: str
     assert seen["lean"] == [ok, ok, ["raised", "DownstreamUnreachableError"]]
     assert seen["sdk"][:2] == [ok, ok]
     assert seen["sdk"][2][0] == "raised"
+
+
+# --- a redirect to https ----------------------------------------------------------------------------------------------
+
+UPGRADE_HOSTS = "127.0.0.1 peer.test\n"
+"""Another name of the same address: another host, so another origin."""
+
+
+def _redirect(status: str, location: str) -> bytes:
+    return f"HTTP/1.1 {status}\r\nLocation: {location}\r\nContent-Length: 0\r\n\r\n".encode()
+
+
+UPGRADES: dict[str, tuple[str, list[bytes], list[bytes]]] = {
+    # name: the connector's URL, the answers of the server on port 80 (http), of the one on 443 (https)
+    "307-to-https": (
+        "http://hub:s3cret@127.0.0.1/mcp",
+        [_redirect("307 Temporary Redirect", "https://127.0.0.1/mcp")],
+        [RESULT],
+    ),
+    "308-to-https-then-307-within-it": (
+        "http://127.0.0.1:80/mcp",
+        [_redirect("308 Permanent Redirect", "https://127.0.0.1:443/mcp")],
+        [_redirect("307 Temporary Redirect", "/mcp/"), RESULT],
+    ),
+    "307-to-https-on-another-port": (
+        "http://127.0.0.1/mcp",
+        [_redirect("307 Temporary Redirect", "https://127.0.0.1:8443/mcp")],
+        [],
+    ),
+    "307-to-https-on-another-host": (
+        "http://hub:s3cret@127.0.0.1/mcp",
+        [_redirect("307 Temporary Redirect", "https://peer.test/mcp")],
+        [],
+    ),
+    "302-to-https": ("http://127.0.0.1/mcp", [_redirect("302 Found", "https://127.0.0.1/mcp")], []),
+    "307-to-https-bringing-credentials": (
+        "http://127.0.0.1/mcp",
+        [_redirect("307 Temporary Redirect", "https://who:pw@127.0.0.1/mcp")],
+        [],
+    ),
+    "307-from-https-to-http": (
+        "https://hub:s3cret@127.0.0.1/mcp",
+        [],
+        [_redirect("307 Temporary Redirect", "http://127.0.0.1/mcp")],
+    ),
+    "307-to-https-then-back-to-http": (
+        "http://hub:s3cret@127.0.0.1/mcp",
+        [_redirect("307 Temporary Redirect", "https://127.0.0.1/mcp"), RESULT],
+        [_redirect("307 Temporary Redirect", "http://127.0.0.1/mcp")],
+    ),
+}
+
+
+def _requests(server: ScriptedServer) -> list[list[str]]:
+    """The port, target and Authorization field (or "") of each request `server` saw."""
+    seen: list[list[str]] = []
+    for head in (head for connection in server.connections for head in connection.heads):
+        lines = head.decode("latin-1").split("\r\n")
+        authorization = next(
+            (line.split(":", 1)[1].strip() for line in lines if line.lower().startswith("authorization:")), ""
+        )
+        seen.append([str(server.port), lines[0].split(" ")[1], authorization])
+    return seen
+
+
+async def scenario_https_upgrades() -> dict[str, Any]:
+    """Each client's call in each case of `UPGRADES`: its outcome, and the requests each server saw."""
+    server_tls, client_tls = _tls_pair(("peer.test",))
+    seen: dict[str, Any] = {}
+    for case, (url, plain_answers, secure_answers) in UPGRADES.items():
+        for client in CLIENTS:
+            async with (
+                ScriptedServer(list(plain_answers)).running(port=80) as plain,
+                ScriptedServer(list(secure_answers), tls=server_tls).running(port=443) as secure,
+            ):
+                outcome = await _outcome(client, url, client_tls)
+            seen[f"{case} {client}"] = [outcome, _requests(plain) + _requests(secure)]
+    return seen
+
+
+async def test_a_redirect_to_https_on_the_same_host_is_followed_as_on_the_sdk_path(tmp_path: Path) -> None:
+    """Threat T11 (a redirect is checked before it is followed; the connector's credentials go nowhere else), RFC
+    9110 §15.4.8, §15.4.9 (307 and 308 keep the method and body): the SDK path follows a redirect within the
+    origin of the request it sent and, besides, from an `http` URL on port 80 to `https` on 443 of the same host
+    (`mcp.shared._httpx_utils._within_origin`, httpx2's `_is_https_redirect`), which keeps the connector's
+    credentials (its Authorization field: httpx2 drops it only when it leaves the origin otherwise); never to
+    another port or host, never from https to http, never a 302, never one bringing credentials of its own. The
+    lean client follows the same redirects, with the same fields, and ends each case as the SDK path does."""
+    seen = await run_isolated("tests.test_lean_reach:scenario_https_upgrades", UPGRADE_HOSTS, tmp_path)
+    basic = "Basic aHViOnMzY3JldA=="  # hub:s3cret
+    ok, not_followed = ["result", {"ok": True}], ["error", -32600]
+    assert seen["307-to-https sdk"] == [ok, [["80", "/mcp", basic], ["443", "/mcp", basic]]]
+    assert seen["308-to-https-then-307-within-it sdk"] == [
+        ok,
+        [["80", "/mcp", ""], ["443", "/mcp", ""], ["443", "/mcp/", ""]],
+    ]
+    assert seen["307-to-https-then-back-to-http sdk"] == [not_followed, [["80", "/mcp", basic], ["443", "/mcp", basic]]]
+    for case in UPGRADES:
+        assert seen[f"{case} lean"] == seen[f"{case} sdk"], case

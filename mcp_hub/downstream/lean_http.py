@@ -25,9 +25,11 @@ so that each is sent once), and reads the answer as plain dicts. The SDK `Client
   reconnects). An answer that is not HTTP/1.1 (`DownstreamProtocolError`) fails only its call. A connection the server
   closed while it sat idle in the pool fails nothing: the request goes on a new one (`http1`'s retry rule).
 - Redirects: followed as the SDK path's client follows them (`mcp.shared._httpx_utils.stream_within_origin`), at
-  most 20 for a request: a 307 or 308 within the connector's origin (its scheme, host and port) that brings no
-  credentials of its own, the same request sent again where it leads. The SDK also follows an `http` URL's
-  redirect to `https` on the same host, another origin for this client: not followed here (`INVALID_REQUEST`).
+  most 20 for a request: a 307 or 308 that brings no credentials of its own, within the origin of the request it
+  answers (its scheme, host and port) or from `http` on port 80 to `https` on 443 of the same host (httpx2's
+  https upgrade; its connections are pooled beside the connector's, made at the first such redirect), the same
+  request, with the same fields (the connector's credentials included, as httpx2 keeps them for that upgrade),
+  sent again where it leads. Never to another host or port, never from https to http (`INVALID_REQUEST`).
 - Downstream OAuth: the connector's own client-credentials bearer (`mcp_hub.downstream.oauth`), renewed once after
   a 401 (RFC 6750 §3.1), as the SDK path's `httpx2.Auth` flow does.
 - Questions: a downstream's request on the stream is put to the caller (`on_question`), and the answer POSTed back
@@ -51,7 +53,7 @@ from mcp.shared.inbound import MCP_METHOD_HEADER, MCP_NAME_HEADER
 from mcp_types.jsonrpc import INTERNAL_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR
 
 from mcp_hub.domain import ConnectorId
-from mcp_hub.downstream.http1 import Http1Pool, Response
+from mcp_hub.downstream.http1 import Http1Pool, Origin, Response, origin_of
 from mcp_hub.downstream.oauth import ClientCredentialsAuth
 from mcp_hub.downstream.progress import report_progress
 from mcp_hub.downstream.sse import sse_events
@@ -124,23 +126,29 @@ class LeanHttpClient:
         self._on_lost = on_lost
         self._tls = tls
         self._pool: Http1Pool | None = None
+        self._upgraded: Http1Pool | None = None  # the https origin an http connector's redirect upgraded it to
 
     async def __aenter__(self) -> Self:
-        self._pool = Http1Pool(
-            self._id,
-            self._url,
-            tls=self._tls if self._tls is not None else verifying_context(),
-            # The connection's call timeout bounds a call; only connecting has its own bound here.
-            connect_timeout=self._connect_timeout,
-        )
+        self._pool = self._pool_for(self._url)
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc_val: BaseException | None, exc_tb: TracebackType | None
     ) -> None:
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            await pool.aclose()
+        pools = (self._pool, self._upgraded)
+        self._pool = self._upgraded = None
+        for pool in pools:
+            if pool is not None:
+                await pool.aclose()
+
+    def _pool_for(self, url: str) -> Http1Pool:
+        return Http1Pool(
+            self._id,
+            url,
+            tls=self._tls if self._tls is not None else verifying_context(),
+            # The connection's call timeout bounds a call; only connecting has its own bound here.
+            connect_timeout=self._connect_timeout,
+        )
 
     async def request(
         self, message: Mapping[str, Any], headers: Mapping[str, str], handlers: StreamHandlers
@@ -177,25 +185,24 @@ class LeanHttpClient:
         url: str | None = None  # the connector's URL
         for _ in range(_MAX_REDIRECTS):
             response = await pool.post(headers, body, url=url)
-            led_to = self._redirected_to(pool, response, url or self._url)
+            if not 300 <= response.status < 400:  # the common case: no redirect to look into
+                return response
+            led_to = _redirected_to(pool, response, url or self._url)
             if led_to is None:
                 return response
             response.release()  # its body unread: the connection closes unless it has ended
+            if not pool.on_origin(led_to):
+                pool = self._upgraded_pool(led_to)
             url = led_to
         return await pool.post(headers, body, url=url)
 
-    @staticmethod
-    def _redirected_to(pool: Http1Pool, response: Response, url: str) -> str | None:
-        """Where `response` (to a POST to `url`) redirects, if the SDK path would follow it
-        (`mcp.shared._httpx_utils.next_request_within_origin`): a 307 or 308 (a POST stays a POST, RFC 9110
-        §15.4.8, §15.4.9) within the origin, bringing no credentials of its own."""
-        if response.status not in (307, 308) or not (location := response.header(b"location")):
-            return None
-        led_to = urljoin(url, location.strip())
-        userinfo = urlsplit(led_to).netloc.rpartition("@")[0]
-        if userinfo and userinfo != urlsplit(url).netloc.rpartition("@")[0]:
-            return None
-        return led_to if pool.on_origin(led_to) else None
+    def _upgraded_pool(self, url: str) -> Http1Pool:
+        """The pool of the https origin that `url`, the https upgrade of the connector's http origin, is on."""
+        if self._pool is None:  # the client closed while this request was on its way
+            raise DownstreamClosedError(self._id, f"connector {self._id!r} is closing")
+        if self._upgraded is None:
+            self._upgraded = self._pool_for(url)
+        return self._upgraded
 
     def _lost(self, reason: str) -> None:
         self._on_lost(reason)
@@ -336,6 +343,28 @@ async def _event_data(
                 event_type = value
         if data and event_type in (b"", b"message"):
             yield b"\n".join(data)
+
+
+def _redirected_to(pool: Http1Pool, response: Response, url: str) -> str | None:
+    """Where `response` (to a POST to `url`, on `pool`'s origin) redirects, if the SDK path would follow it
+    (`mcp.shared._httpx_utils.next_request_within_origin`): a 307 or 308 (a POST stays a POST, RFC 9110 §15.4.8,
+    §15.4.9) within the origin or to its https upgrade (`_upgrades`), bringing no credentials of its own."""
+    if response.status not in (307, 308) or not (location := response.header(b"location")):
+        return None
+    led_to = urljoin(url, location.strip())
+    userinfo = urlsplit(led_to).netloc.rpartition("@")[0]
+    if userinfo and userinfo != urlsplit(url).netloc.rpartition("@")[0]:
+        return None
+    return led_to if pool.on_origin(led_to) or _upgrades(pool.origin, origin_of(led_to)) else None
+
+
+def _upgrades(sent: Origin, led_to: Origin | None) -> bool:
+    """Is `led_to` the https upgrade of `sent`: http on port 80 to https on 443, the same host? The one origin
+    besides its own that the SDK path follows a redirect to (`mcp.shared._httpx_utils._within_origin`, httpx2's
+    `_is_https_redirect`, which keeps the Authorization field for it): never another host or port, never
+    from https to http."""
+    scheme, host, port = sent
+    return scheme == "http" and port == 80 and led_to == ("https", host, 443)
 
 
 def result_of(connector_id: ConnectorId, message: Mapping[str, Any]) -> dict[str, Any]:
