@@ -1,7 +1,8 @@
 """The lean client's reading of each kind of HTTP answer is the SDK path's (`mcp_hub.downstream.lean_http`).
 
 Both clients post one 2026-07-28 request to the same scripted server (`tests.test_http1.ScriptedServer`, a raw
-HTTP/1.1 server on a real socket): the MCP SDK's client over its Streamable HTTP transport, as the hub's SDK path
+HTTP/1.1 server on a real socket; for how a TLS connection ends, a blocking TLS server thread, which can close with
+or without its `close_notify`): the MCP SDK's client over its Streamable HTTP transport, as the hub's SDK path
 sends it (`send_raw_request`), and the lean client. Whatever the answer (an error status, a body that is not what
 its content type says, a redirect, 202), both end the same way: the same result, or the same JSON-RPC error code
 (`DownstreamConnection._call_error` keeps the SDK's code for these, the lean client raises the
@@ -10,20 +11,25 @@ its content type says, a redirect, 202), both end the same way: the same result,
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import ssl
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import Any, Final
 
 import anyio
+import anyio.to_thread
 import httpx2
 import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
+from mcp_types.jsonrpc import PARSE_ERROR
 
 from mcp_hub.downstream._raw import send_raw_request
 from mcp_hub.errors import DownstreamRejectedError
-from tests.test_http1 import NO_STREAM, ScriptedServer, lean_client
+from tests.test_http1 import NO_STREAM, ScriptedServer, lean_client, self_signed
 
 pytestmark = pytest.mark.anyio
 
@@ -150,3 +156,64 @@ async def test_the_lean_client_ends_each_answer_as_the_sdk_path_does(answers: li
     sdk = await outcome_and_targets(answers, "1", lean=False)
     lean = await outcome_and_targets(answers, '"r1"', lean=True)
     assert lean == sdk
+
+
+def _serve_one_over_tls(listener: socket.socket, context: ssl.SSLContext, answer: bytes, close_notify: bool) -> None:
+    """A blocking server thread: one TLS connection, one request, `answer`, then the close: after the TLS
+    `close_notify` alert, or the TCP close alone (an incomplete close, RFC 9112 §9.8)."""
+    connection, _ = listener.accept()
+    with connection, context.wrap_socket(connection, server_side=True) as tls:
+        received = b""
+        while b"\r\n\r\n" not in received:
+            received += tls.recv(65536)
+        head, _, body = received.partition(b"\r\n\r\n")
+        length = next(int(line[15:]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:"))
+        while len(body) < length:
+            body += tls.recv(65536)
+        tls.sendall(answer)
+        if close_notify:
+            with contextlib.suppress(OSError):  # the client may close without its own alert
+                tls.unwrap()
+        else:
+            tls.shutdown(socket.SHUT_RDWR)  # `SSLSocket.shutdown` drops TLS first: no alert, only the FIN
+
+
+UNTIL_CLOSE: Final = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n"
+WHOLE: Final = b'{"jsonrpc":"2.0","id":1,"result":{"ok":true}}'
+
+
+@pytest.mark.parametrize(
+    "anyio_backend", [("asyncio", {}), ("asyncio", {"use_uvloop": True})], ids=["asyncio", "uvloop"]
+)
+@pytest.mark.parametrize("close_notify", [True, False], ids=["close-notify", "incomplete-close"])
+@pytest.mark.parametrize("body", [WHOLE, WHOLE[:-8]], ids=["whole", "cut"])
+async def test_a_tls_body_ended_by_the_close_is_read_as_on_the_sdk_path(
+    body: bytes, close_notify: bool, tmp_path: Path
+) -> None:
+    """Threat T32, RFC 9112 §6.3 ¶8, §9.8, our choice (the SDK path's): a body without a length over TLS ends with
+    the connection's close, with or without the server's `close_notify` first. httpx2 reads a close without it as
+    the end of the stream (httpcore2 wraps TLS with anyio's `standard_compatible=False`), and so does the lean
+    client, on both event loops: a whole JSON-RPC message is the result, a cut one fails to parse, on both paths
+    alike (an answer is one JSON object, so a cut one never parses as a message)."""
+    cert_file, key_file = self_signed(tmp_path)
+    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_tls.load_cert_chain(cert_file, key_file)
+    client_tls = ssl.create_default_context(cafile=str(cert_file))
+    outcomes: list[Outcome] = []
+    for outcome_of in (sdk_outcome, lean_outcome):
+        with socket.create_server(("127.0.0.1", 0)) as listener:
+            listener.settimeout(10)  # a failing test's client never comes: the thread ends anyway
+            url = f"https://127.0.0.1:{listener.getsockname()[1]}/mcp"
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(
+                    anyio.to_thread.run_sync,
+                    _serve_one_over_tls,
+                    listener,
+                    server_tls,
+                    UNTIL_CLOSE + body,
+                    close_notify,
+                )
+                with anyio.fail_after(10):
+                    outcomes.append(await outcome_of(url, client_tls))
+    expected: Outcome = ("result", {"ok": True}) if body == WHOLE else ("error", PARSE_ERROR)
+    assert outcomes == [expected, expected]

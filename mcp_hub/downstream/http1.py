@@ -8,11 +8,16 @@ request as one buffer (request line, header section and body in one `write`) and
 header fields and body as llhttp delivers them:
 
 - Framing (RFC 9112 §6.3): Content-Length, the chunked transfer coding, or, without either, the body ends with the
-  server's orderly close of the connection (a reset, or the hub's own close, leaves it incomplete: §8; over TLS,
-  asyncio does not say whether a `close_notify` came before the close, so such a body is taken as whole either
-  way, where §9.8 would want one). Interim 1xx answers are skipped (RFC 9110 §15.2); `101` (an upgrade nobody asked
-  for) and whatever llhttp refuses (strict mode: no obsolete line folding, no bare LF, no conflicting lengths) is
-  a `DownstreamProtocolError`, as is a header section over `max_header_bytes`.
+  server's orderly close of the connection (a reset, or the hub's own close, leaves it incomplete: §8). Over TLS,
+  a close without the server's `close_notify` (§9.8's incomplete close) ends it too, as on the SDK path: httpx2
+  reads such a close as the end of the stream (httpcore2 wraps TLS with anyio's `standard_compatible=False`). It
+  could be told here (uvloop calls `eof_received` only after a `close_notify`; asyncio's loop calls it either way,
+  but its `SSLObject` then reads b"" only after one), but refusing it would fail on this path alone the servers
+  that close without one, and would guard nothing: an answer is one JSON object, or SSE events each dispatched
+  only at its blank line, so a body cut short never reads as a whole message on either path. Interim 1xx answers
+  are skipped (RFC 9110 §15.2); `101` (an upgrade nobody asked for) and whatever llhttp refuses (strict mode: no
+  obsolete line folding, no bare LF, no conflicting lengths) is a `DownstreamProtocolError`, as is a header
+  section over `max_header_bytes`.
 - Names (RFC 9110 §4.2.1, RFC 5891): a host name that is not ASCII is looked up, and sent in the Host field and as
   the TLS server name, in its IDNA 2008 form (an A-label per label, as httpx2 encodes it on the SDK path: the `idna`
   package), encoded once when the pool is made; a name that has none is refused then (`ValueError`). A name's
