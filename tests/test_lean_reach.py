@@ -37,11 +37,11 @@ RESULT = (
 
 def _tls_pair(names: tuple[str, ...]) -> tuple[ssl.SSLContext, ssl.SSLContext]:
     """A server context with a certificate for 127.0.0.1 and `names`, and a client context that trusts it."""
-    directory = Path(tempfile.mkdtemp())
-    cert_file, key_file = self_signed(directory, *names)
-    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server.load_cert_chain(cert_file, key_file)
-    return server, ssl.create_default_context(cafile=str(cert_file))
+    with tempfile.TemporaryDirectory() as directory:
+        cert_file, key_file = self_signed(Path(directory), *names)
+        server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        server.load_cert_chain(cert_file, key_file)
+        return server, ssl.create_default_context(cafile=str(cert_file))
 
 
 CLIENTS = ("sdk", "lean")
