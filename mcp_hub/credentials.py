@@ -4,12 +4,16 @@ Secrets (client secrets, refresh tokens, authorization codes, session ids, conse
 OS CSPRNG; the database keeps only their SHA-256, compared in constant time, so a leaked table yields nothing
 usable. Human users' passwords are hashed with Argon2id (RFC 9106), memory-hard, via argon2-cffi.
 `sign_delivery` signs what the hub POSTs to webhooks (approval requests, audit records) the one way receivers check.
+`seal_key_bytes` reads the audit trail's seal key (`[audit] seal_key`) from its text.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
+import re
 import secrets
 from collections.abc import Iterable
 from functools import cache
@@ -36,6 +40,32 @@ def sign_delivery(secret: str, timestamp: str, body: bytes) -> str:
     `v1=<hex HMAC-SHA256(secret, f"{timestamp}.{body}")>`."""
     mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
     return f"v1={mac.hexdigest()}"
+
+
+MIN_SEAL_KEY_BYTES: Final = 32
+_MIN_DISTINCT_KEY_BYTES: Final = 16
+"""32 random bytes hold ~30 distinct values; fewer than 16 is a placeholder (`AAAA...`), never chance."""
+_BASE64: Final = re.compile(r"[A-Za-z0-9+/_-]+={0,2}")
+
+
+def seal_key_bytes(text: str) -> bytes:
+    """The audit seal key that `text` encodes: base64 (either alphabet, padding optional) of at least 32 random
+    bytes, as `openssl rand -base64 32` prints. `ValueError` says what is wrong, never the value."""
+    text = text.strip()
+    if not text:
+        raise ValueError("is unset or empty")
+    if not _BASE64.fullmatch(text):
+        raise ValueError("is not base64 (generate a key with `openssl rand -base64 32`)")
+    unpadded = text.rstrip("=").replace("+", "-").replace("/", "_")
+    try:
+        key = base64.urlsafe_b64decode(unpadded + "=" * (-len(unpadded) % 4))
+    except binascii.Error:
+        raise ValueError("is not base64 (generate a key with `openssl rand -base64 32`)") from None
+    if len(key) < MIN_SEAL_KEY_BYTES:
+        raise ValueError(f"decodes to {len(key)} bytes; a seal key needs at least {MIN_SEAL_KEY_BYTES} random bytes")
+    if len(set(key)) < _MIN_DISTINCT_KEY_BYTES:
+        raise ValueError("is not random (too few distinct bytes): generate one with `openssl rand -base64 32`")
+    return key
 
 
 def sha256_hex(value: str) -> str:

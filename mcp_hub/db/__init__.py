@@ -5,7 +5,8 @@
 | `catalog` | `CatalogStore` | connectors and their health, the tool catalog |
 | `audit` | `AuditStore` | the audit trail: appends (hash-chained) |
 | `audit_query` | `AuditQueryStore` | the audit trail's filtered pages, export and per-agent usage |
-| `audit_chain` | `AuditChainStore` | the hash chain: hashing, head, checkpoints, retention prune |
+| `audit_chain` | `AuditChainStore` | the hash chain: hashing, head, checkpoints, retention prune, seals read |
+| `audit_seal` | | the seals: HMACs of stored batches and checkpoints under `[audit] seal_key` |
 | `identities` | `IdentityStore` | agents, users, grants |
 | `keys` | `SigningKeyStore` | token signing keys |
 | `oauth` | `OAuthStore` | refresh families and tokens, codes, consent requests, revocations, used assertions |

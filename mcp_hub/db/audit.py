@@ -1,5 +1,6 @@
 """`AuditStore`: the append-only, hash-chained audit trail of calls and approval transitions (written by
-`AuditWriter`; the chain in `mcp_hub.db.audit_chain`, the filtered reads in `mcp_hub.db.audit_query`)."""
+`AuditWriter`; the chain in `mcp_hub.db.audit_chain`, the seals in `mcp_hub.db.audit_seal`, the filtered reads in
+`mcp_hub.db.audit_query`)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from sqlalchemy import Table, func, insert, or_, select
 from mcp_hub.db._base import Store, record_of, require_aware
 from mcp_hub.db.audit_chain import chain_head, chain_values, lock_chain
 from mcp_hub.db.audit_query import AuditRecord
-from mcp_hub.db.models import AuditCall
+from mcp_hub.db.audit_seal import SealKey, seal_values
+from mcp_hub.db.models import AuditCall, AuditSeal
 from mcp_hub.domain import AuditOutcome, member_of
 
 _HASH_IN_THREAD_FROM = 32
@@ -51,15 +53,16 @@ class AuditEvent:
 
 
 _AUDIT_CALLS: Final = cast("Table", AuditCall.__table__)
+_AUDIT_SEALS: Final = cast("Table", AuditSeal.__table__)
 
 
 class AuditStore(Store):
     """Appends to the audit trail and reads its latest rows."""
 
-    async def insert_audit(self, events: Sequence[AuditEvent]) -> list[AuditRecord]:
+    async def insert_audit(self, events: Sequence[AuditEvent], *, seal_key: SealKey | None = None) -> list[AuditRecord]:
         """Append `events` to the audit trail and its hash chain: one executemany in one transaction, which
-        holds the chain's lock (concurrent replicas extend the chain one batch at a time). The stored records,
-        with their ids and hashes."""
+        holds the chain's lock (concurrent replicas extend the chain one batch at a time); with `seal_key`, the
+        batch's seal in the same transaction. The stored records, with their ids and hashes."""
         if not events:
             return []
         rows = [_audit_values(event) for event in events]
@@ -72,6 +75,16 @@ class AuditStore(Store):
                 chained = await anyio.to_thread.run_sync(chain_values, head, rows)
             # Core's executemany on the table: the ORM's bulk insert walks its attribute machinery for every row.
             await session.execute(insert(_AUDIT_CALLS), chained)
+            if seal_key is not None:
+                last = chained[-1]
+                seal = seal_values(
+                    seal_key,
+                    first_id=chained[0]["id"],
+                    last_id=last["id"],
+                    last_hash=last["row_hash"],
+                    sealed_at=self._clock(),
+                )
+                await session.execute(insert(_AUDIT_SEALS), [seal])
         return [_stored_record(values) for values in chained]
 
     async def recent_audit(self, limit: int = 100) -> list[AuditEvent]:

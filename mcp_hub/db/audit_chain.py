@@ -17,6 +17,10 @@ row it deleted (the anchor), how many rows it deleted, and a hash chained over t
 same way (`checkpoint_hash`). The database refuses (by trigger, migration 0012) every UPDATE of `audit_calls` and
 every DELETE of a row that no checkpoint covers (`id > max(anchor_id)`), and every UPDATE or DELETE of a
 checkpoint: a prune is "write the checkpoint, then delete up to its anchor", in one transaction.
+
+With `[audit] seal_key` (`mcp_hub.db.audit_seal`), the prune also MACs its checkpoint and deletes the seals of the
+rows it deleted (the triggers of migration 0014 let only a checkpoint with a MAC cover seals); the reads of the
+seals for `mcp_hub.audit.verify` are here too.
 """
 
 from __future__ import annotations
@@ -31,11 +35,12 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 import rfc8785
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, exists, insert, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mcp_hub.db._base import Store, advisory_xact_lock, record_of, require_aware
-from mcp_hub.db.models import AuditCall, AuditCheckpoint
+from mcp_hub.db.audit_seal import Seal, SealKey, checkpoint_document
+from mcp_hub.db.models import AuditCall, AuditCheckpoint, AuditSeal
 
 GENESIS_HASH: Final = "0" * 64
 """What the first row of a chain commits to as its previous hash."""
@@ -129,6 +134,15 @@ class Checkpoint:
     pruned_rows: int
     prev_hash: str
     checkpoint_hash: str
+    mac_key_id: str | None
+    """The seal key whose MAC `mac` is; None: pruned without a seal key."""
+    mac: str | None
+    sealing_began: bool | None
+    """Whether every row after the anchor must be sealed (covered by `mac`)."""
+
+    def mac_document(self) -> dict[str, Any]:
+        """What `mac` authenticates (`mcp_hub.db.audit_seal`)."""
+        return checkpoint_document(checkpoint_hash=self.checkpoint_hash, sealing_began=bool(self.sealing_began))
 
     def expected_hash(self) -> str:
         """The hash this checkpoint's fields and `prev_hash` must have."""
@@ -219,7 +233,8 @@ def chain_values(head: ChainLink, rows: Sequence[dict[str, Any]]) -> list[dict[s
 
 
 class AuditChainStore(Store):
-    """Reads the chain for verification; writes checkpoints and prunes (the only deletion of audit rows)."""
+    """Reads the chain and its seals for verification; writes checkpoints and prunes (the only deletion of audit
+    rows and seals)."""
 
     async def checkpoints(self) -> list[Checkpoint]:
         """Every checkpoint, oldest first (there is one per pruned chunk, so they stay few)."""
@@ -236,20 +251,52 @@ class AuditChainStore(Store):
         async with self._reads() as session:
             return await chain_head(session)
 
-    async def prune_before(self, cutoff: datetime, *, chunk: int = 5_000) -> int:
+    async def seals_after(self, after: tuple[int, int], limit: int) -> list[Seal]:
+        """Up to `limit` seals after `after` (a last row's id and a seal's id), in the order of their last rows."""
+        query = (
+            select(AuditSeal)
+            .where(tuple_(AuditSeal.last_id, AuditSeal.id) > tuple_(*after))
+            .order_by(AuditSeal.last_id, AuditSeal.id)
+            .limit(limit)
+        )
+        return [record_of(Seal, row) for row in await self._every(query)]
+
+    async def seal_within(self, after_id: int, up_to_id: int) -> Seal | None:
+        """A seal of any row with an id above `after_id` and at most `up_to_id`, if there is one."""
+        query = (
+            select(AuditSeal)
+            .where(AuditSeal.first_id <= up_to_id, AuditSeal.last_id > after_id)
+            .order_by(AuditSeal.last_id)
+            .limit(1)
+        )
+        row = await self._first(query)
+        return None if row is None else record_of(Seal, row)
+
+    async def is_sealed(self) -> bool:
+        """Whether the trail holds a seal, or a checkpoint with a MAC: then rows must not be written without a key."""
+        query = select(
+            or_(
+                exists(select(AuditSeal.id)), exists(select(AuditCheckpoint.id).where(AuditCheckpoint.mac.is_not(None)))
+            )
+        )
+        async with self._reads() as session:
+            return bool(await session.scalar(query))
+
+    async def prune_before(self, cutoff: datetime, *, chunk: int = 5_000, seal_key: SealKey | None = None) -> int:
         """Delete the oldest rows, up to the first row at or after `cutoff`, in chunks of at most `chunk` rows,
-        each behind a checkpoint; how many rows were deleted."""
+        each behind a checkpoint (with `seal_key`, a checkpoint with a MAC, and the seals of the deleted rows are
+        deleted too); how many rows were deleted."""
         require_aware("cutoff", cutoff)
         if chunk <= 0:
             raise ValueError("chunk must be positive")
         pruned = 0
         while True:
-            deleted = await self._prune_chunk(cutoff, chunk)
+            deleted = await self._prune_chunk(cutoff, chunk, seal_key)
             if deleted == 0:
                 return pruned
             pruned += deleted
 
-    async def _prune_chunk(self, cutoff: datetime, chunk: int) -> int:
+    async def _prune_chunk(self, cutoff: datetime, chunk: int, seal_key: SealKey | None) -> int:
         async with self._writes.begin() as session:
             await lock_chain(session)
             # The pruned rows are a prefix of the chain: they stop before the first row at or after the cutoff
@@ -265,17 +312,30 @@ class AuditChainStore(Store):
             if not rows:
                 return 0
             anchor = rows[-1]
-            previous = await session.scalar(
-                select(AuditCheckpoint.checkpoint_hash).order_by(AuditCheckpoint.id.desc()).limit(1)
-            )
+            previous = (
+                await session.execute(
+                    select(AuditCheckpoint.checkpoint_hash, AuditCheckpoint.sealing_began)
+                    .order_by(AuditCheckpoint.id.desc())
+                    .limit(1)
+                )
+            ).first()
             fields: dict[str, Any] = {
                 "at": self._clock(),
                 "anchor_id": anchor.id,
                 "anchor_at": anchor.at,
                 "anchor_hash": anchor.row_hash,
                 "pruned_rows": len(rows),
-                "prev_hash": previous or GENESIS_HASH,
+                "prev_hash": GENESIS_HASH if previous is None else previous.checkpoint_hash,
             }
-            await session.execute(insert(AuditCheckpoint), [{**fields, "checkpoint_hash": checkpoint_hash(**fields)}])
+            values = {**fields, "checkpoint_hash": checkpoint_hash(**fields)}
+            if seal_key is not None:
+                reaches_a_seal = await session.scalar(select(exists().where(AuditSeal.first_id <= anchor.id)))
+                began = bool(reaches_a_seal) or (previous is not None and bool(previous.sealing_began))
+                mac = seal_key.mac(checkpoint_document(checkpoint_hash=values["checkpoint_hash"], sealing_began=began))
+                values |= {"mac_key_id": seal_key.id, "mac": mac, "sealing_began": began}
+            await session.execute(insert(AuditCheckpoint), [values])
             await session.execute(delete(AuditCall).where(AuditCall.id <= anchor.id))
+            # Without a MAC on the checkpoint the triggers refuse this if it would delete a seal: an unsealed
+            # prune of a sealed trail fails instead of removing what vouches for it.
+            await session.execute(delete(AuditSeal).where(AuditSeal.last_id <= anchor.id))
             return len(rows)

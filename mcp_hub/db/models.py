@@ -5,7 +5,7 @@
 - `PinStore`: `catalog_pins` (every definition by SHA-256 and what an admin decided about it);
 - `AuditStore`: `audit_calls` (one row per call or approval transition, deliberately without a foreign key, so
   the audit trail outlives the connector and the agent; hash-chained), `audit_checkpoints` (what retention
-  pruned, `AuditChainStore`);
+  pruned, `AuditChainStore`), `audit_seals` (each stored batch's HMAC under `[audit] seal_key`);
 - `IdentityStore`: `agents`, `users`, `grants`;
 - `SigningKeyStore`: `signing_keys`;
 - `OAuthStore`: `refresh_families`, `refresh_tokens`, `authorization_codes`, `consent_requests`,
@@ -177,6 +177,30 @@ class AuditCheckpoint(Base):
     pruned_rows: Mapped[int] = mapped_column(Integer)
     prev_hash: Mapped[str] = mapped_column(String(64))
     checkpoint_hash: Mapped[str] = mapped_column(String(64))
+    mac_key_id: Mapped[str | None] = mapped_column(String(16))
+    """With `[audit] seal_key`: the key whose HMAC `mac` is (`mcp_hub.db.audit_seal`); NULL: pruned without it."""
+    mac: Mapped[str | None] = mapped_column(String(64))
+    sealing_began: Mapped[bool | None] = mapped_column(Boolean)
+    """Whether sealing had begun by the anchor (so every row after it is sealed); covered by `mac`."""
+
+
+class AuditSeal(Base):
+    """One stored batch of `audit_calls`, rows `first_id` to `last_id`, authenticated with `[audit] seal_key`
+    (`mcp_hub.db.audit_seal`). Append-only; a prune with a MAC removes the seals it covers (migration 0014)."""
+
+    __tablename__ = "audit_seals"
+    __table_args__ = (Index(None, "last_id"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    sealed_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    first_id: Mapped[int] = mapped_column(BigInteger)
+    last_id: Mapped[int] = mapped_column(BigInteger)
+    last_hash: Mapped[str] = mapped_column(String(64))
+    """The `row_hash` of row `last_id`."""
+    key_id: Mapped[str] = mapped_column(String(16))
+    mac: Mapped[str] = mapped_column(String(64))
 
 
 # --- Identity and authorization (issue 3) ---------------------------------------------------------------

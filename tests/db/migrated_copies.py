@@ -3,8 +3,9 @@ backend, then give each test a fresh start in milliseconds instead of the second
 
 SQLite: each test gets a copy of the migrated file. PostgreSQL (where even `CREATE DATABASE ... TEMPLATE` takes
 seconds): the tests of a module share its database (they run one after the other in one process, under xdist
-too), and each starts with the audit tables emptied; so only tests that touch nothing but `audit_calls` and
-`audit_checkpoints` may use these fixtures. Import `migrated_template`, `migrated_url` and `migrated_copy`.
+too), and each starts with the audit tables emptied; so only tests that touch nothing but `audit_calls`,
+`audit_checkpoints` and `audit_seals` may use these fixtures. Import `migrated_template`, `migrated_url` and
+`migrated_copy`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from sqlalchemy.pool import NullPool
 
 from mcp_hub.db import create_engine, upgrade
 from tests.db.conftest import DEFAULT_POSTGRES_URL, POSTGRES_URL_ENV
+
+_AUDIT_TABLES = ("audit_calls", "audit_checkpoints", "audit_seals")
 
 
 async def _admin(statement: str) -> None:
@@ -79,10 +82,10 @@ async def migrated_url(migrated_template: str, tmp_path: Path) -> AsyncIterator[
     engine = create_engine(migrated_template)
     try:
         async with engine.begin() as connection:
-            for table in ("audit_calls", "audit_checkpoints"):  # past their append-only triggers
+            for table in _AUDIT_TABLES:  # past their append-only triggers
                 await connection.exec_driver_sql(f"ALTER TABLE {table} DISABLE TRIGGER USER")
-            await connection.exec_driver_sql("TRUNCATE audit_calls, audit_checkpoints RESTART IDENTITY")
-            for table in ("audit_calls", "audit_checkpoints"):
+            await connection.exec_driver_sql(f"TRUNCATE {', '.join(_AUDIT_TABLES)} RESTART IDENTITY")
+            for table in _AUDIT_TABLES:
                 await connection.exec_driver_sql(f"ALTER TABLE {table} ENABLE TRIGGER USER")
     finally:
         await engine.dispose()
