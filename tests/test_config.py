@@ -6,6 +6,8 @@ these tests load real files from a temporary directory (no mocks) and read that 
 
 from __future__ import annotations
 
+import base64
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -394,3 +396,53 @@ def test_a_bad_limit_names_its_key(tmp_path: Path, limits: str, key: str, proble
         load_settings(config)
     assert caught.value.key == key
     assert problem in str(caught.value)
+
+
+SEAL_KEY_ENV = "HUB_TEST_AUDIT_SEAL_KEY"
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        pytest.param(None, f"the environment variable {SEAL_KEY_ENV} is unset or empty", id="unset"),
+        pytest.param("c2hvcnQgYW5kIHdlYWs=", "decodes to 14 bytes; a seal key needs at least 32", id="short"),
+        pytest.param("A" * 44, "is not random (too few distinct bytes)", id="placeholder"),
+        pytest.param("change me, please: " * 3, "is not base64", id="not-base64"),
+    ],
+)
+def test_a_seal_key_that_is_unset_or_no_key_stops_loading_without_showing_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str | None, problem: str
+) -> None:
+    """Threat T24, our choice (fail closed, style.md §9): a configured seal key is usable at start or the hub does
+    not start (never an unsealed trail by accident); the message names the variable, never the value."""
+    if value is None:
+        monkeypatch.delenv(SEAL_KEY_ENV, raising=False)
+    else:
+        monkeypatch.setenv(SEAL_KEY_ENV, value)
+    config = write_config(tmp_path, {}, extra=f'[audit]\nseal_key = "${{{SEAL_KEY_ENV}}}"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    assert caught.value.key == "audit.seal_key"
+    assert problem in caught.value.problem
+    assert value is None or value not in str(caught.value)
+
+
+def test_a_seal_key_written_into_the_file_is_refused(tmp_path: Path) -> None:
+    """Our choice: like every secret of `config.toml`, the key is a `${VAR}` reference to the environment."""
+    config = write_config(tmp_path, {}, extra='[audit]\nseal_key = "bXkgdmVyeSBvd24gc2VhbCBrZXksIGluIHRoZSBmaWxl"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    assert caught.value.key == "audit.seal_key"
+    assert "reference" in caught.value.problem
+
+
+@pytest.mark.parametrize("encode", [base64.b64encode, base64.urlsafe_b64encode], ids=["base64", "base64url"])
+def test_a_seal_key_is_read_from_the_environment_in_either_base64_alphabet(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, encode: Callable[[bytes], bytes]
+) -> None:
+    """Our choice: `openssl rand -base64 32` and `secrets.token_urlsafe(32)` (unpadded base64url) both give a key."""
+    secret = bytes(range(200, 240))
+    monkeypatch.setenv(SEAL_KEY_ENV, encode(secret).decode().rstrip("=") + "\n")
+    config = write_config(tmp_path, {}, extra=f'[audit]\nseal_key = "${{{SEAL_KEY_ENV}}}"\n')
+    assert load_settings(config).audit_seal_secret == secret
+    assert load_settings(write_config(tmp_path, {})).audit_seal_secret is None

@@ -19,6 +19,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
 from mcp_hub.config._toml import read_toml, validate
 from mcp_hub.config.virtual import MetaToolsMode
+from mcp_hub.credentials import seal_key_bytes
 from mcp_hub.errors import ConfigError
 
 DATABASE_URL_ENV = "MCP_HUB_DATABASE_URL"
@@ -205,8 +206,18 @@ class AuditSection(_Section):
     """Rows older than this many days are pruned behind a checkpoint (docs/audit.md); 0 keeps them forever."""
     prune_interval_seconds: Annotated[float, Field(ge=1, le=86_400)] = 3600.0
     """How often the retention prune runs (with `retention_days` set)."""
+    seal_key: str | None = None
+    """A `${VAR}` reference: the key (base64 of at least 32 random bytes) that seals each stored batch and each
+    checkpoint with an HMAC (docs/audit.md, trust model); unset, nothing is sealed."""
     webhook: AuditWebhookSink | None = None
     syslog: AuditSyslogSink | None = None
+
+    @field_validator("seal_key")
+    @classmethod
+    def _seal_key_is_reference(cls, value: str | None) -> str | None:
+        if value is not None and not _SECRET_REFERENCE.fullmatch(value):
+            raise ValueError('write the key as a reference such as "${AUDIT_SEAL_KEY}"')
+        return value
 
 
 class LoggingSection(_Section):
@@ -555,6 +566,22 @@ class HubSettings(BaseModel):
             )
         return self
 
+    @model_validator(mode="after")
+    def _seal_key_is_set(self) -> HubSettings:
+        self.audit_seal_secret  # noqa: B018 - raises when the variable is unset or not a usable key
+        return self
+
+    @property
+    def audit_seal_secret(self) -> bytes | None:
+        """The audit seal key `[audit] seal_key` names, from the environment; None when none is configured."""
+        if self.audit.seal_key is None:
+            return None
+        variable = self.audit.seal_key.removeprefix("${").removesuffix("}")
+        try:
+            return seal_key_bytes(os.environ.get(variable, ""))
+        except ValueError as exc:
+            raise ValueError(f"audit.seal_key: the environment variable {variable} {exc}") from None
+
     @property
     def metrics_host(self) -> str:
         """Where `/metrics` listens: its own listener (`[metrics] listen_host`) or the hub's."""
@@ -685,4 +712,5 @@ def load_settings(path: Path) -> HubSettings:
         )
     except ValidationError as exc:
         problem = exc.errors(include_url=False, include_input=False)[0]["msg"].removeprefix("Value error, ")
-        raise ConfigError(str(path), "metrics" if problem.startswith("metrics.") else "auth.enabled", problem) from None
+        key = next((key for key in ("metrics", "audit.seal_key") if problem.startswith(key)), "auth.enabled")
+        raise ConfigError(str(path), key, problem.removeprefix(f"{key}: ")) from None
