@@ -91,6 +91,7 @@ from mcp_hub.db.approvals import ApprovalStore
 from mcp_hub.db.audit import AuditEvent, AuditStore
 from mcp_hub.db.audit_chain import AuditChainStore
 from mcp_hub.db.audit_query import AuditQueryStore
+from mcp_hub.db.audit_seal import SealKey
 from mcp_hub.db.catalog import CatalogStore, ConnectorRecord
 from mcp_hub.db.dashboard import DashboardStore
 from mcp_hub.db.engine import create_engine, current_database, display_url, require_current_schema
@@ -402,7 +403,10 @@ class Hub:
             self.metrics.watch_pending_approvals(self.stores.approvals.count_pending)
         if self.metrics is not None:
             self.metrics.watch_audit_sinks(lambda: self.audit_sinks.dropped)
-        self.audit_retention = AuditRetention.configured(self.stores.audit_chain, settings.audit)
+        self.audit_seal_key = audit_seal_key(settings)
+        self.audit_retention = AuditRetention.configured(
+            self.stores.audit_chain, settings.audit, seal_key=self.audit_seal_key
+        )
         self.log_levels = LogLevels(self.catalog, self.secrets)
         self.fast_path = FastPathStats()  # what the 2026-07-28 fast path served (`[hub] fast_path`)
         self.subscriptions = ResourceSubscriptions(self.catalog, self.notifier, self.profile_notifiers)
@@ -599,6 +603,7 @@ class Hub:
                 stack.push_async_callback(self.limits.backend.aclose)
                 stack.push_async_callback(self.cache.store.aclose)
                 await require_current_schema(self.engine)
+                await require_seal_key(self.stores.audit_chain, self.audit_seal_key, self.settings)
                 await self.stores.catalog.register_connectors([_connector_record(spec) for spec in self.connectors])
                 if self.auth is not None:
                     await stack.enter_async_context(self.auth.keys.running())
@@ -1239,12 +1244,30 @@ def audit_writer_for(
     """The audit writer of a hub or of an `mcp-hub` command (`[audit]` batching; a log line per audited event with
     `log_lines`), and the audit sinks it feeds what it stores, with each row's hash: run them around the writer,
     so that they outlive its last batch."""
-    audit = AuditWriter.configured(stores.audit, settings.audit)
+    audit = AuditWriter.configured(stores.audit, settings.audit, seal_key=audit_seal_key(settings))
     if log_lines:
         observe_calls(audit, settings.logging)
     sinks = AuditSinks.configured(settings.audit)
     audit.on_stored(sinks.offer)
     return audit, sinks
+
+
+def audit_seal_key(settings: HubSettings) -> SealKey | None:
+    """The key `[audit] seal_key` names (docs/audit.md, trust model), or None when nothing is to be sealed."""
+    secret = settings.audit_seal_secret
+    return None if secret is None else SealKey.of(secret)
+
+
+async def require_seal_key(chain: AuditChainStore, seal_key: SealKey | None, settings: HubSettings) -> None:
+    """Refuse to write into a sealed audit trail without the key: the rows would fail `mcp-hub audit verify` as
+    appended by someone without it, and a prune would be refused by the database (its triggers)."""
+    if seal_key is None and await chain.is_sealed():
+        raise ConfigError(
+            str(settings.config_path),
+            "audit.seal_key",
+            "the audit trail in this database is sealed, but no seal key is configured: set seal_key "
+            '(e.g. "${AUDIT_SEAL_KEY}") to the key the other replicas use (docs/audit.md)',
+        )
 
 
 @asynccontextmanager
@@ -1258,6 +1281,7 @@ async def admin_tools(settings: HubSettings, *, log_audited: bool = True) -> Asy
         bus = bus_for(settings.limits.redis_url, prefix=settings.limits.redis_key_prefix)
         auth = build_authorization(settings, stores, egress=STRICT_EGRESS, virtual_servers=virtual, bus=bus)
         await auth.keys.load()
+        await require_seal_key(stores.audit_chain, audit_seal_key(settings), settings)
         audit, sinks = audit_writer_for(stores, settings, log_lines=log_audited)  # the sinks as a hub's
         async with bus.running(), sinks.running(), audit.running():
             approvals = ApprovalService(

@@ -5,7 +5,9 @@ being audited), and a batch whose insert fails is kept and retried with capped e
 until it is stored. Batches are written in the order their events were recorded.
 
 A batch is written as soon as it holds `batch_size` events, or `flush_interval_ms` after its first
-event arrived, or at once when someone awaits `flush()` or `running()` is being left.
+event arrived, or at once when someone awaits `flush()` or `running()` is being left. With a seal key
+(`[audit] seal_key`) each batch is sealed in its own transaction (`mcp_hub.db.audit_seal`): work for this task,
+never for the calls being audited.
 
 Observers (`observe()`) see every event as it is recorded, before it is queued: the per-call log line,
 the metrics and the audit sinks hang off this one place, so that nothing audited escapes them and nothing
@@ -29,6 +31,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from mcp_hub.config.settings import AuditSection
 from mcp_hub.db.audit import AuditEvent, AuditStore
 from mcp_hub.db.audit_query import AuditRecord
+from mcp_hub.db.audit_seal import SealKey
 from mcp_hub.errors import DatabaseError
 
 _log = structlog.get_logger(__name__)
@@ -46,13 +49,14 @@ class AuditWriter:
     """Writes `AuditEvent`s to an `AuditStore` in batches, from a background task run by `running()`."""
 
     @classmethod
-    def configured(cls, store: AuditStore, settings: AuditSection) -> AuditWriter:
-        """A writer with the batching of `[audit]`."""
+    def configured(cls, store: AuditStore, settings: AuditSection, *, seal_key: SealKey | None) -> AuditWriter:
+        """A writer with the batching of `[audit]`, sealing with `seal_key` (the key `seal_key` names)."""
         return cls(
             store,
             batch_size=settings.batch_size,
             flush_interval_ms=settings.flush_interval_ms,
             queue_size=settings.queue_size,
+            seal_key=seal_key,
         )
 
     def __init__(
@@ -64,12 +68,14 @@ class AuditWriter:
         queue_size: int,
         retry_initial_seconds: float = 0.1,
         retry_max_seconds: float = 10.0,
+        seal_key: SealKey | None = None,
     ) -> None:
         if batch_size <= 0 or flush_interval_ms <= 0 or queue_size <= 0:
             raise ValueError("batch_size, flush_interval_ms and queue_size must be positive")
         if retry_initial_seconds <= 0 or retry_max_seconds < retry_initial_seconds:
             raise ValueError("retry delays must be positive, the maximum at least the initial one")
         self._store = store
+        self._seal_key = seal_key
         self._batch_size = batch_size
         self._flush_interval = flush_interval_ms / 1000
         self._queue_size = queue_size
@@ -226,7 +232,7 @@ class AuditWriter:
         attempt = 1
         while True:
             try:
-                stored = await self._store.insert_audit(batch)
+                stored = await self._store.insert_audit(batch, seal_key=self._seal_key)
             except _RETRYABLE as exc:
                 _log.warning(
                     "audit insert failed; retrying",

@@ -3,26 +3,32 @@
 The filters are the query layer's (`mcp_hub.db.audit_query.AuditFilter`): `--agent --tool --connector --outcome
 (repeatable) --method --since --until`; times are ISO 8601 (`2026-12-01` or `2026-12-01T10:00:00+01:00`), UTC when
 no offset is given; `--until` is exclusive. `export` writes JSON lines to standard output, oldest first.
-`verify` exits 1 when the chain does not hold, naming the first bad row (docs/audit.md).
+`verify` exits 1 when the chain does not hold, naming the first bad row (docs/audit.md); with a seal key
+(`[audit] seal_key`, or `--seal-key-env NAME` for each older key after a rotation) it checks the seals too, and
+warns (exit 0) about the rows written after the newest seal.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio
 
-from mcp_hub.audit.verify import verify_chain
+from mcp_hub.audit.verify import ChainReport, SealReport, verify_chain
 from mcp_hub.config.settings import HubSettings
+from mcp_hub.credentials import seal_key_bytes
 from mcp_hub.db.audit_chain import AuditChainStore, ChainLink
 from mcp_hub.db.audit_query import AuditFilter, AuditQueryStore, json_line, parse_time
+from mcp_hub.db.audit_seal import SealKey
 from mcp_hub.db.engine import current_database
 from mcp_hub.domain import AuditOutcome
 from mcp_hub.errors import InvalidInputError
+from mcp_hub.runtime import audit_seal_key, require_seal_key
 
 EXIT_OK, EXIT_BROKEN = 0, 1
 
@@ -34,6 +40,13 @@ def add_audit_command(commands: Any, common: argparse.ArgumentParser) -> None:
     verify = verbs.add_parser("verify", parents=[common], help="check the hash chain; exit 1 naming the first bad row")
     verify.add_argument(
         "--head", metavar="ID:HASH", help="a row id and hash recorded elsewhere (a sink): must be in the chain"
+    )
+    verify.add_argument(
+        "--seal-key-env",
+        metavar="NAME",
+        action="append",
+        default=[],
+        help="an environment variable holding a seal key besides [audit] seal_key (an older one); repeatable",
     )
     verify.add_argument("--json", action="store_true")
     listing = verbs.add_parser("list", parents=[common], help="one page of rows, newest first")
@@ -94,6 +107,18 @@ def _head(value: str | None) -> ChainLink | None:
     return ChainLink(int(row_id), row_hash.lower())
 
 
+def seal_keys(settings: HubSettings, variables: list[str]) -> list[SealKey]:
+    """`[audit] seal_key`'s key and those the `--seal-key-env` variables hold (never on the command line itself,
+    where other users could read them)."""
+    keys = [key] if (key := audit_seal_key(settings)) is not None else []
+    for name in variables:
+        try:
+            keys.append(SealKey.of(seal_key_bytes(os.environ.get(name, ""))))
+        except ValueError as exc:
+            raise InvalidInputError(f"--seal-key-env: the environment variable {name} {exc}") from None
+    return keys
+
+
 def run_audit(args: argparse.Namespace, settings: HubSettings) -> int:
     return anyio.run(_run, args, settings)
 
@@ -102,11 +127,15 @@ async def _run(args: argparse.Namespace, settings: HubSettings) -> int:
     verb: str = args.audit_command
     async with current_database(settings.database.url) as engine:
         if verb == "verify":
-            return await _verify(AuditChainStore(engine), _head(args.head), json_output=args.json)
+            keys = seal_keys(settings, args.seal_key_env)
+            return await _verify(AuditChainStore(engine), _head(args.head), keys, json_output=args.json)
         if verb == "prune":
             if args.days <= 0:
                 raise InvalidInputError("--days must be positive")
-            pruned = await AuditChainStore(engine).prune_before(datetime.now(UTC) - timedelta(days=args.days))
+            chain, seal_key = AuditChainStore(engine), audit_seal_key(settings)
+            await require_seal_key(chain, seal_key, settings)
+            cutoff = datetime.now(UTC) - timedelta(days=args.days)
+            pruned = await chain.prune_before(cutoff, seal_key=seal_key)
             print(f"audit: {pruned} rows pruned behind checkpoints")
             return EXIT_OK
         query = AuditQueryStore(engine)
@@ -117,31 +146,83 @@ async def _run(args: argparse.Namespace, settings: HubSettings) -> int:
         return await _usage(query, args)
 
 
-async def _verify(store: AuditChainStore, head: ChainLink | None, *, json_output: bool) -> int:
-    report = await verify_chain(store, expected_head=head)
+_NOT_CHECKED = "seals not checked: no seal key (set [audit] seal_key, or pass --seal-key-env NAME)"
+
+
+async def _verify(store: AuditChainStore, head: ChainLink | None, keys: list[SealKey], *, json_output: bool) -> int:
+    report = await verify_chain(store, expected_head=head, seal_keys=keys)
     if json_output:
-        body = {
-            "intact": report.intact,
-            "rows": report.rows,
-            "checkpoints": report.checkpoints,
-            "start": {"id": report.start.id, "hash": report.start.hash},
-            "head": {"id": report.head.id, "hash": report.head.hash},
-            "fault": None
-            if report.fault is None
-            else {
-                "row_id": report.fault.row_id,
-                "checkpoint_id": report.fault.checkpoint_id,
-                "problem": report.fault.problem,
-            },
-        }
-        print(json.dumps(body, indent=2))
+        print(json.dumps(_json_report(report), indent=2))
     elif report.fault is None:
         since = f"after checkpoint anchor row {report.start.id}" if report.start.id else "from the start"
         print(f"audit chain intact: {report.rows} rows {since}, {report.checkpoints} checkpoints")
         print(f"head: {report.head.id}:{report.head.hash}")
+        if report.seals is None:
+            print(_NOT_CHECKED)
+        else:
+            _print_seals(report.seals)
     else:
         print(f"audit chain broken: {report.fault}", file=sys.stderr)
     return EXIT_OK if report.intact else EXIT_BROKEN
+
+
+def _print_seals(seals: SealReport) -> None:
+    newest = seals.newest
+    if newest is None:
+        print(f"seals checked: {seals.seals} seals")
+    else:
+        at = newest.sealed_at.isoformat(timespec="seconds").replace("+00:00", "Z")
+        print(
+            f"seals checked: {seals.seals} seals over {seals.sealed_rows} rows; the newest seals row "
+            f"{newest.last_id}, sealed {at}"
+        )
+    if seals.unsealed_after:
+        where = "after the newest seal" if newest is not None else "and no seal at all"
+        print(
+            f"warning: {seals.unsealed_after} rows {where} (from row {seals.first_unsealed_after}) are not sealed: "
+            "written by a replica or command without [audit] seal_key, or appended by someone without the key",
+            file=sys.stderr,
+        )
+    if seals.unsealed_before:
+        print(f"{seals.unsealed_before} rows before the first seal were written before sealing began")
+    if seals.unsealed_checkpoints:
+        print(f"{seals.unsealed_checkpoints} checkpoints without a MAC are from before sealing began")
+
+
+def _json_report(report: ChainReport) -> dict[str, Any]:
+    seals = report.seals
+    return {
+        "intact": report.intact,
+        "rows": report.rows,
+        "checkpoints": report.checkpoints,
+        "start": {"id": report.start.id, "hash": report.start.hash},
+        "head": {"id": report.head.id, "hash": report.head.hash},
+        "fault": None
+        if report.fault is None
+        else {
+            "row_id": report.fault.row_id,
+            "checkpoint_id": report.fault.checkpoint_id,
+            "seal_id": report.fault.seal_id,
+            "problem": report.fault.problem,
+        },
+        "seals": None
+        if seals is None
+        else {
+            "seals": seals.seals,
+            "sealed_rows": seals.sealed_rows,
+            "newest": None
+            if seals.newest is None
+            else {
+                "id": seals.newest.id,
+                "last_id": seals.newest.last_id,
+                "sealed_at": seals.newest.sealed_at.isoformat(),
+            },
+            "unsealed_before": seals.unsealed_before,
+            "unsealed_after": seals.unsealed_after,
+            "first_unsealed_after": seals.first_unsealed_after,
+            "unsealed_checkpoints": seals.unsealed_checkpoints,
+        },
+    }
 
 
 async def _list(query: AuditQueryStore, args: argparse.Namespace) -> int:

@@ -210,15 +210,16 @@ async def _migrate(settings: HubSettings, revision: str) -> int:
 def _serve(settings: HubSettings, specs: list[ConnectorSpec]) -> int:
     import uvicorn
 
+    from mcp_hub.db.audit_chain import AuditChainStore
     from mcp_hub.db.engine import current_database
-    from mcp_hub.runtime import Hub, build_app, server_config
+    from mcp_hub.runtime import Hub, audit_seal_key, build_app, require_seal_key, server_config
 
-    async def check_schema() -> None:
-        async with current_database(settings.database.url):
-            pass
+    async def check_database() -> None:
+        async with current_database(settings.database.url) as engine:
+            await require_seal_key(AuditChainStore(engine), audit_seal_key(settings), settings)
 
     # Refuse before binding the port, so a half-started hub never answers.
-    anyio.run(check_schema)
+    anyio.run(check_database)
     hub = Hub(settings, specs, sighup=True, settle_heap=True)
     config = server_config(build_app(hub), settings, host=settings.hub.listen_host, port=settings.hub.listen_port)
     server = uvicorn.Server(config)

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from mcp_hub.audit.writer import AuditWriter
 from mcp_hub.db.audit import AuditEvent, AuditStore
 from mcp_hub.db.audit_query import AuditRecord
+from mcp_hub.db.audit_seal import SealKey
 from mcp_hub.domain import AuditOutcome
 from mcp_hub.errors import DatabaseError
 
@@ -45,12 +46,12 @@ class FailingFirstStore(AuditStore):
         self.failures_left = failures
         self.calls = 0
 
-    async def insert_audit(self, events: Sequence[AuditEvent]) -> list[AuditRecord]:
+    async def insert_audit(self, events: Sequence[AuditEvent], *, seal_key: SealKey | None = None) -> list[AuditRecord]:
         self.calls += 1
         if self.failures_left:
             self.failures_left -= 1
             raise DatabaseError("injected: database unreachable")
-        return await super().insert_audit(events)
+        return await super().insert_audit(events, seal_key=seal_key)
 
 
 class GatedStore(AuditStore):
@@ -60,9 +61,9 @@ class GatedStore(AuditStore):
         super().__init__(engine)
         self.gate = anyio.Event()
 
-    async def insert_audit(self, events: Sequence[AuditEvent]) -> list[AuditRecord]:
+    async def insert_audit(self, events: Sequence[AuditEvent], *, seal_key: SealKey | None = None) -> list[AuditRecord]:
         await self.gate.wait()
-        return await super().insert_audit(events)
+        return await super().insert_audit(events, seal_key=seal_key)
 
 
 async def test_a_thousand_events_from_many_tasks_are_each_written_once_after_flush(audit_store: AuditStore) -> None:
@@ -102,8 +103,10 @@ async def test_a_partial_batch_is_written_once_the_flush_interval_elapses(
     stored = anyio.Event()
 
     class SignallingStore(AuditStore):
-        async def insert_audit(self, events: Sequence[AuditEvent]) -> list[AuditRecord]:
-            records = await super().insert_audit(events)
+        async def insert_audit(
+            self, events: Sequence[AuditEvent], *, seal_key: SealKey | None = None
+        ) -> list[AuditRecord]:
+            records = await super().insert_audit(events, seal_key=seal_key)
             stored.set()
             return records
 
