@@ -316,6 +316,12 @@ class _SealWalk:
             return seal
         if seal is not None and seal.last_id < row.id:
             return ChainFault(f"its last row {seal.last_id} is not in the chain", seal_id=seal.id)
+        if seal is not None and self._first_unsealed_after is not None:
+            # A batch sealed while we walked follows the rows we took for the unsealed tail: they lie before it.
+            if self._active:
+                return self._between_seals(self._first_unsealed_after, seal)
+            self._unsealed_before += self._unsealed_after
+            self._unsealed_after, self._first_unsealed_after = 0, None
         if seal is None or row.id < seal.first_id:
             return self._unsealed(row, later_seal=seal)
         self._active = True
@@ -351,14 +357,18 @@ class _SealWalk:
             if self._first_unsealed_after is None:
                 self._first_unsealed_after = row.id
         elif self._active:
-            return ChainFault(
-                f"is in no seal, but seal {later_seal.id} follows it: appended by a writer without the seal key "
-                "(forged, or a replica or command without [audit] seal_key)",
-                row.id,
-            )
+            return self._between_seals(row.id, later_seal)
         else:
             self._unsealed_before += 1
         return None
+
+    @staticmethod
+    def _between_seals(row_id: int, later_seal: Seal) -> ChainFault:
+        return ChainFault(
+            f"is in no seal, but seal {later_seal.id} follows it: appended by a writer without the seal key "
+            "(forged, or a replica or command without [audit] seal_key)",
+            row_id,
+        )
 
     async def _next_seal(self) -> Seal | ChainFault | None:
         """The first seal not yet passed, checked (its MAC; no overlap with the one before), or None."""

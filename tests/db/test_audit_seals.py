@@ -26,6 +26,7 @@ from mcp_hub.db.audit_chain import (
     GENESIS_HASH,
     HASHED_COLUMNS,
     AuditChainStore,
+    ChainRow,
     chain_head,
     chain_values,
     checkpoint_hash,
@@ -152,6 +153,46 @@ async def test_rows_appended_after_the_newest_seal_are_counted_and_named_once_a_
         "row 11: is in no seal, but seal 3 follows it: appended by a writer without the seal key (forged, or a "
         "replica or command without [audit] seal_key)"
     )
+
+
+class SealedWhileWalked(AuditChainStore):
+    """Orders a race: a hub stores a sealed batch just before the walk reads its second chunk of rows."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        super().__init__(engine)
+        self.engine = engine
+        self.reads = 0
+
+    async def rows_after(self, after_id: int, limit: int) -> list[ChainRow]:
+        self.reads += 1
+        if self.reads == 3:  # the first read looks at the first row; then one chunk per read
+            await sealed(self.engine, 2, first=20)
+        return await super().rows_after(after_id, limit)
+
+
+async def test_rows_counted_as_unsealed_are_named_when_a_batch_sealed_during_the_walk_follows_them(
+    migrated_copy: AsyncEngine,
+) -> None:
+    """Threat T24 with replicas: rows the walk took for the unsealed tail lie between seals once a batch stored
+    meanwhile is sealed after them; the walk names them rather than warn about a tail that is not one."""
+    await sealed(migrated_copy, 5)
+    await append_as_intruder(migrated_copy, 1)
+    store = SealedWhileWalked(migrated_copy)
+    report = await verify_chain(store, seal_keys=[KEY], chunk=6)
+    assert (report.rows, store.reads) == (6, 3)
+    assert str(report.fault).startswith("row 6: is in no seal, but seal 2 follows it")
+
+
+async def test_rows_from_before_sealing_stay_so_when_the_first_sealed_batch_comes_during_the_walk(
+    migrated_copy: AsyncEngine,
+) -> None:
+    """Our choice: before any seal, rows without one are older than sealing, not a tail written without the key,
+    once the walk meets the first seal."""
+    await AuditStore(migrated_copy).insert_audit([event(n) for n in range(6)])
+    report = await verify_chain(SealedWhileWalked(migrated_copy), seal_keys=[KEY], chunk=6)
+    assert report.intact, report.fault
+    assert report.seals is not None
+    assert (report.seals.unsealed_before, report.seals.unsealed_after, report.seals.sealed_rows) == (6, 0, 2)
 
 
 async def test_a_forged_seal_over_appended_rows_is_named(migrated_copy: AsyncEngine) -> None:
