@@ -1223,9 +1223,11 @@ class AdminTools:
 
 def _readable_connectors(settings: HubSettings) -> list[ConnectorSpec]:
     """The connector files the command can read, whose `sensitive_tools` hold calls as the hub's do (`approvals show`
-    compares what held a call with the rules as they read now); a bad file is left out, not fatal to every command."""
+    compares what held a call with the rules as they read now); a bad file is left out, not fatal to every command.
+    The secrets they reference need not be set: the command never connects, and this is seldom the hub's
+    environment."""
     try:
-        return list(scan_connectors(settings.connectors_dir).specs.values())
+        return list(scan_connectors(settings.connectors_dir, require_secrets=False).specs.values())
     except ConfigError:
         return []
 

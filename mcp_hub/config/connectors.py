@@ -185,13 +185,14 @@ def _expand(value: str) -> str:
     return _ENV_REFERENCE.sub(lambda match: os.environ.get(match.group(1), ""), value)
 
 
-def load_connector(path: Path) -> ConnectorSpec:
-    """Load and check one connector file."""
+def load_connector(path: Path, *, require_secrets: bool = True) -> ConnectorSpec:
+    """Load and check one connector file; `require_secrets=False` for a reader that never connects (the
+    `${NAME}` references of an enabled connector need not be set in this environment)."""
     spec = validate(ConnectorSpec, read_toml(path), path)
     if spec.id != path.stem:
         raise ConfigError(str(path), "id", f"{spec.id!r} must equal the file name {path.stem!r}")
     missing = sorted(name for name in spec.referenced_env_vars if name not in os.environ)
-    if missing and spec.enabled:
+    if missing and spec.enabled and require_secrets:
         raise ConfigError(str(path), "env/headers", f"environment variable(s) not set: {', '.join(missing)}")
     return spec
 
@@ -218,9 +219,10 @@ class ConnectorFiles:
     errors: dict[str, str] = field(default_factory=dict[str, str])
 
 
-def scan_connectors(directory: Path) -> ConnectorFiles:
-    """Load every `*.toml` in `directory` on its own (the checks of `load_connector`); nothing is raised for one
-    bad file, its error is kept instead. A missing or unreadable directory raises `ConfigError`."""
+def scan_connectors(directory: Path, *, require_secrets: bool = True) -> ConnectorFiles:
+    """Load every `*.toml` in `directory` on its own (the checks of `load_connector`, `require_secrets` passed on);
+    nothing is raised for one bad file, its error is kept instead. A missing or unreadable directory raises
+    `ConfigError`."""
     if not directory.is_dir():
         raise ConfigError(str(directory), None, "connectors directory not found")
     paths = sorted(directory.glob("*.toml"))
@@ -229,7 +231,7 @@ def scan_connectors(directory: Path) -> ConnectorFiles:
     found = ConnectorFiles()
     for path in paths:
         try:
-            spec = load_connector(path)
+            spec = load_connector(path, require_secrets=require_secrets)
         except ConfigError as exc:
             found.errors[path.name] = str(exc)
         else:

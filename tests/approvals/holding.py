@@ -150,9 +150,9 @@ async def rules_edited_after_holding(directory: Path) -> AsyncGenerator[EditedRu
     held = approval_config(directory, rules=RULES_WHEN_HELD, connector=fault_connector(sensitive_tools=["pid"]))
     async with approval_hub(held) as hub:
         token = await agent_token(hub, "deployer")
-        deploy = await _held(hub, token, "faults__echo", {"text": "deploy 1.2"})
-        pid = await _held(hub, token, "faults__pid", {})
-        unrecorded = await _held(hub, token, "faults__echo", {"text": "deploy 0.9"})
+        deploy = await held_call(hub, token, "faults__echo", {"text": "deploy 1.2"})
+        pid = await held_call(hub, token, "faults__pid", {})
+        unrecorded = await held_call(hub, token, "faults__echo", {"text": "deploy 0.9"})
     edited = approval_config(directory, rules=RULES_EDITED)
     engine = create_engine(load_settings(edited).database.url)
     try:
@@ -167,7 +167,7 @@ async def rules_edited_after_holding(directory: Path) -> AsyncGenerator[EditedRu
         yield EditedRules(hub, edited, deploy, pid, unrecorded)
 
 
-async def _held(hub: RunningHub, token: str, tool: str, arguments: dict[str, Any]) -> str:
+async def held_call(hub: RunningHub, token: str, tool: str, arguments: dict[str, Any]) -> str:
     """Call `tool` (held, and answered at once: `hold_seconds = 0`); the id of the action it waits on."""
     answer = await modern(hub, token, "tools/call", {"name": tool, "arguments": arguments}, tasks=False)
     action_id: str = answer["result"]["_meta"][APPROVAL_META_KEY]["id"]

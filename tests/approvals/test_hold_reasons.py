@@ -12,12 +12,22 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncGenerator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.approvals.holding import EditedRules, rules_edited_after_holding
-from tests.approvals.test_approvals_cli import mcp_hub
+from tests.approvals.holding import (
+    EditedRules,
+    agent_token,
+    approval_config,
+    approval_hub,
+    held_call,
+    rules_edited_after_holding,
+)
+from tests.approvals.test_approvals_cli import hub_env, mcp_hub
+from tests.cli_process import run_cli
+from tests.conftest import fault_connector
 from tests.web.browser import sign_in
 
 pytestmark = pytest.mark.anyio
@@ -128,3 +138,25 @@ async def test_the_command_line_shows_what_held_the_call_and_what_changed(edited
     shown = json.loads(as_json.stdout)
     assert shown["why"] == [{"rule": "deploys", "because": list(DEPLOYS)}]
     assert shown["rules_changed"]["changes"][0] == "rule `deploys` no longer holds it"
+
+
+async def test_the_command_line_needs_no_connector_secret_to_compare_the_rules(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Threat T31 (an approver is never told what is not so), our choice: `approvals show` compares what held a call
+    with the connectors' `sensitive_tools`, which need none of the secrets a connector file references. Run where
+    those are not set (an operator's shell, not the hub's environment), it still reads the connector, so a call its
+    `sensitive_tools` held, under rules nobody edited, is not said to be held by changed rules."""
+    monkeypatch.setenv("FAULTS_TOKEN", "a secret only the hub's environment has")
+    connector = fault_connector(sensitive_tools=["pid"], env={"TOKEN": "${FAULTS_TOKEN}"})
+    config = approval_config(tmp_path, rules="", connector=connector)
+    async with approval_hub(config) as hub:
+        pid = await held_call(hub, await agent_token(hub, "deployer"), "faults__pid", {})
+    without_secret = {key: value for key, value in hub_env().items() if key != "FAULTS_TOKEN"}
+
+    shown = await run_cli(["approvals", "show", pid, "--config", str(config)], env=without_secret, within_seconds=40)
+
+    assert shown.returncode == 0, shown.stderr
+    told = shown.stdout.decode()
+    assert "held by:     Recorded when the call was held.\n             sensitive:faults: " in told
+    assert "rules now:" not in told
