@@ -213,15 +213,17 @@ UPGRADES: dict[str, tuple[str, list[bytes], list[bytes]]] = {
 
 
 def _requests(server: ScriptedServer) -> list[list[str]]:
-    """The port, target and Authorization field (or "") of each request `server` saw."""
+    """The port, target, Host field and Authorization field (or "") of each request `server` saw."""
     seen: list[list[str]] = []
     for head in (head for connection in server.connections for head in connection.heads):
         lines = head.decode("latin-1").split("\r\n")
-        authorization = next(
-            (line.split(":", 1)[1].strip() for line in lines if line.lower().startswith("authorization:")), ""
-        )
-        seen.append([str(server.port), lines[0].split(" ")[1], authorization])
+        seen.append([str(server.port), lines[0].split(" ")[1], _field(lines, "host"), _field(lines, "authorization")])
     return seen
+
+
+def _field(lines: list[str], name: str) -> str:
+    """The value of the field `name` (lower case) among a request head's `lines`, or ""."""
+    return next((line.split(":", 1)[1].strip() for line in lines if line.lower().startswith(f"{name}:")), "")
 
 
 async def scenario_https_upgrades() -> dict[str, Any]:
@@ -246,15 +248,20 @@ async def test_a_redirect_to_https_on_the_same_host_is_followed_as_on_the_sdk_pa
     (`mcp.shared._httpx_utils._within_origin`, httpx2's `_is_https_redirect`), which keeps the connector's
     credentials (its Authorization field: httpx2 drops it only when it leaves the origin otherwise); never to
     another port or host, never from https to http, never a 302, never one bringing credentials of its own. The
-    lean client follows the same redirects, with the same fields, and ends each case as the SDK path does."""
+    lean client follows the same redirects, with the same fields (a Host field without the default port that a URL
+    or a Location names: RFC 3986 §6.2.3, as httpx2 writes it), and ends each case as the SDK path does."""
     seen = await run_isolated("tests.test_lean_reach:scenario_https_upgrades", UPGRADE_HOSTS, tmp_path)
     basic = "Basic aHViOnMzY3JldA=="  # hub:s3cret
     ok, not_followed = ["result", {"ok": True}], ["error", -32600]
-    assert seen["307-to-https sdk"] == [ok, [["80", "/mcp", basic], ["443", "/mcp", basic]]]
+    host = "127.0.0.1"  # a default port is not written in the Host field, even where the URL names it
+    assert seen["307-to-https sdk"] == [ok, [["80", "/mcp", host, basic], ["443", "/mcp", host, basic]]]
     assert seen["308-to-https-then-307-within-it sdk"] == [
         ok,
-        [["80", "/mcp", ""], ["443", "/mcp", ""], ["443", "/mcp/", ""]],
+        [["80", "/mcp", host, ""], ["443", "/mcp", host, ""], ["443", "/mcp/", host, ""]],
     ]
-    assert seen["307-to-https-then-back-to-http sdk"] == [not_followed, [["80", "/mcp", basic], ["443", "/mcp", basic]]]
+    assert seen["307-to-https-then-back-to-http sdk"] == [
+        not_followed,
+        [["80", "/mcp", host, basic], ["443", "/mcp", host, basic]],
+    ]
     for case in UPGRADES:
         assert seen[f"{case} lean"] == seen[f"{case} sdk"], case

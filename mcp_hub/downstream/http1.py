@@ -20,7 +20,8 @@ header fields and body as llhttp delivers them:
   section over `max_header_bytes`.
 - Names (RFC 9110 §4.2.1, RFC 5891): a host name that is not ASCII is looked up, and sent in the Host field and as
   the TLS server name, in its IDNA 2008 form (an A-label per label, as httpx2 encodes it on the SDK path: the `idna`
-  package), encoded once when the pool is made; a name that has none is refused then (`ValueError`). A name's
+  package), encoded once when the pool is made; a name that has none is refused then (`ValueError`). The Host
+  field names the port only when it is not the scheme's default (RFC 3986 §6.2.3), as httpx2 writes it. A name's
   addresses are tried as RFC 8305 says (`mcp_hub.downstream.happy_eyeballs`, as anyio does for httpx2), so that a
   silent one (an IPv6 route that drops packets, say) costs 250 ms, not the connect timeout; an address given as
   such is connected to directly.
@@ -201,7 +202,9 @@ class Http1Pool:
         self.origin: Origin = (parts.scheme, self._host, self._port)
         self._tls = tls if parts.scheme == "https" else None
         host = f"[{self._host}]" if ":" in self._host else self._host
-        self._authority = host if parts.port is None else f"{host}:{parts.port}"
+        # A scheme's default port is left out, even where the URL names it (RFC 3986 §6.2.3), as httpx2 writes it:
+        # a server that checks the Host field against its own name (the SDK's DNS rebinding check) reads the same.
+        self._authority = host if self._port == _DEFAULT_PORTS[parts.scheme] else f"{host}:{self._port}"
         self._request_line = self._head_of(parts)
         self._connect_timeout = connect_timeout
         self._max_idle = max_idle
