@@ -10,8 +10,10 @@ sealed states). Threats covered on both paths: T12 (foreign Host and Origin), T1
 
 from __future__ import annotations
 
+import gc
 import json
 import re
+import tracemalloc
 from collections.abc import AsyncGenerator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -22,6 +24,7 @@ import anyio
 import httpx2
 import pytest
 
+from mcp_hub.gateway import fast_path
 from tests.approvals.holding import approvals_toml
 from tests.authz.conftest import client_credentials_token, make_agent
 from tests.conftest import RunningHub, fault_connector, running_hub, write_config
@@ -333,6 +336,31 @@ async def test_the_fast_path_answers_as_the_sdk_path_does(tmp_path: Path) -> Non
         # Lists are written from the page cache's JSON, not serialised again (issue 12 §1).
         assert pages_from_cache == {case for case in FAST_CASES if "/list" in case}
         assert sdk.hub.hub.fast_path.served == 0
+
+
+async def test_the_fast_path_keeps_no_large_header_it_was_sent(tmp_path: Path) -> None:
+    """Threat T26, our choice: the fast path remembers its transport verdict per set of header values, but a set with
+    large values (uvicorn bounds no header field) is judged each time and not kept, so no client can make it hold
+    up to a thousand of them. After calls with eight distinct 1 MiB Accept fields, it holds none of that memory."""
+    config = write_config(tmp_path, {"faults": fault_connector()})
+    echo = call("tools/call", {"name": "faults__echo", "arguments": {"text": "big"}})
+    large = "x" * (1 << 20)
+    async with running_hub(config) as hub:
+        await hub.wait_ready("faults")
+        tracemalloc.start()
+        try:
+            async with httpx2.AsyncClient(timeout=30) as client:
+                for n in range(8):
+                    accept = f"application/json, text/event-stream, text/x-{n}{large}"
+                    headers = {**echo.headers, "Accept": accept, "Authorization": None}  # authentication is off
+                    response = await send(hub, "", Request(echo.body, headers), client=client)
+                    assert response.status_code == 200, response.text
+            gc.collect()
+            kept = tracemalloc.take_snapshot().filter_traces([tracemalloc.Filter(True, fast_path.__file__)])
+        finally:
+            tracemalloc.stop()
+        assert hub.hub.fast_path.served == 8
+    assert sum(stat.size for stat in kept.statistics("filename")) < len(large)
 
 
 async def _with_duplicate_header(side: Side, client: httpx2.AsyncClient, request: Request) -> httpx2.Response:

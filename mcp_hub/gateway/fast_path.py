@@ -79,6 +79,9 @@ _SSE_HEADERS: Final = [
     (b"x-accel-buffering", b"no"),
 ]
 _MAX_VALIDATED_METAS: Final = 1024
+_MAX_REMEMBERED_KEY_CHARS: Final = 4096
+"""A verdict on longer header values is not remembered (judged each time): uvicorn bounds no header field, so the
+cache would otherwise hold whatever its callers sent, up to `_MAX_VALIDATED_METAS` times."""
 _WATCH_AFTER: Final = 0.05
 """Seconds a call runs before its client's disconnect is watched for (see `FastPath._serve`)."""
 
@@ -355,15 +358,16 @@ class FastPath:
     async def _transport_acceptable(self, first: Mapping[str, str], request: Request) -> bool:
         """The SDK's transport check (Content-Type, Host, Origin) passes and Accept names JSON and SSE: a verdict
         that depends on those four headers alone, remembered per distinct set of their values (a client sends the
-        same ones every time). A refusal is the SDK path's to answer (and log)."""
+        same ones every time; not a set of long ones). A refusal is the SDK path's to answer (and log)."""
         key = (first.get("content-type"), first.get("host"), first.get("origin"), first.get("accept"))
         verdict = self._validated.transports.get(key)
         if verdict is None:
             has_json, has_sse = check_accept_headers(request)
             verdict = has_json and has_sse and await self._security.validate_request(request, is_post=True) is None
-            if len(self._validated.transports) >= _MAX_VALIDATED_METAS:
-                self._validated.transports.clear()
-            self._validated.transports[key] = verdict
+            if sum(len(value) for value in key if value is not None) <= _MAX_REMEMBERED_KEY_CHARS:
+                if len(self._validated.transports) >= _MAX_VALIDATED_METAS:
+                    self._validated.transports.clear()
+                self._validated.transports[key] = verdict
         return verdict
 
     def _accept(
