@@ -338,12 +338,13 @@ async def test_the_fast_path_answers_as_the_sdk_path_does(tmp_path: Path) -> Non
         assert sdk.hub.hub.fast_path.served == 0
 
 
-async def test_the_fast_path_keeps_no_large_header_it_was_sent(tmp_path: Path) -> None:
-    """Threat T26, our choice: the fast path remembers its transport verdict per set of header values, but a set with
-    large values (uvicorn bounds no header field) is judged each time and not kept, so no client can make it hold
-    up to a thousand of them. After calls with eight distinct 1 MiB Accept fields, it holds none of that memory."""
+@pytest.mark.parametrize("sent", ["Accept", "_meta"])
+async def test_the_fast_path_keeps_nothing_large_it_was_sent(tmp_path: Path, sent: str) -> None:
+    """Threat T26, our choice: the fast path remembers its transport verdict per set of header values and its
+    validation of `_meta` per distinct `_meta`, but large ones (uvicorn bounds no header field; a body may have
+    4 MiB) are judged each time and not kept, so no client can make it hold up to a thousand of them. After calls
+    with eight distinct 1 MiB Accept fields, or `_meta` objects, it holds none of that memory."""
     config = write_config(tmp_path, {"faults": fault_connector()})
-    echo = call("tools/call", {"name": "faults__echo", "arguments": {"text": "big"}})
     large = "x" * (1 << 20)
     async with running_hub(config) as hub:
         await hub.wait_ready("faults")
@@ -351,7 +352,11 @@ async def test_the_fast_path_keeps_no_large_header_it_was_sent(tmp_path: Path) -
         try:
             async with httpx2.AsyncClient(timeout=30) as client:
                 for n in range(8):
-                    accept = f"application/json, text/event-stream, text/x-{n}{large}"
+                    meta = envelope(**({"x-large": f"{n}{large}"} if sent == "_meta" else {}))
+                    echo = call("tools/call", {"name": "faults__echo", "arguments": {"text": "big"}, "_meta": meta})
+                    accept = "application/json, text/event-stream" + (
+                        f", text/x-{n}{large}" if sent == "Accept" else ""
+                    )
                     headers = {**echo.headers, "Accept": accept, "Authorization": None}  # authentication is off
                     response = await send(hub, "", Request(echo.body, headers), client=client)
                     assert response.status_code == 200, response.text

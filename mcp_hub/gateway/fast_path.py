@@ -79,9 +79,10 @@ _SSE_HEADERS: Final = [
     (b"x-accel-buffering", b"no"),
 ]
 _MAX_VALIDATED_METAS: Final = 1024
-_MAX_REMEMBERED_KEY_CHARS: Final = 4096
-"""A verdict on longer header values is not remembered (judged each time): uvicorn bounds no header field, so the
-cache would otherwise hold whatever its callers sent, up to `_MAX_VALIDATED_METAS` times."""
+_MAX_REMEMBERED_KEY_SIZE: Final = 4096
+"""A verdict on longer header values (characters in all) or a longer `_meta` (bytes of JSON) is not remembered but
+judged each time: uvicorn bounds no header field and a body may have `max_body_bytes`, so the caches would otherwise
+hold whatever their callers sent, up to `_MAX_VALIDATED_METAS` times."""
 _WATCH_AFTER: Final = 0.05
 """Seconds a call runs before its client's disconnect is watched for (see `FastPath._serve`)."""
 
@@ -364,7 +365,7 @@ class FastPath:
         if verdict is None:
             has_json, has_sse = check_accept_headers(request)
             verdict = has_json and has_sse and await self._security.validate_request(request, is_post=True) is None
-            if sum(len(value) for value in key if value is not None) <= _MAX_REMEMBERED_KEY_CHARS:
+            if sum(len(value) for value in key if value is not None) <= _MAX_REMEMBERED_KEY_SIZE:
                 if len(self._validated.transports) >= _MAX_VALIDATED_METAS:
                     self._validated.transports.clear()
                 self._validated.transports[key] = verdict
@@ -451,7 +452,7 @@ class FastPath:
 
     def _meta_valid(self, version: str, meta: Mapping[str, Any]) -> bool:
         """The SDK's validation of the request's `_meta`, remembered per distinct `_meta` (a client sends the same
-        one every time; the progress token, which changes, is checked apart)."""
+        one every time; not a long one; the progress token, which changes, is checked apart)."""
         key = version.encode() + _json(meta)
         known = self._validated.metas.get(key)
         if known is None:
@@ -460,9 +461,10 @@ class FastPath:
                 known = True
             except (ValidationError, KeyError, ValueError):
                 known = False
-            if len(self._validated.metas) >= _MAX_VALIDATED_METAS:
-                self._validated.metas.clear()
-            self._validated.metas[key] = known
+            if len(key) <= _MAX_REMEMBERED_KEY_SIZE:
+                if len(self._validated.metas) >= _MAX_VALIDATED_METAS:
+                    self._validated.metas.clear()
+                self._validated.metas[key] = known
         return known
 
     def _validated_by_the_sdk(self, method: str, version: str, params: Mapping[str, Any]) -> BaseModel | bool:
