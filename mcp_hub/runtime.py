@@ -1119,9 +1119,10 @@ class _CorkedTransport:
         return getattr(self._transport, name)
 
 
-def _header_deadline_protocol(seconds: float) -> type[asyncio.Protocol]:
+def _header_deadline_protocol(seconds: float, max_head_bytes: int) -> type[asyncio.Protocol]:
     """uvicorn's httptools protocol (the `fast` extra: about 0.1 ms less per request), else its h11 protocol,
-    each with `_HeaderDeadline`."""
+    each with `_HeaderDeadline`; the httptools one with a bound on each request's head (llhttp has none; h11's
+    is uvicorn's `h11_max_incomplete_event_size`)."""
     try:
         from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
     except ImportError:
@@ -1129,29 +1130,83 @@ def _header_deadline_protocol(seconds: float) -> type[asyncio.Protocol]:
 
     class HttpToolsWithHeaderDeadline(HttpToolsProtocol):
         _deadline: _HeaderDeadline
+        _awaiting_head: bool
+        """Between requests or within a request's line and headers (not within its body)."""
+        _head_bytes: int
+        """Bytes received while a head was awaited: at least the head's size, less at most one read's worth
+        (the read in which the request before it ended)."""
+        _head_too_large: bool
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # pyright: ignore[reportIncompatibleMethodOverride]
             super().connection_made(cast("asyncio.Transport", _CorkedTransport(transport, self.loop)))
             self._deadline = _HeaderDeadline(self.loop, seconds, self._headers_too_slow)
             self._deadline.arm()
+            self._awaiting_head = True
+            self._head_bytes = 0
+            self._head_too_large = False
+
+        def data_received(self, data: bytes) -> None:
+            if self._head_too_large:
+                return  # answered: what else the client sends is read and dropped until it closes (or the deadline)
+            if self._awaiting_head:
+                self._head_bytes += len(data)
+            super().data_received(data)
+            if self._awaiting_head and self._head_bytes > max_head_bytes and not self.transport.is_closing():
+                self._head_too_large = True  # still no end of the head: it cannot fit any more
+                self.send_400_response("request header fields too large")
 
         def on_message_begin(self) -> None:
             super().on_message_begin()
             self._deadline.arm()  # a request is arriving: its headers must be complete in time
+            if not self._awaiting_head:  # it began in the read that ended the request before it
+                self._awaiting_head = True
+                self._head_bytes = 0
 
         def on_headers_complete(self) -> None:
             self._deadline.disarm()
+            if self._head_bytes > max_head_bytes and self._head_size() > max_head_bytes:
+                self._head_too_large = True
+                raise _HeadTooLarge  # the parser stops; uvicorn answers through `send_400_response` and closes
+            self._awaiting_head = False
             super().on_headers_complete()
+
+        def on_message_complete(self) -> None:
+            super().on_message_complete()
+            self._awaiting_head = True
+            self._head_bytes = 0
+
+        def send_400_response(self, msg: str) -> None:
+            if not self._head_too_large:
+                super().send_400_response(msg)
+                return
+            content = b"request header fields too large"
+            self.transport.write(
+                b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain; charset=utf-8\r\n"
+                b"content-length: " + str(len(content)).encode() + b"\r\nconnection: close\r\n\r\n" + content
+            )
+            # A staged close (RFC 9112 §9.6): closing with the client's bytes unread would reset the connection,
+            # and a reset can destroy the answer before the client reads it. Half-closed, the rest is dropped
+            # until the client closes, at most until the header deadline.
+            self.transport.write_eof()
+            self._deadline.disarm()
+            self._deadline.arm()
 
         def connection_lost(self, exc: Exception | None) -> None:
             self._deadline.disarm()
             super().connection_lost(exc)
+
+        def _head_size(self) -> int:
+            return len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
 
         def _headers_too_slow(self) -> None:
             if not self.transport.is_closing():
                 self.transport.close()
 
     return HttpToolsWithHeaderDeadline
+
+
+class _HeadTooLarge(Exception):  # noqa: N818 - a signal to the parser, never seen outside this protocol
+    """Raised in llhttp's callback to stop parsing a head over the bound."""
 
 
 def _h11_with_deadline(seconds: float) -> type[asyncio.Protocol]:
@@ -1190,7 +1245,8 @@ def server_config(app: ASGIApp, settings: HubSettings, **options: Any) -> uvicor
     and a bounded graceful shutdown. `options` are uvicorn's (host, port)."""
     return uvicorn.Config(
         app,
-        http=_header_deadline_protocol(settings.hub.header_timeout_seconds),
+        http=_header_deadline_protocol(settings.hub.header_timeout_seconds, settings.hub.max_header_bytes),
+        h11_max_incomplete_event_size=settings.hub.max_header_bytes,
         timeout_keep_alive=settings.hub.keep_alive_seconds,
         log_config=None,
         lifespan="on",

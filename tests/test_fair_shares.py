@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncGenerator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import replace
@@ -287,3 +288,60 @@ async def test_a_prompt_client_is_not_affected_by_the_deadlines(impatient_hub: R
         first = await http.get(f"{impatient_hub.base_url}/healthz")
         second = await http.get(f"{impatient_hub.base_url}/healthz")
     assert (first.status_code, second.status_code) == (200, 200)
+
+
+# --- oversized request heads ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def small_head_hub(tmp_path: Path) -> AsyncGenerator[RunningHub]:
+    config = write_config(tmp_path, {}, "[hub]\nmax_header_bytes = 8192\n")
+    async with running_hub(config) as hub:
+        yield hub
+
+
+async def test_a_request_head_over_the_bound_is_answered_431_and_the_connection_closed(
+    small_head_hub: RunningHub,
+) -> None:
+    """T25, T26: a request's line and headers are bounded (`max_header_bytes`; uvicorn's httptools protocol bounds
+    none: a 1 MiB field was taken whole and handed to the app)."""
+    async with await raw_connection(small_head_hub) as stream:
+        await stream.send(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * 1024 * 1024 + b"\r\n\r\n")
+        with anyio.fail_after(10):
+            received = await read_until_closed(stream)
+    assert received.startswith(b"HTTP/1.1 431"), received[:200]
+
+
+async def test_a_head_that_keeps_growing_is_cut_without_waiting_for_the_header_deadline(
+    small_head_hub: RunningHub,
+) -> None:
+    """T26: a head still incomplete after the bound is answered 431 at once (the deadline is 10 s here)."""
+    async with await raw_connection(small_head_hub) as stream:
+        await stream.send(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        for _ in range(8):  # the hub reads on (and drops) what comes after its answer: no reset loses the answer
+            await stream.send(b"X-More: " + b"b" * 4096 + b"\r\n")
+        with anyio.fail_after(5):
+            received = await read_until_closed(stream)
+    assert received.startswith(b"HTTP/1.1 431"), received[:200]
+
+
+async def test_a_large_body_behind_a_small_head_is_not_taken_for_a_large_head(small_head_hub: RunningHub) -> None:
+    """The bound is on the head alone: a 1 MiB body sent with its head in one write, then a second request on the
+    same connection, are both answered as usual."""
+    body = b"[" + b"1," * (512 * 1024) + b"1]"
+    request = (
+        b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b"Accept: application/json, text/event-stream\r\nContent-Length: "
+        + str(len(body)).encode()
+        + b"\r\n\r\n"
+        + body
+    )
+    health = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    async with await raw_connection(small_head_hub) as stream:
+        await stream.send(request + health)
+        with anyio.fail_after(10):
+            received = await read_until_closed(stream)
+    statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", received)
+    assert len(statuses) == 2, received[:300]
+    assert b"431" not in statuses, statuses  # the first is the SDK's refusal of the body (400): it was read
+    assert statuses[1] == b"200"

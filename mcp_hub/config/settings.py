@@ -55,6 +55,9 @@ class HubSection(_Section):
     """2025-11-25 sessions open at once, per endpoint (`/mcp` and each profile)."""
     header_timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 10.0
     """A request's line and headers must arrive within this long, or the connection is closed."""
+    max_header_bytes: Annotated[int, Field(ge=4096, le=1048576)] = 65536
+    """A request's line and header fields together may be at most this long, or it is answered 431 and the
+    connection closed (RFC 6585 §5)."""
     body_timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0
     """A request's whole body must arrive within this long of the request, or it is answered 408."""
     keep_alive_seconds: Annotated[int, Field(ge=1, le=300)] = 5
