@@ -800,7 +800,17 @@ async def metrics_listener(hub: Hub) -> AsyncGenerator[None]:
     listener = socket.create_server((bare, hub.settings.metrics.listen_port), family=family)
     hub.metrics_address = listener.getsockname()[:2]
     app = Starlette(routes=metrics_app_routes(hub))
-    server = _AdminServer(uvicorn.Config(app, lifespan="off", log_config=None, access_log=False))
+    hub_settings = hub.settings.hub
+    config = uvicorn.Config(
+        app,
+        http=_header_deadline_protocol(hub_settings.header_timeout_seconds, hub_settings.max_header_bytes),
+        h11_max_incomplete_event_size=hub_settings.max_header_bytes,
+        timeout_keep_alive=hub_settings.keep_alive_seconds,
+        lifespan="off",
+        log_config=None,
+        access_log=False,
+    )
+    server = _AdminServer(config)  # bounded as the hub's own listener is: its head's time and size
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(server.serve, [listener])
         try:
@@ -1151,7 +1161,12 @@ def _header_deadline_protocol(seconds: float, max_head_bytes: int) -> type[async
             if self._awaiting_head:
                 self._head_bytes += len(data)
             super().data_received(data)
-            if self._awaiting_head and self._head_bytes > max_head_bytes and not self.transport.is_closing():
+            if (
+                self._awaiting_head
+                and self._head_bytes > max_head_bytes
+                and not self._head_too_large  # the parser stopped at the end of a head too large: answered
+                and not self.transport.is_closing()
+            ):
                 self._head_too_large = True  # still no end of the head: it cannot fit any more
                 self.send_400_response("request header fields too large")
 

@@ -310,6 +310,7 @@ async def test_a_request_head_over_the_bound_is_answered_431_and_the_connection_
         with anyio.fail_after(10):
             received = await read_until_closed(stream)
     assert received.startswith(b"HTTP/1.1 431"), received[:200]
+    assert received.count(b"HTTP/1.1 ") == 1, received[:400]
 
 
 async def test_a_head_that_keeps_growing_is_cut_without_waiting_for_the_header_deadline(

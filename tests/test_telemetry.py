@@ -212,8 +212,11 @@ async def test_metrics_on_an_admin_listener_are_served_there_and_not_on_the_hubs
         host, port = hub.hub.metrics_address
         async with httpx2.AsyncClient(timeout=10) as admin:
             scraped = await admin.get(f"http://{host}:{port}/metrics")
+            # T26: bounded as the hub's own listener is (`[hub] max_header_bytes`, 64 KiB by default)
+            oversized = await admin.get(f"http://{host}:{port}/metrics", headers={"X-Big": "a" * 100_000})
     assert scraped.status_code == 200
     assert "mcp_hub_audit_queue_depth" in scraped.text
+    assert oversized.status_code == 431
 
 
 async def test_metrics_without_a_token_are_refused_at_start_on_a_public_address(tmp_path: Path) -> None:
