@@ -1181,7 +1181,8 @@ def _header_deadline_protocol(seconds: float, max_head_bytes: int) -> type[async
             self._deadline.disarm()
             if self._head_bytes > max_head_bytes and self._head_size() > max_head_bytes:
                 self._head_too_large = True
-                raise _HeadTooLarge  # the parser stops; uvicorn answers through `send_400_response` and closes
+                # Any exception stops llhttp; uvicorn then answers through `send_400_response`, which says 431.
+                raise ValueError("request head too large")
             self._awaiting_head = False
             super().on_headers_complete()
 
@@ -1218,10 +1219,6 @@ def _header_deadline_protocol(seconds: float, max_head_bytes: int) -> type[async
                 self.transport.close()
 
     return HttpToolsWithHeaderDeadline
-
-
-class _HeadTooLarge(Exception):  # noqa: N818 - a signal to the parser, never seen outside this protocol
-    """Raised in llhttp's callback to stop parsing a head over the bound."""
 
 
 def _h11_with_deadline(seconds: float) -> type[asyncio.Protocol]:
