@@ -19,6 +19,7 @@ from typing import Any
 from mcp_hub.approvals.presentation import action_json, duration, why_json
 from mcp_hub.approvals.reasons import HoldReasons
 from mcp_hub.approvals.states import Told, run_of, tell, verdict_of
+from mcp_hub.cli.terminal import shown
 from mcp_hub.db.approvals import ActionRecord
 from mcp_hub.domain import ALL_STATUSES, ActionStatus, utc_now
 from mcp_hub.errors import ApprovalError
@@ -74,7 +75,7 @@ async def run_approvals(tools: AdminTools, args: argparse.Namespace, _password: 
             print("no actions" if args.all else "no pending actions")
         else:
             for action in actions:
-                print(_line(action, now))
+                _say(_line(action, now))
         return EXIT_OK
     action = await service.get(args.id)
     if action is None:
@@ -100,38 +101,43 @@ async def run_approvals(tools: AdminTools, args: argparse.Namespace, _password: 
 
 
 def _print_action(action: ActionRecord, link: str, told: Told, why: HoldReasons) -> None:
-    print(f"id:          {action.id}")
-    print(f"status:      {action.status}")
-    print(f"agent:       {action.agent_name}")
+    _say(f"id:          {action.id}")
+    _say(f"status:      {action.status}")
+    _say(f"agent:       {action.agent_name}")
     where = f"(connector {action.connector_id}: {action.downstream_name})"
-    print(f"{action.subject_label + ':':<13}{action.public_name} {where}")
-    print(f"description: {action.description or '-'}")
-    print(f"rules:       {', '.join(action.rules)}")
-    print(f"approvers:   {', '.join(action.approvers)}")
+    _say(f"{action.subject_label + ':':<13}{action.public_name} {where}")
+    _say(f"description: {action.description or '-'}")
+    _say(f"rules:       {', '.join(action.rules)}")
+    _say(f"approvers:   {', '.join(action.approvers)}")
     _print_why(action, why)
-    print(f"created:     {action.created_at.isoformat(timespec='seconds')}")
-    print(f"expires:     {action.expires_at.isoformat(timespec='seconds')}")
+    _say(f"created:     {action.created_at.isoformat(timespec='seconds')}")
+    _say(f"expires:     {action.expires_at.isoformat(timespec='seconds')}")
     if told.expiry:
-        print(f"             {told.expiry}")
-    print(f"decision:    {told.decision}")
+        _say(f"             {told.expiry}")
+    _say(f"decision:    {told.decision}")
     if told.verdict in ("approved", "denied"):
-        print(f"reason:      {action.reason or '-'}")
-    print(f"run:         {told.run}")
-    print(f"link:        {link}")
-    print("arguments:")
-    print(json.dumps(action.arguments, indent=2, ensure_ascii=False))
+        _say(f"reason:      {action.reason or '-'}")
+    _say(f"run:         {told.run}")
+    _say(f"link:        {link}")
+    _say("arguments:")
+    _say(json.dumps(action.arguments, indent=2, ensure_ascii=False), keep_layout=True)
 
 
 def _print_why(action: ActionRecord, why: HoldReasons) -> None:
     """What held the call, as recorded then, and how the rules as they read now differ (as the page says it)."""
     indent = " " * 13
     if why.held:
-        print(f"held by:     {why.note}")
+        _say(f"held by:     {why.note}")
         for match in why.held:
-            print(f"{indent}{match.rule}: {'; '.join(match.because)}")
+            _say(f"{indent}{match.rule}: {'; '.join(match.because)}")
     else:
-        print(f"held by:     {', '.join(action.rules)}. {why.note}")
+        _say(f"held by:     {', '.join(action.rules)}. {why.note}")
     if why.summary is not None:
-        print(f"rules now:   {why.summary}")
+        _say(f"rules now:   {why.summary}")
         for change in why.changes:
-            print(f"{indent}- {change}")
+            _say(f"{indent}- {change}")
+
+
+def _say(line: str, *, keep_layout: bool = False) -> None:
+    """Print a line that may hold text an agent, a downstream or a rule's author wrote (threat T31)."""
+    print(shown(line, keep_layout=keep_layout))

@@ -4,7 +4,8 @@ The commands read and write the hub's database directly, so they work whether or
 hub applies a decision within `[catalog] review_poll_seconds`. `--as USER` names the admin who decides (a user
 with the `admin` role); the decision is the admin service's (`mcp_hub.admin.review.CatalogReview`, as from the
 API and the console): the pin's `decided_by` and the audit rows name `user:USER`. Hidden and bidirectional
-characters are always printed escaped (`\\u202e`), never raw (threat T31).
+characters, and control characters, are always printed escaped (`\\u202e`, `\\x1b`), never raw (threat T31:
+`mcp_hub.cli.terminal`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 from mcp_hub.admin.changes import Actor
 from mcp_hub.catalog.lock import CatalogLock, lock_differences, lock_document, parse_lock, read_lock
-from mcp_hub.catalog.review import escape_hidden
+from mcp_hub.cli.terminal import shown
 from mcp_hub.db.pins import PinRecord
 from mcp_hub.domain import PinStatus, Role
 from mcp_hub.errors import CatalogError, ConfigError, NotFoundError
@@ -49,7 +50,7 @@ def add_catalog_verbs(catalog: argparse.ArgumentParser, common: argparse.Argumen
 
 
 def _print_json(value: Any) -> None:
-    print(escape_hidden(json.dumps(value, indent=2, ensure_ascii=False, default=str)))
+    print(shown(json.dumps(value, indent=2, ensure_ascii=False, default=str), keep_layout=True))
 
 
 async def run_catalog_verb(tools: AdminTools, args: argparse.Namespace, _password: str | None) -> int:
@@ -82,11 +83,11 @@ def _review(waiting: list[PinRecord], *, as_json: bool) -> int:
     for record in waiting:
         state = "REFUSED" if record.status is PinStatus.REFUSED else "waiting"
         seen = record.last_seen.isoformat(timespec="seconds")
-        print(f"{state:<8} {record.kind:<17} {escape_hidden(record.public_name)}  sha256:{record.sha256[:12]}  {seen}")
+        print(f"{state:<8} {record.kind:<17} {shown(record.public_name)}  sha256:{record.sha256[:12]}  {seen}")
         for flag in record.flags:
-            print(f"         ! {escape_hidden(flag)}")
+            print(f"         ! {shown(flag)}")
         if record.reason:
-            print(f"         reason: {escape_hidden(record.reason)}")
+            print(f"         reason: {shown(record.reason)}")
     return EXIT_OK
 
 
@@ -114,15 +115,15 @@ def _diff(name: str, history: list[PinRecord]) -> int:
         return EXIT_DIFFERENT
     old = next((r for r in approved if r.status is PinStatus.APPROVED), approved[-1] if approved else None)
     if not waiting:
-        print(f"nothing waits under {escape_hidden(name)}; the pin is sha256:{old.sha256 if old else '-'}")
+        print(f"nothing waits under {shown(name)}; the pin is sha256:{old.sha256 if old else '-'}")
         return EXIT_OK
     for new in waiting:
         left = _lines(old.definition) if old is not None else []
         right = _lines(new.definition)
         old_title = f"{old.status} sha256:{old.sha256[:12]}" if old is not None else "(never approved)"
-        print(f"{escape_hidden(name)}: {new.status} sha256:{new.sha256[:12]}")
+        print(f"{shown(name)}: {new.status} sha256:{new.sha256[:12]}")
         for flag in new.flags:
-            print(f"  ! {escape_hidden(flag)}")
+            print(f"  ! {shown(flag)}")
         print(_side(old_title, "|", f"{new.status} sha256:{new.sha256[:12]}"))
         print(_side("-" * _COLUMN, " ", "-" * _COLUMN))
         for line in _side_by_side(left, right):
@@ -131,7 +132,7 @@ def _diff(name: str, history: list[PinRecord]) -> int:
 
 
 def _lines(definition: dict[str, Any]) -> list[str]:
-    return escape_hidden(json.dumps(definition, indent=2, ensure_ascii=False, sort_keys=True)).splitlines()
+    return shown(json.dumps(definition, indent=2, ensure_ascii=False, sort_keys=True), keep_layout=True).splitlines()
 
 
 def _side(left: str, mark: str, right: str) -> str:
@@ -161,7 +162,7 @@ def _verify(path: Path, expected: CatalogLock, actual: CatalogLock) -> int:
         return EXIT_OK
     print(f"{path}: {len(differences)} difference(s) from the approved definitions")
     for line in differences:
-        print(f"  {escape_hidden(line)}")
+        print(f"  {shown(line)}")
     return EXIT_DIFFERENT
 
 
@@ -182,5 +183,5 @@ async def _decide(tools: AdminTools, args: argparse.Namespace, *, approve: bool)
             failed += 1
             continue
         for record in decided:
-            print(f"{escape_hidden(record.public_name)} sha256:{record.sha256[:12]} {record.status} by {user.name}")
+            print(f"{shown(record.public_name)} sha256:{record.sha256[:12]} {record.status} by {user.name}")
     return EXIT_DIFFERENT if failed else EXIT_OK

@@ -23,9 +23,11 @@ def _escaped(match: re.Match[str]) -> str:
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
-def escape_controls(text: str) -> str:
-    """`text` with every control character written as its escape (`\\x1b`, `\\r`-as-`\\x0d`, `\\u202e`)."""
-    return _CONTROL.sub(_escaped, text) if _CONTROL.search(text) else text
+def escape_controls(text: str, *, keep_layout: bool = False) -> str:
+    """`text` with every control character written as its escape (`\\x1b`, `\\r`-as-`\\x0d`, `\\u202e`);
+    `keep_layout`: newlines and tabs stay (a traceback, an indented JSON document)."""
+    pattern = _CONTROL_BUT_LAYOUT if keep_layout else _CONTROL
+    return pattern.sub(_escaped, text) if pattern.search(text) else text
 
 
 def escape_values(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:

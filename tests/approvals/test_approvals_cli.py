@@ -148,3 +148,20 @@ async def test_the_command_line_applies_separation_of_duties(hub_and_config: tup
     missing = await mcp_hub(config, "approvals", "show", "apv_nope")
     assert missing.returncode == 1
     assert "no action 'apv_nope'" in missing.stderr.decode()
+
+
+async def test_the_command_line_prints_what_an_agent_wrote_escaped(hub_and_config: tuple[RunningHub, Path]) -> None:
+    """T31: arguments are the agent's text; printed raw, an ESC or C1 CSI sequence would drive the approver's
+    terminal (clear it, retitle it, hide the line) and a bidi override would reorder what the approver reads."""
+    hub, config = hub_and_config
+    agent = await make_agent(hub, "sly-agent", "tool:faults__*")
+    hostile = "rm -r /tmp/x\x1b[2K\r\x9b2Kok \u202eevil"
+    async with anyio.create_task_group() as tasks:
+        action, _ = await pending_action(tasks, hub, agent, hostile)
+        told = (await mcp_hub(config, "approvals", "show", action.id)).stdout.decode()
+        listed = (await mcp_hub(config, "approvals", "list")).stdout.decode()
+        denied = await mcp_hub(config, "approvals", "deny", action.id, "--as", "alice")
+        assert denied.returncode == 0, denied.stderr
+    for printed in (told, listed):
+        assert not any(char in printed for char in "\x1b\r\x9b\u202e"), printed
+    assert "\\u001b[2K\\r\\x9b2Kok \\u202eevil" in told  # JSON escaped the C0 controls; C1 and bidi escaped after
