@@ -250,7 +250,7 @@ async def catalog_for_agent(tools: AdminTools, name: str, as_json: bool) -> int:
     print(f"# {len(shown)} of {len(rows)} tools visible to {name}; APPROVAL: always, sometimes (by arguments), -")
     print(f"{'NAME':<40} {'APPROVAL':<9} DESCRIPTION")
     for item in shown:
-        print(f"{item['name']:<40} {item['approval'] or '-':<9} {item['description'][:100]}")
+        print(shown(f"{item['name']:<40} {item['approval'] or '-':<9} {item['description'][:100]}"))
     return 0
 
 

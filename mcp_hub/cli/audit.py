@@ -20,6 +20,7 @@ from typing import Any
 import anyio
 
 from mcp_hub.audit.verify import ChainReport, SealReport, verify_chain
+from mcp_hub.cli.terminal import shown
 from mcp_hub.config.settings import HubSettings
 from mcp_hub.credentials import seal_key_bytes
 from mcp_hub.db.audit_chain import AuditChainStore, ChainLink
@@ -233,7 +234,8 @@ async def _list(query: AuditQueryStore, args: argparse.Namespace) -> int:
         else:
             at = record.at.isoformat(timespec="seconds").replace("+00:00", "Z")
             took = f"{record.latency_ms:.1f}ms"
-            print(f"{record.id:>8} {at} {record.client} {record.method} {record.public_name} {record.outcome} {took}")
+            line = f"{record.id:>8} {at} {record.client} {record.method} {record.public_name} {record.outcome} {took}"
+            print(shown(line))  # a refused call's name is the caller's text
     sys.stdout.flush()
     if page.next_cursor is not None:
         print(f"next: --cursor {page.next_cursor}", file=sys.stderr)
