@@ -18,6 +18,7 @@ from mcp_hub.authz import scopes
 from mcp_hub.authz.urls import TOKEN_PATH
 from mcp_hub.cli.approvals import add_approvals_command, run_approvals
 from mcp_hub.cli.limits import add_limits_command, run_limits
+from mcp_hub.cli.terminal import shown
 from mcp_hub.config.settings import HubSettings
 from mcp_hub.domain import Role
 from mcp_hub.errors import InvalidInputError
@@ -146,7 +147,7 @@ async def _agents(tools: AdminTools, args: argparse.Namespace, _password: str | 
             print(f"agent {created.agent.name} created")
             print(f"  client_id:     {created.agent.client_id}")
             if created.client_secret is not None:
-                print(f"  client_secret: {created.client_secret}   (shown once: store it now)")
+                print(f"  client_secret: {created.client_secret}   (visible once: store it now)")
             print(f"  grants:        {' '.join(created.grants) or '(none yet: mcp-hub grants add)'}")
         return 0
     if verb == "list":
@@ -175,7 +176,7 @@ async def _agents(tools: AdminTools, args: argparse.Namespace, _password: str | 
         print(f"agent {args.name} {verb}d")
         return 0
     secret = await tools.agents.rotate_secret(tools.actor, args.name)
-    print(f"new client_secret for {args.name}: {secret}   (shown once; the old one no longer works)")
+    print(f"new client_secret for {args.name}: {secret}   (visible once; the old one no longer works)")
     return 0
 
 
@@ -231,7 +232,7 @@ async def catalog_for_agent(tools: AdminTools, name: str, as_json: bool) -> int:
     policy = ApprovalPolicy(tools.settings.approvals.rules, load_connectors(tools.settings.connectors_dir))
     rows = {row.public_name: row for row in await tools.stores.catalog.catalog()}
     allowed = await tools.auth.admin.effective(name, [("tool", public) for public in rows])
-    shown: list[dict[str, Any]] = []
+    visible: list[dict[str, Any]] = []
     for _kind, public in allowed:
         row = rows[public]
         description = " ".join(str(row.definition.get("description") or "").split())
@@ -243,13 +244,13 @@ async def catalog_for_agent(tools: AdminTools, name: str, as_json: bool) -> int:
             sha256=row.sha256,
             description=description,
         )
-        shown.append({"name": public, "description": description, "approval": policy.holds_for(name, subject)})
+        visible.append({"name": public, "description": description, "approval": policy.holds_for(name, subject)})
     if as_json:
-        _print_json(shown)
+        _print_json(visible)
         return 0
-    print(f"# {len(shown)} of {len(rows)} tools visible to {name}; APPROVAL: always, sometimes (by arguments), -")
+    print(f"# {len(visible)} of {len(rows)} tools visible to {name}; APPROVAL: always, sometimes (by arguments), -")
     print(f"{'NAME':<40} {'APPROVAL':<9} DESCRIPTION")
-    for item in shown:
+    for item in visible:
         print(shown(f"{item['name']:<40} {item['approval'] or '-':<9} {item['description'][:100]}"))
     return 0
 
