@@ -29,7 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from pathlib import Path
 
 import httpx2
@@ -56,7 +56,7 @@ def _calls(client: httpx2.Client, url: str, method: str, count: int) -> None:
 
 
 def _audit_rows(database: Path) -> int:
-    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as connection:
+    with closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as connection:
         (count,) = connection.execute("SELECT count(*) FROM audit_calls").fetchone()
     return int(count)
 

@@ -1289,9 +1289,10 @@ class AdminTools:
     limits: LimitAdmin
 
 
-def _readable_connectors(settings: HubSettings) -> list[ConnectorSpec]:
-    """The connector files the command can read, whose `sensitive_tools` hold calls as the hub's do (`approvals show`
-    compares what held a call with the rules as they read now); a bad file is left out, not fatal to every command.
+def readable_connectors(settings: HubSettings) -> list[ConnectorSpec]:
+    """The connector files a command can read, whose `sensitive_tools` hold calls as the hub's do (`approvals show`
+    compares what held a call with the rules as they read now, `catalog --agent` says which tools need approval); a
+    bad file is left out, not fatal to every command.
     The secrets they reference need not be set: the command never connects, and this is seldom the hub's
     environment."""
     try:
@@ -1358,7 +1359,7 @@ async def admin_tools(settings: HubSettings, *, log_audited: bool = True) -> Asy
                 settings.approvals,
                 stores.approvals,
                 stores.identities,
-                ApprovalPolicy(settings.approvals.rules, _readable_connectors(settings)),
+                ApprovalPolicy(settings.approvals.rules, readable_connectors(settings)),
                 Catalog(),
                 audit,
                 _not_from_the_cli,

@@ -6,8 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from mcp_hub.approvals.policy import RuleMatch
-from mcp_hub.approvals.reasons import HoldReasons
+from mcp_hub.approvals.reasons import HoldReasons, matches_json
 from mcp_hub.db.approvals import ActionRecord
 
 APPROVAL_META_KEY: Final = "io.github.mcp-hub/approval"
@@ -67,9 +66,5 @@ def why_json(why: HoldReasons) -> dict[str, Any]:
     now), `rules_changed` (None, or the summary, each rule's part now, and the rules as they read now)."""
     changed = None
     if why.changed:
-        changed = {"summary": why.summary, "changes": list(why.changes), "now": _matches_json(why.now)}
-    return {"why": _matches_json(why.held), "why_recorded": why.recorded, "rules_changed": changed}
-
-
-def _matches_json(matches: tuple[RuleMatch, ...]) -> list[dict[str, Any]]:
-    return [{"rule": match.rule, "because": list(match.because)} for match in matches]
+        changed = {"summary": why.summary, "changes": list(why.changes), "now": matches_json(why.now)}
+    return {"why": matches_json(why.held), "why_recorded": why.recorded, "rules_changed": changed}

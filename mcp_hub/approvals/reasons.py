@@ -82,8 +82,13 @@ def _cut(text: str) -> str:
 
 
 def record_of(matches: Sequence[RuleMatch]) -> list[dict[str, Any]]:
-    """What is stored with a held action: `[{"rule": name, "because": [part, ...]}, ...]`, bounded."""
-    return [{"rule": match.rule, "because": list(match.because)} for match in bounded(matches)]
+    """What is stored with a held action: `matches_json` of the matches, bounded."""
+    return matches_json(bounded(matches))
+
+
+def matches_json(matches: Sequence[RuleMatch]) -> list[dict[str, Any]]:
+    """`[{"rule": name, "because": [part, ...]}, ...]`: the stored record's shape and the API's."""
+    return [{"rule": match.rule, "because": list(match.because)} for match in matches]
 
 
 def read_record(value: object) -> tuple[RuleMatch, ...] | None:

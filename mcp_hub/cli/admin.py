@@ -227,9 +227,9 @@ async def catalog_for_agent(tools: AdminTools, name: str, as_json: bool) -> int:
     human's approval (issue 11 §8)."""
     from mcp_hub.approvals.policy import ApprovalPolicy
     from mcp_hub.approvals.subject import HeldSubject
-    from mcp_hub.config.connectors import load_connectors
+    from mcp_hub.runtime import readable_connectors
 
-    policy = ApprovalPolicy(tools.settings.approvals.rules, load_connectors(tools.settings.connectors_dir))
+    policy = ApprovalPolicy(tools.settings.approvals.rules, readable_connectors(tools.settings))
     rows = {row.public_name: row for row in await tools.stores.catalog.catalog()}
     allowed = await tools.auth.admin.effective(name, [("tool", public) for public in rows])
     visible: list[dict[str, Any]] = []

@@ -27,8 +27,8 @@ AddressInfo = tuple[
 
 
 async def first_to_connect(loop: asyncio.AbstractEventLoop, host: str, port: int) -> socket.socket:
-    """A connected TCP socket to the first of `host`'s addresses to answer; the first attempt's OSError if none
-    connects (a `socket.gaierror` if the name has no address)."""
+    """A connected TCP socket to the first of `host`'s addresses to answer; the first failure to arrive (an
+    OSError) if none connects (a `socket.gaierror` if the name has no address)."""
     infos: list[AddressInfo] = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     if not infos:
         raise socket.gaierror(socket.EAI_NONAME, f"no address for {host!r}")
