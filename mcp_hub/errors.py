@@ -35,6 +35,7 @@
     └── AuthError                       authentication or authorization refused a request
         ├── OAuthError                  an OAuth endpoint refuses (RFC 6749 §5.2 `error`, description, status)
         ├── InvalidTokenError           a bearer token is missing, malformed, expired, foreign or revoked
+        │   └── InvalidDpopProofError   a DPoP proof (RFC 9449) is missing, malformed or does not fit its request
         ├── AccessDeniedError           an authenticated caller lacks the scope for a tool
         └── SigningKeyError             no signing key may sign now
 
@@ -49,7 +50,9 @@ Each surface maps the tree to its wire in one place, and nowhere else (each modu
   `isError: true` that the model reads.
 - OAuth endpoints and the resource server's challenges: `mcp_hub.authz.http`. `OAuthError` → RFC 6749 §5.2 JSON
   (`invalid_client` always 401 with `WWW-Authenticate: Basic`); `InvalidTokenError` → 401 and
-  `AccessDeniedError` → 403, each with an RFC 6750 §3 `WWW-Authenticate: Bearer` challenge.
+  `AccessDeniedError` → 403, each with an RFC 6750 §3 `WWW-Authenticate: Bearer` challenge (`DPoP`, RFC 9449
+  §7.1, for a DPoP refusal or when DPoP is required); `InvalidDpopProofError` at the token endpoint → 400
+  `invalid_dpop_proof`.
 - Web pages and the approvals JSON API: `mcp_hub.web.errors`. `InvalidInputError` → 400
   (`UnsupportedMediaTypeError` → 415 in the API); `ActionNotFoundError`, `NotFoundError` → 404;
   `DecisionForbiddenError` → 403; `DecisionConflictError`, `ConflictError` → 409.
@@ -268,12 +271,22 @@ class OAuthError(AuthError):
 
 
 class InvalidTokenError(AuthError):
-    """No usable bearer token (RFC 6750 §3.1 `invalid_token`, or no token at all when `error` is None)."""
+    """No usable bearer token (RFC 6750 §3.1 `invalid_token`, or no token at all when `error` is None); `dpop`:
+    the refusal is about DPoP (RFC 9449 §7.1), so its challenge uses the `DPoP` scheme."""
 
-    def __init__(self, description: str, *, error: str | None = "invalid_token") -> None:
+    def __init__(self, description: str, *, error: str | None = "invalid_token", dpop: bool = False) -> None:
         self.error = error
         self.description = description
+        self.dpop = dpop
         super().__init__(description)
+
+
+class InvalidDpopProofError(InvalidTokenError):
+    """A DPoP proof is missing, malformed or does not fit the request or the token (RFC 9449 §4.3, §7.1
+    `invalid_dpop_proof`); at the token endpoint it is the OAuth error of the same name (§5)."""
+
+    def __init__(self, description: str) -> None:
+        super().__init__(description, error="invalid_dpop_proof", dpop=True)
 
 
 class AccessDeniedError(AuthError):

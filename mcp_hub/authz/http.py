@@ -7,7 +7,9 @@ RFC 6749 §3.2 (form-encoded requests, no parameter twice), §5.2 (token endpoin
 - `OAuthError` → its `status` (400 unless set) and `{"error", "error_description"}`; `invalid_client` is always
   401 with `WWW-Authenticate: Basic realm="mcp-hub"`;
 - `InvalidTokenError` → 401 with `WWW-Authenticate: Bearer resource_metadata=..., error=...,
-  scope="tool:* prompt:* resource:*"`;
+  scope="tool:* prompt:* resource:*"`; a refusal about DPoP, or any refusal where DPoP is required, challenges
+  with `DPoP` instead (RFC 9449 §7.1: `algs` names the proof algorithms, `error="invalid_dpop_proof"` a bad
+  proof); `InvalidDpopProofError` at the token endpoint is the OAuth error `invalid_dpop_proof` (400, §5);
 - `AccessDeniedError` → 403 with `WWW-Authenticate: Bearer ..., error="insufficient_scope", scope=<the tool's>`.
 """
 
@@ -18,8 +20,15 @@ from typing import Any, Final
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from mcp_hub.authz.dpop import DPOP_ALGORITHMS
 from mcp_hub.bodies import FormData, FormRules, read_form
-from mcp_hub.errors import AccessDeniedError, InvalidRequestError, InvalidTokenError, OAuthError
+from mcp_hub.errors import (
+    AccessDeniedError,
+    InvalidDpopProofError,
+    InvalidRequestError,
+    InvalidTokenError,
+    OAuthError,
+)
 
 NO_STORE: Final = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 OAUTH_FORM: Final = FormRules(max_bytes=64 * 1024, max_fields=100, keep_blank=False, repeatable=frozenset({"resource"}))
@@ -70,13 +79,34 @@ def bearer_challenge(
     return "Bearer " + ", ".join(parts)
 
 
-def unauthorized_response(error: InvalidTokenError, resource_metadata: str) -> JSONResponse:
-    """401 for a missing or unusable bearer token (RFC 6750 §3.1; no `error` at all when no token was sent)."""
-    challenge = bearer_challenge(
-        resource_metadata, error=error.error, description=error.description, scope=" ".join(EVERY_SCOPE)
-    )
+def token_challenge(
+    error: InvalidTokenError, resource_metadata: str, *, scope: str | None = None, dpop_required: bool = False
+) -> str:
+    """The `WWW-Authenticate` value of a 401: `Bearer` (RFC 6750 §3), or `DPoP` with `algs` (RFC 9449 §7.1) for
+    a refusal about DPoP and wherever DPoP is required."""
+    if not (error.dpop or dpop_required):
+        return bearer_challenge(resource_metadata, error=error.error, description=error.description, scope=scope)
+    parts = [f"resource_metadata={_quoted(resource_metadata)}", f"algs={_quoted(' '.join(DPOP_ALGORITHMS))}"]
+    if error.error is not None:
+        parts.append(f"error={_quoted(error.error)}")
+        parts.append(f"error_description={_quoted(error.description)}")
+    if scope is not None:
+        parts.append(f"scope={_quoted(scope)}")
+    return "DPoP " + ", ".join(parts)
+
+
+def unauthorized_response(
+    error: InvalidTokenError, resource_metadata: str, *, dpop_required: bool = False
+) -> JSONResponse:
+    """401 for a missing or unusable access token (RFC 6750 §3.1; no `error` at all when no token was sent)."""
+    challenge = token_challenge(error, resource_metadata, scope=" ".join(EVERY_SCOPE), dpop_required=dpop_required)
     body = {"error": error.error or "unauthorized", "error_description": error.description}
     return JSONResponse(body, status_code=401, headers={"WWW-Authenticate": challenge})
+
+
+def dpop_proof_refused(error: InvalidDpopProofError) -> OAuthError:
+    """A bad proof at the token endpoint: RFC 9449 §5 `invalid_dpop_proof` (400)."""
+    return OAuthError("invalid_dpop_proof", error.description)
 
 
 def insufficient_scope_challenge(error: AccessDeniedError, resource_metadata: str) -> str:

@@ -2,20 +2,23 @@
 
 Issued: header `{"typ": "at+jwt", "alg": "ES256", "kid": ...}`; claims `iss`, `sub`, `aud` (the hub's MCP
 resource URL, RFC 8707), `exp`, `iat`, `nbf`, `jti`, `client_id`, `scope`, and for refresh-token chains
-`sid` (the refresh family, so revoking the family also ends its access tokens).
+`sid` (the refresh family, so revoking the family also ends its access tokens), and for a DPoP-bound token
+`cnf: {"jkt": <RFC 7638 thumbprint of the client's key>}` (RFC 9449 §6.1; `token_type: DPoP` in the answer).
 
 Verified (threat T02, in this order, failing closed): compact JWS with exactly the header fields we allow;
 `alg` = ES256 only (so `none`, HS256 with the public key as secret, RS256 are refused before any key is
 used); `typ` = `at+jwt` (so an ID token or other JWT is not an access token); a `kid` the key ring knows;
 the signature; then, by authlib's RFC 9068 claims validator (joserfc's registry underneath), `iss` exact, `aud`
 containing the resource, `exp`/`nbf`/`iat` finite numbers checked against the clock with a small skew, and
-`sub`, `client_id`, `jti` present; each refusal says which rule failed.
+`sub`, `client_id`, `jti` present, and `cnf`, if there, an object with a thumbprint as `jkt`; each refusal says
+which rule failed. Whether a bound token came with its proof is the bearer check's question (`authz.bearer`).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,6 +41,19 @@ _ACCEPTED_TYPES: Final = frozenset({"at+jwt", "application/at+jwt"})
 _ALLOWED_HEADER_FIELDS: Final = frozenset({"alg", "typ", "kid"})
 _MAX_TOKEN_LENGTH: Final = 8192
 _MAX_CACHED_TOKENS: Final = 10_000
+_THUMBPRINT: Final = re.compile(r"^[A-Za-z0-9_-]{43}$")  # BASE64URL of a SHA-256 digest (RFC 7638 §3)
+
+
+def _bound_key(claims: dict[str, Any]) -> str | None:
+    """The `cnf.jkt` of a token's claims (RFC 9449 §6.1), None without `cnf`; a `cnf` the hub never writes is
+    refused."""
+    confirmation: object = claims.get("cnf")
+    if confirmation is None:
+        return None
+    jkt = cast("dict[str, Any]", confirmation).get("jkt") if isinstance(confirmation, dict) else None
+    if not isinstance(jkt, str) or not _THUMBPRINT.match(jkt):
+        raise InvalidTokenError("the access token's cnf has no key thumbprint (jkt)")
+    return jkt
 
 
 def _is_time(value: object) -> bool:
@@ -58,6 +74,8 @@ class AccessToken:
     expires_at: int
     user_id: str | None
     family_id: str | None
+    jkt: str | None = None
+    """The thumbprint of the key the token is bound to (RFC 9449 `cnf.jkt`); None for a bearer token."""
 
 
 class TokenService:
@@ -105,8 +123,10 @@ class TokenService:
         user_id: str | None = None,
         family_id: str | None = None,
         audience: str | None = None,
+        jkt: str | None = None,
     ) -> tuple[str, AccessToken]:
-        """Sign a new access token; `sub` is the user when there is one, the client otherwise (RFC 9068 §2.2)."""
+        """Sign a new access token; `sub` is the user when there is one, the client otherwise (RFC 9068 §2.2);
+        `jkt`: bound to that key (RFC 9449 §6.1)."""
         now = int(self._clock().timestamp())
         claims = AccessToken(
             jti=uuid.uuid4().hex,
@@ -118,6 +138,7 @@ class TokenService:
             expires_at=now + lifetime_seconds,
             user_id=user_id,
             family_id=family_id,
+            jkt=jkt,
         )
         payload: dict[str, Any] = {
             "iss": self._issuer,
@@ -132,6 +153,8 @@ class TokenService:
         }
         if family_id is not None:
             payload["sid"] = family_id
+        if jkt is not None:
+            payload["cnf"] = {"jkt": jkt}
         key = self._keys.signing_key()
         header = {"alg": ALGORITHM, "typ": TOKEN_TYPE, "kid": key.record.kid}
         return jwt.encode(header, payload, key.private, algorithms=[ALGORITHM]), claims
@@ -145,8 +168,10 @@ class TokenService:
         family_id: str | None = None,
         refresh_token: str | None = None,
         audience: str | None = None,
+        jkt: str | None = None,
     ) -> dict[str, Any]:
-        """RFC 6749 §5.1: the success body of the token endpoint, with a fresh access token."""
+        """RFC 6749 §5.1: the success body of the token endpoint, with a fresh access token (bound to `jkt`, with
+        `token_type: DPoP`, RFC 9449 §5)."""
         token, claims = self.issue(
             client_id=client_id,
             scopes=granted,
@@ -154,10 +179,11 @@ class TokenService:
             user_id=user_id,
             family_id=family_id,
             audience=audience,
+            jkt=jkt,
         )
         body: dict[str, Any] = {
             "access_token": token,
-            "token_type": "Bearer",
+            "token_type": "Bearer" if jkt is None else "DPoP",
             "expires_in": claims.expires_at - claims.issued_at,
             "scope": scope_strings.format_scope(granted),
         }
@@ -238,6 +264,7 @@ class TokenService:
             expires_at=int(claims["exp"]),
             user_id=subject if subject != client_id else None,
             family_id=family if isinstance(family, str) else None,
+            jkt=_bound_key(claims),
         )
 
     def _audience_of(self, aud: object) -> str:

@@ -251,6 +251,19 @@ class AuthSection(_Section):
     web_session_ttl_seconds: Annotated[int, Field(ge=60)] = 8 * 3600
     dynamic_client_registration: bool = True
     client_id_metadata_documents: bool = True
+    # DPoP (RFC 9449, docs/oauth.md): "optional" binds a token to a key when its client sends a proof; "required"
+    # also refuses Bearer tokens on the MCP endpoints.
+    dpop: Literal["optional", "required"] = "optional"
+    dpop_proof_max_age_seconds: Annotated[int, Field(ge=5, le=600)] = 60
+    """How old a proof's `iat` may be; its `jti` is remembered this long (plus the skew)."""
+    dpop_clock_skew_seconds: Annotated[int, Field(ge=0, le=60)] = 5
+    """How far in the future a proof's `iat` may be."""
+    dpop_max_proof_bytes: Annotated[int, Field(ge=512, le=16_384)] = 4096
+    """The longest `DPoP` header accepted (an RSA-4096 proof is about 1.5 KiB)."""
+    dpop_max_header_bytes: Annotated[int, Field(ge=256, le=8192)] = 2048
+    """The longest JOSE header (with its `jwk`) accepted in a proof, decoded."""
+    dpop_replay_cache_entries: Annotated[int, Field(ge=1000, le=10_000_000)] = 100_000
+    """The proofs one process remembers without Redis (full of live proofs: new ones are refused, fail closed)."""
 
 
 class ApprovalCondition(_Section):
