@@ -61,6 +61,7 @@ from mcp_hub.authz.bearer import BearerAuthenticator
 from mcp_hub.authz.client_auth import ClientAuthenticator
 from mcp_hub.authz.client_metadata import ClientMetadataResolver
 from mcp_hub.authz.decisions import AccessDecider, Principal
+from mcp_hub.authz.dpop import DpopProofs, replays_for
 from mcp_hub.authz.egress import STRICT_EGRESS, EgressPolicy
 from mcp_hub.authz.grant_authorization_code import AuthorizationCodeGrant
 from mcp_hub.authz.grant_client_credentials import ClientCredentialsGrant
@@ -194,6 +195,7 @@ class Authorization:
     granter: ScopeGranter
     clients: ClientMetadataResolver
     client_authenticator: ClientAuthenticator
+    dpop: DpopProofs
     bearer: BearerAuthenticator
     admin: IdentityAdmin
 
@@ -234,6 +236,8 @@ def build_authorization(
     assertions = PrivateKeyJwtVerifier(
         find_client=clients.resolve, used_assertions=stores.oauth, urls=urls, skew_seconds=auth.clock_skew_seconds
     )
+    # DPoP proofs' jtis: shared by every replica through Redis with `[limits] redis_url`, as the limits are.
+    dpop = DpopProofs(auth, replays_for(auth, settings.limits.redis_url, settings.limits.redis_key_prefix))
     return Authorization(
         urls=urls,
         keys=keys,
@@ -244,7 +248,8 @@ def build_authorization(
         client_authenticator=ClientAuthenticator(
             stores.identities, verify_assertion=assertions, find_client=clients.resolve
         ),
-        bearer=BearerAuthenticator(tokens, decider),
+        dpop=dpop,
+        bearer=BearerAuthenticator(tokens, decider, dpop),
         admin=IdentityAdmin(stores.identities, granter, tokens, on_change=partial(_forget_everywhere, decider, bus)),
     )
 
@@ -299,6 +304,7 @@ def oauth_routes(
             AuthorizationCodeGrant(stores.oauth, auth.granter, auth.tokens, refresh_tokens),
             RefreshTokenGrant(stores.oauth, auth.granter, auth.tokens, refresh_tokens),
         ],
+        auth.dpop,
         on_issued=metrics.token_issued if metrics is not None else None,
     )
     consent = ConsentPages(
@@ -606,6 +612,7 @@ class Hub:
                 await require_seal_key(self.stores.audit_chain, self.audit_seal_key, self.settings)
                 await self.stores.catalog.register_connectors([_connector_record(spec) for spec in self.connectors])
                 if self.auth is not None:
+                    stack.push_async_callback(self.auth.dpop.aclose)
                     await stack.enter_async_context(self.auth.keys.running())
                 await stack.enter_async_context(self.audit_sinks.running())  # outlives the writer's last batch
                 await stack.enter_async_context(self.audit.running())
@@ -912,6 +919,7 @@ def build_app(hub: Hub, *, on_started: Callable[[], None] | None = None) -> Star
                 on_limited=audit_limited,
                 sessions=hub.legacy_sessions,
                 timed=hub.tracing.enabled,
+                dpop_required=settings.auth.dpop == "required",
             )
 
         guard = bearer_guard
@@ -962,7 +970,7 @@ def build_app(hub: Hub, *, on_started: Callable[[], None] | None = None) -> Star
         routes += home_routes(sessions)
         routes += assets.routes()
         # The admin JSON API (issue 13 §1): an admin's session or an admin token; every change audited.
-        routes += admin_api_routes(services, AdminAccess(sessions, auth.tokens, auth.decider, auth.urls))
+        routes += admin_api_routes(services, AdminAccess(sessions, auth.bearer, auth.decider, auth.urls))
     # One count for every endpoint (the hub, its profiles, its virtual servers): `hub.fast_path`.
     fast_path = hub.fast_path if settings.hub.fast_path else None
     mcp = mcp_routes(

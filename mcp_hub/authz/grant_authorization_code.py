@@ -15,7 +15,8 @@ its family still fails, but cannot revoke.
 
 Success starts a refresh family (`grant_refresh_token`) and answers with an access token for the user
 (`sub` = user id; scope: the approved scope, decided again against the user's current grants) and, if the
-client may refresh, a refresh token.
+client may refresh, a refresh token. With a DPoP proof the access token is bound to its key, and so is the family
+of a public client (RFC 9449 §5: a public client's refresh tokens need a proof by that key ever after).
 """
 
 from __future__ import annotations
@@ -90,7 +91,11 @@ class AuthorizationCodeGrant(FamilyGrant):
 
         granted = await self._granter.for_user_at_token_endpoint(agent, record.user_id, record.scope)
         family = await self._store.create_refresh_family(
-            agent.id, record.user_id, scopes.format_scope(granted), record.resource
+            agent.id,
+            record.user_id,
+            scopes.format_scope(granted),
+            record.resource,
+            dpop_jkt=request.jkt if agent.is_public else None,
         )
         await self._store.bind_code_to_family(code_sha256, family.id)
         refresh = await self._refresh_tokens.issue(family.id) if agent.may_use(GrantType.REFRESH_TOKEN) else None
@@ -101,4 +106,5 @@ class AuthorizationCodeGrant(FamilyGrant):
             family_id=family.id,
             refresh_token=refresh,
             audience=record.resource,
+            jkt=request.jkt,
         )

@@ -1,7 +1,8 @@
 """The `client_credentials` grant (RFC 6749 §4.4): a machine agent gets a token for its own grants.
 
 MCP's client-credentials extension (`io.modelcontextprotocol/oauth-client-credentials`) uses exactly this;
-no refresh token is issued (RFC 6749 §4.4.3): the agent asks again. It is also the only grant that issues a token
+no refresh token is issued (RFC 6749 §4.4.3): the agent asks again. With a DPoP proof the token is bound to its key
+(RFC 9449 §5). It is also the only grant that issues a token
 for the admin API (`resource=<issuer>/admin/api`; the token endpoint refuses that resource to the others).
 """
 
@@ -31,4 +32,4 @@ class ClientCredentialsGrant(RegisteredGrant):
         agent = self.registered_client(request)
         admin = request.resource == self._admin_resource
         granted = await self._granter.for_agent(agent, request.form.get("scope"), admin=admin)
-        return self._tokens.token_response(agent.client_id, granted, audience=request.resource)
+        return self._tokens.token_response(agent.client_id, granted, audience=request.resource, jkt=request.jkt)

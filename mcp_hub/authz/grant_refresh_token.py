@@ -12,6 +12,10 @@ presents the family's token.
 The new access token's scope is the family's (what the user approved) or, if `scope` is sent, a
 narrower subset (§6: never wider), decided again against the user's current grants. The family's own
 scope never changes (§6: the new refresh token has the scope of the old one).
+
+DPoP (RFC 9449 §5): a family bound to a key (a public client's, `dpop_jkt`) refreshes only with a proof by that
+key: without one `invalid_dpop_proof`, with another key's `invalid_grant`, both before the token is consumed (a
+thief without the key burns nothing). The new access token is bound to the proof's key when one was sent.
 """
 
 from __future__ import annotations
@@ -90,6 +94,10 @@ class RefreshTokenGrant(FamilyGrant):
         if known is None:
             raise OAuthError("invalid_grant", "the refresh token is not valid")
         scope = _narrowed(known.scope, request.form.get("scope"))
+        if known.dpop_jkt is not None and request.jkt is None:
+            raise OAuthError("invalid_dpop_proof", "this refresh token is bound to a DPoP key: send a DPoP proof")
+        if known.dpop_jkt is not None and request.jkt != known.dpop_jkt:
+            raise OAuthError("invalid_grant", "the refresh token is bound to another DPoP key")
 
         consumed = await self._store.consume_refresh_token(token_sha256)
         family = consumed.record
@@ -118,4 +126,5 @@ class RefreshTokenGrant(FamilyGrant):
             family_id=family.id,
             refresh_token=refresh,
             audience=family.resource,
+            jkt=request.jkt,
         )

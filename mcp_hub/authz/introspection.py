@@ -16,8 +16,9 @@ A token is active when its signature, issuer, audience and times verify (`TokenS
 resource server checks them), it was not revoked (its jti, or its refresh family), and its agent and user are
 enabled — read from the database, not through the decision cache, so the answer is current. An active
 answer carries `scope`, `client_id`, `sub`, `aud`, `iss`, `exp`, `iat`, `jti`, `token_type` (RFC 7662
-§2.2); an inactive one carries nothing else (§2.2 SHOULD NOT). Refresh tokens of the caller can be
-introspected too (`scope`, `client_id`, `sub`, `aud`, `iss`, `exp`).
+§2.2; `DPoP` with `cnf.jkt` for a DPoP-bound token, RFC 9449 §6.2); an inactive one carries nothing else
+(§2.2 SHOULD NOT). Refresh tokens of the caller can be introspected too (`scope`, `client_id`, `sub`, `aud`,
+`iss`, `exp`).
 """
 
 from __future__ import annotations
@@ -99,7 +100,7 @@ class Introspection:
             return None
         if not await self._subject_enabled(caller, claims.user_id):
             return None
-        return {
+        answer: dict[str, Any] = {
             "active": True,
             "scope": " ".join(claims.scopes),
             "client_id": claims.client_id,
@@ -111,6 +112,9 @@ class Introspection:
             "jti": claims.jti,
             "token_type": "Bearer",
         }
+        if claims.jkt is not None:  # RFC 9449 §6.2: a DPoP-bound token, and the key it is bound to
+            answer |= {"token_type": "DPoP", "cnf": {"jkt": claims.jkt}}
+        return answer
 
     async def _refresh_token(self, caller: AgentRecord, token: str) -> dict[str, Any] | None:
         """The RFC 7662 answer for an active refresh token of `caller`; None if it is not one."""

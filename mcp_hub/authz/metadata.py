@@ -1,5 +1,7 @@
 """What the hub publishes about itself: RFC 8414 authorization server metadata, RFC 9728 protected resource
-metadata (path and root forms, see docs/oauth.md), and the RFC 7517 key set that verifies its tokens.
+metadata (path and root forms, see docs/oauth.md), and the RFC 7517 key set that verifies its tokens. Both
+documents name the DPoP proof algorithms (RFC 9449 §5.1, RFC 9728 §2); the MCP endpoints' documents say
+`dpop_bound_access_tokens_required` when `[auth] dpop = "required"`.
 
 The authorization server document is checked once, when the endpoints are built, by authlib's RFC 8414 model
 (`AuthorizationServerMetadata.validate`): a document that breaks the RFC stops the hub from starting instead of
@@ -17,6 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from mcp_hub.authz.client_auth import ASSERTION_ALGORITHMS
+from mcp_hub.authz.dpop import DPOP_ALGORITHMS
 from mcp_hub.authz.http import EVERY_SCOPE
 from mcp_hub.authz.keys import ALGORITHM, KeyRing
 from mcp_hub.authz.scopes import ADMIN_SCOPE
@@ -69,14 +72,18 @@ def authorization_server_metadata(urls: OAuthUrls, settings: AuthSection) -> dic
         "introspection_endpoint_auth_signing_alg_values_supported": assertion_algorithms,
         "authorization_response_iss_parameter_supported": True,
         "client_id_metadata_document_supported": settings.client_id_metadata_documents,
+        "dpop_signing_alg_values_supported": list(DPOP_ALGORITHMS),
     }
     if settings.dynamic_client_registration:
         metadata["registration_endpoint"] = urls.url(REGISTER_PATH)
     return metadata
 
 
-def protected_resource_metadata(urls: OAuthUrls, resource: str | None = None) -> dict[str, Any]:
-    """RFC 9728 §2, for the hub's MCP endpoint or (`resource`) a virtual server's."""
+def protected_resource_metadata(
+    urls: OAuthUrls, resource: str | None = None, *, dpop_required: bool = False
+) -> dict[str, Any]:
+    """RFC 9728 §2, for the hub's MCP endpoint or (`resource`) a virtual server's; `dpop_required`: it accepts
+    DPoP-bound tokens only."""
     return {
         "resource": resource or urls.resource,
         "authorization_servers": [urls.issuer],
@@ -85,6 +92,8 @@ def protected_resource_metadata(urls: OAuthUrls, resource: str | None = None) ->
         "scopes_supported": list(EVERY_SCOPE),
         "resource_name": "mcp-hub",
         "resource_signing_alg_values_supported": [ALGORITHM],
+        "dpop_signing_alg_values_supported": list(DPOP_ALGORITHMS),
+        "dpop_bound_access_tokens_required": dpop_required,
     }
 
 
@@ -95,13 +104,15 @@ class MetadataEndpoints:
         self._server = authorization_server_metadata(urls, settings)
         checked: Any = AuthorizationServerMetadata(self._server)  # authlib is untyped
         checked.validate()
-        self._resource = protected_resource_metadata(urls)
+        required = settings.dpop == "required"
+        self._resource = protected_resource_metadata(urls, dpop_required=required)
         self._keys = keys
         self._urls = urls
         self._mcp_path = urls.mcp_path
         # A virtual server is its own protected resource (issue 11 §6): its document names its own URL.
         self._virtual = {
-            path: protected_resource_metadata(urls, urls.url(path)) | {"resource_name": f"mcp-hub {path}"}
+            path: protected_resource_metadata(urls, urls.url(path), dpop_required=required)
+            | {"resource_name": f"mcp-hub {path}"}
             for path in urls.virtual_paths
         }
 

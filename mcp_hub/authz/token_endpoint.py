@@ -1,10 +1,12 @@
 """The token endpoint, `POST /oauth/token` (RFC 6749 §3.2): client authentication, `resource`, then the grant.
 
 A form-encoded POST (`mcp_hub.bodies`, no parameter repeated except RFC 8707 `resource`) → the client
-authenticates (`client_auth`) → `resource` must name the hub's MCP endpoint → the handler of `grant_type`
-answers with the RFC 6749 §5.1 body, or raises `OAuthError`, which `mcp_hub.authz.http` turns into the §5.2
-answer. The grant types are handlers given to the endpoint when it is built (`grant_client_credentials`,
-`grant_authorization_code`, `grant_refresh_token`).
+authenticates (`client_auth`) → `resource` must name the hub's MCP endpoint → a `DPoP` proof, if the request
+carries one, is checked (RFC 9449 §5, `authz.dpop`: `htu` is the token endpoint's public URL; a bad one is
+`invalid_dpop_proof`) and its key's thumbprint handed to the grant, which binds the tokens it issues to it →
+the handler of `grant_type` answers with the RFC 6749 §5.1 body, or raises `OAuthError`, which
+`mcp_hub.authz.http` turns into the §5.2 answer. The grant types are handlers given to the endpoint when it is
+built (`grant_client_credentials`, `grant_authorization_code`, `grant_refresh_token`).
 """
 
 from __future__ import annotations
@@ -18,12 +20,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from mcp_hub.authz.client_auth import ClientAuthenticator
-from mcp_hub.authz.http import oauth_error_response, oauth_json, read_oauth_form
+from mcp_hub.authz.dpop import DpopProofs
+from mcp_hub.authz.http import dpop_proof_refused, oauth_error_response, oauth_json, read_oauth_form
 from mcp_hub.authz.urls import TOKEN_PATH, OAuthUrls
 from mcp_hub.bodies import FormData
 from mcp_hub.db.identities import AgentRecord
 from mcp_hub.domain import GrantType
-from mcp_hub.errors import OAuthError
+from mcp_hub.errors import InvalidDpopProofError, OAuthError
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +36,8 @@ class TokenRequest:
     form: FormData
     agent: AgentRecord
     resource: str
+    jkt: str | None = None
+    """The thumbprint of the key of the request's valid DPoP proof (RFC 9449 §5); None: no proof was sent."""
 
 
 class GrantHandler(Protocol):
@@ -65,10 +70,12 @@ class TokenEndpoint:
         authenticator: ClientAuthenticator,
         urls: OAuthUrls,
         grants: Sequence[GrantHandler],
+        dpop: DpopProofs,
         *,
         on_issued: Callable[[str], None] | None = None,
     ) -> None:
         """`on_issued`: told the grant type of every token response (the metrics)."""
+        self._dpop = dpop
         self._on_issued = on_issued
         self._authenticator = authenticator
         self._urls = urls
@@ -95,7 +102,16 @@ class TokenEndpoint:
         resource = self._urls.accept_resource(form.all("resource"))
         if resource == self._urls.admin_resource and grant_type != GrantType.CLIENT_CREDENTIALS:
             raise OAuthError("invalid_target", "a token for the admin API is a client_credentials token")
-        answer = await handler(TokenRequest(form=form, agent=agent, resource=resource))
+        jkt = await self._proof_key(request.headers.getlist("dpop"))
+        answer = await handler(TokenRequest(form=form, agent=agent, resource=resource, jkt=jkt))
         if self._on_issued is not None:
             self._on_issued(grant_type)
         return answer
+
+    async def _proof_key(self, proofs: list[str]) -> str | None:
+        if not proofs:
+            return None
+        try:
+            return await self._dpop.verify(proofs, "POST", self._urls.token_endpoint)
+        except InvalidDpopProofError as exc:
+            raise dpop_proof_refused(exc) from None

@@ -287,6 +287,8 @@ class RefreshFamily(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     revoked_reason: Mapped[str | None] = mapped_column(Text)
+    dpop_jkt: Mapped[str | None] = mapped_column(String(43))
+    """The thumbprint of the DPoP key its refresh tokens are bound to (RFC 9449 §5: public clients); None: unbound."""
 
 
 class RefreshToken(Base):

@@ -49,6 +49,7 @@ class RefreshFamilyRecord:
     scope: str
     resource: str
     revoked_at: datetime | None
+    dpop_jkt: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,8 +87,9 @@ class OAuthStore(Store):
     # --- refresh tokens (RFC 6749 §6, rotation per OAuth 2.1 §4.3.1) -----------------------------------
 
     async def create_refresh_family(
-        self, agent_id: AgentId, user_id: UserId | None, scope: str, resource: str
+        self, agent_id: AgentId, user_id: UserId | None, scope: str, resource: str, *, dpop_jkt: str | None = None
     ) -> RefreshFamilyRecord:
+        """`dpop_jkt`: the family's refresh tokens are bound to that DPoP key (RFC 9449 §5)."""
         row = RefreshFamily(
             id=str(uuid.uuid4()),
             agent_id=agent_id,
@@ -95,6 +97,7 @@ class OAuthStore(Store):
             scope=scope,
             resource=resource,
             created_at=self._clock(),
+            dpop_jkt=dpop_jkt,
         )
         await self._add(row)
         return _family(row)

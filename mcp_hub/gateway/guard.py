@@ -2,10 +2,13 @@
 `tools/call`, and the binding of legacy sessions to their principal.
 
 Pure ASGI middleware (it must not buffer responses, which may be SSE streams). Per request:
-1. `Authorization: Bearer <token>` (`mcp_hub.authz.bearer`). Missing or invalid → 401 with
-   `WWW-Authenticate: Bearer resource_metadata=..., scope=...` (RFC 9728 §5.1, MCP authorization spec), so
-   clients can discover the authorization server. A token whose audience this endpoint does not accept
-   (`audiences`: a virtual server's token anywhere but on that virtual server, issue 11 §6) is invalid here.
+1. `Authorization: Bearer <token>`, or `DPoP <token>` with a `DPoP` proof for a DPoP-bound token
+   (`mcp_hub.authz.bearer`; RFC 9449, threat T08: the proof's `htu` is compared with the hub's public base URL and
+   the request's path, never with the `Host` header; `dpop_required`: Bearer refused). Missing or invalid → 401
+   with `WWW-Authenticate: Bearer resource_metadata=..., scope=...` (RFC 9728 §5.1, MCP authorization spec), so
+   clients can discover the authorization server (`DPoP ..., algs=...` for a DPoP refusal, RFC 9449 §7.1). A
+   token whose audience this endpoint does not accept (`audiences`: a virtual server's token anywhere but on that
+   virtual server, issue 11 §6) is invalid here.
 2. The token's principal and its `Access` (`mcp_hub.authz.decisions`) go into the ASGI scope for the
    MCP handlers (`scope["mcp_hub.principal"]`, `scope["mcp_hub.access"]`).
 3. A 2026-07-28 `tools/call` outside the caller's grants is answered here with 403
@@ -44,7 +47,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mcp_hub.authz import scopes
-from mcp_hub.authz.bearer import BearerAuthenticator
+from mcp_hub.authz.bearer import BearerAuthenticator, ProofRequest
 from mcp_hub.authz.decisions import Access, AccessDecider, Principal
 from mcp_hub.authz.http import insufficient_scope_challenge, unauthorized_response
 from mcp_hub.bodies import parse_json
@@ -117,9 +120,12 @@ class BearerAuthMiddleware:
         sessions: LegacySessions | None = None,
         audiences: frozenset[str] | None = None,
         timed: bool = False,
+        dpop_required: bool = False,
     ) -> None:
         """`audiences`: the token audiences this endpoint accepts (None: whatever the token service verified);
-        `timed`: note when the token check and the policy check ran, for the request's trace (`[tracing]`)."""
+        `timed`: note when the token check and the policy check ran, for the request's trace (`[tracing]`);
+        `dpop_required`: only DPoP-bound tokens with their proofs (`[auth] dpop = "required"`)."""
+        self._dpop_required = dpop_required
         self._audiences = audiences
         self._timed = timed
         self._limits = limits
@@ -143,9 +149,16 @@ class BearerAuthMiddleware:
         headers = Headers(scope=scope)
         started = time.time_ns() if self._timed else 0
         try:
-            principal = self._for_this_resource(await self._authenticator.authenticate(headers.get("authorization")))
+            principal = self._for_this_resource(
+                await self._authenticator.authenticate(
+                    headers.get("authorization"),
+                    lambda: self._proof_request(scope, headers),
+                    dpop_required=self._dpop_required,
+                )
+            )
         except InvalidTokenError as exc:
-            await unauthorized_response(exc, self._resource_metadata_url)(scope, receive, send)
+            response = unauthorized_response(exc, self._resource_metadata_url, dpop_required=self._dpop_required)
+            await response(scope, receive, send)
             return
         access = await self._decider.access(principal)
         if self._timed:
@@ -186,6 +199,10 @@ class BearerAuthMiddleware:
                     scope[POLICY_TIMES_KEY] = (checked, time.time_ns())
 
         await self._app(scope, receive, send)
+
+    def _proof_request(self, scope: Scope, headers: Headers) -> ProofRequest:
+        # The public URL: the issuer is the hub's public base URL, and each MCP route matches its path exactly.
+        return ProofRequest(scope["method"], self._issuer + scope["path"], tuple(headers.getlist("dpop")))
 
     def _for_this_resource(self, principal: Principal) -> Principal:
         if self._audiences is not None and principal.audience not in self._audiences:

@@ -65,6 +65,7 @@ async def test_the_authorization_server_metadata_lists_every_endpoint_method_and
         "introspection_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGORITHMS,
         "authorization_response_iss_parameter_supported": True,
         "client_id_metadata_document_supported": True,
+        "dpop_signing_alg_values_supported": ASSERTION_ALGORITHMS,
     }
     assert "none" not in metadata["token_endpoint_auth_signing_alg_values_supported"]  # RFC 8414 §2: MUST NOT
 
@@ -89,6 +90,8 @@ async def test_the_protected_resource_metadata_names_the_mcp_endpoint_in_both_fo
         "scopes_supported": ["tool:*", "prompt:*", "resource:*"],
         "resource_name": "mcp-hub",
         "resource_signing_alg_values_supported": ["ES256"],
+        "dpop_signing_alg_values_supported": ASSERTION_ALGORITHMS,
+        "dpop_bound_access_tokens_required": False,
     }
     assert root_form == path_form
     # What the SDK's OAuth client checks before it trusts the document for the server URL it was given.

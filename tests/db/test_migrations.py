@@ -35,7 +35,7 @@ from tests.db.conftest import new_client
 
 HUB_TABLES = {"connectors", "catalog_tools", "audit_calls"}
 
-HEAD = "0014_audit_seals"
+HEAD = "0015_dpop_refresh_binding"
 """The newest migration: a new one changes this line."""
 
 
