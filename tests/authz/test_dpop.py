@@ -23,7 +23,8 @@ import pytest
 from joserfc import jws
 from joserfc.jwk import ECKey, OctKey
 
-from mcp_hub.errors import InvalidTokenError
+from mcp_hub.authz.dpop import MemoryReplays, normalised_url
+from mcp_hub.errors import InvalidDpopProofError, InvalidTokenError
 from tests.authz.conftest import AgentCredentials, auth_service, make_agent
 from tests.authz.flow import Pkce, code_flow_hub, code_for, make_app
 from tests.conftest import HubUnderTest, InProcessHub, RunningHub, in_process_hub, write_config
@@ -512,3 +513,58 @@ async def test_a_bound_token_is_refused_where_no_request_carries_a_proof(hub: Ru
     there rather than accepted as a bearer token."""
     with pytest.raises(InvalidTokenError, match="DPoP-bound"):
         await auth_service(hub).bearer.principal_for(bound.token)
+
+
+# --- the parts, alone ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("claimed", "request_url"),
+    [
+        ("HTTPS://Hub.Example:443/mcp", "https://hub.example/mcp"),
+        ("https://hub.example/a/./b/../mcp", "https://hub.example/a/mcp"),
+        ("https://hub.example/m%63p", "https://hub.example/mcp"),
+        ("https://hub.example/a%2fb", "https://hub.example/a%2Fb"),
+        ("https://hub.example/mcp?x=1#y", "https://hub.example/mcp"),
+        ("http://[::1]:80/mcp", "http://[::1]/mcp"),
+    ],
+)
+def test_htu_is_compared_after_rfc_3986_normalisation(claimed: str, request_url: str) -> None:
+    """RFC 9449 §4.3 item 9 (SHOULD: syntax- and scheme-based normalisation, RFC 3986 §6.2.2-§6.2.3; query and
+    fragment ignored)."""
+    assert normalised_url(claimed) == normalised_url(request_url)
+
+
+@pytest.mark.parametrize(
+    ("claimed", "request_url"),
+    [
+        ("https://hub.example/mcp", "http://hub.example/mcp"),
+        ("https://hub.example:8443/mcp", "https://hub.example/mcp"),
+        ("https://hub.example/MCP", "https://hub.example/mcp"),
+        ("https://other.example/mcp", "https://hub.example/mcp"),
+    ],
+)
+def test_htu_naming_another_resource_stays_different(claimed: str, request_url: str) -> None:
+    """RFC 3986 §6.2.2: scheme, port and the path's case are part of the URL; normalisation never merges them."""
+    assert normalised_url(claimed) != normalised_url(request_url)
+
+
+def test_user_info_or_another_scheme_is_no_htu() -> None:
+    """Our choice: an `htu` with user info or outside http(s) matches no request."""
+    assert normalised_url("https://user:pw@hub.example/mcp") is None
+    assert normalised_url("ftp://hub.example/mcp") is None
+
+
+async def test_the_in_process_replay_cache_refuses_new_proofs_when_full_of_live_ones() -> None:
+    """Our choice (T08, bounded memory, fail closed): a full cache never forgets a live jti to make room, it
+    refuses the new proof; once entries expire there is room again. The clock is injected: no sleeping."""
+    now = [0.0]
+    replays = MemoryReplays(2, clock=lambda: now[0])
+    assert await replays.first_use("a", 10)
+    assert await replays.first_use("b", 10)
+    with pytest.raises(InvalidDpopProofError, match="too many"):
+        await replays.first_use("c", 10)
+    assert not await replays.first_use("a", 10)
+    now[0] = 11.0
+    assert await replays.first_use("c", 10)
+    assert await replays.first_use("a", 10)
