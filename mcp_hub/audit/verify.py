@@ -10,9 +10,10 @@ The walk (what `mcp-hub audit verify` runs; the encoding is `mcp_hub.db.audit_ch
 3. With `expected_head` (an id and hash recorded elsewhere, such as by a sink), that row must be in the chain
    with that hash: so deleting the newest rows, or rewriting the whole chain, is detected too.
 4. With `seal_keys` (`[audit] seal_key` and older keys; the MACs of `mcp_hub.db.audit_seal`), `_SealWalk`:
-   - every checkpoint with a MAC must verify with the key its id names; one without a MAC was pruned without
-     the key, and is taken as one from before sealing began only if no checkpoint before it has a MAC and no
-     seal is left among the rows it pruned (the triggers let only a checkpoint with a MAC remove seals);
+   - every checkpoint with a MAC must verify with the key its id names (a MAC without a key id, or a key id
+     without a MAC, is forged); one without either was pruned without the key, and is taken as one from before
+     sealing began only if no checkpoint before it has a MAC and no seal is left among the rows it pruned (the
+     triggers let only a checkpoint with a MAC remove seals);
    - along the rows: every seal must verify, seals must not overlap, and the row a seal ends at must have the
      hash it sealed. Once sealing has begun (at the first seal, or from a newest checkpoint with `sealing_began`)
      every row must lie in a seal: a row outside every seal but before a later one was appended by a writer
@@ -273,7 +274,7 @@ class _SealWalk:
     async def check_checkpoints(self, checkpoints: list[Checkpoint]) -> ChainFault | None:
         previous_anchor, mac_seen = 0, False
         for checkpoint in checkpoints:
-            if checkpoint.mac is None or checkpoint.mac_key_id is None:
+            if checkpoint.mac is None and checkpoint.mac_key_id is None:
                 if mac_seen:
                     return ChainFault(
                         "has no MAC, though a checkpoint before it has one: a prune made without the seal key "
@@ -288,6 +289,10 @@ class _SealWalk:
                         checkpoint_id=checkpoint.id,
                     )
                 self._unsealed_checkpoints += 1
+            elif checkpoint.mac is None or checkpoint.mac_key_id is None:
+                # The triggers let a checkpoint with any MAC cover seals: without its key id, no key of ours made it.
+                half = "a MAC but no key id" if checkpoint.mac is not None else "a key id but no MAC"
+                return ChainFault(f"has {half}: a prune forged without the seal key", checkpoint_id=checkpoint.id)
             else:
                 key = self._keys.get(checkpoint.mac_key_id)
                 if key is None:

@@ -123,6 +123,17 @@ async def test_a_prune_forged_with_a_made_up_mac_is_named(migrated_copy: AsyncEn
     )
 
 
+async def test_a_prune_forged_with_a_mac_but_no_key_id_is_named(migrated_copy: AsyncEngine) -> None:
+    """Threat T24: the triggers let a checkpoint with any MAC cover seals, so the intruder can delete the seals of
+    the rows pruned behind one whose MAC names no key; it is not taken for a prune from before sealing began."""
+    await sealed(migrated_copy, 20)
+    await forge_prune(migrated_copy, 10, mac="0" * 64)
+    assert await AuditChainStore(migrated_copy).seal_within(0, 10) is None  # nothing left to betray it
+    assert fault_of(await verified(migrated_copy, KEY)) == (
+        "checkpoint 1: has a MAC but no key id: a prune forged without the seal key"
+    )
+
+
 async def test_an_unsealed_prune_after_a_sealed_one_is_named(migrated_copy: AsyncEngine) -> None:
     """Threat T24: once a checkpoint carries a MAC, a later one without is a prune made without the key, even of
     rows whose seals it does not reach."""
