@@ -19,8 +19,9 @@ every DELETE of a row that no checkpoint covers (`id > max(anchor_id)`), and eve
 checkpoint: a prune is "write the checkpoint, then delete up to its anchor", in one transaction.
 
 With `[audit] seal_key` (`mcp_hub.db.audit_seal`), the prune also MACs its checkpoint and deletes the seals of the
-rows it deleted (the triggers of migration 0014 let only a checkpoint with a MAC cover seals); the reads of the
-seals for `mcp_hub.audit.verify` are here too.
+rows it deleted (the triggers of migration 0014 let only a checkpoint with a MAC cover seals); it refuses to prune
+behind a checkpoint without a MAC whose rows were sealed (a forged prune: deleting those seals would hide it). The
+reads of the seals for `mcp_hub.audit.verify` are here too.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mcp_hub.db._base import Store, advisory_xact_lock, record_of, require_aware
 from mcp_hub.db.audit_seal import Seal, SealKey, checkpoint_document
 from mcp_hub.db.models import AuditCall, AuditCheckpoint, AuditSeal
+from mcp_hub.errors import DatabaseError
 
 GENESIS_HASH: Final = "0" * 64
 """What the first row of a chain commits to as its previous hash."""
@@ -314,11 +316,19 @@ class AuditChainStore(Store):
             anchor = rows[-1]
             previous = (
                 await session.execute(
-                    select(AuditCheckpoint.checkpoint_hash, AuditCheckpoint.sealing_began)
+                    select(
+                        AuditCheckpoint.id,
+                        AuditCheckpoint.anchor_id,
+                        AuditCheckpoint.checkpoint_hash,
+                        AuditCheckpoint.mac,
+                        AuditCheckpoint.sealing_began,
+                    )
                     .order_by(AuditCheckpoint.id.desc())
                     .limit(1)
                 )
             ).first()
+            if seal_key is not None and previous is not None and previous.mac is None:
+                await _refuse_to_bury_a_forged_prune(session, previous.id, previous.anchor_id)
             fields: dict[str, Any] = {
                 "at": self._clock(),
                 "anchor_id": anchor.id,
@@ -339,3 +349,18 @@ class AuditChainStore(Store):
             # prune of a sealed trail fails instead of removing what vouches for it.
             await session.execute(delete(AuditSeal).where(AuditSeal.last_id <= anchor.id))
             return len(rows)
+
+
+async def _refuse_to_bury_a_forged_prune(session: AsyncSession, checkpoint_id: int, anchor_id: int) -> None:
+    """A checkpoint without a MAC whose rows were sealed is a prune forged without the key; the seals it left are
+    what shows it (`verify`). A prune with the key would delete them, and its checkpoint would let anyone delete
+    them (the triggers of migration 0014), so it refuses."""
+    betraying = await session.scalar(
+        select(AuditSeal.id).where(AuditSeal.first_id <= anchor_id).order_by(AuditSeal.last_id).limit(1)
+    )
+    if betraying is not None:
+        raise DatabaseError(
+            f"audit prune refused: checkpoint {checkpoint_id} has no MAC, but rows it pruned were sealed (seal "
+            f"{betraying}): a prune forged without the seal key, which pruning behind it would hide (mcp-hub audit "
+            "verify names it)"
+        )

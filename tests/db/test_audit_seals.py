@@ -35,6 +35,7 @@ from mcp_hub.db.audit_chain import (
 from mcp_hub.db.audit_seal import SealKey, seal_values
 from mcp_hub.db.engine import create_engine
 from mcp_hub.db.models import AuditCall, AuditCheckpoint, AuditSeal
+from mcp_hub.errors import DatabaseError
 from tests.db.migrated_copies import migrated_copy, migrated_template, migrated_url
 from tests.db.test_audit_chain import T0, event, tamper
 
@@ -107,6 +108,28 @@ async def test_a_prune_forged_without_the_key_is_named(migrated_copy: AsyncEngin
     await sealed(migrated_copy, 20)
     await forge_prune(migrated_copy, 8)
     assert (await verified(migrated_copy)).intact  # the gap the key closes
+    assert fault_of(await verified(migrated_copy, KEY)) == (
+        "checkpoint 1: has no MAC, but the rows it pruned were sealed (seal 1): a prune forged without the seal key"
+    )
+
+
+async def test_a_prune_with_the_key_keeps_the_seals_that_show_a_prune_forged_before_it(
+    migrated_copy: AsyncEngine,
+) -> None:
+    """Threat T24: the seals left behind a prune forged without a MAC are what shows it. The hub's next prune would
+    delete them (and its checkpoint with a MAC would let the intruder do so too), after which the forged one would
+    pass for a prune from before sealing began; so the hub refuses to prune behind it, and verify keeps naming it."""
+    await sealed(migrated_copy, 20)
+    await forge_prune(migrated_copy, 7)
+    retention = AuditRetention(
+        AuditChainStore(migrated_copy),
+        retention_days=30,
+        interval_seconds=3600,
+        seal_key=KEY,
+        clock=lambda: T0 + timedelta(days=30, seconds=12),
+    )
+    with pytest.raises(DatabaseError, match=r"checkpoint 1 has no MAC, but rows it pruned were sealed \(seal 1\)"):
+        await retention.prune_once()
     assert fault_of(await verified(migrated_copy, KEY)) == (
         "checkpoint 1: has no MAC, but the rows it pruned were sealed (seal 1): a prune forged without the seal key"
     )
@@ -286,7 +309,8 @@ async def test_retention_with_the_key_seals_its_checkpoints_and_removes_the_prun
 
 async def test_rows_and_prunes_from_before_sealing_began_verify_and_are_reported(migrated_copy: AsyncEngine) -> None:
     """Our choice: a trail that existed before `seal_key` was set verifies with the key; its unsealed rows and
-    checkpoints are reported as older than sealing, and the first seal vouches for them from then on."""
+    checkpoints are reported as older than sealing, and the first seal vouches for them from then on. A prune with
+    the key follows such a checkpoint (it left no seal behind)."""
     await AuditStore(migrated_copy).insert_audit([event(n) for n in range(10)])
     assert await AuditChainStore(migrated_copy).prune_before(T0 + timedelta(seconds=4)) == 4
     await sealed(migrated_copy, 6, first=10)
@@ -294,6 +318,12 @@ async def test_rows_and_prunes_from_before_sealing_began_verify_and_are_reported
     assert report.intact, report.fault
     assert report.seals is not None
     assert (report.seals.unsealed_before, report.seals.unsealed_checkpoints, report.seals.sealed_rows) == (6, 1, 6)
+
+    assert await AuditChainStore(migrated_copy).prune_before(T0 + timedelta(seconds=12), seal_key=KEY) == 8
+    report = await verified(migrated_copy, KEY)
+    assert report.intact, report.fault
+    assert report.seals is not None
+    assert (report.seals.unsealed_before, report.seals.unsealed_checkpoints, report.seals.sealed_rows) == (0, 1, 4)
 
 
 async def test_after_a_key_rotation_verify_needs_the_old_key_too(migrated_copy: AsyncEngine) -> None:
