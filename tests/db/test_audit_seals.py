@@ -243,6 +243,26 @@ async def test_a_forged_seal_over_appended_rows_is_named(migrated_copy: AsyncEng
     )
 
 
+@pytest.mark.parametrize(
+    "columns",
+    [{"mac": "\u00e9" * 64}, {"last_hash": 'a"b'}, {"last_id": 2**60}],
+    ids=["mac-not-ascii", "hash-with-a-quote", "id-beyond-json-integers"],
+)
+async def test_a_seal_with_columns_no_mac_covers_is_named_as_forged(
+    migrated_copy: AsyncEngine, columns: dict[str, Any]
+) -> None:
+    """Threat T24: the intruder may write anything into a seal's columns; verify names such a seal as forged, as
+    any other, rather than stopping with an error of its own."""
+    await sealed(migrated_copy, 10)
+    head = await AuditChainStore(migrated_copy).head()
+    forged = seal_values(KEY, first_id=11, last_id=11, last_hash=head.hash, sealed_at=T0) | columns
+    async with migrated_copy.begin() as connection:
+        await connection.execute(insert(AuditSeal).values(**forged))
+    assert fault_of(await verified(migrated_copy, KEY)) == (
+        "seal 3: its MAC does not verify: a seal forged without the seal key"
+    )
+
+
 async def test_a_sealed_row_changed_and_the_chain_rewritten_after_it_fails_at_its_seal(
     migrated_copy: AsyncEngine,
 ) -> None:
