@@ -44,6 +44,7 @@ import re
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import takewhile
 from typing import Final
 
 from mcp_hub.db.audit_chain import GENESIS_HASH, AuditChainStore, ChainLink, ChainRow, Checkpoint
@@ -235,6 +236,10 @@ async def _walk(
     return report(rows, previous, None)
 
 
+def _without_mac(checkpoint: Checkpoint) -> bool:
+    return checkpoint.mac is None and checkpoint.mac_key_id is None
+
+
 _OLDER_KEY = "forged without the key, or made with an older key (pass that key with --seal-key-env)"
 _KEY_ID_FORM: Final = re.compile(f"[0-9a-f]{{{KEY_ID_LENGTH}}}")
 
@@ -279,43 +284,48 @@ class _SealWalk:
         )
 
     async def check_checkpoints(self, checkpoints: list[Checkpoint]) -> ChainFault | None:
-        previous_anchor, mac_seen = 0, False
-        for checkpoint in checkpoints:
-            if checkpoint.mac is None and checkpoint.mac_key_id is None:
-                if mac_seen:
-                    return ChainFault(
-                        "has no MAC, though a checkpoint before it has one: a prune made without the seal key "
-                        "(forged, or by a hub without [audit] seal_key)",
-                        checkpoint_id=checkpoint.id,
-                    )
-                seal = await self._store.seal_within(previous_anchor, checkpoint.anchor_id)
-                if seal is not None:
-                    return self._forged(seal) or ChainFault(
-                        f"has no MAC, but the rows it pruned were sealed (seal {seal.id}): a prune forged without "
-                        "the seal key",
-                        checkpoint_id=checkpoint.id,
-                    )
-                self._unsealed_checkpoints += 1
-            elif checkpoint.mac is None or checkpoint.mac_key_id is None:
+        unsealed = list(takewhile(_without_mac, checkpoints))
+        if unsealed and (fault := await self._check_unsealed(unsealed)) is not None:
+            return fault
+        self._unsealed_checkpoints = len(unsealed)
+        for checkpoint in checkpoints[len(unsealed) :]:
+            if _without_mac(checkpoint):
+                return ChainFault(
+                    "has no MAC, though a checkpoint before it has one: a prune made without the seal key "
+                    "(forged, or by a hub without [audit] seal_key)",
+                    checkpoint_id=checkpoint.id,
+                )
+            if checkpoint.mac is None or checkpoint.mac_key_id is None:
                 # The triggers let a checkpoint with any MAC cover seals: without its key id, no key of ours made it.
                 half = "a MAC but no key id" if checkpoint.mac is not None else "a key id but no MAC"
                 return ChainFault(f"has {half}: a prune forged without the seal key", checkpoint_id=checkpoint.id)
-            else:
-                key = self._keys.get(checkpoint.mac_key_id)
-                if key is None:
-                    return ChainFault(
-                        f"its MAC is by key {_shown(checkpoint.mac_key_id)}, which was not given: {_OLDER_KEY}",
-                        checkpoint_id=checkpoint.id,
-                    )
-                if not key.verifies(checkpoint.mac_document(), checkpoint.mac):
-                    return ChainFault(
-                        "its MAC does not verify: a prune forged without the seal key", checkpoint_id=checkpoint.id
-                    )
-                mac_seen = True
-            previous_anchor = checkpoint.anchor_id
+            key = self._keys.get(checkpoint.mac_key_id)
+            if key is None:
+                return ChainFault(
+                    f"its MAC is by key {_shown(checkpoint.mac_key_id)}, which was not given: {_OLDER_KEY}",
+                    checkpoint_id=checkpoint.id,
+                )
+            if not key.verifies(checkpoint.mac_document(), checkpoint.mac):
+                return ChainFault(
+                    "its MAC does not verify: a prune forged without the seal key", checkpoint_id=checkpoint.id
+                )
         newest = checkpoints[-1] if checkpoints else None
         self._active = newest is not None and newest.mac is not None and bool(newest.sealing_began)
         return None
+
+    async def _check_unsealed(self, unsealed: list[Checkpoint]) -> ChainFault | None:
+        """The checkpoints without a MAC before every one with a MAC are from before sealing began if they pruned no
+        sealed row: no seal is left up to the newest one's anchor (only a checkpoint with a MAC lets seals be
+        deleted). One read for all of them (there is one per pruned chunk); a seal found is blamed on the first of
+        them that pruned a row of it."""
+        seal = await self._store.seal_within(0, unsealed[-1].anchor_id)
+        if seal is None:
+            return None
+        checkpoint = next(checkpoint for checkpoint in unsealed if checkpoint.anchor_id >= seal.first_id)
+        return self._forged(seal) or ChainFault(
+            f"has no MAC, but the rows it pruned were sealed (seal {seal.id}): a prune forged without the seal key",
+            checkpoint_id=checkpoint.id,
+        )
 
     def rows_read(self) -> None:
         """A chunk of rows was read: the seals committed with them may be read now."""
