@@ -230,6 +230,37 @@ async def test_rows_from_before_sealing_stay_so_when_the_first_sealed_batch_come
     assert (report.seals.unsealed_before, report.seals.unsealed_after, report.seals.sealed_rows) == (6, 0, 2)
 
 
+class PrunedWhileWalked(AuditChainStore):
+    """Orders a race: another replica's prune with the key commits just after the walk read the rows, before it
+    reads their seals."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        super().__init__(engine)
+        self.engine = engine
+        self.pruned = False
+
+    async def rows_after(self, after_id: int, limit: int) -> list[ChainRow]:
+        rows = await super().rows_after(after_id, limit)
+        if len(rows) > 1 and not self.pruned:  # not the walk's first look at the first row
+            self.pruned = True
+            assert await AuditChainStore(self.engine).prune_before(T0 + timedelta(seconds=5), seal_key=KEY) == 5
+        return rows
+
+
+async def test_rows_sealed_and_pruned_while_walked_are_not_reported_as_older_than_sealing(
+    migrated_copy: AsyncEngine,
+) -> None:
+    """Threat T24 with replicas (docs/audit.md: a prune during the walk moves the start, and the walk starts again
+    before it reports anything): rows whose seals a prune deleted after the walk read them are not reported as
+    written before sealing began; the report is the walk from the new checkpoint."""
+    await sealed(migrated_copy, 10)
+    report = await verify_chain(PrunedWhileWalked(migrated_copy), seal_keys=[KEY])
+    assert report.intact, report.fault
+    assert report.seals is not None
+    assert (report.start.id, report.checkpoints, report.rows) == (5, 1, 5)
+    assert (report.seals.unsealed_before, report.seals.sealed_rows) == (0, 5)
+
+
 async def test_a_forged_seal_over_appended_rows_is_named(migrated_copy: AsyncEngine) -> None:
     """Threat T24: a seal the intruder writes for their rows has no valid MAC."""
     await sealed(migrated_copy, 10)
