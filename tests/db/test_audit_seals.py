@@ -307,6 +307,15 @@ async def test_a_key_id_that_is_not_one_is_named_escaped(migrated_copy: AsyncEng
     )
 
 
+async def test_a_seal_copied_again_is_named(migrated_copy: AsyncEngine) -> None:
+    """Threat T24: a replayed seal has a valid MAC, but covers rows another seal covers already."""
+    await sealed(migrated_copy, 15)
+    async with migrated_copy.begin() as connection:
+        copied = (await connection.execute(select(AuditSeal).where(AuditSeal.id == 2))).mappings().one()
+        await connection.execute(insert(AuditSeal).values(**{k: v for k, v in copied.items() if k != "id"}))
+    assert fault_of(await verified(migrated_copy, KEY)) == "seal 4: overlaps the seal before it: a seal was copied"
+
+
 async def test_a_sealed_row_changed_and_the_chain_rewritten_after_it_fails_at_its_seal(
     migrated_copy: AsyncEngine,
 ) -> None:
