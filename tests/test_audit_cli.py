@@ -13,13 +13,16 @@ from pathlib import Path
 
 import anyio
 import pytest
+from sqlalchemy import insert
 
 from mcp_hub.cli.audit import run_audit
 from mcp_hub.cli.main import parse_arguments
 from mcp_hub.config.settings import DATABASE_URL_ENV, load_settings
 from mcp_hub.db import create_engine, upgrade
 from mcp_hub.db.audit import AuditEvent, AuditStore
-from mcp_hub.db.audit_seal import SealKey
+from mcp_hub.db.audit_chain import AuditChainStore
+from mcp_hub.db.audit_seal import SealKey, seal_values
+from mcp_hub.db.models import AuditSeal
 from mcp_hub.domain import AuditOutcome
 from mcp_hub.errors import InvalidInputError
 from tests.conftest import write_config
@@ -69,6 +72,20 @@ async def trail(config: Path, *, seal_with: bytes | None = None) -> None:
             [event(0, "agent:alpha"), event(1, "agent:beta", AuditOutcome.TIMEOUT), event(2, "agent:alpha")],
             seal_key=None if seal_with is None else SealKey.of(seal_with),
         )
+    finally:
+        await engine.dispose()
+
+
+async def forged_seal(config: Path, *, key_id: str) -> None:
+    """A seal of the newest row written by plain SQL, naming `key_id`."""
+    engine = create_engine(load_settings(config).database.url)
+    try:
+        head = await AuditChainStore(engine).head()
+        seal = seal_values(
+            SealKey.of(OLD_SEAL_SECRET), first_id=head.id, last_id=head.id, last_hash=head.hash, sealed_at=T0
+        )
+        async with engine.begin() as connection:
+            await connection.execute(insert(AuditSeal).values(**(seal | {"key_id": key_id})))
     finally:
         await engine.dispose()
 
@@ -205,3 +222,21 @@ def test_audit_verify_takes_older_keys_from_the_variables_it_is_told(
     assert "seals checked: 1 seals over 3 rows" in capsys.readouterr().out
     with pytest.raises(InvalidInputError, match="HUB_TEST_NOT_A_KEY decodes to 5 bytes"):
         main("--seal-key-env", "HUB_TEST_NOT_A_KEY")
+
+
+def test_audit_verify_prints_a_key_id_the_database_holds_escaped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Threat T24, and T31's rule for what an operator reads: a seal's key id is whatever someone wrote into the
+    database; `verify` names it with its controls escaped, so that a carriage return and an escape sequence cannot
+    rewrite the line that says the trail is broken."""
+    monkeypatch.setenv(SEAL_KEY_ENV, base64.b64encode(SEAL_SECRET).decode())
+    config = write_config(tmp_path, {}, extra=SEALED)
+    anyio.run(lambda: trail(config, seal_with=SEAL_SECRET))
+    anyio.run(lambda: forged_seal(config, key_id="\r\x1b[2Kintact"))
+
+    assert run_audit(parse_arguments(["audit", "verify"]), load_settings(config)) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("audit chain broken: seal 2: its MAC is by key \\x0d\\x1b[2Kintact, which was not given")
+    assert "\x1b" not in err
+    assert "\r" not in err

@@ -40,7 +40,6 @@ then starts again from the new checkpoint (a few times at most) before it report
 
 from __future__ import annotations
 
-import re
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -48,7 +47,7 @@ from itertools import takewhile
 from typing import Final
 
 from mcp_hub.db.audit_chain import GENESIS_HASH, AuditChainStore, ChainLink, ChainRow, Checkpoint
-from mcp_hub.db.audit_seal import KEY_ID_LENGTH, Seal, SealKey
+from mcp_hub.db.audit_seal import Seal, SealKey
 
 DEFAULT_CHUNK: Final = 2_000
 _RESTARTS: Final = 3
@@ -242,12 +241,6 @@ def _without_mac(checkpoint: Checkpoint) -> bool:
 
 
 _OLDER_KEY = "forged without the key, or made with an older key (pass that key with --seal-key-env)"
-_KEY_ID_FORM: Final = re.compile(f"[0-9a-f]{{{KEY_ID_LENGTH}}}")
-
-
-def _shown(key_id: str) -> str:
-    """A key id as a message names it: whoever wrote the database wrote it, and the message is read on a terminal."""
-    return key_id if _KEY_ID_FORM.fullmatch(key_id) else ascii(key_id)
 
 
 class _SealWalk:
@@ -303,7 +296,7 @@ class _SealWalk:
             key = self._keys.get(checkpoint.mac_key_id)
             if key is None:
                 return ChainFault(
-                    f"its MAC is by key {_shown(checkpoint.mac_key_id)}, which was not given: {_OLDER_KEY}",
+                    f"its MAC is by key {checkpoint.mac_key_id}, which was not given: {_OLDER_KEY}",
                     checkpoint_id=checkpoint.id,
                 )
             if not key.verifies(checkpoint.mac_document(), checkpoint.mac):
@@ -415,9 +408,7 @@ class _SealWalk:
     def _forged(self, seal: Seal) -> ChainFault | None:
         key = self._keys.get(seal.key_id)
         if key is None:
-            return ChainFault(
-                f"its MAC is by key {_shown(seal.key_id)}, which was not given: {_OLDER_KEY}", seal_id=seal.id
-            )
+            return ChainFault(f"its MAC is by key {seal.key_id}, which was not given: {_OLDER_KEY}", seal_id=seal.id)
         if not seal.verifies_with(key):
             return ChainFault("its MAC does not verify: a seal forged without the seal key", seal_id=seal.id)
         return None

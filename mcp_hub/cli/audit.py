@@ -163,7 +163,7 @@ async def _verify(store: AuditChainStore, head: ChainLink | None, keys: list[Sea
         else:
             _print_seals(report.seals)
     else:
-        print(f"audit chain broken: {report.fault}", file=sys.stderr)
+        print(shown(f"audit chain broken: {report.fault}"), file=sys.stderr)  # a key id is the database's text
     return EXIT_OK if report.intact else EXIT_BROKEN
 
 
