@@ -23,8 +23,9 @@ so that each is sent once), and reads the answer as plain dicts. The SDK `Client
   within the connect timeout: `DownstreamUnreachableError`), a connection closed before the answer ended
   (`DownstreamClosedError`) or a stream that ends without an answer is the connection lost (`on_lost`: the owner
   reconnects). Such a stream is not resumed: 2026-07-28 has no stream resumption (the SDK client's GET with
-  `Last-Event-ID` is the 2025-11-25 mechanism, and a 2026-07-28 server answers that GET 405). An answer that is not HTTP/1.1 (`DownstreamProtocolError`) fails only its call. A connection the server
-  closed while it sat idle in the pool fails nothing: the request goes on a new one (`http1`'s retry rule).
+  `Last-Event-ID` is the 2025-11-25 mechanism, and a 2026-07-28 server answers that GET 405). An answer that is
+  not HTTP/1.1 (`DownstreamProtocolError`) fails only its call. A connection the server closed while it sat idle
+  in the pool fails nothing: the request goes on a new one (`http1`'s retry rule).
 - Redirects: followed as the SDK path's client follows them (`mcp.shared._httpx_utils.stream_within_origin`), at
   most 20 for a request: a 307 or 308 that brings no credentials of its own, within the origin of the request it
   answers (its scheme, host and port) or from `http` on port 80 to `https` on 443 of the same host (httpx2's

@@ -156,6 +156,7 @@ async def test_the_command_line_prints_what_an_agent_wrote_escaped(hub_and_confi
     hub, config = hub_and_config
     agent = await make_agent(hub, "sly-agent", "tool:faults__*")
     hostile = "rm -r /tmp/x\x1b[2K\r\x9b2Kok \u202eevil"
+    told = listed = ""
     async with anyio.create_task_group() as tasks:
         action, _ = await pending_action(tasks, hub, agent, hostile)
         told = (await mcp_hub(config, "approvals", "show", action.id)).stdout.decode()
