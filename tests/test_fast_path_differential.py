@@ -341,11 +341,11 @@ async def test_the_fast_path_answers_as_the_sdk_path_does(tmp_path: Path) -> Non
 @pytest.mark.parametrize("sent", ["Accept", "_meta"])
 async def test_the_fast_path_keeps_nothing_large_it_was_sent(tmp_path: Path, sent: str) -> None:
     """Threat T26, our choice: the fast path remembers its transport verdict per set of header values and its
-    validation of `_meta` per distinct `_meta`, but large ones (uvicorn bounds no header field; a body may have
-    4 MiB) are judged each time and not kept, so no client can make it hold up to a thousand of them. After calls
-    with eight distinct 1 MiB Accept fields, or `_meta` objects, it holds none of that memory."""
-    config = write_config(tmp_path, {"faults": fault_connector()})
-    large = "x" * (1 << 20)
+    validation of `_meta` per distinct `_meta`, but large ones (a head may have `[hub] max_header_bytes`, up to
+    1 MiB; a body 4 MiB) are judged each time and not kept, so no client can make it hold up to a thousand of them.
+    After calls with eight distinct 512 KiB Accept fields, or `_meta` objects, it holds none of that memory."""
+    config = write_config(tmp_path, {"faults": fault_connector()}, "[hub]\nmax_header_bytes = 1048576\n")
+    large = "x" * (1 << 19)
     async with running_hub(config) as hub:
         await hub.wait_ready("faults")
         tracemalloc.start()
