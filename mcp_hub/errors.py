@@ -31,7 +31,8 @@
     │   ├── HeldRequestError            a held prompt get or resource read is pending, refused or failed
     │   ├── ActionNotFoundError         no such action
     │   ├── DecisionForbiddenError      this user may not decide this action (separation of duties)
-    │   └── DecisionConflictError       the action was decided already: decisions are final
+    │   ├── DecisionConflictError       the action was decided already: decisions are final
+    │   └── CallHistoryUnavailableError the callers' earlier calls cannot be told (a rule with `after` then holds)
     └── AuthError                       authentication or authorization refused a request
         ├── OAuthError                  an OAuth endpoint refuses (RFC 6749 §5.2 `error`, description, status)
         ├── InvalidTokenError           a bearer token is missing, malformed, expired, foreign or revoked
@@ -254,6 +255,13 @@ class DecisionConflictError(ApprovalError):
     """The action is no longer pending: decisions are final."""
 
     reason: ClassVar[str] = "conflict"
+
+
+class CallHistoryUnavailableError(ApprovalError):
+    """The callers' earlier calls, which a rule with `after` reads, cannot be told (Redis unreachable, a call not
+    recorded, callers forgotten): never on a wire, the rule holds the call and says why (threat T18)."""
+
+    reason: ClassVar[str] = "history_unavailable"
 
 
 class AuthError(HubError):

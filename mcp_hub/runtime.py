@@ -47,6 +47,7 @@ from mcp_hub.admin.services import AdminServices
 from mcp_hub.admin.signing_keys import KeyAdmin
 from mcp_hub.admin.users import UserAdmin
 from mcp_hub.approvals.feed import ActionFeed
+from mcp_hub.approvals.history import CallHistory
 from mcp_hub.approvals.lease import ReplicaLease
 from mcp_hub.approvals.policy import ApprovalPolicy
 from mcp_hub.approvals.presentation import approval_link
@@ -478,6 +479,8 @@ class Hub:
         self.feed = ActionFeed()
         self.webhooks = WebhookNotifier(settings.approvals.rules, partial(approval_link, settings.public_base_url))
         self.approval_policy = ApprovalPolicy(settings.approvals.rules, self.connectors)
+        # The callers' earlier calls of the tools the rules' `after` names (in the limits' Redis when set: T18).
+        self.call_history = CallHistory.for_rules(settings.approvals.rules, settings.limits)
         self.approvals = ApprovalService(
             settings.approvals,
             self.stores.approvals,
@@ -492,6 +495,7 @@ class Hub:
             replica=self.replica,
             tracing=self.tracing,
             on_decided=self.metrics.approval_decided if self.metrics is not None else None,
+            history=self.call_history,
         )
         self.bus.subscribe(Topic.APPROVALS, self.feed.changed_elsewhere)
         self.lease = ReplicaLease(
@@ -608,6 +612,8 @@ class Hub:
                 stack.push_async_callback(self.engine.dispose)
                 stack.push_async_callback(self.limits.backend.aclose)
                 stack.push_async_callback(self.cache.store.aclose)
+                if self.call_history is not None:
+                    stack.push_async_callback(self.call_history.aclose)
                 await require_current_schema(self.engine)
                 await require_seal_key(self.stores.audit_chain, self.audit_seal_key, self.settings)
                 await self.stores.catalog.register_connectors([_connector_record(spec) for spec in self.connectors])

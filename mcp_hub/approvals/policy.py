@@ -6,6 +6,11 @@ URIs, optionally connectors and agents, conditions on arguments, approvers) and 
 applies: the approvers are the union of theirs.
 A downstream's tool annotations are never read here: a server's own `readOnlyHint` cannot lower the bar.
 
+A rule with `after` matches a sequence (threat T18: untrusted content, then private data, then a public sink): the
+call is held only when each of its `after` globs matches a tool the same caller (agent and user) was admitted to
+call within `within_seconds`. Those calls are read from `history.py` by the service and given here as `Earlier`;
+when they cannot be read, the rule holds the call (fail closed) and says why.
+
 A match explains itself (issue 13 §3): the `Requirement` of a held request carries, for each rule that holds it,
 the parts of it that matched, in words an approver reads ("tool `git__push` matches `git__*`", "argument `amount` =
 5000 > 1000"), so the page shows why a call waits, not only the rule's name. The service stores that explanation
@@ -45,6 +50,15 @@ class RuleMatch:
 
     rule: str
     because: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Earlier:
+    """What the caller called before this call, for rules with `after`: each watched tool it was admitted to call
+    within the longest window, with how many seconds ago it last was; or why that could not be read."""
+
+    calls: Mapping[str, float]
+    unavailable: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,9 +167,21 @@ class ApprovalPolicy:
     def is_empty(self) -> bool:
         return not self._rules and not self._sensitive
 
-    def requirement(self, agent_name: str, subject: HeldSubject, arguments: Mapping[str, Any]) -> Requirement | None:
+    def requirement(
+        self,
+        agent_name: str,
+        subject: HeldSubject,
+        arguments: Mapping[str, Any],
+        earlier: Earlier | None = None,
+        *,
+        recorded: Sequence[RuleMatch] = (),
+    ) -> Requirement | None:
         """None when the request may run now; otherwise the rules that hold it, each with what matched, and who
-        may decide."""
+        may decide.
+
+        `earlier`: the caller's earlier calls, for the rules with `after` (`needs_history`); None holds like an
+        unreadable history, unless `recorded` is given: then each such rule is judged by the earlier calls
+        recorded when the call was held (`explain`: the history is a fact of that moment, not of the rules)."""
         if not self._rules and not self._sensitive:
             return None
         candidates, sensitive_rule = self._rules_for(subject)
@@ -167,7 +193,13 @@ class ApprovalPolicy:
                 continue
             if not all(condition_holds(condition, arguments) for condition in rule.when):
                 continue
-            held.append(_rule_match(rule, agent_name, subject, arguments))
+            sequence: tuple[str, ...] = ()
+            if rule.after:
+                found = _sequence_parts(rule, earlier, recorded)
+                if found is None:
+                    continue
+                sequence = found
+            held.append(_rule_match(rule, agent_name, subject, arguments, sequence))
             approvers.extend(rule.approvers)
             if rule.webhook_url:
                 webhooks.append(Webhook(rule.name, rule.webhook_url, rule.webhook_secret))
@@ -187,10 +219,24 @@ class ApprovalPolicy:
             return None
         return Requirement(tuple(held), tuple(dict.fromkeys(approvers)), tuple(webhooks))
 
-    def explain(self, agent_name: str, subject: HeldSubject, arguments: Mapping[str, Any]) -> tuple[RuleMatch, ...]:
-        """The rules that hold this request now, each with what matched (`requirement`'s; none when it may run)."""
-        requirement = self.requirement(agent_name, subject, arguments)
+    def explain(
+        self,
+        agent_name: str,
+        subject: HeldSubject,
+        arguments: Mapping[str, Any],
+        recorded: Sequence[RuleMatch] = (),
+    ) -> tuple[RuleMatch, ...]:
+        """The rules that hold this request now, each with what matched (`requirement`'s; none when it may run).
+        A rule with `after` is judged by the earlier calls `recorded` when the call was held."""
+        requirement = self.requirement(agent_name, subject, arguments, recorded=recorded)
         return requirement.matches if requirement is not None else ()
+
+    def needs_history(self, subject: HeldSubject) -> bool:
+        """Does a rule with `after` match this subject (so the caller's earlier calls must be read)?"""
+        if not self._rules:
+            return False
+        candidates, _sensitive = self._rules_for(subject)
+        return any(rule.after for rule in candidates)
 
     def may_hold(self, subject: HeldSubject) -> bool:
         """Could any rule hold a request for this subject, whatever the agent and arguments? (Such a tool's
@@ -202,10 +248,11 @@ class ApprovalPolicy:
 
     def holds_for(self, agent_name: str, subject: HeldSubject) -> str | None:
         """Without arguments, for an admin's overview (`mcp-hub catalog --agent`): `always` when a rule holds
-        every call of `subject` by this agent, `sometimes` when only rules with argument conditions do."""
+        every call of `subject` by this agent, `sometimes` when only rules with argument conditions or with `after`
+        (earlier calls) do."""
         candidates, sensitive_rule = self._rules_for(subject)
         applicable = [rule for rule in candidates if not rule.agents or agent_name in rule.agents]
-        if sensitive_rule is not None or any(not rule.when for rule in applicable):
+        if sensitive_rule is not None or any(not rule.when and not rule.after for rule in applicable):
             return "always"
         return "sometimes" if applicable else None
 
@@ -235,8 +282,67 @@ def _globs(rule: ApprovalRule, kind: str) -> list[str]:
     return {"tool": rule.tools, "prompt": rule.prompts, "resource": rule.resources}[kind]
 
 
-def _rule_match(rule: ApprovalRule, agent_name: str, subject: HeldSubject, arguments: Mapping[str, Any]) -> RuleMatch:
-    """Why `rule`, which holds this request, holds it: its glob, its agents and connectors, each condition."""
+EARLIER_CALL = "called `"
+"""How each earlier call a rule with `after` matched begins, as recorded ("called `fetch__fetch` 3 min ago ...")."""
+HISTORY_UNREADABLE = "the calls made before it could not be read"
+
+
+def _sequence_parts(
+    rule: ApprovalRule, earlier: Earlier | None, recorded: Sequence[RuleMatch]
+) -> tuple[str, ...] | None:
+    """Why the earlier calls make `rule` hold the call (one part per `after` glob), or None when they do not."""
+    if earlier is None and recorded:
+        return _recorded_sequence(rule, recorded)
+    if earlier is None or earlier.unavailable is not None:
+        why = earlier.unavailable if earlier is not None else "no history of calls is kept"
+        return (f"{HISTORY_UNREADABLE} ({why}): held, as the rule cannot tell whether they match `after`",)
+    window = rule.within_seconds or 0
+    parts: list[str] = []
+    for glob in rule.after:
+        seen = [
+            (ago, tool)
+            for tool, ago in earlier.calls.items()
+            if ago <= window and matches(f"tool:{glob}", "tool", tool)
+        ]
+        if not seen:
+            return None
+        ago, tool = min(seen)
+        parts.append(f"{EARLIER_CALL}{tool}` {ago_text(ago)} ago (matches `{glob}` of `after`, within {window} s)")
+    return tuple(parts)
+
+
+def _recorded_sequence(rule: ApprovalRule, recorded: Sequence[RuleMatch]) -> tuple[str, ...] | None:
+    """The earlier calls recorded for `rule` when the call was held, if the rule still names those globs."""
+    match = next((match for match in recorded if match.rule == rule.name), None)
+    if match is None:
+        return None
+    parts = tuple(part for part in match.because if part.startswith((EARLIER_CALL, HISTORY_UNREADABLE)))
+    if len(parts) == 1 and parts[0].startswith(HISTORY_UNREADABLE):
+        return parts
+    named = [part.partition("(matches `")[2].partition("` of `after`")[0] for part in parts]
+    return parts if named == list(rule.after) else None
+
+
+def ago_text(seconds: float) -> str:
+    """A duration as an approver reads it: "12 s", "3 min", "1 h 5 min"."""
+    whole = max(0, round(seconds))
+    if whole < 60:
+        return f"{whole} s"
+    if whole < 3600:
+        return f"{whole // 60} min"
+    hours, minutes = divmod(whole // 60, 60)
+    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+
+
+def _rule_match(
+    rule: ApprovalRule,
+    agent_name: str,
+    subject: HeldSubject,
+    arguments: Mapping[str, Any],
+    sequence: tuple[str, ...] = (),
+) -> RuleMatch:
+    """Why `rule`, which holds this request, holds it: its glob, its agents and connectors, each condition, the
+    earlier calls its `after` matched."""
     kind = subject.scope_kind
     glob = next(glob for glob in _globs(rule, kind) if matches(f"{kind}:{glob}", kind, subject.public_name))
     because = [f"{kind} `{subject.public_name}` matches `{glob}`"]
@@ -245,6 +351,7 @@ def _rule_match(rule: ApprovalRule, agent_name: str, subject: HeldSubject, argum
     if rule.agents:
         because.append(f"agent `{agent_name}` is one of the rule's agents")
     because.extend(describe_condition(condition, arguments) for condition in rule.when)
-    if not rule.when:
+    if not rule.when and not rule.after:
         because.append("the rule holds every such call, whatever the arguments")
+    because.extend(sequence)
     return RuleMatch(rule.name, tuple(because))

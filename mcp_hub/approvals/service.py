@@ -31,6 +31,7 @@ import structlog
 
 from mcp_hub.approvals.briefing import Briefing, Definition, brief
 from mcp_hub.approvals.feed import ActionListener
+from mcp_hub.approvals.history import CallHistory
 from mcp_hub.approvals.policy import ApprovalPolicy, Requirement
 from mcp_hub.approvals.presentation import APPROVAL_META_KEY, approval_link
 from mcp_hub.approvals.reasons import hold_reasons, read_record, record_of
@@ -134,11 +135,12 @@ class ApprovalService:
         clock: Clock = utc_now,
         tracing: Tracing | None = None,
         on_decided: Callable[[float], None] | None = None,
+        history: CallHistory | None = None,
     ) -> None:
         """`on_decided`: told how many seconds after its request each action was decided (the metrics).
         `bus`: tells the other replicas of each transition and wakes this one's held calls on theirs; `replica`:
         this process's id, recorded on the actions it executes (start-up recovery fails only its own or orphaned
-        ones: `ReplicaLease`)."""
+        ones: `ReplicaLease`). `history`: the callers' earlier calls, for the rules with `after` (None: no rule has)."""
         self.settings = settings
         self._store = store
         self._policy = policy
@@ -158,6 +160,7 @@ class ApprovalService:
         self.replica = replica
         self._tracing = tracing if tracing is not None else Tracing.off()
         self._on_decided = on_decided
+        self._history = history
 
     def link(self, action_id: str) -> str:
         """Where a human decides: the approval page (behind login; never pre-authenticated)."""
@@ -174,11 +177,25 @@ class ApprovalService:
         await self.expire_due()
         return await self._store.list_actions(statuses, limit)
 
-    def requirement(
+    async def requirement(
         self, principal: Principal | None, subject: HeldSubject, arguments: Mapping[str, Any]
     ) -> Requirement | None:
+        """The approval the request needs (None: none). The caller's earlier calls are read only when a rule with
+        `after` matches the subject."""
         name = principal.agent_name if principal is not None else ""
-        return self._policy.requirement(name, subject, arguments)
+        earlier = None
+        if self._history is not None and self._policy.needs_history(subject):
+            earlier = await self._history.earlier(principal)
+        return self._policy.requirement(name, subject, arguments, earlier)
+
+    def watches(self, public_name: str) -> bool:
+        """Is a call of this tool recorded when it is admitted (does a rule's `after` match it)?"""
+        return self._history is not None and self._history.watches(public_name)
+
+    async def admitted(self, principal: Principal, public_name: str) -> None:
+        """`principal` is about to run `public_name`: recorded if a rule's `after` watches it."""
+        if self._history is not None and self._history.watches(public_name):
+            await self._history.record(principal, public_name)
 
     def may_hold(self, subject: HeldSubject) -> bool:
         """Could an approval rule hold requests for this subject (for some agent or arguments)?"""
@@ -202,9 +219,9 @@ class ApprovalService:
         else:
             definition = Definition.SAME if current.sha256 == action.definition_sha256 else Definition.CHANGED
         tool = self._catalog.tools.get(action.public_name) if action.method == TOOLS_CALL else None
-        why = hold_reasons(
-            read_record(action.hold_reasons), self._policy.explain(action.agent_name, subject, action.arguments)
-        )
+        record = read_record(action.hold_reasons)
+        now = self._policy.explain(action.agent_name, subject, action.arguments, record or ())
+        why = hold_reasons(record, now)
         return brief(why, action.arguments, tool.public_definition if tool is not None else None, definition)
 
     # --- the caller's side -----------------------------------------------------------------------------
@@ -471,6 +488,8 @@ class ApprovalService:
             await self._store.finish(action.id, result, failed=True)
         else:
             caller = Caller(client=principal.label, session=session)
+            if action.method == TOOLS_CALL:
+                await self.admitted(principal, action.public_name)
             try:
                 result = await self._forward(action.method, action.public_name, action.arguments, caller)
             except DownstreamRejectedError as exc:

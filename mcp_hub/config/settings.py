@@ -289,6 +289,12 @@ class ApprovalCondition(_Section):
         return self
 
 
+MAX_AFTER_GLOBS: Final = 8
+"""Globs one rule's `after` may name (each is looked up in the caller's history at every call the rule matches)."""
+MAX_WITHIN_SECONDS: Final = 86_400
+"""The longest window of `after` (a day): the history of every caller is kept that long (`limits.redis_url`)."""
+
+
 class ApprovalRule(_Section):
     """Which calls need a human's approval, and who may give it (issue 4 §1)."""
 
@@ -303,6 +309,12 @@ class ApprovalRule(_Section):
     agents: list[str] = Field(default_factory=list[str])
     when: list[ApprovalCondition] = Field(default_factory=list[ApprovalCondition])
     """All must hold (AND); empty: every call of a matching tool."""
+    after: Annotated[list[str], Field(max_length=MAX_AFTER_GLOBS)] = Field(default_factory=list[str])
+    """Globs over public tool names that must each have been called before, by the same caller (agent and user),
+    within `within_seconds`: a sequence such as untrusted content, then private data, then this sink (threat T18;
+    `mcp_hub.approvals.history`)."""
+    within_seconds: Annotated[int | None, Field(ge=1, le=MAX_WITHIN_SECONDS)] = None
+    """How far back `after` looks; required with `after`, and only with it."""
     approvers: list[str] = Field(default_factory=lambda: ["role:approver"])
     """`role:approver`, `role:admin` or `user:NAME`."""
     webhook_url: str | None = None
@@ -323,6 +335,16 @@ class ApprovalRule(_Section):
     def _names_something(self) -> ApprovalRule:
         if not (self.tools or self.prompts or self.resources):
             raise ValueError("name at least one glob in tools, prompts or resources")
+        return self
+
+    @model_validator(mode="after")
+    def _sequence_is_bounded(self) -> ApprovalRule:
+        if self.after and self.within_seconds is None:
+            raise ValueError(f"`after` needs `within_seconds` (1..{MAX_WITHIN_SECONDS}): how far back it looks")
+        if self.within_seconds is not None and not self.after:
+            raise ValueError("`within_seconds` bounds `after`: name the tools that must have been called before")
+        if any(not glob.strip() for glob in self.after):
+            raise ValueError("`after` globs may not be empty")
         return self
 
     @model_validator(mode="after")

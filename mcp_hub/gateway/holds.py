@@ -39,7 +39,7 @@ class Holds:
         the downstream's form; `HeldRequestError` while it has none."""
         if self._approvals is None:
             return None
-        requirement = self._approvals.requirement(asking.principal, subject, arguments)
+        requirement = await self._approvals.requirement(asking.principal, subject, arguments)
         if requirement is None:
             return None
         if asking.principal is None or asking.access is None:

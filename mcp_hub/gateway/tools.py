@@ -95,18 +95,18 @@ class ToolRequests:
                         tool.public_name, asking.caller, refusal.outcome, refusal.message
                     )
                     return limited_result(refusal)
-            requirement = self._requirement(asking, tool, params)
+            requirement = await self._requirement(asking, tool, params)
         return self._catalog.localize(
             "tools/call", await self._held_or_forwarded(ctx, asking, tool, params, requirement)
         )
 
-    def _requirement(
+    async def _requirement(
         self, asking: Asking, tool: CatalogEntry, params: types.CallToolRequestParams
     ) -> Requirement | None:
         """The approval the call needs (None: none, or no approvals here)."""
         if self._approvals is None or self._tasks is None:
             return None
-        return self._approvals.requirement(asking.principal, HeldSubject.of_entry(tool), params.arguments or {})
+        return await self._approvals.requirement(asking.principal, HeldSubject.of_entry(tool), params.arguments or {})
 
     def _cacheable_for(self, tool: CatalogEntry) -> float | None:
         """The TTL of the cache rule naming the tool; None for a tool no rule names or any approval rule could
@@ -176,6 +176,9 @@ class ToolRequests:
                 await self._forwarder.audit_served(tool.public_name, asking.caller, answer.result, answer.served)
             return answer.result
 
+        if asking.principal is not None and self._approvals is not None and self._approvals.watches(tool.public_name):
+            # Admitted to run: an approval rule's `after` looks for this call later (threat T18).
+            await self._approvals.admitted(asking.principal, tool.public_name)
         era = self._forwarder.era_of(tool.connector_id)
         return await self._questions.forward(ctx, self._resolve.principal_key(ctx), tool.connector_id, era, send)
 
