@@ -248,7 +248,8 @@ async def catalog_for_agent(tools: AdminTools, name: str, as_json: bool) -> int:
     if as_json:
         _print_json(visible)
         return 0
-    print(f"# {len(visible)} of {len(rows)} tools visible to {name}; APPROVAL: always, sometimes (by arguments), -")
+    approval = "always, sometimes (by arguments or earlier calls), -"
+    print(f"# {len(visible)} of {len(rows)} tools visible to {name}; APPROVAL: {approval}")
     print(f"{'NAME':<40} {'APPROVAL':<9} DESCRIPTION")
     for item in visible:
         print(shown(f"{item['name']:<40} {item['approval'] or '-':<9} {item['description'][:100]}"))

@@ -1,11 +1,12 @@
-"""`mcp-hub approvals list|show|approve|deny`: deciding held calls from the hub's machine (issue 4 §5).
+"""`mcp-hub approvals list|show|approve|deny|rules`: deciding held calls from the hub's machine (issue 4 §5).
 
 The command reads and writes the hub's database directly (`runtime.admin_tools`), so it works whether or not
 the hub runs; a hub
 that holds the call sees the decision at its next poll. `--as USER` names the human who decides: the
 separation-of-duties checks and the rule's approvers apply exactly as on the web page (threat T20). `show` says
 what held the call, as recorded then, and how the rules of this `config.toml` and connectors directory differ now
-(`mcp_hub.approvals.reasons`).
+(`mcp_hub.approvals.reasons`). `rules` prints the rules of this `config.toml` as the hub applies them, sequences
+(`after`, `within_seconds`: threat T18) included.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +22,7 @@ from mcp_hub.approvals.presentation import action_json, duration, why_json
 from mcp_hub.approvals.reasons import HoldReasons
 from mcp_hub.approvals.states import Told, run_of, tell, verdict_of
 from mcp_hub.cli.terminal import shown
+from mcp_hub.config.settings import ApprovalCondition, ApprovalRule
 from mcp_hub.db.approvals import ActionRecord
 from mcp_hub.domain import ALL_STATUSES, ActionStatus, utc_now
 from mcp_hub.errors import ApprovalError
@@ -38,6 +41,8 @@ def add_approvals_command(commands: Any, common: argparse.ArgumentParser) -> Non
     show = verbs.add_parser("show", parents=[common], help="one action with its full arguments")
     show.add_argument("id")
     show.add_argument("--json", action="store_true")
+    rules = verbs.add_parser("rules", parents=[common], help="the approval rules of config.toml, read-only")
+    rules.add_argument("--json", action="store_true")
     for verb in ("approve", "deny"):
         decide = verbs.add_parser(verb, parents=[common], help=f"{verb} a pending action")
         decide.add_argument("id")
@@ -66,6 +71,8 @@ async def run_approvals(tools: AdminTools, args: argparse.Namespace, _password: 
     verb: str = args.approvals_command
     service = tools.approvals
     now = utc_now()
+    if verb == "rules":
+        return _print_rules(tools.settings.approvals.rules, as_json=args.json)
     if verb == "list":
         actions = await service.list_actions(ALL_STATUSES if args.all else (ActionStatus.PENDING,), limit=500)
         if args.json:
@@ -98,6 +105,39 @@ async def run_approvals(tools: AdminTools, args: argparse.Namespace, _password: 
         return _fail(str(exc))
     print(f"action {decided.id} {decided.status} by {user.name}")
     return EXIT_OK
+
+
+def _print_rules(rules: Sequence[ApprovalRule], *, as_json: bool) -> int:
+    if as_json:
+        print(json.dumps([rule.model_dump(mode="json") for rule in rules], indent=2))
+        return EXIT_OK
+    if not rules:
+        print("no approval rules: no call waits for a human (connectors' sensitive_tools aside)")
+    for rule in rules:
+        _say(rule.name)
+        for label, values in (
+            ("tools", rule.tools),
+            ("prompts", rule.prompts),
+            ("resources", rule.resources),
+            ("connectors", rule.connectors),
+            ("agents", rule.agents),
+        ):
+            if values:
+                _say(f"  {label + ':':<12}{', '.join(values)}")
+        if rule.after:
+            _say(
+                f"  {'after:':<12}{', '.join(rule.after)} (each called by the same agent and user within "
+                f"{rule.within_seconds} s)"
+            )
+        when = " and ".join(_condition_text(condition) for condition in rule.when)
+        _say(f"  {'when:':<12}{when or 'every matching call'}")
+        _say(f"  {'approvers:':<12}{', '.join(rule.approvers)}")
+    return EXIT_OK
+
+
+def _condition_text(condition: ApprovalCondition) -> str:
+    value = "" if condition.op == "exists" else f" {json.dumps(condition.value)}"
+    return f"{condition.field} {condition.op}{value}"
 
 
 def _print_action(action: ActionRecord, link: str, told: Told, why: HoldReasons) -> None:

@@ -9,6 +9,8 @@ the real one the limits tests use (`MCP_HUB_TEST_REDIS_URL`).
 
 from __future__ import annotations
 
+import json
+import os
 import uuid
 from collections.abc import AsyncGenerator
 from pathlib import Path
@@ -24,11 +26,12 @@ from mcp_hub.approvals.history import CallHistory, MemoryHistory
 from mcp_hub.approvals.policy import ApprovalPolicy
 from mcp_hub.approvals.subject import HeldSubject
 from mcp_hub.authz.decisions import Principal
-from mcp_hub.config.settings import ApprovalRule, LimitsSection
+from mcp_hub.config.settings import DATABASE_URL_ENV, ApprovalRule, LimitsSection
 from mcp_hub.db.approvals import ActionRecord
 from mcp_hub.domain import ActionStatus, AgentId, ConnectorId
 from tests.approvals.holding import agent_token, approvals_toml, approver, downstream_runs
 from tests.authz.conftest import bearer, client_credentials_token, make_agent
+from tests.cli_process import run_cli
 from tests.conftest import RunningHub, fault_connector, running_hub, write_config
 from tests.test_limits import REDIS_URL, require_redis
 
@@ -177,6 +180,28 @@ async def test_a_refused_call_is_not_recorded(flow_hub: RunningHub) -> None:
     assert not (await call(flow_hub, token, PRIVATE)).is_error
     assert not (await call(flow_hub, token, SINK)).is_error
     assert await held_actions(flow_hub, name) == []
+
+
+async def test_the_command_line_shows_a_rules_sequence(flow_hub: RunningHub, flow_config_path: Path) -> None:
+    """T18: `mcp-hub approvals rules` shows `after` and `within_seconds` beside the rest of each rule."""
+    del flow_hub  # the database it migrated
+    env = {key: value for key, value in os.environ.items() if key != DATABASE_URL_ENV}
+    plain = await run_cli(["approvals", "rules", "--config", str(flow_config_path)], env=env, within_seconds=40)
+    assert plain.returncode == 0, plain.stderr
+    assert (
+        "  after:      fetch__*, git__* (each called by the same agent and user within 900 s)"
+        in plain.stdout.decode().splitlines()
+    )
+    listed = await run_cli(
+        ["approvals", "rules", "--json", "--config", str(flow_config_path)], env=env, within_seconds=40
+    )
+    exfiltration, reviewed = json.loads(listed.stdout)
+    assert (exfiltration["name"], exfiltration["after"], exfiltration["within_seconds"]) == (
+        "exfiltration",
+        ["fetch__*", "git__*"],
+        900,
+    )
+    assert (reviewed["name"], reviewed["after"], reviewed["within_seconds"]) == ("reviewed-reads", [], None)
 
 
 def sequence_rule(within_seconds: int = 900) -> ApprovalRule:

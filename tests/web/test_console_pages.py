@@ -43,6 +43,12 @@ name = "echo-needs-a-human"
 tools = ["faults__echo"]
 approvers = ["role:approver"]
 when = [{ field = "text", op = "matches", value = "^rm " }]
+
+[[approvals.rules]]
+name = "exfiltration"
+tools = ["elsewhere__post"]
+after = ["elsewhere__fetch_*", "elsewhere__read"]
+within_seconds = 600
 """
 PAGES = (
     "/admin",
@@ -384,12 +390,17 @@ async def test_the_dashboard_shows_the_last_hours_calls_with_a_text_alternative(
 
 
 async def test_the_approval_rules_are_shown_read_only(admin: httpx2.AsyncClient) -> None:
-    """Issue 13 §2: the configured rules, with their matchers, conditions and approvers; no form."""
+    """Issue 13 §2: the configured rules, with their matchers, conditions, sequences (T18) and approvers; no
+    form."""
     page = await admin.get("/admin/rules")
 
     assert "<code>echo-needs-a-human</code>" in page.text
     assert "<code>text matches &#34;^rm &#34;</code>" in page.text
     assert "role:approver" in page.text
+    assert (
+        "<dt>After</dt><dd>each of <code>elsewhere__fetch_*</code>, <code>elsewhere__read</code> called by the "
+        "same agent (and user) within 600 s</dd>"
+    ) in page.text
     assert 'method="post"' not in page.text.split('aria-label="Console"')[1]
 
 
