@@ -6,7 +6,7 @@ that holds the call sees the decision at its next poll. `--as USER` names the hu
 separation-of-duties checks and the rule's approvers apply exactly as on the web page (threat T20). `show` says
 what held the call, as recorded then, and how the rules of this `config.toml` and connectors directory differ now
 (`mcp_hub.approvals.reasons`). `rules` prints the rules of this `config.toml` as the hub applies them, sequences
-(`after`, `within_seconds`: threat T18) included.
+(`after`, `within_seconds`: threat T18) included, and warns of a tool glob that matches no tool the hub last saw.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import Any
 from mcp_hub.approvals.presentation import action_json, duration, why_json
 from mcp_hub.approvals.reasons import HoldReasons
 from mcp_hub.approvals.states import Told, run_of, tell, verdict_of
+from mcp_hub.authz.scopes import matches
 from mcp_hub.cli.terminal import shown
 from mcp_hub.config.settings import ApprovalCondition, ApprovalRule
 from mcp_hub.db.approvals import ActionRecord
@@ -72,7 +73,11 @@ async def run_approvals(tools: AdminTools, args: argparse.Namespace, _password: 
     service = tools.approvals
     now = utc_now()
     if verb == "rules":
-        return _print_rules(tools.settings.approvals.rules, as_json=args.json)
+        rules = tools.settings.approvals.rules
+        known = [row.public_name for row in await tools.stores.catalog.catalog()]
+        for warning in _unknown_globs(rules, known):
+            print(f"mcp-hub: warning: {warning}", file=sys.stderr)
+        return _print_rules(rules, as_json=args.json)
     if verb == "list":
         actions = await service.list_actions(ALL_STATUSES if args.all else (ActionStatus.PENDING,), limit=500)
         if args.json:
@@ -133,6 +138,19 @@ def _print_rules(rules: Sequence[ApprovalRule], *, as_json: bool) -> int:
         _say(f"  {'when:':<12}{when or 'every matching call'}")
         _say(f"  {'approvers:':<12}{', '.join(rule.approvers)}")
     return EXIT_OK
+
+
+def _unknown_globs(rules: Sequence[ApprovalRule], known: Sequence[str]) -> list[str]:
+    """Each tool glob of a rule (`tools`, `after`) that matches no tool the hub last saw: likely a misspelling, which
+    would leave the calls it meant unheld (as `grants` warns of its patterns)."""
+    return [
+        f"rule `{rule.name}`: {field} glob `{glob}` matches none of the {len(known)} tools the hub last saw "
+        "(public names are <connector>__<tool>: see `mcp-hub catalog`)"
+        for rule in rules
+        for field, globs in (("tools", rule.tools), ("after", rule.after))
+        for glob in globs
+        if not any(matches(f"tool:{glob}", "tool", name) for name in known)
+    ]
 
 
 def _condition_text(condition: ApprovalCondition) -> str:

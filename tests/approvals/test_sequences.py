@@ -15,6 +15,7 @@ import uuid
 from collections.abc import AsyncGenerator
 from pathlib import Path
 
+import anyio
 import mcp_types as types
 import pytest
 from mcp import Client
@@ -26,14 +27,17 @@ from mcp_hub.approvals.history import CallHistory, MemoryHistory
 from mcp_hub.approvals.policy import ApprovalPolicy
 from mcp_hub.approvals.subject import HeldSubject
 from mcp_hub.authz.decisions import Principal
-from mcp_hub.config.settings import DATABASE_URL_ENV, ApprovalRule, LimitsSection
+from mcp_hub.config.settings import DATABASE_URL_ENV, ApprovalRule, LimitsSection, load_settings
 from mcp_hub.db.approvals import ActionRecord
+from mcp_hub.db.engine import upgrade
 from mcp_hub.domain import ActionStatus, AgentId, ConnectorId
 from tests.approvals.holding import agent_token, approvals_toml, approver, downstream_runs
 from tests.authz.conftest import bearer, client_credentials_token, make_agent
+from tests.authz.test_stdio_auth import START_TIMEOUT, admin, stdio_client_of
 from tests.cli_process import run_cli
 from tests.conftest import RunningHub, fault_connector, running_hub, write_config
 from tests.test_limits import REDIS_URL, require_redis
+from tests.test_stdio_front_door import Era
 
 pytestmark = pytest.mark.anyio
 
@@ -49,6 +53,12 @@ within_seconds = 900
 [[approvals.rules]]
 name = "reviewed-reads"
 tools = ["git__counted"]
+
+[[approvals.rules]]
+name = "misspelt"
+tools = ["chat__*"]
+after = ["fecth__*"]
+within_seconds = 60
 """
 GRANTS = ("tool:fetch__*", "tool:git__*", "tool:chat__*")
 
@@ -183,11 +193,17 @@ async def test_a_refused_call_is_not_recorded(flow_hub: RunningHub) -> None:
 
 
 async def test_the_command_line_shows_a_rules_sequence(flow_hub: RunningHub, flow_config_path: Path) -> None:
-    """T18: `mcp-hub approvals rules` shows `after` and `within_seconds` beside the rest of each rule."""
-    del flow_hub  # the database it migrated
+    """T18: `mcp-hub approvals rules` shows `after` and `within_seconds` beside the rest of each rule, and warns of
+    a glob that matches no tool the hub saw (a misspelt `after` would never hold anything)."""
     env = {key: value for key, value in os.environ.items() if key != DATABASE_URL_ENV}
     plain = await run_cli(["approvals", "rules", "--config", str(flow_config_path)], env=env, within_seconds=40)
     assert plain.returncode == 0, plain.stderr
+    warnings = [line for line in plain.stderr.decode().splitlines() if "warning" in line]
+    assert warnings == [
+        "mcp-hub: warning: rule `misspelt`: after glob `fecth__*` matches none of the "
+        f"{len(flow_hub.hub.catalog.tools)} tools the hub last saw (public names are <connector>__<tool>: see "
+        "`mcp-hub catalog`)"
+    ]
     assert (
         "  after:      fetch__*, git__* (each called by the same agent and user within 900 s)"
         in plain.stdout.decode().splitlines()
@@ -195,13 +211,44 @@ async def test_the_command_line_shows_a_rules_sequence(flow_hub: RunningHub, flo
     listed = await run_cli(
         ["approvals", "rules", "--json", "--config", str(flow_config_path)], env=env, within_seconds=40
     )
-    exfiltration, reviewed = json.loads(listed.stdout)
+    exfiltration, reviewed, _misspelt = json.loads(listed.stdout)
     assert (exfiltration["name"], exfiltration["after"], exfiltration["within_seconds"]) == (
         "exfiltration",
         ["fetch__*", "git__*"],
         900,
     )
     assert (reviewed["name"], reviewed["after"], reviewed["within_seconds"]) == ("reviewed-reads", [], None)
+
+
+STDIO_RULE = """
+[[approvals.rules]]
+name = "exfiltration"
+tools = ["faults__counted"]
+after = ["faults__echo", "faults__meta"]
+within_seconds = 900
+"""
+
+
+@pytest.mark.parametrize("era", ERAS)
+async def test_over_stdio_the_sink_after_both_earlier_calls_is_held(tmp_path: Path, era: Era) -> None:
+    """T18 on the stdio front door (`mcp-hub stdio --agent`): one fault server's tools stand for the three
+    (`echo` untrusted, `meta` private, `counted` the sink); the sink runs after one, and is held after both."""
+    config = write_config(tmp_path, {"faults": fault_connector()}, approvals_toml(rules=STDIO_RULE), auth=True)
+    await upgrade(load_settings(config).database.url)
+    async with admin(config) as tools:
+        await tools.auth.admin.create_agent("local", ["tool:faults__*"])
+    with anyio.fail_after(START_TIMEOUT):
+        # The SDK starts the hub with a minimal environment: PYTHONPATH, where set, names the code under test.
+        source = {key: os.environ[key] for key in ("PYTHONPATH",) if key in os.environ}
+        async with stdio_client_of(config, era, args=("--agent", "local"), env=source) as client:
+            assert not (await client.call_tool("faults__echo", {"text": "untrusted"})).is_error
+            ran = await client.call_tool("faults__counted", {"key": era})
+            assert not (await client.call_tool("faults__meta", {})).is_error
+            held = await client.call_tool("faults__counted", {"key": era})
+    assert not ran.is_error, ran
+    assert held.is_error
+    assert "needs a human's approval" in str(held.content[0])
+    assert "rules: exfiltration" in str(held.content[0])
 
 
 def sequence_rule(within_seconds: int = 900) -> ApprovalRule:
