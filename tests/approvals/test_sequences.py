@@ -30,7 +30,7 @@ from mcp_hub.authz.decisions import Principal
 from mcp_hub.config.settings import DATABASE_URL_ENV, ApprovalRule, LimitsSection, load_settings
 from mcp_hub.db.approvals import ActionRecord
 from mcp_hub.db.engine import upgrade
-from mcp_hub.domain import ActionStatus, AgentId, ConnectorId
+from mcp_hub.domain import ActionStatus, AgentId, ConnectorId, UserId
 from tests.approvals.holding import agent_token, approvals_toml, approver, downstream_runs
 from tests.authz.conftest import bearer, client_credentials_token, make_agent
 from tests.authz.test_stdio_auth import START_TIMEOUT, admin, stdio_client_of
@@ -293,6 +293,21 @@ async def test_calls_older_than_the_window_do_not_count() -> None:
     assert f"called `{UNTRUSTED}` 15 min ago (matches `fetch__*` of `after`, within 900 s)" in held.matches[0].because
     clock.now += 1
     assert policy.requirement("window", sink_subject(), {}, await history.earlier(principal)) is None
+
+
+async def test_the_history_of_a_user_delegated_caller_is_that_users() -> None:
+    """T18, per caller: an agent acting for one user (a user-delegated token) does not carry that user's earlier
+    calls into its calls for another user, nor into its own."""
+    rule = sequence_rule()
+    history = CallHistory([rule], MemoryHistory(900))
+    policy = ApprovalPolicy([rule], [])
+    agent = AgentId("agt_shared")
+    for_ann, for_bob = Principal(agent, "shared", UserId("usr_ann")), Principal(agent, "shared", UserId("usr_bob"))
+    for tool in (UNTRUSTED, PRIVATE):
+        await history.record(for_ann, tool)
+    for caller in (for_bob, Principal(agent, "shared")):
+        assert policy.requirement("shared", sink_subject(), {}, await history.earlier(caller)) is None
+    assert policy.requirement("shared", sink_subject(), {}, await history.earlier(for_ann)) is not None
 
 
 async def test_a_full_in_process_history_that_forgot_a_caller_holds_rather_than_reads_empty() -> None:
