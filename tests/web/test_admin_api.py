@@ -378,6 +378,7 @@ async def test_virtual_servers_and_approval_rules_are_shown(admin: Admin) -> Non
     assert (await admin.session.get(API + "/virtual-servers/nope")).status_code == 404
     assert rules["editable"] is False
     assert rules["items"][0]["name"] == "pushes-need-a-human"
+    assert (rules["items"][0]["after"], rules["items"][0]["within_seconds"]) == ([], None)  # no sequence (T18)
 
 
 # --- connectors and the review queue -------------------------------------------------------------------------
