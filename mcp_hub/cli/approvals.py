@@ -76,7 +76,7 @@ async def run_approvals(tools: AdminTools, args: argparse.Namespace, _password: 
         rules = tools.settings.approvals.rules
         known = [row.public_name for row in await tools.stores.catalog.catalog()]
         for warning in _unknown_globs(rules, known):
-            print(f"mcp-hub: warning: {warning}", file=sys.stderr)
+            _warn(warning)
         return _print_rules(rules, as_json=args.json)
     if verb == "list":
         actions = await service.list_actions(ALL_STATUSES if args.all else (ActionStatus.PENDING,), limit=500)
@@ -194,6 +194,11 @@ def _print_why(action: ActionRecord, why: HoldReasons) -> None:
         _say(f"rules now:   {why.summary}")
         for change in why.changes:
             _say(f"{indent}- {change}")
+
+
+def _warn(warning: str) -> None:
+    """A warning on stderr, escaped like every line that holds text a rule's author wrote (threat T31)."""
+    print(shown(f"mcp-hub: warning: {warning}"), file=sys.stderr)
 
 
 def _say(line: str, *, keep_layout: bool = False) -> None:
