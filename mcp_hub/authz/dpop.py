@@ -44,7 +44,7 @@ from urllib.parse import urlsplit
 from joserfc import jws
 from joserfc.errors import JoseError, SecurityWarning
 from joserfc.jwk import ECKey, OKPKey, RSAKey, import_key
-from joserfc.jws import extract_compact
+from joserfc.jws import JWSRegistry, extract_compact
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -174,6 +174,14 @@ def _segment_bytes(segment: bytes) -> int:
     return len(segment) * 3 // 4
 
 
+def _registry(max_proof_bytes: int) -> JWSRegistry:
+    """joserfc's registry for proofs: the proof's algorithms, and its size limits lifted to the whole proof's (its
+    defaults, a 512-byte header, would refuse every RSA `jwk`); the limits of `[auth]` are checked before."""
+    registry = JWSRegistry(algorithms=DPOP_ALGORITHMS)
+    registry.max_header_length = registry.max_signature_length = max_proof_bytes
+    return registry
+
+
 class DpopProofs:
     """Verifies `DPoP` proofs (the checks of the module docstring) and names the key they prove."""
 
@@ -182,6 +190,7 @@ class DpopProofs:
         self._skew = settings.dpop_clock_skew_seconds
         self._max_proof = settings.dpop_max_proof_bytes
         self._max_header = settings.dpop_max_header_bytes
+        self._registry = _registry(settings.dpop_max_proof_bytes)
         self._replays = replays
         self._clock = clock
 
@@ -201,7 +210,7 @@ class DpopProofs:
         proof = proofs[0].strip()
         header, claims = self._unverified(proof)
         key = self._public_key(header)
-        self._check_signature(proof, key, header["alg"])
+        self._check_signature(proof, key)
         self._check_request(claims, method, url)
         issued_at = self._check_time(claims)
         thumbprint = key.thumbprint()
@@ -230,7 +239,7 @@ class DpopProofs:
         if _segment_bytes(proof.encode().split(b".", 1)[0]) > self._max_header:
             raise InvalidDpopProofError(f"the DPoP proof's header is longer than {self._max_header} bytes")
         try:
-            compact = extract_compact(proof.encode())
+            compact = extract_compact(proof.encode(), registry=self._registry)
             header = dict(compact.headers())
             payload: object = parse_json(compact.payload)
         except (JoseError, ValueError, UnicodeError, RecursionError, binascii.Error):
@@ -264,13 +273,13 @@ class DpopProofs:
             raise InvalidDpopProofError(f"the DPoP proof's RSA key must have at least {MIN_RSA_BITS} bits")
         return key
 
-    @staticmethod
-    def _check_signature(proof: str, key: ClientKey, alg: str) -> None:
+    def _check_signature(self, proof: str, key: ClientKey) -> None:
         with warnings.catch_warnings():
             # joserfc warns that `EdDSA` is deprecated by RFC 9864 in favour of `Ed25519`; clients still send it.
             warnings.simplefilter("ignore", SecurityWarning)
             try:
-                jws.deserialize_compact(proof, key, algorithms=[alg])
+                # The header's `alg`, checked against the list and the key's type above, is the one verified.
+                jws.deserialize_compact(proof, key, registry=self._registry)
             except (JoseError, ValueError):
                 raise InvalidDpopProofError("the DPoP proof's signature does not verify") from None
 

@@ -21,7 +21,7 @@ from typing import Any
 import httpx2
 import pytest
 from joserfc import jws
-from joserfc.jwk import ECKey, OctKey
+from joserfc.jwk import ECKey, OctKey, OKPKey, RSAKey
 
 from mcp_hub.authz.dpop import MemoryReplays, normalised_url
 from mcp_hub.errors import InvalidDpopProofError, InvalidTokenError
@@ -39,10 +39,14 @@ def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).decode().rstrip("=")
 
 
-def thumbprint(key: ECKey) -> str:
-    """RFC 7638 §3 for an EC key: SHA-256 of the required members, sorted, without whitespace."""
+_REQUIRED_MEMBERS = {"EC": ("crv", "kty", "x", "y"), "RSA": ("e", "kty", "n"), "OKP": ("crv", "kty", "x")}
+"""RFC 7638 §3.2 (EC, RSA) and RFC 8037 §2 (OKP): the members a thumbprint covers."""
+
+
+def thumbprint(key: ECKey | RSAKey | OKPKey) -> str:
+    """RFC 7638 §3: SHA-256 of the key's required members, sorted, without whitespace."""
     public = key.as_dict(private=False)
-    members = {name: public[name] for name in ("crv", "kty", "x", "y")}
+    members = {name: public[name] for name in _REQUIRED_MEMBERS[key.key_type]}
     return b64url(hashlib.sha256(json.dumps(members, separators=(",", ":"), sort_keys=True).encode()).digest())
 
 
@@ -62,7 +66,8 @@ def claims_of(token: str) -> dict[str, Any]:
 class Holder:
     """A client's DPoP key, and the proofs it signs."""
 
-    key: ECKey = field(default_factory=lambda: ECKey.generate_key("P-256"))
+    key: ECKey | RSAKey | OKPKey = field(default_factory=lambda: ECKey.generate_key("P-256"))
+    alg: str = "ES256"
 
     @property
     def jwk(self) -> dict[str, Any]:
@@ -76,15 +81,15 @@ class Holder:
         *,
         header: dict[str, Any] | None = None,
         claims: dict[str, Any] | None = None,
-        signer: ECKey | None = None,
+        signer: ECKey | RSAKey | OKPKey | None = None,
     ) -> str:
         """A proof for `method` `url` (and `token`); `header`, `claims` change or add members (None removes)."""
         fields: dict[str, Any] = {"jti": secrets.token_urlsafe(16), "htm": method, "htu": url, "iat": int(time.time())}
         if token is not None:
             fields["ath"] = token_hash(token)
-        protected = _merged({"typ": "dpop+jwt", "alg": "ES256", "jwk": self.jwk}, header)
+        protected = _merged({"typ": "dpop+jwt", "alg": self.alg, "jwk": self.jwk}, header)
         payload = json.dumps(_merged(fields, claims)).encode()
-        return jws.serialize_compact(protected, payload, signer or self.key, algorithms=["ES256"])
+        return jws.serialize_compact(protected, payload, signer or self.key, algorithms=[self.alg])
 
 
 def _merged(base: dict[str, Any], changes: dict[str, Any] | None) -> dict[str, Any]:
@@ -186,6 +191,32 @@ async def test_a_client_credentials_request_with_a_proof_gets_a_token_bound_to_i
     assert body["token_type"] == "DPoP"
     assert claims_of(body["access_token"])["cnf"] == {"jkt": thumbprint(holder.key)}
     token = body["access_token"]
+    answered = await call_mcp(hub, f"DPoP {token}", [holder.proof("POST", hub.url, token)])
+    assert answered.status_code == 200, answered.text
+
+
+HOLDERS: dict[str, Callable[[], Holder]] = {
+    "ES256": Holder,
+    "RS256, 2048 bits": lambda: Holder(RSAKey.generate_key(2048), "RS256"),
+    "RS256, 4096 bits": lambda: Holder(RSAKey.generate_key(4096), "RS256"),
+    "EdDSA": lambda: Holder(OKPKey.generate_key("Ed25519"), "EdDSA"),
+}
+
+
+@pytest.mark.filterwarnings("ignore:EdDSA is deprecated:joserfc.errors.SecurityWarning")  # the client's signing
+@pytest.mark.parametrize("algorithm", list(HOLDERS))
+async def test_a_key_of_every_advertised_algorithm_binds_a_token_and_proves_requests(
+    hub: RunningHub, algorithm: str
+) -> None:
+    """RFC 9449 §5.1: every algorithm of `dpop_signing_alg_values_supported` is accepted, RSA keys of the sizes
+    docs/oauth.md names included (their `jwk` makes a JOSE header of 0.4-0.8 KiB, under `dpop_max_header_bytes`)."""
+    holder = HOLDERS[algorithm]()
+    agent = await make_agent(hub, "dpop-alg-" + secrets.token_hex(4), "tool:faults__*")
+    response = await dpop_token(hub, agent, holder.proof("POST", f"{hub.base_url}/oauth/token"))
+
+    assert response.status_code == 200, response.text
+    token = response.json()["access_token"]
+    assert claims_of(token)["cnf"] == {"jkt": thumbprint(holder.key)}
     answered = await call_mcp(hub, f"DPoP {token}", [holder.proof("POST", hub.url, token)])
     assert answered.status_code == 200, answered.text
 
