@@ -15,7 +15,9 @@ scope never changes (§6: the new refresh token has the scope of the old one).
 
 DPoP (RFC 9449 §5): a family bound to a key (a public client's, `dpop_jkt`) refreshes only with a proof by that
 key: without one `invalid_dpop_proof`, with another key's `invalid_grant`, both before the token is consumed (a
-thief without the key burns nothing). The new access token is bound to the proof's key when one was sent.
+thief without the key burns nothing). An unbound family of a public client that refreshes with a proof is bound to
+its key from then on (§5: a refresh token issued to a public client that presented a proof MUST be bound). The
+new access token is bound to the proof's key when one was sent.
 """
 
 from __future__ import annotations
@@ -118,6 +120,8 @@ class RefreshTokenGrant(FamilyGrant):
             granted = await self._granter.for_agent(agent, scope)
         else:
             granted = await self._granter.for_user_at_token_endpoint(agent, family.user_id, scope)
+        if agent.is_public and request.jkt is not None and family.dpop_jkt is None:
+            await self._store.bind_family_to_key(family.id, request.jkt)
         refresh = await self._refresh_tokens.issue(family.id)
         return self._tokens.token_response(
             agent.client_id,

@@ -136,6 +136,14 @@ class OAuthStore(Store):
                 return Consumed(Consumption.EXPIRED, family)
             return Consumed(Consumption.FIRST_USE, family)
 
+    async def bind_family_to_key(self, family_id: str, dpop_jkt: str) -> None:
+        """Bind an unbound family's refresh tokens to a DPoP key (RFC 9449 §5: a public client proved one later)."""
+        await self._change(
+            update(RefreshFamily)
+            .where(RefreshFamily.id == family_id, RefreshFamily.dpop_jkt.is_(None))
+            .values(dpop_jkt=dpop_jkt)
+        )
+
     async def revoke_family(self, family_id: str, reason: str) -> None:
         await self._change(
             update(RefreshFamily)

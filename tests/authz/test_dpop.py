@@ -288,6 +288,47 @@ async def test_the_code_flow_binds_a_public_clients_tokens_and_refresh_tokens_to
     assert (await call_mcp(hub, f"DPoP {token}", [holder.proof("POST", hub.url, token)])).status_code == 200
 
 
+async def test_a_public_clients_refresh_with_a_proof_binds_its_refresh_token_to_the_key(hub: RunningHub) -> None:
+    """RFC 9449 §5 (MUST, T08): a refresh token issued to a public client that presented a valid proof is bound to
+    that key, also when its code was exchanged without one: the next refresh needs a proof by that key (none:
+    `invalid_dpop_proof`; another key's: `invalid_grant`) instead of giving whoever holds the token a Bearer one."""
+    holder = Holder()
+    app = await make_app(hub)
+    pkce = Pkce.new()
+    code = await code_for(hub, app, pkce)
+    token_url = f"{hub.base_url}/oauth/token"
+    async with httpx2.AsyncClient(timeout=30) as client:
+        exchanged = await client.post(
+            token_url,
+            data={
+                "grant_type": "authorization_code",
+                "client_id": app.client_id,
+                "code": code,
+                "redirect_uri": app.redirect_uri,
+                "code_verifier": pkce.verifier,
+                "resource": hub.url,
+            },
+        )
+        assert exchanged.json()["token_type"] == "Bearer", exchanged.text
+        form = {"grant_type": "refresh_token", "client_id": app.client_id, "resource": hub.url}
+        upgraded = await client.post(
+            token_url,
+            data=form | {"refresh_token": exchanged.json()["refresh_token"]},
+            headers={"DPoP": holder.proof("POST", token_url)},
+        )
+        assert upgraded.json()["token_type"] == "DPoP", upgraded.text
+        next_form = form | {"refresh_token": upgraded.json()["refresh_token"]}
+        without_proof = await client.post(token_url, data=next_form)
+        other_key = await client.post(token_url, data=next_form, headers={"DPoP": Holder().proof("POST", token_url)})
+        refreshed = await client.post(token_url, data=next_form, headers={"DPoP": holder.proof("POST", token_url)})
+
+    assert without_proof.status_code == 400, without_proof.text
+    assert without_proof.json()["error"] == "invalid_dpop_proof"
+    assert other_key.json()["error"] == "invalid_grant"
+    assert refreshed.status_code == 200, refreshed.text
+    assert claims_of(refreshed.json()["access_token"])["cnf"]["jkt"] == thumbprint(holder.key)
+
+
 async def test_the_metadata_names_the_proof_algorithms(hub: RunningHub) -> None:
     """RFC 9449 §5.1 (`dpop_signing_alg_values_supported` in RFC 8414 metadata) and RFC 9728 §2 (the protected
     resource's, with `dpop_bound_access_tokens_required` false while DPoP is optional)."""
