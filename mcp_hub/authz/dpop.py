@@ -287,8 +287,9 @@ class DpopProofs:
     def _check_request(claims: dict[str, Any], method: str, url: str) -> None:
         if claims.get("htm") != method:
             raise InvalidDpopProofError(f"the DPoP proof's htm is not this request's method ({method})")
-        htu = claims.get("htu")
-        if not isinstance(htu, str) or normalised_url(htu) != normalised_url(url):
+        htu, expected = claims.get("htu"), normalised_url(url)
+        # An unusable request URL (a `public_base_url` with user info, say) matches nothing, not another None.
+        if expected is None or not isinstance(htu, str) or normalised_url(htu) != expected:
             raise InvalidDpopProofError(f"the DPoP proof's htu is not this request's URL ({url})")
 
     def _check_time(self, claims: dict[str, Any]) -> float:

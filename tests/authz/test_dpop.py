@@ -23,7 +23,8 @@ import pytest
 from joserfc import jws
 from joserfc.jwk import ECKey, OctKey, OKPKey, RSAKey
 
-from mcp_hub.authz.dpop import MemoryReplays, normalised_url
+from mcp_hub.authz.dpop import DpopProofs, MemoryReplays, normalised_url
+from mcp_hub.config.settings import AuthSection
 from mcp_hub.errors import InvalidDpopProofError, InvalidTokenError
 from tests.authz.conftest import AgentCredentials, auth_service, make_agent
 from tests.authz.flow import Pkce, code_flow_hub, code_for, make_app
@@ -625,6 +626,15 @@ def test_user_info_or_another_scheme_is_no_htu() -> None:
     """Our choice: an `htu` with user info or outside http(s) matches no request."""
     assert normalised_url("https://user:pw@hub.example/mcp") is None
     assert normalised_url("ftp://hub.example/mcp") is None
+
+
+@pytest.mark.parametrize("request_url", ["https://user:pw@hub.example/mcp", "https://hub.example:99999/mcp"])
+async def test_no_htu_matches_a_request_url_that_is_no_http_url(request_url: str) -> None:
+    """Our choice (T08, fail closed): where the hub's own URL cannot be normalised (a `public_base_url` with user
+    info or a bad port), every proof is refused, even one whose `htu` cannot be normalised either."""
+    proofs = DpopProofs(AuthSection(), MemoryReplays(1000))
+    with pytest.raises(InvalidDpopProofError, match="htu"):
+        await proofs.verify([Holder().proof("POST", "not a URL")], "POST", request_url)
 
 
 async def test_the_in_process_replay_cache_refuses_new_proofs_when_full_of_live_ones() -> None:
