@@ -10,7 +10,8 @@ private key (threat T08).
 1. exactly one `DPoP` header of at most `[auth] dpop_max_proof_bytes`, a compact JWS whose JOSE header is at most
    `dpop_max_header_bytes`, decoded, with a JSON object as payload;
 2. `typ` = `dpop+jwt`; `alg` on the allow-list (asymmetric only: `none`, HS256 and the rest are refused before any
-   key is used); `jwk` a public key (a private or symmetric one is refused) whose type fits `alg`;
+   key is used); `jwk` a public key (a private or symmetric one is refused) whose type fits `alg` (an RSA key with
+   at least 2048 bits and a public exponent of at most 2^32, which keeps each verification cheap);
 3. the signature, by that `jwk`;
 4. `htm` = the request's method; `htu` = the request's URL as the hub's public base URL names it (behind a proxy
    the configured URL, never the `Host` header), both normalised as RFC 3986 §6.2.2-§6.2.3 say, query and
@@ -60,6 +61,8 @@ DPOP_ALGORITHMS: Final = tuple(sorted(ASSERTION_ALGORITHMS))
 PROOF_TYPE: Final = "dpop+jwt"
 _PRIVATE_MEMBERS: Final = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 _MAX_JTI_LENGTH: Final = 256
+_MAX_RSA_EXPONENT: Final = 2**32
+"""65537 in practice; a public exponent as long as the modulus makes one verification cost what signing does."""
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 _PERCENT: Final = re.compile(r"%[0-9A-Fa-f]{2}")
 _UNRESERVED: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
@@ -271,6 +274,8 @@ class DpopProofs:
             raise InvalidDpopProofError(f"the DPoP proof's jwk does not fit its alg {header['alg']}")
         if isinstance(key, RSAKey) and key.raw_value.key_size < MIN_RSA_BITS:
             raise InvalidDpopProofError(f"the DPoP proof's RSA key must have at least {MIN_RSA_BITS} bits")
+        if isinstance(key, RSAKey) and key.public_key.public_numbers().e > _MAX_RSA_EXPONENT:
+            raise InvalidDpopProofError("the DPoP proof's RSA key has a public exponent over 2^32")
         return key
 
     def _check_signature(self, proof: str, key: ClientKey) -> None:

@@ -379,6 +379,16 @@ def _another_holders_proof(bound: Bound, url: str) -> list[str]:
     return [Holder().proof("POST", url, bound.token)]
 
 
+def _rsa_with_a_huge_exponent(bound: Bound, url: str) -> list[str]:
+    # A 2048-bit modulus with a 2048-bit public exponent: no signature needed, the verification itself is the cost.
+    modulus = RSAKey.generate_key(2048).public_key.public_numbers().n
+    exponent = secrets.randbits(2047) | 1 << 2046 | 1
+    jwk = {"kty": "RSA", "n": b64url(modulus.to_bytes(256, "big")), "e": b64url(exponent.to_bytes(256, "big"))}
+    header = {"typ": "dpop+jwt", "alg": "RS256", "jwk": jwk}
+    claims = {"jti": "x", "htm": "POST", "htu": url, "iat": int(time.time()), "ath": token_hash(bound.token)}
+    return [f"{b64url(json.dumps(header).encode())}.{b64url(json.dumps(claims).encode())}.{b64url(bytes(256))}"]
+
+
 CHECKS: dict[str, tuple[ProofFor, str]] = {
     "no proof": (lambda bound, url: [], "required"),
     "two proofs": (
@@ -400,6 +410,7 @@ CHECKS: dict[str, tuple[ProofFor, str]] = {
     "alg none": (_alg_none, "alg"),
     "alg HS256": (_alg_hs256, "alg"),
     "private key in jwk": (_private_jwk, "public key"),
+    "RSA key with a huge exponent": (_rsa_with_a_huge_exponent, "exponent"),
     "bad signature": (_signed_by_another_key, "signature"),
     "htm mismatch": (lambda bound, url: [bound.holder.proof("GET", url, bound.token)], "htm"),
     "htu mismatch": (lambda bound, url: [bound.holder.proof("POST", url + "/s/faults", bound.token)], "htu"),
