@@ -179,8 +179,9 @@ def _segment_bytes(segment: bytes) -> int:
 
 def _registry(max_proof_bytes: int) -> JWSRegistry:
     """joserfc's registry for proofs: the proof's algorithms, and its size limits lifted to the whole proof's (its
-    defaults, a 512-byte header, would refuse every RSA `jwk`); the limits of `[auth]` are checked before."""
-    registry = JWSRegistry(algorithms=DPOP_ALGORITHMS)
+    defaults, a 512-byte header, would refuse every RSA `jwk`); the limits of `[auth]` are checked before. Header
+    members it does not know are ignored, as RFC 7515 §4 says, unless `crit` names them."""
+    registry = JWSRegistry(algorithms=DPOP_ALGORITHMS, strict_check_header=False)
     registry.max_header_length = registry.max_signature_length = max_proof_bytes
     return registry
 

@@ -90,7 +90,9 @@ class Holder:
             fields["ath"] = token_hash(token)
         protected = _merged({"typ": "dpop+jwt", "alg": self.alg, "jwk": self.jwk}, header)
         payload = json.dumps(_merged(fields, claims)).encode()
-        return jws.serialize_compact(protected, payload, signer or self.key, algorithms=[self.alg])
+        # Not joserfc's strict header check: a test may add members a client is free to add (RFC 7515 §4).
+        registry = jws.JWSRegistry(algorithms=[self.alg], strict_check_header=False)
+        return jws.serialize_compact(protected, payload, signer or self.key, registry=registry)
 
 
 def _merged(base: dict[str, Any], changes: dict[str, Any] | None) -> dict[str, Any]:
@@ -442,6 +444,16 @@ async def test_a_proof_failing_a_check_is_refused_with_invalid_dpop_proof(
     assert 'error="invalid_dpop_proof"' in challenge
     assert refused.json()["error"] == "invalid_dpop_proof"
     assert named in refused.json()["error_description"]
+    assert served.status_code == 200, served.text
+
+
+async def test_a_proof_with_a_header_member_the_hub_does_not_know_is_accepted(hub: RunningHub, bound: Bound) -> None:
+    """RFC 7515 §4 (MUST): a JOSE header member the hub does not understand, and that `crit` does not name, is
+    ignored; the proof is checked as any other (here it passes every check)."""
+    proof = bound.holder.proof("POST", hub.url, bound.token, header={"client_version": "1.0"})
+
+    served = await call_mcp(hub, f"DPoP {bound.token}", [proof])
+
     assert served.status_code == 200, served.text
 
 
