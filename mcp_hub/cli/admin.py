@@ -147,7 +147,7 @@ async def _agents(tools: AdminTools, args: argparse.Namespace, _password: str | 
             print(f"agent {created.agent.name} created")
             print(f"  client_id:     {created.agent.client_id}")
             if created.client_secret is not None:
-                print(f"  client_secret: {created.client_secret}   (visible once: store it now)")
+                print(f"  client_secret: {created.client_secret}   (shown once: store it now)")
             print(f"  grants:        {' '.join(created.grants) or '(none yet: mcp-hub grants add)'}")
         return 0
     if verb == "list":
@@ -176,7 +176,7 @@ async def _agents(tools: AdminTools, args: argparse.Namespace, _password: str | 
         print(f"agent {args.name} {verb}d")
         return 0
     secret = await tools.agents.rotate_secret(tools.actor, args.name)
-    print(f"new client_secret for {args.name}: {secret}   (visible once; the old one no longer works)")
+    print(f"new client_secret for {args.name}: {secret}   (shown once; the old one no longer works)")
     return 0
 
 
