@@ -14,7 +14,10 @@ from pathlib import Path
 import httpx2
 import pytest
 
+from mcp_hub.config.settings import EndpointLimits
 from mcp_hub.domain import AuditOutcome, Role
+from mcp_hub.limits.backends import MemoryLimits
+from mcp_hub.limits.endpoints import SignInThrottle
 from tests.authz.conftest import auth_service, make_agent
 from tests.conftest import RunningHub, running_hub, unique, write_config
 from tests.test_limits import REDIS_URL, limits_toml, require_redis
@@ -105,3 +108,22 @@ async def refusals(hub: RunningHub, what: str) -> list[str]:
     return [
         event.client for event in events if event.public_name == what and event.outcome is AuditOutcome.RATE_LIMITED
     ]
+
+
+async def test_a_window_boundary_does_not_wipe_a_names_failed_sign_ins() -> None:
+    """T28, our choice: failures are counted in fixed windows, and the window before is read too: three failures
+    just before a boundary still make the name wait just after it (it used to start afresh: a CI run that crossed
+    a ten-minute boundary between the failures and the right password saw the sign-in go through)."""
+    now = [600.0 * 1000 - 1]  # one second before a window's end
+    backend = MemoryLimits(clock=lambda: now[0])
+    throttle = SignInThrottle(
+        backend, EndpointLimits(failed_sign_ins_per_name=3, failed_sign_in_window_seconds=600), clock=lambda: now[0]
+    )
+    for _ in range(3):
+        assert await throttle.wait_seconds("victim", "192.0.2.1") == 0
+        await throttle.failed("victim", "192.0.2.1")
+    now[0] += 2  # the next window
+    assert await throttle.wait_seconds("victim", "192.0.2.1") == pytest.approx(599)
+    assert await throttle.wait_seconds("someone-else", "192.0.2.2") == 0
+    now[0] += 599  # the end of that window: the failures are two windows old
+    assert await throttle.wait_seconds("victim", "192.0.2.1") == 0

@@ -436,7 +436,8 @@ class EndpointLimits(_Section):
     revoke_introspect_per_address: Rate | None = Rate(rate=10, burst=60)
     login_per_address: Rate | None = Rate(rate=1, burst=20)
     failed_sign_ins_per_name: Annotated[int, Field(ge=1)] = 5
-    """Failed sign-ins for one user name within the window, after which that name waits for the window's end."""
+    """Failed sign-ins for one user name within the window (or the one before), after which that name waits for the
+    window's end."""
     failed_sign_ins_per_address: Annotated[int, Field(ge=1)] = 20
     failed_sign_in_window_seconds: Annotated[int, Field(ge=1, le=86_400)] = 300
 

@@ -172,12 +172,22 @@ class SignInThrottle:
         self._clock = clock
 
     async def wait_seconds(self, name: str, address: str) -> float:
-        """0 when an attempt may be made now (and is counted against the address's bucket); else how long to wait."""
+        """0 when an attempt may be made now (and is counted against the address's bucket); else how long to wait.
+
+        Failures are counted in fixed windows; a name (or address) that reached its limit in this window or in
+        the one before waits until this one ends. Reading the window before too means a boundary does not wipe
+        the count: failures just before it and attempts just after it are still a lockout (for one to two
+        windows), never a fresh allowance."""
         window, remaining = self._window()
-        by_name, by_address = await self._backend.counts(
-            [self._key("name", name, window), self._key("address", address, window)]
+        counts = await self._backend.counts(
+            [
+                self._key(kind, value, at)
+                for at in (window, window - 1)
+                for kind, value in (("name", name), ("address", address))
+            ]
         )
         limits = self._settings
+        by_name, by_address = max(counts[0], counts[2]), max(counts[1], counts[3])
         if by_name >= limits.failed_sign_ins_per_name or by_address >= limits.failed_sign_ins_per_address:
             await self._on_refused("/login", address, f"failed sign-ins for {name[:64]!r}; wait {remaining:.0f} s")
             return remaining
@@ -192,10 +202,10 @@ class SignInThrottle:
 
     async def failed(self, name: str, address: str) -> None:
         window, _ = self._window()
-        seconds = self._settings.failed_sign_in_window_seconds
+        kept = 2 * self._settings.failed_sign_in_window_seconds  # read again in the next window
         counters = [
-            CounterSpec(self._key("name", name, window), _NEVER, seconds, "failed_sign_ins_per_name"),
-            CounterSpec(self._key("address", address, window), _NEVER, seconds, "failed_sign_ins_per_address"),
+            CounterSpec(self._key("name", name, window), _NEVER, kept, "failed_sign_ins_per_name"),
+            CounterSpec(self._key("address", address, window), _NEVER, kept, "failed_sign_ins_per_address"),
         ]
         await self._backend.admit([], counters)
 
