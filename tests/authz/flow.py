@@ -98,12 +98,16 @@ def authorize_url(hub: RunningHub, app: App, pkce: Pkce | None, **overrides: str
     return f"{hub.base_url}/oauth/authorize?" + urlencode({k: v for k, v in params.items() if v is not None})
 
 
-async def token_request(hub: RunningHub, form: dict[str, str]) -> httpx2.Response:
-    async with httpx2.AsyncClient() as client:
-        return await client.post(f"{hub.base_url}/oauth/token", data=form)
+async def token_request(hub: RunningHub, form: dict[str, str], *, dpop: str | None = None) -> httpx2.Response:
+    """POST `form` to the token endpoint, with a `DPoP` proof header when one is given (RFC 9449 §5)."""
+    headers = {"DPoP": dpop} if dpop is not None else {}
+    async with httpx2.AsyncClient(timeout=30) as client:
+        return await client.post(f"{hub.base_url}/oauth/token", data=form, headers=headers)
 
 
-async def exchange(hub: RunningHub, app: App, code: str, verifier: str, **overrides: str) -> httpx2.Response:
+async def exchange(
+    hub: RunningHub, app: App, code: str, verifier: str, *, dpop: str | None = None, **overrides: str
+) -> httpx2.Response:
     form = {
         "grant_type": "authorization_code",
         "client_id": app.client_id,
@@ -112,12 +116,14 @@ async def exchange(hub: RunningHub, app: App, code: str, verifier: str, **overri
         "code_verifier": verifier,
         "resource": hub.url,
     }
-    return await token_request(hub, {**form, **overrides})
+    return await token_request(hub, {**form, **overrides}, dpop=dpop)
 
 
-async def refresh(hub: RunningHub, app: App, refresh_token: str, **extra: str) -> httpx2.Response:
+async def refresh(
+    hub: RunningHub, app: App, refresh_token: str, *, dpop: str | None = None, **extra: str
+) -> httpx2.Response:
     form = {"grant_type": "refresh_token", "client_id": app.client_id, "refresh_token": refresh_token}
-    return await token_request(hub, {**form, "resource": hub.url, **extra})
+    return await token_request(hub, {**form, "resource": hub.url, **extra}, dpop=dpop)
 
 
 async def code_for(hub: RunningHub, app: App, pkce: Pkce, **overrides: str | None) -> str:

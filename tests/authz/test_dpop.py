@@ -27,17 +27,14 @@ from mcp_hub.authz.dpop import DpopProofs, MemoryReplays, normalised_url
 from mcp_hub.config.settings import AuthSection
 from mcp_hub.errors import InvalidDpopProofError, InvalidTokenError
 from tests.authz.conftest import AgentCredentials, auth_service, make_agent
-from tests.authz.flow import Pkce, code_flow_hub, code_for, make_app
+from tests.authz.flow import Pkce, code_flow_hub, code_for, exchange, make_app, refresh
+from tests.authz.test_tokens import LIST_TOOLS, b64url, unsigned
 from tests.conftest import HubUnderTest, InProcessHub, RunningHub, in_process_hub, write_config
 from tests.test_limits import REDIS_URL, require_redis
 
 pytestmark = pytest.mark.anyio
 
 PUBLIC_URL = "https://hub.example"
-
-
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).decode().rstrip("=")
 
 
 _REQUIRED_MEMBERS = {"EC": ("crv", "kty", "x", "y"), "RSA": ("e", "kty", "n"), "OKP": ("crv", "kty", "x")}
@@ -100,25 +97,6 @@ def _merged(base: dict[str, Any], changes: dict[str, Any] | None) -> dict[str, A
     return {name: value for name, value in merged.items() if value is not None}
 
 
-def unsigned(header: dict[str, Any], claims: dict[str, Any]) -> str:
-    """An `alg: none` JWS (RFC 7515 §A.5): what an attacker without the key would send."""
-    return f"{b64url(json.dumps(header).encode())}.{b64url(json.dumps(claims).encode())}."
-
-
-def list_request() -> dict[str, Any]:
-    return {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "tools/list",
-        "params": {
-            "_meta": {
-                "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-                "io.modelcontextprotocol/clientCapabilities": {},
-            }
-        },
-    }
-
-
 async def call_mcp(
     hub: HubUnderTest, authorization: str, proofs: list[str] | None = None, *, url: str | None = None
 ) -> httpx2.Response:
@@ -132,7 +110,7 @@ async def call_mcp(
         *(("DPoP", proof) for proof in proofs or []),
     ]
     async with hub.client(timeout=30) as client:
-        return await client.post(url or hub.url, json=list_request(), headers=headers)
+        return await client.post(url or hub.url, json=LIST_TOOLS, headers=headers)
 
 
 async def dpop_token(hub: HubUnderTest, agent: AgentCredentials, proof: str | None, **form: str) -> httpx2.Response:
@@ -254,29 +232,12 @@ async def test_the_code_flow_binds_a_public_clients_tokens_and_refresh_tokens_to
     pkce = Pkce.new()
     code = await code_for(hub, app, pkce)
     token_url = f"{hub.base_url}/oauth/token"
-    async with httpx2.AsyncClient(timeout=30) as client:
-        exchanged = await client.post(
-            token_url,
-            data={
-                "grant_type": "authorization_code",
-                "client_id": app.client_id,
-                "code": code,
-                "redirect_uri": app.redirect_uri,
-                "code_verifier": pkce.verifier,
-                "resource": hub.url,
-            },
-            headers={"DPoP": holder.proof("POST", token_url)},
-        )
-        assert exchanged.status_code == 200, exchanged.text
-        refresh_form = {
-            "grant_type": "refresh_token",
-            "client_id": app.client_id,
-            "refresh_token": exchanged.json()["refresh_token"],
-            "resource": hub.url,
-        }
-        without_proof = await client.post(token_url, data=refresh_form)
-        other_key = await client.post(token_url, data=refresh_form, headers={"DPoP": Holder().proof("POST", token_url)})
-        refreshed = await client.post(token_url, data=refresh_form, headers={"DPoP": holder.proof("POST", token_url)})
+    exchanged = await exchange(hub, app, code, pkce.verifier, dpop=holder.proof("POST", token_url))
+    assert exchanged.status_code == 200, exchanged.text
+    refresh_token = exchanged.json()["refresh_token"]
+    without_proof = await refresh(hub, app, refresh_token)
+    other_key = await refresh(hub, app, refresh_token, dpop=Holder().proof("POST", token_url))
+    refreshed = await refresh(hub, app, refresh_token, dpop=holder.proof("POST", token_url))
 
     assert exchanged.json()["token_type"] == "DPoP"
     assert claims_of(exchanged.json()["access_token"])["cnf"]["jkt"] == thumbprint(holder.key)
@@ -300,30 +261,14 @@ async def test_a_public_clients_refresh_with_a_proof_binds_its_refresh_token_to_
     pkce = Pkce.new()
     code = await code_for(hub, app, pkce)
     token_url = f"{hub.base_url}/oauth/token"
-    async with httpx2.AsyncClient(timeout=30) as client:
-        exchanged = await client.post(
-            token_url,
-            data={
-                "grant_type": "authorization_code",
-                "client_id": app.client_id,
-                "code": code,
-                "redirect_uri": app.redirect_uri,
-                "code_verifier": pkce.verifier,
-                "resource": hub.url,
-            },
-        )
-        assert exchanged.json()["token_type"] == "Bearer", exchanged.text
-        form = {"grant_type": "refresh_token", "client_id": app.client_id, "resource": hub.url}
-        upgraded = await client.post(
-            token_url,
-            data=form | {"refresh_token": exchanged.json()["refresh_token"]},
-            headers={"DPoP": holder.proof("POST", token_url)},
-        )
-        assert upgraded.json()["token_type"] == "DPoP", upgraded.text
-        next_form = form | {"refresh_token": upgraded.json()["refresh_token"]}
-        without_proof = await client.post(token_url, data=next_form)
-        other_key = await client.post(token_url, data=next_form, headers={"DPoP": Holder().proof("POST", token_url)})
-        refreshed = await client.post(token_url, data=next_form, headers={"DPoP": holder.proof("POST", token_url)})
+    exchanged = await exchange(hub, app, code, pkce.verifier)
+    assert exchanged.json()["token_type"] == "Bearer", exchanged.text
+    upgraded = await refresh(hub, app, exchanged.json()["refresh_token"], dpop=holder.proof("POST", token_url))
+    assert upgraded.json()["token_type"] == "DPoP", upgraded.text
+    refresh_token = upgraded.json()["refresh_token"]
+    without_proof = await refresh(hub, app, refresh_token)
+    other_key = await refresh(hub, app, refresh_token, dpop=Holder().proof("POST", token_url))
+    refreshed = await refresh(hub, app, refresh_token, dpop=holder.proof("POST", token_url))
 
     assert without_proof.status_code == 400, without_proof.text
     assert without_proof.json()["error"] == "invalid_dpop_proof"
@@ -388,7 +333,7 @@ def _rsa_with_a_huge_exponent(bound: Bound, url: str) -> list[str]:
     jwk = {"kty": "RSA", "n": b64url(modulus.to_bytes(256, "big")), "e": b64url(exponent.to_bytes(256, "big"))}
     header = {"typ": "dpop+jwt", "alg": "RS256", "jwk": jwk}
     claims = {"jti": "x", "htm": "POST", "htu": url, "iat": int(time.time()), "ath": token_hash(bound.token)}
-    return [f"{b64url(json.dumps(header).encode())}.{b64url(json.dumps(claims).encode())}.{b64url(bytes(256))}"]
+    return [unsigned(header, claims, bytes(256))]
 
 
 CHECKS: dict[str, tuple[ProofFor, str]] = {
