@@ -28,7 +28,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, cast
+from typing import Any, Final, TypeVar, cast
 
 import anyio
 import mcp_types as types
@@ -81,8 +81,10 @@ _SSE_HEADERS: Final = [
 _MAX_VALIDATED_METAS: Final = 1024
 _MAX_REMEMBERED_KEY_SIZE: Final = 4096
 """A verdict on longer header values (characters in all) or a longer `_meta` (bytes of JSON) is not remembered but
-judged each time: uvicorn bounds no header field and a body may have `max_body_bytes`, so the caches would otherwise
-hold whatever their callers sent, up to `_MAX_VALIDATED_METAS` times."""
+judged each time: a head may have `[hub] max_header_bytes` (up to 1 MiB) and a body `max_body_bytes`, so the caches
+would otherwise hold whatever their callers sent, up to `_MAX_VALIDATED_METAS` times."""
+_K = TypeVar("_K")
+_V = TypeVar("_V")
 _WATCH_AFTER: Final = 0.05
 """Seconds a call runs before its client's disconnect is watched for (see `FastPath._serve`)."""
 
@@ -366,9 +368,7 @@ class FastPath:
             has_json, has_sse = check_accept_headers(request)
             verdict = has_json and has_sse and await self._security.validate_request(request, is_post=True) is None
             if sum(len(value) for value in key if value is not None) <= _MAX_REMEMBERED_KEY_SIZE:
-                if len(self._validated.transports) >= _MAX_VALIDATED_METAS:
-                    self._validated.transports.clear()
-                self._validated.transports[key] = verdict
+                _remember(self._validated.transports, key, verdict)
         return verdict
 
     def _accept(
@@ -428,9 +428,7 @@ class FastPath:
         if known is not None and known[0] is schema:
             return known[1]
         annotates = X_MCP_HEADER_KEY in str(schema)  # conservative: the key, or any text that names it
-        if len(self._validated.header_schemas) >= _MAX_VALIDATED_METAS:
-            self._validated.header_schemas.clear()
-        self._validated.header_schemas[name] = (schema, annotates)
+        _remember(self._validated.header_schemas, name, (schema, annotates))
         return annotates
 
     def _validate(self, method: str, version: str, params: Mapping[str, Any]) -> BaseModel | bool:
@@ -462,9 +460,7 @@ class FastPath:
             except (ValidationError, KeyError, ValueError):
                 known = False
             if len(key) <= _MAX_REMEMBERED_KEY_SIZE:
-                if len(self._validated.metas) >= _MAX_VALIDATED_METAS:
-                    self._validated.metas.clear()
-                self._validated.metas[key] = known
+                _remember(self._validated.metas, key, known)
         return known
 
     def _validated_by_the_sdk(self, method: str, version: str, params: Mapping[str, Any]) -> BaseModel | bool:
@@ -558,6 +554,14 @@ class FastPath:
         for middleware in reversed(self._server.middleware):
             call = _bound(middleware, call)
         return call
+
+
+def _remember(cache: dict[_K, _V], key: _K, value: _V) -> None:
+    """`cache[key] = value`, the cache emptied first when it holds `_MAX_VALIDATED_METAS` entries (what a client
+    varies cannot grow it without bound)."""
+    if len(cache) >= _MAX_VALIDATED_METAS:
+        cache.clear()
+    cache[key] = value
 
 
 def _bound(
