@@ -813,17 +813,8 @@ async def metrics_listener(hub: Hub) -> AsyncGenerator[None]:
     listener = socket.create_server((bare, hub.settings.metrics.listen_port), family=family)
     hub.metrics_address = listener.getsockname()[:2]
     app = Starlette(routes=metrics_app_routes(hub))
-    hub_settings = hub.settings.hub
-    config = uvicorn.Config(
-        app,
-        http=_header_deadline_protocol(hub_settings.header_timeout_seconds, hub_settings.max_header_bytes),
-        h11_max_incomplete_event_size=hub_settings.max_header_bytes,
-        timeout_keep_alive=hub_settings.keep_alive_seconds,
-        lifespan="off",
-        log_config=None,
-        access_log=False,
-    )
-    server = _AdminServer(config)  # bounded as the hub's own listener is: its head's time and size
+    config = uvicorn.Config(app, **_listener_bounds(hub.settings), lifespan="off", log_config=None, access_log=False)
+    server = _AdminServer(config)  # bounded as the hub's own listener is
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(server.serve, [listener])
         try:
@@ -1264,6 +1255,17 @@ def _h11_with_deadline(seconds: float) -> type[asyncio.Protocol]:
     return H11WithHeaderDeadline
 
 
+def _listener_bounds(settings: HubSettings) -> dict[str, Any]:
+    """What bounds a client of every listener the hub opens: its request head's time and size (`[hub]
+    header_timeout_seconds`, `max_header_bytes`) and how long an idle keep-alive connection stays."""
+    hub = settings.hub
+    return {
+        "http": _header_deadline_protocol(hub.header_timeout_seconds, hub.max_header_bytes),
+        "h11_max_incomplete_event_size": hub.max_header_bytes,
+        "timeout_keep_alive": hub.keep_alive_seconds,
+    }
+
+
 def server_config(app: ASGIApp, settings: HubSettings, **options: Any) -> uvicorn.Config:
     """How `mcp-hub serve` (and the tests' hub) runs `app` in uvicorn: httptools (or h11) with a deadline on
     request headers (`[hub] header_timeout_seconds`), idle keep-alive connections closed after
@@ -1271,9 +1273,7 @@ def server_config(app: ASGIApp, settings: HubSettings, **options: Any) -> uvicor
     and a bounded graceful shutdown. `options` are uvicorn's (host, port)."""
     return uvicorn.Config(
         app,
-        http=_header_deadline_protocol(settings.hub.header_timeout_seconds, settings.hub.max_header_bytes),
-        h11_max_incomplete_event_size=settings.hub.max_header_bytes,
-        timeout_keep_alive=settings.hub.keep_alive_seconds,
+        **_listener_bounds(settings),
         log_config=None,
         lifespan="on",
         timeout_graceful_shutdown=int(settings.timeouts.shutdown_seconds),
